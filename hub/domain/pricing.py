@@ -1,0 +1,251 @@
+"""Pricing a cart: base amounts, promotions, line and cart discounts, loyalty, the one-cent floor, taxes.
+
+Order of operations (each step works on what the previous one left):
+  1. base: unit price × units, or price per gram × weight (rounded half up to the cent);
+  2. promotion (``promotions``: at most one per line);
+  3. manual line discounts;
+  4. cart discounts, spread over the lines in proportion to what each line can still give;
+  5. loyalty redemption, spread the same way;
+  6. taxes per line on the result (``tax``).
+The floor: a cannabis line never goes below one cent per unit (one cent for a weighed line). Giving
+cannabis away is prohibited in several states (e.g. Cal. Bus. & Prof. Code §26153: no free cannabis as a
+promotion); vendors implement the same floor (Flowhub "1-cent minimum", compliance-and-market.md §5).
+Discounts are clipped, never the floor, and the clipped amount is what is recorded and printed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from fractions import Fraction
+from typing import TYPE_CHECKING, Literal
+
+import msgspec
+
+from hub.domain.promotions import BP, AppliedPromotion, Promotion, apply_promotions
+from hub.domain.tax import TaxAmount, TaxTable, round_half_up, sum_taxes, tax_line
+
+if TYPE_CHECKING:
+    from hub.domain.cart import Cart, CartLine
+
+
+class Discount(msgspec.Struct, frozen=True, kw_only=True):
+    """A manual discount on a line or on the cart. ``value`` is basis points for ``percent`` (1000 = 10 %)
+    and cents for ``fixed``."""
+
+    kind: Literal["percent", "fixed"]
+    value: int
+    reason: str
+    applied_by: str = ""  # staff id
+    override_ref: str = ""  # audit reference of the manager override when beyond the role's threshold
+    label: str = ""  # printed on the receipt; defaults to the reason
+
+
+class DiscountPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """The largest discount each role may give on its own, as an effective percentage of the amount it
+    applies to; beyond it a manager PIN is needed (audited). Unknown roles may give none."""
+
+    max_percent_bp_by_role: dict[str, int] = msgspec.field(
+        default_factory=lambda: {"budtender": 1000, "lead": 2000, "manager": BP, "admin": BP}
+    )
+
+
+class LoyaltyPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    points_per_dollar: int = 1  # earned on what the customer paid before tax, whole dollars
+    cents_per_point: int = 1  # 100 points = $1.00 off
+    min_redeem_points: int = 100
+
+
+def discount_amount(discount: Discount, amount_cents: int) -> int:
+    """The cents a discount takes off ``amount_cents`` before any clipping."""
+    if discount.kind == "percent":
+        return round_half_up(Fraction(amount_cents * discount.value, BP))
+    return discount.value
+
+
+def needs_manager(discount: Discount, amount_cents: int, role: str, policy: DiscountPolicy) -> bool:
+    """True when the discount exceeds what ``role`` may give alone (and has no override reference)."""
+    if discount.override_ref:
+        return False
+    limit_bp = policy.max_percent_bp_by_role.get(role, 0)
+    if amount_cents <= 0:
+        return discount_amount(discount, amount_cents) > 0 and limit_bp < BP
+    # effective bp = amount / base; compare cross-multiplied to stay exact
+    return discount_amount(discount, amount_cents) * BP > limit_bp * amount_cents
+
+
+def line_base_cents(line: CartLine) -> int:
+    if line.sold_by == "weight":
+        # price is per gram, weight in mg
+        return round_half_up(Fraction(line.unit_price_cents * line.weight_mg, 1000))
+    return line.unit_price_cents * line.quantity
+
+
+def line_floor_cents(line: CartLine) -> int:
+    if not line.is_cannabis:
+        return 0
+    return 1 if line.sold_by == "weight" else line.quantity
+
+
+def allocate(total: int, capacities: Sequence[int]) -> list[int]:
+    """Split ``total`` cents over lines in proportion to their capacities, never giving a line more than
+    its capacity (largest remainder; ties to the earlier line). ``total`` must not exceed Σ capacities."""
+    cap_sum = sum(capacities)
+    if total <= 0 or cap_sum <= 0:
+        return [0] * len(capacities)
+    assert total <= cap_sum
+    exact = [Fraction(total * c, cap_sum) for c in capacities]
+    shares = [int(x) for x in exact]
+    left = total - sum(shares)
+    order = sorted(range(len(capacities)), key=lambda i: (-(exact[i] - shares[i]), i))
+    for i in order[:left]:
+        shares[i] += 1
+    return shares
+
+
+class PricedLine(msgspec.Struct, frozen=True, kw_only=True):
+    line_id: int
+    base_cents: int
+    promotion: AppliedPromotion | None
+    promotion_cents: int
+    line_discount_cents: int
+    cart_discount_cents: int
+    loyalty_cents: int
+    price_cents: int  # after every discount; pre-tax when prices exclude tax, tax-inclusive otherwise
+    pretax_cents: int
+    taxes: tuple[TaxAmount, ...]
+    total_cents: int  # what the customer pays for this line
+    floor_applied: bool = False  # a discount was clipped to keep the line at its one-cent floor
+
+    @property
+    def discount_cents(self) -> int:
+        return self.promotion_cents + self.line_discount_cents + self.cart_discount_cents + self.loyalty_cents
+
+
+class PricedCart(msgspec.Struct, frozen=True, kw_only=True):
+    lines: tuple[PricedLine, ...]
+    subtotal_cents: int  # Σ base
+    promotion_cents: int
+    discount_cents: int  # manual line + cart discounts
+    loyalty_cents: int
+    net_cents: int  # Σ price (after all discounts)
+    pretax_cents: int
+    taxes: tuple[TaxAmount, ...]
+    tax_cents: int
+    total_cents: int  # amount due
+    prices_include_tax: bool
+    rounding_note: str
+    loyalty_points_redeemed: int = 0
+    loyalty_points_earned: int = 0
+
+    @property
+    def total_discount_cents(self) -> int:
+        return self.promotion_cents + self.discount_cents + self.loyalty_cents
+
+    def line(self, line_id: int) -> PricedLine:
+        for line in self.lines:
+            if line.line_id == line_id:
+                return line
+        raise KeyError(line_id)
+
+
+def price_cart(
+    cart: Cart,
+    tax_table: TaxTable,
+    *,
+    local_now: datetime,
+    promotions: Sequence[Promotion] = (),
+    loyalty: LoyaltyPolicy | None = None,
+    available_points: int = 0,
+) -> PricedCart:
+    """Price every line of ``cart``. ``local_now`` is the store's local time (promotion windows)."""
+    lines = list(cart.lines)
+    bases = {line.line_id: line_base_cents(line) for line in lines}
+    floors = [line_floor_cents(line) for line in lines]
+    promos = apply_promotions(lines, bases, promotions, local_now)
+
+    amounts: list[int] = []
+    promo_cents: list[int] = []
+    line_disc: list[int] = []
+    clipped = [False] * len(lines)
+    for i, line in enumerate(lines):
+        amount = bases[line.line_id]
+        room = max(amount - floors[i], 0)
+        p = promos.get(line.line_id)
+        want = p.amount_cents if p else 0
+        got = min(want, room)
+        clipped[i] |= got < want
+        amount -= got
+        room -= got
+        promo_cents.append(got)
+        want = sum(discount_amount(d, amount) for d in line.discounts)
+        got = min(max(want, 0), room)
+        clipped[i] |= got < want
+        amount -= got
+        line_disc.append(got)
+        amounts.append(amount)
+
+    def spread(want: int) -> list[int]:
+        rooms = [max(a - f, 0) for a, f in zip(amounts, floors, strict=True)]
+        got = min(max(want, 0), sum(rooms))
+        if got < want:
+            for i, r in enumerate(rooms):
+                clipped[i] |= r > 0
+        shares = allocate(got, rooms)
+        for i, s in enumerate(shares):
+            amounts[i] -= s
+        return shares
+
+    cart_sum = sum(amounts)
+    cart_disc = spread(sum(discount_amount(d, cart_sum) for d in cart.cart_discounts))
+
+    points_redeemed = 0
+    loyalty_cents = [0] * len(lines)
+    if loyalty is not None and cart.loyalty_points_to_redeem > 0:
+        points = min(cart.loyalty_points_to_redeem, available_points)
+        if points >= loyalty.min_redeem_points:
+            rooms_total = sum(max(a - f, 0) for a, f in zip(amounts, floors, strict=True))
+            points = min(points, rooms_total // loyalty.cents_per_point)  # never burn points for nothing
+            points_redeemed = points
+            loyalty_cents = spread(points * loyalty.cents_per_point)
+
+    priced: list[PricedLine] = []
+    for i, line in enumerate(lines):
+        lt = tax_line(amounts[i], line.tax_class, tax_table)
+        priced.append(
+            PricedLine(
+                line_id=line.line_id,
+                base_cents=bases[line.line_id],
+                promotion=promos.get(line.line_id) if promo_cents[i] else None,
+                promotion_cents=promo_cents[i],
+                line_discount_cents=line_disc[i],
+                cart_discount_cents=cart_disc[i],
+                loyalty_cents=loyalty_cents[i],
+                price_cents=amounts[i],
+                pretax_cents=lt.pretax_cents,
+                taxes=lt.taxes,
+                total_cents=lt.total_cents,
+                floor_applied=clipped[i],
+            )
+        )
+    taxes = sum_taxes([p.taxes for p in priced], tax_table)
+    pretax = sum(p.pretax_cents for p in priced)
+    earned = 0
+    if loyalty is not None and cart.customer_id:
+        earned = (pretax // 100) * loyalty.points_per_dollar
+    return PricedCart(
+        lines=tuple(priced),
+        subtotal_cents=sum(bases.values()),
+        promotion_cents=sum(promo_cents),
+        discount_cents=sum(line_disc) + sum(cart_disc),
+        loyalty_cents=sum(loyalty_cents),
+        net_cents=sum(amounts),
+        pretax_cents=pretax,
+        taxes=taxes,
+        tax_cents=sum(t.amount_cents for t in taxes),
+        total_cents=sum(p.total_cents for p in priced),
+        prices_include_tax=tax_table.prices_include_tax,
+        rounding_note=tax_table.rounding_note,
+        loyalty_points_redeemed=points_redeemed,
+        loyalty_points_earned=earned,
+    )
