@@ -1,0 +1,210 @@
+"""The register actor: one per register. It serialises everything done at that register, applies it
+through the domain core and the store, and publishes the register's state as snapshots.
+
+Foundation commands handled here: login, logout, pairing codes, incidents. The sale adds its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import trio
+
+from hub import audit, auth
+from hub.actor import Call, Mailbox, serve_mailbox
+from hub.commands import HANDLERS, Request, check_access, handles, stored_reply
+from hub.config import RegisterSection
+from hub.errors import BadRequest, HubError
+from hub.protocol import CreatePairingCode, Login, Logout, ReportIncident
+from hub.store.env import next_seq, put
+from hub.store.keys import text, u64
+
+if TYPE_CHECKING:
+    from hub.app import Hub
+
+log = logging.getLogger("actors.register")
+
+
+class Incident(msgspec.Struct, kw_only=True):
+    seq: int
+    at: datetime
+    register: str
+    staff: str
+    category: str
+    description: str
+
+
+class RegisterActor:
+    def __init__(self, hub: Hub, config: RegisterSection) -> None:
+        self.hub = hub
+        self.config = config
+        self.id = config.id
+        self.mailbox: Mailbox[Call] = Mailbox(
+            f"register:{self.id}", 128, metrics=hub.metrics, on_quarantine=hub.record_quarantine
+        )
+        self.session: auth.StaffSession | None = None
+        self.extensions: dict[str, Any] = {}  # per-feature state (cart, scale reading, …)
+        self.connected = 0
+
+    @property
+    def topic(self) -> str:
+        return f"register:{self.id}"
+
+    async def run(self, *, task_status: trio.TaskStatus[RegisterActor] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started(self)
+        self.publish()
+        await serve_mailbox(self.mailbox, self._handle)
+
+    async def _handle(self, call: Call) -> None:
+        req: Request = call.payload
+        # a redelivered message after a crash may already have been committed
+        frame = stored_reply(self.hub, self.id, req.msg.id)
+        if frame is not None:
+            req.committed_frame = frame
+            call.reply(None)
+            return
+        spec = HANDLERS[type(req.msg)]
+        req.session = self.live_session()
+        try:
+            check_access(spec, req.session, _what(req.msg))
+            result = await spec.fn(req, req.msg)
+        except HubError as exc:
+            call.fail(exc)
+        else:
+            call.reply(result)
+        if req.session is not None and self.session is not None:
+            self.session.last_seen = datetime.now(UTC)
+
+    def live_session(self) -> auth.StaffSession | None:
+        s = self.session
+        if s is None:
+            return None
+        idle = timedelta(minutes=self.hub.config.store.session_idle_minutes)
+        if datetime.now(UTC) - s.last_seen > idle:
+            self.session = None
+            self.publish()
+            return None
+        return s
+
+    def snapshot(self) -> dict[str, Any]:
+        s = self.session
+        state: dict[str, Any] = {
+            "register": self.id,
+            "name": self.config.name or self.id,
+            "staff": None if s is None else {"id": s.staff_id, "name": s.name, "role": s.role},
+            "connected": self.connected,
+        }
+        for provider in self.hub.snapshot_providers:
+            state.update(provider(self))
+        return state
+
+    def publish(self) -> None:
+        self.hub.publish(self.topic, self.snapshot())
+
+
+def _what(msg: Any) -> str:
+    return type(msg).__name__.replace("_", " ")
+
+
+# ---- foundation handlers ----
+
+
+@handles(Login, login=False, idempotent=False)
+async def login(req: Request, msg: Login) -> dict[str, Any]:
+    hub = req.hub
+    actor = hub.registers[req.register_id]
+    member = hub.store.get("staff", text(msg.staff), auth.StaffMember)
+    # scrypt costs tens of ms: never on the trio thread, where every register's scans are served
+    pin_ok = await trio.to_thread.run_sync(auth.check_pin, member, msg.pin)
+    sec = hub.config.security
+    now = datetime.now(UTC)
+    result = await hub.writer.write(
+        lambda txn: auth.record_login(
+            txn,
+            hub.store,
+            msg.staff,
+            pin_ok,
+            register_id=req.register_id,
+            now=now,
+            max_failures=sec.lockout_after_failures,
+            lockout=timedelta(minutes=sec.lockout_minutes),
+        ),
+        label="login",
+    )
+    hub.metrics.logins.labels("ok" if result.ok else ("locked" if result.locked_until else "failed")).inc()
+    if not result.ok:
+        auth.raise_for(result)
+    m = result.member
+    assert m is not None
+    token = secrets.token_urlsafe(24)
+    actor.session = auth.StaffSession(
+        staff_id=m.id,
+        name=m.name,
+        role=m.role,
+        register_id=req.register_id,
+        token_hash=auth.token_hash(token),
+        last_seen=now,
+    )
+    hub.sessions[actor.session.token_hash] = actor.session
+    actor.publish()
+    return {"staff": {"id": m.id, "name": m.name, "role": m.role}, "session_token": token}
+
+
+@handles(Logout, idempotent=False)
+async def logout(req: Request, msg: Logout) -> dict[str, Any]:
+    actor = req.hub.registers[req.register_id]
+    if actor.session is not None:
+        req.hub.sessions.pop(actor.session.token_hash, None)
+        staff = actor.session.staff_id
+        await req.hub.writer.write(
+            lambda txn: audit.append(txn, req.hub.store, "logout", staff=staff, register=req.register_id)
+        )
+    actor.session = None
+    actor.publish()
+    return {}
+
+
+@handles(CreatePairingCode, role="manager")
+async def create_pairing_code(req: Request, msg: CreatePairingCode) -> dict[str, Any]:
+    if msg.register_id not in req.hub.registers:
+        raise BadRequest(f"There is no register {msg.register_id!r} in this store.", field="register_id")
+    now = datetime.now(UTC)
+
+    def fn(txn: Any) -> dict[str, Any]:
+        pc = auth.create_pairing_code(txn, req.hub.store, msg.register_id, by=req.staff_id, now=now)
+        return {"code": pc.code, "register_id": pc.register_id, "expires_at": pc.expires_at.isoformat()}
+
+    return await req.commit(fn)
+
+
+@handles(ReportIncident)
+async def report_incident(req: Request, msg: ReportIncident) -> dict[str, Any]:
+    store = req.hub.store
+    now = datetime.now(UTC)
+
+    def fn(txn: Any) -> dict[str, Any]:
+        seq = next_seq(txn, store, "incidents")
+        inc = Incident(
+            seq=seq,
+            at=now,
+            register=req.register_id,
+            staff=req.staff_id,
+            category=msg.category,
+            description=msg.description,
+        )
+        put(txn, store, "incidents", u64(seq), inc)
+        audit.append(
+            txn,
+            store,
+            "incident_reported",
+            staff=req.staff_id,
+            register=req.register_id,
+            detail={"incident": seq, "category": msg.category},
+        )
+        return {"incident": seq}
+
+    return await req.commit(fn)

@@ -1,0 +1,159 @@
+"""Actor mailboxes: bounded trio channels, request/reply calls, and quarantine of poison messages.
+
+A mailbox outlives the actor task that reads it, so after a crash the supervisor's restart finds the same
+mailbox. The message that crashed the actor is delivered once more; if it crashes the actor again it is
+quarantined (kept, logged, visible in metrics and the back office), and its caller gets an error instead of
+waiting forever (Thespian's PoisonMessage).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+import msgspec
+import outcome
+import trio
+
+from hub.errors import HubError
+
+log = logging.getLogger("hub.actor")
+M = TypeVar("M")
+
+
+class ActorCrashed(HubError):
+    code = "internal_error"
+
+
+class Call:
+    """A request that wants an answer: the actor resolves it with ``reply`` or ``fail``."""
+
+    __slots__ = ("payload", "_result", "_done")
+
+    def __init__(self, payload: Any) -> None:
+        self.payload = payload
+        self._result: outcome.Outcome[Any] | None = None
+        self._done = trio.Event()
+
+    def reply(self, value: Any) -> None:
+        if self._result is None:
+            self._result = outcome.Value(value)
+            self._done.set()
+
+    def fail(self, exc: BaseException) -> None:
+        if self._result is None:
+            self._result = outcome.Error(exc)
+            self._done.set()
+
+    @property
+    def answered(self) -> bool:
+        return self._result is not None
+
+    async def wait(self) -> Any:
+        await self._done.wait()
+        assert self._result is not None
+        return self._result.unwrap()
+
+    def __repr__(self) -> str:
+        return f"Call({self.payload!r})"
+
+
+class QuarantinedMessage(msgspec.Struct, kw_only=True):
+    actor: str
+    at: datetime
+    message: str
+    error: str
+
+
+class Mailbox(Generic[M]):
+    def __init__(
+        self,
+        name: str,
+        size: int = 64,
+        *,
+        metrics: Any = None,
+        on_quarantine: Callable[[QuarantinedMessage], None] | None = None,
+    ) -> None:
+        self.name = name
+        self._send, self._recv = trio.open_memory_channel[Any](size)
+        self._metrics = metrics
+        self._redeliver: Any = None
+        self._crashing: tuple[Any, int] | None = None
+        self.on_quarantine = on_quarantine
+        self.quarantined: list[QuarantinedMessage] = []
+
+    def depth(self) -> int:
+        return self._recv.statistics().current_buffer_used + (1 if self._redeliver is not None else 0)
+
+    def _gauge(self) -> None:
+        if self._metrics is not None:
+            self._metrics.mailbox_depth.labels(self.name).set(self.depth())
+
+    async def tell(self, msg: Any) -> None:
+        await self._send.send(msg)
+        self._gauge()
+
+    def tell_nowait(self, msg: Any) -> bool:
+        """Drop-if-full, for hot paths that must never block (device readings)."""
+        try:
+            self._send.send_nowait(msg)
+        except trio.WouldBlock:
+            return False
+        self._gauge()
+        return True
+
+    async def call(self, payload: Any, *, timeout: float = 10.0) -> Any:
+        c = Call(payload)
+        with trio.fail_after(timeout):
+            await self._send.send(c)
+            self._gauge()
+            return await c.wait()
+
+    async def receive(self) -> Any:
+        if self._redeliver is not None:
+            msg, self._redeliver = self._redeliver, None
+            return msg
+        msg = await self._recv.receive()
+        self._gauge()
+        return msg
+
+    def crashed(self, msg: Any, exc: BaseException) -> None:
+        if self._crashing is not None and self._crashing[0] is msg:
+            self._crashing = None
+            q = QuarantinedMessage(
+                actor=self.name,
+                at=datetime.now(UTC),
+                message=repr(msg)[:2000],
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            self.quarantined.append(q)
+            log.error("actor %s: message crashed it twice; quarantined: %s", self.name, q.message[:200])
+            if self._metrics is not None:
+                self._metrics.quarantined.labels(self.name).inc()
+            if isinstance(msg, Call):
+                msg.fail(
+                    ActorCrashed("This request could not be processed and was set aside for the manager.")
+                )
+            if self.on_quarantine is not None:
+                self.on_quarantine(q)
+        else:
+            self._crashing = (msg, 1)
+            self._redeliver = msg
+
+    def succeeded(self, msg: Any) -> None:
+        if self._crashing is not None and self._crashing[0] is msg:
+            self._crashing = None
+
+
+async def serve_mailbox(mailbox: Mailbox[Any], handle: Callable[[Any], Awaitable[None]]) -> None:
+    """The actor loop: one message at a time; a crash is recorded on the mailbox and re-raised."""
+    while True:
+        msg = await mailbox.receive()
+        try:
+            await handle(msg)
+        except Exception as exc:
+            mailbox.crashed(msg, exc)
+            raise
+        mailbox.succeeded(msg)

@@ -1,0 +1,161 @@
+"""The hub process: opens the store, starts the writer, the actors and the two servers under supervision."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+import actors.register  # noqa: F401  (registers the foundation handlers)
+from hub import audit
+from hub.actor import QuarantinedMessage
+from hub.auth import StaffSession
+from hub.config import StoreConfig
+from hub.metrics import Metrics
+from hub.store.env import Store, next_seq, put
+from hub.store.keys import u64
+from hub.store.writer import StoreWriter
+from hub.supervisor import ChildSpec, Supervisor
+
+if TYPE_CHECKING:
+    from actors.register import RegisterActor
+    from hub.ws_server import Connection
+
+log = logging.getLogger("hub")
+
+
+@dataclass
+class Topic:
+    version: int = 0
+    state: Any = None
+    subscribers: set[Connection] = field(default_factory=set)
+
+
+class Hub:
+    def __init__(self, config: StoreConfig, *, setup: Callable[[Hub], Any] | None = None) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self.store: Store = None  # type: ignore[assignment]
+        self.writer: StoreWriter = None  # type: ignore[assignment]
+        self.registers: dict[str, RegisterActor] = {}
+        self.sessions: dict[bytes, StaffSession] = {}
+        self.topics: dict[str, Topic] = {}
+        self.snapshot_providers: list[Callable[[RegisterActor], dict[str, Any]]] = []
+        self.quarantine: list[QuarantinedMessage] = []
+        self.supervisor: Supervisor | None = None
+        self.ready = False
+        self.http_port = 0
+        self.ws_port = 0
+        self.started_at = datetime.now(UTC)
+        self._setup = setup
+        self._shutdown = trio.Event()
+        self.extensions: dict[str, Any] = {}
+
+    # ---- lifecycle ----
+    async def run(self, *, task_status: trio.TaskStatus[Hub] = trio.TASK_STATUS_IGNORED) -> None:
+        from hub.http_server import serve_http
+        from hub.ws_server import serve_ws
+
+        cfg = self.config
+        async with trio.open_nursery() as nursery:
+            # HTTP first, so /healthz answers 503 while the rest starts
+            self.http_port = await nursery.start(serve_http, self)
+            self.store = await trio.to_thread.run_sync(
+                lambda: Store(
+                    cfg.data_dir, map_size=cfg.storage.map_size_mb << 20, durable=cfg.storage.durable
+                )
+            )
+            try:
+                self.writer = StoreWriter(self.store, max_batch=cfg.storage.max_batch, metrics=self.metrics)
+                self.supervisor = sup = Supervisor(nursery, metrics=self.metrics)
+                await sup.start(ChildSpec(name="store-writer", run=self.writer.run, max_restarts=3))
+                if self._setup is not None:
+                    result = self._setup(self)
+                    if hasattr(result, "__await__"):
+                        await result
+                from actors.register import RegisterActor
+
+                for reg in cfg.registers:
+                    actor = RegisterActor(self, reg)
+                    self.registers[reg.id] = actor
+                    await sup.start(ChildSpec(name=f"register:{reg.id}", run=actor.run))
+                for starter in self.extensions.get("starters", []):
+                    await starter(self, sup)
+                self.ws_port = await nursery.start(serve_ws, self)
+                nursery.start_soon(self._housekeeping)
+                self.ready = True
+                log.info(
+                    "hub ready: http %d, ws %d, %d registers",
+                    self.http_port,
+                    self.ws_port,
+                    len(self.registers),
+                )
+                task_status.started(self)
+                await self._shutdown.wait()
+                nursery.cancel_scope.cancel()
+            finally:
+                self.ready = False
+        # every task is gone: the writer finished its last batch (commits are never abandoned)
+        self.store.close()
+
+    def stop(self) -> None:
+        self._shutdown.set()
+
+    async def _housekeeping(self) -> None:
+        interval = self.config.storage.reader_check_seconds
+        while True:
+            cleared = self.store.env.reader_check()
+            if cleared:
+                self.metrics.store_stale_readers.inc(cleared)
+                log.warning("cleared %d stale LMDB readers", cleared)
+            await trio.sleep(interval)
+
+    def refresh_gauges(self) -> None:
+        m = self.metrics
+        if self.store is not None and self.ready:
+            m.store_used_bytes.set(self.store.used_bytes())
+            m.store_map_bytes.set(self.store.map_size)
+            m.audit_entries.set(self.store.count("audit"))
+            m.disk_free_bytes.set(shutil.disk_usage(self.store.path).free)
+            m.mailbox_depth.labels("store-writer").set(self.writer.depth())
+            for r in self.registers.values():
+                m.mailbox_depth.labels(r.mailbox.name).set(r.mailbox.depth())
+
+    # ---- snapshots ----
+    def publish(self, topic: str, state: Any) -> None:
+        t = self.topics.setdefault(topic, Topic())
+        t.version += 1
+        t.state = state
+        for conn in list(t.subscribers):
+            conn.push_snapshot(topic)
+
+    def subscribe(self, conn: Connection, topic: str) -> None:
+        self.topics.setdefault(topic, Topic()).subscribers.add(conn)
+        conn.push_snapshot(topic)
+
+    def unsubscribe(self, conn: Connection) -> None:
+        for t in self.topics.values():
+            t.subscribers.discard(conn)
+
+    # ---- quarantine ----
+    def record_quarantine(self, q: QuarantinedMessage) -> None:
+        self.quarantine.append(q)
+
+        def fn(txn: Any) -> None:
+            seq = next_seq(txn, self.store, "quarantine")
+            put(txn, self.store, "quarantine", u64(seq), q)
+            audit.append(txn, self.store, "message_quarantined", detail={"actor": q.actor, "error": q.error})
+
+        async def persist() -> None:
+            try:
+                await self.writer.write(fn, label="quarantine")
+            except Exception:
+                log.exception("could not persist a quarantined message")
+
+        if self.supervisor is not None:
+            self.supervisor._nursery.start_soon(persist)

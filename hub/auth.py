@@ -1,0 +1,233 @@
+"""Staff accounts, PINs, register enrolment and lockout.
+
+PINs are hashed with scrypt and a per-user salt (RFC 7914 parameters N=2^14, r=8, p=1: ~16 MiB and tens of
+milliseconds, run off the trio thread). A browser register is enrolled once with a pairing code a manager
+creates, and from then on presents a device token, stored here only as its SHA-256. Five wrong PINs lock the
+account for five minutes; every login, failure and lockout is audited.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+import lmdb
+import msgspec
+
+from hub import audit
+from hub.errors import BadRequest, Forbidden, LockedOut, NotAuthenticated
+from hub.store.env import Store, put, tget
+from hub.store.keys import text
+
+Role = Literal["budtender", "technician", "manager", "admin"]
+ROLE_RANK: dict[str, int] = {"budtender": 1, "technician": 2, "manager": 3, "admin": 4}
+SCRYPT = {"n": 2**14, "r": 8, "p": 1, "maxmem": 64 * 1024 * 1024, "dklen": 32}
+PAIRING_CODE_MINUTES = 15
+
+
+class StaffMember(msgspec.Struct, kw_only=True):
+    id: str
+    name: str
+    role: Role
+    pin_salt: bytes
+    pin_hash: bytes
+    active: bool = True
+    failures: int = 0
+    locked_until: datetime | None = None
+    created_at: datetime | None = None
+
+
+class EnrolledDevice(msgspec.Struct, kw_only=True):
+    register_id: str
+    name: str
+    enrolled_at: datetime
+    enrolled_by: str
+    revoked: bool = False
+
+
+class PairingCode(msgspec.Struct, kw_only=True):
+    code: str
+    register_id: str
+    created_by: str
+    expires_at: datetime
+
+
+class StaffSession(msgspec.Struct, kw_only=True):
+    """Who is logged in at a register; resumable after a reconnect until idle too long."""
+
+    staff_id: str
+    name: str
+    role: Role
+    register_id: str
+    token_hash: bytes
+    last_seen: datetime
+
+
+def hash_pin(pin: str, salt: bytes) -> bytes:
+    return hashlib.scrypt(pin.encode(), salt=salt, **SCRYPT)
+
+
+def new_staff(staff_id: str, name: str, role: Role, pin: str) -> StaffMember:
+    if not (4 <= len(pin) <= 12 and pin.isdigit()):
+        raise BadRequest("A PIN is 4 to 12 digits.", field="pin")
+    salt = secrets.token_bytes(16)
+    return StaffMember(
+        id=staff_id,
+        name=name,
+        role=role,
+        pin_salt=salt,
+        pin_hash=hash_pin(pin, salt),
+        created_at=datetime.now(UTC),
+    )
+
+
+def token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def require_role(role: str, needed: str, what: str) -> None:
+    if ROLE_RANK.get(role, 0) < ROLE_RANK[needed]:
+        raise Forbidden(f"{what} needs a {needed} or above.")
+
+
+# ---- writer functions (run inside the single writer's transaction) ----
+
+
+def add_staff(txn: lmdb.Transaction, store: Store, member: StaffMember, *, by: str = "") -> None:
+    if tget(txn, store, "staff", text(member.id), StaffMember) is not None:
+        raise BadRequest(f"Staff ID {member.id!r} already exists.", field="id")
+    put(txn, store, "staff", text(member.id), member)
+    audit.append(txn, store, "staff_added", staff=by, detail={"staff": member.id, "role": member.role})
+
+
+def create_pairing_code(
+    txn: lmdb.Transaction, store: Store, register_id: str, *, by: str, now: datetime, code: str | None = None
+) -> PairingCode:
+    code = code or f"{secrets.randbelow(10**8):08d}"
+    pc = PairingCode(
+        code=code,
+        register_id=register_id,
+        created_by=by,
+        expires_at=now + timedelta(minutes=PAIRING_CODE_MINUTES),
+    )
+    put(txn, store, "pairing_codes", text(code), pc)
+    audit.append(txn, store, "pairing_code_created", staff=by, register=register_id)
+    return pc
+
+
+def enroll(
+    txn: lmdb.Transaction, store: Store, code: str, device_name: str, *, now: datetime, token: str
+) -> EnrolledDevice:
+    db = store.db("pairing_codes")
+    pc = tget(txn, store, "pairing_codes", text(code), PairingCode)
+    if pc is None or pc.expires_at < now:
+        audit.append(txn, store, "pairing_failed", detail={"reason": "unknown or expired code"})
+        raise NotAuthenticated(
+            "That pairing code is not valid or has expired. Ask a manager for a new one.",
+            code="bad_pairing_code",
+        )
+    txn.delete(text(code), db=db)  # a code enrols one register, once
+    dev = EnrolledDevice(
+        register_id=pc.register_id, name=device_name, enrolled_at=now, enrolled_by=pc.created_by
+    )
+    put(txn, store, "devices", token_hash(token), dev)
+    audit.append(
+        txn,
+        store,
+        "register_enrolled",
+        staff=pc.created_by,
+        register=pc.register_id,
+        detail={"device": device_name},
+    )
+    return dev
+
+
+class LoginOutcome(msgspec.Struct, kw_only=True):
+    ok: bool
+    member: StaffMember | None = None
+    message: str = ""
+    locked_until: datetime | None = None
+
+
+def record_login(
+    txn: lmdb.Transaction,
+    store: Store,
+    staff_id: str,
+    pin_ok: bool,
+    *,
+    register_id: str,
+    now: datetime,
+    max_failures: int = 5,
+    lockout: timedelta = timedelta(minutes=5),
+) -> LoginOutcome:
+    """Apply a login attempt whose PIN was already checked off-thread; audit every outcome."""
+    member = tget(txn, store, "staff", text(staff_id), StaffMember)
+    if member is None or not member.active:
+        audit.append(
+            txn, store, "login_failed", register=register_id, detail={"staff": staff_id, "reason": "unknown"}
+        )
+        return LoginOutcome(ok=False, message="Staff ID or PIN is not right.")
+    if member.locked_until is not None and member.locked_until > now:
+        audit.append(txn, store, "login_refused_locked", staff=staff_id, register=register_id)
+        return LoginOutcome(
+            ok=False, message=_locked_message(member.locked_until, now), locked_until=member.locked_until
+        )
+    if pin_ok:
+        member.failures = 0
+        member.locked_until = None
+        put(txn, store, "staff", text(staff_id), member)
+        audit.append(txn, store, "login", staff=staff_id, register=register_id)
+        return LoginOutcome(ok=True, member=member)
+    member.failures += 1
+    audit.append(
+        txn,
+        store,
+        "login_failed",
+        staff=staff_id,
+        register=register_id,
+        detail={"reason": "wrong PIN", "failures": member.failures},
+    )
+    if member.failures >= max_failures:
+        member.failures = 0
+        member.locked_until = now + lockout
+        put(txn, store, "staff", text(staff_id), member)
+        audit.append(
+            txn,
+            store,
+            "lockout",
+            staff=staff_id,
+            register=register_id,
+            detail={"until": member.locked_until.isoformat()},
+        )
+        return LoginOutcome(
+            ok=False, message=_locked_message(member.locked_until, now), locked_until=member.locked_until
+        )
+    put(txn, store, "staff", text(staff_id), member)
+    left = max_failures - member.failures
+    return LoginOutcome(
+        ok=False, message=f"Staff ID or PIN is not right. {left} tries left before a lockout."
+    )
+
+
+def _locked_message(until: datetime, now: datetime) -> str:
+    minutes = max(1, int((until - now).total_seconds() + 59) // 60)
+    return (
+        f"Too many wrong PINs: this account is locked for {minutes} more minute{'s' if minutes != 1 else ''}."
+    )
+
+
+def check_pin(member: StaffMember | None, pin: str) -> bool:
+    """Constant-time compare; an unknown staff ID still costs a scrypt so timing reveals nothing."""
+    if member is None:
+        hash_pin(pin, b"\x00" * 16)
+        return False
+    return hmac.compare_digest(hash_pin(pin, member.pin_salt), member.pin_hash)
+
+
+def raise_for(outcome: LoginOutcome) -> None:
+    if outcome.locked_until is not None:
+        raise LockedOut(outcome.message)
+    raise NotAuthenticated(outcome.message, code="bad_login")

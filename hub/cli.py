@@ -1,0 +1,250 @@
+"""The ``storehub`` command."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from hub.config import ConfigError, StoreConfig, load_config
+
+
+def _add_data(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", help="data directory (default: from --config, else ./storehub-data)")
+    p.add_argument("--config", help="store.toml")
+
+
+def _data_dir(args: argparse.Namespace) -> Path:
+    if args.data:
+        return Path(args.data)
+    if getattr(args, "config", None):
+        return load_config(args.config).data_dir
+    return Path("storehub-data")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="storehub", description="On-premises store hub for a licensed dispensary."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="run a complete demo store on embedded defaults")
+    d.add_argument("--data", help="data directory (default: a fresh temporary directory)")
+    d.add_argument("--host", default="127.0.0.1")
+    d.add_argument("--http-port", type=int, default=8080)
+    d.add_argument("--ws-port", type=int, default=8765)
+    d.add_argument("--scale-protocol", default="ad", choices=["ad", "mt-sics", "nci", "ohaus"])
+    d.add_argument("--no-devices", action="store_true", help="start without simulated devices")
+    d.add_argument("--no-sandbox", action="store_true", help="start without the state-system sandbox")
+    d.add_argument("--log-level", default="INFO")
+
+    r = sub.add_parser("run", help="run the hub with a store.toml")
+    r.add_argument("--config", required=True)
+    r.add_argument("--log-level", default="INFO")
+
+    b = sub.add_parser("backup", help="hot backup: a compacted copy of the store, taken while the hub runs")
+    b.add_argument("dest")
+    _add_data(b)
+
+    a = sub.add_parser("audit", help="audit log tools")
+    asub = a.add_subparsers(dest="audit_command", required=True)
+    v = asub.add_parser("verify", help="walk the hash chain; exit 1 on any break")
+    _add_data(v)
+
+    s = sub.add_parser("staff", help="staff accounts")
+    ssub = s.add_subparsers(dest="staff_command", required=True)
+    sa = ssub.add_parser("add", help="add a staff member (asks for the PIN)")
+    _add_data(sa)
+    sa.add_argument("--id", required=True)
+    sa.add_argument("--name", required=True)
+    sa.add_argument("--role", required=True, choices=["budtender", "technician", "manager", "admin"])
+    sa.add_argument("--pin", help="PIN (prompted when absent; avoid on shared shells)")
+
+    pc = sub.add_parser("pairing-code", help="create a pairing code to enrol a browser as a register")
+    _add_data(pc)
+    pc.add_argument("--register", required=True)
+
+    sub.add_parser("limits", help="purchase-limit tools (storehub limits check|show --help)", add_help=False)
+    sub.add_parser("sandbox", help="run the state-system sandbox emulator", add_help=False)
+    sub.add_parser("report", help="reports (readiness, eod)", add_help=False)
+    sub.add_parser("import", help="import products and packages from CSV", add_help=False)
+    return parser
+
+
+# sub-commands implemented by feature modules, handed the rest of argv
+DELEGATED = {
+    "limits": "hub.limits_cli",
+    "sandbox": "sandbox.server",
+    "report": "hub.report_cli",
+    "import": "hub.import_cli",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DELEGATED:
+        import importlib
+
+        try:
+            module = importlib.import_module(DELEGATED[argv[0]])
+        except ImportError as exc:
+            print(f"storehub {argv[0]}: not available in this build ({exc})", file=sys.stderr)
+            return 2
+        return int(module.main(argv[1:]) or 0)
+    args = build_parser().parse_args(argv)
+    try:
+        return int(COMMANDS[args.command](args) or 0)
+    except ConfigError as exc:
+        print(f"storehub: configuration refused: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from hub import demo, logs
+
+    logs.setup(args.log_level)
+    data = args.data or tempfile.mkdtemp(prefix="storehub-demo-")
+    cfg = demo.demo_config(data, host=args.host, http_port=args.http_port, ws_port=args.ws_port)
+    options = {
+        "scale_protocol": args.scale_protocol,
+        "devices": not args.no_devices,
+        "sandbox": not args.no_sandbox,
+    }
+    return run_hub(cfg, demo_options=options)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from hub import logs
+
+    logs.setup(args.log_level)
+    return run_hub(load_config(args.config))
+
+
+def run_hub(cfg: StoreConfig, *, demo_options: dict[str, Any] | None = None) -> int:
+    from hub.app import Hub
+    from hub.features import install
+
+    hub = Hub(cfg)
+    install(hub, demo_options=demo_options)
+
+    async def main_task() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(hub.run)
+            _announce(hub, demo_options is not None)
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for signum in signals:
+                    print(f"storehub: {signal.Signals(signum).name} received, shutting down", file=sys.stderr)
+                    hub.stop()
+                    break
+
+    trio.run(main_task)
+    return 0
+
+
+def _announce(hub: Any, demo: bool) -> None:
+    cfg = hub.config
+    scheme = "https" if cfg.server.tls_cert else "http"
+    host = cfg.server.host if cfg.server.host not in ("0.0.0.0", "::") else "localhost"
+    lines = [
+        "",
+        f"  storehub: {cfg.store.name} ({cfg.store.jurisdiction}) is open",
+        f"  Register:    {scheme}://{host}:{hub.http_port}/register/",
+        f"  Back office: {scheme}://{host}:{hub.http_port}/backoffice/",
+        f"  Live protocol: ws://{host}:{hub.ws_port}   Metrics: {scheme}://{host}:{hub.http_port}/metrics",
+        f"  Data: {cfg.storage.data_dir}",
+    ]
+    if demo:
+        from hub.demo import DEMO_PAIRING, DEMO_STAFF
+
+        lines.append("  Pairing codes: " + ", ".join(f"{r} = {c}" for r, c in DEMO_PAIRING.items()))
+        lines.append(
+            "  Demo staff (ID / PIN): " + ", ".join(f"{s} / {p} ({role})" for s, _, role, p in DEMO_STAFF)
+        )
+        sandbox_url = hub.extensions.get("sandbox_url")
+        if sandbox_url:
+            lines.append(f"  State-system sandbox: {sandbox_url}")
+    lines.append("  Ctrl-C to stop.")
+    print("\n".join(lines), file=sys.stderr, flush=True)
+
+
+def _open_store(path: Path) -> Any:
+    from hub.store.env import Store
+
+    if not (path / "data.mdb").exists():
+        raise SystemExit(f"storehub: no store at {path}")
+    return Store(path)
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    store = _open_store(_data_dir(args))
+    try:
+        dest = store.backup(args.dest)
+    except FileExistsError as exc:
+        print(f"storehub backup: {exc}", file=sys.stderr)
+        return 2
+    print(f"backup written to {dest} ({(dest / 'data.mdb').stat().st_size} bytes)")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from hub import audit
+
+    store = _open_store(_data_dir(args))
+    n, brk = audit.verify(store)
+    if brk is None:
+        print(f"audit log verified: {n} entries, chain intact")
+        return 0
+    print(f"AUDIT CHAIN BROKEN at entry {brk.seq}: {brk.problem} ({n} entries verified before it)")
+    return 1
+
+
+def cmd_staff(args: argparse.Namespace) -> int:
+    from hub import auth
+    from hub.errors import HubError
+    from hub.store.env import Store
+
+    pin = args.pin or getpass.getpass("PIN for the new staff member: ")
+    store = Store(_data_dir(args))
+    try:
+        member = auth.new_staff(args.id, args.name, args.role, pin)
+        with store.env.begin(write=True) as txn:
+            auth.add_staff(txn, store, member, by=os.environ.get("USER", "cli"))
+    except HubError as exc:
+        print(f"storehub staff add: {exc.message}", file=sys.stderr)
+        return 2
+    print(f"staff member {args.id} ({args.role}) added")
+    return 0
+
+
+def cmd_pairing_code(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from hub import auth
+
+    store = _open_store(_data_dir(args))
+    with store.env.begin(write=True) as txn:
+        pc = auth.create_pairing_code(
+            txn, store, args.register, by=os.environ.get("USER", "cli"), now=datetime.now(UTC)
+        )
+    print(f"pairing code for {pc.register_id}: {pc.code} (valid until {pc.expires_at:%H:%M} UTC)")
+    return 0
+
+
+COMMANDS = {
+    "demo": cmd_demo,
+    "run": cmd_run,
+    "backup": cmd_backup,
+    "audit": cmd_audit,
+    "staff": cmd_staff,
+    "pairing-code": cmd_pairing_code,
+}
+
+if __name__ == "__main__":
+    raise SystemExit(main())

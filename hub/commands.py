@@ -1,0 +1,124 @@
+"""Routing client commands to their handlers, with login/role checks and idempotent replies.
+
+A handler is ``async def handle(req: Request, msg) -> result``. Handlers that change the store call
+``await req.commit(fn)``: ``fn(txn)`` runs in the single writer's transaction and its result becomes the
+reply, stored in the same transaction under the register and message id, so a retried id (after a
+reconnect) is answered from the stored reply and never applied twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+import lmdb
+import msgspec
+
+from hub.auth import ROLE_RANK, StaffSession
+from hub.errors import Forbidden, NotAuthenticated
+from hub.protocol import Command, Ok, encode_bytes
+from hub.store.keys import joined, text
+
+if TYPE_CHECKING:
+    from hub.app import Hub
+
+Scope = Literal["connection", "register"]
+Handler = Callable[["Request", Any], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class HandlerSpec:
+    fn: Handler
+    scope: Scope
+    login: bool
+    role: str | None
+    idempotent: bool  # store the reply of committed effects and answer retries from it
+
+
+HANDLERS: dict[type[Command], HandlerSpec] = {}
+
+
+def handles(
+    cls: type[Command],
+    *,
+    scope: Scope = "register",
+    login: bool = True,
+    role: str | None = None,
+    idempotent: bool = True,
+) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        HANDLERS[cls] = HandlerSpec(fn=fn, scope=scope, login=login, role=role, idempotent=idempotent)
+        return fn
+
+    return register
+
+
+def reply_key(register_id: str, msg_id: str) -> bytes:
+    return joined(text(register_id), text(msg_id))
+
+
+class StoredReply(msgspec.Struct):
+    at: datetime
+    frame: bytes
+
+
+@dataclass
+class Request:
+    hub: Hub
+    msg: Command
+    register_id: str
+    session: StaffSession | None
+    connection: Any = None
+    committed_frame: bytes | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def staff_id(self) -> str:
+        return self.session.staff_id if self.session else ""
+
+    @property
+    def role(self) -> str:
+        return self.session.role if self.session else ""
+
+    def require(self, role: str, what: str) -> None:
+        if ROLE_RANK.get(self.role, 0) < ROLE_RANK[role]:
+            raise Forbidden(f"{what} needs a {role} or above.")
+
+    async def commit(self, fn: Callable[[lmdb.Transaction], Any], *, label: str = "") -> Any:
+        """Apply ``fn`` durably; its result is this request's reply (stored for retries)."""
+        store = self.hub.store
+        key = reply_key(self.register_id, self.msg.id)
+        msg_id = self.msg.id
+
+        def apply(txn: lmdb.Transaction) -> tuple[Any, bytes]:
+            result = fn(txn)
+            frame = encode_bytes(Ok(id=msg_id, result=result))
+            txn.put(
+                key,
+                msgspec.msgpack.encode(StoredReply(at=datetime.now(UTC), frame=frame)),
+                db=store.db("replies"),
+            )
+            return result, frame
+
+        result, frame = await self.hub.writer.write(apply, label=label or type(self.msg).__name__)
+        self.committed_frame = frame
+        return result
+
+
+def stored_reply(hub: Hub, register_id: str, msg_id: str) -> bytes | None:
+    with hub.store.read() as txn:
+        raw = txn.get(reply_key(register_id, msg_id), db=hub.store.db("replies"))
+        if raw is None:
+            return None
+        return msgspec.msgpack.decode(raw, type=StoredReply).frame
+
+
+def check_access(spec: HandlerSpec, session: StaffSession | None, what: str) -> None:
+    if spec.login and session is None:
+        raise NotAuthenticated("Log in with your staff ID and PIN first.", code="not_logged_in")
+    if spec.role is not None:
+        role = session.role if session else ""
+        if ROLE_RANK.get(role, 0) < ROLE_RANK[spec.role]:
+            raise Forbidden(f"{what} needs a {spec.role} or above.")

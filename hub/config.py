@@ -1,0 +1,178 @@
+"""store.toml: one file says what this store is, which registers and devices it has, and where it keeps data.
+
+Decoded with msgspec into Structs, so an invalid file is refused with the field's path and what was expected.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgspec
+
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+class ConfigError(ValueError):
+    """The configuration is not usable; the message names the field and the expected value."""
+
+
+class StoreSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: str
+    licence: str
+    jurisdiction: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$")]
+    time_zone: str = "UTC"
+    address: str = ""
+    medical_licence: str = ""
+    # how long a register may idle before staff must log in again
+    session_idle_minutes: Annotated[int, msgspec.Meta(ge=1, le=720)] = 30
+
+
+class ServerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    host: str = "127.0.0.1"
+    http_port: Port = 8080
+    ws_port: Port = 8765
+    # browsers may only open the live protocol from these origins; empty = the hub's own HTTP origin(s)
+    allowed_origins: list[str] = []
+    tls_cert: str = ""
+    tls_key: str = ""
+    max_frame_bytes: Annotated[int, msgspec.Meta(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
+    heartbeat_seconds: Annotated[float, msgspec.Meta(gt=0)] = 15.0
+    # in demo mode the register page shows a panel that simulates scans of demo IDs and packages
+    demo: bool = False
+
+
+class StorageSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    data_dir: str = "/var/lib/storehub"
+    map_size_mb: Annotated[int, msgspec.Meta(ge=16)] = 1024
+    # durability: LMDB sync + metasync on every commit; only ever turn off for throwaway benchmarks
+    durable: bool = True
+    max_batch: Annotated[int, msgspec.Meta(ge=1, le=10000)] = 512
+    reader_check_seconds: Annotated[float, msgspec.Meta(gt=0)] = 60.0
+
+
+class RegisterSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    id: Identifier
+    name: str = ""
+    scale: str = ""
+    scanner: str = ""
+    printer: str = ""
+    label_printer: str = ""
+    payment_terminal: str = ""
+
+
+class DeviceSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    id: Identifier
+    kind: Literal["scale", "scanner", "printer", "label_printer", "payment_terminal"]
+    # /dev/ttyUSB0, /dev/serial/by-id/..., socket://host:port, tcp://host:9100, or sim:<protocol>
+    port: str = ""
+    protocol: str = ""
+    baudrate: Annotated[int, msgspec.Meta(gt=0)] = 9600
+    bytesize: Literal[7, 8] = 8
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    suffix: str = "\r\n"
+    # legal-for-trade certificate of the scale (NTEP CC or the state's), printed on weighed lines
+    certificate: str = ""
+    poll_seconds: Annotated[float, msgspec.Meta(gt=0)] = 0.25
+
+
+class StateSystemSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    kind: Literal["metrc", "biotrack-2014", "biotrack-rest", "none"] = "none"
+    base_url: str = ""
+    license_number: str = ""
+    vendor_key: str = ""
+    user_key: str = ""
+    username: str = ""
+    password: str = ""
+    ubi: str = ""
+    timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+
+
+class SecuritySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # keyed hashes of ID numbers use this secret; keep it out of backups of the config if you can
+    id_hash_key: str = ""
+    lockout_after_failures: Annotated[int, msgspec.Meta(ge=1)] = 5
+    lockout_minutes: Annotated[int, msgspec.Meta(ge=1)] = 5
+
+
+class StoreConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    store: StoreSection
+    server: ServerSection = msgspec.field(default_factory=ServerSection)
+    storage: StorageSection = msgspec.field(default_factory=StorageSection)
+    registers: list[RegisterSection] = []
+    devices: list[DeviceSection] = []
+    state_system: StateSystemSection = msgspec.field(default_factory=StateSystemSection)
+    security: SecuritySection = msgspec.field(default_factory=SecuritySection)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.store.time_zone)
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.storage.data_dir)
+
+    def register(self, register_id: str) -> RegisterSection | None:
+        return next((r for r in self.registers if r.id == register_id), None)
+
+    def device(self, device_id: str) -> DeviceSection | None:
+        return next((d for d in self.devices if d.id == device_id), None)
+
+
+def _check(config: StoreConfig) -> StoreConfig:
+    try:
+        ZoneInfo(config.store.time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"store.time_zone: unknown time zone {config.store.time_zone!r}; expected an IANA name "
+            "such as 'America/Denver'"
+        ) from None
+    seen: set[str] = set()
+    for i, reg in enumerate(config.registers):
+        if reg.id in seen:
+            raise ConfigError(f"registers[{i}].id: register {reg.id!r} is listed twice")
+        seen.add(reg.id)
+    device_ids = {d.id for d in config.devices}
+    if len(device_ids) != len(config.devices):
+        raise ConfigError("devices: a device id is listed twice")
+    for i, reg in enumerate(config.registers):
+        for attr in ("scale", "scanner", "printer", "label_printer", "payment_terminal"):
+            ref = getattr(reg, attr)
+            if ref and ref not in device_ids:
+                raise ConfigError(f"registers[{i}].{attr}: no device with id {ref!r} in [[devices]]")
+    if bool(config.server.tls_cert) != bool(config.server.tls_key):
+        raise ConfigError("server.tls_cert and server.tls_key: give both or neither")
+    return config
+
+
+def parse_config(text: str, *, source: str = "store.toml") -> StoreConfig:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    try:
+        config = msgspec.convert(raw, StoreConfig)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{source}: {_humane(str(exc))}") from None
+    return _check(config)
+
+
+def load_config(path: str | Path) -> StoreConfig:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {p}: {exc.strerror}") from None
+    return parse_config(text, source=str(p))
+
+
+def _humane(message: str) -> str:
+    # msgspec says "Expected `int`, got `str` - at `$.server.http_port`": lead with the field
+    if " - at `$." in message:
+        what, where = message.rsplit(" - at `$.", 1)
+        return f"{where.rstrip('`')}: {what}"
+    return message

@@ -1,0 +1,206 @@
+"""The HTTP listener (hypercorn, trio worker): the browser pages, /healthz, /metrics and REST.
+
+A small hand-rolled ASGI app: the hub serves a handful of routes and static files and needs no framework.
+REST routes are registered by feature modules with :func:`route`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import mimetypes
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import trio
+from hypercorn.config import Config as HyperConfig
+from hypercorn.trio import serve
+
+from hub.metrics import CONTENT_TYPE
+
+if TYPE_CHECKING:
+    from hub.app import Hub
+
+log = logging.getLogger("hub.http")
+WEB_UI = Path(__file__).resolve().parent.parent / "web_ui"
+
+
+class HttpRequest:
+    def __init__(self, scope: dict[str, Any], body: bytes) -> None:
+        self.scope = scope
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+        self.query = scope.get("query_string", b"").decode()
+        self.headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
+        self.body = body
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+
+class HttpResponse:
+    def __init__(
+        self,
+        status: int = 200,
+        body: bytes | str = b"",
+        content_type: str = "text/plain; charset=utf-8",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.status = status
+        self.body = body.encode() if isinstance(body, str) else body
+        self.content_type = content_type
+        self.headers = headers or {}
+
+    @classmethod
+    def json(cls, value: Any, status: int = 200) -> HttpResponse:
+        import msgspec
+
+        return cls(status, msgspec.json.encode(value), "application/json")
+
+
+Route = Callable[["Hub", HttpRequest], Awaitable[HttpResponse]]
+ROUTES: dict[tuple[str, str], Route] = {}
+PREFIX_ROUTES: list[tuple[str, str, Route]] = []
+
+
+def route(method: str, path: str) -> Callable[[Route], Route]:
+    """Register a REST route; a path ending in '/*' matches the prefix."""
+
+    def register(fn: Route) -> Route:
+        if path.endswith("/*"):
+            PREFIX_ROUTES.append((method, path[:-1], fn))
+        else:
+            ROUTES[(method, path)] = fn
+        return fn
+
+    return register
+
+
+@route("GET", "/healthz")
+async def healthz(hub: Hub, req: HttpRequest) -> HttpResponse:
+    sup = hub.supervisor
+    actors = {} if sup is None else {name: c.running for name, c in sup.children.items()}
+    ok = hub.ready and bool(actors) and all(actors.values())
+    return HttpResponse.json(
+        {"status": "ok" if ok else "starting", "store": hub.ready, "actors": actors}, 200 if ok else 503
+    )
+
+
+@route("GET", "/metrics")
+async def metrics(hub: Hub, req: HttpRequest) -> HttpResponse:
+    hub.refresh_gauges()
+    return HttpResponse(200, hub.metrics.render(), CONTENT_TYPE)
+
+
+@route("GET", "/api/hub")
+async def hub_info(hub: Hub, req: HttpRequest) -> HttpResponse:
+    s = hub.config.server
+    return HttpResponse.json(
+        {
+            "store": hub.config.store.name,
+            "jurisdiction": hub.config.store.jurisdiction,
+            "ws_port": hub.ws_port,
+            "ws_scheme": "wss" if s.tls_cert else "ws",
+            "demo": s.demo,
+            "registers": [{"id": r.id, "name": r.name or r.id} for r in hub.config.registers],
+        }
+    )
+
+
+def _static(path: str) -> HttpResponse:
+    if path in ("", "/"):
+        return HttpResponse(302, b"", headers={"location": "/register/"})
+    rel = path.lstrip("/")
+    if rel.endswith("/") or rel == "":
+        rel += "index.html"
+    target = (WEB_UI / rel).resolve()
+    if WEB_UI not in target.parents or not target.is_file() or target.suffix == ".py":
+        return HttpResponse(404, "not found")
+    ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+    if ctype.startswith("text/") or ctype in ("application/javascript",):
+        ctype += "; charset=utf-8"
+    return HttpResponse(200, target.read_bytes(), ctype, {"cache-control": "no-cache"})
+
+
+def make_app(hub: Hub) -> Callable[..., Awaitable[None]]:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > 8 << 20:
+                await _send(send, HttpResponse(413, "request too large"))
+                return
+        req = HttpRequest(scope, body)
+        try:
+            handler = ROUTES.get((req.method, req.path))
+            if handler is None:
+                for method, prefix, fn in PREFIX_ROUTES:
+                    if req.method == method and req.path.startswith(prefix):
+                        handler = fn
+                        break
+            if handler is not None:
+                resp = await handler(hub, req)
+            elif req.method in ("GET", "HEAD"):
+                resp = (
+                    await trio.to_thread.run_sync(_static, req.path)
+                    if req.path.startswith("/vendor/")
+                    else _static(req.path)
+                )
+            else:
+                resp = HttpResponse(405, "method not allowed")
+        except Exception as exc:
+            from hub.errors import HubError
+
+            if isinstance(exc, HubError):
+                status = {"not_logged_in": 401, "forbidden": 403, "not_found": 404}.get(exc.code, 400)
+                resp = HttpResponse.json({"code": exc.code, "message": exc.message}, status)
+            else:
+                log.exception("HTTP %s %s failed", req.method, req.path)
+                resp = HttpResponse.json(
+                    {"code": "internal_error", "message": "The hub could not do that."}, 500
+                )
+        await _send(send, resp)
+
+    return app
+
+
+async def _send(send: Any, resp: HttpResponse) -> None:
+    headers = [
+        (b"content-type", resp.content_type.encode()),
+        (b"content-length", str(len(resp.body)).encode()),
+    ]
+    headers += [(k.encode(), v.encode()) for k, v in resp.headers.items()]
+    await send({"type": "http.response.start", "status": resp.status, "headers": headers})
+    await send({"type": "http.response.body", "body": resp.body})
+
+
+async def serve_http(hub: Hub, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+    s = hub.config.server
+    cfg = HyperConfig()
+    host = s.host if ":" not in s.host else f"[{s.host}]"
+    cfg.bind = [f"{host}:{s.http_port}"]
+    cfg.accesslog = None
+    cfg.errorlog = logging.getLogger("hypercorn.error")
+    cfg.graceful_timeout = 1.0
+    if s.tls_cert:
+        cfg.certfile, cfg.keyfile = s.tls_cert, s.tls_key
+    async with trio.open_nursery() as nursery:
+        bound: list[str] = await nursery.start(
+            lambda task_status: serve(make_app(hub), cfg, task_status=task_status)
+        )
+        port = int(bound[0].rsplit(":", 1)[1].rstrip("/"))
+        task_status.started(port)

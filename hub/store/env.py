@@ -1,0 +1,175 @@
+"""The store: one LMDB environment with named tables; values are msgspec msgpack Structs.
+
+Reads happen inline on the trio thread (about a microsecond) and never span an ``await``.
+Writes go through :class:`hub.store.writer.StoreWriter`, the single writer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import lmdb
+import msgspec
+
+T = TypeVar("T")
+
+# Every table the hub keeps. Adding one is free; renaming one loses its data.
+TABLES = (
+    "meta",  # schema version, receipt counters, store identity
+    "audit",  # u64 seq -> AuditEntry (hash-chained)
+    "staff",  # staff id -> StaffMember
+    "devices",  # sha256(device token) -> EnrolledDevice
+    "pairing_codes",  # code -> PairingCode
+    "replies",  # device id + NUL + message id -> StoredReply (idempotent retries)
+    "incidents",  # u64 seq -> Incident
+    "quarantine",  # u64 seq -> QuarantinedMessage
+    "products",
+    "product_barcodes",
+    "packages",
+    "packages_by_product",
+    "customers",
+    "customers_by_id_hash",
+    "ledger",  # customer id + u64 micros + u64 seq -> purchase ledger entry (limits windows)
+    "carts",
+    "parked_carts",
+    "sales",
+    "sales_by_day",
+    "outbox",
+    "outbox_dead",
+    "drawers",
+    "drawer_events",
+    "counts",
+    "cash_flags",
+    "manifests",
+    "reconciliations",
+    "kv",
+)
+
+_encoder = msgspec.msgpack.Encoder()
+_decoders: dict[Any, msgspec.msgpack.Decoder[Any]] = {}
+
+
+def encode(value: Any) -> bytes:
+    return _encoder.encode(value)
+
+
+def decode(data: bytes | memoryview, type_: type[T]) -> T:
+    dec = _decoders.get(type_)
+    if dec is None:
+        dec = _decoders[type_] = msgspec.msgpack.Decoder(type_)
+    return dec.decode(data)
+
+
+class Store:
+    """An open LMDB environment and its table handles."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        map_size: int = 1 << 30,
+        durable: bool = True,
+        readonly: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        if not readonly:
+            self.path.mkdir(parents=True, exist_ok=True)
+        self.env = lmdb.open(
+            str(self.path),
+            map_size=map_size,
+            max_dbs=len(TABLES) + 8,
+            # full durability by default: an acknowledged sale survives power loss
+            sync=durable,
+            metasync=durable,
+            readonly=readonly,
+            max_readers=256,
+            max_spare_txns=4,
+        )
+        self.tables: dict[str, Any] = {}
+        if readonly:
+            with self.env.begin() as txn:
+                for name in TABLES:
+                    try:
+                        self.tables[name] = self.env.open_db(name.encode(), txn=txn, create=False)
+                    except lmdb.NotFoundError:
+                        pass
+        else:
+            for name in TABLES:
+                self.tables[name] = self.env.open_db(name.encode())
+
+    def db(self, table: str) -> Any:
+        try:
+            return self.tables[table]
+        except KeyError:
+            raise KeyError(f"no table {table!r} in this store") from None
+
+    # --- reads (inline, short) ---
+    @contextmanager
+    def read(self) -> Iterator[lmdb.Transaction]:
+        with self.env.begin(buffers=True) as txn:
+            yield txn
+
+    def get(self, table: str, key: bytes, type_: type[T]) -> T | None:
+        with self.env.begin(buffers=True) as txn:
+            raw = txn.get(key, db=self.db(table))
+            return None if raw is None else decode(raw, type_)
+
+    def count(self, table: str) -> int:
+        with self.env.begin() as txn:
+            return int(txn.stat(self.db(table))["entries"])
+
+    def used_bytes(self) -> int:
+        info = self.env.info()
+        stat = self.env.stat()
+        return int((info["last_pgno"] + 1) * stat["psize"])
+
+    @property
+    def map_size(self) -> int:
+        return int(self.env.info()["map_size"])
+
+    def grow(self) -> int:
+        """Double the map. Only call with no transaction open in this process (the writer does, between batches)."""
+        new_size = self.map_size * 2
+        self.env.set_mapsize(new_size)
+        return new_size
+
+    def backup(self, dest: str | os.PathLike[str]) -> Path:
+        """A compacted, consistent copy taken while the hub runs (LMDB copy uses a read txn)."""
+        d = Path(dest)
+        d.mkdir(parents=True, exist_ok=True)
+        if any(d.iterdir()):
+            raise FileExistsError(f"backup destination {d} is not empty")
+        self.env.copy(str(d), compact=True)
+        return d
+
+    def close(self) -> None:
+        self.env.close()
+
+
+# --- write-side helpers, used inside writer functions (they run on the writer thread) ---
+def put(txn: lmdb.Transaction, store: Store, table: str, key: bytes, value: Any) -> None:
+    txn.put(key, encode(value), db=store.db(table))
+
+
+def tget(txn: lmdb.Transaction, store: Store, table: str, key: bytes, type_: type[T]) -> T | None:
+    raw = txn.get(key, db=store.db(table))
+    return None if raw is None else decode(raw, type_)
+
+
+def last_key(txn: lmdb.Transaction, store: Store, table: str) -> bytes | None:
+    with txn.cursor(db=store.db(table)) as cur:
+        if cur.last():
+            return bytes(cur.key())
+    return None
+
+
+def next_seq(txn: lmdb.Transaction, store: Store, table: str) -> int:
+    """Next u64 sequence number for a table keyed by big-endian u64."""
+    from hub.store.keys import from_u64
+
+    k = last_key(txn, store, table)
+    return 1 if k is None else from_u64(k) + 1

@@ -1,0 +1,144 @@
+"""The single LMDB writer: group commit.
+
+Every write request is a function ``fn(txn) -> result`` run inside the writer's transaction. The writer
+drains its mailbox, runs the whole batch inside ONE ``trio.to_thread.run_sync`` call (LMDB write txns must
+stay on their thread), each request in its own nested transaction so an invalid request fails alone, then
+commits once (one fsync for the batch) and only then answers every requester.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import lmdb
+import outcome
+import trio
+
+from hub.store.env import Store
+
+log = logging.getLogger("hub.store.writer")
+R = TypeVar("R")
+
+
+class WriteRequest:
+    __slots__ = ("fn", "done", "result", "label")
+
+    def __init__(self, fn: Callable[[lmdb.Transaction], Any], label: str) -> None:
+        self.fn = fn
+        self.label = label
+        self.done = trio.Event()
+        self.result: outcome.Outcome[Any] | None = None
+
+
+class WriterStopped(RuntimeError):
+    pass
+
+
+class StoreWriter:
+    def __init__(self, store: Store, *, max_batch: int = 512, mailbox_size: int = 4096, metrics: Any = None):
+        self.store = store
+        self.max_batch = max_batch
+        self.metrics = metrics
+        self._send, self._recv = trio.open_memory_channel[WriteRequest](mailbox_size)
+        self._limiter = trio.CapacityLimiter(1)
+        self.batches = 0
+        self.requests = 0
+        self.last_batch_sizes: list[int] = []
+
+    @property
+    def mailbox(self) -> trio.MemorySendChannel[WriteRequest]:
+        return self._send
+
+    def depth(self) -> int:
+        return self._recv.statistics().current_buffer_used
+
+    async def write(self, fn: Callable[[lmdb.Transaction], R], *, label: str = "write") -> R:
+        """Run ``fn`` in a write transaction; return its result once the commit is durable."""
+        req = WriteRequest(fn, label)
+        try:
+            await self._send.send(req)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            raise WriterStopped("the store writer is not running") from None
+        await req.done.wait()
+        assert req.result is not None
+        return req.result.unwrap()
+
+    async def run(self, *, task_status: trio.TaskStatus[StoreWriter] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started(self)
+        async for first in self._recv:
+            batch = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._recv.receive_nowait())
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+            await self._commit_batch(batch)
+
+    async def drain(self) -> None:
+        """Commit whatever is queued now (used at shutdown, after new requests are refused)."""
+        batch: list[WriteRequest] = []
+        while True:
+            try:
+                batch.append(self._recv.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+        if batch:
+            await self._commit_batch(batch)
+
+    async def _commit_batch(self, batch: list[WriteRequest]) -> None:
+        for _attempt in range(8):
+            t0 = time.perf_counter()
+            try:
+                # cancellation is deferred until the commit returns: no half-done batch
+                await trio.to_thread.run_sync(self._run_batch, batch, limiter=self._limiter)
+            except lmdb.MapFullError:
+                # grow on the trio thread between batches: no txn of ours is open here
+                new = self.store.grow()
+                log.warning("store map full; grown to %d MiB", new >> 20)
+                if self.metrics is not None:
+                    self.metrics.store_map_grown.inc()
+                continue
+            except Exception as exc:  # disk error, corrupted env: every requester hears it
+                log.exception("store commit failed for a batch of %d", len(batch))
+                for req in batch:
+                    req.result = outcome.Error(exc)
+            dt = time.perf_counter() - t0
+            self.batches += 1
+            self.requests += len(batch)
+            self.last_batch_sizes.append(len(batch))
+            if len(self.last_batch_sizes) > 1000:
+                del self.last_batch_sizes[:500]
+            if self.metrics is not None:
+                self.metrics.writer_batch_size.observe(len(batch))
+                self.metrics.writer_commit_seconds.observe(dt)
+            break
+        else:
+            err = lmdb.MapFullError("store map could not be grown enough")
+            for req in batch:
+                req.result = outcome.Error(err)
+        for req in batch:
+            req.done.set()
+
+    def _run_batch(self, batch: list[WriteRequest]) -> None:
+        env = self.store.env
+        results: list[outcome.Outcome[Any]] = []
+        with env.begin(write=True) as txn:
+            for req in batch:
+                child = env.begin(write=True, parent=txn)
+                try:
+                    value = req.fn(child)
+                except lmdb.MapFullError:
+                    child.abort()
+                    raise  # the whole batch is retried after the map grows
+                except Exception as exc:  # an invalid request fails alone
+                    child.abort()
+                    results.append(outcome.Error(exc))
+                else:
+                    child.commit()
+                    results.append(outcome.Value(value))
+        # the outer `with` committed (fsync) before anyone is answered
+        for req, res in zip(batch, results, strict=True):
+            req.result = res
