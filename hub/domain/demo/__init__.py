@@ -1,0 +1,1 @@
+"""Demo store data files (catalogue and customers), loaded by ``hub.domain.demo_catalogue``."""
