@@ -136,6 +136,7 @@ class ScaleCodec:
     stream_request: ClassVar[bytes | None] = None  # start continuous output, if the scale can
     zero_request: ClassVar[bytes]
     tare_request: ClassVar[bytes]
+    acknowledges_commands: ClassVar[bool] = True  # does zero/tare get an answer the codec can read?
 
     def __init__(self) -> None:
         self._pending: deque[Literal["zero", "tare"]] = deque(maxlen=4)

@@ -44,6 +44,7 @@ class OhausCodec(ScaleCodec):
     stream_request: ClassVar[bytes | None] = b"CP\r\n"
     zero_request: ClassVar[bytes] = b"Z\r\n"
     tare_request: ClassVar[bytes] = b"T\r\n"
+    acknowledges_commands: ClassVar[bool] = False  # Z and T are silent; only ES on a bad command
 
     def __init__(self) -> None:
         super().__init__()
