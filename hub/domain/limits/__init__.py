@@ -8,7 +8,13 @@ from hub.domain.limits.engine import (
     evaluate,
     history_window_start,
 )
-from hub.domain.limits.rules import Jurisdiction, RuleError, available_jurisdictions, load_jurisdiction
+from hub.domain.limits.rules import (
+    Jurisdiction,
+    RuleError,
+    available_jurisdictions,
+    load_jurisdiction,
+    store_jurisdiction,
+)
 
 __all__ = [
     "Jurisdiction",
@@ -21,4 +27,5 @@ __all__ = [
     "evaluate",
     "history_window_start",
     "load_jurisdiction",
+    "store_jurisdiction",
 ]

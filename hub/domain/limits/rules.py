@@ -41,6 +41,7 @@ __all__ = [
     "available_jurisdictions",
     "load_jurisdiction",
     "parse_jurisdiction",
+    "store_jurisdiction",
 ]
 
 CUSTOMER_CLASSES = ("adult", "adult-nonresident", "medical", "caregiver", "minor-patient")
@@ -252,6 +253,18 @@ def load_jurisdiction(code: str) -> Jurisdiction:
             f"no purchase-limit rules for {code}; available: {', '.join(available_jurisdictions())}"
         )
     return parse_jurisdiction(path.read_text(encoding="utf-8"), origin=f"{code}.toml")
+
+
+def store_jurisdiction(code: str, timezone: str | None = None) -> Jurisdiction:
+    """The rules for a store whose zone differs from the file's (FL panhandle, western MI, eastern OR):
+    calendar-day and calendar-month windows follow the store's own midnight."""
+    j = load_jurisdiction(code)
+    if timezone is None or timezone == j.timezone.key:
+        return j
+    try:
+        return msgspec.structs.replace(j, timezone=ZoneInfo(timezone))
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise RuleError(f"unknown time zone {timezone!r}") from exc
 
 
 def parse_jurisdiction(text: str, *, origin: str = "<rules>") -> Jurisdiction:
