@@ -1,0 +1,172 @@
+"""HTTP plumbing shared by the Metrc and BioTrack clients: one place where httpx's exceptions and HTTP
+statuses become the state-error vocabulary, and the GET limiter Metrc's rate limits call for."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import msgspec
+import trio
+
+from drivers.state_errors import (
+    OutcomeUnknown,
+    RateLimited,
+    RowError,
+    StateAuthError,
+    StateRejected,
+    StateUnavailable,
+)
+
+DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=20.0, write=10.0, pool=5.0)
+DEFAULT_RETRY_AFTER = 1.0
+
+
+class GetLimiter:
+    """At most ``per_second`` GETs in any one-second window and ``concurrency`` in flight.
+
+    Metrc: 50 GET/s and 10 concurrent per facility (writes are not limited). The clock is injectable
+    so tests can run it under trio's mock clock.
+    """
+
+    def __init__(
+        self, per_second: int = 50, concurrency: int = 10, clock: Callable[[], float] = trio.current_time
+    ) -> None:
+        self.per_second = per_second
+        self._sem = trio.Semaphore(concurrency)
+        self._stamps: deque[float] = deque()
+        self._clock = clock
+        self._lock = trio.Lock()
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        async with self._sem:
+            async with self._lock:  # one waiter at a time keeps the order fair
+                while True:
+                    now = self._clock()
+                    while self._stamps and now - self._stamps[0] >= 1.0:
+                        self._stamps.popleft()
+                    if len(self._stamps) < self.per_second:
+                        self._stamps.append(now)
+                        break
+                    await trio.sleep(self._stamps[0] + 1.0 - now)
+            yield
+
+
+async def send(
+    http: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    system: str,
+    params: dict[str, Any] | None = None,
+    json: Any = None,
+    content: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    auth: Any = None,
+) -> httpx.Response:
+    """Send one request; map transport failures to our errors. Does not judge the status code.
+
+    A failure before the request left is ``StateUnavailable``. After it left, a read has no effect to
+    wonder about (``StateUnavailable``), but a write might have been applied (``OutcomeUnknown``).
+    """
+    is_write = method.upper() not in ("GET", "HEAD")
+    kwargs: dict[str, Any] = {"params": params, "headers": headers}
+    if auth is not None:
+        kwargs["auth"] = auth
+    if content is not None:
+        kwargs["content"] = content
+    elif json is not None:
+        kwargs["content"] = msgspec.json.encode(json)
+        kwargs["headers"] = {"content-type": "application/json", **(headers or {})}
+    try:
+        return await http.request(method, url, **kwargs)
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol) as exc:
+        raise StateUnavailable(f"cannot reach the state system ({_describe(exc)})", system=system) from exc
+    except (httpx.TimeoutException, httpx.TransportError) as exc:
+        # Read/write timeouts, a dropped connection, a truncated answer: the request may have been applied.
+        if is_write:
+            raise OutcomeUnknown(
+                f"no answer to {method} {url} after sending it ({_describe(exc)}); it may have been stored",
+                system=system,
+            ) from exc
+        raise StateUnavailable(f"no answer to {method} {url} ({_describe(exc)})", system=system) from exc
+
+
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def retry_after(response: httpx.Response) -> float:
+    raw = response.headers.get("retry-after", "")
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        return DEFAULT_RETRY_AFTER
+
+
+def error_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:300] or response.reason_phrase
+    if isinstance(body, dict):
+        for key in ("message", "Message", "Error", "error"):
+            if isinstance(body.get(key), str):
+                return body[key]
+    return response.text.strip()[:300]
+
+
+def row_errors(response: httpx.Response) -> list[RowError]:
+    """Metrc's 400 body: ``[{"row": i, "message": …}, …]``; a ``{"message": …}`` becomes row 0."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, list):
+        out = []
+        for item in body:
+            if isinstance(item, dict):
+                row = item.get("row", item.get("Row", 0))
+                text = item.get("message", item.get("Message", ""))
+                out.append(RowError(int(row) if isinstance(row, int) else 0, str(text)))
+        if out:
+            return out
+    return [RowError(0, error_message(response))]
+
+
+def raise_for_status(response: httpx.Response, *, system: str, is_write: bool) -> None:
+    """Turn a non-2xx answer into the state-error vocabulary."""
+    status = response.status_code
+    if status < 300:
+        return
+    what = f"{response.request.method} {response.request.url.path}"
+    if status == 400:
+        rows = row_errors(response)
+        raise StateRejected("; ".join(f"row {r.row}: {r.message}" for r in rows), rows, system=system)
+    if status in (401, 403):
+        raise StateAuthError(f"{what} refused ({status}): {error_message(response)}", system=system)
+    if status == 429:
+        raise RateLimited(f"{what} rate limited", retry_after(response), system=system)
+    if status == 503 or (status >= 500 and not is_write):
+        raise StateUnavailable(f"{what} answered {status}: {error_message(response)}", system=system)
+    if status >= 500:
+        # A 500 to a write may come after the store committed it.
+        raise OutcomeUnknown(f"{what} answered {status}: {error_message(response)}", system=system)
+    raise StateRejected(
+        f"{what} answered {status}: {error_message(response)}",
+        [RowError(0, error_message(response))],
+        system=system,
+    )
+
+
+def decode(response: httpx.Response, type_: Any, *, system: str) -> Any:
+    try:
+        return msgspec.json.decode(response.content, type=type_)
+    except msgspec.DecodeError as exc:
+        raise StateUnavailable(
+            f"unreadable answer to {response.request.url.path}: {exc}", system=system
+        ) from exc
