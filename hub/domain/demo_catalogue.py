@@ -155,7 +155,7 @@ def _packages(
             )
     # About one package in twelve gets a state that must be refused, spread over the catalogue, and the
     # named scenarios are always present.
-    troubles = [
+    troubles: list[tuple[str, dict[str, Any]]] = [
         ("on_hold", {"status": "on_hold"}),
         ("quarantined", {"status": "quarantined"}),
         ("expired", {"expires_on": today - timedelta(days=rng.randint(1, 30))}),
