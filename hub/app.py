@@ -44,6 +44,8 @@ class Hub:
         self.writer: StoreWriter = None  # type: ignore[assignment]
         self.registers: dict[str, RegisterActor] = {}
         self.sessions: dict[bytes, StaffSession] = {}
+        # (register, message id) being applied now: a retry of the same id waits for it, then reads the reply
+        self.in_flight: dict[tuple[str | None, str], trio.Event] = {}
         self.topics: dict[str, Topic] = {}
         self.snapshot_providers: list[Callable[[RegisterActor], dict[str, Any]]] = []
         self.quarantine: list[QuarantinedMessage] = []

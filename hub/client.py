@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import trio
-from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
+from trio_websocket import ConnectionClosed, WebSocketConnection, wrap_client_stream
 
 
 class ClientError(Exception):
@@ -141,14 +143,43 @@ class HubClient:
 async def connect(
     url: str, *, origin: str | None = None, max_message_size: int = 16 << 20, ssl_context: Any = None
 ) -> AsyncIterator[HubClient]:
-    headers = [("Origin", origin)] if origin else None
-    async with trio.open_nursery() as nursery:
-        async with open_websocket_url(
-            url, extra_headers=headers, max_message_size=max_message_size, ssl_context=ssl_context
-        ) as ws:
+    """Open a connection; the TCP stream is ours, so it is closed however the hub goes away."""
+    parts = urlsplit(url)
+    secure = parts.scheme == "wss"
+    host = parts.hostname or "127.0.0.1"
+    port = parts.port or (443 if secure else 80)
+    resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    headers = [(b"Origin", origin.encode())] if origin else None
+    stream: trio.SocketStream | trio.SSLStream[trio.SocketStream]
+    stream = await trio.open_tcp_stream(host, port)
+    try:
+        if secure:
+            stream = trio.SSLStream(
+                stream,
+                ssl_context or ssl.create_default_context(),
+                server_hostname=host,
+                https_compatible=True,
+            )
+        async with trio.open_nursery() as nursery:
+            ws = await wrap_client_stream(
+                nursery,
+                stream,
+                f"{host}:{port}",
+                resource,
+                extra_headers=headers,
+                max_message_size=max_message_size,
+            )
             client = HubClient(ws, nursery)
-            # the welcome frame arrives first; wait for it so callers see a live hub
-            with trio.fail_after(10):
-                await client.welcomed.wait()
-            yield client
-        nursery.cancel_scope.cancel()
+            try:
+                # the welcome frame arrives first; wait for it so callers see a live hub
+                with trio.fail_after(10):
+                    await client.welcomed.wait()
+                yield client
+            finally:
+                with trio.move_on_after(2) as scope:
+                    scope.shield = True
+                    await ws.aclose()
+                nursery.cancel_scope.cancel()
+    finally:
+        with trio.CancelScope(shield=True):
+            await stream.aclose()

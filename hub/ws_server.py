@@ -57,8 +57,9 @@ def ssl_context(hub: Hub) -> ssl.SSLContext | None:
     return ctx
 
 
-def origin_allowed(hub: Hub, headers: list[tuple[bytes, bytes]]) -> bool:
+def origin_allowed(hub: Hub, headers: list[tuple[bytes, bytes]], host_header: str = "") -> bool:
     h = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in headers}
+    h.setdefault("host", host_header)
     origin = h.get("origin")
     if origin is None:
         return True  # not a browser: hub.client, bench, integrators (they still need a device token)
@@ -97,7 +98,9 @@ async def serve_ws(hub: Hub, *, task_status: trio.TaskStatus[int] = trio.TASK_ST
 
 async def handle_request(hub: Hub, request: WebSocketRequest) -> None:
     try:
-        if not origin_allowed(hub, request.headers):
+        # wsproto keeps the Host header apart from the others
+        host_header = str(getattr(getattr(request, "_event", None), "host", "") or "")
+        if not origin_allowed(hub, request.headers, host_header):
             hub.metrics.ws_rejected.labels("origin").inc()
             await request.reject(403, body=b"origin not allowed")
             return
@@ -127,7 +130,6 @@ class Connection:
         self._out_send, self._out_recv = trio.open_memory_channel[Any](OUTBOX_SIZE)
         self._snap_pending: set[str] = set()
         self._limiter = trio.Semaphore(IN_FLIGHT_PER_CONNECTION)
-        self._in_flight: dict[str, trio.Event] = {}
         self._nursery: trio.Nursery | None = None
 
     # ---- outbound ----
@@ -265,8 +267,8 @@ class Connection:
             if frame is not None:
                 self.send_frame(frame)
                 return
-        key = msg.id
-        done = self._in_flight[key] = trio.Event()
+        key = (self.register_id, msg.id)
+        done = hub.in_flight[key] = trio.Event()
         try:
             req = Request(hub=hub, msg=msg, register_id=self.register_id, session=None, connection=self)
             result = await actor.mailbox.call(req, timeout=60)
@@ -275,10 +277,10 @@ class Connection:
             )
         finally:
             done.set()
-            self._in_flight.pop(key, None)
+            hub.in_flight.pop(key, None)
 
     async def _deduplicated(self, msg_id: str) -> bytes | None:
-        pending = self._in_flight.get(msg_id)
+        pending = self.hub.in_flight.get((self.register_id, msg_id))
         if pending is not None:  # the same id is still being applied: wait for it, then answer from store
             await pending.wait()
         assert self.register_id is not None

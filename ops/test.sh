@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Set up everything the test suite needs on a fresh machine (Debian, Python 3.11, root), then run it.
+# Browser tests use Debian's chromium (no browser download); promtool comes from Debian's prometheus.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v socat >/dev/null 2>&1 || need+=(socat)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  else
+    echo "ops/test.sh: please install: ${need[*]} (sudo apt-get install ${need[*]})" >&2
+    exit 2
+  fi
+fi
+
+python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+python3 -m ruff check hub actors drivers sandbox bench tests
+python3 -m pytest -q -p no:cacheprovider "$@"

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from hub.config import ConfigError, parse_config
+from tests.conftest import TEST_TOML
+
+
+def test_valid_config_decodes() -> None:
+    cfg = parse_config(TEST_TOML)
+    assert cfg.store.jurisdiction == "CA" and [r.id for r in cfg.registers] == ["R1", "R2"]
+    assert str(cfg.zone) == "America/Los_Angeles"
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("http_port = 0", 'http_port = "eighty"'), "server.http_port: Expected `int`, got `str`"),
+        (("http_port = 0", "http_port = 70000"), "server.http_port: Expected `int` <= 65535"),
+        (('jurisdiction = "CA"', 'jurisdiction = "California"'), "store.jurisdiction"),
+        (
+            ('time_zone = "America/Los_Angeles"', 'time_zone = "Mars/Olympus"'),
+            "unknown time zone 'Mars/Olympus'",
+        ),
+        (("heartbeat_seconds = 5", "heartbeat_seconds = 5\ncolour = 1"), "unknown field `colour`"),
+        (('name = "Test Store"', ""), "missing required field `name`"),
+        (('id = "R2"', 'id = "R1"'), "registers[1].id: register 'R1' is listed twice"),
+    ],
+)
+def test_invalid_config_names_field(change: tuple[str, str], expected: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        parse_config(TEST_TOML.replace(*change, 1))
+
+
+def test_register_device_reference_checked() -> None:
+    with pytest.raises(ConfigError, match=r"registers\[0\].scale: no device with id 'scale-9'"):
+        parse_config(TEST_TOML.replace('name = "Register 1"', 'name = "Register 1"\nscale = "scale-9"'))
+
+
+def test_example_store_toml_is_valid() -> None:
+    from pathlib import Path
+
+    from hub.config import load_config
+
+    cfg = load_config(Path(__file__).resolve().parents[2] / "ops" / "store.toml")
+    assert cfg.registers and cfg.devices

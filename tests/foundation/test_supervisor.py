@@ -1,0 +1,150 @@
+"""Supervision under a mock clock (no threads here, so autojump is safe)."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from hub.actor import Call, Mailbox, serve_mailbox
+from hub.metrics import Metrics
+from hub.supervisor import ChildSpec, Escalation, Supervisor, supervise
+
+
+async def test_restart_with_backoff_then_recover(autojump_clock: trio.testing.MockClock) -> None:
+    starts: list[float] = []
+
+    async def flaky(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        starts.append(trio.current_time())
+        task_status.started()
+        if len(starts) <= 3:
+            raise RuntimeError("device went away")
+        await trio.sleep_forever()
+
+    async with trio.open_nursery() as n:
+        await n.start(
+            lambda task_status: supervise(
+                ChildSpec(name="flaky", run=flaky, max_restarts=5, window=60, backoff=1.0),
+                task_status=task_status,
+            )
+        )
+        await trio.sleep(100)
+        n.cancel_scope.cancel()
+    assert len(starts) == 4
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    assert gaps == pytest.approx([1.0, 2.0, 4.0])  # exponential backoff
+
+
+async def test_escalates_after_intensity_window(autojump_clock: trio.testing.MockClock) -> None:
+    runs = 0
+
+    async def always_fails(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        nonlocal runs
+        runs += 1
+        task_status.started()
+        raise ValueError("bad")
+
+    metrics = Metrics()
+    with pytest.RaisesGroup(pytest.RaisesExc(Escalation, match="failed 4 times")):
+        async with trio.open_nursery() as n:
+            await n.start(
+                lambda task_status: supervise(
+                    ChildSpec(name="bad", run=always_fails, max_restarts=3, window=10, backoff=0.1),
+                    metrics=metrics,
+                    task_status=task_status,
+                )
+            )
+    assert runs == 4  # 1 run + 3 restarts, then the parent hears it
+    assert metrics.actor_restarts.labels("bad")._value.get() == 4
+
+
+async def test_failures_outside_window_do_not_escalate(autojump_clock: trio.testing.MockClock) -> None:
+    runs = 0
+
+    async def fails_rarely(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        nonlocal runs
+        runs += 1
+        task_status.started()
+        await trio.sleep(30)  # longer than the window between failures
+        raise ValueError("occasional")
+
+    async with trio.open_nursery() as n:
+        await n.start(
+            lambda task_status: supervise(
+                ChildSpec(name="rare", run=fails_rarely, max_restarts=1, window=10, backoff=0.1),
+                task_status=task_status,
+            )
+        )
+        await trio.sleep(200)
+        n.cancel_scope.cancel()
+    assert runs >= 6
+
+
+async def test_start_failure_is_explicit() -> None:
+    async def broken(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        raise OSError("port busy")
+
+    with pytest.RaisesGroup(pytest.RaisesExc(OSError, match="port busy"), flatten_subgroups=True):
+        async with trio.open_nursery() as n:
+            await n.start(
+                lambda task_status: supervise(ChildSpec(name="b", run=broken), task_status=task_status)
+            )
+
+
+async def test_cancellation_is_never_swallowed(autojump_clock: trio.testing.MockClock) -> None:
+    async def forever(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        await trio.sleep_forever()
+
+    with trio.move_on_after(5) as scope:
+        async with trio.open_nursery() as n:
+            await n.start(
+                lambda task_status: supervise(ChildSpec(name="f", run=forever), task_status=task_status)
+            )
+    assert scope.cancelled_caught
+
+
+async def test_poison_message_quarantined_after_two_crashes_and_siblings_unaffected(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    metrics = Metrics()
+    handled: list[str] = []
+    sibling_ticks = 0
+    poison_attempts = 0
+    box: Mailbox[Call] = Mailbox("register:R1", 16, metrics=metrics)
+
+    async def handle(call: Call) -> None:
+        nonlocal poison_attempts
+        if call.payload == "poison":
+            poison_attempts += 1
+            raise KeyError("bad package record")
+        handled.append(call.payload)
+        call.reply(call.payload.upper())
+
+    async def register_actor(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        await serve_mailbox(box, handle)
+
+    async def sibling(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        nonlocal sibling_ticks
+        task_status.started()
+        while True:
+            sibling_ticks += 1
+            await trio.sleep(0.01)
+
+    async with trio.open_nursery() as n:
+        sup = Supervisor(n, metrics=metrics)
+        await sup.start(ChildSpec(name="register:R1", run=register_actor, backoff=0.01))
+        await sup.start(ChildSpec(name="register:R2", run=sibling))
+        assert await box.call("before") == "BEFORE"
+        ticks_before = sibling_ticks
+        with pytest.raises(Exception, match="set aside"):
+            await box.call("poison")
+        assert await box.call("after") == "AFTER"  # the actor lives on and serves the next message
+        await trio.sleep(1)
+        assert sibling_ticks > ticks_before + 50  # the sibling never stopped
+        assert sup.children["register:R2"].restarts == 0
+        n.cancel_scope.cancel()
+    assert poison_attempts == 2  # delivered once more after the first crash, then quarantined
+    assert handled == ["before", "after"]
+    assert len(box.quarantined) == 1 and "KeyError" in box.quarantined[0].error
+    assert metrics.quarantined.labels("register:R1")._value.get() == 1

@@ -1,0 +1,99 @@
+"""The single writer: group commit, answer only after the data is readable, one bad request fails alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lmdb
+import pytest
+import trio
+
+from hub.store.env import Store
+from hub.store.keys import u64
+from hub.store.writer import StoreWriter
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(tmp_path / "db", map_size=64 << 20)
+    yield s
+    s.close()
+
+
+async def test_thousand_concurrent_writes_group_commit(store: Store) -> None:
+    writer = StoreWriter(store, max_batch=512)
+    db = store.db("kv")
+    visible_when_answered: list[bool] = []
+
+    async def one(i: int) -> None:
+        def fn(txn: lmdb.Transaction) -> int:
+            txn.put(u64(i), b"sale-%d" % i, db=db)
+            return i
+
+        assert await writer.write(fn) == i
+        # the answer means durable and readable from a fresh read txn
+        with store.env.begin() as txn:
+            visible_when_answered.append(txn.get(u64(i), db=db) == b"sale-%d" % i)
+
+    async with trio.open_nursery() as n:
+        await n.start(writer.run)
+        with trio.fail_after(30):
+            async with trio.open_nursery() as clients:
+                for i in range(1000):
+                    clients.start_soon(one, i)
+        n.cancel_scope.cancel()
+    assert len(visible_when_answered) == 1000 and all(visible_when_answered)
+    assert writer.requests == 1000
+    assert writer.batches <= 100, f"{writer.batches} transactions for 1000 requests"
+    assert store.count("kv") == 1000
+
+
+async def test_invalid_request_fails_alone(store: Store) -> None:
+    writer = StoreWriter(store)
+    db = store.db("kv")
+    results: dict[int, object] = {}
+
+    async def one(i: int) -> None:
+        def fn(txn: lmdb.Transaction) -> int:
+            txn.put(u64(i), b"x", db=db)
+            if i == 7:
+                raise ValueError("package 7 is on hold")
+            return i
+
+        try:
+            results[i] = await writer.write(fn)
+        except ValueError as exc:
+            results[i] = exc
+
+    async with trio.open_nursery() as n:
+        await n.start(writer.run)
+        with trio.fail_after(10):
+            async with trio.open_nursery() as clients:
+                for i in range(20):
+                    clients.start_soon(one, i)
+        n.cancel_scope.cancel()
+    assert isinstance(results[7], ValueError)
+    assert all(results[i] == i for i in range(20) if i != 7)
+    with store.env.begin() as txn:
+        assert txn.get(u64(7), db=db) is None  # its partial write was rolled back
+        assert txn.get(u64(8), db=db) == b"x"
+
+
+async def test_map_full_grows_and_commits(tmp_path: Path) -> None:
+    store = Store(tmp_path / "small", map_size=1 << 20)
+    writer = StoreWriter(store)
+    db = store.db("kv")
+    big = b"z" * 4000
+
+    def fn(txn: lmdb.Transaction) -> None:
+        for i in range(600):  # ~2.4 MB: more than the 1 MiB map
+            txn.put(u64(i), big, db=db)
+
+    async with trio.open_nursery() as n:
+        await n.start(writer.run)
+        with trio.fail_after(20):
+            await writer.write(fn)
+        n.cancel_scope.cancel()
+    assert store.map_size > 1 << 20
+    assert store.count("kv") == 600
+    store.close()
