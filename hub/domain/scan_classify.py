@@ -1,0 +1,153 @@
+"""What a scanned symbol is, from its content alone.
+
+One classifier for both paths: serial/CDC scanners (``actors/scanner.py``) and the browser's
+keyboard-wedge input. Routing depends on content, not on which screen had focus — a licence scanned
+while the product search is focused must still check the customer in (Flowhub: "If the queue is closed,
+scanning an ID will be interpreted as a product scan", devices.md §2).
+
+Pure: no I/O, no trio. The AAMVA *parser* lives in ``hub/domain/aamva.py``; this only recognises the
+payload and keeps it whole (LF, RS and CR inside it included).
+"""
+
+from __future__ import annotations
+
+import re
+
+import msgspec
+
+from hub.domain.devices import ScanKind, Symbology
+
+# AAMVA DL/ID Card Design Standard, Annex D: compliance indicator "@", data element separator LF,
+# record separator RS, segment terminator CR, then the file type "ANSI " (old cards: "AAMVA").
+AAMVA_PREFIX = "@\n\x1e\r"
+_AAMVA_FILE_TYPES = ("ANSI ", "AAMVA")
+
+# Metrc package tag: 24 characters, "1A4" then upper-case letters and digits (state-systems.md §1.9).
+_METRC_TAG = re.compile(r"1A4[0-9A-Z]{21}")
+# BioTrack inventory id / barcode: 16 digits.
+_BIOTRACK = re.compile(r"\d{16}")
+# Metrc Retail ID per-unit QR: https://1a4.com/<short code> (state-systems.md §1.9).
+_RETAIL_ID = re.compile(r"(?i)https?://(?:www\.)?1a4\.com/(?P<code>[A-Za-z0-9_-]{6,64})/?")
+
+
+class ScanClass(msgspec.Struct, frozen=True, kw_only=True):
+    kind: ScanKind
+    data: str  # normalised: trimmed for barcodes, untouched for AAMVA
+    symbology: Symbology
+    valid: bool = True
+    reason: str = ""
+    retail_id_code: str = ""  # the short code of a Retail ID QR, for /retailid/v2/receive/qr/{code}
+
+
+def gs1_check_digit(body: str) -> int:
+    """GS1 mod-10 check digit for the digits before it (UPC-A, EAN-13, EAN-8).
+
+    Weights 3 and 1 alternate from the rightmost body digit, which weighs 3.
+    """
+    total = 0
+    for i, ch in enumerate(reversed(body)):
+        total += int(ch) * (3 if i % 2 == 0 else 1)
+    return (10 - total % 10) % 10
+
+
+def _retail_code(data: str) -> str | None:
+    m = _RETAIL_ID.fullmatch(data)
+    return m["code"] if m else None
+
+
+def classify(raw: str) -> ScanClass:
+    """Classify one decoded symbol. Never raises; unknown content is ``kind="unknown"``."""
+    if raw.startswith(AAMVA_PREFIX) or (raw.startswith("@") and raw[4:9] in _AAMVA_FILE_TYPES):
+        return _aamva(raw)
+    # Wedge input may carry stray whitespace or a trailing CR/LF/TAB from the scanner's suffix.
+    data = raw.strip()
+    if "ANSI " in data[:12] and data.startswith("@"):
+        # A wedge scan with the control characters mangled: recognisably a licence, but not whole.
+        return ScanClass(
+            kind="aamva",
+            data=raw,
+            symbology="pdf417",
+            valid=False,
+            reason="licence payload lost its control characters (keyboard-wedge mode); use serial mode",
+        )
+    if _METRC_TAG.fullmatch(data):
+        return ScanClass(kind="metrc_package", data=data, symbology="code128")
+    upper = data.upper()
+    if _METRC_TAG.fullmatch(upper):
+        # Some scanners are set to lower-case output; the tag itself is upper-case.
+        return ScanClass(kind="metrc_package", data=upper, symbology="code128")
+    if (code := _retail_code(data)) is not None:
+        return ScanClass(kind="metrc_retail_id", data=data, symbology="qr", retail_id_code=code)
+    if data.isdigit() and data.isascii():
+        if len(data) == 16 and _BIOTRACK.fullmatch(data):
+            return ScanClass(kind="biotrack_barcode", data=data, symbology="code128")
+        if len(data) == 12:
+            return _gs1(data, "upc_a", "UPC-A")
+        if len(data) == 13:
+            return _gs1(data, "ean_13", "EAN-13")
+        if len(data) == 8:
+            return _gs1(data, "ean_8", "EAN-8")
+    if data.startswith("1A4") or data.upper().startswith("1A4"):
+        return ScanClass(
+            kind="metrc_package",
+            data=data,
+            symbology="code128",
+            valid=False,
+            reason=f"a Metrc package tag has 24 characters, this one has {len(data)}",
+        )
+    return ScanClass(
+        kind="unknown", data=data, symbology="unknown", valid=False, reason="not a known barcode"
+    )
+
+
+def _gs1(data: str, kind: ScanKind, name: str) -> ScanClass:
+    expected = gs1_check_digit(data[:-1])
+    if expected != int(data[-1]):
+        return ScanClass(
+            kind=kind,
+            data=data,
+            symbology=kind,  # type: ignore[arg-type]
+            valid=False,
+            reason=f"{name} check digit should be {expected}, the label says {data[-1]}: misread or bad label",
+        )
+    return ScanClass(kind=kind, data=data, symbology=kind)  # type: ignore[arg-type]
+
+
+def _aamva(raw: str) -> ScanClass:
+    # Keep the payload byte for byte; a trailing suffix added by the scanner beyond the final segment
+    # terminator is the framer's business, not ours.
+    header_ok = len(raw) >= 21 and raw[4:9] in _AAMVA_FILE_TYPES and raw[9:15].isdigit()
+    if not header_ok:
+        return ScanClass(
+            kind="aamva", data=raw, symbology="pdf417", valid=False, reason="licence header is incomplete"
+        )
+    return ScanClass(kind="aamva", data=raw, symbology="pdf417")
+
+
+def aamva_declared_length(buf: str) -> int | None:
+    """Total payload length an AAMVA header declares (largest subfile offset + length), or None.
+
+    Used by the serial framer to read a licence whole even when the scanner's suffix (CR) also occurs
+    inside the payload. Header: 21 characters for version >= 2 (19 for version 1), then one 10-character
+    designator per subfile: type (2), offset (4), length (4).
+    """
+    if len(buf) < 17 or not buf.startswith("@") or buf[4:9] not in _AAMVA_FILE_TYPES:
+        return None
+    version = buf[15:17]
+    if not version.isdigit():
+        return None
+    head = 21 if int(version) >= 2 else 19
+    entries_text = buf[head - 2 : head]
+    if not entries_text.isdigit():
+        return None
+    entries = int(entries_text)
+    if entries == 0 or len(buf) < head + 10 * entries:
+        return None
+    end = 0
+    for i in range(entries):
+        d = buf[head + 10 * i : head + 10 * (i + 1)]
+        offset, length = d[2:6], d[6:10]
+        if not (offset.isdigit() and length.isdigit()):
+            return None
+        end = max(end, int(offset) + int(length))
+    return end if end > head else None
