@@ -199,8 +199,8 @@ def build_eod_report(
                 reason=ret.reason,
             )
         )
-        for t in ret.refund_tenders:
-            refunds_by_tender[t.kind] = refunds_by_tender.get(t.kind, 0) + t.amount_cents
+        for tender in ret.refund_tenders:
+            refunds_by_tender[tender.kind] = refunds_by_tender.get(tender.kind, 0) + tender.amount_cents
 
     drawer_lines: list[DrawerLine] = []
     variance = 0
