@@ -1,0 +1,109 @@
+"""Package exit labels in ZPL II, and the ``~HS`` host status answer.
+
+A label is ``^XA … ^XZ``; ``^FO`` field origin, ``^A0N`` scalable font, ``^BCN`` Code 128 with the
+interpretation line, ``^PW``/``^LL`` width/length in dots, ``^PQ`` quantity (devices.md §5). Field data
+goes through ``^FH`` hex escapes, so a product name with ``^`` or ``~`` cannot inject commands. Sans-I/O.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from hub.domain.devices import PackageLabel
+
+HOST_STATUS_REQUEST = b"~HS"
+
+
+def _field(text: str) -> str:
+    # ^FH_ : "_" followed by two hex digits is a byte. Escape the escape itself and the two prefixes.
+    out = []
+    for ch in text:
+        if ch in "_^~" or ord(ch) < 0x20:
+            out.append("".join(f"_{b:02X}" for b in ch.encode("utf-8")))
+        else:
+            out.append(ch)
+    return "^FH_^FD" + "".join(out) + "^FS"
+
+
+def grams(mg: int) -> str:
+    return f"{mg // 1000}.{(mg % 1000) // 10:02d} g"
+
+
+def render_label(
+    label: PackageLabel, *, dpi: int = 203, width_in: float = 4.0, length_in: float = 2.0
+) -> bytes:
+    dots = dpi / 203
+    pw, ll = int(width_in * dpi), int(length_in * dpi)
+
+    def d(n: int) -> int:
+        return round(n * dots)
+
+    lines = [
+        "^XA",
+        "^CI28",  # field data is UTF-8
+        f"^PW{pw}",
+        f"^LL{ll}",
+        f"^FO{d(24)},{d(20)}^A0N,{d(36)},{d(36)}" + _field(label.product[:40]),
+        f"^FO{d(24)},{d(64)}^A0N,{d(28)},{d(28)}" + _field(f"Net wt {grams(label.weight_mg)}"),
+    ]
+    thc = []
+    if label.thc_percent_x100 is not None:
+        thc.append(f"THC {label.thc_percent_x100 // 100}.{label.thc_percent_x100 % 100:02d}%")
+    if label.thc_mg is not None:
+        thc.append(f"THC {label.thc_mg:,} mg")
+    y = 98
+    if thc:
+        lines.append(f"^FO{d(24)},{d(y)}^A0N,{d(28)},{d(28)}" + _field("  ".join(thc)))
+        y += 34
+    for extra in label.extra_lines[:2]:
+        lines.append(f"^FO{d(24)},{d(y)}^A0N,{d(22)},{d(22)}" + _field(extra[:60]))
+        y += 26
+    # Code 128 of the tag, interpretation line printed below it (the tag in text, as the state requires).
+    lines.append(f"^FO{d(24)},{d(y + 6)}^BY2^BCN,{d(70)},Y,N,N" + _field(label.tag))
+    lines.append(f"^PQ{max(1, label.copies)}")
+    lines.append("^XZ")
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+class ZplStatus(msgspec.Struct, frozen=True):
+    paper_out: bool
+    paused: bool
+    head_open: bool
+    ribbon_out: bool
+
+
+def parse_host_status(data: bytes) -> ZplStatus | None:
+    """Parse the three ``<STX>…<ETX><CR><LF>`` strings of ``~HS``; None until all are there or if bad.
+
+    String 1: ``aaa,b,c,dddd,…`` with b = paper out, c = pause. String 2: ``mmm,n,o,p,…`` with
+    o = head up (open), p = ribbon out.
+    """
+    strings = []
+    rest = data
+    while len(strings) < 3:
+        start = rest.find(b"\x02")
+        end = rest.find(b"\x03", start + 1)
+        if start < 0 or end < 0:
+            return None
+        strings.append(rest[start + 1 : end].decode("ascii", "replace").split(","))
+        rest = rest[end + 1 :]
+    s1, s2 = strings[0], strings[1]
+    if len(s1) < 3 or len(s2) < 4:
+        return None
+    try:
+        return ZplStatus(
+            paper_out=s1[1].strip() == "1",
+            paused=s1[2].strip() == "1",
+            head_open=s2[2].strip() == "1",
+            ribbon_out=s2[3].strip() == "1",
+        )
+    except IndexError:
+        return None
+
+
+def host_status_answer(*, paper_out: bool = False, paused: bool = False) -> bytes:
+    """What a Zebra answers to ``~HS`` (for the simulator)."""
+    s1 = f"\x02030,{int(paper_out)},{int(paused)},1245,000,0,0,0,000,0,0,0\x03\r\n"
+    s2 = "\x02001,0,0,0,1,2,4,0,00000000,1,000\x03\r\n"
+    s3 = "\x021234\x03\r\n"
+    return (s1 + s2 + s3).encode("ascii")
