@@ -79,7 +79,7 @@ def _product(row: dict[str, Any]) -> Product:
     category = row["category"]
     net = row["net_weight_mg"]
     # THC for limits: a dosed product declares mg per unit; otherwise potency × weight (per gram for bulk).
-    thc = row["thc_mg_per_unit"] or net * row["thc_bp"] // 10_000
+    thc = row["thc_mg_per_unit"] or -(-net * row["thc_bp"] // 10_000)  # rounded up, never under-counted
     limits = LimitAttributes(
         category=category,
         net_weight_mg=net,
