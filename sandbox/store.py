@@ -198,8 +198,10 @@ class SandboxStore:
                 "INSERT OR IGNORE INTO facilities VALUES (?, ?, ?, ?, 'metrc')",
                 (demo.SHIPPER_LICENSE, demo.SHIPPER_NAME, demo.METRC_TIME_ZONE, "Cultivation"),
             )
+            # Seeding an existing data dir adds what is missing and keeps what has changed since.
             for label, name, category, unit, qty, _price in demo.METRC_PACKAGES:
-                self.upsert_package(demo.METRC_LICENSE, label, name, category, unit, qty)
+                if self.one("SELECT 1 FROM packages WHERE label = ?", label) is None:
+                    self.upsert_package(demo.METRC_LICENSE, label, name, category, unit, qty)
             if (
                 self.one("SELECT 1 FROM transfers WHERE manifest_number = ?", demo.INCOMING_MANIFEST_NUMBER)
                 is None
@@ -214,11 +216,11 @@ class SandboxStore:
                 )
             for lic, active, flower, thc, days in demo.PATIENTS:
                 db.execute(
-                    "INSERT OR REPLACE INTO patients VALUES (?, ?, ?, ?, ?)",
+                    "INSERT OR IGNORE INTO patients VALUES (?, ?, ?, ?, ?)",
                     (lic, int(active), flower, thc, days),
                 )
             for lic, active in demo.CAREGIVERS:
-                db.execute("INSERT OR REPLACE INTO caregivers VALUES (?, ?)", (lic, int(active)))
+                db.execute("INSERT OR IGNORE INTO caregivers VALUES (?, ?)", (lic, int(active)))
             # BioTrack
             db.execute(
                 "INSERT OR IGNORE INTO facilities VALUES (?, ?, ?, ?, 'biotrack')",
@@ -229,13 +231,15 @@ class SandboxStore:
                 (demo.BIOTRACK_LICENSE, demo.BIOTRACK_UBI, demo.BIOTRACK_USERNAME, demo.BIOTRACK_PASSWORD),
             )
             for barcode, name, qty, unit in demo.BIOTRACK_INVENTORY:
+                if self.one("SELECT 1 FROM packages WHERE label = ?", barcode) is not None:
+                    continue
                 self.upsert_package(
                     demo.BIOTRACK_LICENSE, barcode, name, "Usable", "Grams" if unit == "g" else "Each", qty
                 )
             for card_id, key, active, limit_g in demo.BIOTRACK_CARDS:
                 expires = (now + timedelta(days=180 if active else -10)).date().isoformat()
                 db.execute(
-                    "INSERT OR REPLACE INTO bt_cards VALUES (?, ?, ?, ?, ?)",
+                    "INSERT OR IGNORE INTO bt_cards VALUES (?, ?, ?, ?, ?)",
                     (card_id, key, int(active), limit_g, expires),
                 )
             if self.one("SELECT 1 FROM transfers WHERE manifest_number = 'BT-0000501'") is None:
