@@ -39,6 +39,7 @@ class Discount(msgspec.Struct, frozen=True, kw_only=True):
     applied_by: str = ""  # staff id
     override_ref: str = ""  # audit reference of the manager override when beyond the role's threshold
     label: str = ""  # printed on the receipt; defaults to the reason
+    approved_by: str = ""  # the manager who approved it, with ``override_ref``
 
 
 class DiscountPolicy(msgspec.Struct, frozen=True, kw_only=True):
@@ -69,7 +70,7 @@ def needs_manager(discount: Discount, amount_cents: int, role: str, policy: Disc
         return False
     limit_bp = policy.max_percent_bp_by_role.get(role, 0)
     if amount_cents <= 0:
-        return discount_amount(discount, amount_cents) > 0 and limit_bp < BP
+        return False  # nothing to take off: the discount gives nothing
     # effective bp = amount / base; compare cross-multiplied to stay exact
     return discount_amount(discount, amount_cents) * BP > limit_bp * amount_cents
 

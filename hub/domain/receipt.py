@@ -257,12 +257,16 @@ def sale_overrides(cart: Cart, extra: Sequence[OverrideNote] = ()) -> tuple[Over
         for d in line.discounts:
             if d.override_ref:
                 notes.append(
-                    OverrideNote(kind="discount", manager_id="", reason=d.reason, reference=d.override_ref)
+                    OverrideNote(
+                        kind="discount", manager_id=d.approved_by, reason=d.reason, reference=d.override_ref
+                    )
                 )
     for d in cart.cart_discounts:
         if d.override_ref:
             notes.append(
-                OverrideNote(kind="discount", manager_id="", reason=d.reason, reference=d.override_ref)
+                OverrideNote(
+                    kind="discount", manager_id=d.approved_by, reason=d.reason, reference=d.override_ref
+                )
             )
     return (*notes, *extra)
 
@@ -382,3 +386,61 @@ def render_receipt_html(receipt: Receipt) -> str:
         + loyalty
         + f'<footer><p class="note">{e(receipt.rounding_note)}</p>{notes}</footer></body></html>'
     )
+
+
+# ------------------------------------------------------------------------------------------- text
+
+
+def render_receipt_text(receipt: Receipt, width: int = 42) -> str:
+    """Plain text for a thermal printer (42 columns = 80 mm paper, font A); the printer driver adds the
+    ESC/POS framing. Control characters from data are replaced so they cannot become printer commands."""
+
+    def clean(text: str) -> str:
+        return "".join(c if c.isprintable() else " " for c in text)
+
+    def pair(left: str, right: str) -> str:
+        left, right = clean(left), clean(right)
+        room = width - len(right) - 1
+        return f"{left[:room]:<{room}} {right}"
+
+    s = receipt.store
+    out = [
+        clean(s.name).center(width),
+        clean(s.address).center(width),
+        f"Licence {clean(s.licence)}".center(width),
+    ]
+    out.append("-" * width)
+    out.append(pair(f"Receipt #{receipt.receipt_number}", receipt.sold_at_local.replace("T", " ")))
+    out.append(pair(f"Register {receipt.register_id}", receipt.cashier))
+    out.append("-" * width)
+    for line in receipt.lines:
+        out.append(pair(line.name, cents(line.base_cents)))
+        out.append(f"  {clean(_qty_text(line))}")
+        out.append(f"  {line.package_tag}")
+        for d in line.discounts:
+            out.append(pair(f"  {d.label}", f"-{cents(d.amount_cents)}"))
+    out.append("-" * width)
+    out.append(pair("Subtotal", cents(receipt.subtotal_cents)))
+    if receipt.discount_cents:
+        out.append(pair("Discounts", f"-{cents(receipt.discount_cents)}"))
+    for t in receipt.taxes:
+        out.append(pair(f"{t.name} ({format_rate(t.rate_ppm)})", cents(t.amount_cents)))
+    out.append(pair("TOTAL", cents(receipt.total_cents)))
+    for tender in receipt.tenders:
+        out.append(pair(tender.kind.replace("_", " ").title(), cents(tender.amount_cents)))
+    out.append(pair("Change", cents(receipt.change_cents)))
+    if receipt.allotment_left:
+        out.append("-" * width)
+        out.append("Purchase limit left today")
+        out.extend(pair(f"  {a.bucket}", a.left) for a in receipt.allotment_left)
+    out.append("-" * width)
+    words, row = receipt.rounding_note.split(), ""
+    for word in words:  # wrap the rounding note
+        if row and len(row) + 1 + len(word) > width:
+            out.append(row)
+            row = word
+        else:
+            row = f"{row} {word}".strip()
+    if row:
+        out.append(row)
+    return "\n".join(out) + "\n"

@@ -2,6 +2,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hub.domain.cart import (
     Cart,
@@ -294,3 +296,48 @@ def test_limit_items_scale_weighed_lines_and_skip_accessories():
     assert n == 1 and attrs.net_weight_mg == 3_512 and attrs.category == "flower"
     assert attrs.thc_mg == 756  # 215 mg/g × 3.512 g = 755.08 → rounded up, never under-counted
     assert len(items) == 2
+
+
+_PKGS = [pkg(f"1A40000000000000000000{i:02d}", quantity=q) for i, q in enumerate((1, 3, 5))]
+_BULK = pkg("1A4000000000000000000099", product=BULK, quantity=5_000)
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("add"), st.integers(0, 2), st.integers(1, 4)),
+            st.tuples(st.just("barcode"), st.integers(0, 0), st.integers(1, 3)),
+            st.tuples(st.just("set"), st.integers(1, 6), st.integers(0, 6)),
+            st.tuples(st.just("remove"), st.integers(1, 6), st.integers(0, 0)),
+            st.tuples(st.just("weigh"), st.integers(0, 0), st.integers(1, 3_000)),
+            st.tuples(st.just("reweigh"), st.integers(1, 6), st.integers(1, 6_000)),
+        ),
+        max_size=25,
+    )
+)
+def test_no_sequence_of_transitions_oversells_a_package(ops):
+    by_tag = {p.tag: p for p in [*_PKGS, _BULK]}
+    c = cart()
+    for op, a, b in ops:
+        if op == "add":
+            r = add_package(c, _PKGS[a], GUMMIES, TODAY, quantity=b)
+        elif op == "barcode":
+            r = add_by_barcode(c, GUMMIES, _PKGS, TODAY, quantity=b)
+        elif op == "set":
+            line = c.line(a)
+            r = set_quantity(c, a, b, by_tag.get(line.package_tag) if line else None, GUMMIES, TODAY)
+        elif op == "remove":
+            r = remove_line(c, a)
+        elif op == "weigh":
+            r = add_package(c, _BULK, BULK, TODAY, weight=msgspec.structs.replace(STABLE, weight_mg=b))
+        else:
+            r = reweigh(c, a, msgspec.structs.replace(STABLE, weight_mg=b), _BULK, BULK, TODAY)
+        if isinstance(r, Change):
+            assert r.cart.version == c.version + 1
+            c = r.cart
+        else:
+            assert isinstance(r, Refusal) and r.code and r.message
+        for tag, p in by_tag.items():
+            assert c.held_of(tag) <= p.quantity
+        assert len({ln.line_id for ln in c.lines}) == len(c.lines)
+        assert all(ln.quantity >= 1 for ln in c.lines)

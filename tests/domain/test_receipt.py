@@ -21,6 +21,7 @@ from hub.domain.receipt import (
     StoreIdentity,
     build_receipt,
     render_receipt_html,
+    render_receipt_text,
     return_lines,
     sale_overrides,
 )
@@ -167,9 +168,22 @@ def test_overrides_collected_from_the_cart():
     c = add_line_discount(
         c,
         1,
-        Discount(kind="percent", value=5000, reason="damaged", override_ref="a2"),
+        Discount(kind="percent", value=5000, reason="damaged", override_ref="a2", approved_by="m2"),
         role="budtender",
         policy=DiscountPolicy(),
     ).cart
     notes = sale_overrides(c)
-    assert [(n.kind, n.reference) for n in notes] == [("typed_weight", "a1"), ("discount", "a2")]
+    assert [(n.kind, n.manager_id, n.reference) for n in notes] == [
+        ("typed_weight", "m1", "a1"),
+        ("discount", "m2", "a2"),
+    ]
+
+
+def test_text_receipt_fits_the_paper_and_has_no_control_characters():
+    _, _, r = make_sale()
+    r = msgspec.structs.replace(r, store=msgspec.structs.replace(r.store, name="Evil\x1b@\x1dV store"))
+    text = render_receipt_text(r)
+    assert all(len(line) <= 42 for line in text.splitlines())
+    assert "\x1b" not in text and "\x1d" not in text
+    assert "1A4000000000000000000002" in text and "$103.24" in text and "Change" in text
+    assert "Cannabis excise (10%)" in text and "rounded half up" in text.replace("\n", " ")
