@@ -213,16 +213,15 @@ def _show(args: argparse.Namespace) -> int:
     ]
     lines += [f"  warning: {w}" for w in j.warnings]
     lines.append("customers:")
-    for c in j.classes.values():
+    for policy in j.classes.values():
         state = {
             "none": "",
             "recommended": ", state allotment used when known",
             "required": ", state allotment REQUIRED",
         }
-        served = "" if c.served else " - NOT SERVED"
-        lines.append(
-            f"  {c.id} ({c.label}){served}{state[c.state_allotment]}{': ' + c.note if c.note else ''}"
-        )
+        served = "" if policy.served else " - NOT SERVED"
+        note = f": {policy.note}" if policy.note else ""
+        lines.append(f"  {policy.id} ({policy.label}){served}{state[policy.state_allotment]}{note}")
     lines.append("buckets:")
     for b in j.buckets.values():
         lines.append(f"  {b.id}: {b.label} [{b.unit}]{' - ' + b.note if b.note else ''}")

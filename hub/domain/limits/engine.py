@@ -240,10 +240,10 @@ def evaluate(
         _check_item(item, history=False)
     rules = [r for r in j.rules if _applies(r, customer)]
     bucket_ids = sorted({r.bucket for r in rules} | set(state_remaining or {}))
-    for b in state_remaining or {}:
-        if b not in j.buckets:
-            raise ValueError(f"state allotment names bucket {b!r}, which {j.name} does not have")
-    buckets = [j.buckets[b] for b in bucket_ids]
+    for name_ in state_remaining or {}:
+        if name_ not in j.buckets:
+            raise ValueError(f"state allotment names bucket {name_!r}, which {j.name} does not have")
+    buckets = [j.buckets[bucket_id] for bucket_id in bucket_ids]
 
     violations: list[Violation] = []
     for item in cart:
