@@ -8,6 +8,7 @@ totals equals the sum of the tenders minus the change, and it says so in a sente
 from __future__ import annotations
 
 import csv
+import html
 import io
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
@@ -370,3 +371,84 @@ def render_csv(report: EodReport) -> str:
     money("tie_out", "difference", report.tie_out.difference_cents)
     w.writerow(["tie_out", "sentence", report.tie_out.sentence, ""])
     return out.getvalue()
+
+
+def _bars_svg(title: str, items: Sequence[tuple[str, int]]) -> str:
+    """A horizontal bar chart as inline SVG (no script, no CDN: prints and works offline)."""
+    e = html.escape
+    if not items:
+        return ""
+    top = max(max(v for _, v in items), 1)
+    row, label_w, bar_w = 22, 90, 300
+    parts = [
+        f'<svg role="img" aria-label="{e(title)}" width="{label_w + bar_w + 110}" height="{row * len(items) + 4}">'
+    ]
+    for i, (label, value) in enumerate(items):
+        y = i * row + 2
+        w = max(round(bar_w * max(value, 0) / top), 0)
+        parts.append(
+            f'<text x="0" y="{y + 15}" font-size="13">{e(label)}</text>'
+            f'<rect x="{label_w}" y="{y}" width="{w}" height="{row - 6}" fill="#2e7d32"></rect>'
+            f'<text x="{label_w + w + 6}" y="{y + 15}" font-size="13">{e(cents(value))}</text>'
+        )
+    parts.append("</svg>")
+    return f"<figure><figcaption>{e(title)}</figcaption>{''.join(parts)}</figure>"
+
+
+def render_html(report: EodReport, store_name: str = "") -> str:
+    """A printable page: figures, the tie-out sentence, drawers, and charts by hour and by tender."""
+    e = html.escape
+
+    def rows(items: Iterable[tuple[str, str]]) -> str:
+        return "".join(f"<tr><th scope=row>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in items)
+
+    figures = [
+        ("Sales", str(report.sales_count)),
+        ("Gross", cents(report.gross_cents)),
+        ("Discounts", cents(-report.discounts_cents)),
+        ("Net", cents(report.net_cents)),
+        *((t.name, cents(t.amount_cents)) for t in report.taxes),
+        ("Total collected", cents(report.total_cents)),
+        ("Voids", f"{report.voids_count} ({cents(report.voids_cents)})"),
+        ("Returns", f"{report.returns_count} ({cents(-report.returns_cents)})"),
+        ("Net after returns", cents(report.net_after_returns_cents)),
+        ("Drawer variance", cents(report.drawer_variance_cents)),
+    ]
+    drawers = []
+    for d in report.drawers:
+        if d.summary is None:
+            drawers.append((f"{d.register_id} · {d.session_id}", "open, not counted"))
+        else:
+            s = d.summary
+            note = f" — {s.signed_off_by}: {s.note}" if s.signed_off_by else ""
+            drawers.append(
+                (
+                    f"{d.register_id} · {d.session_id}",
+                    f"expected {cents(s.expected_cents)}, counted {cents(s.counted_cents)}, "
+                    f"variance {cents(s.variance_cents)}{note}",
+                )
+            )
+    overrides = [(f"{o.kind} #{o.receipt_number}", f"{o.manager_id}: {o.reason}") for o in report.overrides]
+    state = (
+        "Every sale reached the state system."
+        if report.all_reported
+        else ("Not yet at the state system: " + ", ".join(report.unreported))
+    )
+    tie_class = "ok" if report.tie_out.ok else "bad"
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>Z report {report.business_date.isoformat()} {e(report.scope)}</title>"
+        "<style>body{font-family:system-ui,sans-serif;max-width:50rem;margin:auto}th{text-align:left;"
+        "padding-right:1rem;font-weight:normal}.ok{color:#1b5e20}.bad{color:#b71c1c;font-weight:bold}"
+        "@media print{figure{break-inside:avoid}}</style></head><body>"
+        f"<h1>{e(store_name)} Z report — {report.business_date.isoformat()} — {e(report.scope)}</h1>"
+        f'<p class="{tie_class}">{e(report.tie_out.sentence)}</p>'
+        f'<p class="{"ok" if report.all_reported else "bad"}">{e(state)}</p>'
+        f"<table>{rows(figures)}</table>"
+        + _bars_svg("Sales by hour", [(f"{h.hour:02d}:00", h.total_cents) for h in report.by_hour])
+        + _bars_svg("Tenders", list(report.tenders.items()))
+        + _bars_svg("By category", [(c.category, c.net_cents) for c in report.by_category])
+        + (f"<h2>Drawers</h2><table>{rows(drawers)}</table>" if drawers else "")
+        + (f"<h2>Overrides</h2><table>{rows(overrides)}</table>" if overrides else "")
+        + "</body></html>"
+    )

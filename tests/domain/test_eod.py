@@ -8,7 +8,7 @@ import msgspec
 from hub.domain.cart import add_package, new_cart
 from hub.domain.catalog import Package, Product
 from hub.domain.drawer import DrawerEvent, hand_over, open_session, record, sign_off, submit_blind_count
-from hub.domain.eod import build_day_reports, build_eod_report, render_csv, render_json
+from hub.domain.eod import build_day_reports, build_eod_report, render_csv, render_html, render_json
 from hub.domain.items import LimitAttributes
 from hub.domain.pricing import price_cart
 from hub.domain.receipt import (
@@ -288,3 +288,22 @@ def test_hand_over_sessions_appear_in_the_report():
     )
     r = build_eod_report(DAY, TZ, sales=[], drawers=[old, new], generated_at=OPEN)
     assert [d.session_id for d in r.drawers] == ["d-reg-1", "d-reg-1b"] and r.drawers_open == 1
+
+
+def test_html_page_with_charts_escapes_and_shows_the_variance():
+    sales, void, ret, d1, d2 = a_day()
+    d2 = sign_off(
+        submit_blind_count(d2, counted_exactly(d2, 500), counted_by="ben", at=OPEN),
+        manager_id="mia",
+        note="<b>short</b>",
+        at=OPEN,
+    )
+    r = build_eod_report(
+        DAY, TZ, sales=sales, voids=[void], returns=[ret], drawers=[d1, d2], generated_at=OPEN
+    )
+    page = render_html(r, store_name="Green & <Co>")
+    assert (
+        "Green &amp; &lt;Co&gt;" in page and "<b>short</b>" not in page and "&lt;b&gt;short&lt;/b&gt;" in page
+    )
+    assert page.count("<svg") == 3 and "Sales by hour" in page
+    assert "variance -$5.00" in page and "Ties out" in page and "sale 6" in page
