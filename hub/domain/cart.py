@@ -9,7 +9,7 @@ already holds of the same package, so two lines can never oversell one package.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Literal
 
 import msgspec
@@ -271,7 +271,10 @@ def _fifo_key(p: Package) -> tuple[int, datetime, str]:
     # Oldest received first; packages with no receipt date last; the tag breaks ties deterministically.
     if p.received_at is None:
         return (1, datetime.max, p.tag)
-    return (0, p.received_at.replace(tzinfo=None), p.tag)
+    at = p.received_at
+    if at.tzinfo is not None:  # compare instants, whatever offset each was recorded with
+        at = at.astimezone(UTC).replace(tzinfo=None)
+    return (0, at, p.tag)
 
 
 def add_by_barcode(

@@ -341,3 +341,19 @@ def test_no_sequence_of_transitions_oversells_a_package(ops):
             assert c.held_of(tag) <= p.quantity
         assert len({ln.line_id for ln in c.lines}) == len(c.lines)
         assert all(ln.quantity >= 1 for ln in c.lines)
+
+
+def test_fifo_compares_instants_across_offsets():
+    from datetime import timezone
+
+    # 09:00 at -05:00 is 14:00 UTC: later than 13:00 UTC although its wall-clock reads earlier
+    later = pkg("1A4000000000000000000001")
+    later = msgspec.structs.replace(
+        later, received_at=datetime(2026, 3, 1, 9, 0, tzinfo=timezone(timedelta(hours=-5)))
+    )
+    earlier = msgspec.structs.replace(
+        pkg("1A4000000000000000000002"), received_at=datetime(2026, 3, 1, 13, 0, tzinfo=UTC)
+    )
+    assert (
+        ok(add_by_barcode(cart(), GUMMIES, [later, earlier], TODAY)).cart.lines[0].package_tag == earlier.tag
+    )
