@@ -14,6 +14,9 @@ from hub.app import Hub
 
 
 def install(hub: Hub, *, demo_options: dict[str, Any] | None = None) -> None:
+    from hub import sale
+
+    sale.install(hub, demo=demo_options is not None)
     if demo_options is not None:
         from hub import demo
 

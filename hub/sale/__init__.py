@@ -1,0 +1,87 @@
+"""The sale at the register: catalogue and inventory in the store, the register's sale commands, the
+sale commit, and the register snapshot. ``install(hub)`` wires it into a hub before it starts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import trio
+
+if TYPE_CHECKING:
+    from hub.app import Hub
+
+# California, the demo store's state: cannabis excise tax 19 % on gross receipts from 1 July 2025
+# (R&TC 34011.2, as amended by AB 564 restoring 15 % from 1 Oct 2025 — kept configurable); sales tax by
+# the store's district. A store sets its own table in store.toml ([taxes]).
+DEFAULT_TAXES = {
+    "name": "California example",
+    "prices_include_tax": False,
+    "rules": [
+        {
+            "code": "excise",
+            "name": "Cannabis excise 15%",
+            "rate_ppm": 150_000,
+            "applies_to": ["cannabis"],
+            "kind": "excise",
+        },
+        {
+            "code": "state",
+            "name": "Sales tax 8.75%",
+            "rate_ppm": 87_500,
+            "applies_to": ["cannabis", "general"],
+            "kind": "sales",
+            "compounds": True,
+        },
+    ],
+}
+
+
+def install(hub: Hub, *, demo: bool = False, taxes: dict[str, Any] | None = None) -> None:
+    from hub.domain.limits.rules import store_jurisdiction
+    from hub.domain.tax import TaxTable
+    from hub.sale import service
+    from hub.sale.inventory import all_products, id_hash_key
+    from hub.sale.snapshot import sale_snapshot
+
+    previous = hub._setup
+
+    async def setup(h: Hub) -> None:
+        if previous is not None:
+            r = previous(h)
+            if hasattr(r, "__await__"):
+                await r
+        cfg = h.config
+        jurisdiction = store_jurisdiction(cfg.store.jurisdiction, cfg.store.time_zone)
+        table = msgspec.convert(taxes or DEFAULT_TAXES, TaxTable)
+        key = await trio.to_thread.run_sync(id_hash_key, h.store, cfg.security.id_hash_key)
+        ctx = service.SaleContext(h, jurisdiction, service.SaleSettings(tax_table=table), key)
+        h.extensions["sale"] = ctx
+        if demo:
+            await trio.to_thread.run_sync(seed_demo_catalogue, h, ctx)
+        for product in all_products(h.store):
+            ctx.index.upsert(product)
+
+    hub._setup = setup
+    hub.snapshot_providers.append(sale_snapshot)
+
+
+def seed_demo_catalogue(hub: Hub, ctx: Any) -> None:
+    """Load the demo catalogue, inventory and customers once (a restarted demo keeps its sales)."""
+    from hub.domain.demo_catalogue import build_demo_store
+    from hub.sale.inventory import id_hash, load_catalogue
+
+    store = hub.store
+    with store.env.begin(write=True) as txn:
+        if txn.get(b"demo_catalogue", db=store.db("meta")) is not None:
+            return
+        today = datetime.now(UTC).astimezone(hub.config.zone).date()
+        demo = build_demo_store(
+            today,
+            home_jurisdiction=hub.config.store.jurisdiction,
+            id_hasher=lambda j, n: id_hash(ctx.id_key, j, n),
+        )
+        load_catalogue(txn, store, demo.products, demo.packages, [c.customer for c in demo.customers])
+        txn.put(b"demo_catalogue", today.isoformat().encode(), db=store.db("meta"))
+        hub.extensions["demo_store"] = demo

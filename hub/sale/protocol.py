@@ -1,0 +1,181 @@
+"""Live-protocol commands of the sale at the register (all need a logged-in staff member).
+
+The register's snapshot (topic ``register:<id>``) carries everything the screen shows; see
+``hub/sale/snapshot.py`` for its shape. Commands answer with small results; the screen redraws from the
+snapshot that follows every change.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+
+import msgspec
+
+from hub.protocol import Command, Pin, StaffId
+
+Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+Reason = Annotated[str, msgspec.Meta(min_length=3, max_length=300)]
+Cents = Annotated[int, msgspec.Meta(ge=0, le=100_000_000)]
+
+
+class ManagerApproval(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A manager approves at the register by entering their ID and PIN (checked, then audited)."""
+
+    manager: StaffId
+    pin: Pin
+    reason: Reason
+
+
+class Scan(Command, tag="scan"):
+    """Anything a scanner (or a keyboard-wedge scan typed into the page) produced; routed by content:
+    a driver's licence checks the customer in, a package tag or product barcode adds to the cart."""
+
+    data: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
+    source: Literal["wedge", "serial", "demo"] = "wedge"
+
+
+class CheckInManual(Command, tag="check_in_manual"):
+    """The ID cannot be scanned: staff type the birth date and expiry from the card (audited, reason)."""
+
+    birth_date: date
+    id_expiry: date
+    id_jurisdiction: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$")]
+    id_number: Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
+    reason: Reason
+
+
+class SetCustomerType(Command, tag="set_customer_type"):
+    """Medical customers give their registration (card) number and its expiry."""
+
+    customer_type: Literal["adult", "medical", "caregiver"]
+    registration_number: Annotated[str, msgspec.Meta(max_length=40)] = ""
+    registration_expiry: date | None = None
+
+
+class EndCustomer(Command, tag="end_customer"):
+    """Clear the customer and the cart (nothing sold)."""
+
+
+class Search(Command, tag="search"):
+    query: Annotated[str, msgspec.Meta(max_length=80)]
+    limit: Annotated[int, msgspec.Meta(ge=1, le=50)] = 20
+
+
+class AddPackage(Command, tag="add_package"):
+    tag: Tag
+    quantity: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 1
+
+
+class AddProduct(Command, tag="add_product"):
+    """Add by product (search result or product barcode): the hub picks the package, oldest first."""
+
+    product_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    quantity: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 1
+
+
+class SetQuantity(Command, tag="set_quantity"):
+    line: int
+    quantity: Annotated[int, msgspec.Meta(ge=1, le=1000)]
+
+
+class WeighLine(Command, tag="weigh_line"):
+    """Weigh bulk flower from the package on the paired scale's current stable reading."""
+
+    tag: Tag
+
+
+class ManualWeight(Command, tag="manual_weight"):
+    """A typed weight: only with a manager's approval (the scale is broken, say)."""
+
+    tag: Tag
+    weight_mg: Annotated[int, msgspec.Meta(gt=0, le=1_000_000)]
+    approval: ManagerApproval
+
+
+class RemoveLine(Command, tag="remove_line"):
+    line: int
+
+
+class ApplyDiscount(Command, tag="apply_discount"):
+    """A line discount (``line`` given) or a cart discount; beyond the role's threshold it needs approval."""
+
+    kind: Literal["percent", "fixed"]
+    value: Annotated[int, msgspec.Meta(ge=0)]  # percent: whole percent 1-100; fixed: cents
+    reason: Reason
+    line: int | None = None
+    approval: ManagerApproval | None = None
+
+
+class ClearDiscounts(Command, tag="clear_discounts"):
+    pass
+
+
+class RedeemPoints(Command, tag="redeem_points"):
+    points: Annotated[int, msgspec.Meta(ge=0)]
+
+
+class ParkCart(Command, tag="park_cart"):
+    pass
+
+
+class RecallCart(Command, tag="recall_cart"):
+    cart_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+class TenderLine(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    kind: Literal["cash", "debit", "cashless_atm"]
+    amount_cents: Cents
+
+
+class Pay(Command, tag="pay"):
+    """Take payment and commit the sale. Card tenders go through the payment terminal first."""
+
+    tenders: Annotated[list[TenderLine], msgspec.Meta(min_length=1, max_length=4)]
+
+
+class VoidSale(Command, tag="void_sale"):
+    receipt_number: int
+    approval: ManagerApproval
+
+
+class ReturnItems(Command, tag="return_items"):
+    """Return lines of an earlier sale: the product goes to quarantine (never back on sale)."""
+
+    receipt_number: int
+    lines: dict[str, int]  # receipt line id (as a string) -> units or mg returned
+    approval: ManagerApproval
+    refund_kind: Literal["cash", "original"] = "cash"
+
+
+class OpenDrawer(Command, tag="open_drawer"):
+    """Open this register's drawer with a counted float (denomination in cents -> count)."""
+
+    counted: dict[str, int]
+    witness: StaffId | None = None
+    witness_pin: Pin | None = None
+
+
+class ScaleZero(Command, tag="scale_zero"):
+    pass
+
+
+class ScaleTare(Command, tag="scale_tare"):
+    pass
+
+
+class ReprintReceipt(Command, tag="reprint_receipt"):
+    receipt_number: int
+
+
+class DemoScale(Command, tag="demo_scale"):
+    """Demo store only: set the simulated scale's weight and motion."""
+
+    weight_mg: Annotated[int, msgspec.Meta(ge=-100_000, le=10_000_000)]
+    motion: bool = False
+
+
+class DemoTerminal(Command, tag="demo_terminal"):
+    """Demo store only: make the simulated payment terminal approve, decline, time out or go offline."""
+
+    mode: Literal["approve", "decline", "timeout", "offline"]

@@ -1,0 +1,1236 @@
+"""The sale at the register: the register actor applies these handlers one at a time.
+
+Every decision comes from the domain core (identity, limits, cart, pricing, tax, tender, receipt); this
+module only fetches what the core needs from the store, calls it, commits through the writer and publishes
+the register's new state. The commit of a sale is one transaction that re-checks inventory and allotment.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import lmdb
+import msgspec
+import trio
+
+from hub import audit, auth
+from hub.commands import Request, handles
+from hub.domain import aamva, identity
+from hub.domain import cart as carts
+from hub.domain.cart import Cart, ManagerOverride, WeightReading
+from hub.domain.cart import ManualWeight as ManualWeightValue
+from hub.domain.catalog import CatalogIndex, Package, Product, Refusal, format_quantity, sellability
+from hub.domain.drawer import DrawerEvent, DrawerSession, open_session
+from hub.domain.drawer import record as drawer_record
+from hub.domain.limits.engine import LimitCustomer, LimitDecision, LimitItem, evaluate, history_window_start
+from hub.domain.limits.rules import Jurisdiction
+from hub.domain.outbox import OutboxEntry
+from hub.domain.pricing import Discount, DiscountPolicy, LoyaltyPolicy, PricedCart, needs_manager, price_cart
+from hub.domain.receipt import (
+    AllotmentLeft,
+    Receipt,
+    SaleRecord,
+    StoreIdentity,
+    VoidRecord,
+    build_receipt,
+    render_receipt_html,
+    sale_overrides,
+)
+from hub.domain.scan_classify import classify
+from hub.domain.state_payloads import StateSale, StateSaleLine, StateVoid
+from hub.domain.tax import TaxTable
+from hub.domain.tender import Settlement, Tender, settle
+from hub.errors import BadRequest, Conflict, Forbidden, HubError, NotFound
+from hub.sale import inventory as inv
+from hub.sale import protocol as p
+from hub.store.env import decode, encode, next_seq, put, tget
+from hub.store.keys import joined, text, u64
+
+if TYPE_CHECKING:
+    from actors.register import RegisterActor
+    from hub.app import Hub
+
+log = logging.getLogger("hub.sale")
+RECEIPT_SEQ = b"receipt_seq"
+
+
+class Refused(HubError):
+    """The core said no; the message is the core's sentence."""
+
+    code = "refused"
+
+
+def refuse(r: Refusal | identity.Refusal) -> Refused:
+    return Refused(r.message, code=r.code)
+
+
+class CheckedIn(msgspec.Struct, kw_only=True):
+    """The customer at the counter, as the register needs them (no name unless they consented)."""
+
+    customer_id: str
+    id_hash: str
+    customer_type: str  # adult | medical | caregiver
+    customer_class: str | None
+    age: int
+    resident: bool
+    id_jurisdiction: str
+    birth_date: date
+    id_expiry: date
+    label: str
+    allowed: bool
+    reasons: list[str] = []
+    warnings: list[str] = []
+    registration_number: str = ""
+    registration_expiry: date | None = None
+    loyalty_points: int = 0
+    manual_reason: str = ""
+    checked_in_at: datetime | None = None
+
+
+class ScaleState(msgspec.Struct, kw_only=True):
+    device: str
+    weight_mg: int = 0
+    stable: bool = False
+    state: str = "down"
+    up: bool = False
+    certificate: str = ""
+    at: datetime | None = None
+
+
+class RegisterSale(msgspec.Struct, kw_only=True):
+    """What a register is in the middle of; persisted on every change so a reconnect or restart finds it."""
+
+    register_id: str
+    cart: Cart | None = None
+    customer: CheckedIn | None = None
+    parked: list[Cart] = []
+    notice: dict[str, str] | None = None
+    last_receipt_number: int = 0
+
+
+class SaleSettings(msgspec.Struct, kw_only=True):
+    tax_table: TaxTable
+    discount_policy: DiscountPolicy = msgspec.field(default_factory=DiscountPolicy)
+    loyalty: LoyaltyPolicy = msgspec.field(default_factory=LoyaltyPolicy)
+    promotions: tuple[Any, ...] = ()
+
+
+class SaleContext:
+    """Per-hub state of the sale feature (not per register)."""
+
+    def __init__(self, hub: Hub, jurisdiction: Jurisdiction, settings: SaleSettings, id_key: bytes) -> None:
+        self.hub = hub
+        self.jurisdiction = jurisdiction
+        self.settings = settings
+        self.id_key = id_key
+        self.index = CatalogIndex()
+        self.scales: dict[str, ScaleState] = {}
+        self.terminals: dict[str, Any] = {}  # device id -> payment-terminal handle (see actors)
+        self.printers: dict[str, Any] = {}
+        self.store_identity = StoreIdentity(
+            name=hub.config.store.name,
+            licence=hub.config.store.licence,
+            address=hub.config.store.address,
+            timezone=hub.config.store.time_zone,
+        )
+
+    @property
+    def zone(self) -> Any:
+        return self.hub.config.zone
+
+    def today(self, now: datetime | None = None) -> date:
+        return (now or datetime.now(UTC)).astimezone(self.zone).date()
+
+
+def ctx_of(hub: Hub) -> SaleContext:
+    return hub.extensions["sale"]  # type: ignore[no-any-return]
+
+
+def sale_of(actor: RegisterActor) -> RegisterSale:
+    s = actor.extensions.get("sale")
+    if s is None:
+        stored = actor.hub.store.get("carts", text(actor.id), RegisterSale)
+        s = actor.extensions["sale"] = stored or RegisterSale(register_id=actor.id)
+    return s  # type: ignore[no-any-return]
+
+
+def _actor(req: Request) -> RegisterActor:
+    return req.hub.registers[req.register_id]
+
+
+async def _save(req: Request, sale: RegisterSale, *, reply: Any = None) -> Any:
+    """Persist the register's sale state (and store this command's reply with it)."""
+    store = req.hub.store
+    blob = encode(sale)
+
+    def fn(txn: lmdb.Transaction) -> Any:
+        txn.put(text(sale.register_id), blob, db=store.db("carts"))
+        return reply
+
+    result = await req.commit(fn, label="cart")
+    _actor(req).publish()
+    return result
+
+
+def _notice(sale: RegisterSale, level: str, text_: str) -> None:
+    sale.notice = {"level": level, "text": text_}
+
+
+def _cart(sale: RegisterSale, register_id: str) -> Cart:
+    if sale.cart is None:
+        now = datetime.now(UTC)
+        sale.cart = carts.new_cart(
+            f"{register_id}-{secrets.token_hex(4)}",
+            register_id,
+            now,
+            sale.customer.customer_id if sale.customer else "",
+        )
+    return sale.cart
+
+
+def _need_customer(sale: RegisterSale) -> CheckedIn:
+    c = sale.customer
+    if c is None:
+        raise Refused("Check in the customer first: scan their ID.", code="no_customer")
+    if not c.allowed:
+        raise Refused("This customer may not buy: " + "; ".join(c.reasons), code="customer_refused")
+    return c
+
+
+# ---------------------------------------------------------------------------------------------- limits
+def limit_items(cart: Cart | None) -> list[LimitItem]:
+    if cart is None:
+        return []
+    return [LimitItem(attributes=a, quantity=q) for a, q in carts.cart_limit_items(cart)]
+
+
+def check_limits(
+    ctx: SaleContext, txn: lmdb.Transaction, customer: CheckedIn, cart: Cart | None, now: datetime
+) -> LimitDecision:
+    j = ctx.jurisdiction
+    cls = customer.customer_class or "adult"
+    since = history_window_start(j, cls, now)
+    past = inv.history(txn, ctx.hub.store, customer.customer_id, since)
+    return evaluate(j, LimitCustomer(customer_class=cls, age=customer.age), past, limit_items(cart), now)
+
+
+def allotment_view(ctx: SaleContext, customer: CheckedIn | None, cart: Cart | None) -> dict[str, Any]:
+    """Gauges: per bucket the limit, what history and the cart use, and what is left."""
+    if customer is None or not customer.allowed or customer.customer_class is None:
+        return {"allotment": [], "limit_problems": []}
+    j = ctx.jurisdiction
+    now = datetime.now(UTC)
+    with ctx.hub.store.read() as txn:
+        with_cart = check_limits(ctx, txn, customer, cart, now)
+    from hub.domain.limits.engine import format_amount
+
+    rules = [r for r in j.rules if customer.customer_class in r.classes]
+    gauges = []
+    for bucket_id, left in sorted(with_cart.remaining.items()):
+        b = j.buckets[bucket_id]
+        caps = [r.limit for r in rules if r.bucket == bucket_id]
+        if not caps:
+            continue
+        limit = min(caps)
+        used = max(limit - left, 0)
+        unit = {"mg": "g", "ul": "ml"}.get(b.unit, b.unit)
+        gauges.append(
+            {
+                "bucket": bucket_id,
+                "label": b.label,
+                "limit": limit,
+                "used": used,
+                "remaining": left,
+                "unit": unit,
+                "limit_text": format_amount(limit * b.scale, b, round_up=False),
+                "remaining_text": format_amount(left * b.scale, b, round_up=False),
+            }
+        )
+    return {"allotment": gauges, "limit_problems": [v.message for v in with_cart.violations]}
+
+
+# ---------------------------------------------------------------------------------------------- check-in
+def _check_in_licence(
+    ctx: SaleContext,
+    lic: aamva.DriverLicence,
+    customer_type: str,
+    *,
+    registration: identity.MedicalRegistration | None = None,
+    manual_reason: str = "",
+) -> CheckedIn:
+    now = datetime.now(UTC)
+    decision = identity.check_in(
+        lic, jurisdiction=ctx.jurisdiction, customer_type=customer_type, now=now, registration=registration
+    )
+    hashed = inv.id_hash(ctx.id_key, lic.jurisdiction, lic.document_number)
+    known = inv.customer_by_hash(ctx.hub.store, hashed)
+    cls_label = (
+        ctx.jurisdiction.class_label(decision.customer_class) if decision.customer_class else customer_type
+    )
+    label = f"{cls_label}, {decision.age}"
+    if known is not None and known.display_name:
+        label = f"{known.display_name} ({label})"
+    return CheckedIn(
+        customer_id=known.id if known is not None else hashed[:24],
+        id_hash=hashed,
+        customer_type=customer_type,
+        customer_class=decision.customer_class,
+        age=decision.age,
+        resident=decision.resident,
+        id_jurisdiction=lic.jurisdiction,
+        birth_date=lic.date_of_birth,
+        id_expiry=lic.expiry,
+        label=label,
+        allowed=decision.allowed,
+        reasons=[r.message for r in decision.refusals],
+        warnings=list(decision.warnings),
+        registration_number=registration.number if registration else "",
+        registration_expiry=registration.expires if registration else None,
+        loyalty_points=known.loyalty_points if known is not None else 0,
+        manual_reason=manual_reason,
+        checked_in_at=now,
+    )
+
+
+async def _apply_check_in(req: Request, sale: RegisterSale, checked: CheckedIn, how: str) -> dict[str, Any]:
+    sale.customer = checked
+    if sale.cart is not None:
+        sale.cart = msgspec.structs.replace(sale.cart, customer_id=checked.customer_id)
+    if checked.allowed:
+        _notice(sale, "info", f"Checked in: {checked.label}.")
+    else:
+        _notice(sale, "error", "Refused: " + "; ".join(checked.reasons))
+    store = req.hub.store
+    blob = encode(sale)
+    detail = {
+        "how": how,
+        "allowed": checked.allowed,
+        "class": checked.customer_class or "",
+        "reasons": checked.reasons,
+        "manual_reason": checked.manual_reason,
+    }
+    result = {"allowed": checked.allowed, "reasons": checked.reasons, "label": checked.label}
+
+    def fn(txn: lmdb.Transaction) -> Any:
+        txn.put(text(sale.register_id), blob, db=store.db("carts"))
+        # who was checked in is kept as the keyed hash only (no name, no ID number)
+        audit.append(
+            txn,
+            store,
+            "check_in" if checked.allowed else "check_in_refused",
+            staff=req.staff_id,
+            register=req.register_id,
+            detail={**detail, "customer": checked.customer_id},
+        )
+        return result
+
+    out = await req.commit(fn, label="check_in")
+    _actor(req).publish()
+    return out  # type: ignore[no-any-return]
+
+
+@handles(p.CheckInManual)
+async def check_in_manual(req: Request, msg: p.CheckInManual) -> Any:
+    ctx, sale = ctx_of(req.hub), sale_of(_actor(req))
+    lic = aamva.DriverLicence(
+        document_type="ID",
+        document_number=msg.id_number,
+        family_name="",
+        given_name="",
+        date_of_birth=msg.birth_date,
+        expiry=msg.id_expiry,
+        jurisdiction=msg.id_jurisdiction,
+        iin="",
+        aamva_version=0,
+        country="USA",
+    )
+    checked = _check_in_licence(ctx, lic, "adult", manual_reason=msg.reason)
+    return await _apply_check_in(req, sale, checked, "manual")
+
+
+@handles(p.SetCustomerType)
+async def set_customer_type(req: Request, msg: p.SetCustomerType) -> Any:
+    ctx, sale = ctx_of(req.hub), sale_of(_actor(req))
+    c = sale.customer
+    if c is None:
+        raise Refused("Scan the customer's ID first.", code="no_customer")
+    lic = aamva.DriverLicence(
+        document_type="ID",
+        document_number="-",
+        family_name="",
+        given_name="",
+        date_of_birth=c.birth_date,
+        expiry=c.id_expiry,
+        jurisdiction=c.id_jurisdiction,
+        iin="",
+        aamva_version=0,
+        country="USA",
+    )
+    reg = None
+    if msg.customer_type != "adult":
+        reg = identity.MedicalRegistration(
+            number=msg.registration_number,
+            jurisdiction=ctx.jurisdiction.code,
+            expires=msg.registration_expiry,
+        )
+    checked = _check_in_licence(ctx, lic, msg.customer_type, registration=reg, manual_reason=c.manual_reason)
+    checked = msgspec.structs.replace(
+        checked,
+        customer_id=c.customer_id,
+        id_hash=c.id_hash,
+        loyalty_points=c.loyalty_points,
+        label=checked.label
+        if not c.label.startswith(("Adult", "Medical")) and "(" not in c.label
+        else checked.label,
+    )
+    return await _apply_check_in(req, sale, checked, f"type:{msg.customer_type}")
+
+
+@handles(p.EndCustomer)
+async def end_customer(req: Request, msg: p.EndCustomer) -> Any:
+    sale = sale_of(_actor(req))
+    sale.customer = None
+    sale.cart = None
+    _notice(sale, "info", "Ready for the next customer.")
+    return await _save(req, sale, reply={})
+
+
+# ---------------------------------------------------------------------------------------------- scanning
+@handles(p.Scan)
+async def scan(req: Request, msg: p.Scan) -> Any:
+    t0 = trio.current_time()
+    ctx, sale = ctx_of(req.hub), sale_of(_actor(req))
+    sc = classify(msg.data)
+    if not sc.valid:
+        _notice(sale, "error", sc.reason)
+        _actor(req).publish()
+        raise Refused(sc.reason, code="bad_scan")
+    try:
+        if sc.kind == "aamva":
+            try:
+                lic = aamva.parse_licence(sc.data)
+            except aamva.AamvaError as exc:
+                raise Refused(str(exc), code="bad_id") from None
+            checked = _check_in_licence(ctx, lic, "adult")
+            return {"kind": "id", **await _apply_check_in(req, sale, checked, f"scan:{msg.source}")}
+        if sc.kind in ("metrc_tag", "biotrack_tag"):
+            return {"kind": "package", **await _add_package(req, sale, sc.data, 1)}
+        if sc.kind == "retail_id":
+            raise Refused(
+                "This is a Metrc Retail ID code for customers; scan the package tag instead.",
+                code="retail_id",
+            )
+        if sc.kind in ("upc_a", "ean_13", "upc", "ean13", "gtin"):
+            product = inv.product_by_barcode(req.hub.store, sc.data)
+            if product is None:
+                raise Refused(f"No product with barcode {sc.data} in the catalogue.", code="unknown_barcode")
+            return {"kind": "product", **await _add_product(req, sale, product, 1)}
+        raise Refused(
+            f"That scan ({sc.kind}) is not a package tag, product barcode or ID.", code="unknown_scan"
+        )
+    finally:
+        req.hub.metrics.scan_seconds.observe(trio.current_time() - t0)
+
+
+# ---------------------------------------------------------------------------------------------- the cart
+def _weight_for(ctx: SaleContext, req: Request) -> WeightReading | None:
+    reg = req.hub.config.register(req.register_id)
+    device = reg.scale if reg and reg.scale else f"demo-scale-{req.register_id}"
+    s = ctx.scales.get(device)
+    if s is None or not s.up:
+        return None
+    return WeightReading(
+        weight_mg=s.weight_mg, stable=s.stable, scale_id=s.device, certificate=s.certificate, read_at=s.at
+    )
+
+
+def _apply(sale: RegisterSale, result: carts.Change | Refusal) -> carts.Change:
+    if isinstance(result, Refusal):
+        _notice(sale, "error", result.message)
+        raise refuse(result)
+    sale.cart = result.cart
+    _notice(sale, "info", result.message)
+    return result
+
+
+def _limit_guard(ctx: SaleContext, sale: RegisterSale, before: Cart | None) -> None:
+    """Allotment left is recomputed on every change; an item that would break a limit is refused."""
+    customer = sale.customer
+    if customer is None or customer.customer_class is None:
+        return
+    with ctx.hub.store.read() as txn:
+        decision = check_limits(ctx, txn, customer, sale.cart, datetime.now(UTC))
+    if not decision.allowed:
+        message = "; ".join(v.message for v in decision.violations)
+        sale.cart = before
+        _notice(sale, "error", f"Over the limit: {message}")
+        raise Refused(f"Over the limit: {message}", code="over_limit")
+
+
+async def _add_package(
+    req: Request,
+    sale: RegisterSale,
+    tag: str,
+    quantity: int,
+    weight: WeightReading | ManualWeightValue | None = None,
+) -> dict[str, Any]:
+    ctx = ctx_of(req.hub)
+    _need_customer(sale)
+    pkg = inv.package(req.hub.store, tag)
+    product = inv.product(req.hub.store, pkg.product_id) if pkg else None
+    if product is not None and product.sold_by == "weight" and weight is None:
+        weight = _weight_for(ctx, req)
+    before = sale.cart
+    cart = _cart(sale, req.register_id)
+    try:
+        change = _apply(
+            sale,
+            carts.add_package(
+                cart, pkg, product, ctx.today(), quantity=quantity, weight=weight, now=datetime.now(UTC)
+            ),
+        )
+    except Refused:
+        sale.cart = before
+        _actor(req).publish()
+        raise
+    _limit_guard_publish(req, ctx, sale, before)
+    return await _save(req, sale, reply={"line": change.line_id, "message": change.message})
+
+
+def _limit_guard_publish(req: Request, ctx: SaleContext, sale: RegisterSale, before: Cart | None) -> None:
+    try:
+        _limit_guard(ctx, sale, before)
+    except Refused:
+        _actor(req).publish()
+        raise
+
+
+async def _add_product(req: Request, sale: RegisterSale, product: Product, quantity: int) -> dict[str, Any]:
+    ctx = ctx_of(req.hub)
+    _need_customer(sale)
+    packages = inv.packages_of(req.hub.store, product.id)
+    weight = _weight_for(ctx, req) if product.sold_by == "weight" else None
+    before = sale.cart
+    cart = _cart(sale, req.register_id)
+    try:
+        change = _apply(
+            sale,
+            carts.add_by_barcode(
+                cart, product, packages, ctx.today(), quantity=quantity, weight=weight, now=datetime.now(UTC)
+            ),
+        )
+    except Refused:
+        sale.cart = before
+        _actor(req).publish()
+        raise
+    _limit_guard_publish(req, ctx, sale, before)
+    return await _save(req, sale, reply={"line": change.line_id, "message": change.message})
+
+
+@handles(p.AddPackage)
+async def add_package(req: Request, msg: p.AddPackage) -> Any:
+    return await _add_package(req, sale_of(_actor(req)), msg.tag.strip(), msg.quantity)
+
+
+@handles(p.AddProduct)
+async def add_product(req: Request, msg: p.AddProduct) -> Any:
+    product = inv.product(req.hub.store, msg.product_id)
+    if product is None:
+        raise NotFound(f"No product {msg.product_id!r} in the catalogue.")
+    return await _add_product(req, sale_of(_actor(req)), product, msg.quantity)
+
+
+@handles(p.WeighLine)
+async def weigh_line(req: Request, msg: p.WeighLine) -> Any:
+    ctx, sale = ctx_of(req.hub), sale_of(_actor(req))
+    weight = _weight_for(ctx, req)
+    if weight is None:
+        raise Refused("No scale is connected to this register.", code="no_scale")
+    if not weight.stable:
+        raise Refused("The scale is still moving: wait for a stable reading.", code="scale_motion")
+    return await _add_package(req, sale, msg.tag.strip(), 1, weight)
+
+
+@handles(p.ManualWeight)
+async def manual_weight(req: Request, msg: p.ManualWeight) -> Any:
+    sale = sale_of(_actor(req))
+    override = await approve(
+        req, msg.approval, "typed weight", detail={"tag": msg.tag, "weight_mg": msg.weight_mg}
+    )
+    return await _add_package(
+        req, sale, msg.tag.strip(), 1, ManualWeightValue(weight_mg=msg.weight_mg, override=override)
+    )
+
+
+@handles(p.SetQuantity)
+async def set_quantity(req: Request, msg: p.SetQuantity) -> Any:
+    ctx, sale = ctx_of(req.hub), sale_of(_actor(req))
+    cart = _cart(sale, req.register_id)
+    line = cart.line(msg.line)
+    pkg = inv.package(req.hub.store, line.package_tag) if line else None
+    product = inv.product(req.hub.store, line.product_id) if line else None
+    before = sale.cart
+    _apply(sale, carts.set_quantity(cart, msg.line, msg.quantity, pkg, product, ctx.today()))
+    _limit_guard_publish(req, ctx, sale, before)
+    return await _save(req, sale, reply={})
+
+
+@handles(p.RemoveLine)
+async def remove_line(req: Request, msg: p.RemoveLine) -> Any:
+    sale = sale_of(_actor(req))
+    _apply(sale, carts.remove_line(_cart(sale, req.register_id), msg.line))
+    return await _save(req, sale, reply={})
+
+
+@handles(p.ApplyDiscount)
+async def apply_discount(req: Request, msg: p.ApplyDiscount) -> Any:
+    ctx, sale = ctx_of(req.hub), sale_of(_actor(req))
+    cart = _cart(sale, req.register_id)
+    value = msg.value * 100 if msg.kind == "percent" else msg.value  # percent -> basis points
+    d = Discount(kind=msg.kind, value=value, reason=msg.reason, applied_by=req.staff_id)
+    policy = ctx.settings.discount_policy
+    priced = _price(ctx, cart, sale)
+    amount = (
+        priced.line(msg.line).price_cents
+        if msg.line is not None and cart.line(msg.line)
+        else priced.net_cents
+    )
+    role = req.role
+    if needs_manager(d, amount, role, policy):
+        if msg.approval is None:
+            raise Refused(
+                "This discount is more than your role may give: a manager must approve it.",
+                code="approval_required",
+            )
+        override = await approve(req, msg.approval, "discount", detail={"kind": msg.kind, "value": msg.value})
+        d = msgspec.structs.replace(d, override_ref=override.reference)
+        role = "manager"
+    if msg.line is not None:
+        _apply(sale, carts.add_line_discount(cart, msg.line, d, role=role, policy=policy))
+    else:
+        _apply(sale, carts.add_cart_discount(cart, d, role=role, policy=policy))
+    return await _save(req, sale, reply={})
+
+
+@handles(p.ClearDiscounts)
+async def clear_discounts(req: Request, msg: p.ClearDiscounts) -> Any:
+    sale = sale_of(_actor(req))
+    _apply(sale, carts.clear_discounts(_cart(sale, req.register_id)))
+    return await _save(req, sale, reply={})
+
+
+@handles(p.RedeemPoints)
+async def redeem_points(req: Request, msg: p.RedeemPoints) -> Any:
+    sale = sale_of(_actor(req))
+    c = _need_customer(sale)
+    _apply(sale, carts.redeem_points(_cart(sale, req.register_id), msg.points, c.loyalty_points))
+    return await _save(req, sale, reply={})
+
+
+@handles(p.ParkCart)
+async def park_cart(req: Request, msg: p.ParkCart) -> Any:
+    sale = sale_of(_actor(req))
+    change = _apply(sale, carts.park(_cart(sale, req.register_id), datetime.now(UTC)))
+    sale.parked.append(change.cart)
+    sale.cart = None
+    sale.customer = None
+    return await _save(req, sale, reply={"cart_id": change.cart.cart_id})
+
+
+@handles(p.RecallCart)
+async def recall_cart(req: Request, msg: p.RecallCart) -> Any:
+    sale = sale_of(_actor(req))
+    found = next((c for c in sale.parked if c.cart_id == msg.cart_id), None)
+    if found is None:
+        raise NotFound("That parked cart is not on this register.")
+    if sale.cart is not None and sale.cart.lines:
+        raise Refused("Park or finish the current cart first.", code="cart_busy")
+    change = _apply(sale, carts.recall(found))
+    sale.parked.remove(found)
+    sale.cart = change.cart
+    sale.customer = None
+    _notice(sale, "info", "Cart recalled: scan the customer's ID again before paying.")
+    return await _save(req, sale, reply={})
+
+
+@handles(p.Search, idempotent=False)
+async def search(req: Request, msg: p.Search) -> Any:
+    ctx = ctx_of(req.hub)
+    out = []
+    today = ctx.today()
+    for product in ctx.index.search(msg.query, limit=msg.limit):
+        pkgs = inv.packages_of(req.hub.store, product.id)
+        stock = sum(pk.quantity for pk in pkgs if sellability(pk, product, today, 1) is None)
+        labs = {pk.lab_testing for pk in pkgs}
+        out.append(
+            {
+                "id": product.id,
+                "name": product.name,
+                "brand": product.brand,
+                "category": product.category,
+                "strain": product.strain,
+                "price_cents": product.price_cents,
+                "sold_by": product.sold_by,
+                "stock_text": format_quantity(product, stock),
+                "thc_text": _potency(product.thc_bp, product.thc_mg_per_unit),
+                "cbd_text": _potency(product.cbd_bp, product.cbd_mg_per_unit),
+                "lab_testing": "passed" if "passed" in labs else (sorted(labs)[0] if labs else "none"),
+                "coa_ref": product.coa_ref,
+            }
+        )
+    return {"products": out}
+
+
+def _potency(bp: int, mg: int) -> str:
+    if mg:
+        return f"{mg} mg"
+    return f"{bp // 100}.{bp % 100:02d}%" if bp else ""
+
+
+# ---------------------------------------------------------------------------------------------- approvals
+async def approve(
+    req: Request, a: p.ManagerApproval, what: str, *, detail: dict[str, Any] | None = None
+) -> ManagerOverride:
+    """Check a manager's ID and PIN at the register; audit the override; return its reference."""
+    hub = req.hub
+    member = hub.store.get("staff", text(a.manager), auth.StaffMember)
+    ok = await trio.to_thread.run_sync(auth.check_pin, member, a.pin)
+    now = datetime.now(UTC)
+    if not ok or member is None or auth.ROLE_RANK[member.role] < auth.ROLE_RANK["manager"]:
+        await hub.writer.write(
+            lambda txn: audit.append(
+                txn,
+                hub.store,
+                "override_refused",
+                staff=req.staff_id,
+                register=req.register_id,
+                detail={"what": what, "manager": a.manager},
+            )
+        )
+        raise Forbidden(
+            "The manager ID or PIN is not right, or that person is not a manager.", code="approval_refused"
+        )
+    entry = await hub.writer.write(
+        lambda txn: audit.append(
+            txn,
+            hub.store,
+            "override",
+            staff=req.staff_id,
+            register=req.register_id,
+            detail={"what": what, "manager": member.id, "reason": a.reason, **(detail or {})},
+        )
+    )
+    return ManagerOverride(manager_id=member.id, reason=a.reason, reference=f"audit:{entry.seq}", at=now)
+
+
+# ---------------------------------------------------------------------------------------------- drawers
+def open_drawer_id(txn: lmdb.Transaction, store: Any, register_id: str) -> str:
+    raw = txn.get(b"open_drawer:" + text(register_id), db=store.db("kv"))
+    return bytes(raw).decode() if raw is not None else ""
+
+
+@handles(p.OpenDrawer)
+async def open_drawer(req: Request, msg: p.OpenDrawer) -> Any:
+    hub = req.hub
+    if msg.witness is None or msg.witness_pin is None:
+        raise BadRequest("Opening a drawer needs a witness who enters their PIN.", field="witness")
+    member = hub.store.get("staff", text(msg.witness), auth.StaffMember)
+    if not await trio.to_thread.run_sync(auth.check_pin, member, msg.witness_pin) or member is None:
+        raise Forbidden("The witness ID or PIN is not right.", code="approval_refused")
+    roles = {req.role, member.role}
+    if not any(auth.ROLE_RANK.get(r, 0) >= auth.ROLE_RANK["manager"] for r in roles):
+        raise Forbidden("A manager opens a drawer (as the counter or the witness).")
+    now = datetime.now(UTC)
+    session_id = f"D-{req.register_id}-{now:%Y%m%d%H%M%S}-{secrets.token_hex(2)}"
+
+    def fn(txn: lmdb.Transaction) -> Any:
+        store = hub.store
+        current = open_drawer_id(txn, store, req.register_id)
+        s = open_session(
+            session_id,
+            req.register_id,
+            msg.counted,
+            counted_by=req.staff_id,
+            witness=member.id,
+            at=now,
+            open_session_on_register=current,
+        )
+        if isinstance(s, Refusal):
+            raise refuse(s)
+        put(txn, store, "drawers", text(session_id), s)
+        txn.put(b"open_drawer:" + text(req.register_id), text(session_id), db=store.db("kv"))
+        audit.append(
+            txn,
+            store,
+            "drawer_opened",
+            staff=req.staff_id,
+            register=req.register_id,
+            detail={"session": session_id, "float_cents": s.opening.count.total_cents, "witness": member.id},
+        )
+        return {"session_id": session_id, "float_cents": s.opening.count.total_cents}
+
+    result = await req.commit(fn)
+    _actor(req).publish()
+    return result
+
+
+# ---------------------------------------------------------------------------------------------- paying
+def _price(ctx: SaleContext, cart: Cart, sale: RegisterSale) -> PricedCart:
+    local_now = datetime.now(UTC).astimezone(ctx.zone)
+    points = sale.customer.loyalty_points if sale.customer else 0
+    return price_cart(
+        cart,
+        ctx.settings.tax_table,
+        local_now=local_now,
+        promotions=ctx.settings.promotions,
+        loyalty=ctx.settings.loyalty,
+        available_points=points,
+    )
+
+
+def _state_sale(ctx: SaleContext, receipt: Receipt, customer: CheckedIn, register_id: str) -> StateSale:
+    lines = []
+    for ln in receipt.lines:
+        excise = sum(t.amount_cents for t in ln.taxes if t.code == "excise")
+        other = sum(t.amount_cents for t in ln.taxes) - excise
+        weighed = ln.sold_by == "weight"
+        lines.append(
+            StateSaleLine(
+                package_label=ln.package_tag,
+                unit_of_measure="Grams" if weighed else "Each",
+                quantity_mg=ln.weight_mg if weighed else 0,
+                units=0 if weighed else ln.quantity,
+                total_price_cents=ln.pretax_cents,
+                excise_tax_cents=excise,
+                other_tax_cents=other,
+            )
+        )
+    medical = customer.customer_type != "adult"
+    return StateSale(
+        external_receipt_number=f"{ctx.hub.config.store.licence}-{receipt.receipt_number}",
+        sold_at=receipt.sold_at,
+        store_time_zone=ctx.hub.config.store.time_zone,
+        lines=tuple(lines),
+        customer_type="Patient" if medical else "Consumer",
+        patient_license=customer.registration_number or None if medical else None,
+        identification_method="Driver's licence",
+        terminal_id=register_id,
+    )
+
+
+def add_outbox(
+    txn: lmdb.Transaction,
+    store: Any,
+    *,
+    kind: str,
+    licence: str,
+    key: str,
+    payload: bytes,
+    labels: tuple[str, ...],
+    now: datetime,
+) -> OutboxEntry:
+    seq = next_seq(txn, store, "outbox")
+    entry = OutboxEntry(
+        seq=seq,
+        kind=kind,
+        licence=licence,
+        idempotency_key=key,
+        payload=payload,  # type: ignore[arg-type]
+        package_labels=labels,
+        created_at=now,
+        next_attempt_at=now,
+    )
+    put(txn, store, "outbox", u64(seq), entry)
+    return entry
+
+
+def commit_sale(
+    txn: lmdb.Transaction,
+    ctx: SaleContext,
+    *,
+    register_id: str,
+    staff: str,
+    cashier: str,
+    cart: Cart,
+    customer: CheckedIn,
+    priced: PricedCart,
+    settlement: Settlement,
+    now: datetime,
+) -> Receipt:
+    """The sale as one transaction: re-check stock and allotment, then write everything or nothing."""
+    store = ctx.hub.store
+    today = ctx.today(now)
+    # 1. every package still sellable for what the whole cart takes from it
+    taking: dict[str, int] = {}
+    for line in cart.lines:
+        taking[line.package_tag] = taking.get(line.package_tag, 0) + line.package_quantity
+    packages: dict[str, Package] = {}
+    for tag, qty in taking.items():
+        pkg = inv.package_in_txn(txn, store, tag)
+        product = inv.product_in_txn(txn, store, pkg.product_id) if pkg else None
+        r = sellability(pkg, product, today, qty)
+        if r is not None:
+            raise Conflict(r.message, code=r.code)
+        assert pkg is not None
+        packages[tag] = pkg
+    # 2. the allotment, against the ledger as it is now (another register may have sold to them)
+    decision = check_limits(ctx, txn, customer, cart, now)
+    if not decision.allowed:
+        raise Refused(
+            "Over the limit: " + "; ".join(v.message for v in decision.violations), code="over_limit"
+        )
+    # 3. cash needs an open drawer on this register
+    drawer_id = open_drawer_id(txn, store, register_id)
+    cash = settlement.cash_received_cents
+    if cash and not drawer_id:
+        raise Refused(
+            "No open drawer on this register: a manager opens one with a counted float.", code="no_drawer"
+        )
+    # 4. receipt number: sequential per store
+    raw = txn.get(RECEIPT_SEQ, db=store.db("meta"))
+    number = (int.from_bytes(raw, "big") if raw is not None else 0) + 1
+    txn.put(RECEIPT_SEQ, number.to_bytes(8, "big"), db=store.db("meta"))
+    allot = [
+        AllotmentLeft(bucket=ctx.jurisdiction.buckets[b].label, left=_left_text(ctx, b, left))
+        for b, left in sorted(decision.remaining.items())
+    ]
+    receipt = build_receipt(
+        store=ctx.store_identity,
+        receipt_number=number,
+        cart=cart,
+        priced=priced,
+        settlement=settlement,
+        cashier=cashier,
+        sold_at=now,
+        customer_type=customer.customer_type,
+        allotment_left=allot,
+        loyalty_balance=None,
+    )
+    record = SaleRecord(
+        receipt=receipt,
+        customer_id=customer.customer_id,
+        drawer_session_id=drawer_id,
+        overrides=sale_overrides(cart),
+    )
+    put(txn, store, "sales", u64(number), record)
+    txn.put(joined(today.isoformat().encode(), u64(number)), b"", db=store.db("sales_by_day"))
+    # 5. inventory
+    for tag, qty in taking.items():
+        pkg = packages[tag]
+        left = pkg.quantity - qty
+        inv.put_package(
+            txn,
+            store,
+            msgspec.structs.replace(pkg, quantity=left, status="finished" if left == 0 else pkg.status),
+        )
+    # 6. the customer's ledger (limits windows)
+    entry = inv.LedgerEntry(receipt_number=number, at=now, items=limit_items(cart))
+    txn.put(inv.ledger_key(customer.customer_id, now, number), encode(entry), db=store.db("ledger"))
+    # 7. the state system, through the outbox
+    state_sale = _state_sale(ctx, receipt, customer, register_id)
+    add_outbox(
+        txn,
+        store,
+        kind="sale",
+        licence=ctx.hub.config.store.licence,
+        key=state_sale.external_receipt_number,
+        payload=encode(state_sale),
+        labels=tuple(sorted(taking)),
+        now=now,
+    )
+    # 8. the drawer
+    if drawer_id and (cash or settlement.change_cents):
+        session = tget(txn, store, "drawers", text(drawer_id), DrawerSession)
+        if session is not None and settlement.drawer_delta_cents > 0:
+            updated = drawer_record(
+                session,
+                DrawerEvent(
+                    kind="cash_sale",
+                    amount_cents=settlement.drawer_delta_cents,
+                    at=now,
+                    by=staff,
+                    receipt_number=number,
+                ),
+            )
+            if isinstance(updated, Refusal):
+                raise refuse(updated)
+            put(txn, store, "drawers", text(drawer_id), updated)
+    # 9. loyalty
+    # 10. the audit trail
+    audit.append(
+        txn,
+        store,
+        "sale",
+        staff=staff,
+        register=register_id,
+        detail={
+            "receipt": number,
+            "total_cents": receipt.total_cents,
+            "tenders": {t.kind: t.amount_cents for t in settlement.tenders},
+            "customer": customer.customer_id,
+            "overrides": len(record.overrides),
+        },
+    )
+    return receipt
+
+
+def _left_text(ctx: SaleContext, bucket_id: str, left: int) -> str:
+    from hub.domain.limits.engine import format_amount
+
+    b = ctx.jurisdiction.buckets[bucket_id]
+    return f"{format_amount(left * b.scale, b, round_up=False)} left"
+
+
+@handles(p.Pay)
+async def pay(req: Request, msg: p.Pay) -> Any:
+    hub = req.hub
+    ctx, actor = ctx_of(hub), _actor(req)
+    sale = sale_of(actor)
+    customer = _need_customer(sale)
+    cart = sale.cart
+    if cart is None or not cart.lines:
+        raise Refused("The cart is empty.", code="cart_empty")
+    priced = _price(ctx, cart, sale)
+    tenders = [Tender(kind=t.kind, amount_cents=t.amount_cents) for t in msg.tenders]
+    settlement = settle(priced.total_cents, tenders)
+    if isinstance(settlement, Refusal):
+        raise refuse(settlement)
+    # card tenders go through the terminal before the commit; a failed commit cancels them
+    charged = []
+    for i, t in enumerate(settlement.tenders):
+        if t.kind in ("debit", "cashless_atm"):
+            approved = await charge_card(req, t, f"{cart.cart_id}-{i}")
+            charged.append(approved)
+            tenders[i] = approved
+    if charged:
+        settlement = msgspec.structs.replace(settlement, tenders=tuple(tenders))
+    now = datetime.now(UTC)
+    staff, cashier = req.staff_id, (req.session.name if req.session else req.staff_id)
+    cart_for_commit = msgspec.structs.replace(cart, customer_id=customer.customer_id)
+    cleared = RegisterSale(register_id=sale.register_id, parked=sale.parked)
+
+    def fn(txn: lmdb.Transaction) -> Any:
+        receipt = commit_sale(
+            txn,
+            ctx,
+            register_id=req.register_id,
+            staff=staff,
+            cashier=cashier,
+            cart=cart_for_commit,
+            customer=customer,
+            priced=priced,
+            settlement=settlement,
+            now=now,
+        )
+        cleared.last_receipt_number = receipt.receipt_number
+        cleared.notice = {
+            "level": "info",
+            "text": f"Sale {receipt.receipt_number} done. Change due {receipt.change_cents / 100:.2f}.",
+        }
+        txn.put(text(sale.register_id), encode(cleared), db=hub.store.db("carts"))
+        return {
+            "receipt_number": receipt.receipt_number,
+            "total_cents": receipt.total_cents,
+            "change_cents": receipt.change_cents,
+        }
+
+    try:
+        result = await req.commit(fn, label="sale")
+    except HubError as exc:
+        for t in charged:
+            await cancel_card(req, t)
+        _notice(sale, "error", exc.message)
+        actor.publish()
+        raise
+    actor.extensions["sale"] = cleared
+    hub.metrics.sales.labels(req.register_id).inc()
+    actor.publish()
+    for hook in hub.extensions.get("after_sale", []):
+        hook(hub, req.register_id, result["receipt_number"], settlement)
+    return result
+
+
+async def charge_card(req: Request, tender: Tender, reference: str) -> Tender:
+    ctx = ctx_of(req.hub)
+    reg = req.hub.config.register(req.register_id)
+    terminal = ctx.terminals.get(reg.payment_terminal if reg else "") or ctx.terminals.get(
+        f"demo-{req.register_id}"
+    )
+    if terminal is None:
+        raise Refused("No card terminal on this register: cash only.", code="terminal_offline")
+    result = await terminal.charge(tender.amount_cents, reference)
+    status = getattr(result, "status", "")
+    if status != "approved":
+        message = getattr(result, "message", "") or {
+            "declined": "The card was declined.",
+            "timeout": "The terminal did not answer in time; nothing was charged. Try again or take cash.",
+            "offline": "The card terminal is offline: cash only for now.",
+        }.get(status, "The card was not charged.")
+        raise Refused(message, code=f"card_{status or 'failed'}")
+    return msgspec.structs.replace(
+        tender,
+        reference=getattr(result, "approval_code", "") or reference,
+        terminal_id=getattr(terminal, "device_id", ""),
+        card_last4=getattr(result, "card_last4", ""),
+    )
+
+
+async def cancel_card(req: Request, tender: Tender) -> None:
+    ctx = ctx_of(req.hub)
+    for terminal in ctx.terminals.values():
+        if getattr(terminal, "device_id", "") == tender.terminal_id:
+            try:
+                await terminal.cancel(tender.reference)
+            except Exception:
+                log.exception("could not cancel card payment %s after a failed commit", tender.reference)
+
+
+# ---------------------------------------------------------------------------------------------- void
+@handles(p.VoidSale)
+async def void_sale(req: Request, msg: p.VoidSale) -> Any:
+    hub = req.hub
+    ctx = ctx_of(hub)
+    store = hub.store
+    record = store.get("sales", u64(msg.receipt_number), SaleRecord)
+    if record is None:
+        raise NotFound(f"There is no sale {msg.receipt_number}.")
+    override = await approve(req, msg.approval, "void", detail={"receipt": msg.receipt_number})
+    now = datetime.now(UTC)
+
+    def fn(txn: lmdb.Transaction) -> Any:
+        rec = tget(txn, store, "sales", u64(msg.receipt_number), SaleRecord)
+        assert rec is not None
+        if rec.voided:
+            raise Conflict(f"Sale {msg.receipt_number} is already voided.")
+        r = rec.receipt
+        if ctx.today(r.sold_at) != ctx.today(now):
+            raise Refused("Only a same-day sale can be voided; use a return instead.", code="not_same_day")
+        for ln in r.lines:
+            pkg = inv.package_in_txn(txn, store, ln.package_tag)
+            if pkg is not None:
+                back = ln.weight_mg if ln.sold_by == "weight" else ln.quantity
+                status = "active" if pkg.status == "finished" else pkg.status
+                inv.put_package(
+                    txn, store, msgspec.structs.replace(pkg, quantity=pkg.quantity + back, status=status)
+                )
+        lk = inv.ledger_key(rec.customer_id, r.sold_at, r.receipt_number)
+        raw = txn.get(lk, db=store.db("ledger"))
+        if raw is not None:
+            entry = decode(raw, inv.LedgerEntry)
+            entry.voided = True  # the allotment is given back
+            txn.put(lk, encode(entry), db=store.db("ledger"))
+        cash = sum(t.amount_cents for t in r.tenders if t.kind == "cash") - r.change_cents
+        refund = (Tender(kind="cash", amount_cents=cash),) if cash > 0 else ()
+        void = VoidRecord(
+            receipt_number=r.receipt_number,
+            register_id=req.register_id,
+            voided_at=now,
+            manager_id=override.manager_id,
+            reason=override.reason,
+            refund_tenders=refund,
+            drawer_session_id=open_drawer_id(txn, store, req.register_id),
+        )
+        put(txn, store, "sales", u64(r.receipt_number), msgspec.structs.replace(rec, voided=True))
+        put(txn, store, "kv", b"void:" + u64(r.receipt_number), void)
+        if cash > 0 and void.drawer_session_id:
+            session = tget(txn, store, "drawers", text(void.drawer_session_id), DrawerSession)
+            if session is not None:
+                updated = drawer_record(
+                    session,
+                    DrawerEvent(
+                        kind="cash_refund",
+                        amount_cents=cash,
+                        at=now,
+                        by=req.staff_id,
+                        reason=f"void: {override.reason}",
+                        manager_id=override.manager_id,
+                        override_ref=override.reference,
+                        receipt_number=r.receipt_number,
+                    ),
+                )
+                if isinstance(updated, Refusal):
+                    raise refuse(updated)
+                put(txn, store, "drawers", text(void.drawer_session_id), updated)
+        ext = f"{hub.config.store.licence}-{r.receipt_number}"
+        sv = StateVoid(
+            external_receipt_number=ext,
+            voided_at=now,
+            package_labels=tuple(sorted({ln.package_tag for ln in r.lines})),
+        )
+        add_outbox(
+            txn,
+            store,
+            kind="void",
+            licence=hub.config.store.licence,
+            key=f"void-{ext}",
+            payload=encode(sv),
+            labels=sv.package_labels,
+            now=now,
+        )
+        audit.append(
+            txn,
+            store,
+            "void",
+            staff=req.staff_id,
+            register=req.register_id,
+            detail={
+                "receipt": r.receipt_number,
+                "manager": override.manager_id,
+                "reason": override.reason,
+                "refund_cents": cash,
+            },
+        )
+        return {"receipt_number": r.receipt_number, "refund_cents": cash}
+
+    result = await req.commit(fn, label="void")
+    _actor(req).publish()
+    return result
+
+
+# ---------------------------------------------------------------------------------------------- demo
+@handles(p.DemoScale)
+async def demo_scale(req: Request, msg: p.DemoScale) -> Any:
+    hub = req.hub
+    if not hub.config.server.demo:
+        raise Forbidden("Only the demo store simulates a scale.")
+    sim = hub.extensions.get("demo_scale_sim", {}).get(req.register_id)
+    if sim is not None:
+        sim.set(msg.weight_mg, motion=msg.motion)  # the real scale actor reads it from the pseudo-terminal
+        return {}
+    ctx = ctx_of(hub)
+    device = f"demo-scale-{req.register_id}"
+    ctx.scales[device] = ScaleState(
+        device=device,
+        weight_mg=msg.weight_mg,
+        stable=not msg.motion,
+        state="motion" if msg.motion else "stable",
+        up=True,
+        certificate="DEMO-NTEP-0000",
+        at=datetime.now(UTC),
+    )
+    _actor(req).publish()
+    return {}
+
+
+@handles(p.DemoTerminal)
+async def demo_terminal(req: Request, msg: p.DemoTerminal) -> Any:
+    hub = req.hub
+    if not hub.config.server.demo:
+        raise Forbidden("Only the demo store simulates a terminal.")
+    sim = hub.extensions.get("demo_terminal_sim", {}).get(req.register_id)
+    if sim is None:
+        raise Refused("The demo store runs without a simulated terminal.", code="no_terminal")
+    sim.set_mode(msg.mode)
+    _actor(req).publish()
+    return {}
+
+
+def receipt_html(hub: Hub, number: int) -> str | None:
+    rec = hub.store.get("sales", u64(number), SaleRecord)
+    return None if rec is None else render_receipt_html(rec.receipt)
+
+
+__all__ = ["timedelta"]

@@ -1,0 +1,150 @@
+"""The sale's part of the register snapshot: what the budtender's screen shows."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from hub.domain.catalog import format_quantity
+from hub.domain.limits.engine import format_amount  # noqa: F401  (re-exported for the UI texts)
+from hub.sale.service import _price, allotment_view, ctx_of, receipt_html, sale_of
+
+if TYPE_CHECKING:
+    from actors.register import RegisterActor
+
+
+def sale_snapshot(actor: RegisterActor) -> dict[str, Any]:
+    hub = actor.hub
+    ctx = ctx_of(hub)
+    sale = sale_of(actor)
+    c = sale.customer
+    state: dict[str, Any] = {"demo": hub.config.server.demo, "notice": sale.notice}
+    state["customer"] = (
+        None
+        if c is None
+        else {
+            "type": c.customer_type,
+            "age": c.age,
+            "label": c.label,
+            "decision": {"allowed": c.allowed, "reasons": c.reasons, "warnings": c.warnings},
+            "medical": None
+            if c.customer_type == "adult"
+            else {
+                "registration": c.registration_number,
+                "expires": c.registration_expiry.isoformat() if c.registration_expiry else None,
+            },
+            "loyalty_points": c.loyalty_points,
+            "manual": bool(c.manual_reason),
+        }
+    )
+    state.update(allotment_view(ctx, c if c and c.allowed else None, sale.cart))
+    cart = sale.cart
+    if cart is None:
+        state["cart"] = None
+    else:
+        priced = _price(ctx, cart, sale)
+        lines = []
+        for ln in cart.lines:
+            pl = priced.line(ln.line_id)
+            qty = ln.weight_mg if ln.sold_by == "weight" else ln.quantity
+            lines.append(
+                {
+                    "line": ln.line_id,
+                    "tag": ln.package_tag,
+                    "product": ln.product_name,
+                    "brand": ln.brand,
+                    "category": ln.category,
+                    "sold_by": ln.sold_by,
+                    "quantity": ln.quantity,
+                    "weight_mg": ln.weight_mg,
+                    "qty_text": _qty_text(ln.sold_by, qty),
+                    "unit_price_cents": ln.unit_price_cents,
+                    "discount_cents": pl.discount_cents,
+                    "tax_cents": sum(t.amount_cents for t in pl.taxes),
+                    "total_cents": pl.total_cents,
+                    "weight_source": ln.weight_source,
+                    "scale": ln.scale_id,
+                }
+            )
+        state["cart"] = {
+            "id": cart.cart_id,
+            "lines": lines,
+            "subtotal_cents": priced.subtotal_cents,
+            "discount_cents": priced.total_discount_cents,
+            "tax_cents": priced.tax_cents,
+            "taxes": [{"name": t.name, "cents": t.amount_cents} for t in priced.taxes],
+            "total_cents": priced.total_cents,
+            "prices_include_tax": priced.prices_include_tax,
+            "rounding_note": priced.rounding_note,
+        }
+    state["parked"] = [
+        {
+            "cart_id": pc.cart_id,
+            "parked_at": pc.parked_at.isoformat() if pc.parked_at else None,
+            "lines": len(pc.lines),
+            "total_cents": _price(ctx, pc, sale).total_cents,
+        }
+        for pc in sale.parked
+    ]
+    reg = hub.config.register(actor.id)
+    scale_id = reg.scale if reg and reg.scale else f"demo-scale-{actor.id}"
+    s = ctx.scales.get(scale_id)
+    state["scale"] = (
+        None
+        if s is None
+        else {
+            "device": s.device,
+            "weight_mg": s.weight_mg,
+            "stable": s.stable,
+            "state": s.state,
+            "up": s.up,
+            "certificate": s.certificate,
+        }
+    )
+    term = ctx.terminals.get(reg.payment_terminal if reg else "") or ctx.terminals.get(f"demo-{actor.id}")
+    up = bool(term is not None and getattr(term, "up", True))
+    state["payment"] = {
+        "terminal": getattr(term, "device_id", None) if term is not None else None,
+        "up": up,
+        "cash_only": not up,
+        "message": ""
+        if up
+        else "Card terminal offline: cash only."
+        if term is not None
+        else "No card terminal: cash only.",
+    }
+    with hub.store.read() as txn:
+        raw = txn.get(b"open_drawer:" + actor.id.encode(), db=hub.store.db("kv"))
+        drawer = bytes(raw).decode() if raw is not None else None
+    state["drawer"] = {"open": drawer is not None, "session_id": drawer}
+    state["devices"] = [
+        d for d in hub.extensions.get("device_health", {}).values() if d.get("register") in (None, actor.id)
+    ]
+    if sale.last_receipt_number:
+        html = receipt_html(hub, sale.last_receipt_number)
+        from hub.domain.receipt import SaleRecord
+        from hub.store.keys import u64
+
+        rec = hub.store.get("sales", u64(sale.last_receipt_number), SaleRecord)
+        state["last_receipt"] = (
+            None
+            if rec is None
+            else {
+                "number": sale.last_receipt_number,
+                "total_cents": rec.receipt.total_cents,
+                "change_cents": rec.receipt.change_cents,
+                "html": html,
+            }
+        )
+    else:
+        state["last_receipt"] = None
+    return state
+
+
+def _qty_text(sold_by: str, qty: int) -> str:
+    if sold_by == "weight":
+        whole, frac = divmod(qty, 1000)
+        return f"{whole}.{frac:03d}".rstrip("0").rstrip(".") + " g"
+    return f"{qty} ×"
+
+
+__all__ = ["sale_snapshot", "format_quantity"]
