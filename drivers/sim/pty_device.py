@@ -23,6 +23,7 @@ import trio.lowlevel
 class PtyDevice:
     def __init__(self, name: str, *, link_dir: str | None = None) -> None:
         self.name = name
+        self._own_dir = link_dir is None
         self._link_dir = link_dir or tempfile.mkdtemp(prefix="storehub-dev-")
         self.path = os.path.join(self._link_dir, name)  # stable path the hub opens
         self.received = bytearray()  # everything the hub wrote, across sessions
@@ -107,10 +108,11 @@ class PtyDevice:
                     self.unplug()
         finally:
             self._close_pty()
-            try:
-                os.rmdir(self._link_dir)
-            except OSError:
-                pass
+            if self._own_dir:
+                try:
+                    os.rmdir(self._link_dir)
+                except OSError:
+                    pass
 
     async def _read_loop(self, master: int) -> None:
         while True:
