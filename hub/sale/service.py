@@ -295,7 +295,9 @@ def _check_in_licence(
     )
 
 
-async def _apply_check_in(req: Request, sale: RegisterSale, checked: CheckedIn, how: str) -> dict[str, Any]:
+async def _apply_check_in(
+    req: Request, sale: RegisterSale, checked: CheckedIn, how: str, kind: str = "id"
+) -> dict[str, Any]:
     sale.customer = checked
     if sale.cart is not None:
         sale.cart = msgspec.structs.replace(sale.cart, customer_id=checked.customer_id)
@@ -312,7 +314,7 @@ async def _apply_check_in(req: Request, sale: RegisterSale, checked: CheckedIn, 
         "reasons": checked.reasons,
         "manual_reason": checked.manual_reason,
     }
-    result = {"allowed": checked.allowed, "reasons": checked.reasons, "label": checked.label}
+    result = {"kind": kind, "allowed": checked.allowed, "reasons": checked.reasons, "label": checked.label}
 
     def fn(txn: lmdb.Transaction) -> Any:
         txn.put(text(sale.register_id), blob, db=store.db("carts"))
@@ -415,19 +417,19 @@ async def scan(req: Request, msg: p.Scan) -> Any:
             except aamva.AamvaError as exc:
                 raise Refused(str(exc), code="bad_id") from None
             checked = _check_in_licence(ctx, lic, "adult")
-            return {"kind": "id", **await _apply_check_in(req, sale, checked, f"scan:{msg.source}")}
-        if sc.kind in ("metrc_tag", "biotrack_tag"):
-            return {"kind": "package", **await _add_package(req, sale, sc.data, 1)}
-        if sc.kind == "retail_id":
+            return await _apply_check_in(req, sale, checked, f"scan:{msg.source}")
+        if sc.kind in ("metrc_package", "biotrack_barcode"):
+            return await _add_package(req, sale, sc.data, 1, kind="package")
+        if sc.kind == "metrc_retail_id":
             raise Refused(
                 "This is a Metrc Retail ID code for customers; scan the package tag instead.",
                 code="retail_id",
             )
-        if sc.kind in ("upc_a", "ean_13", "upc", "ean13", "gtin"):
+        if sc.kind in ("upc_a", "ean_13", "ean_8"):
             product = inv.product_by_barcode(req.hub.store, sc.data)
             if product is None:
                 raise Refused(f"No product with barcode {sc.data} in the catalogue.", code="unknown_barcode")
-            return {"kind": "product", **await _add_product(req, sale, product, 1)}
+            return await _add_product(req, sale, product, 1, kind="product")
         raise Refused(
             f"That scan ({sc.kind}) is not a package tag, product barcode or ID.", code="unknown_scan"
         )
@@ -476,6 +478,7 @@ async def _add_package(
     tag: str,
     quantity: int,
     weight: WeightReading | ManualWeightValue | None = None,
+    kind: str = "package",
 ) -> dict[str, Any]:
     ctx = ctx_of(req.hub)
     _need_customer(sale)
@@ -497,7 +500,7 @@ async def _add_package(
         _actor(req).publish()
         raise
     _limit_guard_publish(req, ctx, sale, before)
-    return await _save(req, sale, reply={"line": change.line_id, "message": change.message})
+    return await _save(req, sale, reply={"kind": kind, "line": change.line_id, "message": change.message})
 
 
 def _limit_guard_publish(req: Request, ctx: SaleContext, sale: RegisterSale, before: Cart | None) -> None:
@@ -508,7 +511,9 @@ def _limit_guard_publish(req: Request, ctx: SaleContext, sale: RegisterSale, bef
         raise
 
 
-async def _add_product(req: Request, sale: RegisterSale, product: Product, quantity: int) -> dict[str, Any]:
+async def _add_product(
+    req: Request, sale: RegisterSale, product: Product, quantity: int, kind: str = "product"
+) -> dict[str, Any]:
     ctx = ctx_of(req.hub)
     _need_customer(sale)
     packages = inv.packages_of(req.hub.store, product.id)
@@ -527,7 +532,7 @@ async def _add_product(req: Request, sale: RegisterSale, product: Product, quant
         _actor(req).publish()
         raise
     _limit_guard_publish(req, ctx, sale, before)
-    return await _save(req, sale, reply={"line": change.line_id, "message": change.message})
+    return await _save(req, sale, reply={"kind": kind, "line": change.line_id, "message": change.message})
 
 
 @handles(p.AddPackage)
