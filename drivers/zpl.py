@@ -78,7 +78,7 @@ def parse_host_status(data: bytes) -> ZplStatus | None:
     String 1: ``aaa,b,c,dddd,…`` with b = paper out, c = pause. String 2: ``mmm,n,o,p,…`` with
     o = head up (open), p = ribbon out.
     """
-    strings = []
+    strings: list[list[str]] = []
     rest = data
     while len(strings) < 3:
         start = rest.find(b"\x02")
