@@ -1,22 +1,35 @@
 """Which features a hub runs: each feature module adds its handlers, snapshot parts, actors and routes.
 
-The foundation runs with none; the demo adds demo staff and data. Features are installed before the
-hub starts so that startup order stays explicit.
+Every module listed in FEATURES exposes ``install(hub, demo_options)`` (``demo_options`` is None outside
+the demo) and is installed before the hub starts, in this order, so that startup order stays explicit.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import trio
 
 from hub.app import Hub
 
+FEATURES = (
+    "hub.sale",  # catalogue, check-in, cart, sale commit (issue 4)
+    "hub.devices",  # scales, scanners, printers, payment terminals (issue 6)
+    "hub.state_channel",  # outbox to Metrc / BioTrack, pulls, receiving, reconciliation (issue 5)
+    "hub.backoffice",  # drawers, reports, counts, cash compliance, back office (issue 7)
+)
+
 
 def install(hub: Hub, *, demo_options: dict[str, Any] | None = None) -> None:
-    from hub import sale
-
-    sale.install(hub, demo=demo_options is not None)
+    for name in FEATURES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue  # that feature is not part of this build yet
+            raise
+        module.install(hub, demo_options)
     if demo_options is not None:
         from hub import demo
 

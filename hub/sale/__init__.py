@@ -38,7 +38,14 @@ DEFAULT_TAXES = {
 }
 
 
-def install(hub: Hub, *, demo: bool = False, taxes: dict[str, Any] | None = None) -> None:
+def install(
+    hub: Hub,
+    demo_options: dict[str, Any] | None = None,
+    *,
+    demo: bool | None = None,
+    taxes: dict[str, Any] | None = None,
+) -> None:
+    demo = demo if demo is not None else demo_options is not None
     from hub.domain.limits.rules import store_jurisdiction
     from hub.domain.tax import TaxTable
     from hub.sale import service
