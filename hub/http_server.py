@@ -204,3 +204,23 @@ async def serve_http(hub: Hub, *, task_status: trio.TaskStatus[int] = trio.TASK_
         )
         port = int(bound[0].rsplit(":", 1)[1].rstrip("/"))
         task_status.started(port)
+
+
+def require_staff(hub: Hub, req: HttpRequest, role: str = "budtender") -> Any:
+    """The staff session behind ``Authorization: Bearer <session token>`` (the token a WebSocket login
+    returned), checked for ``role``. Raises NotAuthenticated / Forbidden (answered 401 / 403)."""
+    from hub.auth import ROLE_RANK, token_hash
+    from hub.errors import Forbidden, NotAuthenticated
+
+    header = req.headers.get("authorization", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    if not token:
+        from urllib.parse import parse_qs
+
+        token = parse_qs(req.query).get("token", [""])[0]
+    session = hub.sessions.get(token_hash(token)) if token else None
+    if session is None:
+        raise NotAuthenticated("Log in first.", code="not_logged_in")
+    if ROLE_RANK.get(session.role, 0) < ROLE_RANK[role]:
+        raise Forbidden(f"This needs a {role} or above.")
+    return session
