@@ -36,6 +36,11 @@ name = "Register 1"
 [[registers]]
 id = "R2"
 name = "Register 2"
+
+# the back office is a browser too: it is enrolled like a register and used by managers
+[[registers]]
+id = "OFFICE"
+name = "Back office"
 """
 
 # staff id, name, role, PIN: printed by `storehub demo`, never used outside a demo store
@@ -46,7 +51,7 @@ DEMO_STAFF = (
     ("root", "Store Admin", "admin", "4444"),
 )
 # fixed demo pairing codes, so the README and the browser tests can use them
-DEMO_PAIRING = {"R1": "11111111", "R2": "22222222"}
+DEMO_PAIRING = {"R1": "11111111", "R2": "22222222", "OFFICE": "33333333"}
 
 
 def demo_config(

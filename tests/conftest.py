@@ -42,6 +42,10 @@ name = "Register 1"
 [[registers]]
 id = "R2"
 name = "Register 2"
+
+[[registers]]
+id = "OFFICE"
+name = "Back office"
 """
 
 PINS = {s: p for s, _, _, p in DEMO_STAFF}
