@@ -10,7 +10,7 @@ from tests.conftest import TEST_TOML
 
 def test_valid_config_decodes() -> None:
     cfg = parse_config(TEST_TOML)
-    assert cfg.store.jurisdiction == "CA" and [r.id for r in cfg.registers] == ["R1", "R2"]
+    assert cfg.store.jurisdiction == "CA" and [r.id for r in cfg.registers] == ["R1", "R2", "OFFICE"]
     assert str(cfg.zone) == "America/Los_Angeles"
 
 
