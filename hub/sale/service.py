@@ -438,9 +438,22 @@ async def scan(req: Request, msg: p.Scan) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------- the cart
+def paired_device(hub: Hub, register_id: str, kind: str) -> str:
+    """The device of ``kind`` serving a register: from store.toml, else one paired at start (the demo's)."""
+    reg = hub.config.register(register_id)
+    configured = getattr(reg, kind, "") if reg is not None else ""
+    if configured:
+        return str(configured)
+    devices = hub.extensions.get("devices")
+    if devices is not None:
+        for device_id, r in devices.paired.items():
+            if r == register_id and devices.kinds.get(device_id) == kind:
+                return str(device_id)
+    return f"demo-{kind.replace('_', '-')}-{register_id}"
+
+
 def _weight_for(ctx: SaleContext, req: Request) -> WeightReading | None:
-    reg = req.hub.config.register(req.register_id)
-    device = reg.scale if reg and reg.scale else f"demo-scale-{req.register_id}"
+    device = paired_device(req.hub, req.register_id, "scale")
     s = ctx.scales.get(device)
     if s is None or not s.up:
         return None
@@ -1060,10 +1073,7 @@ async def pay(req: Request, msg: p.Pay) -> Any:
 
 async def charge_card(req: Request, tender: Tender, reference: str) -> Tender:
     ctx = ctx_of(req.hub)
-    reg = req.hub.config.register(req.register_id)
-    terminal = ctx.terminals.get(reg.payment_terminal if reg else "") or ctx.terminals.get(
-        f"demo-{req.register_id}"
-    )
+    terminal = ctx.terminals.get(paired_device(req.hub, req.register_id, "payment_terminal"))
     if terminal is None:
         raise Refused("No card terminal on this register: cash only.", code="terminal_offline")
     result = await terminal.charge(tender.amount_cents, reference)
@@ -1206,7 +1216,7 @@ async def demo_scale(req: Request, msg: p.DemoScale) -> Any:
         sim.set(msg.weight_mg, motion=msg.motion)  # the real scale actor reads it from the pseudo-terminal
         return {}
     ctx = ctx_of(hub)
-    device = f"demo-scale-{req.register_id}"
+    device = paired_device(hub, req.register_id, "scale")
     ctx.scales[device] = ScaleState(
         device=device,
         weight_mg=msg.weight_mg,

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from hub.domain.catalog import format_quantity
 from hub.domain.limits.engine import format_amount  # noqa: F401  (re-exported for the UI texts)
-from hub.sale.service import _price, allotment_view, ctx_of, receipt_html, sale_of
+from hub.sale.service import _price, allotment_view, ctx_of, paired_device, receipt_html, sale_of
 
 if TYPE_CHECKING:
     from actors.register import RegisterActor
@@ -85,9 +85,7 @@ def sale_snapshot(actor: RegisterActor) -> dict[str, Any]:
         }
         for pc in sale.parked
     ]
-    reg = hub.config.register(actor.id)
-    scale_id = reg.scale if reg and reg.scale else f"demo-scale-{actor.id}"
-    s = ctx.scales.get(scale_id)
+    s = ctx.scales.get(paired_device(hub, actor.id, "scale"))
     state["scale"] = (
         None
         if s is None
@@ -100,7 +98,7 @@ def sale_snapshot(actor: RegisterActor) -> dict[str, Any]:
             "certificate": s.certificate,
         }
     )
-    term = ctx.terminals.get(reg.payment_terminal if reg else "") or ctx.terminals.get(f"demo-{actor.id}")
+    term = ctx.terminals.get(paired_device(hub, actor.id, "payment_terminal"))
     up = bool(term is not None and getattr(term, "up", True))
     state["payment"] = {
         "terminal": getattr(term, "device_id", None) if term is not None else None,

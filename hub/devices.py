@@ -1,0 +1,455 @@
+"""Devices in the hub: one supervised actor per scale, scanner, printer and payment terminal.
+
+The device actors (``actors/``) speak to the hardware and publish ``ScaleReading``, ``Scan``,
+``DeviceHealth``, ``PrintJobUpdate`` and ``PaymentResult``. This module routes what they publish to the
+register each device is paired with, keeps device health for the registers, the back office and
+``/metrics``, prints receipts after sales (kicking the drawer on cash), and gives the sale a card-terminal
+handle. In the demo it starts one simulator of each kind on pseudo-terminals and loopback TCP.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import trio
+
+from hub.commands import Request, handles
+from hub.domain import devices as dev
+from hub.supervisor import ChildSpec
+
+if TYPE_CHECKING:
+    from hub.app import Hub
+    from hub.config import DeviceSection
+    from hub.domain.receipt import Receipt
+    from hub.domain.tender import Settlement
+    from hub.supervisor import Supervisor
+
+log = logging.getLogger("hub.devices")
+OUTCOME_STATUS = {
+    "approved": "approved",
+    "declined": "declined",
+    "timed_out": "timeout",
+    "offline": "offline",
+    "cancelled": "cancelled",
+    "error": "error",
+}
+
+
+class ChargeOutcome(msgspec.Struct, kw_only=True):
+    status: str
+    approval_code: str = ""
+    message: str = ""
+    card_last4: str = ""
+
+
+class TerminalHandle:
+    """What the sale needs of a card terminal: ``charge``, ``cancel``, ``up``."""
+
+    def __init__(self, device_id: str, inbox: trio.MemorySendChannel[Any]) -> None:
+        self.device_id = device_id
+        self.inbox = inbox
+        self.up = False
+        self._waiting: dict[str, trio.MemorySendChannel[dev.PaymentResult]] = {}
+
+    async def charge(self, amount_cents: int, reference: str) -> ChargeOutcome:
+        if not self.up:
+            return ChargeOutcome(status="offline", message="The card terminal is offline: cash only for now.")
+        send, recv = trio.open_memory_channel[dev.PaymentResult](1)
+        self._waiting[reference] = send
+        try:
+            await self.inbox.send(dev.Charge(reference=reference, amount_cents=amount_cents))
+            # the actor always ends a charge with one result (its own timeout is shorter than this)
+            with trio.fail_after(180):
+                result = await recv.receive()
+        finally:
+            self._waiting.pop(reference, None)
+        return ChargeOutcome(
+            status=OUTCOME_STATUS.get(result.outcome, "error"),
+            approval_code=result.auth_code,
+            message=result.detail if result.outcome not in ("approved",) else "",
+        )
+
+    async def cancel(self, reference: str) -> None:
+        await self.inbox.send(dev.CancelCharge(reference=reference))
+
+    def resolve(self, result: dev.PaymentResult) -> None:
+        ch = self._waiting.get(result.reference)
+        if ch is not None:
+            try:
+                ch.send_nowait(result)
+            except trio.WouldBlock:
+                pass
+
+
+class DeviceHub:
+    """The devices of one hub: their inboxes, who they are paired with, and their latest health."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.inboxes: dict[str, trio.MemorySendChannel[Any]] = {}
+        self.paired: dict[str, str] = {}  # device id -> register id
+        self.kinds: dict[str, str] = {}
+        self.errors_seen: dict[str, int] = {}
+        self._scan_ids = itertools.count(1)
+        self.specs: list[tuple[str, Any, Any]] = []  # (device id, actor run, config)
+
+    def add(self, device_id: str, kind: str, register_id: str, run: Any, config: Any) -> None:
+        send, recv = trio.open_memory_channel[Any](64)
+        self.inboxes[device_id] = send
+        self.paired[device_id] = register_id
+        self.kinds[device_id] = kind
+        self.specs.append((device_id, functools.partial(run, config, self.publish, recv), config))
+        health = self.hub.extensions.setdefault("device_health", {})
+        health[device_id] = {
+            "id": device_id,
+            "kind": kind,
+            "register": register_id,
+            "up": False,
+            "detail": "starting",
+            "errors": 0,
+            "last_reading_age_s": None,
+        }
+        self.hub.metrics.device_up.labels(device_id, kind).set(0)
+        if kind == "payment_terminal":
+            from hub.sale.service import ctx_of
+
+            handle = TerminalHandle(device_id, send)
+            self.hub.extensions.setdefault("terminal_handles", {})[device_id] = handle
+            try:
+                ctx_of(self.hub).terminals[device_id] = handle
+            except KeyError:
+                pass
+
+    async def start(self, hub: Hub, sup: Supervisor) -> None:
+        from hub.sale.service import ctx_of
+
+        ctx = ctx_of(hub)
+        for device_id, handle in hub.extensions.get("terminal_handles", {}).items():
+            ctx.terminals[device_id] = handle
+        for device_id, run, _config in self.specs:
+            await sup.start(ChildSpec(name=f"device:{device_id}", run=run, max_restarts=10, window=60))
+
+    # ---- what the device actors publish ----
+    async def publish(self, msg: Any) -> None:
+        try:
+            if isinstance(msg, dev.ScaleReading):
+                self._reading(msg)
+            elif isinstance(msg, dev.Scan):
+                await self._scan(msg)
+            elif isinstance(msg, dev.DeviceHealth):
+                self._health(msg)
+            elif isinstance(msg, dev.PaymentResult):
+                handle = self.hub.extensions.get("terminal_handles", {}).get(msg.device_id)
+                if handle is not None:
+                    handle.resolve(msg)
+            elif isinstance(msg, dev.PrintJobUpdate):
+                h = self.hub.extensions.setdefault("device_health", {}).get(msg.device_id)
+                if h is not None:
+                    h["queued_jobs"] = msg.queued_jobs
+                    if msg.state == "failed":
+                        h["detail"] = msg.detail
+                self._publish_register(msg.device_id)
+        except Exception:  # a routing bug must not take the device actor down with it
+            log.exception("could not route %s", type(msg).__name__)
+
+    def _register(self, device_id: str) -> Any:
+        return self.hub.registers.get(self.paired.get(device_id, ""))
+
+    def _publish_register(self, device_id: str) -> None:
+        actor = self._register(device_id)
+        if actor is not None:
+            actor.publish()
+
+    def _reading(self, r: dev.ScaleReading) -> None:
+        from hub.sale.service import ScaleState, ctx_of
+
+        ctx = ctx_of(self.hub)
+        prev = ctx.scales.get(r.device_id)
+        ctx.scales[r.device_id] = ScaleState(
+            device=r.device_id,
+            weight_mg=r.weight_mg,
+            stable=r.stable,
+            state=r.state,
+            up=True,
+            certificate=r.certificate,
+            at=r.at,
+        )
+        self.hub.metrics.device_last_reading_age.labels(r.device_id).set(0)
+        if prev is None or (prev.weight_mg, prev.stable, prev.state, prev.up) != (
+            r.weight_mg,
+            r.stable,
+            r.state,
+            True,
+        ):
+            self._publish_register(r.device_id)
+
+    async def _scan(self, s: dev.Scan) -> None:
+        from hub.errors import HubError
+        from hub.sale import protocol as p
+
+        actor = self._register(s.device_id)
+        if actor is None:
+            log.warning("scan from %s, which is not paired with a register", s.device_id)
+            return
+        msg = p.Scan(id=f"{s.device_id}-{next(self._scan_ids)}", data=s.data, source="serial")
+        req = Request(hub=self.hub, msg=msg, register_id=actor.id, session=None)
+        try:
+            await actor.mailbox.call(req, timeout=30)
+        except HubError as exc:
+            log.info("scan on %s refused: %s", actor.id, exc.message)
+        except trio.TooSlowError:
+            log.warning("register %s did not take a scan in time", actor.id)
+
+    def _health(self, h: dev.DeviceHealth) -> None:
+        from hub.sale.service import ctx_of
+
+        m = self.hub.metrics
+        m.device_up.labels(h.device_id, h.kind).set(1 if h.up else 0)
+        seen = self.errors_seen.get(h.device_id, 0)
+        if h.errors > seen:
+            m.device_errors.labels(h.device_id, h.kind).inc(h.errors - seen)
+        self.errors_seen[h.device_id] = h.errors
+        if h.last_reading_age_s is not None:
+            m.device_last_reading_age.labels(h.device_id).set(h.last_reading_age_s)
+        health = self.hub.extensions.setdefault("device_health", {})
+        entry = health.setdefault(
+            h.device_id, {"id": h.device_id, "kind": h.kind, "register": self.paired.get(h.device_id)}
+        )
+        changed = entry.get("up") != h.up or entry.get("detail") != h.detail
+        entry.update(
+            up=h.up,
+            detail=h.detail,
+            errors=h.errors,
+            last_reading_age_s=h.last_reading_age_s,
+            reconnects=h.reconnects,
+            queued_jobs=h.queued_jobs,
+        )
+        ctx = ctx_of(self.hub)
+        if h.kind == "scale" and not h.up and h.device_id in ctx.scales:
+            ctx.scales[h.device_id].up = False
+            ctx.scales[h.device_id].state = "down"
+            ctx.scales[h.device_id].stable = False
+        handle = self.hub.extensions.get("terminal_handles", {}).get(h.device_id)
+        if handle is not None:
+            handle.up = h.up
+        if changed:
+            self._publish_register(h.device_id)
+
+    # ---- after a sale: print the receipt, kick the drawer on cash ----
+    def after_sale(self, hub: Hub, register_id: str, receipt_number: int, settlement: Settlement) -> None:
+        reg = hub.config.register(register_id)
+        printer = (reg.printer if reg else "") or next(
+            (d for d, r in self.paired.items() if r == register_id and self.kinds[d] == "printer"), ""
+        )
+        inbox = self.inboxes.get(printer)
+        if inbox is None:
+            return
+        from hub.domain.receipt import SaleRecord
+        from hub.store.keys import u64
+
+        rec = hub.store.get("sales", u64(receipt_number), SaleRecord)
+        if rec is None:
+            return
+        doc = receipt_document(rec.receipt, open_drawer=settlement.cash_received_cents > 0)
+        try:
+            inbox.send_nowait(dev.PrintReceipt(job_id=f"receipt-{receipt_number}", document=doc))
+        except trio.WouldBlock:
+            log.warning("printer %s queue full; receipt %d not printed", printer, receipt_number)
+
+
+def receipt_document(r: Receipt, *, open_drawer: bool) -> dev.ReceiptDocument:
+    """The printed receipt: the same document as the screen's, in the printer's terms."""
+    items = []
+    for ln in r.lines:
+        qty = (
+            f"{ln.weight_mg / 1000:.3f}".rstrip("0").rstrip(".") + " g"
+            if ln.sold_by == "weight"
+            else f"{ln.quantity} x"
+        )
+        items.append(
+            dev.ReceiptLine(
+                description=ln.name, amount_cents=ln.total_cents, quantity=qty, detail=f"Pkg {ln.package_tag}"
+            )
+        )
+    totals = [dev.ReceiptTotal(label="Subtotal", amount_cents=r.subtotal_cents)]
+    if r.discount_cents:
+        totals.append(dev.ReceiptTotal(label="Discounts", amount_cents=-r.discount_cents))
+    totals += [dev.ReceiptTotal(label=t.name, amount_cents=t.amount_cents) for t in r.taxes]
+    totals.append(dev.ReceiptTotal(label="TOTAL", amount_cents=r.total_cents, emphasis=True))
+    totals += [
+        dev.ReceiptTotal(label=t.kind.replace("_", " ").title(), amount_cents=t.amount_cents)
+        for t in r.tenders
+    ]
+    if r.change_cents:
+        totals.append(dev.ReceiptTotal(label="Change", amount_cents=r.change_cents))
+    footer = [f"{a.bucket}: {a.left}" for a in r.allotment_left] + [r.rounding_note]
+    return dev.ReceiptDocument(
+        header_lines=[
+            r.store.name,
+            r.store.address,
+            f"Licence {r.store.licence}",
+            f"Receipt {r.receipt_number}  {r.sold_at_local.replace('T', ' ')}",
+            f"Cashier {r.cashier}",
+        ],
+        items=items,
+        totals=totals,
+        footer_lines=[f for f in footer if f],
+        barcode=str(r.receipt_number),
+        open_drawer=open_drawer,
+    )
+
+
+def _configured(section: DeviceSection, register_id: str) -> tuple[str, Any, Any]:
+    from actors import payment_terminal, printer, scale, scanner
+
+    parity = section.parity
+    if section.kind == "scale":
+        return (
+            "scale",
+            scale.run,
+            dev.ScaleConfig(
+                device_id=section.id,
+                port=section.port,
+                protocol=section.protocol or "ad",
+                certificate=section.certificate,
+                baudrate=section.baudrate,
+                bytesize=section.bytesize,
+                parity=parity,
+                stopbits=section.stopbits,
+                poll_interval_s=section.poll_seconds,
+                paired_with=register_id,
+            ),
+        )
+    if section.kind == "scanner":
+        return (
+            "scanner",
+            scanner.run,
+            dev.ScannerConfig(
+                device_id=section.id,
+                port=section.port,
+                suffix=section.suffix,
+                baudrate=section.baudrate,
+                bytesize=section.bytesize,
+                parity=parity,
+                stopbits=section.stopbits,
+                paired_with=register_id,
+            ),
+        )
+    if section.kind in ("printer", "label_printer"):
+        return (
+            "printer",
+            printer.run,
+            dev.PrinterConfig(
+                device_id=section.id,
+                address=section.port,
+                language="zpl" if section.kind == "label_printer" else "escpos",
+                baudrate=section.baudrate,
+                paired_with=register_id,
+            ),
+        )
+    address = section.port.removeprefix("tcp://")
+    return (
+        "payment_terminal",
+        payment_terminal.run,
+        dev.PaymentTerminalConfig(device_id=section.id, address=address, paired_with=register_id),
+    )
+
+
+def install(hub: Hub, demo_options: dict[str, Any] | None = None) -> None:
+    devices = DeviceHub(hub)
+    hub.extensions["devices"] = devices
+    for reg in hub.config.registers:
+        for attr in ("scale", "scanner", "printer", "label_printer", "payment_terminal"):
+            ref = getattr(reg, attr)
+            section = hub.config.device(ref) if ref else None
+            if section is not None and section.id not in devices.paired:
+                kind, run, cfg = _configured(section, reg.id)
+                devices.add(section.id, kind, reg.id, run, cfg)
+    starters = hub.extensions.setdefault("starters", [])
+    if demo_options is not None and demo_options.get("devices", True) and hub.config.registers:
+        starters.append(
+            functools.partial(_start_demo_devices, devices, demo_options.get("scale_protocol", "ad"))
+        )
+    starters.append(devices.start)
+    hub.extensions.setdefault("after_sale", []).append(devices.after_sale)
+
+
+class _ScaleSimControl:
+    def __init__(self, sim: Any) -> None:
+        self.sim = sim
+
+    def set(self, weight_mg: int, *, motion: bool) -> None:
+        self.sim.set_weight(weight_mg, motion=motion)
+
+
+class _TerminalSimControl:
+    def __init__(self, sim: Any) -> None:
+        self.sim = sim
+
+    def set_mode(self, mode: str) -> None:
+        if mode == "offline":
+            self.sim.go_offline()
+            return
+        self.sim.come_online()
+        self.sim.mode = mode
+
+
+async def _start_demo_devices(devices: DeviceHub, protocol: str, hub: Hub, sup: Supervisor) -> None:
+    """The demo's first register gets one simulated device of each kind (real bytes on ptys and TCP)."""
+    from actors import payment_terminal, printer, scale, scanner
+    from drivers.sim.demo import run_demo_devices
+
+    register_id = hub.config.registers[0].id
+    sims = await sup._nursery.start(functools.partial(run_demo_devices, protocol, register_id=register_id))
+    hub.extensions["demo_devices"] = sims
+    hub.extensions.setdefault("demo_scale_sim", {})[register_id] = _ScaleSimControl(sims.scale)
+    hub.extensions.setdefault("demo_terminal_sim", {})[register_id] = _TerminalSimControl(
+        sims.payment_terminal
+    )
+    devices.add(sims.scale_config.device_id, "scale", register_id, scale.run, sims.scale_config)
+    devices.add(sims.scanner_config.device_id, "scanner", register_id, scanner.run, sims.scanner_config)
+    devices.add(
+        sims.receipt_printer_config.device_id,
+        "printer",
+        register_id,
+        printer.run,
+        sims.receipt_printer_config,
+    )
+    devices.add(
+        sims.payment_terminal_config.device_id,
+        "payment_terminal",
+        register_id,
+        payment_terminal.run,
+        sims.payment_terminal_config,
+    )
+    # the demo register prints on the simulated receipt printer
+    devices.paired[sims.receipt_printer_config.device_id] = register_id
+
+
+@handles(__import__("hub.sale.protocol", fromlist=["ScaleZero"]).ScaleZero)
+async def scale_zero(req: Request, msg: Any) -> Any:
+    return await _scale_command(req, dev.ZeroScale(request_id=msg.id))
+
+
+@handles(__import__("hub.sale.protocol", fromlist=["ScaleTare"]).ScaleTare)
+async def scale_tare(req: Request, msg: Any) -> Any:
+    return await _scale_command(req, dev.TareScale(request_id=msg.id))
+
+
+async def _scale_command(req: Request, command: Any) -> Any:
+    from hub.sale.service import Refused
+
+    devices: DeviceHub = req.hub.extensions["devices"]
+    scale_id = next(
+        (d for d, r in devices.paired.items() if r == req.register_id and devices.kinds[d] == "scale"), ""
+    )
+    inbox = devices.inboxes.get(scale_id)
+    if inbox is None:
+        raise Refused("No scale is connected to this register.", code="no_scale")
+    await inbox.send(command)
+    return {"sent": type(command).__name__, "at": datetime.now(UTC).isoformat()}
