@@ -1,0 +1,152 @@
+"""Devices wired into a running hub: pty scale, pty scanner, TCP printer and payment terminal simulators."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import trio
+
+from hub.app import Hub
+from hub.client import ClientError, HubClient, connect
+from hub.config import StoreConfig
+from hub.domain.demo_catalogue import DemoStore
+from hub.sale import inventory
+from tests.conftest import DEMO_PAIRING, PINS, ws_url
+
+FLOAT = {"B20": 10, "B5": 10}
+
+
+@pytest.fixture
+async def device_hub(hub_factory: Callable[..., Any], config: StoreConfig) -> Hub:
+    from hub import devices, sale
+
+    config.server.demo = True
+    options = {"devices": True, "scale_protocol": "nci"}
+
+    def install(h: Hub) -> None:
+        sale.install(h, options)
+        devices.install(h, options)
+
+    return await hub_factory(config, install=install)
+
+
+async def ready(c: HubClient) -> None:
+    await c.pair(DEMO_PAIRING["R1"])
+    await c.login("maria", PINS["maria"])
+    await c.request("open_drawer", counted=FLOAT, witness="tom", witness_pin=PINS["tom"])
+
+
+def demo(hub: Hub) -> DemoStore:
+    return hub.extensions["demo_store"]  # type: ignore[no-any-return]
+
+
+async def test_scanner_and_pty_scale_drive_a_weighed_sale(device_hub: Hub) -> None:
+    hub = device_hub
+    sims = hub.extensions["demo_devices"]
+    d = demo(hub)
+    bulk = next(p for p in d.products if p.sold_by == "weight" and p.category == "flower")
+    pkg = next(
+        p
+        for p in inventory.packages_of(hub.store, bulk.id)
+        if p.status == "active" and p.lab_testing == "passed" and p.quantity > 10_000
+    )
+    with trio.fail_after(30):
+        async with connect(ws_url(hub)) as c:
+            await ready(c)
+            await c.wait_snapshot(lambda s: any(x["kind"] == "scanner" and x["up"] for x in s["devices"]))
+            # the customer's licence read by the serial scanner: control characters and all
+            sims.scanner.scan_now(d.customer("adult").id_scan)
+            await c.wait_snapshot(
+                lambda s: s["customer"] is not None and s["customer"]["decision"]["allowed"]
+            )
+            sims.scale.set_weight(3_540, motion=True)
+            await c.wait_snapshot(lambda s: s["scale"] and s["scale"]["weight_mg"] == 3_540)
+            with pytest.raises(ClientError) as e:
+                await c.request("weigh_line", tag=pkg.tag)
+            assert e.value.code == "scale_motion"
+            sims.scale.set_weight(3_540, motion=False)
+            await c.wait_snapshot(lambda s: s["scale"]["stable"] and s["scale"]["weight_mg"] == 3_540)
+            await c.request("weigh_line", tag=pkg.tag)
+            snap = await c.wait_snapshot(lambda s: s["cart"] and s["cart"]["lines"])
+            line = snap["state"]["cart"]["lines"][0]
+            assert line["weight_mg"] == 3_540 and line["scale"] == "scale-nci"
+            total = snap["state"]["cart"]["total_cents"]
+            await c.request("pay", tenders=[{"kind": "cash", "amount_cents": total}])
+            # the receipt reached the printer, with the drawer kick for a cash sale
+            with trio.fail_after(10):
+                while not sims.receipt_printer.received:
+                    await trio.sleep(0.05)
+            printed = bytes(sims.receipt_printer.received)
+            assert b"\x1bp\x00\x19\xfa" in printed and pkg.tag.encode() in printed
+
+
+async def test_scale_unplugged_then_back_without_restart(device_hub: Hub) -> None:
+    hub = device_hub
+    sims = hub.extensions["demo_devices"]
+    with trio.fail_after(30):
+        async with connect(ws_url(hub)) as c:
+            await ready(c)
+            await c.wait_snapshot(lambda s: s["scale"] and s["scale"]["up"])
+            sims.scale.unplug()
+            await c.wait_snapshot(lambda s: s["scale"] and not s["scale"]["up"])
+            assert hub.metrics.device_up.labels("scale-nci", "scale")._value.get() == 0
+            sims.scale.replug()
+            sims.scale.set_weight(1_000)
+            await c.wait_snapshot(
+                lambda s: s["scale"] and s["scale"]["up"] and s["scale"]["weight_mg"] == 1_000
+            )
+    assert hub.supervisor.children["device:scale-nci"].restarts == 0
+
+
+async def test_terminal_offline_register_told_and_cash_still_works(device_hub: Hub) -> None:
+    hub = device_hub
+    d = demo(hub)
+    pkg = next(
+        p for p in inventory.packages_of(hub.store, "FLW-001") if p.status == "active" and p.quantity > 2
+    )
+    with trio.fail_after(40):
+        async with connect(ws_url(hub)) as c:
+            await ready(c)
+            await c.wait_snapshot(lambda s: s["payment"]["up"])
+            await c.request("scan", data=d.customer("adult").id_scan)
+            await c.request("add_package", tag=pkg.tag)
+            snap = await c.wait_snapshot(lambda s: s["cart"] and s["cart"]["lines"])
+            total = snap["state"]["cart"]["total_cents"]
+            await c.request("demo_terminal", mode="decline")
+            with pytest.raises(ClientError) as e:
+                await c.request("pay", tenders=[{"kind": "debit", "amount_cents": total}])
+            assert e.value.code == "card_declined"
+            await c.request("demo_terminal", mode="offline")
+            with pytest.raises(ClientError) as e:
+                await c.request("pay", tenders=[{"kind": "debit", "amount_cents": total}])
+            assert e.value.code in ("card_offline", "terminal_offline")
+            snap = await c.wait_snapshot(lambda s: s["payment"]["cash_only"])
+            assert "cash only" in snap["state"]["payment"]["message"].lower()
+            paid = await c.request("pay", tenders=[{"kind": "cash", "amount_cents": total}])
+            assert paid["receipt_number"] >= 1
+
+
+async def test_printer_down_does_not_block_the_sale_and_prints_later(device_hub: Hub) -> None:
+    hub = device_hub
+    sims = hub.extensions["demo_devices"]
+    d = demo(hub)
+    pkg = next(
+        p for p in inventory.packages_of(hub.store, "FLW-001") if p.status == "active" and p.quantity > 2
+    )
+    with trio.fail_after(40):
+        async with connect(ws_url(hub)) as c:
+            await ready(c)
+            sims.receipt_printer.go_offline()
+            await c.request("scan", data=d.customer("adult").id_scan)
+            await c.request("add_package", tag=pkg.tag)
+            snap = await c.wait_snapshot(lambda s: s["cart"] and s["cart"]["lines"])
+            total = snap["state"]["cart"]["total_cents"]
+            with trio.fail_after(5):  # the sale never waits on the printer
+                paid = await c.request("pay", tenders=[{"kind": "cash", "amount_cents": total}])
+            await c.wait_snapshot(lambda s: any(x["kind"] == "printer" and not x["up"] for x in s["devices"]))
+            assert not sims.receipt_printer.received
+            sims.receipt_printer.come_online()
+            while str(paid["receipt_number"]).encode() not in bytes(sims.receipt_printer.received):
+                await trio.sleep(0.1)
