@@ -27,6 +27,12 @@ class Command(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, kw_o
 
     id: MsgId
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        global _decoder, _types
+        _decoder = None  # a new command type: rebuild the union decoder on next use
+        _types = None
+
 
 # ---- commands before login ----
 class Pair(Command, tag="pair"):
@@ -113,7 +119,7 @@ class Envelope(msgspec.Struct):
 _envelope = msgspec.json.Decoder(Envelope)
 _encoder = msgspec.json.Encoder()
 _decoder: msgspec.json.Decoder[Any] | None = None
-_known: set[type[Command]] = set()
+_types: dict[str, type[Command]] | None = None
 
 
 def _all_commands() -> set[type[Command]]:
@@ -127,15 +133,16 @@ def _all_commands() -> set[type[Command]]:
 
 
 def command_types() -> dict[str, type[Command]]:
-    return {c.__struct_config__.tag: c for c in _all_commands()}  # type: ignore[misc]
+    global _types
+    if _types is None:
+        _types = {c.__struct_config__.tag: c for c in _all_commands()}  # type: ignore[misc]
+    return _types
 
 
 def _command_decoder() -> msgspec.json.Decoder[Any]:
-    global _decoder, _known
-    current = _all_commands()
-    if _decoder is None or current != _known:
-        _known = current
-        union = tuple(sorted(current, key=lambda c: c.__name__))
+    global _decoder
+    if _decoder is None:
+        union = tuple(sorted(_all_commands(), key=lambda c: c.__name__))
         _decoder = msgspec.json.Decoder(union[0] if len(union) == 1 else _union(union))
     return _decoder
 
