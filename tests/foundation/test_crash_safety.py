@@ -34,11 +34,18 @@ async def _start_hub(config: Path) -> tuple[trio.Process, int, int]:
     )
     assert proc.stderr is not None
     buf = b""
-    with trio.fail_after(30):
-        while b"Ctrl-C" not in buf:
-            chunk = await proc.stderr.receive_some(4096)
-            assert chunk, buf.decode()
-            buf += chunk
+    try:
+        with trio.fail_after(30):
+            while b"Ctrl-C" not in buf:
+                chunk = await proc.stderr.receive_some(4096)
+                assert chunk, f"the hub exited while starting:\n{buf.decode()}"
+                buf += chunk
+    except BaseException:
+        with trio.CancelScope(shield=True):
+            proc.kill()
+            await proc.wait()
+            await proc.stderr.aclose()
+        raise
     text = buf.decode()
     ws = int(re.search(r"Live protocol: ws://[^:]+:(\d+)", text).group(1))  # type: ignore[union-attr]
     http = int(re.search(r"Register:\s+http://[^:]+:(\d+)", text).group(1))  # type: ignore[union-attr]
