@@ -22,7 +22,7 @@ from hub.domain import aamva, identity
 from hub.domain import cart as carts
 from hub.domain.cart import Cart, ManagerOverride, WeightReading
 from hub.domain.cart import ManualWeight as ManualWeightValue
-from hub.domain.catalog import CatalogIndex, Package, Product, Refusal, format_quantity, sellability
+from hub.domain.catalog import CatalogIndex, Customer, Package, Product, Refusal, format_quantity, sellability
 from hub.domain.drawer import DrawerEvent, DrawerSession, open_session
 from hub.domain.drawer import record as drawer_record
 from hub.domain.limits.engine import LimitCustomer, LimitDecision, LimitItem, evaluate, history_window_start
@@ -384,9 +384,8 @@ async def set_customer_type(req: Request, msg: p.SetCustomerType) -> Any:
         customer_id=c.customer_id,
         id_hash=c.id_hash,
         loyalty_points=c.loyalty_points,
-        label=checked.label
-        if not c.label.startswith(("Adult", "Medical")) and "(" not in c.label
-        else checked.label,
+        # a consenting customer was greeted by name at the ID scan: keep the name, change the class
+        label=f"{c.label.split(' (')[0]} ({checked.label})" if " (" in c.label else checked.label,
     )
     return await _apply_check_in(req, sale, checked, f"type:{msg.customer_type}")
 
@@ -976,7 +975,13 @@ def commit_sale(
             if isinstance(updated, Refusal):
                 raise refuse(updated)
             put(txn, store, "drawers", text(drawer_id), updated)
-    # 9. loyalty
+    # 9. loyalty: only for customers the store keeps a record of (they consented)
+    known = tget(txn, store, "customers", text(customer.customer_id), Customer)
+    if known is not None and (priced.loyalty_points_redeemed or priced.loyalty_points_earned):
+        balance = known.loyalty_points - priced.loyalty_points_redeemed + priced.loyalty_points_earned
+        if balance < 0:
+            raise Refused("The customer no longer has the points being redeemed.", code="not_enough_points")
+        inv.put_customer(txn, store, msgspec.structs.replace(known, loyalty_points=balance))
     # 10. the audit trail
     audit.append(
         txn,

@@ -73,6 +73,10 @@ async def test_complete_cash_sale(store_hub: Hub) -> None:
             assert snap["state"]["cart"] is None and snap["state"]["customer"] is None
     after = inventory.package(hub.store, pkg.tag)
     assert after is not None and after.quantity == before - 2
+    # a consenting customer earns loyalty points: one per whole dollar before tax
+    customer = d.customer("adult").customer
+    now_points = hub.store.get("customers", customer.id.encode(), type(customer)).loyalty_points  # type: ignore[union-attr]
+    assert now_points == customer.loyalty_points + (2 * 3800) // 100
     record = hub.store.get("sales", u64(paid["receipt_number"]), SaleRecord)
     assert record is not None and record.receipt.total_cents == total
     [entry] = [e for e in outbox(hub) if e.kind == "sale"]
