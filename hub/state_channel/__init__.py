@@ -1,0 +1,172 @@
+"""The channel to the state's track-and-trace system (issue 5): the state-sync actor draining the outbox,
+the dead-letter list, pulls (packages, incoming manifests), receiving deliveries and reconciliation.
+
+``install(hub, demo_options)`` wires it into a hub before it starts:
+
+- with ``[state_system] kind = "none"`` (and not in the demo) the outbox simply accumulates;
+- in the demo (``demo_options["sandbox"]`` true) the bundled sandbox runs in-process on a free loopback port
+  with ``--seed demo`` data under ``<data_dir>/sandbox``; the hub's state settings point at it, its URL is in
+  ``hub.extensions["sandbox_url"]``, and the demo store's packages are planted in the sandbox facility once.
+
+Licences: the outbox is keyed by the store's licence (``[store] licence``); one actor per such licence sends
+its entries to the state facility ``[state_system] license_number`` (the store licence when empty). In the
+demo that facility is the sandbox's ``SF-SBX-CO-24-8002``: see ``hub.state_channel.demo``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from hub.domain.outbox import DEFAULT_POLICY, RetryPolicy
+from hub.state_channel.policy import ReportingPolicy, policy_for
+
+if TYPE_CHECKING:
+    from actors.state_sync import StateSyncActor
+    from hub.app import Hub
+
+log = logging.getLogger("storehub.state_channel")
+
+
+@dataclass
+class StateChannel:
+    licence: str  # the outbox licence: the store's
+    facility: str  # the state facility the entries go to
+    system: str  # metrc | biotrack-2014 | biotrack-rest | none
+    time_zone: str
+    reporting: ReportingPolicy
+    reader: Any = None  # a client for pulls (its own GET limiter); None without a state system
+    actor: StateSyncActor | None = None
+    retry_policy: RetryPolicy = DEFAULT_POLICY
+    poll_seconds: float = 2.0
+    pull_every: float = 300.0
+    reconcile_every: float = 24 * 3600.0
+    last_pull_error: str = ""
+    state_view: dict[str, tuple[float, str, str]] = field(default_factory=dict)
+
+
+def channel_of(hub: Hub) -> StateChannel:
+    ch = hub.extensions.get("state_channel")
+    if ch is None:
+        from hub.errors import NotFound
+
+        raise NotFound("This hub has no state channel.")
+    return ch  # type: ignore[no-any-return]
+
+
+def install(hub: Hub, demo_options: dict[str, Any] | None = None, **options: Any) -> None:
+    """``options`` (tests): retry_policy, poll_seconds, pull_every, reconcile_every, schedule (bool)."""
+    from hub.state_channel import api  # noqa: F401  (registers the REST routes)
+
+    sandbox = None
+    if demo_options is not None and demo_options.get("sandbox", True):
+        from hub.state_channel.demo import InProcessSandbox, free_port, point_at_sandbox
+
+        sandbox = InProcessSandbox(hub.config.data_dir / "sandbox", free_port())
+        point_at_sandbox(hub, sandbox.url)
+
+    async def starter(h: Hub, sup: Any) -> None:
+        from hub.supervisor import ChildSpec
+
+        if sandbox is not None:
+            await sup.start(ChildSpec(name="state-sandbox", run=sandbox.run))
+            from hub.state_channel.demo import align_sandbox
+
+            try:
+                await align_sandbox(h, sandbox.url, h.config.state_system.license_number)
+            except Exception:
+                log.exception("demo: could not plant the store's packages in the sandbox")
+        await start_channel(h, sup, **options)
+
+    hub.extensions.setdefault("starters", []).append(starter)
+
+    def after_sale(h: Hub, register_id: str, receipt_number: int, settlement: Any) -> None:
+        ch = h.extensions.get("state_channel")
+        if ch is not None and ch.actor is not None:
+            ch.actor.wake()
+
+    hub.extensions.setdefault("after_sale", []).append(after_sale)
+
+
+async def start_channel(
+    hub: Hub,
+    sup: Any,
+    *,
+    retry_policy: RetryPolicy | None = None,
+    poll_seconds: float = 2.0,
+    pull_every: float = 300.0,
+    reconcile_every: float = 24 * 3600.0,
+    schedule: bool = True,
+) -> StateChannel:
+    import httpx
+
+    from actors.state_sync import StateSyncActor
+    from hub.state_channel.pulls import run_schedule
+    from hub.state_channel.senders import make_sender
+    from hub.supervisor import ChildSpec
+
+    cfg = hub.config
+    st = cfg.state_system
+    licence = cfg.store.licence
+    facility = st.license_number or licence
+    channel = StateChannel(
+        licence=licence,
+        facility=facility,
+        system=st.kind,
+        time_zone=cfg.store.time_zone,
+        reporting=policy_for(cfg.store.jurisdiction),
+        retry_policy=retry_policy or DEFAULT_POLICY,
+        poll_seconds=poll_seconds,
+        pull_every=pull_every,
+        reconcile_every=reconcile_every,
+    )
+    hub.extensions["state_channel"] = channel
+    if st.kind == "none":
+        log.warning("no state system configured: the outbox keeps every sale until one is")
+        return channel
+    if st.kind == "metrc":
+        from drivers.metrc import MetrcClient
+
+        channel.reader = MetrcClient(
+            st.base_url, st.vendor_key, st.user_key, facility, timeout=httpx.Timeout(st.timeout_seconds)
+        )
+
+    def sender_for(refs: dict[str, str]) -> Any:
+        sender = make_sender(st, facility=facility, refs=refs)
+        assert sender is not None
+        return sender
+
+    actor = StateSyncActor(
+        hub, licence, sender_for, retry_policy=channel.retry_policy, poll_seconds=poll_seconds
+    )
+    channel.actor = actor
+    await sup.start(ChildSpec(name=f"state-sync:{licence}", run=actor.run))
+    if channel.reader is not None:
+
+        async def pulls(*, task_status: Any) -> None:
+            # this child owns the pull client: it closes it when the hub stops
+            try:
+                if schedule:
+                    await run_schedule(hub, channel, task_status=task_status)
+                else:
+                    task_status.started()
+                    await trio.sleep_forever()
+            finally:
+                with trio.CancelScope(shield=True):
+                    await channel.reader.aclose()
+
+        await sup.start(ChildSpec(name=f"state-pull:{licence}", run=pulls))
+    return channel
+
+
+def fast_retry_policy() -> RetryPolicy:
+    """For tests and the demo's fault-injection playground: seconds, not minutes."""
+    return RetryPolicy(
+        base_delay=timedelta(milliseconds=100),
+        max_delay=timedelta(seconds=1),
+        auth_delay=timedelta(seconds=2),
+    )

@@ -1,0 +1,189 @@
+"""REST for the back office (managers): the state channel's status, the dead-letter list and its retry,
+incoming manifests and receiving, reconciliation and adjustments. JSON in, JSON out."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from hub.domain.outbox import OutboxEntry, overdue
+from hub.errors import BadRequest, NotFound
+from hub.http_server import HttpRequest, HttpResponse, require_staff, route
+from hub.state_channel import channel_of, pulls
+from hub.state_channel import outbox_store as box
+
+if TYPE_CHECKING:
+    from hub.app import Hub
+
+
+def entry_json(e: OutboxEntry) -> dict[str, Any]:
+    return {
+        "seq": e.seq,
+        "kind": e.kind,
+        "licence": e.licence,
+        "key": e.idempotency_key,
+        "packages": list(e.package_labels),
+        "state": e.state,
+        "attempts": e.attempts,
+        "created_at": e.created_at.isoformat(),
+        "next_attempt_at": e.next_attempt_at.isoformat(),
+        "error": e.last_error,
+        "error_code": e.last_error_code,
+        "state_ref": e.state_ref,
+    }
+
+
+def _body(req: HttpRequest) -> dict[str, Any]:
+    try:
+        body = req.json()
+    except ValueError:
+        raise BadRequest("The body must be JSON.") from None
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise BadRequest("The body must be a JSON object.")
+    return body
+
+
+def _tail(req: HttpRequest, prefix: str) -> list[str]:
+    return [p for p in req.path[len(prefix) :].split("/") if p]
+
+
+@route("GET", "/api/state/status")
+async def status(hub: Hub, req: HttpRequest) -> HttpResponse:
+    require_staff(hub, req, "manager")
+    ch = channel_of(hub)
+    entries = box.unsent(hub.store, ch.licence)
+    now = datetime.now(UTC)
+    return HttpResponse.json(
+        {
+            "licence": ch.licence,
+            "facility": ch.facility,
+            "system": ch.system,
+            "reporting": {
+                "mode": ch.reporting.mode,
+                "deadline_seconds": ch.reporting.deadline.total_seconds(),
+                "sell_while_down": ch.reporting.sell_while_down,
+                "source": ch.reporting.source,
+            },
+            "actor": ch.actor.status() if ch.actor else None,
+            "unsent": len(entries),
+            "overdue": sum(1 for e in entries if overdue(e, now, ch.reporting.deadline)),
+            "dead_letters": sum(1 for e in entries if e.state == "dead"),
+            "last_pull_error": ch.last_pull_error,
+        }
+    )
+
+
+@route("GET", "/api/state/dead-letter")
+async def dead_letter(hub: Hub, req: HttpRequest) -> HttpResponse:
+    require_staff(hub, req, "manager")
+    return HttpResponse.json([entry_json(e) for e in box.dead_letters(hub.store)])
+
+
+@route("POST", "/api/state/dead-letter/*")
+async def dead_letter_retry(hub: Hub, req: HttpRequest) -> HttpResponse:
+    session = require_staff(hub, req, "manager")
+    parts = _tail(req, "/api/state/dead-letter/")
+    if len(parts) != 2 or parts[1] != "retry" or not parts[0].isdigit():
+        raise NotFound("Use POST /api/state/dead-letter/{seq}/retry.")
+    again = await hub.writer.write(
+        box.retry(hub.store, int(parts[0]), datetime.now(UTC), session.staff_id), label="dead-letter"
+    )
+    ch = channel_of(hub)
+    if ch.actor is not None:
+        ch.actor.wake()
+    return HttpResponse.json(entry_json(again))
+
+
+@route("GET", "/api/state/outbox")
+async def outbox(hub: Hub, req: HttpRequest) -> HttpResponse:
+    require_staff(hub, req, "manager")
+    ch = channel_of(hub)
+    return HttpResponse.json([entry_json(e) for e in box.unsent(hub.store, ch.licence)])
+
+
+# ---- manifests and receiving ----
+
+
+@route("GET", "/api/state/manifests")
+async def manifests(hub: Hub, req: HttpRequest) -> HttpResponse:
+    require_staff(hub, req, "manager")
+    ch = channel_of(hub)
+    if "refresh=0" not in req.query and ch.reader is not None:
+        await pulls.pull_manifests(hub, ch)
+    return HttpResponse.json(pulls.manifests(hub.store))
+
+
+@route("GET", "/api/state/manifests/*")
+async def manifest_report(hub: Hub, req: HttpRequest) -> HttpResponse:
+    require_staff(hub, req, "manager")
+    parts = _tail(req, "/api/state/manifests/")
+    m = pulls.manifest(hub.store, parts[0]) if parts else None
+    if m is None:
+        raise NotFound("No such manifest.")
+    if len(parts) > 1 and parts[1] == "report":
+        return HttpResponse(200, pulls.report_text(m))
+    return HttpResponse.json(m)
+
+
+@route("POST", "/api/state/manifests/*")
+async def manifest_receive(hub: Hub, req: HttpRequest) -> HttpResponse:
+    session = require_staff(hub, req, "manager")
+    parts = _tail(req, "/api/state/manifests/")
+    if len(parts) != 2 or parts[1] != "receive":
+        raise NotFound("Use POST /api/state/manifests/{manifest}/receive.")
+    body = _body(req)
+    scans = body.get("lines", [])
+    if not isinstance(scans, list) or not all(isinstance(s, dict) for s in scans):
+        raise BadRequest("lines must be a list of {label, status, received_quantity, reason, product_id}.")
+    ch = channel_of(hub)
+    report = await hub.writer.write(
+        pulls.receive(hub.store, parts[0], scans, session.staff_id, metrc=ch.system == "metrc"),
+        label="receive",
+    )
+    return HttpResponse.json(report)
+
+
+# ---- reconciliation ----
+
+
+@route("POST", "/api/state/reconciliations")
+async def reconcile_now(hub: Hub, req: HttpRequest) -> HttpResponse:
+    session = require_staff(hub, req, "manager")
+    ch = channel_of(hub)
+    if ch.reader is None:
+        raise BadRequest("No state system to reconcile with.")
+    rec = await pulls.reconcile(hub, ch, trigger="manual", by=session.staff_id)
+    return HttpResponse.json(rec)
+
+
+@route("GET", "/api/state/reconciliations")
+async def reconciliations(hub: Hub, req: HttpRequest) -> HttpResponse:
+    require_staff(hub, req, "manager")
+    return HttpResponse.json(pulls.reconciliations(hub.store))
+
+
+@route("POST", "/api/state/reconciliations/*")
+async def adjust(hub: Hub, req: HttpRequest) -> HttpResponse:
+    session = require_staff(hub, req, "manager")
+    parts = _tail(req, "/api/state/reconciliations/")
+    if len(parts) != 2 or parts[1] != "adjust" or not parts[0].isdigit():
+        raise NotFound("Use POST /api/state/reconciliations/{id}/adjust.")
+    body = _body(req)
+    ch = channel_of(hub)
+    result = await hub.writer.write(
+        pulls.adjust_from_discrepancy(
+            hub.store,
+            ch,
+            int(parts[0]),
+            str(body.get("label", "")),
+            str(body.get("reason", "")),
+            str(body.get("note", "")),
+            session.staff_id,
+        ),
+        label="adjustment",
+    )
+    if ch.actor is not None:
+        ch.actor.wake()
+    return HttpResponse.json(result)

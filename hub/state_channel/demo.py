@@ -1,0 +1,119 @@
+"""The demo's state system: the bundled sandbox, run in-process, and a demo store whose packages it knows.
+
+Licences: the demo store keeps its own licence (``C10-0000001-LIC``, on receipts and in the outbox), while
+the sandbox seeds one Metrc facility (``sandbox.demo.METRC_LICENSE``). The hub reports *to* the facility
+named in ``[state_system] license_number``; in the demo that is the sandbox facility. The outbox keeps the
+store licence (one actor per store licence) and the actor sends that licence's entries to the facility.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from sandbox import demo as sandbox_demo
+
+if TYPE_CHECKING:
+    from hub.app import Hub
+
+log = logging.getLogger("storehub.state_channel")
+ALIGNED = b"state_channel:demo_aligned"
+
+# hub category -> (Metrc item category) for packages the demo plants in the sandbox
+METRC_CATEGORY = {
+    "flower": "Buds",
+    "pre-roll": "Pre-Roll Flower",
+    "vape": "Vape Cartridge",
+    "concentrate": "Concentrate",
+    "edible": "Edible",
+    "tincture": "Tincture",
+}
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def point_at_sandbox(hub: Hub, url: str) -> None:
+    """The demo store's state settings: Metrc v2 at the sandbox, the sandbox's demo facility and keys."""
+    st = hub.config.state_system
+    st.kind = "metrc"
+    st.base_url = url
+    st.license_number = sandbox_demo.METRC_LICENSE
+    st.vendor_key = sandbox_demo.METRC_VENDOR_KEY
+    st.user_key = sandbox_demo.METRC_USER_KEY
+    hub.extensions["sandbox_url"] = url
+
+
+def sandbox_rows(hub: Hub, facility: str) -> list[dict[str, Any]]:
+    """Every package of the hub as a sandbox package of ``facility`` (units converted at this boundary)."""
+    from hub.domain.catalog import Package, Product
+    from hub.store.env import decode
+
+    store = hub.store
+    rows: list[dict[str, Any]] = []
+    with store.read() as txn:
+        products = {p.id: p for p in (decode(v, Product) for _, v in txn.cursor(db=store.db("products")))}
+        for _, raw in txn.cursor(db=store.db("packages")):
+            pkg = decode(raw, Package)
+            product = products.get(pkg.product_id)
+            if product is None or not product.is_cannabis:
+                continue
+            weighed = product.sold_by == "weight"
+            rows.append(
+                {
+                    "license": facility,
+                    "label": pkg.tag,
+                    "item_name": product.name,
+                    "category": METRC_CATEGORY.get(product.category, "Buds" if weighed else "Edible"),
+                    "unit": "Grams" if weighed else "Each",
+                    "quantity": pkg.quantity / 1000 if weighed else pkg.quantity,
+                    "on_hold": pkg.status in ("on_hold", "quarantined"),
+                    "finished": pkg.status == "finished",
+                }
+            )
+    return rows
+
+
+async def align_sandbox(hub: Hub, url: str, facility: str, *, force: bool = False) -> int:
+    """Plant the hub's packages in the sandbox facility once, so that every demo sale is valid there."""
+    from sandbox.testing import SandboxAdmin
+
+    with hub.store.read() as txn:
+        done = txn.get(ALIGNED, db=hub.store.db("kv")) is not None
+    if done and not force:
+        return 0
+    rows = sandbox_rows(hub, facility)
+    async with SandboxAdmin(url) as admin:
+        await admin.upsert_packages(rows)
+
+    def mark(txn: Any) -> None:
+        txn.put(ALIGNED, b"1", db=hub.store.db("kv"))
+
+    await hub.writer.write(mark, label="demo")
+    log.info("demo: planted %d hub packages in the sandbox facility %s", len(rows), facility)
+    return len(rows)
+
+
+class InProcessSandbox:
+    """The sandbox as a supervised child of the hub; its data lives under the hub's data directory."""
+
+    def __init__(self, data_dir: Path, port: int) -> None:
+        self.data_dir = data_dir
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+
+    async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        from sandbox.server import SandboxConfig, serve
+
+        async with trio.open_nursery() as nursery:
+            handle = await nursery.start(
+                serve, SandboxConfig(data_dir=self.data_dir, port=self.port, seed="demo")
+            )
+            task_status.started(handle)

@@ -1,0 +1,150 @@
+"""The outbox in LMDB, as the state-sync actor and the back office read and change it.
+
+- ``outbox``: u64 seq -> OutboxEntry. Entries stay after they are sent: the record of what the state got.
+- ``outbox_dead``: u64 seq -> b"" for every entry a person must fix (the dead-letter list).
+- ``kv`` ``state_sync:low:<licence>``: no entry of that licence below this seq is unsent, so a pass
+  scans only the tail of the table and its cost does not grow with the store's history.
+- ``kv`` ``state_ref:<idempotency key>``: the state's id for a sent entry (BioTrack transaction ids,
+  which a later void or refund needs).
+
+Reads are short read transactions; writes are functions for the single writer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+import lmdb
+
+from hub import audit
+from hub.domain.outbox import OutboxEntry
+from hub.store.env import Store, decode, put, tget
+from hub.store.keys import from_u64, text, u64
+
+
+def low_key(licence: str) -> bytes:
+    return b"state_sync:low:" + text(licence)
+
+
+def ref_key(idempotency_key: str) -> bytes:
+    return b"state_ref:" + text(idempotency_key)
+
+
+def low_water(store: Store, licence: str) -> int:
+    with store.read() as txn:
+        raw = txn.get(low_key(licence), db=store.db("kv"))
+        return 0 if raw is None else from_u64(raw)
+
+
+def unsent(store: Store, licence: str) -> list[OutboxEntry]:
+    """Every entry of ``licence`` not yet accepted by the state (pending, in flight, unknown, dead)."""
+    start = low_water(store, licence)
+    out: list[OutboxEntry] = []
+    with store.read() as txn, txn.cursor(db=store.db("outbox")) as cur:
+        if cur.set_range(u64(start)):
+            for _, raw in cur:
+                entry = decode(raw, OutboxEntry)
+                if entry.licence == licence and entry.state != "sent":
+                    out.append(entry)
+    return out
+
+
+def entry(store: Store, seq: int) -> OutboxEntry | None:
+    return store.get("outbox", u64(seq), OutboxEntry)
+
+
+def dead_letters(store: Store, licence: str | None = None) -> list[OutboxEntry]:
+    out: list[OutboxEntry] = []
+    with store.read() as txn, txn.cursor(db=store.db("outbox_dead")) as cur:
+        box = store.db("outbox")
+        for key in cur.iternext(values=False):
+            raw = txn.get(bytes(key), db=box)
+            if raw is None:
+                continue
+            e = decode(raw, OutboxEntry)
+            if e.state == "dead" and (licence is None or e.licence == licence):
+                out.append(e)
+    return out
+
+
+def refs(store: Store) -> dict[str, str]:
+    prefix = b"state_ref:"
+    out: dict[str, str] = {}
+    with store.read() as txn, txn.cursor(db=store.db("kv")) as cur:
+        if cur.set_range(prefix):
+            for k, v in cur:
+                kb = bytes(k)
+                if not kb.startswith(prefix):
+                    break
+                out[kb[len(prefix) :].decode()] = bytes(v).decode()
+    return out
+
+
+# ---- writes (run by the single writer) ----
+
+
+def save(store: Store, expected_state: str, updated: OutboxEntry) -> Callable[[lmdb.Transaction], bool]:
+    """Store ``updated`` if the stored entry is still in ``expected_state`` (a person may have changed it
+    meanwhile, e.g. retried a dead letter; then the person wins). Returns whether it was stored."""
+
+    def fn(txn: lmdb.Transaction) -> bool:
+        current = tget(txn, store, "outbox", u64(updated.seq), OutboxEntry)
+        if current is None or current.state != expected_state:
+            return False
+        put(txn, store, "outbox", u64(updated.seq), updated)
+        if updated.state == "dead":
+            txn.put(u64(updated.seq), b"", db=store.db("outbox_dead"))
+            audit.append(
+                txn,
+                store,
+                "state_dead_letter",
+                detail={
+                    "seq": updated.seq,
+                    "kind": updated.kind,
+                    "key": updated.idempotency_key,
+                    "error": updated.last_error,
+                },
+            )
+        if updated.state == "sent" and updated.state_ref:
+            txn.put(ref_key(updated.idempotency_key), text(updated.state_ref), db=store.db("kv"))
+        return True
+
+    return fn
+
+
+def set_low_water(store: Store, licence: str, seq: int) -> Callable[[lmdb.Transaction], None]:
+    def fn(txn: lmdb.Transaction) -> None:
+        txn.put(low_key(licence), u64(seq), db=store.db("kv"))
+
+    return fn
+
+
+def retry(store: Store, seq: int, now: datetime, staff: str) -> Callable[[lmdb.Transaction], OutboxEntry]:
+    """A person fixed the cause; the dead letter goes back to the queue."""
+    from hub.domain.outbox import retry_dead
+    from hub.errors import Conflict, NotFound
+
+    def fn(txn: lmdb.Transaction) -> OutboxEntry:
+        current = tget(txn, store, "outbox", u64(seq), OutboxEntry)
+        if current is None:
+            raise NotFound(f"There is no outbox entry {seq}.")
+        if current.state != "dead":
+            raise Conflict(f"Outbox entry {seq} is {current.state}, not in the dead-letter list.")
+        again = retry_dead(current, now)
+        put(txn, store, "outbox", u64(seq), again)
+        txn.delete(u64(seq), db=store.db("outbox_dead"))
+        # the low-water mark may have passed it; an unsent entry must be scanned again
+        low = txn.get(low_key(current.licence), db=store.db("kv"))
+        if low is not None and from_u64(low) > seq:
+            txn.put(low_key(current.licence), u64(seq), db=store.db("kv"))
+        audit.append(
+            txn,
+            store,
+            "state_dead_letter_retry",
+            staff=staff,
+            detail={"seq": seq, "kind": current.kind, "key": current.idempotency_key},
+        )
+        return again
+
+    return fn

@@ -1,0 +1,341 @@
+"""How one outbox entry travels to one state system: a send, and the lookup that precedes any resend.
+
+The outbox core (``hub.domain.outbox``) decides; this module only speaks Metrc or BioTrack and turns every
+answer into an ``Attempt`` (an outcome from the core's vocabulary, plus the state's words and its id).
+One entry per request: a 400 row error then names exactly the entry that caused it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from drivers.state_errors import (
+    OutcomeUnknown,
+    RateLimited,
+    StateAuthError,
+    StateError,
+    StateRejected,
+    StateUnavailable,
+)
+from hub.domain.outbox import OutboxEntry, Outcome
+from hub.domain.state_payloads import (
+    PayloadError,
+    StateAdjustment,
+    StateReturn,
+    StateSale,
+    StateVoid,
+    biotrack_2014_dispense,
+    biotrack_2014_refund_items,
+    biotrack_adjustment,
+    biotrack_rest_dispense,
+    metrc_adjustment,
+    metrc_receipt,
+    metrc_receipt_update,
+    sale_after_return,
+    state_quantity,
+)
+from hub.store.env import decode
+
+PAYLOAD_TYPES: dict[str, type[Any]] = {
+    "sale": StateSale,
+    "void": StateVoid,
+    "return": StateReturn,
+    "adjustment": StateAdjustment,
+}
+
+
+@dataclass(frozen=True)
+class Attempt:
+    outcome: Outcome
+    error: str = ""
+    code: str = ""
+    retry_after: float | None = None
+    state_ref: str = ""
+
+
+def attempt_from(exc: StateError) -> Attempt:
+    """The one place a state error becomes an outbox outcome."""
+    if isinstance(exc, StateRejected):
+        rows = exc.for_row(0) or exc.row_errors
+        text = "; ".join(r.message for r in rows) or exc.message
+        return Attempt("rejected", text, exc.code)
+    if isinstance(exc, RateLimited):
+        return Attempt("rate_limited", exc.message, exc.code, retry_after=exc.retry_after)
+    if isinstance(exc, StateAuthError):
+        return Attempt("auth", exc.message, exc.code)
+    if isinstance(exc, OutcomeUnknown):
+        return Attempt("outcome_unknown", exc.message, exc.code)
+    if isinstance(exc, StateUnavailable):
+        return Attempt("unavailable", exc.message, exc.code)
+    return Attempt("unavailable", str(exc), exc.code)
+
+
+class Sender(Protocol):
+    system: str
+
+    async def send(self, entry: OutboxEntry) -> Attempt: ...
+
+    async def lookup(self, entry: OutboxEntry) -> Attempt: ...
+
+    async def aclose(self) -> None: ...
+
+
+async def guarded(coro: Any) -> Attempt:
+    try:
+        result = await coro
+    except StateError as exc:
+        return attempt_from(exc)
+    except PayloadError as exc:
+        # the hub built something the state can never take: a person must look at it
+        return Attempt("rejected", f"the hub could not build this report: {exc}", "payload_error")
+    return result if isinstance(result, Attempt) else Attempt("sent")
+
+
+class MetrcSender:
+    """Sales, voids, returns and adjustments to one Metrc facility."""
+
+    system = "metrc"
+
+    def __init__(self, client: Any) -> None:
+        self.client = client  # drivers.metrc.MetrcClient
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def send(self, entry: OutboxEntry) -> Attempt:
+        return await guarded(self._send(entry))
+
+    async def lookup(self, entry: OutboxEntry) -> Attempt:
+        return await guarded(self._lookup(entry))
+
+    async def _live_receipt(self, external: str) -> Any:
+        receipts = await self.client.receipts_by_external_number(external)
+        live = [r for r in receipts if not r.archived_date]
+        return live[0] if live else None
+
+    async def _send(self, entry: OutboxEntry) -> Attempt:
+        body = decode(entry.payload, PAYLOAD_TYPES[entry.kind])
+        if entry.kind == "sale":
+            await self.client.post_receipts([metrc_receipt(body)])
+            return Attempt("sent")
+        if entry.kind == "void":
+            receipt = await self._live_receipt(body.external_receipt_number)
+            if receipt is None:
+                archived = await self.client.receipts_by_external_number(body.external_receipt_number)
+                if archived:  # already voided (a lost answer to an earlier DELETE)
+                    return Attempt("sent", state_ref=str(archived[0].id))
+                return Attempt(
+                    "rejected",
+                    f"Receipt {body.external_receipt_number} is not in Metrc; its sale must reach Metrc first.",
+                    "void_without_sale",
+                )
+            await self.client.delete_receipt(receipt.id)
+            return Attempt("sent", state_ref=str(receipt.id))
+        if entry.kind == "return":
+            receipt = await self._live_receipt(body.sale.external_receipt_number)
+            if receipt is None:
+                return Attempt(
+                    "rejected", "the returned sale's receipt is not in Metrc", "return_without_sale"
+                )
+            remaining = sale_after_return(body)
+            if remaining is None:
+                await self.client.delete_receipt(receipt.id)
+            else:
+                await self.client.put_receipts([metrc_receipt_update(remaining, receipt.id)])
+            return Attempt("sent", state_ref=str(receipt.id))
+        if entry.kind == "adjustment":
+            await self.client.adjust_packages([metrc_adjustment(body)])
+            return Attempt("sent")
+        return Attempt("rejected", f"unknown entry kind {entry.kind!r}", "unknown_kind")
+
+    async def _lookup(self, entry: OutboxEntry) -> Attempt:
+        body = decode(entry.payload, PAYLOAD_TYPES[entry.kind])
+        if entry.kind == "sale":
+            # Metrc: GET /sales/v2/receipts/external/{n} before any resend
+            receipts = await self.client.receipts_by_external_number(body.external_receipt_number)
+            if receipts:
+                return Attempt("found", state_ref=str(receipts[0].id))
+            return Attempt("not_found")
+        if entry.kind == "void":
+            receipts = await self.client.receipts_by_external_number(body.external_receipt_number)
+            if receipts and all(r.archived_date for r in receipts):
+                return Attempt("found", state_ref=str(receipts[0].id))
+            return Attempt("not_found")
+        if entry.kind == "return":
+            return Attempt("not_found")  # a PUT sets the receipt as a whole: sending it again is harmless
+        if entry.kind == "adjustment":
+            return await self._lookup_adjustment(body)
+        return Attempt("not_found")
+
+    async def _lookup_adjustment(self, adj: StateAdjustment) -> Attempt:
+        # Metrc has no idempotency key for adjustments: compare the package's quantity with before/after.
+        pkg = await self.client.package(adj.package_label)
+        if pkg is None:
+            return Attempt("rejected", f"Package {adj.package_label} is not in Metrc.", "state_rejected")
+        unit = adj.unit_of_measure
+        after = (
+            state_quantity(unit, 0, adj.resulting_units)
+            if unit == "Each"
+            else state_quantity(unit, adj.resulting_mg, 0)
+        )
+        delta = float(adj.delta_units) if unit == "Each" else adj.delta_mg / _mg_per(unit)
+        if abs(pkg.quantity - after) < 1e-6:
+            return Attempt("found", state_ref=str(pkg.id))
+        if abs(pkg.quantity - (after - delta)) < 1e-6:
+            return Attempt("not_found")
+        return Attempt(
+            "rejected",
+            f"Cannot tell whether the adjustment of {adj.package_label} landed: Metrc shows "
+            f"{pkg.quantity:g}, expected {after - delta:g} before or {after:g} after. Check it in Metrc.",
+            "adjustment_unclear",
+        )
+
+
+def _mg_per(unit: str) -> float:
+    from hub.domain.state_payloads import MG_PER_UNIT
+
+    return float(MG_PER_UNIT.get(unit, 1000))
+
+
+class BioTrack2014Sender:
+    """The 2014 JSON-RPC: the nonce is the idempotency key; the state answers a repeated nonce from its
+    memory, so a lookup is simply the same request with the same nonce."""
+
+    system = "biotrack-2014"
+
+    def __init__(self, client: Any, refs: dict[str, str]) -> None:
+        self.client = client
+        self.refs = refs  # external receipt number -> BioTrack transaction id (kept by the actor)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def send(self, entry: OutboxEntry) -> Attempt:
+        return await guarded(self._send(entry))
+
+    async def lookup(self, entry: OutboxEntry) -> Attempt:
+        return Attempt("not_found")  # resending with the same nonce is answered from the state's memory
+
+    async def _send(self, entry: OutboxEntry) -> Attempt:
+        body = decode(entry.payload, PAYLOAD_TYPES[entry.kind])
+        nonce = entry.idempotency_key
+        if entry.kind == "sale":
+            tid = await self.client.sale_dispense(biotrack_2014_dispense(body), nonce=nonce)
+            return Attempt("sent", state_ref=tid)
+        if entry.kind == "void":
+            tid = self.refs.get(body.external_receipt_number)
+            if not tid:
+                return Attempt(
+                    "rejected", "the voided sale has no BioTrack transaction id", "void_without_sale"
+                )
+            await self.client.sale_void(tid, nonce=nonce)
+            return Attempt("sent", state_ref=tid)
+        if entry.kind == "return":
+            tid = self.refs.get(body.sale.external_receipt_number)
+            if not tid:
+                return Attempt(
+                    "rejected", "the returned sale has no BioTrack transaction id", "return_without_sale"
+                )
+            await self.client.sale_refund(tid, biotrack_2014_refund_items(body), nonce=nonce)
+            return Attempt("sent", state_ref=tid)
+        if entry.kind == "adjustment":
+            await self.client.inventory_adjust(biotrack_adjustment(body), nonce=nonce)
+            return Attempt("sent")
+        return Attempt("rejected", f"unknown entry kind {entry.kind!r}", "unknown_kind")
+
+
+class BioTrackRestSender:
+    """The 2022/2024 REST: ``RequestID`` is the idempotency key and can be looked up."""
+
+    system = "biotrack-rest"
+
+    def __init__(self, client: Any, location_license: str, refs: dict[str, str]) -> None:
+        self.client = client
+        self.location_license = location_license
+        self.refs = refs
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def send(self, entry: OutboxEntry) -> Attempt:
+        return await guarded(self._send(entry))
+
+    async def lookup(self, entry: OutboxEntry) -> Attempt:
+        return await guarded(self._lookup(entry))
+
+    async def _lookup(self, entry: OutboxEntry) -> Attempt:
+        if entry.kind != "sale":
+            return Attempt("not_found")
+        found = await self.client.sales_by_request_id(entry.idempotency_key)
+        if found:
+            return Attempt("found", state_ref=str(found[0].get("TransactionID", "")))
+        return Attempt("not_found")
+
+    async def _send(self, entry: OutboxEntry) -> Attempt:
+        body = decode(entry.payload, PAYLOAD_TYPES[entry.kind])
+        if entry.kind == "sale":
+            reply = await self.client.dispense(
+                biotrack_rest_dispense(
+                    body,
+                    location_license=self.location_license,
+                    request_id=entry.idempotency_key,
+                    flavour=getattr(self.client, "flavour", "2022"),
+                )
+            )
+            return Attempt("sent", state_ref=str(reply.get("TransactionID", "")))
+        if entry.kind == "void":
+            tid = self.refs.get(body.external_receipt_number)
+            if not tid:
+                return Attempt(
+                    "rejected", "the voided sale has no BioTrack transaction id", "void_without_sale"
+                )
+            await self.client.void_sale(int(tid))
+            return Attempt("sent", state_ref=tid)
+        if entry.kind == "adjustment":
+            adj = biotrack_adjustment(body)
+            await self.client.inventory_adjust(
+                [
+                    {
+                        "Barcode": adj["barcodeid"],
+                        "Quantity": adj["quantity"],
+                        "Type": adj["type"],
+                        "Reason": adj["reason"],
+                    }
+                ]
+            )
+            return Attempt("sent")
+        return Attempt("rejected", f"{entry.kind} is not supported on BioTrack REST yet", "unsupported")
+
+
+def make_sender(settings: Any, *, facility: str, refs: dict[str, str]) -> Sender | None:
+    """A sender for the configured state system (``StateSystemSection``); None when there is none."""
+    import httpx
+
+    timeout = httpx.Timeout(settings.timeout_seconds)
+    if settings.kind == "metrc":
+        from drivers.metrc import MetrcClient
+
+        return MetrcSender(
+            MetrcClient(settings.base_url, settings.vendor_key, settings.user_key, facility, timeout=timeout)
+        )
+    if settings.kind == "biotrack-2014":
+        from drivers.biotrack import BioTrack2014Client
+
+        client = BioTrack2014Client(
+            settings.base_url, facility, settings.username, settings.password, timeout=timeout
+        )
+        return BioTrack2014Sender(client, refs)
+    if settings.kind == "biotrack-rest":
+        from drivers.biotrack import BioTrackRestClient
+
+        rest = BioTrackRestClient(
+            settings.base_url,
+            settings.ubi,
+            settings.username,
+            settings.password,
+            location_license=facility,
+            timeout=timeout,
+        )
+        return BioTrackRestSender(rest, facility, refs)
+    return None
