@@ -224,3 +224,21 @@ def require_staff(hub: Hub, req: HttpRequest, role: str = "budtender") -> Any:
     if ROLE_RANK.get(session.role, 0) < ROLE_RANK[role]:
         raise Forbidden(f"This needs a {role} or above.")
     return session
+
+
+@route("GET", "/api/quarantine")
+async def quarantine(hub: Hub, req: HttpRequest) -> HttpResponse:
+    """Messages that crashed an actor twice and were set aside, for the manager to look at."""
+    from hub.actor import QuarantinedMessage
+    from hub.store.env import decode
+
+    require_staff(hub, req, "manager")
+    with hub.store.read() as txn:
+        items = [decode(v, QuarantinedMessage) for _, v in txn.cursor(db=hub.store.db("quarantine"))]
+    return HttpResponse.json({"quarantined": items})
+
+
+@route("GET", "/api/devices")
+async def device_health(hub: Hub, req: HttpRequest) -> HttpResponse:
+    require_staff(hub, req, "budtender")
+    return HttpResponse.json({"devices": list(hub.extensions.get("device_health", {}).values())})
