@@ -1,0 +1,228 @@
+"""Customer returns (``return_items``): refund, quarantine, drawer, outbox and audit in one transaction.
+
+The returned product never goes back on sale: the package's sellable quantity is left as it is and the units
+are held as ``ReturnedStock`` (quarantined) until they are destroyed with a waste adjustment. The state hears
+of the return through the outbox (Metrc has no return call: the receipt is rewritten, see
+``hub.domain.state_payloads.sale_after_return``). A manager approves every return with their PIN.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import lmdb
+
+from hub import audit
+from hub.backoffice.records import (
+    RETURN_OF_PREFIX,
+    RETURN_PREFIX,
+    RETURN_SEQ,
+    RETURNED_STOCK_PREFIX,
+    ReturnedStock,
+    returns_of,
+    scan_prefix,
+)
+from hub.commands import Request, handles
+from hub.domain.catalog import Refusal
+from hub.domain.drawer import DrawerEvent, DrawerSession
+from hub.domain.drawer import record as drawer_record
+from hub.domain.outbox import OutboxEntry
+from hub.domain.receipt import Receipt, ReturnRecord, SaleRecord, return_lines
+from hub.domain.state_payloads import StateReturn, StateReturnLine, StateSale, StateSaleLine
+from hub.domain.tender import Tender
+from hub.errors import BadRequest, Conflict, NotFound
+from hub.sale import protocol as p
+from hub.sale.service import Refused, add_outbox, approve, open_drawer_id, refuse
+from hub.store.env import decode, encode, put, tget
+from hub.store.keys import text, u64
+
+
+def _original_state_sale(txn: lmdb.Transaction, store: Any, key: str, receipt: Receipt, tz: str) -> StateSale:
+    """The sale as it was reported (from its outbox entry), else rebuilt from the receipt."""
+    for _, raw in scan_prefix(txn, store, "outbox", b""):
+        entry = decode(raw, OutboxEntry)
+        if entry.kind == "sale" and entry.idempotency_key == key:
+            return decode(entry.payload, StateSale)
+    lines = []
+    for ln in receipt.lines:
+        weighed = ln.sold_by == "weight"
+        excise = sum(t.amount_cents for t in ln.taxes if t.code == "excise")
+        lines.append(
+            StateSaleLine(
+                package_label=ln.package_tag,
+                unit_of_measure="Grams" if weighed else "Each",
+                quantity_mg=ln.weight_mg if weighed else 0,
+                units=0 if weighed else ln.quantity,
+                total_price_cents=ln.pretax_cents,
+                excise_tax_cents=excise,
+                other_tax_cents=sum(t.amount_cents for t in ln.taxes) - excise,
+            )
+        )
+    return StateSale(
+        external_receipt_number=key,
+        sold_at=receipt.sold_at,
+        store_time_zone=tz,
+        lines=tuple(lines),
+        customer_type="Consumer" if receipt.customer_type == "adult" else "Patient",
+        terminal_id=receipt.register_id,
+    )
+
+
+@handles(p.ReturnItems)
+async def return_items(req: Request, msg: p.ReturnItems) -> Any:
+    hub = req.hub
+    store = hub.store
+    record = store.get("sales", u64(msg.receipt_number), SaleRecord)
+    if record is None:
+        raise NotFound(f"There is no sale {msg.receipt_number}.")
+    if record.voided:
+        raise Refused(f"Sale {msg.receipt_number} was voided: nothing to return.", code="voided")
+    try:
+        quantities = {int(k): v for k, v in msg.lines.items()}
+    except ValueError:
+        raise BadRequest("Lines are given by their receipt line number.", field="lines") from None
+    receipt = record.receipt
+    # a weighed line comes back whole (the customer cannot return part of a weighed bag)
+    quantities = {
+        k: (1 if any(ln.line_id == k and ln.sold_by == "weight" for ln in receipt.lines) else v)
+        for k, v in quantities.items()
+    }
+    earlier: dict[int, int] = {}
+    for r in returns_of(store, msg.receipt_number):
+        for rl in r.lines:
+            earlier[rl.line_id] = earlier.get(rl.line_id, 0) + rl.quantity
+    for ln in receipt.lines:
+        if ln.line_id in quantities and quantities[ln.line_id] + earlier.get(ln.line_id, 0) > ln.quantity:
+            raise Refused(
+                f"Line {ln.line_id} sold {ln.quantity} and {earlier.get(ln.line_id, 0)} already came back.",
+                code="already_returned",
+            )
+    lines = return_lines(receipt, quantities)
+    if isinstance(lines, Refusal):
+        raise refuse(lines)
+    refund = sum(ln.refund_cents for ln in lines)
+    card = [t for t in receipt.tenders if t.kind != "cash"]
+    if msg.refund_kind == "original" and card:
+        # the terminal interface charges and cancels a same-day authorisation; a card refund is the
+        # processor's business, so the hub refunds a returned card sale in cash and says so
+        raise Refused(
+            "This sale was paid by card: refund it in cash (the terminal cannot refund).", code="card_refund"
+        )
+    override = await approve(
+        req, msg.approval, "return", detail={"receipt": msg.receipt_number, "refund_cents": refund}
+    )
+    now = datetime.now(UTC)
+    licence = hub.config.store.licence
+    tz = hub.config.store.time_zone
+
+    def fn(txn: lmdb.Transaction) -> Any:
+        kv = store.db("kv")
+        raw = txn.get(RETURN_SEQ, db=store.db("meta"))
+        number = (int.from_bytes(raw, "big") if raw is not None else 0) + 1
+        txn.put(RETURN_SEQ, number.to_bytes(8, "big"), db=store.db("meta"))
+        drawer_id = open_drawer_id(txn, store, req.register_id)
+        if not drawer_id:
+            raise Refused("No open drawer on this register: the cash refund needs one.", code="no_drawer")
+        ret = ReturnRecord(
+            return_number=number,
+            original_receipt_number=receipt.receipt_number,
+            register_id=req.register_id,
+            returned_at=now,
+            lines=lines,
+            refund_cents=refund,
+            refund_tenders=(Tender(kind="cash", amount_cents=refund),),
+            manager_id=override.manager_id,
+            reason=override.reason,
+            drawer_session_id=drawer_id,
+            customer_id=record.customer_id,
+        )
+        put(txn, store, "kv", RETURN_PREFIX + u64(number), ret)
+        txn.put(RETURN_OF_PREFIX + u64(receipt.receipt_number) + u64(number), b"", db=kv)
+        # quarantine: held apart, never added back to the sellable package
+        for ln in lines:
+            stock = ReturnedStock(
+                return_number=number,
+                receipt_number=receipt.receipt_number,
+                tag=ln.package_tag,
+                product_id=ln.product_id,
+                name=ln.name,
+                units=0 if _weighed(receipt, ln.line_id) else ln.quantity,
+                weight_mg=ln.weight_mg if _weighed(receipt, ln.line_id) else 0,
+                at=now,
+            )
+            put(txn, store, "kv", RETURNED_STOCK_PREFIX + u64(number) + text(ln.package_tag), stock)
+        session = tget(txn, store, "drawers", text(drawer_id), DrawerSession)
+        if session is None:
+            raise Conflict("The open drawer's record is missing.")
+        updated = drawer_record(
+            session,
+            DrawerEvent(
+                kind="cash_refund",
+                amount_cents=refund,
+                at=now,
+                by=req.staff_id,
+                reason=f"return: {override.reason}",
+                manager_id=override.manager_id,
+                override_ref=override.reference,
+                receipt_number=receipt.receipt_number,
+            ),
+        )
+        if isinstance(updated, Refusal):
+            raise refuse(updated)
+        put(txn, store, "drawers", text(drawer_id), updated)
+        key = f"{licence}-{receipt.receipt_number}"
+        state_return = StateReturn(
+            sale=_original_state_sale(txn, store, key, receipt, tz),
+            returned=tuple(
+                StateReturnLine(
+                    package_label=ln.package_tag,
+                    quantity_mg=ln.weight_mg if _weighed(receipt, ln.line_id) else 0,
+                    units=0 if _weighed(receipt, ln.line_id) else ln.quantity,
+                    refund_cents=ln.pretax_cents,  # the state's figure is the pre-tax price
+                )
+                for ln in lines
+            ),
+            returned_at=now,
+        )
+        labels = tuple(sorted({ln.package_tag for ln in lines}))
+        add_outbox(
+            txn,
+            store,
+            kind="return",
+            licence=licence,
+            key=f"return-{key}-{number}",
+            payload=encode(state_return),
+            labels=labels,
+            now=now,
+        )
+        audit.append(
+            txn,
+            store,
+            "return",
+            staff=req.staff_id,
+            register=req.register_id,
+            detail={
+                "return": number,
+                "receipt": receipt.receipt_number,
+                "refund_cents": refund,
+                "manager": override.manager_id,
+                "reason": override.reason,
+                "packages": list(labels),
+                "quarantined": True,
+            },
+        )
+        return {"return_number": number, "refund_cents": refund, "quarantined": list(labels)}
+
+    result = await req.commit(fn, label="return")
+    actor = hub.registers.get(req.register_id)
+    if actor is not None:
+        actor.publish()
+    return result
+
+
+def _weighed(receipt: Receipt, line_id: int) -> bool:
+    return any(ln.line_id == line_id and ln.sold_by == "weight" for ln in receipt.lines)
+
+
+__all__ = ["return_items"]
