@@ -66,6 +66,13 @@ class HubProcess:
         return f"http://127.0.0.1:{self.http_port}"
 
     def start(self, timeout: float = 20) -> None:
+        try:
+            self._start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, timeout: float) -> None:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [

@@ -210,16 +210,19 @@ def ensure_drawer_open(page: Page) -> None:
     if button.count() == 0 or not button.is_visible():
         return
     button.click()
-    page.fill("#drawer-form [name=d2000]", "5")
-    page.fill("#drawer-form [name=d500]", "10")
-    page.fill("#drawer-form [name=d100]", "20")
+    page.fill("#drawer-form [name=dB20]", "5")
+    page.fill("#drawer-form [name=dB5]", "10")
+    page.fill("#drawer-form [name=dC25]", "20")
+    page.fill("#drawer-form [name=witness]", "maria")  # a manager witnesses the budtender's count
+    page.fill("#drawer-form [name=witness_pin]", "3333")
     page.click("#drawer-form button[value=ok]")
     expect(page.locator("#drawer-closed")).to_have_count(0)
+    expect(page.locator("#dlg-drawer")).to_be_hidden()
 
 
 def test_cash_sale_checked_in_by_wedge_scan(page: Page, hub: HubProcess, shot: Shots) -> None:
     store = demo_store()
-    pair_and_login(page, hub, "maria", "3333")  # a manager may also open the drawer
+    pair_and_login(page, hub)
     shot("logged-in")
     wedge_scan(page, store.customer("adult").id_scan)
     expect(page.locator("#decision")).to_have_class(re.compile(r"\ballowed\b"))

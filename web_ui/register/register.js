@@ -20,7 +20,14 @@ const ui = {
   searchTimer: null,
   messageTimer: null,
 };
-window.storehub = { live, ui }; // for support staff poking at the console, and for the browser tests
+const wedge = new WedgeScanner((data) => {
+  if (!ui.auth?.paired || !ui.state?.staff) return; // nothing to do with a scan before login
+  fire("scan", { data, source: "wedge" });
+});
+// PIN and pairing fields are typed by people: a fast typist must never be taken for a scanner there,
+// so the wedge listens only while the sale screen is up (see showScreen)
+wedge.enabled = false;
+window.storehub = { live, ui, wedge }; // for support staff poking at the console, and for the browser tests
 
 // ---------------------------------------------------------------- formatting
 
@@ -83,6 +90,7 @@ function fire(type, fields = {}) {
 function showScreen(name) {
   for (const s of ["connecting", "pair", "login", "register"]) $(`#screen-${s}`).hidden = s !== name;
   const inRegister = name === "register";
+  wedge.enabled = inRegister;
   $("#btn-logout").hidden = !inRegister;
   $("#btn-more").hidden = !inRegister;
   $("#btn-last-receipt").hidden = !inRegister || !ui.state?.last_receipt;
@@ -216,14 +224,6 @@ $("#btn-logout").addEventListener("click", async () => {
 
 // ---------------------------------------------------------------- wedge scanning
 
-const wedge = new WedgeScanner((data) => {
-  if (!ui.auth?.paired || !ui.state?.staff) return; // nothing to do with a scan before login
-  fire("scan", { data, source: "wedge" });
-});
-// PIN and pairing fields are typed by people: a fast typist must never be taken for a scanner there
-window.addEventListener("focusin", () => {
-  wedge.enabled = !$("#screen-login").contains(document.activeElement) && !$("#screen-pair").contains(document.activeElement);
-});
 
 // ---------------------------------------------------------------- render
 
@@ -238,6 +238,11 @@ function render(s, before) {
   renderCart(s);
   renderCheckout(s);
   renderDevices(s);
+  // the customer left (sale done or ended): the next customer starts with a clean search
+  if (before?.customer && !s.customer) {
+    searchInput.value = "";
+    $("#results").innerHTML = "";
+  }
   // a new receipt (this register just sold): show it
   const r = s.last_receipt;
   if (r && before && (!before.last_receipt || before.last_receipt.number !== r.number)) showReceipt(r);
@@ -640,10 +645,15 @@ bindForm("#tender-form", async () => {
 
 // ---- drawer
 
-const DENOMS = [10000, 5000, 2000, 1000, 500, 100, 25, 10, 5, 1];
+// denomination codes of hub/domain/drawer.py: bills and coins are counted apart ($1 bill vs $1 coin)
+const DENOMS = [
+  ["B100", 10000, "$100"], ["B50", 5000, "$50"], ["B20", 2000, "$20"], ["B10", 1000, "$10"], ["B5", 500, "$5"],
+  ["B2", 200, "$2"], ["B1", 100, "$1 bill"], ["C100", 100, "$1 coin"], ["C50", 50, "50¢"], ["C25", 25, "25¢"],
+  ["C10", 10, "10¢"], ["C5", 5, "5¢"], ["C1", 1, "1¢"],
+];
 function openDrawerDialog() {
   $("#drawer-denoms").innerHTML = DENOMS.map(
-    (d) => `<label>${d >= 100 ? `$${d / 100}` : `${d}¢`}<input type="number" min="0" step="1" name="d${d}" value="0" inputmode="numeric"></label>`,
+    ([code, , label]) => `<label>${label}<input type="number" min="0" step="1" name="d${code}" value="0" inputmode="numeric"></label>`,
   ).join("");
   drawerTotal();
   openDialog("#dlg-drawer");
@@ -652,10 +662,10 @@ function drawerTotal() {
   const f = $("#drawer-form");
   const counted = {};
   let total = 0;
-  for (const d of DENOMS) {
-    const n = Number.parseInt(f[`d${d}`]?.value || "0", 10) || 0;
-    if (n > 0) counted[String(d)] = n;
-    total += n * d;
+  for (const [code, cents] of DENOMS) {
+    const n = Number.parseInt(f[`d${code}`]?.value || "0", 10) || 0;
+    if (n > 0) counted[code] = n;
+    total += n * cents;
   }
   $("#drawer-total").textContent = money(total);
   return counted;
