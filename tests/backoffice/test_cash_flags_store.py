@@ -1,0 +1,110 @@
+"""Cash flags from the store's sales: $9,900 then $200 cash within 24 hours is flagged for Form 8300; two
+customers are never merged; cash more than 24 hours apart is not related; a manager's review is kept."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+import httpx
+import lmdb
+import trio
+
+from hub import audit
+from hub.app import Hub
+from hub.backoffice.cash_flags import CashWatch, StoredFlag
+from hub.client import connect
+from hub.domain.receipt import Receipt, SaleRecord, StoreIdentity, local_time_text
+from hub.domain.tender import Tender
+from hub.store.env import decode, put
+from hub.store.keys import joined, u64
+from tests.backoffice.office_helpers import ready
+from tests.conftest import ws_url
+
+
+def cash_sale(hub: Hub, number: int, customer: str, cash_cents: int, at: datetime) -> SaleRecord:
+    tz = hub.config.store.time_zone
+    receipt = Receipt(
+        store=StoreIdentity(name="Test", licence=hub.config.store.licence, timezone=tz),
+        receipt_number=number,
+        register_id="R1",
+        cashier="ana",
+        sold_at=at,
+        sold_at_local=local_time_text(at, tz),
+        customer_type="adult",
+        lines=(),
+        subtotal_cents=cash_cents,
+        discount_cents=0,
+        pretax_cents=cash_cents,
+        taxes=(),
+        tax_cents=0,
+        total_cents=cash_cents,
+        tenders=(Tender(kind="cash", amount_cents=cash_cents + 50),),
+        tendered_cents=cash_cents + 50,
+        change_cents=50,
+        prices_include_tax=False,
+        rounding_note="",
+    )
+    return SaleRecord(receipt=receipt, customer_id=customer)
+
+
+async def store_sales(hub: Hub, sales: list[SaleRecord]) -> None:
+    def fn(txn: lmdb.Transaction) -> None:
+        for s in sales:
+            put(txn, hub.store, "sales", u64(s.receipt_number), s)
+            day = s.receipt.sold_at.astimezone(hub.config.zone).date().isoformat().encode()
+            txn.put(joined(day, u64(s.receipt_number)), b"", db=hub.store.db("sales_by_day"))
+
+    await hub.writer.write(fn)
+
+
+async def test_related_cash_is_flagged_per_customer(office_hub: Hub) -> None:
+    hub = office_hub
+    watch: CashWatch = hub.extensions["cash_watch"]
+    now = datetime.now(UTC)
+    a1 = cash_sale(hub, 9001, "cust-A", 990_000, now - timedelta(hours=3))
+    b1 = cash_sale(hub, 9002, "cust-B", 20_000, now - timedelta(hours=2))  # someone else's $200
+    c1 = cash_sale(hub, 9003, "cust-C", 990_000, now - timedelta(hours=30))
+    c2 = cash_sale(hub, 9004, "cust-C", 20_000, now - timedelta(hours=1))  # 29 h later: not related
+    a2 = cash_sale(hub, 9005, "cust-A", 20_000, now - timedelta(minutes=30))
+    await store_sales(hub, [a1, b1, c1, c2, a2])
+    for s in (a1, b1, c1, c2):
+        assert await watch.check(s.receipt_number) == []
+    # the last one through the after-sale hook, as the sale calls it: flagged by the supervised watcher
+    watch.after_sale(hub, "R1", a2.receipt_number, SimpleNamespace(cash_received_cents=20_050))
+    with trio.fail_after(5):
+        while hub.store.count("cash_flags") == 0:
+            await trio.sleep(0.01)
+    with hub.store.read() as txn:
+        [stored] = [decode(v, StoredFlag) for _, v in txn.cursor(db=hub.store.db("cash_flags"))]
+    flag = stored.flag
+    assert flag.kind == "form_8300" and flag.customer_id == "cust-A"
+    assert flag.receipt_numbers == (9001, 9005) and flag.total_cents == 1_010_000
+    assert stored.open
+
+    with trio.fail_after(20):
+        async with connect(ws_url(hub)) as office:
+            await ready(office, "OFFICE", "maria")
+            snap = await office.wait_snapshot(lambda s: s.get("office", {}).get("open_cash_flags") == 1)
+            assert snap["state"]["office"]["open_cash_flags"] == 1
+            auth = {"authorization": f"Bearer {office.session_token}"}
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{hub.http_port}") as http:
+                rows = (await http.get("/api/backoffice/cash-flags", headers=auth)).json()["flags"]
+                assert [(r["customer_id"], r["kind"], r["open"]) for r in rows] == [
+                    ("cust-A", "form_8300", True)
+                ]
+                await office.request(
+                    "review_cash_flag",
+                    flag_id=flag.flag_id,
+                    decision="file_8300",
+                    note="Form 8300 to be e-filed by Friday; customer statement by Jan 31",
+                )
+                rows = (await http.get("/api/backoffice/cash-flags", headers=auth)).json()["flags"]
+                [row] = rows
+                assert row["open"] is False
+                assert row["reviews"][0]["reviewed_by"] == "maria"
+                assert row["reviews"][0]["decision"] == "file_8300"
+    actions = [e.action for _, raw in audit.iter_entries(hub.store) if (e := decode(raw, audit.AuditEntry))]
+    assert "cash_flag_raised" in actions and "cash_flag_reviewed" in actions
+    n, brk = audit.verify(hub.store)
+    assert brk is None and n > 0
