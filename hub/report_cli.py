@@ -18,6 +18,7 @@ from pathlib import Path
 import lmdb
 
 from hub.config import ConfigError, StoreConfig, load_config
+from hub.store.env import Store
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,10 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     if not (path / "data.mdb").exists():
         print(f"storehub report: no store at {path} (give --data or --config)", file=sys.stderr)
         return 2
-    from hub.store.env import Store
-
     try:
         store = Store(path, readonly=True, map_size=cfg.storage.map_size_mb << 20)
+        _reopen_tables(store)
     except lmdb.Error as exc:
         print(f"storehub report: cannot open the store at {path}: {exc}", file=sys.stderr)
         return 2
@@ -72,6 +72,18 @@ def main(argv: list[str] | None = None) -> int:
         return _readiness(cfg, store)
     finally:
         store.close()
+
+
+def _reopen_tables(store: Store) -> None:
+    """Table handles opened inside an aborted read transaction are closed with it (LMDB: a handle opened
+    in a transaction that aborts is discarded), so open them again, each in its own committed one."""
+    from hub.store.env import TABLES
+
+    for name in TABLES:
+        try:
+            store.tables[name] = store.env.open_db(name.encode(), create=False)
+        except lmdb.NotFoundError:
+            store.tables.pop(name, None)
 
 
 def _eod(args: argparse.Namespace, cfg: StoreConfig, store: object) -> int:

@@ -38,22 +38,17 @@ def leaks(frames: list[str], amount_cents: int) -> list[str]:
         if "expected" in f or dollars in f:
             out.append(f)
             continue
-        numbers: list[int] = []
-
-        def walk(v: Any) -> None:
-            if isinstance(v, dict):
-                for x in v.values():
-                    walk(x)
-            elif isinstance(v, list):
-                for x in v:
-                    walk(x)
-            elif isinstance(v, int) and not isinstance(v, bool):
-                numbers.append(v)
-
-        walk(json.loads(f))
-        if amount_cents in numbers:
+        if amount_cents in _ints(json.loads(f)):
             out.append(f)
     return out
+
+
+def _ints(v: Any) -> list[int]:
+    if isinstance(v, dict):
+        return [n for x in v.values() for n in _ints(x)]
+    if isinstance(v, list):
+        return [n for x in v for n in _ints(x)]
+    return [v] if isinstance(v, int) and not isinstance(v, bool) else []
 
 
 async def test_expected_never_sent_before_the_count(office_hub: Hub) -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import sys
+from datetime import UTC, datetime
 
 import httpx
 import trio
@@ -139,3 +142,29 @@ async def test_day_in_the_life(office_hub: Hub) -> None:
     assert [(r.package_label, r.units) for r in payload.returned] == [(tag2, 1)]
     assert payload.sale.external_receipt_number == f"{hub.config.store.licence}-{s4['receipt_number']}"
     assert {e.kind for e in entries} >= {"sale", "void", "return"}
+
+    # the same report from the command line, reading the store beside the running hub
+    day = datetime.now(UTC).astimezone(hub.config.zone).date().isoformat()
+    data = str(hub.config.data_dir)
+    done = await trio.run_process(
+        [sys.executable, "-m", "hub.report_cli", "eod", "--date", day, "--format", "json", "--data", data],
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    cli = json.loads(done.stdout)
+    assert cli["tie_out"]["ok"] is True and cli["drawer_variance_cents"] == -500
+    assert cli["total_cents"] == store["total_cents"]
+    done = await trio.run_process(
+        [sys.executable, "-m", "hub.report_cli", "eod", "--date", day, "--register", "R2", "--data", data],
+        capture_stdout=True,
+    )
+    assert b"-$5.00" in done.stdout and b"<svg" in done.stdout
+    ready_run = await trio.run_process(
+        [sys.executable, "-m", "hub.report_cli", "readiness", "--data", data],
+        capture_stdout=True,
+        check=False,
+    )
+    text_out = ready_run.stdout.decode()
+    assert "Ready to open:" in text_out and "Devices" in text_out and "Reconciliation" in text_out
