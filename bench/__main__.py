@@ -1,0 +1,433 @@
+"""``python -m bench [--quick] [--out FILE]``: the hub's figures as ratios of this machine's own limits.
+
+1. Raw limits, bare libraries: LMDB get + msgspec decode; durable commits of a sale-sized write set at
+   batch sizes 1, 10, 100; a trio-websocket echo server with 1, 20 and 50 clients (server and clients in
+   their own processes).
+2. The hub, started as a user starts it (``python -m hub.cli run --config FILE``) on a prepared store,
+   under ``bench.loadgen`` in another process: 1, 20 and 50 registers running complete sales with 10k
+   packages and no history, then 1 and 50 registers with 100k packages, 100k customers and 1M past sales.
+3. The ratios the issue asks for, each with its target, printed and written as JSON.
+
+``--quick`` runs the same steps small (registers 1/4/8 stand in for 1/20/50) in well under a minute, for
+CI: it checks that everything runs and every ratio is computed, and asserts no threshold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import dataset, raw
+from bench.hubproc import HubProcess, lookup_timings, machine
+from bench.stats import histogram_delta, histogram_quantile, parse_metrics
+
+ROOT = Path(__file__).resolve().parent
+DEFAULT_OUT = ROOT / "results" / "latest.json"
+
+FULL: dict[str, Any] = {
+    "lmdb_keys": 100_000,
+    "lmdb_lookups": 200_000,
+    "commits": {1: 600, 10: 200, 100: 40},
+    "thread_hops": 2000,
+    "echo_clients": (1, 20, 50),
+    "echo_seconds": 5.0,
+    "message_size": 300,
+    "small": {"packages": 10_000, "customers": 10_000, "history": 0, "points": (1, 20, 50)},
+    "large": {"packages": 100_000, "customers": 100_000, "history": 1_000_000, "points": (1, 50)},
+    "seconds": 10.0,
+    "max_sales_per_register": 5_000,
+    "lookups": 20_000,
+    "map_mb": 8192,
+}
+QUICK: dict[str, Any] = {
+    **FULL,
+    "lmdb_keys": 10_000,
+    "lmdb_lookups": 20_000,
+    "commits": {1: 60, 10: 20, 100: 5},
+    "thread_hops": 300,
+    "echo_clients": (1, 4, 8),
+    "echo_seconds": 1.5,
+    "small": {"packages": 2_000, "customers": 2_000, "history": 0, "points": (1, 4, 8)},
+    "large": {"packages": 5_000, "customers": 5_000, "history": 20_000, "points": (1,)},
+    "seconds": 2.5,
+    "max_sales_per_register": 500,
+    "lookups": 3_000,
+    "map_mb": 512,
+}
+TARGETS = {
+    "lookup_vs_lmdb": ("<=", 2.0),
+    "scan_rtt_vs_echo_1": ("<=", 1.5),
+    "scan_p99_vs_echo_p99_50": ("<=", 2.0),
+    "sales_vs_ceiling_50": (">=", 0.6),
+    "growth_history": ("<=", 1.2),
+    "rss_mb_100k": ("<=", 200.0),
+}
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------- raw
+def run_echo(clients: tuple[int, ...], size: int, seconds: float) -> dict[int, dict[str, Any]]:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bench.echo", "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert server.stdout is not None
+        port = json.loads(server.stdout.readline())["port"]
+        out = {}
+        for n in clients:
+            r = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.echo",
+                    "clients",
+                    "--port",
+                    str(port),
+                    "--clients",
+                    str(n),
+                    "--size",
+                    str(size),
+                    "--seconds",
+                    str(seconds),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=seconds + 120,
+                check=True,
+            )
+            out[n] = json.loads(r.stdout)
+            log(
+                f"echo {n} clients: p50 {out[n]['p50'] * 1e6:.0f} us, p99 {out[n]['p99'] * 1e6:.0f} us, "
+                f"{out[n]['round_trips_per_s']:.0f} round trips/s"
+            )
+        return out
+    finally:
+        assert server.stdin is not None
+        server.stdin.close()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def raw_limits(p: dict[str, Any]) -> dict[str, Any]:
+    log("raw: LMDB get + decode")
+    get = raw.lmdb_get_decode(p["lmdb_keys"], p["lmdb_lookups"])
+    commits = {}
+    for b, n in p["commits"].items():
+        commits[b] = raw.durable_commits(b, n)
+        log(
+            f"raw: durable commit batch {b}: p50 {commits[b]['p50'] * 1e3:.2f} ms, "
+            f"{commits[b]['sales_per_s']:.0f} sale write sets/s"
+        )
+    hop = raw.thread_hop(p["thread_hops"])
+    echo = run_echo(p["echo_clients"], p["message_size"], p["echo_seconds"])
+    return {"lmdb_get_decode": get, "durable_commits": commits, "thread_hop": hop, "echo": echo}
+
+
+def commits_per_s_at(commits: dict[int, dict[str, Any]], batch: float) -> float:
+    """Raw durable sale write sets per second at ``batch``, interpolated on log(batch) between measured sizes."""
+    sizes = sorted(commits)
+    if batch <= sizes[0]:
+        return float(commits[sizes[0]]["sales_per_s"])
+    for lo, hi in zip(sizes, sizes[1:], strict=False):
+        if batch <= hi:
+            f = (math.log(batch) - math.log(lo)) / (math.log(hi) - math.log(lo))
+            return float(
+                commits[lo]["sales_per_s"] + f * (commits[hi]["sales_per_s"] - commits[lo]["sales_per_s"])
+            )
+    return float(commits[sizes[-1]]["sales_per_s"])
+
+
+# ---------------------------------------------------------------------------------------------- hub
+def run_dataset(
+    name: str, spec: dict[str, Any], p: dict[str, Any], work: Path, profile: Path | None
+) -> dict[str, Any]:
+    registers = sum(spec["points"])
+    (work / name).mkdir(parents=True, exist_ok=True)
+    data = work / name / "data"
+    config = dataset.write_config(work / name / "store.toml", data, registers, map_mb=p["map_mb"])
+    log(
+        f"{name}: preparing {spec['packages']} packages, {spec['customers']} customers, {spec['history']} past sales"
+    )
+    t0 = time.perf_counter()
+    plan = dataset.prepare(
+        data,
+        packages=spec["packages"],
+        customers=spec["customers"],
+        history=spec["history"],
+        registers=registers,
+        map_mb=p["map_mb"],
+    )
+    prep_s = time.perf_counter() - t0
+    log(f"{name}: prepared in {prep_s:.1f} s; timing the hub's lookup in-process")
+    lookup = lookup_timings(data, config, plan, p["lookups"])
+    hub = HubProcess(config, work / name / "hub.log")
+    t0 = time.perf_counter()
+    hub.start()
+    start_s = time.perf_counter() - t0
+    idle_mem = hub.memory()
+    log(f"{name}: hub pid {hub.pid} up in {start_s:.1f} s, RSS {idle_mem['VmRSS']:.0f} MB")
+    points = {}
+    try:
+        first_register, first_customer = 1, 0
+        per_point_customers = spec["customers"] // len(spec["points"])
+        for n in spec["points"]:
+            regs = []
+            for r in range(first_register, first_register + n):
+                staff, _, _, pin = dataset.staff_for(r)
+                regs.append(
+                    {
+                        "id": dataset.register_id(r),
+                        "code": dataset.pairing_code(r),
+                        "staff": staff,
+                        "pin": pin,
+                    }
+                )
+            first_register += n
+            lg_plan = {
+                **plan,
+                "ws_url": hub.ws_url,
+                "metrics_url": hub.metrics_url,
+                "registers": regs,
+                "customer_start": first_customer,
+                "customer_count": per_point_customers,
+                "seconds": p["seconds"],
+                "max_sales_per_register": p["max_sales_per_register"],
+            }
+            first_customer += per_point_customers
+            plan_file = work / name / f"plan-{n}.json"
+            plan_file.write_text(json.dumps(lg_plan))
+            spy = None
+            if profile is not None:
+                profile.mkdir(parents=True, exist_ok=True)
+                spy = subprocess.Popen(
+                    [
+                        "py-spy",
+                        "record",
+                        "-p",
+                        str(hub.pid),
+                        "-f",
+                        "raw",
+                        "-r",
+                        "200",
+                        "-d",
+                        str(int(p["seconds"] + 15)),
+                        "-o",
+                        str(profile / f"{name}-{n}.txt"),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            r = subprocess.run(
+                [sys.executable, "-m", "bench.loadgen", str(plan_file)],
+                capture_output=True,
+                text=True,
+                timeout=p["seconds"] + 300,
+            )
+            if spy is not None:
+                spy.wait(timeout=60)
+            if r.returncode != 0:
+                raise RuntimeError(f"load generator failed:\n{r.stderr[-4000:]}")
+            points[n] = summarize_point(json.loads(r.stdout), hub.memory())
+            pt = points[n]
+            log(
+                f"{name} {n} registers: {pt['sales_per_s']:.1f} sales/s, sale p50 {pt['sale_p50_ms']:.1f} ms, "
+                f"scan p50 {pt['scan_p50_ms']:.2f} ms p99 {pt['scan_p99_ms']:.2f} ms, commit p99 "
+                f"{pt['commit_p99_ms']:.2f} ms, batch {pt['batch_mean']:.1f}, RSS {pt['rss_mb']:.0f} MB, errors {pt['errors']}"
+            )
+    finally:
+        hub.stop()
+    return {
+        "packages": spec["packages"],
+        "customers": spec["customers"],
+        "history": spec["history"],
+        "prepare_s": prep_s,
+        "hub_start_s": start_s,
+        "idle_memory_mb": idle_mem,
+        "lookup": lookup,
+        "points": points,
+    }
+
+
+def summarize_point(lg: dict[str, Any], mem: dict[str, float]) -> dict[str, Any]:
+    before, after = parse_metrics(lg.pop("metrics_before")), parse_metrics(lg.pop("metrics_after"))
+    commit_b, commit_sum, commit_n = histogram_delta(before, after, "storehub_writer_commit_seconds")
+    batch_b, batch_sum, batch_n = histogram_delta(before, after, "storehub_writer_batch_size")
+    scan_b, _, _ = histogram_delta(before, after, "storehub_scan_seconds")
+    return {
+        **lg,
+        "sale_p50_ms": lg["sale"]["p50"] * 1e3,
+        "scan_p50_ms": lg["rtt"]["scan"]["p50"] * 1e3,
+        "scan_p99_ms": lg["rtt"]["scan"]["p99"] * 1e3,
+        "commit_p50_ms": histogram_quantile(0.5, commit_b) * 1e3,
+        "commit_p99_ms": histogram_quantile(0.99, commit_b) * 1e3,
+        "commit_mean_ms": commit_sum / commit_n * 1e3 if commit_n else math.nan,
+        "commits": commit_n,
+        "batch_mean": batch_sum / batch_n if batch_n else math.nan,
+        "writes": batch_sum,
+        "writes_per_sale": batch_sum / lg["sales"] if lg["sales"] else math.nan,
+        "hub_scan_p99_ms": histogram_quantile(0.99, scan_b) * 1e3,
+        "rss_mb": mem.get("VmRSS", math.nan),
+        "memory_mb": mem,
+    }
+
+
+# ---------------------------------------------------------------------------------------------- ratios
+def ratios(
+    raw_: dict[str, Any], small: dict[str, Any], large: dict[str, Any], p: dict[str, Any]
+) -> dict[str, Any]:
+    one, _, top = p["small"]["points"]
+    echo = raw_["echo"]
+    echo_1, echo_top = echo[p["echo_clients"][0]], echo[p["echo_clients"][-1]]
+    ceiling_rt = max(e["round_trips_per_s"] for e in echo.values())
+    s1, stop = small["points"][one], small["points"][top]
+    l1 = large["points"][p["large"]["points"][0]]
+    commit_ceiling = commits_per_s_at(raw_["durable_commits"], stop["batch_mean"])
+    echo_ceiling = ceiling_rt / stop["requests_per_sale"] if stop["requests_per_sale"] else math.nan
+    values = {
+        "lookup_vs_lmdb": (
+            small["lookup"]["package_plus_allotment"]["p50"] / raw_["lmdb_get_decode"]["p50"],
+            "hub package+allotment lookup p50 (10k packages) / LMDB get+decode p50",
+        ),
+        "scan_rtt_vs_echo_1": (
+            s1["rtt"]["scan"]["p50"] / echo_1["p50"],
+            f"scan round trip p50, {one} register / echo p50, 1 client",
+        ),
+        "scan_p99_vs_echo_p99_50": (
+            stop["rtt"]["scan"]["p99"] / echo_top["p99"],
+            f"scan p99, {top} registers / echo p99, {p['echo_clients'][-1]} clients",
+        ),
+        "sales_vs_ceiling_50": (
+            stop["sales_per_s"] / min(echo_ceiling, commit_ceiling),
+            f"sales/s at {top} registers / min(echo ceiling {ceiling_rt:.0f}/s / "
+            f"{stop['requests_per_sale']:.1f} requests per sale = {echo_ceiling:.0f}, raw durable "
+            f"sales/s at batch {stop['batch_mean']:.1f} = {commit_ceiling:.0f})",
+        ),
+        "growth_history": (
+            l1["sale"]["p50"] / s1["sale"]["p50"],
+            f"sale p50, {large['packages']} packages + {large['history']} history / "
+            f"{small['packages']} packages + none (1 register)",
+        ),
+        "rss_mb_100k": (
+            large["points"][p["large"]["points"][-1]]["rss_mb"],
+            f"hub VmRSS MB with {large['packages']} packages, {large['customers']} customers",
+        ),
+    }
+    out = {}
+    for key, (value, how) in values.items():
+        op, target = TARGETS[key]
+        ok = value <= target if op == "<=" else value >= target
+        out[key] = {"value": value, "target": f"{op} {target:g}", "pass": bool(ok), "how": how}
+    return out
+
+
+def table(result: dict[str, Any]) -> str:
+    raw_ = result["raw"]
+    lines = [
+        f"machine: {result['machine']['cpu']}, {result['machine']['cores']} cores, "
+        f"{result['machine']['memory_gb']} GB, {result['machine']['filesystem']}",
+        "",
+        "raw limits",
+    ]
+    g = raw_["lmdb_get_decode"]
+    lines.append(
+        f"  LMDB get+decode ({g['keys']} keys)   p50 {g['p50'] * 1e6:7.2f} us  p99 {g['p99'] * 1e6:7.2f} us"
+    )
+    for b, c in raw_["durable_commits"].items():
+        lines.append(
+            f"  durable commit, batch {b:>3}      p50 {c['p50'] * 1e3:7.3f} ms  p99 {c['p99'] * 1e3:7.3f} ms"
+            f"  {c['sales_per_s']:8.0f} sale write sets/s"
+        )
+    h = raw_["thread_hop"]
+    lines.append(f"  trio.to_thread.run_sync         p50 {h['p50'] * 1e6:7.1f} us")
+    for n, e in raw_["echo"].items():
+        lines.append(
+            f"  ws echo {e['size']} B, {n:>2} clients      p50 {e['p50'] * 1e6:7.0f} us  p99 {e['p99'] * 1e6:7.0f} us"
+            f"  {e['round_trips_per_s']:8.0f} round trips/s"
+        )
+    lines += [
+        "",
+        "hub (storehub run), load generator in its own process",
+        f"  {'dataset':<26}{'regs':>5}{'sales/s':>9}{'sale p50':>10}{'scan p50':>10}{'scan p99':>10}"
+        f"{'commit p99':>11}{'batch':>7}{'RSS MB':>8}{'errors':>8}",
+    ]
+    for name in ("small", "large"):
+        d = result["hub"][name]
+        label = f"{d['packages'] // 1000}k pkgs, {d['history'] // 1000}k hist"
+        for n, pt in d["points"].items():
+            lines.append(
+                f"  {label:<26}{n:>5}{pt['sales_per_s']:>9.1f}{pt['sale_p50_ms']:>8.1f}ms"
+                f"{pt['scan_p50_ms']:>8.2f}ms{pt['scan_p99_ms']:>8.2f}ms{pt['commit_p99_ms']:>9.2f}ms"
+                f"{pt['batch_mean']:>7.1f}{pt['rss_mb']:>8.0f}{sum(pt['errors'].values()):>8}"
+            )
+        lk = d["lookup"]
+        lines.append(
+            f"  {label:<26} lookup p50: package+product {lk['package_product']['p50'] * 1e6:.1f} us, "
+            f"allotment {lk['allotment']['p50'] * 1e6:.1f} us, together "
+            f"{lk['package_plus_allotment']['p50'] * 1e6:.1f} us"
+        )
+    lines += ["", f"  {'ratio':<26}{'value':>10}  {'target':<8} result"]
+    for key, r in result["ratios"].items():
+        lines.append(f"  {key:<26}{r['value']:>10.3g}  {r['target']:<8} {'pass' if r['pass'] else 'MISS'}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="reduced run for CI (under a minute)")
+    ap.add_argument("--out", default=str(DEFAULT_OUT), help="JSON results file")
+    ap.add_argument("--keep", action="store_true", help="keep the prepared stores and hub logs")
+    ap.add_argument(
+        "--profile", metavar="DIR", help="record py-spy (raw stacks) of the hub during each load point"
+    )
+    args = ap.parse_args(argv)
+    p = QUICK if args.quick else FULL
+    started = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix="storehub-bench-", dir=os.environ.get("BENCH_DATA_DIR")))
+    ok = False
+    try:
+        raw_ = raw_limits(p)
+        profile = Path(args.profile) if args.profile else None
+        small = run_dataset("small", p["small"], p, work, profile)
+        large = run_dataset("large", p["large"], p, work, profile)
+        ok = True
+    finally:
+        if args.keep or not ok:
+            log(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    result = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "machine": machine(),
+        "profile": {k: (list(v) if isinstance(v, tuple) else v) for k, v in p.items()},
+        "raw": raw_,
+        "hub": {"small": small, "large": large},
+    }
+    result["ratios"] = ratios(raw_, small, large, p)
+    result["elapsed_s"] = time.perf_counter() - started
+    print(table(result))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1, default=str))
+    log(f"wrote {out} ({result['elapsed_s']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
