@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Literal, TypeVar
 
 import lmdb
@@ -158,7 +159,7 @@ async def reconcile(hub: Any, channel: Any, *, trigger: str, by: str) -> Reconci
             txn,
             store,
             "state_reconciliation",
-            staff=by or None,
+            staff=by,
             detail={"id": seq, "compared": compared, "discrepancies": len(found), "trigger": trigger},
         )
         return rec
@@ -313,9 +314,9 @@ async def pull_manifests(hub: Any, channel: Any) -> list[Manifest]:
     client = channel.reader
     pulled: list[Manifest] = []
     for t in await patiently(lambda: client.incoming_transfers()):
-        deliveries = await patiently(lambda t=t: client.transfer_deliveries(t.id))
+        deliveries = await patiently(partial(client.transfer_deliveries, t.id))
         for d in deliveries:
-            pkgs = await patiently(lambda d=d: client.delivery_packages(d.id))
+            pkgs = await patiently(partial(client.delivery_packages, d.id))
             lines = [
                 ManifestLine(
                     label=p.package_label or "",
@@ -395,11 +396,12 @@ def receive(
         now = datetime.now(UTC)
         lines: list[ReceivedLine] = []
         for ml in m.lines:
-            s = given.get(ml.label)
-            status = "missing" if s is None else str(s.get("status", "received"))
+            got = given.get(ml.label)
+            s = got or {}
+            status = "missing" if got is None else str(s.get("status", "received"))
             if status not in ("received", "short", "missing", "damaged"):
                 raise BadRequest(f"{ml.label}: status must be received, short, missing or damaged.")
-            reason = "" if s is None else str(s.get("reason", "")).strip()
+            reason = "" if got is None else str(s.get("reason", "")).strip()
             if status == "missing":
                 qty, reason = 0.0, reason or "not in the delivery"
             elif status == "received":
@@ -418,7 +420,7 @@ def receive(
                 if status == "short" and not reason:
                     raise BadRequest(f"{ml.label}: fewer than shipped needs a reason.", field="reason")
             accepted = qty if status in ("received", "short") else 0.0
-            product_id = "" if s is None else str(s.get("product_id", ""))
+            product_id = "" if got is None else str(s.get("product_id", ""))
             if accepted > 0:
                 if not product_id:
                     raise BadRequest(f"{ml.label}: which product is it? Give product_id.", field="product_id")
@@ -446,13 +448,13 @@ def receive(
             lines.append(
                 ReceivedLine(
                     label=ml.label,
-                    status=status,
+                    status=status,  # type: ignore[arg-type]
                     shipped=ml.shipped,
                     received=accepted,
                     unit=ml.unit,
                     reason=reason,
                     product_id=product_id,
-                )  # type: ignore[arg-type]
+                )
             )
         steps = []
         if metrc:
