@@ -44,8 +44,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("storehub.state_sync")
 
-CHANNEL_WIDE = ("unavailable", "rate_limited", "auth")
-
 
 class StateSyncActor:
     def __init__(
