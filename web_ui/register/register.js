@@ -57,6 +57,8 @@ function toCents(text) {
 
 function showMessage(text, level = "error", ms = 10000) {
   const box = $("#message");
+  const notice = $("#notice");
+  if (!notice.hidden && notice.textContent === text) return; // the hub already says it in its notice
   $("#message-text").textContent = text;
   box.className = `banner ${level}`;
   box.hidden = false;
@@ -258,6 +260,7 @@ function renderNotice(n) {
   box.className = `banner ${n.level || "info"}`;
   box.textContent = n.text;
   box.hidden = false;
+  if ($("#message-text").textContent === n.text) $("#message").hidden = true; // said once is enough
 }
 
 function renderCustomer(s) {

@@ -5,10 +5,16 @@
 // of keys each less than `gapMs` apart, at least `minLength` long, is a scan: it is taken away from the
 // page (the focused field gets its text back) and handed to `onScan(data)`.
 //
+// Where a scan ends: a barcode ends at the scanner's Enter suffix. A licence (AAMVA PDF417) has line breaks
+// *inside* it that also arrive as Enter, so for a payload starting with "@" the header's own declared
+// length (largest subfile offset + length, as the serial framer reads it) says when it is whole; the
+// Enter suffix after that is dropped. If the header cannot be read the licence ends after `holdMs` of
+// quiet. Once a burst is recognised as a scanner, a stall of up to `holdMs` (USB polling, a busy
+// machine) does not cut it in two; only before that must keys come within `gapMs`.
+//
 // What a wedge can mangle, and what we do about it (devices.md §2; hub/domain/aamva.py):
-// - LF and CR inside a licence (AAMVA element separator and segment terminator) arrive as Enter. An Enter
-//   followed by more fast keys is data, kept as "\n"; the hub's wedge parser reads any line break.
-//   Only the Enter after which the keys stop is the scanner's suffix, and is dropped.
+// - LF and CR inside a licence (AAMVA element separator and segment terminator) arrive as Enter, kept
+//   as "\n"; the hub's wedge parser reads any line break (so LF vs CR is lost, harmlessly).
 // - RS (0x1E) cannot be typed on most layouts and is usually dropped. The AAMVA header is fixed by the
 //   standard ("@" LF RS CR then "ANSI " or "AAMVA"), so we restore it exactly when the rest of the burst
 //   begins like a licence; the hub's classifier needs all four header characters.
@@ -29,19 +35,41 @@ export function restoreAamvaHeader(data) {
   return AAMVA_HEADER + data.slice(m[0].length - m[1].length);
 }
 
+const FILE_TYPES = ["ANSI ", "AAMVA"];
+
+/** Total length an AAMVA header declares, or null (mirrors hub/domain/scan_classify.aamva_declared_length). */
+export function aamvaDeclaredLength(buf) {
+  if (buf.length < 17 || buf[0] !== "@" || !FILE_TYPES.includes(buf.slice(4, 9))) return null;
+  const version = buf.slice(15, 17);
+  if (!/^\d\d$/.test(version)) return null;
+  const head = Number(version) >= 2 ? 21 : 19;
+  const entriesText = buf.slice(head - 2, head);
+  if (!/^\d\d$/.test(entriesText)) return null;
+  const entries = Number(entriesText);
+  if (entries === 0 || buf.length < head + 10 * entries) return null;
+  let end = 0;
+  for (let i = 0; i < entries; i++) {
+    const d = buf.slice(head + 10 * i, head + 10 * (i + 1));
+    if (!/^\d{8}$/.test(d.slice(2, 10))) return null;
+    end = Math.max(end, Number(d.slice(2, 6)) + Number(d.slice(6, 10)));
+  }
+  return end > head ? end : null;
+}
+
 export class WedgeScanner {
-  constructor(onScan, { gapMs = 50, minLength = 6, endMs = 80, target = window } = {}) {
+  constructor(onScan, { gapMs = 50, holdMs = 300, graceMs = 40, minLength = 6, target = window } = {}) {
     this.onScan = onScan;
     this.gapMs = gapMs;
+    this.holdMs = holdMs;
+    this.graceMs = graceMs;
     this.minLength = minLength;
-    this.endMs = endMs;
     this.target = target;
     this.buf = "";
     this.last = 0;
-    this.fast = 0; // consecutive keys within gapMs
+    this.fast = 0; // keys that followed the previous one within the allowed gap
     this.field = null; // the focused text field when the burst began, and its value then
     this.fieldValue = "";
-    this.pendingEnter = false;
+    this.complete = false; // a licence has reached its declared length
     this._timer = null;
     this.enabled = true;
     this._onKey = (e) => this._key(e);
@@ -59,38 +87,49 @@ export class WedgeScanner {
     return this.fast >= 2;
   }
 
+  get established() {
+    return this.buf.length >= this.minLength && this.fast + 1 >= this.minLength;
+  }
+
   _reset() {
     this.buf = "";
     this.fast = 0;
     this.field = null;
-    this.pendingEnter = false;
+    this.complete = false;
     clearTimeout(this._timer);
   }
 
-  _arm() {
+  _arm(ms) {
     clearTimeout(this._timer);
-    this._timer = setTimeout(() => this._finish(), this.endMs);
+    this._timer = setTimeout(() => this._finish(), ms);
   }
 
-  _startIfNew(now) {
-    if (now - this.last > this.gapMs) {
-      // a pause: whatever was buffered was a person typing, not a scanner
+  // a key arrived at `now`: continue the burst or start a new one
+  _tick(now) {
+    const gap = now - this.last;
+    if (this.buf && gap <= (this.established ? this.holdMs : this.gapMs)) {
+      this.fast += 1;
+    } else {
+      if (this.established) this._finish(); // a scan that ended without a suffix
       this._reset();
       const el = document.activeElement;
       if (el && (el.tagName === "INPUT" || el.tagName === "TEXTAREA")) {
         this.field = el;
         this.fieldValue = el.value;
       }
-    } else {
-      this.fast += 1;
     }
     this.last = now;
+  }
+
+  _swallow(e) {
+    // a scanner is typing: keep its keys away from buttons and fields (its Enter must not click)
+    e.preventDefault();
+    e.stopPropagation();
   }
 
   _key(e) {
     if (!this.enabled || e.repeat || e.isComposing) return;
     if (["Shift", "Control", "Alt", "Meta", "CapsLock", "AltGraph"].includes(e.key)) return;
-    const now = performance.now();
     let ch = null;
     if (e.key === "Enter") ch = "\n";
     else if (e.key === "Tab") ch = "\t";
@@ -100,35 +139,57 @@ export class WedgeScanner {
       this._reset();
       return;
     }
-    this._startIfNew(now);
-    if (this.pendingEnter) {
-      this.buf += "\n"; // the earlier Enter was inside the data
-      this.pendingEnter = false;
+    if (ch === "\n" && !this.buf) return; // a person pressing Enter
+    this._tick(performance.now());
+    if (ch !== "\n") {
+      if (ch.charCodeAt(0) < 32 && this.buf.length > 0) this._swallow(e); // Ctrl+J etc. inside a scan
+      this._add(ch);
+      if (this.inBurst) this._swallow(e);
+      return;
     }
-    if (ch === "\n") this.pendingEnter = true;
-    else this.buf += ch;
-    if (this.inBurst || (ch !== e.key && this.buf.length > 1)) {
-      // a scanner is typing: keep the keys away from buttons and fields (Enter must not click)
-      e.preventDefault();
-      e.stopPropagation();
+    if (this.buf.startsWith("@")) {
+      // a licence: line breaks are data until the declared length is reached; then Enter is the suffix
+      if (this.inBurst) this._swallow(e);
+      if (this.complete) return this._arm(this.graceMs);
+      this._add("\n");
+      return undefined;
     }
-    this._arm();
+    if (this.established) {
+      this._swallow(e);
+      this._finish();
+    } else {
+      this._reset(); // a person typed something and pressed Enter
+    }
+    return undefined;
+  }
+
+  _add(text) {
+    this.complete = false; // more data after the declared end: that card's offsets were off
+    this.buf += text;
+    if (this.buf.startsWith("@")) {
+      const full = restoreAamvaHeader(this.buf);
+      const declared = aamvaDeclaredLength(full);
+      if (declared && full.length >= declared) {
+        this.complete = true;
+        return this._arm(this.graceMs);
+      }
+    }
+    this._arm(this.holdMs);
+    return undefined;
   }
 
   _beforeInput(e) {
     if (!this.enabled || typeof e.data !== "string" || !e.data) return;
     // only control characters that arrived without a keydown (text typed by keys is counted in _key)
     if (!/^[\x00-\x1f]+$/.test(e.data)) return;
-    const now = performance.now();
-    this._startIfNew(now);
-    this.buf += e.data;
+    this._tick(performance.now());
     e.preventDefault();
-    this._arm();
+    this._add(e.data);
   }
 
   _finish() {
     const data = this.buf;
-    const isScan = this.fast + 1 >= this.minLength && data.length >= this.minLength;
+    const isScan = this.established;
     const field = this.field;
     const value = this.fieldValue;
     this._reset();
