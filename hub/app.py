@@ -144,6 +144,11 @@ class Hub:
         for t in self.topics.values():
             t.subscribers.discard(conn)
 
+    def notify_outbox(self) -> None:
+        """Something was committed to the state-system outbox: wake whoever sends it."""
+        for hook in self.extensions.get("outbox_committed", []):
+            hook()
+
     # ---- quarantine ----
     def record_quarantine(self, q: QuarantinedMessage) -> None:
         self.quarantine.append(q)

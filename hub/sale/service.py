@@ -1206,6 +1206,7 @@ async def void_sale(req: Request, msg: p.VoidSale) -> Any:
         return {"receipt_number": r.receipt_number, "refund_cents": cash}
 
     result = await req.commit(fn, label="void")
+    req.hub.notify_outbox()
     _actor(req).publish()
     return result
 

@@ -91,6 +91,13 @@ def install(hub: Hub, demo_options: dict[str, Any] | None = None, **options: Any
 
     hub.extensions.setdefault("after_sale", []).append(after_sale)
 
+    def outbox_committed() -> None:  # voids, returns, adjustments, manager retries
+        ch = hub.extensions.get("state_channel")
+        if ch is not None and ch.actor is not None:
+            ch.actor.wake()
+
+    hub.extensions.setdefault("outbox_committed", []).append(outbox_committed)
+
 
 async def start_channel(
     hub: Hub,

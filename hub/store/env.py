@@ -91,12 +91,13 @@ class Store:
         )
         self.tables: dict[str, Any] = {}
         if readonly:
-            with self.env.begin() as txn:
-                for name in TABLES:
-                    try:
-                        self.tables[name] = self.env.open_db(name.encode(), txn=txn, create=False)
-                    except lmdb.NotFoundError:
-                        pass
+            # without a txn, py-lmdb opens each handle in its own committed read txn, so the handle
+            # outlives it (a handle opened in an explicit read txn is invalid once that txn ends)
+            for name in TABLES:
+                try:
+                    self.tables[name] = self.env.open_db(name.encode(), create=False)
+                except lmdb.NotFoundError:
+                    pass
         else:
             for name in TABLES:
                 self.tables[name] = self.env.open_db(name.encode())
