@@ -55,7 +55,9 @@ def append(
     if k is None:
         seq, prev = 1, GENESIS
     else:
-        prev_entry = decode(txn.get(k, db=db), AuditEntry)
+        raw = txn.get(k, db=db)
+        assert raw is not None  # the key was just read from this transaction
+        prev_entry = decode(raw, AuditEntry)
         seq, prev = prev_entry.seq + 1, prev_entry.hash
     entry = AuditEntry(
         seq=seq,

@@ -21,4 +21,5 @@ fi
 
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 python3 -m ruff check hub actors drivers sandbox bench tests
+python3 -m mypy hub
 python3 -m pytest -q -p no:cacheprovider "$@"

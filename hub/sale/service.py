@@ -852,10 +852,10 @@ def add_outbox(
     seq = next_seq(txn, store, "outbox")
     entry = OutboxEntry(
         seq=seq,
-        kind=kind,
+        kind=kind,  # type: ignore[arg-type]
         licence=licence,
         idempotency_key=key,
-        payload=payload,  # type: ignore[arg-type]
+        payload=payload,
         package_labels=labels,
         created_at=now,
         next_attempt_at=now,
