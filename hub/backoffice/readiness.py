@@ -115,7 +115,11 @@ def _outbox(store: Store, now: datetime) -> list[Check]:
         )
     elif pending:
         out.append(
-            Check(name="Unsent to the state", status="warn", message=f"{pending} entries are on their way.")
+            Check(
+                name="Unsent to the state",
+                status="warn",
+                message=f"{pending} entr{'ies are' if pending != 1 else 'y is'} on the way to the state system.",
+            )
         )
     if not out:
         out.append(
