@@ -1072,7 +1072,10 @@ async def pay(req: Request, msg: p.Pay) -> Any:
     hub.metrics.sales.labels(req.register_id).inc()
     actor.publish()
     for hook in hub.extensions.get("after_sale", []):
-        hook(hub, req.register_id, result["receipt_number"], settlement)
+        try:  # the sale is committed: a printer or a flag watcher failing must not turn it into an error
+            hook(hub, req.register_id, result["receipt_number"], settlement)
+        except Exception:
+            log.exception("after-sale hook %r failed for receipt %s", hook, result["receipt_number"])
     return result
 
 

@@ -97,6 +97,33 @@ def install(hub: Hub, demo_options: dict[str, Any] | None = None, **options: Any
             ch.actor.wake()
 
     hub.extensions.setdefault("outbox_committed", []).append(outbox_committed)
+    hub.extensions["state_health"] = StateHealthView(hub)
+
+
+class StateHealthView:
+    """What the readiness check asks of the state channel, read from the running actor when asked."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    def get(self, key: str, default: Any = None) -> Any:
+        ch = self.hub.extensions.get("state_channel")
+        if ch is None or ch.actor is None:
+            return default
+        st = ch.actor.status()
+        err = (st.get("last_error") or "").lower()
+        paused = st.get("paused_until") is not None
+        if key == "reachable":
+            return not (
+                paused and any(w in err for w in ("unavailable", "connect", "timed out", "timeout", "503"))
+            )
+        if key == "credentials_ok":
+            return not any(w in err for w in ("auth", "401", "403", "key"))
+        if key == "detail":
+            sent = st.get("last_sent_at") or "never"
+            tail = f"; last error: {st['last_error']}" if st.get("last_error") else ""
+            return f"{st.get('backlog', 0)} entries waiting, last sent {sent}{tail}"
+        return st.get(key, default)
 
 
 async def start_channel(
