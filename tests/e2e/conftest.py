@@ -236,6 +236,7 @@ class CuttableProxy:
         self.target_port = target_port
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = int(self.sock.getsockname()[1])
+        self.sock.settimeout(0.2)  # so close() is noticed: accept() is not woken by another thread's close
         self.down_until = 0.0
         self.conns: list[socket.socket] = []
         self.lock = threading.Lock()
@@ -247,8 +248,11 @@ class CuttableProxy:
         while not self.closed:
             try:
                 client, _ = self.sock.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            client.settimeout(None)
             if time.monotonic() < self.down_until:
                 client.close()
                 continue

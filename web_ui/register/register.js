@@ -333,7 +333,7 @@ function renderScale(sc) {
     <div class="scale-row"><span class="scale-weight" id="scale-weight">${state === "down" ? "—" : grams(sc.weight_mg)}</span>
       <span class="pill ${cls} scale-state" id="scale-state" data-state="${esc(state)}">${esc(labels[state] || state)}</span></div>
     <div class="row"><button class="btn small" data-act="scale-zero">Zero</button><button class="btn small" data-act="scale-tare">Tare</button>
-      <span class="muted">${esc(sc.device || "")}${sc.certificate ? ` · cert. ${esc(sc.certificate)}` : ""}</span></div>`;
+      <span class="muted" style="font-size:12px">${esc(sc.device || "")}${sc.certificate ? `<br>cert. ${esc(sc.certificate)}` : ""}</span></div>`;
 }
 
 function renderCart(s) {
@@ -360,7 +360,7 @@ function renderCart(s) {
         html += weighed
           ? `<span class="qty">${esc(l.qty_text || grams(l.weight_mg))}</span><span class="muted" style="font-size:12px">${esc(l.weight_source || "")}</span>`
           : `<span class="weight-missing">Not weighed yet</span>`;
-        html += `<button class="btn small primary" data-act="weigh">Weigh</button><button class="btn small" data-act="manual-weight">Type weight…</button>`;
+        html += `<button class="btn small primary" data-act="weigh">Weigh</button><button class="btn small" data-act="manual-weight">Manual…</button>`;
       } else {
         html += `<button class="btn small" data-act="qty-minus" aria-label="One less">−</button>
           <span class="qty">${esc(l.qty_text || l.quantity)}</span>
