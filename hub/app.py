@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import secrets
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -27,6 +29,27 @@ if TYPE_CHECKING:
     from hub.ws_server import Connection
 
 log = logging.getLogger("hub")
+# a browser retries a message within seconds or minutes of losing its answer; a day is plenty
+REPLY_RETENTION = timedelta(hours=24)
+
+
+def prune_replies(txn: Any, store: Store, cutoff: datetime, limit: int = 50_000) -> int:
+    """Delete stored replies older than ``cutoff`` (they only serve retries of recent messages)."""
+    import msgspec
+
+    from hub.commands import StoredReply
+
+    db = store.db("replies")
+    old: list[bytes] = []
+    with txn.cursor(db=db) as cur:
+        for k, v in cur:
+            if msgspec.msgpack.decode(v, type=StoredReply).at < cutoff:
+                old.append(bytes(k))
+                if len(old) >= limit:
+                    break
+    for k in old:
+        txn.delete(k, db=db)
+    return len(old)
 
 
 @dataclass
@@ -54,6 +77,7 @@ class Hub:
         self.http_port = 0
         self.ws_port = 0
         self.started_at = datetime.now(UTC)
+        self.boot_id = secrets.token_hex(6)
         self._setup = setup
         self._shutdown = trio.Event()
         self.extensions: dict[str, Any] = {}
@@ -110,11 +134,20 @@ class Hub:
 
     async def _housekeeping(self) -> None:
         interval = self.config.storage.reader_check_seconds
+        last_prune = 0.0
         while True:
             cleared = self.store.env.reader_check()
             if cleared:
                 self.metrics.store_stale_readers.inc(cleared)
                 log.warning("cleared %d stale LMDB readers", cleared)
+            if trio.current_time() - last_prune > 3600:
+                last_prune = trio.current_time()
+                cutoff = datetime.now(UTC) - REPLY_RETENTION
+                pruned = await self.writer.write(
+                    functools.partial(prune_replies, store=self.store, cutoff=cutoff), label="prune"
+                )
+                if pruned:
+                    log.info("pruned %d stored replies older than %s", pruned, REPLY_RETENTION)
             await trio.sleep(interval)
 
     def refresh_gauges(self) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import secrets
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -38,6 +39,7 @@ class HubClient:
     def __init__(self, ws: WebSocketConnection, nursery: trio.Nursery) -> None:
         self.ws = ws
         self._ids = itertools.count(1)
+        self._prefix = secrets.token_hex(4) + "-"
         self._waiting: dict[str, trio.MemorySendChannel[dict[str, Any]]] = {}
         self._snap_send, self._snap_recv = trio.open_memory_channel[dict[str, Any]](1000)
         self.snapshots: dict[str, dict[str, Any]] = {}
@@ -78,7 +80,8 @@ class HubClient:
             self.welcomed.set()
 
     def new_id(self) -> str:
-        return f"c{next(self._ids)}"
+        # unique across clients: a hub answers a repeated id from its stored reply
+        return f"{self._prefix}{next(self._ids)}"
 
     async def send_raw(self, text: str | bytes) -> None:
         await self.ws.send_message(text)

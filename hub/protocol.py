@@ -107,6 +107,8 @@ class Welcome(Frame, tag="welcome"):
     store: str
     server_time: str
     demo: bool = False
+    # changes when the hub restarts: snapshot versions are only comparable within one boot
+    boot: str = ""
 
 
 class Envelope(msgspec.Struct):

@@ -16,11 +16,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import msgspec
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, serve_websocket
 
 from hub import auth
-from hub.commands import HANDLERS, Request, check_access, stored_reply
+from hub.commands import HANDLERS, Request, StoredReply, check_access, reply_key, stored_reply
 from hub.errors import HubError, NotAuthenticated
 from hub.protocol import (
     PRE_LOGIN,
@@ -34,7 +35,9 @@ from hub.protocol import (
     Welcome,
     decode_command,
     encode,
+    encode_bytes,
 )
+from hub.store.env import put
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -190,6 +193,7 @@ class Connection:
                 store=cfg.store.name,
                 server_time=datetime.now(UTC).isoformat(),
                 demo=cfg.server.demo,
+                boot=self.hub.boot_id,
             )
         )
         try:
@@ -288,14 +292,30 @@ class Connection:
 
     async def _pair(self, msg: Pair) -> None:
         hub = self.hub
+        # a browser that lost the answer re-sends the same id: answer it from the stored reply
+        scope = f"pair:{msg.code}"
+        frame = stored_reply(hub, scope, msg.id)
+        if frame is not None:
+            reply = msgspec.json.decode(frame)
+            self._attach(reply["result"]["register_id"], msg.device_name or "browser")
+            self.send_frame(frame)
+            return
         token = secrets.token_urlsafe(32)
         now = datetime.now(UTC)
-        dev = await hub.writer.write(
-            lambda txn: auth.enroll(
-                txn, hub.store, msg.code, msg.device_name or "browser", now=now, token=token
-            ),
-            label="pair",
-        )
+
+        def fn(txn: Any) -> Any:
+            dev = auth.enroll(txn, hub.store, msg.code, msg.device_name or "browser", now=now, token=token)
+            ok = Ok(id=msg.id, result={"device_token": token, "register_id": dev.register_id})
+            put(
+                txn,
+                hub.store,
+                "replies",
+                reply_key(scope, msg.id),
+                StoredReply(at=now, frame=encode_bytes(ok)),
+            )
+            return dev
+
+        dev = await hub.writer.write(fn, label="pair")
         self._attach(dev.register_id, dev.name)
         self.send_frame(Ok(id=msg.id, result={"device_token": token, "register_id": dev.register_id}))
 

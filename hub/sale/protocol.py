@@ -149,7 +149,8 @@ class ReturnItems(Command, tag="return_items"):
 
 
 class OpenDrawer(Command, tag="open_drawer"):
-    """Open this register's drawer with a counted float (denomination in cents -> count)."""
+    """Open this register's drawer with a counted float: denomination code (``B20``, ``C25``: see
+    ``hub/domain/drawer.py``) -> pieces counted. A second person witnesses with their PIN."""
 
     counted: dict[str, int]
     witness: StaffId | None = None

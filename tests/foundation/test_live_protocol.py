@@ -169,3 +169,16 @@ async def test_foreign_origin_refused(hub: Hub) -> None:
         # a page from another port on the same host is another origin
         assert b" 403" in await _handshake_status(hub.ws_port, f"http://127.0.0.1:{hub.http_port + 1}")
     assert hub.metrics.ws_rejected.labels("origin")._value.get() == 2
+
+
+async def test_pair_retried_after_a_lost_answer_is_answered_again(hub: Hub) -> None:
+    with trio.fail_after(20):
+        async with connect(ws_url(hub)) as c:
+            first = await c.request("pair", id="pair-1", code=DEMO_PAIRING["R2"], device_name="counter 2")
+        async with connect(ws_url(hub)) as c:
+            again = await c.request("pair", id="pair-1", code=DEMO_PAIRING["R2"], device_name="counter 2")
+            assert again == first
+            assert c.welcome["boot"] == hub.boot_id
+            with pytest.raises(ClientError) as e:  # a new message with the used code is still refused
+                await c.request("pair", id="pair-2", code=DEMO_PAIRING["R2"])
+            assert e.value.code == "bad_pairing_code"

@@ -97,3 +97,25 @@ async def test_map_full_grows_and_commits(tmp_path: Path) -> None:
     assert store.map_size > 1 << 20
     assert store.count("kv") == 600
     store.close()
+
+
+def test_stored_replies_are_pruned_after_a_day(store: Store) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    import msgspec
+
+    from hub.app import prune_replies
+    from hub.commands import StoredReply, reply_key
+
+    now = datetime.now(UTC)
+    with store.env.begin(write=True) as txn:
+        for i, age in enumerate((timedelta(hours=30), timedelta(hours=2))):
+            txn.put(
+                reply_key("R1", f"m{i}"),
+                msgspec.msgpack.encode(StoredReply(at=now - age, frame=b"{}")),
+                db=store.db("replies"),
+            )
+        assert prune_replies(txn, store, now - timedelta(hours=24)) == 1
+    with store.env.begin() as txn:
+        assert txn.get(reply_key("R1", "m0"), db=store.db("replies")) is None
+        assert txn.get(reply_key("R1", "m1"), db=store.db("replies")) is not None

@@ -275,3 +275,17 @@ async def test_two_registers_sell_the_last_unit_exactly_one_succeeds(store_hub: 
     assert losses[0].code in ("finished", "short")
     assert inventory.package(hub.store, tag).quantity == 0  # type: ignore[union-attr]
     assert len([e for e in outbox(hub) if e.kind == "sale"]) == 1
+
+
+async def test_demo_panel_scans_offered(store_hub: Hub) -> None:
+    import httpx
+
+    from hub.domain.aamva import parse_licence
+
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{store_hub.http_port}") as http:
+        with trio.fail_after(10):
+            scans = (await http.get("/api/demo/scans")).json()
+    ids = [s for s in scans if s["kind"] == "id"]
+    assert len(ids) == len(demo(store_hub).customers)
+    assert all(parse_licence(s["data"]) for s in ids)
+    assert any(s["data"] == demo(store_hub).scenarios["on_hold"] for s in scans)
