@@ -197,16 +197,18 @@ def _load_history(
     """``n_sales`` past sales over the last year: sales, sales_by_day, every customer's ledger, audit chain."""
     rng = random.Random(1)
     template, items = _history_template(products, today)
+    # a year of trade, evenly up to a minute ago: today's and the last 24 h's sales are part of it
+    zone = _zone()
     now = datetime.now(UTC)
-    start = now - timedelta(days=366)
-    span = (now - timedelta(days=1) - start).total_seconds()
+    start = now - timedelta(days=365)
+    span = (now - timedelta(minutes=1) - start).total_seconds()
     sales, by_day, ledger = [], [], []
     for n in range(1, n_sales + 1):
         at = start + timedelta(seconds=span * n / (n_sales + 1))
         cid = customer_id(rng.randrange(n_customers))
         receipt = msgspec.structs.replace(template.receipt, receipt_number=n, sold_at=at)
         sales.append((u64(n), encode(msgspec.structs.replace(template, receipt=receipt, customer_id=cid))))
-        by_day.append((joined(at.date().isoformat().encode(), u64(n)), b""))
+        by_day.append((joined(at.astimezone(zone).date().isoformat().encode(), u64(n)), b""))
         ledger.append((ledger_key(cid, at, n), encode(LedgerEntry(receipt_number=n, at=at, items=items))))
     ledger.sort()
     with store.env.begin(write=True) as txn:
