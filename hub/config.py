@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
@@ -107,6 +107,8 @@ class StoreConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     devices: list[DeviceSection] = []
     state_system: StateSystemSection = msgspec.field(default_factory=StateSystemSection)
     security: SecuritySection = msgspec.field(default_factory=SecuritySection)
+    # the store's tax table (hub/domain/tax.py TaxTable): prices_include_tax, name, [[taxes.rules]]
+    taxes: dict[str, Any] | None = None
 
     @property
     def zone(self) -> ZoneInfo:
@@ -144,6 +146,13 @@ def _check(config: StoreConfig) -> StoreConfig:
             ref = getattr(reg, attr)
             if ref and ref not in device_ids:
                 raise ConfigError(f"registers[{i}].{attr}: no device with id {ref!r} in [[devices]]")
+    if config.taxes is not None:
+        from hub.domain.tax import TaxTable
+
+        try:
+            msgspec.convert(config.taxes, TaxTable)
+        except msgspec.ValidationError as exc:
+            raise ConfigError(f"taxes: {_humane(str(exc))}") from None
     if bool(config.server.tls_cert) != bool(config.server.tls_key):
         raise ConfigError("server.tls_cert and server.tls_key: give both or neither")
     return config

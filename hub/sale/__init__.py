@@ -61,7 +61,7 @@ def install(
                 await r
         cfg = h.config
         jurisdiction = store_jurisdiction(cfg.store.jurisdiction, cfg.store.time_zone)
-        table = msgspec.convert(taxes or DEFAULT_TAXES, TaxTable)
+        table = msgspec.convert(taxes or cfg.taxes or DEFAULT_TAXES, TaxTable)
         key = await trio.to_thread.run_sync(id_hash_key, h.store, cfg.security.id_hash_key)
         ctx = service.SaleContext(h, jurisdiction, service.SaleSettings(tax_table=table), key)
         h.extensions["sale"] = ctx

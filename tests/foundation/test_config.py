@@ -46,3 +46,9 @@ def test_example_store_toml_is_valid() -> None:
 
     cfg = load_config(Path(__file__).resolve().parents[2] / "ops" / "store.toml")
     assert cfg.registers and cfg.devices
+
+
+def test_tax_table_checked_at_load() -> None:
+    bad = TEST_TOML + '\n[taxes]\nprices_include_tax = false\n[[taxes.rules]]\ncode = "x"\nname = "X"\nrate_ppm = "ten"\napplies_to = ["cannabis"]\n'
+    with pytest.raises(ConfigError, match=r"taxes: rules\[0\]\.rate_ppm"):
+        parse_config(bad)
