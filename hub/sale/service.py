@@ -88,6 +88,9 @@ class CheckedIn(msgspec.Struct, kw_only=True):
     loyalty_points: int = 0
     manual_reason: str = ""
     checked_in_at: datetime | None = None
+    # the state registry's own remaining allotment, per bucket in the bucket's unit (Metrc patient status)
+    state_remaining: dict[str, int] | None = None
+    registry_status: str = ""
 
 
 class ScaleState(msgspec.Struct, kw_only=True):
@@ -214,7 +217,14 @@ def check_limits(
     cls = customer.customer_class or "adult"
     since = history_window_start(j, cls, now)
     past = inv.history(txn, ctx.hub.store, customer.customer_id, since)
-    return evaluate(j, LimitCustomer(customer_class=cls, age=customer.age), past, limit_items(cart), now)
+    return evaluate(
+        j,
+        LimitCustomer(customer_class=cls, age=customer.age),
+        past,
+        limit_items(cart),
+        now,
+        state_remaining=customer.state_remaining,
+    )
 
 
 def allotment_view(ctx: SaleContext, customer: CheckedIn | None, cart: Cart | None) -> dict[str, Any]:
@@ -260,10 +270,16 @@ def _check_in_licence(
     *,
     registration: identity.MedicalRegistration | None = None,
     manual_reason: str = "",
+    registry: identity.RegistryAnswer | None = None,
 ) -> CheckedIn:
     now = datetime.now(UTC)
     decision = identity.check_in(
-        lic, jurisdiction=ctx.jurisdiction, customer_type=customer_type, now=now, registration=registration
+        lic,
+        jurisdiction=ctx.jurisdiction,
+        customer_type=customer_type,
+        now=now,
+        registration=registration,
+        registry=registry,
     )
     hashed = inv.id_hash(ctx.id_key, lic.jurisdiction, lic.document_number)
     known = inv.customer_by_hash(ctx.hub.store, hashed)
@@ -378,9 +394,17 @@ async def set_customer_type(req: Request, msg: p.SetCustomerType) -> Any:
             jurisdiction=ctx.jurisdiction.code,
             expires=msg.registration_expiry,
         )
-    checked = _check_in_licence(ctx, lic, msg.customer_type, registration=reg, manual_reason=c.manual_reason)
+    registry, state_remaining = None, None
+    # only where the state keeps a registry (Metrc patient status, BioTrack card lookup)
+    if reg is not None and reg.number and ctx.jurisdiction.check_in.registry == "state-registry":
+        registry, state_remaining = await registry_lookup(req.hub, ctx, reg.number)
+    checked = _check_in_licence(
+        ctx, lic, msg.customer_type, registration=reg, manual_reason=c.manual_reason, registry=registry
+    )
     checked = msgspec.structs.replace(
         checked,
+        state_remaining=state_remaining if checked.allowed else None,
+        registry_status=registry.status if registry else "",
         customer_id=c.customer_id,
         id_hash=c.id_hash,
         loyalty_points=c.loyalty_points,
@@ -388,6 +412,59 @@ async def set_customer_type(req: Request, msg: p.SetCustomerType) -> Any:
         label=f"{c.label.split(' (')[0]} ({checked.label})" if " (" in c.label else checked.label,
     )
     return await _apply_check_in(req, sale, checked, f"type:{msg.customer_type}")
+
+
+REGISTRY_TIMEOUT = 3.0  # the counter never waits longer than this on the state's registry
+# Metrc's "Ounces" unit of measure is the avoirdupois ounce (28.349523125 g), whatever the state's own rule
+# calls an ounce; the state computed its figure in it
+METRC_OUNCE_MG = 28_349.523125
+
+
+async def registry_lookup(
+    hub: Hub, ctx: SaleContext, number: str
+) -> tuple[identity.RegistryAnswer | None, dict[str, int] | None]:
+    """Ask the state's registry about a medical registration (Metrc patient status, cached a minute by
+    the client). Unreachable is an answer too: the jurisdiction's policy decides what that allows."""
+    from drivers.state_errors import StateError
+
+    ch = hub.extensions.get("state_channel")
+    reader = getattr(ch, "reader", None)
+    if reader is None or not hasattr(reader, "patient_status"):
+        return None, None
+    try:
+        with trio.fail_after(REGISTRY_TIMEOUT):
+            st = await reader.patient_status(number)
+    except (trio.TooSlowError, StateError, OSError):
+        return identity.RegistryAnswer(status="unreachable"), None
+    if st is None:
+        return identity.RegistryAnswer(status="not-found"), None
+    if not st.active:
+        return identity.RegistryAnswer(status="inactive"), None
+    return identity.RegistryAnswer(status="active"), state_allotment(ctx, st)
+
+
+def state_allotment(ctx: SaleContext, status: Any) -> dict[str, int]:
+    """Metrc's ounces available, as amounts of this jurisdiction's medical buckets: flower ounces go to
+    the bucket that counts flower by weight, THC ounces to a bucket counted in mg THC (if the state has
+    one). Rounded down: the state's figure is never stretched."""
+    j = ctx.jurisdiction
+    medical = {r.bucket for r in j.rules if "medical" in r.classes}
+    out: dict[str, int] = {}
+    ounce_mg = METRC_OUNCE_MG
+    for bucket_id in sorted(medical):
+        b = j.buckets[bucket_id]
+        counts_flower = any(
+            "flower" in c.categories and c.measure == "net_weight_mg" for c in b.contributions
+        )
+        if counts_flower and b.unit == "mg" and "flower" not in out:
+            out[bucket_id] = int(status.flower_ounces_available * ounce_mg)
+            out["flower"] = 0
+        elif b.unit == "mg THC" and "thc" not in out:
+            out[bucket_id] = int(status.thc_ounces_available * ounce_mg)
+            out["thc"] = 0
+    out.pop("flower", None)
+    out.pop("thc", None)
+    return out
 
 
 @handles(p.EndCustomer)
