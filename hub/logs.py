@@ -6,9 +6,18 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from contextvars import ContextVar
 from datetime import UTC, datetime
+from typing import Any
 
 _EXTRA = ("actor", "register", "request_id", "device", "licence")
+# set by the supervisor (actor) and the WebSocket dispatch (register, request id); trio tasks inherit it
+context: ContextVar[dict[str, Any] | None] = ContextVar("storehub_log_context", default=None)
+
+
+def bind(**fields: Any) -> None:
+    """Add fields to every log line of this task and the tasks it starts."""
+    context.set({**(context.get() or {}), **fields})
 
 
 class JsonFormatter(logging.Formatter):
@@ -19,6 +28,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        for key, value in (context.get() or {}).items():
+            out[key] = value
         for key in _EXTRA:
             value = getattr(record, key, None)
             if value is not None:

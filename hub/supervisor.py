@@ -57,6 +57,9 @@ async def supervise(
     task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run ``spec.run`` under supervision. The first start is explicit: its failure raises to the caller."""
+    from hub.logs import bind
+
+    bind(actor=spec.name)
     state = ChildState(name=spec.name)
     failures: deque[float] = deque()
     started = False

@@ -23,6 +23,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketReque
 from hub import auth
 from hub.commands import HANDLERS, Request, StoredReply, check_access, reply_key, stored_reply
 from hub.errors import HubError, NotAuthenticated
+from hub.logs import bind
 from hub.protocol import (
     PRE_LOGIN,
     Error,
@@ -232,6 +233,7 @@ class Connection:
                 self.send_frame(exc.frame())
                 return
             kind = type(msg).__struct_config__.tag  # type: ignore[assignment]
+            bind(register=self.register_id or "", request_id=msg.id, message=kind)
             try:
                 await self._dispatch(msg)
             except HubError as exc:
