@@ -3,7 +3,9 @@
 // Role-checked: anyone below manager sees nothing here (a technician sees only inventory counts).
 
 import { LiveClient, LiveError } from "../shared/live.js";
+import { WedgeScanner } from "../shared/wedge.js";
 import { barChart, columnChart, divergingChart, money } from "./charts.js";
+import { installStatePages } from "./state.js";
 
 // A storage namespace of its own, so a browser that is also a register keeps the two enrolments apart.
 const prefixed = (store, prefix) => ({
@@ -394,27 +396,11 @@ pages.incidents = async (root) => {
       h("tbody", {}, incidents.map((i) => h("tr", {}, h("td", {}, i.seq), h("td", {}, new Date(i.at).toLocaleString()), h("td", {}, i.register), h("td", {}, i.staff), h("td", {}, i.category), h("td", {}, i.description))))));
 };
 
-pages.deadletter = async (root) => {
-  root.append(h("h1", {}, "Dead letters"), h("p", { class: "muted" }, "Entries the state system refused: they are not retried until a person fixes them."));
-  let data;
-  try {
-    data = await api("/api/state/dead-letter");
-  } catch (err) {
-    if (err.status === 404) {
-      root.append(h("p", {}, "This hub does not list dead letters yet (the state channel is not installed)."));
-      return;
-    }
-    throw err;
-  }
-  const rows = Array.isArray(data) ? data : data.entries || data.dead_letters || [];
-  if (!rows.length) {
-    root.append(h("p", { class: "ok" }, "None: everything the state refused has been dealt with."));
-    return;
-  }
-  const keys = Object.keys(rows[0]).filter((k) => typeof rows[0][k] !== "object").slice(0, 8);
-  root.append(h("table", { id: "dead-letters" }, h("thead", {}, h("tr", {}, keys.map((k) => h("th", {}, k.replaceAll("_", " "))))),
-    h("tbody", {}, rows.map((r) => h("tr", {}, keys.map((k) => h("td", {}, r[k] ?? "")))))));
-};
+// receiving, reconciliation, dead letters and the state channel's status (state.js)
+installStatePages(pages, {
+  h, api, message, live, route: () => route(),
+  onScan: (fn, root) => { scanHandler = { fn, root }; wedge.enabled = true; },
+});
 
 pages.devices = async (root) => {
   const d = await api("/api/backoffice/devices");
@@ -459,7 +445,13 @@ pages.audit = async (root, params) => {
 
 // ------------------------------------------------------------------------------------------ shell
 
-const TECHNICIAN_TABS = new Set(["counts"]);
+const TECHNICIAN_TABS = new Set(["counts", "receiving"]);
+
+// A keyboard-wedge scanner types anywhere on the page. Only a page that asks for scans (receiving) gets
+// them; elsewhere the wedge is off, so a scanner types into the focused field as before (counts).
+let scanHandler = null;
+const wedge = new WedgeScanner((data) => { if (scanHandler?.root.isConnected) scanHandler.fn(data); });
+wedge.enabled = false;
 
 function allowedTab(tab) {
   const rank = RANK[live.staff?.role] || 0;
@@ -482,6 +474,8 @@ async function route() {
     if (b.dataset.tab === tab) b.setAttribute("aria-current", "page");
   }
   const mine = ++routing;
+  scanHandler = null;
+  wedge.enabled = false;
   const root = h("div", { "data-page": tab });
   try {
     await pages[tab](root, new URLSearchParams(query || ""));
