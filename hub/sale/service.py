@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -575,15 +576,25 @@ async def _add_package(
     product = inv.product(req.hub.store, pkg.product_id) if pkg else None
     if product is not None and product.sold_by == "weight" and weight is None:
         weight = _weight_for(ctx, req)
+    now = datetime.now(UTC)
+    return await _change_cart(
+        req,
+        sale,
+        kind,
+        lambda cart: carts.add_package(
+            cart, pkg, product, ctx.today(), quantity=quantity, weight=weight, now=now
+        ),
+    )
+
+
+async def _change_cart(
+    req: Request, sale: RegisterSale, kind: str, transition: Callable[[Cart], carts.Change | Refusal]
+) -> dict[str, Any]:
+    """Apply one cart transition of the core; refuse it whole if it breaks a limit; save and publish."""
+    ctx = ctx_of(req.hub)
     before = sale.cart
-    cart = _cart(sale, req.register_id)
     try:
-        change = _apply(
-            sale,
-            carts.add_package(
-                cart, pkg, product, ctx.today(), quantity=quantity, weight=weight, now=datetime.now(UTC)
-            ),
-        )
+        change = _apply(sale, transition(_cart(sale, req.register_id)))
     except Refused:
         sale.cart = before
         _actor(req).publish()
@@ -607,21 +618,15 @@ async def _add_product(
     _need_customer(sale)
     packages = inv.packages_of(req.hub.store, product.id)
     weight = _weight_for(ctx, req) if product.sold_by == "weight" else None
-    before = sale.cart
-    cart = _cart(sale, req.register_id)
-    try:
-        change = _apply(
-            sale,
-            carts.add_by_barcode(
-                cart, product, packages, ctx.today(), quantity=quantity, weight=weight, now=datetime.now(UTC)
-            ),
-        )
-    except Refused:
-        sale.cart = before
-        _actor(req).publish()
-        raise
-    _limit_guard_publish(req, ctx, sale, before)
-    return await _save(req, sale, reply={"kind": kind, "line": change.line_id, "message": change.message})
+    now = datetime.now(UTC)
+    return await _change_cart(
+        req,
+        sale,
+        kind,
+        lambda cart: carts.add_by_barcode(
+            cart, product, packages, ctx.today(), quantity=quantity, weight=weight, now=now
+        ),
+    )
 
 
 @handles(p.AddPackage)
