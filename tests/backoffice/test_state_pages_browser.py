@@ -20,7 +20,12 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from sandbox import demo as sbx
-from tests.backoffice.test_backoffice_browser import office_login, office_page, pw  # noqa: F401
+from tests.backoffice.test_backoffice_browser import (  # noqa: F401
+    office_login,
+    office_page,
+    pw,
+    register_day,
+)
 from tests.e2e.conftest import HubProcess, Shots
 
 
@@ -219,3 +224,50 @@ def test_manager_reconciles_and_adjusts_a_planted_discrepancy(
     shot("state-status")
     page.click('#tabs [data-tab="deadletter"]')
     expect(page.locator("#dead-letters-none")).to_be_visible()
+
+
+def test_manager_retries_a_dead_letter_after_the_fix(
+    sandbox_hub: SandboxHub,
+    office_page: Page,  # noqa: F811
+    output_dir: Path,
+) -> None:
+    page = office_page
+    shot = Shots(page, output_dir)
+    seeded = {label for label, *_ in sbx.METRC_PACKAGES}
+    # the state thinks every Blue Dream 3.5g package of the store is finished: the sale's receipt is refused
+    blue = [
+        p
+        for p in sandbox_hub.sandbox("GET", "/_sandbox/state")["packages"]
+        if p["license"] == sbx.METRC_LICENSE
+        and p["item_name"] == "Blue Dream 3.5g"
+        and p["label"] not in seeded
+    ]
+    assert blue
+    sandbox_hub.sandbox("POST", "/_sandbox/packages", [{**p, "finished": True} for p in blue])
+    register_day(sandbox_hub)  # R1 sells one FLW-001 (Blue Dream 3.5g) for cash
+
+    office_login(page, sandbox_hub, "maria", "3333")
+    expect(page.locator("#screen-office")).to_be_visible()
+    page.click('#tabs [data-tab="state"]')  # the status page refreshes itself every few seconds
+    expect(page.locator('#state-status tr[data-key="dead"] td')).to_have_text("1", timeout=15_000)
+    shot("status-one-dead")
+    page.get_by_role("link", name=re.compile("dead letter")).click()
+    entry = page.locator("#dead-letters tbody tr")
+    expect(entry).to_have_count(1)
+    expect(entry.locator(".state-message")).not_to_have_text("—")
+    shot("dead-letter")
+
+    # the fix: the packages are active at the state after all; then retry
+    sandbox_hub.sandbox("POST", "/_sandbox/packages", [{**p, "finished": False} for p in blue])
+    entry.locator("button.retry").click()
+    expect(page.locator("#message")).to_contain_text("will be sent again")
+    deadline = time.monotonic() + 10
+    receipts: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and not receipts:
+        receipts = sandbox_hub.sandbox("GET", "/_sandbox/state")["receipts"]
+        time.sleep(0.2)
+    assert len(receipts) == 1
+    assert {ln["package_label"] for ln in receipts[0]["lines"]} <= {p["label"] for p in blue}
+    page.click('#tabs [data-tab="deadletter"]')
+    expect(page.locator("#dead-letters-none")).to_be_visible()
+    shot("after-retry")

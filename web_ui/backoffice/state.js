@@ -71,7 +71,7 @@ export function installStatePages(pages, ui) {
 
   async function receivingManifest(root, number) {
     const m = await api(`/api/state/manifests/${encodeURIComponent(number)}`);
-    root.append(h("p", {}, h("a", { href: "#receiving" }, "← All manifests")),
+    root.append(h("p", { class: "noprint" }, h("a", { href: "#receiving" }, "← All manifests")),
       h("h1", {}, `Manifest ${m.manifest}`),
       h("p", { class: "muted" }, `From ${m.shipper_name} (${m.shipper_license}) · ${m.lines.length} packages`));
     if (m.report) {
@@ -85,8 +85,8 @@ export function installStatePages(pages, ui) {
     for (const line of m.lines) {
       const status = h("select", { name: "status" }, [["pending", "not scanned"], ["received", "received"], ["short", "short"], ["missing", "missing"], ["damaged", "damaged"]]
         .map(([v, t]) => h("option", { value: v }, t)));
-      const amount = h("input", { name: "qty", type: "number", min: "0", step: "any", size: 7, disabled: true, "aria-label": `Quantity received of ${line.label}` });
-      const reason = h("input", { name: "reason", size: 22, maxlength: 200, disabled: true, placeholder: "Reason", "aria-label": `Reason for ${line.label}` });
+      const amount = h("input", { name: "qty", type: "number", min: "0", step: "any", disabled: true, "aria-label": `Quantity received of ${line.label}` });
+      const reason = h("input", { name: "reason", size: 18, maxlength: 200, disabled: true, placeholder: "Reason", "aria-label": `Reason for ${line.label}` });
       const choices = products.get(line.label) || [];
       const product = h("select", { name: "product", "aria-label": `Product for ${line.label}` },
         h("option", { value: "" }, choices.length ? "— choose the product —" : "— no product matches: add it to the catalogue —"),
@@ -95,7 +95,7 @@ export function installStatePages(pages, ui) {
       const tr = h("tr", { "data-label": line.label, "data-status": "pending" },
         h("td", {}, tag), h("td", {}, line.item_name, h("div", { class: "muted" }, line.category)),
         h("td", { class: "n" }, qty(line.shipped, line.unit)), h("td", {}, product), h("td", {}, status),
-        h("td", {}, amount, " ", h("span", { class: "muted" }, UNIT_SHORT[line.unit] ?? line.unit)), h("td", {}, reason));
+        h("td", { class: "nowrap" }, amount, " ", h("span", { class: "muted" }, UNIT_SHORT[line.unit] ?? line.unit)), h("td", {}, reason));
       const row = { line, tr, status, amount, reason, product };
       rows.set(line.label, row);
       const sync = () => {
@@ -218,11 +218,26 @@ export function installStatePages(pages, ui) {
         r.discrepancies ? `Discrepancies: ${r.discrepancies}` : "No discrepancies: everything shipped arrived."),
       m.state_agrees === null ? h("p", { class: "warn" }, "Not yet received at the state system.")
         : h("p", { class: m.state_agrees ? "ok" : "bad" }, m.state_agrees ? "The state system's records agree." : "The state system's figures differ from this report: check them."),
-      r.state_steps.length ? h("div", { id: "state-steps" }, h("h3", {}, "What to do in the state system"),
-        h("ol", {}, r.state_steps.filter((s) => s.trim()).map((s) => h("li", { class: s.startsWith(" ") ? "sub" : "" }, s.trim())))) : null,
+      r.state_steps.length ? h("div", { id: "state-steps" }, h("h3", {}, "What to do in the state system"), stepList(r.state_steps)) : null,
       h("div", { class: "row" },
         h("button", { class: "btn primary", type: "button", id: "report-print", onclick: () => window.print() }, "Print report"),
         h("a", { class: "btn", href: `/api/state/manifests/${encodeURIComponent(m.manifest)}/report?token=${token}`, target: "_blank", id: "report-text" }, "Plain-text report")));
+  }
+
+  function stepList(steps) {
+    // the API indents the per-package steps under the step they belong to
+    const ol = h("ol");
+    let last = null;
+    for (const step of steps.filter((x) => x.trim())) {
+      if (step.startsWith(" ") && last) {
+        let sub = last.querySelector("ul");
+        if (!sub) last.append(sub = h("ul"));
+        sub.append(h("li", {}, step.trim()));
+      } else {
+        ol.append(last = h("li", {}, step.trim()));
+      }
+    }
+    return ol;
   }
 
   // ------------------------------------------------------------------------------------- reconciliation
@@ -381,7 +396,7 @@ export function installStatePages(pages, ui) {
       h("h2", {}, "While the state system is down"),
       h("table", {}, h("tbody", {}, Object.entries(s.reporting.sell_while_down || {}).map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", {}, v))))),
       h("p", { class: "muted" }, `Source: ${s.reporting.source}`),
-      s.dead_letters ? h("p", {}, h("a", { href: "#deadletter" }, `${s.dead_letters} dead letter(s) need a person →`)) : null);
+      s.dead_letters ? h("p", {}, h("a", { href: "#deadletter" }, `${s.dead_letters} dead letter(s) need a person →`)) : "");
     // the status moves on its own: refresh while the page is shown
     setTimeout(() => { if (location.hash.startsWith("#state") && root.isConnected) route(); }, 5000);
   };
