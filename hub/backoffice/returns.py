@@ -25,16 +25,15 @@ from hub.backoffice.records import (
 )
 from hub.commands import Request, handles
 from hub.domain.catalog import Refusal
-from hub.domain.drawer import DrawerEvent, DrawerSession
-from hub.domain.drawer import record as drawer_record
+from hub.domain.drawer import DrawerEvent
 from hub.domain.outbox import OutboxEntry
 from hub.domain.receipt import Receipt, ReturnRecord, SaleRecord, return_lines
 from hub.domain.state_payloads import StateReturn, StateReturnLine, StateSale, StateSaleLine
 from hub.domain.tender import Tender
-from hub.errors import BadRequest, Conflict, NotFound
+from hub.errors import BadRequest, NotFound
 from hub.sale import protocol as p
-from hub.sale.service import Refused, add_outbox, approve, open_drawer_id, refuse
-from hub.store.env import decode, encode, put, tget
+from hub.sale.service import Refused, add_outbox, approve, open_drawer_id, record_drawer_event, refuse
+from hub.store.env import decode, encode, put
 from hub.store.keys import text, u64
 
 
@@ -152,11 +151,10 @@ async def return_items(req: Request, msg: p.ReturnItems) -> Any:
                 at=now,
             )
             put(txn, store, "kv", RETURNED_STOCK_PREFIX + u64(number) + text(ln.package_tag), stock)
-        session = tget(txn, store, "drawers", text(drawer_id), DrawerSession)
-        if session is None:
-            raise Conflict("The open drawer's record is missing.")
-        updated = drawer_record(
-            session,
+        record_drawer_event(
+            txn,
+            store,
+            drawer_id,
             DrawerEvent(
                 kind="cash_refund",
                 amount_cents=refund,
@@ -168,9 +166,6 @@ async def return_items(req: Request, msg: p.ReturnItems) -> Any:
                 receipt_number=receipt.receipt_number,
             ),
         )
-        if isinstance(updated, Refusal):
-            raise refuse(updated)
-        put(txn, store, "drawers", text(drawer_id), updated)
         key = f"{licence}-{receipt.receipt_number}"
         state_return = StateReturn(
             sale=_original_state_sale(txn, store, key, receipt, tz),

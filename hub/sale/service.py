@@ -826,6 +826,20 @@ async def approve(
 
 
 # ---------------------------------------------------------------------------------------------- drawers
+def record_drawer_event(
+    txn: lmdb.Transaction, store: Any, session_id: str, event: DrawerEvent
+) -> DrawerSession:
+    """Record a cash movement on a drawer session inside the caller's transaction (the core decides)."""
+    session = tget(txn, store, "drawers", text(session_id), DrawerSession)
+    if session is None:
+        raise Conflict(f"The drawer session {session_id} has no record.")
+    updated = drawer_record(session, event)
+    if isinstance(updated, Refusal):
+        raise refuse(updated)
+    put(txn, store, "drawers", text(session_id), updated)
+    return updated
+
+
 def open_drawer_id(txn: lmdb.Transaction, store: Any, register_id: str) -> str:
     raw = txn.get(b"open_drawer:" + text(register_id), db=store.db("kv"))
     return bytes(raw).decode() if raw is not None else ""
@@ -1042,10 +1056,11 @@ def commit_sale(
     )
     # 8. the drawer
     if drawer_id and (cash or settlement.change_cents):
-        session = tget(txn, store, "drawers", text(drawer_id), DrawerSession)
-        if session is not None and settlement.drawer_delta_cents > 0:
-            updated = drawer_record(
-                session,
+        if settlement.drawer_delta_cents > 0:
+            record_drawer_event(
+                txn,
+                store,
+                drawer_id,
                 DrawerEvent(
                     kind="cash_sale",
                     amount_cents=settlement.drawer_delta_cents,
@@ -1054,9 +1069,6 @@ def commit_sale(
                     receipt_number=number,
                 ),
             )
-            if isinstance(updated, Refusal):
-                raise refuse(updated)
-            put(txn, store, "drawers", text(drawer_id), updated)
     # 9. loyalty: only for customers the store keeps a record of (they consented)
     known = tget(txn, store, "customers", text(customer.customer_id), Customer)
     if known is not None and (priced.loyalty_points_redeemed or priced.loyalty_points_earned):
@@ -1241,24 +1253,21 @@ async def void_sale(req: Request, msg: p.VoidSale) -> Any:
         put(txn, store, "sales", u64(r.receipt_number), msgspec.structs.replace(rec, voided=True))
         put(txn, store, "kv", b"void:" + u64(r.receipt_number), void)
         if cash > 0 and void.drawer_session_id:
-            session = tget(txn, store, "drawers", text(void.drawer_session_id), DrawerSession)
-            if session is not None:
-                updated = drawer_record(
-                    session,
-                    DrawerEvent(
-                        kind="cash_refund",
-                        amount_cents=cash,
-                        at=now,
-                        by=req.staff_id,
-                        reason=f"void: {override.reason}",
-                        manager_id=override.manager_id,
-                        override_ref=override.reference,
-                        receipt_number=r.receipt_number,
-                    ),
-                )
-                if isinstance(updated, Refusal):
-                    raise refuse(updated)
-                put(txn, store, "drawers", text(void.drawer_session_id), updated)
+            record_drawer_event(
+                txn,
+                store,
+                void.drawer_session_id,
+                DrawerEvent(
+                    kind="cash_refund",
+                    amount_cents=cash,
+                    at=now,
+                    by=req.staff_id,
+                    reason=f"void: {override.reason}",
+                    manager_id=override.manager_id,
+                    override_ref=override.reference,
+                    receipt_number=r.receipt_number,
+                ),
+            )
         ext = f"{hub.config.store.licence}-{r.receipt_number}"
         sv = StateVoid(
             external_receipt_number=ext,
