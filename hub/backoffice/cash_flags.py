@@ -66,6 +66,26 @@ def events_since(store: Store, since: datetime, zone: ZoneInfo) -> list[CashEven
     return [e for s in sales_since(store, since, zone) if (e := cash_event(s)) is not None]
 
 
+def customer_cash_events(store: Store, customer_id: str, since: datetime) -> list[CashEvent]:
+    """One customer's cash since ``since``, through their purchase ledger (customer, time, receipt): the
+    cost follows this customer's visits, not the store's day."""
+    from hub.sale.inventory import LedgerEntry, ledger_key
+
+    prefix = text(customer_id) + b"\x00"
+    out: list[CashEvent] = []
+    with store.read() as txn, txn.cursor(db=store.db("ledger")) as cur:
+        sales = store.db("sales")
+        if cur.set_range(ledger_key(customer_id, since, 0)):
+            for k, v in cur:
+                if not bytes(k).startswith(prefix):
+                    break
+                entry = decode(v, LedgerEntry)
+                raw = txn.get(u64(entry.receipt_number), db=sales)
+                if raw is not None and (e := cash_event(decode(raw, SaleRecord))) is not None:
+                    out.append(e)
+    return out
+
+
 def stored_flags(store: Store) -> dict[str, StoredFlag]:
     with store.read() as txn:
         return {bytes(k).decode(): decode(v, StoredFlag) for k, v in txn.cursor(db=store.db("cash_flags"))}
@@ -129,8 +149,8 @@ class CashWatch:
         window = max(POLICY.related_window, POLICY.structuring_window)
         history = [
             e
-            for e in events_since(store, new.at - window, hub.config.zone)
-            if e.customer_id == new.customer_id and e.receipt_number != receipt_number
+            for e in customer_cash_events(store, new.customer_id, new.at - window)
+            if e.receipt_number != receipt_number
         ]
         flags = flags_for_sale(history, new, POLICY)
         if not flags:

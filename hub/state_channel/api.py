@@ -106,9 +106,12 @@ async def outbox(hub: Hub, req: HttpRequest) -> HttpResponse:
 # ---- manifests and receiving ----
 
 
+# receiving a delivery is a technician's job (issue 5); adjusting the state's records is a manager's
+
+
 @route("GET", "/api/state/manifests")
 async def manifests(hub: Hub, req: HttpRequest) -> HttpResponse:
-    require_staff(hub, req, "manager")
+    require_staff(hub, req, "technician")
     ch = channel_of(hub)
     if "refresh=0" not in req.query and ch.reader is not None:
         await pulls.pull_manifests(hub, ch)
@@ -117,7 +120,7 @@ async def manifests(hub: Hub, req: HttpRequest) -> HttpResponse:
 
 @route("GET", "/api/state/manifests/*")
 async def manifest_report(hub: Hub, req: HttpRequest) -> HttpResponse:
-    require_staff(hub, req, "manager")
+    require_staff(hub, req, "technician")
     parts = _tail(req, "/api/state/manifests/")
     m = pulls.manifest(hub.store, parts[0]) if parts else None
     if m is None:
@@ -129,7 +132,7 @@ async def manifest_report(hub: Hub, req: HttpRequest) -> HttpResponse:
 
 @route("POST", "/api/state/manifests/*")
 async def manifest_receive(hub: Hub, req: HttpRequest) -> HttpResponse:
-    session = require_staff(hub, req, "manager")
+    session = require_staff(hub, req, "technician")
     parts = _tail(req, "/api/state/manifests/")
     if len(parts) != 2 or parts[1] != "receive":
         raise NotFound("Use POST /api/state/manifests/{manifest}/receive.")
@@ -146,6 +149,18 @@ async def manifest_receive(hub: Hub, req: HttpRequest) -> HttpResponse:
 
 
 # ---- reconciliation ----
+
+
+@route("GET", "/api/state/adjust-reasons")
+async def adjust_reasons(hub: Hub, req: HttpRequest) -> HttpResponse:
+    """The state's own list of adjustment reasons (Metrc), for the manager's reason picker."""
+    require_staff(hub, req, "manager")
+    ch = channel_of(hub)
+    reader = ch.reader
+    if reader is None or not hasattr(reader, "adjust_reasons"):
+        return HttpResponse.json([])
+    reasons = await reader.adjust_reasons()
+    return HttpResponse.json([{"name": r.name, "requires_note": bool(r.requires_note)} for r in reasons])
 
 
 @route("POST", "/api/state/reconciliations")

@@ -49,11 +49,21 @@ def cash_sale(hub: Hub, number: int, customer: str, cash_cents: int, at: datetim
 
 
 async def store_sales(hub: Hub, sales: list[SaleRecord]) -> None:
+    """Write sales as the sale commit does: the record, the day index and the customer's ledger."""
+    from hub.sale.inventory import LedgerEntry, ledger_key
+    from hub.store.env import encode
+
     def fn(txn: lmdb.Transaction) -> None:
         for s in sales:
             put(txn, hub.store, "sales", u64(s.receipt_number), s)
             day = s.receipt.sold_at.astimezone(hub.config.zone).date().isoformat().encode()
             txn.put(joined(day, u64(s.receipt_number)), b"", db=hub.store.db("sales_by_day"))
+            entry = LedgerEntry(receipt_number=s.receipt_number, at=s.receipt.sold_at, items=[])
+            txn.put(
+                ledger_key(s.customer_id, s.receipt.sold_at, s.receipt_number),
+                encode(entry),
+                db=hub.store.db("ledger"),
+            )
 
     await hub.writer.write(fn)
 

@@ -86,16 +86,7 @@ def wedge(page: Page, data: str) -> None:
 @pytest.mark.parametrize(
     ("staff", "pin"),
     [
-        pytest.param(
-            "tom",
-            "2222",
-            marks=pytest.mark.xfail(
-                reason="hub/state_channel/api.py: GET /api/state/manifests[/{n}] and POST …/receive "
-                "require a manager; issue 5 says a technician receives",
-                strict=True,
-            ),
-            id="technician",
-        ),
+        pytest.param("tom", "2222", id="technician"),
         pytest.param("maria", "3333", id="manager"),
     ],
 )
