@@ -16,6 +16,7 @@ from typing import Literal
 
 import lmdb
 import msgspec
+import trio
 
 from hub import audit
 from hub.errors import BadRequest, Forbidden, LockedOut, NotAuthenticated
@@ -225,6 +226,22 @@ def check_pin(member: StaffMember | None, pin: str) -> bool:
         hash_pin(pin, b"\x00" * 16)
         return False
     return hmac.compare_digest(hash_pin(pin, member.pin_salt), member.pin_hash)
+
+
+# One scrypt at a time, on one dedicated thread: each scrypt allocates 16 MiB, and glibc keeps that memory
+# in a per-thread arena, so spreading PIN checks over trio's 40-thread pool grows the hub by hundreds of MB
+# (bench/RESULTS.md). A PIN check takes tens of ms; a queue of them at shift change is fine.
+_pin_limiter: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("storehub_pin_limiter")
+
+
+async def verify_pin(member: StaffMember | None, pin: str) -> bool:
+    """check_pin off the trio thread, never more than one at a time (per trio run)."""
+    try:
+        limiter = _pin_limiter.get()
+    except LookupError:
+        limiter = trio.CapacityLimiter(1)
+        _pin_limiter.set(limiter)
+    return await trio.to_thread.run_sync(check_pin, member, pin, limiter=limiter)
 
 
 def raise_for(outcome: LoginOutcome) -> None:

@@ -14,7 +14,6 @@ from typing import Any
 
 import lmdb
 import msgspec
-import trio
 
 from hub import audit, auth
 from hub.backoffice import protocol as bp
@@ -87,7 +86,7 @@ async def office_open_drawer(req: Request, msg: bp.OfficeOpenDrawer) -> Any:
     hub = req.hub
     reg = target_register(req, msg.register_id)
     member = hub.store.get("staff", text(msg.witness), auth.StaffMember)
-    if not await trio.to_thread.run_sync(auth.check_pin, member, msg.witness_pin) or member is None:
+    if not await auth.verify_pin(member, msg.witness_pin) or member is None:
         raise Forbidden("The witness ID or PIN is not right.", code="approval_refused")
     now = datetime.now(UTC)
     session_id = f"D-{reg}-{now:%Y%m%d%H%M%S}-{secrets.token_hex(2)}"
@@ -281,7 +280,7 @@ async def hand_over_drawer(req: Request, msg: bp.HandOverDrawer) -> Any:
     hub = req.hub
     reg = target_register(req, msg.register_id)
     member = hub.store.get("staff", text(msg.incoming), auth.StaffMember)
-    if not await trio.to_thread.run_sync(auth.check_pin, member, msg.incoming_pin) or member is None:
+    if not await auth.verify_pin(member, msg.incoming_pin) or member is None:
         raise Forbidden("The incoming person's ID or PIN is not right.", code="approval_refused")
     now = datetime.now(UTC)
     new_id = f"D-{reg}-{now:%Y%m%d%H%M%S}-{secrets.token_hex(2)}"

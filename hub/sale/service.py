@@ -796,7 +796,7 @@ async def approve(
     """Check a manager's ID and PIN at the register; audit the override; return its reference."""
     hub = req.hub
     member = hub.store.get("staff", text(a.manager), auth.StaffMember)
-    ok = await trio.to_thread.run_sync(auth.check_pin, member, a.pin)
+    ok = await auth.verify_pin(member, a.pin)
     now = datetime.now(UTC)
     if not ok or member is None or auth.ROLE_RANK[member.role] < auth.ROLE_RANK["manager"]:
         await hub.writer.write(
@@ -851,7 +851,7 @@ async def open_drawer(req: Request, msg: p.OpenDrawer) -> Any:
     if msg.witness is None or msg.witness_pin is None:
         raise BadRequest("Opening a drawer needs a witness who enters their PIN.", field="witness")
     member = hub.store.get("staff", text(msg.witness), auth.StaffMember)
-    if not await trio.to_thread.run_sync(auth.check_pin, member, msg.witness_pin) or member is None:
+    if not await auth.verify_pin(member, msg.witness_pin) or member is None:
         raise Forbidden("The witness ID or PIN is not right.", code="approval_refused")
     roles = {req.role, member.role}
     if not any(auth.ROLE_RANK.get(r, 0) >= auth.ROLE_RANK["manager"] for r in roles):
