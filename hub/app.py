@@ -99,7 +99,9 @@ class Hub:
             try:
                 self.writer = StoreWriter(self.store, max_batch=cfg.storage.max_batch, metrics=self.metrics)
                 self.supervisor = sup = Supervisor(nursery, metrics=self.metrics)
-                await sup.start(ChildSpec(name="store-writer", run=self.writer.run, max_restarts=3))
+                await sup.start(
+                    ChildSpec(name="store-writer", run=self.writer.run, max_restarts=3, critical=True)
+                )
                 if self._setup is not None:
                     result = self._setup(self)
                     if hasattr(result, "__await__"):

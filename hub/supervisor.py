@@ -40,6 +40,9 @@ class ChildSpec(msgspec.Struct, kw_only=True):
     window: float = 10.0
     backoff: float = 0.05
     max_backoff: float = 5.0
+    # a critical child (the store writer) takes the hub down when it gives up; any other child is parked:
+    # reported down (healthz 503, actor_up 0, alert) and tried again later, while the rest of the store sells
+    critical: bool = False
 
 
 class ChildState(msgspec.Struct, kw_only=True):
@@ -47,6 +50,7 @@ class ChildState(msgspec.Struct, kw_only=True):
     running: bool = False
     restarts: int = 0
     last_error: str = ""
+    parked: bool = False
 
 
 async def supervise(
@@ -54,9 +58,14 @@ async def supervise(
     *,
     metrics: Any = None,
     on_state: Callable[[ChildState], None] | None = None,
+    park_seconds: float | None = None,
     task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run ``spec.run`` under supervision. The first start is explicit: its failure raises to the caller."""
+    """Run ``spec.run`` under supervision. The first start is explicit: its failure raises to the caller.
+
+    Past the restart intensity the failure escalates to the parent (raises ``Escalation``), unless
+    ``park_seconds`` is given: then the child stays down that long and is tried again (the parent's choice
+    for children the store can run without for a while)."""
     from hub.logs import bind
 
     bind(actor=spec.name)
@@ -99,7 +108,20 @@ async def supervise(
                 "actor %s crashed (%s); failure %d in window", spec.name, state.last_error, len(failures)
             )
             if len(failures) > spec.max_restarts:
-                raise Escalation(spec.name, len(failures), spec.window) from exc
+                if park_seconds is None:
+                    raise Escalation(spec.name, len(failures), spec.window) from exc
+                log.critical(
+                    "actor %s gave up after %d failures; parked for %g s",
+                    spec.name,
+                    len(failures),
+                    park_seconds,
+                )
+                state.parked = True
+                report(False)
+                await trio.sleep(park_seconds)
+                failures.clear()
+                state.parked = False
+                continue
             await trio.sleep(min(spec.backoff * 2 ** (len(failures) - 1), spec.max_backoff))
 
 
@@ -112,18 +134,20 @@ def _describe(exc: BaseException) -> str:
 class Supervisor:
     """A group of supervised children sharing one nursery; one child's crash never touches its siblings."""
 
-    def __init__(self, nursery: trio.Nursery, *, metrics: Any = None) -> None:
+    def __init__(self, nursery: trio.Nursery, *, metrics: Any = None, park_seconds: float = 60.0) -> None:
         self._nursery = nursery
         self._metrics = metrics
+        self.park_seconds = park_seconds
         self.children: dict[str, ChildState] = {}
 
     async def start(self, spec: ChildSpec) -> Any:
         def on_state(s: ChildState) -> None:
             self.children[s.name] = s
 
+        park = None if spec.critical else self.park_seconds
         return await self._nursery.start(
             lambda task_status: supervise(
-                spec, metrics=self._metrics, on_state=on_state, task_status=task_status
+                spec, metrics=self._metrics, on_state=on_state, park_seconds=park, task_status=task_status
             )
         )
 

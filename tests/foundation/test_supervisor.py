@@ -148,3 +148,32 @@ async def test_poison_message_quarantined_after_two_crashes_and_siblings_unaffec
     assert handled == ["before", "after"]
     assert len(box.quarantined) == 1 and "KeyError" in box.quarantined[0].error
     assert metrics.quarantined.labels("register:R1")._value.get() == 1
+
+
+async def test_non_critical_child_is_parked_not_escalated(autojump_clock: trio.testing.MockClock) -> None:
+    runs: list[float] = []
+    sibling_alive = 0
+
+    async def hopeless(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        runs.append(trio.current_time())
+        task_status.started()
+        raise ValueError("bad record")
+
+    async def sibling(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        nonlocal sibling_alive
+        task_status.started()
+        while True:
+            sibling_alive += 1
+            await trio.sleep(1)
+
+    async with trio.open_nursery() as n:
+        sup = Supervisor(n, park_seconds=60)
+        await sup.start(ChildSpec(name="cash-flags", run=hopeless, max_restarts=2, window=10, backoff=0.1))
+        await sup.start(ChildSpec(name="register:R1", run=sibling))
+        await trio.sleep(30)
+        assert len(runs) == 3 and sup.children["cash-flags"].parked  # gave up: parked, nothing escalated
+        assert not sup.all_running()  # healthz shows it
+        await trio.sleep(60)
+        assert len(runs) > 3  # tried again after the park
+        assert sibling_alive >= 89
+        n.cancel_scope.cancel()
