@@ -181,7 +181,10 @@ async def connect(
             finally:
                 with trio.move_on_after(2) as scope:
                     scope.shield = True
-                    await ws.aclose()
+                    try:
+                        await ws.aclose()
+                    except Exception:  # e.g. a ping answered while closing (wsproto LOCAL_CLOSING)
+                        pass
                 nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
