@@ -103,7 +103,7 @@ class RegisterActor:
         return state
 
     def publish(self) -> None:
-        self.hub.publish(self.topic, self.snapshot())
+        self.hub.publish(self.topic, self.snapshot)  # built lazily, when a connection sends it
 
 
 def _what(msg: Any) -> str:

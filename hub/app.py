@@ -54,9 +54,32 @@ def prune_replies(txn: Any, store: Store, cutoff: datetime, limit: int = 50_000)
 
 @dataclass
 class Topic:
+    """A pushed state. Publishing only bumps the version; the state is built (and encoded, once for
+    every subscriber) when a connection sends it, so ten changes in a burst cost one build."""
+
+    name: str = ""
     version: int = 0
     state: Any = None
+    compute: Callable[[], Any] | None = None
     subscribers: set[Connection] = field(default_factory=set)
+    _built: int = -1
+    _text: str = ""
+    _text_version: int = -1
+
+    def current(self) -> Any:
+        if self.compute is not None and self._built != self.version:
+            self.state = self.compute()
+            self._built = self.version
+        return self.state
+
+    def encoded(self) -> str:
+        if self._text_version != self.version:
+            from hub.protocol import Snapshot, encode
+
+            state = self.current()
+            self._text = encode(Snapshot(topic=self.name, version=self.version, state=state))
+            self._text_version = self.version
+        return self._text
 
 
 class Hub:
@@ -69,6 +92,8 @@ class Hub:
         self.sessions: dict[bytes, StaffSession] = {}
         # (register, message id) being applied now: a retry of the same id waits for it, then reads the reply
         self.in_flight: dict[tuple[str | None, str], trio.Event] = {}
+        # replies of write-behind commands whose commit has not landed yet (see Request.commit_behind)
+        self.pending_replies: dict[bytes, bytes] = {}
         self.topics: dict[str, Topic] = {}
         self.snapshot_providers: list[Callable[[RegisterActor], dict[str, Any]]] = []
         self.quarantine: list[QuarantinedMessage] = []
@@ -125,6 +150,9 @@ class Hub:
                 )
                 task_status.started(self)
                 await self._shutdown.wait()
+                # clean stop: what was acknowledged behind the disk (cart edits) is committed first
+                if not await self.writer.flush():
+                    log.warning("store writer did not drain in time; queued cart edits may be lost")
                 nursery.cancel_scope.cancel()
             finally:
                 self.ready = False
@@ -165,15 +193,29 @@ class Hub:
 
     # ---- snapshots ----
     def publish(self, topic: str, state: Any) -> None:
-        t = self.topics.setdefault(topic, Topic())
+        """Push a topic's new state: a value, or a callable that builds it when it is sent."""
+        t = self._topic(topic)
         t.version += 1
-        t.state = state
+        if callable(state):
+            t.compute = state
+        else:
+            t.compute, t.state = None, state
         for conn in list(t.subscribers):
             conn.push_snapshot(topic)
 
+    def _topic(self, name: str) -> Topic:
+        t = self.topics.get(name)
+        if t is None:
+            t = self.topics[name] = Topic(name=name)
+        return t
+
     def subscribe(self, conn: Connection, topic: str) -> None:
-        self.topics.setdefault(topic, Topic()).subscribers.add(conn)
+        self._topic(topic).subscribers.add(conn)
         conn.push_snapshot(topic)
+
+    def state_of(self, topic: str) -> Any:
+        t = self.topics.get(topic)
+        return None if t is None else t.current()
 
     def unsubscribe(self, conn: Connection) -> None:
         for t in self.topics.values():

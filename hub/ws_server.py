@@ -32,7 +32,6 @@ from hub.protocol import (
     Pair,
     Ping,
     ProtocolError,
-    Snapshot,
     Welcome,
     decode_command,
     encode,
@@ -50,6 +49,18 @@ IN_FLIGHT_PER_CONNECTION = 16
 
 class SlowConsumer(Exception):
     pass
+
+
+def _is_snapshot(item: Any) -> bool:
+    return isinstance(item, tuple) and item[0] == "snap"
+
+
+def _frame_text(item: Any) -> str:
+    if isinstance(item, bytes):
+        return item.decode()
+    if isinstance(item, str):
+        return item
+    return encode(item)
 
 
 def ssl_context(hub: Hub) -> ssl.SSLContext | None:
@@ -158,21 +169,31 @@ class Connection:
             pass
 
     async def _sender(self) -> None:
+        """Replies go out before snapshots: the register hears "done" first, then gets the new state (a
+        snapshot is built when it is sent, so a burst of changes costs one build)."""
         async for item in self._out_recv:
-            if isinstance(item, tuple) and item[0] == "snap":
-                topic = item[1]
+            batch = [item]
+            if _is_snapshot(item):
+                # the reply of the command that published this is usually one scheduling round behind
+                await trio.lowlevel.checkpoint()
+                await trio.lowlevel.checkpoint()
+            while True:
+                try:
+                    batch.append(self._out_recv.receive_nowait())
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+            topics: list[str] = []
+            for it in batch:
+                if _is_snapshot(it):
+                    if it[1] not in topics:
+                        topics.append(it[1])
+                else:
+                    await self.ws.send_message(_frame_text(it))
+            for topic in topics:
                 self._snap_pending.discard(topic)
                 t = self.hub.topics.get(topic)
-                if t is None:
-                    continue
-                text = encode(Snapshot(topic=topic, version=t.version, state=t.state))
-            elif isinstance(item, bytes):
-                text = item.decode()
-            elif isinstance(item, str):
-                text = item
-            else:
-                text = encode(item)
-            await self.ws.send_message(text)
+                if t is not None:
+                    await self.ws.send_message(t.encoded())
 
     async def _heartbeat(self) -> None:
         interval = self.hub.config.server.heartbeat_seconds

@@ -132,6 +132,9 @@ class SaleContext:
         self.id_key = id_key
         self.index = CatalogIndex()
         self.scales: dict[str, ScaleState] = {}
+        # bumped by every sale and void: a customer's purchase history may have changed
+        self.ledger_generation = 0
+        self.limits_cache: dict[str, tuple[Any, LimitDecision]] = {}
         self.terminals: dict[str, Any] = {}  # device id -> payment-terminal handle (see actors)
         self.printers: dict[str, Any] = {}
         self.store_identity = StoreIdentity(
@@ -166,15 +169,15 @@ def _actor(req: Request) -> RegisterActor:
 
 
 async def _save(req: Request, sale: RegisterSale, *, reply: Any = None) -> Any:
-    """Persist the register's sale state (and store this command's reply with it)."""
+    """Persist the register's sale state with this command's reply, behind the answer (a cart being
+    built; the sale itself is committed before it is acknowledged)."""
     store = req.hub.store
     blob = encode(sale)
 
-    def fn(txn: lmdb.Transaction) -> Any:
+    def fn(txn: lmdb.Transaction) -> None:
         txn.put(text(sale.register_id), blob, db=store.db("carts"))
-        return reply
 
-    result = await req.commit(fn, label="cart")
+    result = await req.commit_behind(fn, reply, label="cart")
     _actor(req).publish()
     return result
 
@@ -228,14 +231,38 @@ def check_limits(
     )
 
 
+def current_limits(ctx: SaleContext, customer: CheckedIn, cart: Cart | None) -> LimitDecision:
+    """The limits decision for this customer and cart, computed once per change: the guard that refuses an
+    item and the gauges on the screen share it. Any sale or void in the store (another register may sell
+    to the same customer) and the passing minute make it stale."""
+    now = datetime.now(UTC)
+    key = (
+        customer.customer_id,
+        customer.customer_class,
+        customer.checked_in_at,
+        customer.state_remaining and tuple(sorted(customer.state_remaining.items())),
+        cart.cart_id if cart else "",
+        cart.version if cart else -1,
+        ctx.ledger_generation,
+        now.replace(second=0, microsecond=0),
+    )
+    hit = ctx.limits_cache.get(customer.customer_id)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    with ctx.hub.store.read() as txn:
+        decision = check_limits(ctx, txn, customer, cart, now)
+    if len(ctx.limits_cache) > 256:
+        ctx.limits_cache.clear()
+    ctx.limits_cache[customer.customer_id] = (key, decision)
+    return decision
+
+
 def allotment_view(ctx: SaleContext, customer: CheckedIn | None, cart: Cart | None) -> dict[str, Any]:
     """Gauges: per bucket the limit, what history and the cart use, and what is left."""
     if customer is None or not customer.allowed or customer.customer_class is None:
         return {"allotment": [], "limit_problems": []}
     j = ctx.jurisdiction
-    now = datetime.now(UTC)
-    with ctx.hub.store.read() as txn:
-        with_cart = check_limits(ctx, txn, customer, cart, now)
+    with_cart = current_limits(ctx, customer, cart)
     from hub.domain.limits.engine import format_amount
 
     rules = [r for r in j.rules if customer.customer_class in r.classes]
@@ -553,8 +580,7 @@ def _limit_guard(ctx: SaleContext, sale: RegisterSale, before: Cart | None) -> N
     customer = sale.customer
     if customer is None or customer.customer_class is None:
         return
-    with ctx.hub.store.read() as txn:
-        decision = check_limits(ctx, txn, customer, sale.cart, datetime.now(UTC))
+    decision = current_limits(ctx, customer, sale.cart)
     if not decision.allowed:
         message = "; ".join(v.message for v in decision.violations)
         sale.cart = before
@@ -1163,6 +1189,7 @@ async def pay(req: Request, msg: p.Pay) -> Any:
         actor.publish()
         raise
     actor.extensions["sale"] = cleared
+    ctx.ledger_generation += 1
     hub.metrics.sales.labels(req.register_id).inc()
     actor.publish()
     for hook in hub.extensions.get("after_sale", []):
@@ -1300,6 +1327,7 @@ async def void_sale(req: Request, msg: p.VoidSale) -> Any:
         return {"receipt_number": r.receipt_number, "refund_cents": cash}
 
     result = await req.commit(fn, label="void")
+    ctx.ledger_generation += 1
     req.hub.notify_outbox()
     _actor(req).publish()
     return result

@@ -24,13 +24,19 @@ R = TypeVar("R")
 
 
 class WriteRequest:
-    __slots__ = ("fn", "done", "result", "label")
+    __slots__ = ("fn", "done", "result", "label", "on_done")
 
-    def __init__(self, fn: Callable[[lmdb.Transaction], Any], label: str) -> None:
+    def __init__(
+        self,
+        fn: Callable[[lmdb.Transaction], Any],
+        label: str,
+        on_done: Callable[[outcome.Outcome[Any]], None] | None = None,
+    ) -> None:
         self.fn = fn
         self.label = label
         self.done = trio.Event()
         self.result: outcome.Outcome[Any] | None = None
+        self.on_done = on_done
 
 
 class WriterStopped(RuntimeError):
@@ -46,6 +52,7 @@ class StoreWriter:
         self._limiter = trio.CapacityLimiter(1)
         self.batches = 0
         self.requests = 0
+        self._busy = False
         self.last_batch_sizes: list[int] = []
 
     @property
@@ -65,6 +72,24 @@ class StoreWriter:
         await req.done.wait()
         assert req.result is not None
         return req.result.unwrap()
+
+    async def write_behind(
+        self,
+        fn: Callable[[lmdb.Transaction], Any],
+        *,
+        label: str = "write",
+        on_done: Callable[[outcome.Outcome[Any]], None] | None = None,
+    ) -> None:
+        """Queue ``fn`` for the next group commit without waiting for it (``on_done`` hears the outcome).
+
+        Only for state whose loss in a crash is harmless to the ledger (a cart being built): the writer
+        keeps the order of everything queued, so a later awaited write (the sale) commits after it.
+        """
+        req = WriteRequest(fn, label, on_done)
+        try:
+            await self._send.send(req)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            raise WriterStopped("the store writer is not running") from None
 
     async def run(self, *, task_status: trio.TaskStatus[StoreWriter] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started(self)
@@ -88,7 +113,22 @@ class StoreWriter:
         if batch:
             await self._commit_batch(batch)
 
+    async def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until everything queued so far is committed (clean shutdown); False on time-out."""
+        with trio.move_on_after(timeout):
+            while self.depth() or self._busy:
+                await trio.sleep(0.002)
+            return True
+        return False
+
     async def _commit_batch(self, batch: list[WriteRequest]) -> None:
+        self._busy = True
+        try:
+            await self._commit_batch_inner(batch)
+        finally:
+            self._busy = False
+
+    async def _commit_batch_inner(self, batch: list[WriteRequest]) -> None:
         for _attempt in range(8):
             t0 = time.perf_counter()
             try:
@@ -121,6 +161,12 @@ class StoreWriter:
                 req.result = outcome.Error(err)
         for req in batch:
             req.done.set()
+            if req.on_done is not None:
+                assert req.result is not None
+                try:
+                    req.on_done(req.result)
+                except Exception:
+                    log.exception("write-behind callback of %s failed", req.label)
 
     def _run_batch(self, batch: list[WriteRequest]) -> None:
         env = self.store.env

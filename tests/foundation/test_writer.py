@@ -119,3 +119,26 @@ def test_stored_replies_are_pruned_after_a_day(store: Store) -> None:
     with store.env.begin() as txn:
         assert txn.get(reply_key("R1", "m0"), db=store.db("replies")) is None
         assert txn.get(reply_key("R1", "m1"), db=store.db("replies")) is not None
+
+
+async def test_write_behind_keeps_order_and_flush_drains(store: Store) -> None:
+    writer = StoreWriter(store)
+    db = store.db("kv")
+    landed: list[int] = []
+
+    async with trio.open_nursery() as n:
+        await n.start(writer.run)
+        for i in range(50):
+            await writer.write_behind(
+                lambda txn, i=i: txn.put(b"cart", b"%d" % i, db=db), on_done=lambda _o, i=i: landed.append(i)
+            )
+        # an awaited write queued after them commits after them
+        await writer.write(lambda txn: txn.put(b"sale", b"done", db=db))
+        with store.env.begin() as txn:
+            assert txn.get(b"cart", db=db) == b"49"
+        await writer.write_behind(lambda txn: txn.put(b"cart", b"last", db=db))
+        assert await writer.flush()
+        n.cancel_scope.cancel()
+    assert landed == list(range(50))
+    with store.env.begin() as txn:
+        assert txn.get(b"cart", db=db) == b"last"

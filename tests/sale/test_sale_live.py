@@ -132,8 +132,10 @@ async def test_over_limit_refused_with_rule_named(store_hub: Hub) -> None:
                 await c.request("set_quantity", line=1, quantity=9)  # 31.5 g
             assert e.value.code == "over_limit"
             assert "non-concentrated cannabis 31.5 g of 28.5 g per day" in e.value.message
-            snap = await c.wait_snapshot(lambda s: s["cart"] and s["cart"]["lines"][0]["quantity"] == 8)
-            assert snap["state"]["notice"]["level"] == "error"
+            # the refusal is on the screen too, and the cart kept its 8 units
+            snap = await c.wait_snapshot(lambda s: s["notice"] and s["notice"]["level"] == "error")
+            assert snap["state"]["cart"]["lines"][0]["quantity"] == 8
+            assert "31.5 g of 28.5 g" in snap["state"]["notice"]["text"]
 
 
 async def test_expired_id_and_package_states_refused(store_hub: Hub) -> None:
