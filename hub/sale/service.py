@@ -26,7 +26,14 @@ from hub.domain.cart import ManualWeight as ManualWeightValue
 from hub.domain.catalog import CatalogIndex, Customer, Package, Product, Refusal, format_quantity, sellability
 from hub.domain.drawer import DrawerEvent, DrawerSession, open_session
 from hub.domain.drawer import record as drawer_record
-from hub.domain.limits.engine import LimitCustomer, LimitDecision, LimitItem, evaluate, history_window_start
+from hub.domain.limits.engine import (
+    LimitCustomer,
+    LimitDecision,
+    LimitItem,
+    evaluate,
+    history_usage,
+    history_window_start,
+)
 from hub.domain.limits.rules import Jurisdiction
 from hub.domain.outbox import OutboxEntry
 from hub.domain.pricing import Discount, DiscountPolicy, LoyaltyPolicy, PricedCart, needs_manager, price_cart
@@ -135,6 +142,7 @@ class SaleContext:
         # bumped by every sale and void: a customer's purchase history may have changed
         self.ledger_generation = 0
         self.limits_cache: dict[str, tuple[Any, LimitDecision]] = {}
+        self.usage_cache: dict[str, tuple[Any, dict[str, int]]] = {}
         self.terminals: dict[str, Any] = {}  # device id -> payment-terminal handle (see actors)
         self.printers: dict[str, Any] = {}
         self.store_identity = StoreIdentity(
@@ -215,20 +223,37 @@ def limit_items(cart: Cart | None) -> list[LimitItem]:
 
 
 def check_limits(
-    ctx: SaleContext, txn: lmdb.Transaction, customer: CheckedIn, cart: Cart | None, now: datetime
+    ctx: SaleContext,
+    txn: lmdb.Transaction,
+    customer: CheckedIn,
+    cart: Cart | None,
+    now: datetime,
+    *,
+    fresh: bool = False,
 ) -> LimitDecision:
+    """The limits for this customer and cart. What their past purchases use is read from the ledger once
+    per customer, store-wide sale and minute (a stale figure only ever counts more); ``fresh`` reads it
+    again inside the caller's transaction, as the sale commit does."""
     j = ctx.jurisdiction
     cls = customer.customer_class or "adult"
-    since = history_window_start(j, cls, now)
-    past = inv.history(txn, ctx.hub.store, customer.customer_id, since)
-    return evaluate(
-        j,
-        LimitCustomer(customer_class=cls, age=customer.age),
-        past,
-        limit_items(cart),
-        now,
-        state_remaining=customer.state_remaining,
+    who = LimitCustomer(customer_class=cls, age=customer.age)
+    key = (
+        customer.customer_id,
+        cls,
+        customer.age,
+        ctx.ledger_generation,
+        now.replace(second=0, microsecond=0),
     )
+    hit = None if fresh else ctx.usage_cache.get(customer.customer_id)
+    if hit is not None and hit[0] == key:
+        usage = hit[1]
+    else:
+        since = history_window_start(j, cls, now)
+        usage = history_usage(j, who, inv.history(txn, ctx.hub.store, customer.customer_id, since), now)
+        if len(ctx.usage_cache) > 1024:
+            ctx.usage_cache.clear()
+        ctx.usage_cache[customer.customer_id] = (key, usage)
+    return evaluate(j, who, (), limit_items(cart), now, state_remaining=customer.state_remaining, usage=usage)
 
 
 def current_limits(ctx: SaleContext, customer: CheckedIn, cart: Cart | None) -> LimitDecision:
@@ -1016,7 +1041,7 @@ def commit_sale(
         assert pkg is not None
         packages[tag] = pkg
     # 2. the allotment, against the ledger as it is now (another register may have sold to them)
-    decision = check_limits(ctx, txn, customer, cart, now)
+    decision = check_limits(ctx, txn, customer, cart, now, fresh=True)
     if not decision.allowed:
         raise Refused(
             "Over the limit: " + "; ".join(v.message for v in decision.violations), code="over_limit"

@@ -192,6 +192,48 @@ def _applies(rule: Rule, customer: LimitCustomer) -> bool:
     return not (rule.max_age is not None and customer.age > rule.max_age)
 
 
+def _usage(
+    j: Jurisdiction,
+    rules: Sequence[Rule],
+    buckets: Sequence[Bucket],
+    history: Iterable[LimitItem],
+    now: datetime,
+) -> dict[str, int]:
+    """Per rule id, the scaled amount of its bucket that purchases inside its window already used. One pass
+    over history, skipping items older than the longest window that applies."""
+    starts = {r.id: window_start(r.window, now, j) for r in rules}
+    dated = [s for r in rules if (s := starts[r.id]) is not None]
+    earliest = min(dated, default=None)
+    past: dict[str, list[tuple[datetime, int]]] = {b.id: [] for b in buckets}
+    if earliest is not None:
+        for item in history:
+            _check_item(item, history=True)
+            assert item.at is not None
+            if item.at < earliest:
+                continue
+            for b in buckets:
+                amount = _scaled_amount(b, item.attributes) * item.quantity
+                if amount:
+                    past[b.id].append((item.at, amount))
+    return {
+        r.id: sum(a for at, a in past[r.bucket] if _counts(r.window, starts[r.id], at))
+        for r in rules
+        if r.bucket in past
+    }
+
+
+def history_usage(
+    jurisdiction: str | Jurisdiction, customer: LimitCustomer, history: Iterable[LimitItem], now: datetime
+) -> dict[str, int]:
+    """What the customer's past purchases already use of each rule that applies to them, for
+    ``evaluate(..., usage=...)``."""
+    j = _jurisdiction(jurisdiction)
+    _check_now(now)
+    rules = [r for r in j.rules if _applies(r, customer)]
+    buckets = [j.buckets[b] for b in sorted({r.bucket for r in rules})]
+    return _usage(j, rules, buckets, history, now)
+
+
 def evaluate(
     jurisdiction: str | Jurisdiction,
     customer: LimitCustomer,
@@ -200,8 +242,13 @@ def evaluate(
     now: datetime,
     *,
     state_remaining: Mapping[str, int] | None = None,
+    usage: Mapping[str, int] | None = None,
 ) -> LimitDecision:
     """Decide whether ``cart`` may be sold now, given the customer's purchases in ``history``.
+
+    ``usage``: what :func:`history_usage` returned for this customer (at a ``now`` no later than this
+    one); when given, ``history`` is not read. The register computes it once per customer and sale, so each
+    scan only adds up the cart.
 
     ``state_remaining``: the state's own figure of what the patient may still buy, per bucket id, in the
     bucket's unit (Metrc patient status, BioTrack ``CardLimit``, FL/PA registries), already converted by
@@ -264,27 +311,12 @@ def evaluate(
 
     cart_amount = {b.id: sum(_scaled_amount(b, i.attributes) * i.quantity for i in cart) for b in buckets}
 
-    # One pass over history per bucket, only for items inside the longest window that applies.
-    starts = {r.id: window_start(r.window, now, j) for r in rules}
-    dated = [(s, r) for r in rules if (s := starts[r.id]) is not None]
-    earliest = min((s for s, _ in dated), default=None)
-    past: dict[str, list[tuple[datetime, int]]] = {b.id: [] for b in buckets}
-    if earliest is not None:
-        for item in history:
-            _check_item(item, history=True)
-            assert item.at is not None
-            if item.at < earliest:
-                continue
-            for b in buckets:
-                amount = _scaled_amount(b, item.attributes) * item.quantity
-                if amount:
-                    past[b.id].append((item.at, amount))
+    used_by_rule = usage if usage is not None else _usage(j, rules, buckets, history, now)
 
     remaining: dict[str, int] = {}
     for r in rules:
         b = j.buckets[r.bucket]
-        start = starts[r.id]
-        used = sum(a for at, a in past[b.id] if _counts(r.window, start, at))
+        used = used_by_rule.get(r.id, 0)
         total = used + cart_amount[b.id]
         cap = r.limit * b.scale
         left = max(cap - total, 0) // b.scale
