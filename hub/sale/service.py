@@ -143,6 +143,8 @@ class SaleContext:
         self.ledger_generation = 0
         self.limits_cache: dict[str, tuple[Any, LimitDecision]] = {}
         self.usage_cache: dict[str, tuple[Any, dict[str, int]]] = {}
+        self.receipt_views: dict[int, dict[str, Any]] = {}
+        self.price_cache: dict[str, tuple[Any, Cart, PricedCart]] = {}
         self.terminals: dict[str, Any] = {}  # device id -> payment-terminal handle (see actors)
         self.printers: dict[str, Any] = {}
         self.store_identity = StoreIdentity(
@@ -943,8 +945,22 @@ async def open_drawer(req: Request, msg: p.OpenDrawer) -> Any:
 
 # ---------------------------------------------------------------------------------------------- paying
 def _price(ctx: SaleContext, cart: Cart, sale: RegisterSale) -> PricedCart:
+    """The priced cart; the same cart version in the same minute prices the same (promotion windows are
+    minute-grained), so a snapshot reuses the price computed for the change."""
     local_now = datetime.now(UTC).astimezone(ctx.zone)
     points = sale.customer.loyalty_points if sale.customer else 0
+    key = (cart.version, cart.status, points, local_now.replace(second=0, microsecond=0))
+    hit = ctx.price_cache.get(cart.cart_id)
+    if hit is not None and hit[0] == key and hit[1] is cart:
+        return hit[2]
+    priced = _price_now(ctx, cart, local_now, points)
+    if len(ctx.price_cache) > 256:
+        ctx.price_cache.clear()
+    ctx.price_cache[cart.cart_id] = (key, cart, priced)
+    return priced
+
+
+def _price_now(ctx: SaleContext, cart: Cart, local_now: datetime, points: int) -> PricedCart:
     return price_cart(
         cart,
         ctx.settings.tax_table,

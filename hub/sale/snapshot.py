@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from hub.domain.catalog import format_quantity
 from hub.domain.limits.engine import format_amount  # noqa: F401  (re-exported for the UI texts)
-from hub.sale.service import _price, allotment_view, ctx_of, paired_device, receipt_html, sale_of
+from hub.sale.service import _price, allotment_view, ctx_of, paired_device, sale_of
 
 if TYPE_CHECKING:
     from actors.register import RegisterActor
@@ -117,25 +117,35 @@ def sale_snapshot(actor: RegisterActor) -> dict[str, Any]:
     state["devices"] = [
         d for d in hub.extensions.get("device_health", {}).values() if d.get("register") in (None, actor.id)
     ]
-    if sale.last_receipt_number:
-        html = receipt_html(hub, sale.last_receipt_number)
-        from hub.domain.receipt import SaleRecord
-        from hub.store.keys import u64
-
-        rec = hub.store.get("sales", u64(sale.last_receipt_number), SaleRecord)
-        state["last_receipt"] = (
-            None
-            if rec is None
-            else {
-                "number": sale.last_receipt_number,
-                "total_cents": rec.receipt.total_cents,
-                "change_cents": rec.receipt.change_cents,
-                "html": html,
-            }
-        )
-    else:
-        state["last_receipt"] = None
+    state["last_receipt"] = (
+        last_receipt_view(hub, sale.last_receipt_number) if sale.last_receipt_number else None
+    )
     return state
+
+
+def last_receipt_view(hub: Any, number: int) -> dict[str, Any] | None:
+    """The receipt the screen shows after a sale; a committed sale never changes (a void is its own
+    record), so it is rendered once and kept for the register's later snapshots."""
+    ctx = ctx_of(hub)
+    cached = ctx.receipt_views.get(number)
+    if cached is not None:
+        return cached
+    from hub.domain.receipt import SaleRecord, render_receipt_html
+    from hub.store.keys import u64
+
+    rec = hub.store.get("sales", u64(number), SaleRecord)
+    if rec is None:
+        return None
+    view = {
+        "number": number,
+        "total_cents": rec.receipt.total_cents,
+        "change_cents": rec.receipt.change_cents,
+        "html": render_receipt_html(rec.receipt),
+    }
+    if len(ctx.receipt_views) > 64:
+        ctx.receipt_views.clear()
+    ctx.receipt_views[number] = view
+    return view
 
 
 def _qty_text(sold_by: str, qty: int) -> str:
