@@ -13,13 +13,14 @@ import functools
 import itertools
 import logging
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 import trio
 
 from hub.commands import Request, handles
 from hub.domain import devices as dev
+from hub.protocol import Command
 from hub.supervisor import ChildSpec
 
 if TYPE_CHECKING:
@@ -427,8 +428,60 @@ async def _start_demo_devices(devices: DeviceHub, protocol: str, hub: Hub, sup: 
         payment_terminal.run,
         sims.payment_terminal_config,
     )
+    devices.add(
+        sims.label_printer_config.device_id,
+        "label_printer",
+        register_id,
+        printer.run,
+        sims.label_printer_config,
+    )
     # the demo register prints on the simulated receipt printer
     devices.paired[sims.receipt_printer_config.device_id] = register_id
+
+
+class PrintExitLabel(Command, tag="print_exit_label"):
+    """Print the exit label of a package (tag as text and Code 128, product, weight, THC) on the
+    register's label printer."""
+
+    tag: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    copies: Annotated[int, msgspec.Meta(ge=1, le=20)] = 1
+
+
+@handles(PrintExitLabel)
+async def print_exit_label(req: Request, msg: PrintExitLabel) -> Any:
+    from hub.sale import inventory as inv
+    from hub.sale.service import Refused
+
+    devices: DeviceHub = req.hub.extensions["devices"]
+    reg = req.hub.config.register(req.register_id)
+    printer_id = (reg.label_printer if reg else "") or next(
+        (
+            d
+            for d, r in devices.paired.items()
+            if r == req.register_id and devices.kinds[d] == "label_printer"
+        ),
+        "",
+    )
+    inbox = devices.inboxes.get(printer_id)
+    if inbox is None:
+        raise Refused("No label printer is connected to this register.", code="no_label_printer")
+    pkg = inv.package(req.hub.store, msg.tag.strip())
+    product = inv.product(req.hub.store, pkg.product_id) if pkg else None
+    if pkg is None or product is None:
+        raise Refused("This package tag is not in the store's inventory.", code="unknown_package")
+    weight = pkg.quantity if product.sold_by == "weight" else product.limits.net_weight_mg
+    label = dev.PackageLabel(
+        tag=pkg.tag,
+        product=f"{product.brand} {product.name}",
+        weight_mg=weight,
+        thc_mg=product.limits.thc_mg or None,
+        thc_percent_x100=product.thc_bp or None,
+        extra_lines=[f"Batch {pkg.batch}"] if pkg.batch else [],
+        copies=msg.copies,
+    )
+    job_id = f"label-{pkg.tag}-{next(devices._scan_ids)}"
+    await inbox.send(dev.PrintLabel(job_id=job_id, label=label))
+    return {"job_id": job_id, "printer": printer_id}
 
 
 @handles(__import__("hub.sale.protocol", fromlist=["ScaleZero"]).ScaleZero)

@@ -150,3 +150,19 @@ async def test_printer_down_does_not_block_the_sale_and_prints_later(device_hub:
             sims.receipt_printer.come_online()
             while str(paid["receipt_number"]).encode() not in bytes(sims.receipt_printer.received):
                 await trio.sleep(0.1)
+
+
+async def test_exit_label_printed_in_zpl(device_hub: Hub) -> None:
+    hub = device_hub
+    sims = hub.extensions["demo_devices"]
+    pkg = next(p for p in inventory.packages_of(hub.store, "FLW-001") if p.status == "active")
+    with trio.fail_after(20):
+        async with connect(ws_url(hub)) as c:
+            await ready(c)
+            res = await c.request("print_exit_label", tag=pkg.tag)
+            assert res["printer"] == "label-1"
+            while pkg.tag.encode() not in bytes(sims.label_printer.received):
+                await trio.sleep(0.05)
+    zpl = bytes(sims.label_printer.received)
+    assert b"^XA" in zpl and b"^BC" in zpl and b"^XZ" in zpl
+    assert not sims.receipt_printer.received  # labels never go to the receipt printer
