@@ -36,7 +36,7 @@ log = logging.getLogger("storehub.state_channel")
 class StateChannel:
     licence: str  # the outbox licence: the store's
     facility: str  # the state facility the entries go to
-    system: str  # metrc | biotrack-2014 | biotrack-rest | none
+    system: str  # metrc | biotrack-2014 | biotrack-rest (flavour: ``base_url`` ending ``#2024``) | none
     time_zone: str
     reporting: ReportingPolicy
     reader: Any = None  # a client for pulls (its own GET limiter); None without a state system
@@ -168,9 +168,20 @@ async def start_channel(
         channel.reader = MetrcClient(
             st.base_url, st.vendor_key, st.user_key, facility, timeout=httpx.Timeout(st.timeout_seconds)
         )
+    elif st.kind == "biotrack-rest":
+        # patient lookup (the check-in's registry), inventory, inbound transfers (2024): see .biotrack
+        from hub.state_channel.biotrack import BioTrackRestReader
+        from hub.state_channel.senders import biotrack_rest_client
+
+        channel.reader = BioTrackRestReader(biotrack_rest_client(st, facility))
+
+    def returned_before(entry: Any, sale_number: str) -> dict[str, float]:
+        from hub.state_channel.outbox_store import returned_before as read
+
+        return read(hub.store, entry, sale_number)
 
     def sender_for(refs: dict[str, str]) -> Any:
-        sender = make_sender(st, facility=facility, refs=refs)
+        sender = make_sender(st, facility=facility, refs=refs, returned_before=returned_before)
         assert sender is not None
         return sender
 

@@ -141,11 +141,56 @@ async def manifest_receive(hub: Hub, req: HttpRequest) -> HttpResponse:
     if not isinstance(scans, list) or not all(isinstance(s, dict) for s in scans):
         raise BadRequest("lines must be a list of {label, status, received_quantity, reason, product_id}.")
     ch = channel_of(hub)
-    report = await hub.writer.write(
-        pulls.receive(hub.store, parts[0], scans, session.staff_id, metrc=ch.system == "metrc"),
+    number = parts[0]
+    if getattr(ch.reader, "receives_transfers", False):
+        report = await _receive_through_state(hub, ch, number, scans, session.staff_id)
+    else:
+        report = await hub.writer.write(
+            pulls.receive(hub.store, number, scans, session.staff_id, metrc=ch.system == "metrc"),
+            label="receive",
+        )
+    return HttpResponse.json(report)
+
+
+async def _receive_through_state(
+    hub: Hub, ch: Any, number: str, scans: list[dict[str, Any]], staff: str
+) -> pulls.ReceivingReport:
+    """BioTrack 2024 receives a transfer through its API (issue 5 item 4). The count is checked first,
+    then the state takes it, then the store commits it; nothing is committed if the state refuses. A
+    repeat after any failure converges: the state answers "already received" and the store commits."""
+    from drivers.state_errors import StateError, StateRejected
+    from hub.errors import HubError
+
+    with hub.store.read() as txn:
+        m, lines = pulls.plan_receipt(txn, hub.store, number, scans)
+    try:
+        how = await ch.reader.receive_transfer(m.transfer_id, pulls.biotrack_receive_items(lines))
+    except StateRejected as exc:
+        raise HubError(f"BioTrack refused the receipt: {exc.message}", code="state_rejected") from exc
+    except StateError as exc:
+        raise HubError(
+            f"BioTrack could not be reached ({exc.message}); nothing was received. Try again.",
+            code="state_unavailable",
+        ) from exc
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
+    note = "already recorded there" if how == "already" else f"{when} UTC"
+    report: pulls.ReceivingReport = await hub.writer.write(
+        pulls.receive(
+            hub.store,
+            number,
+            scans,
+            staff,
+            metrc=False,
+            state_steps=[f"Received in BioTrack through its API (transfer {m.transfer_id}, {note})."],
+            state_received=True,
+        ),
         label="receive",
     )
-    return HttpResponse.json(report)
+    try:  # the state's own figures, so the page can say whether they agree with ours
+        await pulls.pull_manifests(hub, ch)
+    except StateError as exc:
+        ch.last_pull_error = str(exc)
+    return report
 
 
 # ---- reconciliation ----

@@ -148,3 +148,29 @@ def retry(store: Store, seq: int, now: datetime, staff: str) -> Callable[[lmdb.T
         return again
 
     return fn
+
+
+def returned_before(store: Store, entry: OutboxEntry, sale_number: str) -> dict[str, float]:
+    """What the returns of sale ``sale_number`` sent before ``entry`` refunded, per package label, in the
+    state's unit (BioTrack: grams or units). Walks back from ``entry`` to the sale, so a return soon after
+    its sale reads a handful of entries; only the lookup of a refund whose answer was lost asks."""
+    from hub.domain.state_payloads import StateReturn, biotrack_2014_refund_items
+
+    out: dict[str, float] = {}
+    with store.read() as txn, txn.cursor(db=store.db("outbox")) as cur:
+        if not cur.set_range(u64(entry.seq)):
+            cur.last()
+        for key, raw in cur.iterprev():
+            if from_u64(key) >= entry.seq:
+                continue
+            e = decode(raw, OutboxEntry)
+            if e.kind == "sale" and e.idempotency_key == sale_number:
+                break
+            if e.kind != "return" or e.state != "sent":
+                continue
+            ret = decode(e.payload, StateReturn)
+            if ret.sale.external_receipt_number != sale_number:
+                continue
+            for item in biotrack_2014_refund_items(ret):
+                out[item["barcodeid"]] = out.get(item["barcodeid"], 0.0) + float(item["quantity"])
+    return out

@@ -312,6 +312,29 @@ def manifests(store: Store) -> list[Manifest]:
 async def pull_manifests(hub: Any, channel: Any) -> list[Manifest]:
     """Incoming transfers, their deliveries and packages, kept in ``manifests`` (our report survives)."""
     client = channel.reader
+    if hasattr(client, "inbound_transfers"):
+        pulled = biotrack_manifests(await patiently(lambda: client.inbound_transfers()))
+    else:
+        pulled = await _metrc_manifests(client)
+    store = hub.store
+
+    def fn(txn: lmdb.Transaction) -> list[Manifest]:
+        out = []
+        for m in pulled:
+            old = tget(txn, store, "manifests", text(m.manifest), Manifest)
+            if old is not None:
+                m.report = old.report
+                if old.state_received_at and m.state_received_at:
+                    m.state_received_at = old.state_received_at  # first seen, for a state without a time
+            m.state_agrees = state_agrees(m)
+            put(txn, store, "manifests", text(m.manifest), m)
+            out.append(m)
+        return out
+
+    return await hub.writer.write(fn, label="manifests")  # type: ignore[no-any-return]
+
+
+async def _metrc_manifests(client: Any) -> list[Manifest]:
     pulled: list[Manifest] = []
     for t in await patiently(lambda: client.incoming_transfers()):
         deliveries = await patiently(partial(client.transfer_deliveries, t.id))
@@ -341,20 +364,44 @@ async def pull_manifests(hub: Any, channel: Any) -> list[Manifest]:
                     state_received_at=d.received_date_time,
                 )
             )
-    store = hub.store
+    return pulled
 
-    def fn(txn: lmdb.Transaction) -> list[Manifest]:
-        out = []
-        for m in pulled:
-            old = tget(txn, store, "manifests", text(m.manifest), Manifest)
-            if old is not None:
-                m.report = old.report
-            m.state_agrees = state_agrees(m)
-            put(txn, store, "manifests", text(m.manifest), m)
-            out.append(m)
-        return out
 
-    return await hub.writer.write(fn, label="manifests")  # type: ignore[no-any-return]
+def biotrack_manifests(transfers: list[dict[str, Any]]) -> list[Manifest]:
+    """BioTrack 2024 ``/v1/inventory/transfer/inbound``: one transfer is one delivery; units ``g``/``ea``
+    become the hub's unit names; the state says only *whether* it was received, so the time is when the hub
+    first saw it so."""
+    from hub.state_channel.biotrack import unit_name
+
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    out = []
+    for t in transfers:
+        tid = int(t.get("TransferID") or 0)
+        lines = [
+            ManifestLine(
+                label=str(i.get("Barcode", "")),
+                item_name=str(i.get("ProductName") or ""),
+                category=str(i.get("Category") or ""),
+                unit=unit_name(i.get("UOM")),
+                shipped=float(i.get("Quantity") or 0.0),
+                state_received=None if i.get("ReceivedQuantity") is None else float(i["ReceivedQuantity"]),
+                state_status=str(i.get("Status") or ""),
+            )
+            for i in t.get("Item") or []
+        ]
+        out.append(
+            Manifest(
+                manifest=str(t.get("Manifest") or tid),
+                transfer_id=tid,
+                delivery_id=tid,
+                shipper_license=str(t.get("FromLicense") or ""),
+                shipper_name=str(t.get("FromName") or ""),
+                estimated_arrival=str(t.get("EstimatedArrival") or ""),
+                lines=lines,
+                state_received_at=now if t.get("Received") else None,
+            )
+        )
+    return out
 
 
 def state_agrees(m: Manifest) -> bool | None:
@@ -369,104 +416,154 @@ def state_agrees(m: Manifest) -> bool | None:
     return True
 
 
+def plan_receipt(
+    txn: lmdb.Transaction, store: Store, number: str, scans: list[dict[str, Any]]
+) -> tuple[Manifest, list[ReceivedLine]]:
+    """The technician's count of a delivery, checked and turned into lines; writes nothing. Each scanned
+    line is received, short or damaged (with a reason); manifest lines not scanned are missing."""
+    from hub.sale.inventory import package_in_txn, product_in_txn
+
+    m = tget(txn, store, "manifests", text(number), Manifest)
+    if m is None:
+        raise NotFound(f"There is no incoming manifest {number}; pull the manifests first.")
+    if m.report is not None:
+        raise Conflict(
+            f"Manifest {number} was already received on {m.report.received_at:%Y-%m-%d %H:%M} UTC."
+        )
+    by_label = {ln.label: ln for ln in m.lines}
+    given: dict[str, dict[str, Any]] = {}
+    for s in scans:
+        label = str(s.get("label", "")).strip()
+        if label not in by_label:
+            raise BadRequest(f"Package {label} is not on manifest {number}.", field="label")
+        if label in given:
+            raise BadRequest(f"Package {label} was scanned twice.", field="label")
+        given[label] = s
+    lines: list[ReceivedLine] = []
+    for ml in m.lines:
+        got = given.get(ml.label)
+        s = got or {}
+        status = "missing" if got is None else str(s.get("status", "received"))
+        if status not in ("received", "short", "missing", "damaged"):
+            raise BadRequest(f"{ml.label}: status must be received, short, missing or damaged.")
+        reason = "" if got is None else str(s.get("reason", "")).strip()
+        if status == "missing":
+            qty, reason = 0.0, reason or "not in the delivery"
+        elif status == "received":
+            qty = float(s.get("received_quantity", ml.shipped)) if s else ml.shipped
+        else:
+            raw = s.get("received_quantity") if s else None
+            qty = float(raw) if raw is not None else (0.0 if status == "damaged" else -1.0)
+            if qty < 0 or (status == "short" and qty >= ml.shipped):
+                raise BadRequest(
+                    f"{ml.label}: a short line needs the received quantity, below {ml.shipped:g}."
+                )
+            if not reason:
+                raise BadRequest(f"{ml.label}: {status} needs a reason.", field="reason")
+        if status == "received" and abs(qty - ml.shipped) > EPSILON:
+            status = "short" if qty < ml.shipped else "received"
+            if status == "short" and not reason:
+                raise BadRequest(f"{ml.label}: fewer than shipped needs a reason.", field="reason")
+        accepted = qty if status in ("received", "short") else 0.0
+        product_id = "" if got is None else str(s.get("product_id", ""))
+        if accepted > 0:
+            if not product_id:
+                raise BadRequest(f"{ml.label}: which product is it? Give product_id.", field="product_id")
+            if product_in_txn(txn, store, product_id) is None:
+                raise BadRequest(f"{ml.label}: no product {product_id}.", field="product_id")
+            if package_in_txn(txn, store, ml.label) is not None:
+                raise Conflict(f"Package {ml.label} is already in the store's inventory.")
+        lines.append(
+            ReceivedLine(
+                label=ml.label,
+                status=status,  # type: ignore[arg-type]
+                shipped=ml.shipped,
+                received=accepted,
+                unit=ml.unit,
+                reason=reason,
+                product_id=product_id,
+            )
+        )
+    return m, lines
+
+
+def metrc_steps(number: str, lines: list[ReceivedLine]) -> list[str]:
+    """Metrc has no API to receive a transfer: what a person does in its UI."""
+    steps = [f"In Metrc: Transfers > Incoming > manifest {number} > Receive."]
+    for ln in lines:
+        if ln.status in ("short", "damaged"):
+            steps.append(
+                f"  {ln.label}: enter received {ln.received:g} {ln.unit} ({ln.status}: {ln.reason})."
+            )
+        elif ln.status == "missing":
+            steps.append(f"  {ln.label}: reject as not delivered ({ln.reason}).")
+    steps.append("The hub checks Metrc on its next pull and marks the manifest when Metrc agrees.")
+    return steps
+
+
+def biotrack_receive_items(lines: list[ReceivedLine]) -> list[dict[str, Any]]:
+    """BioTrack 2024 ``/v1/inventory/transfer/{id}/receive`` items, in the state's unit of each line.
+    Received and short lines are accepted with what arrived; damaged ones rejected with the reason;
+    missing ones are left out, which the state records as missing."""
+    items: list[dict[str, Any]] = []
+    for ln in lines:
+        if ln.status in ("received", "short"):
+            item: dict[str, Any] = {
+                "Barcode": ln.label,
+                "ReceivedQuantity": ln.received,
+                "Status": "accepted",
+            }
+            if ln.reason:
+                item["Reason"] = ln.reason
+            items.append(item)
+        elif ln.status == "damaged":
+            items.append(
+                {"Barcode": ln.label, "ReceivedQuantity": 0, "Status": "rejected", "Reason": ln.reason}
+            )
+    return items
+
+
 def receive(
-    store: Store, number: str, scans: list[dict[str, Any]], staff: str, *, metrc: bool
+    store: Store,
+    number: str,
+    scans: list[dict[str, Any]],
+    staff: str,
+    *,
+    metrc: bool,
+    state_steps: list[str] | None = None,
+    state_received: bool = False,
 ) -> Callable[[lmdb.Transaction], ReceivingReport]:
-    """The technician's count of a delivery: each scanned line received, short or damaged (with a reason);
-    manifest lines not scanned are missing. Accepted quantities enter local inventory as packages."""
-    from hub.sale.inventory import package_in_txn, product_in_txn, put_package
+    """Commit the count (``plan_receipt``): accepted quantities enter local inventory as packages, the
+    report is kept with the manifest. ``state_received``: the state already took it through its API."""
+    from hub.sale.inventory import product_in_txn, put_package
 
     def fn(txn: lmdb.Transaction) -> ReceivingReport:
-        m = tget(txn, store, "manifests", text(number), Manifest)
-        if m is None:
-            raise NotFound(f"There is no incoming manifest {number}; pull the manifests first.")
-        if m.report is not None:
-            raise Conflict(
-                f"Manifest {number} was already received on {m.report.received_at:%Y-%m-%d %H:%M} UTC."
-            )
-        by_label = {ln.label: ln for ln in m.lines}
-        given: dict[str, dict[str, Any]] = {}
-        for s in scans:
-            label = str(s.get("label", "")).strip()
-            if label not in by_label:
-                raise BadRequest(f"Package {label} is not on manifest {number}.", field="label")
-            if label in given:
-                raise BadRequest(f"Package {label} was scanned twice.", field="label")
-            given[label] = s
+        m, lines = plan_receipt(txn, store, number, scans)
         now = datetime.now(UTC)
-        lines: list[ReceivedLine] = []
-        for ml in m.lines:
-            got = given.get(ml.label)
-            s = got or {}
-            status = "missing" if got is None else str(s.get("status", "received"))
-            if status not in ("received", "short", "missing", "damaged"):
-                raise BadRequest(f"{ml.label}: status must be received, short, missing or damaged.")
-            reason = "" if got is None else str(s.get("reason", "")).strip()
-            if status == "missing":
-                qty, reason = 0.0, reason or "not in the delivery"
-            elif status == "received":
-                qty = float(s.get("received_quantity", ml.shipped)) if s else ml.shipped
-            else:
-                raw = s.get("received_quantity") if s else None
-                qty = float(raw) if raw is not None else (0.0 if status == "damaged" else -1.0)
-                if qty < 0 or (status == "short" and qty >= ml.shipped):
-                    raise BadRequest(
-                        f"{ml.label}: a short line needs the received quantity, below {ml.shipped:g}."
-                    )
-                if not reason:
-                    raise BadRequest(f"{ml.label}: {status} needs a reason.", field="reason")
-            if status == "received" and abs(qty - ml.shipped) > EPSILON:
-                status = "short" if qty < ml.shipped else "received"
-                if status == "short" and not reason:
-                    raise BadRequest(f"{ml.label}: fewer than shipped needs a reason.", field="reason")
-            accepted = qty if status in ("received", "short") else 0.0
-            product_id = "" if got is None else str(s.get("product_id", ""))
-            if accepted > 0:
-                if not product_id:
-                    raise BadRequest(f"{ml.label}: which product is it? Give product_id.", field="product_id")
-                product = product_in_txn(txn, store, product_id)
-                if product is None:
-                    raise BadRequest(f"{ml.label}: no product {product_id}.", field="product_id")
-                if package_in_txn(txn, store, ml.label) is not None:
-                    raise Conflict(f"Package {ml.label} is already in the store's inventory.")
-                weighed = product.sold_by == "weight"
-                quantity = (
-                    round(accepted * float(MG_PER_UNIT.get(ml.unit, 1000))) if weighed else round(accepted)
-                )
-                put_package(
-                    txn,
-                    store,
-                    Package(
-                        tag=ml.label,
-                        product_id=product_id,
-                        quantity=quantity,
-                        status="active",
-                        received_at=now,
-                        batch=number,
-                    ),
-                )
-            lines.append(
-                ReceivedLine(
-                    label=ml.label,
-                    status=status,  # type: ignore[arg-type]
-                    shipped=ml.shipped,
-                    received=accepted,
-                    unit=ml.unit,
-                    reason=reason,
-                    product_id=product_id,
-                )
+        for ln in lines:
+            if ln.received <= 0:
+                continue
+            product = product_in_txn(txn, store, ln.product_id)
+            assert product is not None  # plan_receipt checked it in this transaction
+            weighed = product.sold_by == "weight"
+            quantity = (
+                round(ln.received * float(MG_PER_UNIT.get(ln.unit, 1000))) if weighed else round(ln.received)
             )
-        steps = []
+            put_package(
+                txn,
+                store,
+                Package(
+                    tag=ln.label,
+                    product_id=ln.product_id,
+                    quantity=quantity,
+                    status="active",
+                    received_at=now,
+                    batch=number,
+                ),
+            )
+        steps = list(state_steps or [])
         if metrc:
-            steps.append(f"In Metrc: Transfers > Incoming > manifest {number} > Receive.")
-            for ln in lines:
-                if ln.status in ("short", "damaged"):
-                    steps.append(
-                        f"  {ln.label}: enter received {ln.received:g} {ln.unit} ({ln.status}: {ln.reason})."
-                    )
-                elif ln.status == "missing":
-                    steps.append(f"  {ln.label}: reject as not delivered ({ln.reason}).")
-            steps.append("The hub checks Metrc on its next pull and marks the manifest when Metrc agrees.")
+            steps += metrc_steps(number, lines)
         report = ReceivingReport(
             manifest=number,
             received_at=now,
@@ -476,6 +573,8 @@ def receive(
             state_steps=steps,
         )
         m.report = report
+        if state_received and not m.state_received_at:
+            m.state_received_at = now.isoformat(timespec="seconds")
         put(txn, store, "manifests", text(number), m)
         audit.append(
             txn,

@@ -7,6 +7,7 @@ One entry per request: a 400 row error then names exactly the entry that caused 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -246,14 +247,23 @@ class BioTrack2014Sender:
 
 
 class BioTrackRestSender:
-    """The 2022/2024 REST: ``RequestID`` is the idempotency key and can be looked up."""
+    """The 2022/2024 REST: ``RequestID`` is the idempotency key of a sale and can be looked up; a void or a
+    refund is looked up on the sale it belongs to (found by the sale's ``RequestID``)."""
 
     system = "biotrack-rest"
 
-    def __init__(self, client: Any, location_license: str, refs: dict[str, str]) -> None:
+    def __init__(
+        self,
+        client: Any,
+        location_license: str,
+        refs: dict[str, str],
+        returned_before: Callable[[OutboxEntry, str], dict[str, float]] | None = None,
+    ) -> None:
         self.client = client
         self.location_license = location_license
         self.refs = refs
+        # what earlier returns of the same sale already refunded, per barcode (read from the outbox)
+        self.returned_before = returned_before
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -264,13 +274,47 @@ class BioTrackRestSender:
     async def lookup(self, entry: OutboxEntry) -> Attempt:
         return await guarded(self._lookup(entry))
 
+    async def _sale(self, external: str) -> dict[str, Any] | None:
+        found = await self.client.sales_by_request_id(external)
+        return found[0] if found else None
+
     async def _lookup(self, entry: OutboxEntry) -> Attempt:
-        if entry.kind != "sale":
+        body = decode(entry.payload, PAYLOAD_TYPES[entry.kind])
+        if entry.kind == "sale":
+            sale = await self._sale(entry.idempotency_key)
+            if sale is not None:
+                return Attempt("found", state_ref=str(sale.get("TransactionID", "")))
             return Attempt("not_found")
-        found = await self.client.sales_by_request_id(entry.idempotency_key)
-        if found:
-            return Attempt("found", state_ref=str(found[0].get("TransactionID", "")))
-        return Attempt("not_found")
+        if entry.kind == "void":
+            sale = await self._sale(body.external_receipt_number)
+            if sale is not None and sale.get("Voided"):
+                return Attempt("found", state_ref=str(sale.get("TransactionID", "")))
+            return Attempt("not_found")
+        if entry.kind == "return":
+            return await self._lookup_return(entry, body)
+        return Attempt("not_found")  # an adjustment sets the new quantity: sending it again is harmless
+
+    async def _lookup_return(self, entry: OutboxEntry, ret: StateReturn) -> Attempt:
+        # A refund has no idempotency key: compare what the state has refunded on the sale with what the
+        # hub's earlier returns of it refunded (they went first: entries go in order per package).
+        sale = await self._sale(ret.sale.external_receipt_number)
+        if sale is None:
+            return Attempt("not_found")
+        state: dict[str, float] = {}
+        for r in sale.get("Refunded") or []:
+            state[str(r.get("barcode"))] = state.get(str(r.get("barcode")), 0.0) + float(r.get("quantity", 0))
+        before = self.returned_before(entry, ret.sale.external_receipt_number) if self.returned_before else {}
+        now = {i["Barcode"]: i["Quantity"] for i in _rest_refund_items(ret)}
+        if all(abs(state.get(b, 0.0) - before.get(b, 0.0) - q) < 1e-6 for b, q in now.items()):
+            return Attempt("found", state_ref=str(sale.get("TransactionID", "")))
+        if all(abs(state.get(b, 0.0) - before.get(b, 0.0)) < 1e-6 for b in now):
+            return Attempt("not_found")
+        return Attempt(
+            "rejected",
+            f"BioTrack shows refunds on transaction {sale.get('TransactionID')} that the hub cannot match "
+            f"with this return ({state} refunded, {before} before it); check it in BioTrack.",
+            "return_unclear",
+        )
 
     async def _send(self, entry: OutboxEntry) -> Attempt:
         body = decode(entry.payload, PAYLOAD_TYPES[entry.kind])
@@ -292,6 +336,14 @@ class BioTrackRestSender:
                 )
             await self.client.void_sale(int(tid))
             return Attempt("sent", state_ref=tid)
+        if entry.kind == "return":
+            tid = self.refs.get(body.sale.external_receipt_number)
+            if not tid:
+                return Attempt(
+                    "rejected", "the returned sale has no BioTrack transaction id", "return_without_sale"
+                )
+            await self.client.refund_sale(int(tid), _rest_refund_items(body))
+            return Attempt("sent", state_ref=tid)
         if entry.kind == "adjustment":
             adj = biotrack_adjustment(body)
             await self.client.inventory_adjust(
@@ -305,10 +357,24 @@ class BioTrackRestSender:
                 ]
             )
             return Attempt("sent")
-        return Attempt("rejected", f"{entry.kind} is not supported on BioTrack REST yet", "unsupported")
+        return Attempt("rejected", f"unknown entry kind {entry.kind!r}", "unknown_kind")
 
 
-def make_sender(settings: Any, *, facility: str, refs: dict[str, str]) -> Sender | None:
+def _rest_refund_items(ret: StateReturn) -> list[dict[str, Any]]:
+    """``POST /v1/sale/{id}/refund`` items: the 2014 refund lines with REST names and JSON numbers."""
+    return [
+        {"Barcode": i["barcodeid"], "Quantity": float(i["quantity"]), "Price": float(i["price"])}
+        for i in biotrack_2014_refund_items(ret)
+    ]
+
+
+def make_sender(
+    settings: Any,
+    *,
+    facility: str,
+    refs: dict[str, str],
+    returned_before: Callable[[OutboxEntry, str], dict[str, float]] | None = None,
+) -> Sender | None:
     """A sender for the configured state system (``StateSystemSection``); None when there is none."""
     import httpx
 
@@ -327,15 +393,26 @@ def make_sender(settings: Any, *, facility: str, refs: dict[str, str]) -> Sender
         )
         return BioTrack2014Sender(client, refs)
     if settings.kind == "biotrack-rest":
-        from drivers.biotrack import BioTrackRestClient
-
-        rest = BioTrackRestClient(
-            settings.base_url,
-            settings.ubi,
-            settings.username,
-            settings.password,
-            location_license=facility,
-            timeout=timeout,
+        return BioTrackRestSender(
+            biotrack_rest_client(settings, facility), facility, refs, returned_before=returned_before
         )
-        return BioTrackRestSender(rest, facility, refs)
     return None
+
+
+def biotrack_rest_client(settings: Any, facility: str) -> Any:
+    """A ``BioTrackRestClient`` for ``[state_system]``; the flavour rides on the URL (``…#2024``)."""
+    import httpx
+
+    from drivers.biotrack import BioTrackRestClient
+    from hub.state_channel.biotrack import rest_endpoint
+
+    url, flavour = rest_endpoint(settings.base_url)
+    return BioTrackRestClient(
+        url,
+        settings.ubi,
+        settings.username,
+        settings.password,
+        location_license=facility,
+        flavour=flavour,
+        timeout=httpx.Timeout(settings.timeout_seconds),
+    )
