@@ -72,6 +72,24 @@ def card_answer(card: Any, today: date) -> CardStatusAnswer:
 
 
 @dataclass(frozen=True)
+class AdjustReason:
+    name: str
+    requires_note: bool = False
+
+
+# BioTrack's own adjustment types (``/v1/inventory/adjustment/type``), by the names the payload core maps
+# (``BIOTRACK_ADJUST_TYPE``): a manager picks one of these, never a Metrc-only reason
+BIOTRACK_REASONS = (
+    "Inventory Audit",
+    "Theft",
+    "Seizure by Law Enforcement",
+    "Correction",
+    "Moisture Loss",
+    "Depletion",
+)
+
+
+@dataclass(frozen=True)
 class StatePackage:
     """The fields of a Metrc package that pulls and reconciliation read."""
 
@@ -122,6 +140,9 @@ class BioTrackRestReader:
             for r in rows
             if r.get("Active", True)
         ]
+
+    async def adjust_reasons(self) -> list[AdjustReason]:
+        return [AdjustReason(name) for name in BIOTRACK_REASONS]
 
     async def inbound_transfers(self) -> list[dict[str, Any]]:
         if not self.receives_transfers:

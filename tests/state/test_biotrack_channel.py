@@ -411,3 +411,66 @@ async def test_medical_check_in_uses_the_card_limit(
                     registration_expiry=expiry,
                 )
                 assert refused["allowed"] is False
+
+
+# ---------------------------------------------------------------------------------- reconciliation
+
+
+async def test_rest_reconciliation_finds_a_planted_discrepancy_and_the_adjustment_lands(
+    rest_world: World,
+) -> None:
+    w = rest_world
+    barcode, product_id, units = STOCK[1]
+    await w.admin.upsert_packages(
+        [
+            {
+                "license": sbx.BIOTRACK_LICENSE,
+                "label": barcode,
+                "item_name": "planted",
+                "category": "Usable",
+                "unit": "Each",
+                "quantity": units + 3,
+            }
+        ]
+    )
+    with trio.fail_after(20):
+        async with connect(ws_url(w.hub)) as c:
+            token = await ready(c, drawer=False)
+        async with w.rest(token) as http:
+            reasons = (await http.get("/api/state/adjust-reasons")).json()
+            assert "Inventory Audit" in {r["name"] for r in reasons}
+            rec = (await http.post("/api/state/reconciliations")).json()
+            [found] = [d for d in rec["discrepancies"] if d["label"] == barcode]
+            assert (found["kind"], found["unit"], found["local"], found["state"]) == (
+                "quantity",
+                "Each",
+                units,
+                units + 3,
+            )
+            # the hub's other barcodes agree with the state's
+            assert not [
+                d
+                for d in rec["discrepancies"]
+                if d["label"] in {b for b, *_ in STOCK} and d["label"] != barcode
+            ]
+            adj = await http.post(
+                f"/api/state/reconciliations/{rec['id']}/adjust",
+                json={"label": barcode, "reason": "Inventory Audit", "note": "shelf count"},
+            )
+            assert adj.status_code == 200, adj.text
+        await w.wait_drained()
+    assert await w.state_quantity(barcode) == units
+    [row] = [a for a in (await w.admin.state())["adjustments"] if a["label"] == barcode]
+    assert (row["reason"], row["quantity"]) == ("Inventory Audit", units)
+
+
+def test_the_rest_flavour_rides_on_the_url() -> None:
+    from hub.state_channel.biotrack import rest_endpoint
+
+    assert rest_endpoint("https://bt.example/api#2024") == ("https://bt.example/api", "2024")
+    assert rest_endpoint("https://v3.api.nm.trace.biotrackthc.net/") == (
+        "https://v3.api.nm.trace.biotrackthc.net/",
+        "2022",
+    )
+    with pytest.raises(ValueError, match="2019"):
+        rest_endpoint("https://bt.example#2019")
