@@ -44,15 +44,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hub.ws")
 OUTBOX_SIZE = 256
+SNAPSHOT_INTERVAL = 0.04  # at most 25 snapshots a second per topic and connection
 IN_FLIGHT_PER_CONNECTION = 16
 
 
 class SlowConsumer(Exception):
     pass
-
-
-def _is_snapshot(item: Any) -> bool:
-    return isinstance(item, tuple) and item[0] == "snap"
 
 
 def _frame_text(item: Any) -> str:
@@ -143,16 +140,16 @@ class Connection:
         self.register_id: str | None = None
         self.device_name = ""
         self._out_send, self._out_recv = trio.open_memory_channel[Any](OUTBOX_SIZE)
-        self._snap_pending: set[str] = set()
+        self._snap_pending: list[str] = []
+        self._snap_wakeup = trio.Event()
         self._limiter = trio.Semaphore(IN_FLIGHT_PER_CONNECTION)
         self._nursery: trio.Nursery | None = None
 
     # ---- outbound ----
     def push_snapshot(self, topic: str) -> None:
-        if topic in self._snap_pending:
-            return  # coalesce: the sender takes the newest state when it gets there
-        self._snap_pending.add(topic)
-        self._enqueue(("snap", topic))
+        if topic not in self._snap_pending:  # coalesce: the newest state is taken when it is sent
+            self._snap_pending.append(topic)
+        self._snap_wakeup.set()
 
     def send_frame(self, frame: Any) -> None:
         self._enqueue(frame)
@@ -169,31 +166,25 @@ class Connection:
             pass
 
     async def _sender(self) -> None:
-        """Replies go out before snapshots: the register hears "done" first, then gets the new state (a
-        snapshot is built when it is sent, so a burst of changes costs one build)."""
+        """Replies, errors and the welcome, in order, as soon as they are ready."""
         async for item in self._out_recv:
-            batch = [item]
-            if _is_snapshot(item):
-                # the reply of the command that published this is usually one scheduling round behind
-                await trio.lowlevel.checkpoint()
-                await trio.lowlevel.checkpoint()
-            while True:
-                try:
-                    batch.append(self._out_recv.receive_nowait())
-                except (trio.WouldBlock, trio.EndOfChannel):
-                    break
-            topics: list[str] = []
-            for it in batch:
-                if _is_snapshot(it):
-                    if it[1] not in topics:
-                        topics.append(it[1])
-                else:
-                    await self.ws.send_message(_frame_text(it))
-            for topic in topics:
-                self._snap_pending.discard(topic)
+            await self.ws.send_message(_frame_text(item))
+
+    async def _snapshot_sender(self) -> None:
+        """Snapshots on their own task: a reply never waits behind one. Each is built when sent (so a burst
+        of changes costs one build) and a topic is sent at most every SNAPSHOT_INTERVAL: a screen needs
+        no more, and a busy hub spends its time on the next scan instead."""
+        while True:
+            await self._snap_wakeup.wait()
+            self._snap_wakeup = trio.Event()
+            # the reply of the change that published this is one scheduling round behind: let it go first
+            await trio.lowlevel.checkpoint()
+            while self._snap_pending:
+                topic = self._snap_pending.pop(0)
                 t = self.hub.topics.get(topic)
                 if t is not None:
                     await self.ws.send_message(t.encoded())
+            await trio.sleep(SNAPSHOT_INTERVAL)
 
     async def _heartbeat(self) -> None:
         interval = self.hub.config.server.heartbeat_seconds
@@ -222,6 +213,7 @@ class Connection:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 nursery.start_soon(self._sender)
+                nursery.start_soon(self._snapshot_sender)
                 nursery.start_soon(self._heartbeat)
                 while True:
                     try:
