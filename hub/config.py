@@ -90,6 +90,8 @@ class StateSystemSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tru
     password: str = ""
     ubi: str = ""
     timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    # BioTrack's REST API differs by state: "2022" (New Mexico, Trace v3) or "2024"
+    biotrack_api: Literal["2022", "2024"] = "2022"
 
 
 class SecuritySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -33,11 +33,12 @@ THC_MG_PER_UNIT = 200.0
 UNIT_NAMES = {"g": "Grams", "ea": "Each", "mg": "Milligrams", "kg": "Kilograms"}
 
 
-def rest_endpoint(base_url: str) -> tuple[str, Flavour]:
-    """``https://host/api#2024`` -> (``https://host/api``, "2024"); no fragment -> 2022."""
+def rest_endpoint(base_url: str, configured: str = "2022") -> tuple[str, Flavour]:
+    """The URL and API flavour: ``[state_system] biotrack_api``; a ``#2024`` fragment on the URL (the
+    earlier way to say it) still wins."""
     url, _, fragment = base_url.partition("#")
-    flavour = fragment.strip().lower().removeprefix("v")
-    if flavour not in ("", "2022", "2024"):
+    flavour = fragment.strip().lower().removeprefix("v") or configured
+    if flavour not in ("2022", "2024"):
         raise ValueError(f"BioTrack REST flavour {fragment!r} is not 2022 or 2024 (base_url {base_url!r})")
     return url, "2024" if flavour == "2024" else "2022"
 

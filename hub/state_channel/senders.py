@@ -400,13 +400,13 @@ def make_sender(
 
 
 def biotrack_rest_client(settings: Any, facility: str) -> Any:
-    """A ``BioTrackRestClient`` for ``[state_system]``; the flavour rides on the URL (``…#2024``)."""
+    """A ``BioTrackRestClient`` for ``[state_system]`` (``biotrack_api`` says 2022 or 2024)."""
     import httpx
 
     from drivers.biotrack import BioTrackRestClient
     from hub.state_channel.biotrack import rest_endpoint
 
-    url, flavour = rest_endpoint(settings.base_url)
+    url, flavour = rest_endpoint(settings.base_url, settings.biotrack_api)
     return BioTrackRestClient(
         url,
         settings.ubi,

@@ -1,5 +1,5 @@
 """BioTrack through the hub, end to end over loopback HTTP: the sandbox's BioTrack side and a hub with the
-sale and the state channel configured for ``biotrack-rest`` (2024, ``base_url`` ``…#2024``) or
+sale and the state channel configured for ``biotrack-rest`` (2024: ``biotrack_api = "2024"``) or
 ``biotrack-2014``. Sales, voids and refunds arrive exactly once through lost answers and an outage; a
 transfer is received through the 2024 API; the card lookup feeds the medical check-in."""
 
@@ -39,11 +39,12 @@ MANAGER = {"manager": "maria", "pin": PINS["maria"]}
 
 
 def state_toml(kind: str, url: str) -> str:
-    base = f"{url}/biotrack#2024" if kind == "biotrack-rest" else f"{url}/biotrack/serverjson.asp"
+    base = f"{url}/biotrack" if kind == "biotrack-rest" else f"{url}/biotrack/serverjson.asp"
     return f"""
 [state_system]
 kind = "{kind}"
 base_url = "{base}"
+biotrack_api = "2024"
 license_number = "{sbx.BIOTRACK_LICENSE}"
 ubi = "{sbx.BIOTRACK_UBI}"
 username = "{sbx.BIOTRACK_USERNAME}"
@@ -464,9 +465,10 @@ async def test_rest_reconciliation_finds_a_planted_discrepancy_and_the_adjustmen
     assert (row["reason"], row["quantity"]) == ("Inventory Audit", units)
 
 
-def test_the_rest_flavour_rides_on_the_url() -> None:
+def test_the_rest_flavour_comes_from_the_config() -> None:
     from hub.state_channel.biotrack import rest_endpoint
 
+    assert rest_endpoint("https://bt.example/api", "2024") == ("https://bt.example/api", "2024")
     assert rest_endpoint("https://bt.example/api#2024") == ("https://bt.example/api", "2024")
     assert rest_endpoint("https://v3.api.nm.trace.biotrackthc.net/") == (
         "https://v3.api.nm.trace.biotrackthc.net/",
