@@ -111,6 +111,8 @@ class StoreConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     security: SecuritySection = msgspec.field(default_factory=SecuritySection)
     # the store's tax table (hub/domain/tax.py TaxTable): prices_include_tax, name, [[taxes.rules]]
     taxes: dict[str, Any] | None = None
+    # promotions as data (hub/domain/promotions.py): [[promotions]] kind = "category_percent" | "buy_n_get_one"
+    promotions: list[dict[str, Any]] = []
 
     @property
     def zone(self) -> ZoneInfo:
@@ -155,6 +157,14 @@ def _check(config: StoreConfig) -> StoreConfig:
             msgspec.convert(config.taxes, TaxTable)
         except msgspec.ValidationError as exc:
             raise ConfigError(f"taxes: {_humane(str(exc))}") from None
+    if config.promotions:
+        from hub.domain.promotions import Promotion
+
+        for i, promo in enumerate(config.promotions):
+            try:
+                msgspec.convert(promo, Promotion)
+            except msgspec.ValidationError as exc:
+                raise ConfigError(f"promotions[{i}]: {_humane(str(exc))}") from None
     if bool(config.server.tls_cert) != bool(config.server.tls_key):
         raise ConfigError("server.tls_cert and server.tls_key: give both or neither")
     return config

@@ -38,6 +38,26 @@ DEFAULT_TAXES = {
 }
 
 
+# The demo store's promotions (a store writes its own [[promotions]] in store.toml)
+DEMO_PROMOTIONS: list[dict[str, Any]] = [
+    {
+        "kind": "category_percent",
+        "id": "topicals-15",
+        "name": "Topicals 15% off",
+        "category": "topical",
+        "percent_bp": 1500,
+    },
+    {
+        "kind": "buy_n_get_one",
+        "id": "preroll-b2g1",
+        "name": "Pre-rolls: buy 2, get 1 half off",
+        "buy": 2,
+        "get_percent_bp": 5000,
+        "category": "pre-roll",
+    },
+]
+
+
 def install(
     hub: Hub,
     demo_options: dict[str, Any] | None = None,
@@ -62,8 +82,14 @@ def install(
         cfg = h.config
         jurisdiction = store_jurisdiction(cfg.store.jurisdiction, cfg.store.time_zone)
         table = msgspec.convert(taxes or cfg.taxes or DEFAULT_TAXES, TaxTable)
+        from hub.domain.promotions import Promotion
+
+        promos = cfg.promotions or (DEMO_PROMOTIONS if demo else [])
+        promotions = tuple(msgspec.convert(p, Promotion) for p in promos)
         key = await trio.to_thread.run_sync(id_hash_key, h.store, cfg.security.id_hash_key)
-        ctx = service.SaleContext(h, jurisdiction, service.SaleSettings(tax_table=table), key)
+        ctx = service.SaleContext(
+            h, jurisdiction, service.SaleSettings(tax_table=table, promotions=promotions), key
+        )
         h.extensions["sale"] = ctx
         if demo:
             await trio.to_thread.run_sync(seed_demo_catalogue, h, ctx)

@@ -49,6 +49,20 @@ def test_example_store_toml_is_valid() -> None:
 
 
 def test_tax_table_checked_at_load() -> None:
-    bad = TEST_TOML + '\n[taxes]\nprices_include_tax = false\n[[taxes.rules]]\ncode = "x"\nname = "X"\nrate_ppm = "ten"\napplies_to = ["cannabis"]\n'
+    bad = (
+        TEST_TOML
+        + '\n[taxes]\nprices_include_tax = false\n[[taxes.rules]]\ncode = "x"\nname = "X"\nrate_ppm = "ten"\napplies_to = ["cannabis"]\n'
+    )
     with pytest.raises(ConfigError, match=r"taxes: rules\[0\]\.rate_ppm"):
+        parse_config(bad)
+
+
+def test_promotions_checked_at_load() -> None:
+    good = (
+        TEST_TOML
+        + '\n[[promotions]]\nkind = "category_percent"\nid = "e10"\nname = "Edibles 10%"\ncategory = "edible"\npercent_bp = 1000\n'
+    )
+    assert parse_config(good).promotions[0]["id"] == "e10"
+    bad = good.replace('kind = "category_percent"', 'kind = "half_price_everything"')
+    with pytest.raises(ConfigError, match=r"promotions\[0\]"):
         parse_config(bad)

@@ -35,8 +35,11 @@ async def open_drawer(c: HubClient) -> None:
 
 def sellable_unit_package(hub: Hub, product_id: str, skip: set[str] = frozenset()) -> Package:  # type: ignore[assignment]
     pkgs = inventory.packages_of(hub.store, product_id)
-    return next(p for p in pkgs if p.status == "active" and p.quantity > 2 and p.lab_testing == "passed"
-                and p.tag not in skip)
+    return next(
+        p
+        for p in pkgs
+        if p.status == "active" and p.quantity > 2 and p.lab_testing == "passed" and p.tag not in skip
+    )
 
 
 def outbox(hub: Hub) -> list[OutboxEntry]:
@@ -57,7 +60,9 @@ async def test_complete_cash_sale(store_hub: Hub) -> None:
             before = pkg.quantity
             await c.request("scan", data=pkg.tag)
             await c.request("add_package", tag=pkg.tag)  # a second unit of the same package
-            snap = await c.wait_snapshot(lambda s: s["cart"] and s["cart"]["lines"] and s["cart"]["lines"][0]["quantity"] == 2)
+            snap = await c.wait_snapshot(
+                lambda s: s["cart"] and s["cart"]["lines"] and s["cart"]["lines"][0]["quantity"] == 2
+            )
             cart = snap["state"]["cart"]
             total = cart["total_cents"]
             assert cart["subtotal_cents"] == 2 * 3800
@@ -89,8 +94,11 @@ async def test_weighed_sale_uses_stable_reading_only(store_hub: Hub) -> None:
     hub = store_hub
     d = demo(hub)
     bulk = next(p for p in d.products if p.sold_by == "weight" and p.category == "flower")
-    pkg = next(p for p in inventory.packages_of(hub.store, bulk.id) if p.status == "active"
-               and p.lab_testing == "passed" and p.quantity > 10_000)
+    pkg = next(
+        p
+        for p in inventory.packages_of(hub.store, bulk.id)
+        if p.status == "active" and p.lab_testing == "passed" and p.quantity > 10_000
+    )
     with trio.fail_after(30):
         async with connect(ws_url(hub)) as c:
             await ready_register(c)
@@ -102,8 +110,12 @@ async def test_weighed_sale_uses_stable_reading_only(store_hub: Hub) -> None:
             assert e.value.code == "scale_motion"
             # a budtender cannot type a weight without a manager
             with pytest.raises(ClientError) as e:
-                await c.request("manual_weight", tag=pkg.tag, weight_mg=3500,
-                                approval={"manager": "ana", "pin": PINS["ana"], "reason": "scale broken"})
+                await c.request(
+                    "manual_weight",
+                    tag=pkg.tag,
+                    weight_mg=3500,
+                    approval={"manager": "ana", "pin": PINS["ana"], "reason": "scale broken"},
+                )
             assert e.value.code == "approval_refused"
             await c.request("demo_scale", weight_mg=3_512, motion=False)
             await c.request("weigh_line", tag=pkg.tag)
@@ -150,8 +162,13 @@ async def test_expired_id_and_package_states_refused(store_hub: Hub) -> None:
                 await c.request("add_package", tag=d.scenarios["on_hold"])
             assert e.value.code == "customer_refused"
             await c.request("scan", data=d.customer("adult").id_scan)
-            for scenario, code in [("on_hold", "on_hold"), ("quarantined", "quarantined"), ("expired", "expired"),
-                                   ("lab_failed", "lab_not_passed"), ("finished", "finished")]:
+            for scenario, code in [
+                ("on_hold", "on_hold"),
+                ("quarantined", "quarantined"),
+                ("expired", "expired"),
+                ("lab_failed", "lab_not_passed"),
+                ("finished", "finished"),
+            ]:
                 with pytest.raises(ClientError) as e:
                     await c.request("scan", data=d.scenarios[scenario])
                 assert e.value.code == code, scenario
@@ -186,11 +203,17 @@ async def test_void_restores_inventory_and_allotment(store_hub: Hub) -> None:
                 await c.request("add_package", tag=pkg.tag)
             assert e.value.code == "over_limit"
             with pytest.raises(ClientError) as e:
-                await c.request("void_sale", receipt_number=paid["receipt_number"],
-                                approval={"manager": "maria", "pin": "0000", "reason": "customer changed mind"})
+                await c.request(
+                    "void_sale",
+                    receipt_number=paid["receipt_number"],
+                    approval={"manager": "maria", "pin": "0000", "reason": "customer changed mind"},
+                )
             assert e.value.code == "approval_refused"
-            res = await c.request("void_sale", receipt_number=paid["receipt_number"],
-                                  approval={"manager": "maria", "pin": PINS["maria"], "reason": "customer changed mind"})
+            res = await c.request(
+                "void_sale",
+                receipt_number=paid["receipt_number"],
+                approval={"manager": "maria", "pin": PINS["maria"], "reason": "customer changed mind"},
+            )
             assert res["refund_cents"] > 0
             # allotment back: the same customer may buy again
             await c.request("add_package", tag=pkg.tag)
@@ -259,7 +282,9 @@ async def test_two_registers_sell_the_last_unit_exactly_one_succeeds(store_hub: 
             await ready_register(r2, "R2")
             for c, who in ((r1, "adult"), (r2, "medical")):
                 await open_drawer(c)
-                await c.request("scan", data=d.customer("adult" if who == "adult" else "non_resident").id_scan)
+                await c.request(
+                    "scan", data=d.customer("adult" if who == "adult" else "non_resident").id_scan
+                )
                 await c.request("add_package", tag=tag)
 
             async def pay(name: str, c: HubClient) -> None:
@@ -291,3 +316,22 @@ async def test_demo_panel_scans_offered(store_hub: Hub) -> None:
     assert len(ids) == len(demo(store_hub).customers)
     assert all(parse_licence(s["data"]) for s in ids)
     assert any(s["data"] == demo(store_hub).scenarios["on_hold"] for s in scans)
+
+
+async def test_promotions_as_data_apply_in_the_cart(store_hub: Hub) -> None:
+    hub = store_hub
+    d = demo(hub)
+    preroll = next(p for p in d.products if p.category == "pre-roll" and p.sold_by == "each")
+    topical = next(p for p in d.products if p.category == "topical")
+    with trio.fail_after(30):
+        async with connect(ws_url(hub)) as c:
+            await ready_register(c)
+            await c.request("scan", data=d.customer("adult").id_scan)
+            await c.request("add_product", product_id=preroll.id, quantity=3)
+            await c.request("add_product", product_id=topical.id)
+            snap = await c.wait_snapshot(lambda s: s["cart"] and len(s["cart"]["lines"]) == 2)
+    lines = {ln["product"]: ln for ln in snap["state"]["cart"]["lines"]}
+    # buy 2, get 1 half off: one of the three pre-rolls at 50 %
+    assert lines[preroll.name]["discount_cents"] == preroll.price_cents // 2
+    # topicals 15 % off
+    assert lines[topical.name]["discount_cents"] == (topical.price_cents * 15 + 50) // 100
