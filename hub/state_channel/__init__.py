@@ -98,6 +98,22 @@ def install(hub: Hub, demo_options: dict[str, Any] | None = None, **options: Any
 
     hub.extensions.setdefault("outbox_committed", []).append(outbox_committed)
     hub.extensions["state_health"] = StateHealthView(hub)
+    hub.snapshot_providers.append(register_state_view)
+
+
+def register_state_view(actor: Any) -> dict[str, Any]:
+    """What a register shows about the state system: nothing while it answers; when it does not, that
+    selling goes on and what this jurisdiction allows meanwhile (policy.py, as data)."""
+    hub = actor.hub
+    health = hub.extensions.get("state_health")
+    if health is None or health.get("reachable", True):
+        return {"state_system": {"ok": True, "message": ""}}
+    from hub.state_channel.policy import policy_for
+
+    rules = policy_for(hub.config.store.jurisdiction).sell_while_down
+    allowed = "; ".join(f"{who}: {what}" for who, what in rules.items())
+    return {"state_system": {"ok": False, "message": (
+        "The state system is not answering: sales are kept and sent when it is back. " + allowed).strip()}}
 
 
 class StateHealthView:

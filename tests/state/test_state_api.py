@@ -26,3 +26,28 @@ async def test_a_technician_may_list_manifests_but_not_reconcile(world: World) -
             async with world.rest(token) as http:
                 assert (await http.get("/api/state/manifests")).status_code == 200
                 assert (await http.post("/api/state/reconciliations")).status_code == 403
+
+
+async def test_register_is_told_when_the_state_is_down(world: World) -> None:
+    with trio.fail_after(30):
+        async with connect(ws_url(world.hub)) as c:
+            await ready(c)
+            snap = await c.wait_snapshot(lambda s: "state_system" in s)
+            assert snap["state"]["state_system"]["ok"] is True
+            await world.admin.set_faults(outage=True)
+            pkg = world.unit_packages("FLW-001", 1)[0]
+            await c.request("scan", data=world.demo.customer("adult").id_scan)
+            await c.request("add_package", tag=pkg.tag)
+            cart = (await c.wait_snapshot(lambda s: s["cart"] and s["cart"]["lines"]))["state"]["cart"]
+            # the sale is not held up by the outage, and afterwards the register says what is going on
+            await c.request("pay", tenders=[{"kind": "cash", "amount_cents": cart["total_cents"]}])
+            with trio.fail_after(15):
+                while True:
+                    world.hub.registers["R1"].publish()
+                    snap = await c.wait_snapshot(lambda s: True)
+                    if not snap["state"]["state_system"]["ok"]:
+                        break
+                    await trio.sleep(0.2)
+            message = snap["state"]["state_system"]["message"]
+            assert "not answering" in message and "sent when it is back" in message
+            await world.admin.clear_faults()

@@ -392,6 +392,8 @@ function renderCheckout(s) {
   let status = "";
   if (pay.cash_only || pay.up === false) status += `<div class="status-line warn-text" id="cash-only">${esc(pay.message || "Card terminal offline: cash only.")}</div>`;
   else if (pay.message) status += `<div class="status-line muted">${esc(pay.message)}</div>`;
+  // the state's track-and-trace system is down: selling goes on, and the rule for this state is shown
+  if (s.state_system && !s.state_system.ok) status += `<div class="status-line warn-text" id="state-down">${esc(s.state_system.message)}</div>`;
   if (s.drawer && !drawer.open) status += `<div class="status-line warn-text" id="drawer-closed">Cash drawer is not open. <button class="btn small" data-act="open-drawer" id="btn-open-drawer">Open drawer…</button></div>`;
   box.innerHTML = `${status}
     <div class="checkout-actions">
