@@ -44,7 +44,7 @@ class HubProcess:
                 return self
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the hub exited with {self.proc.returncode}; see {self.log}")
-            time.sleep(0.05)
+            time.sleep(0.05)  # blocking-ok: the bench driver is plain synchronous code, no event loop
         self.stop()
         raise TimeoutError(f"the hub did not announce itself within {timeout} s; see {self.log}")
 

@@ -7,6 +7,7 @@ does the I/O; tests drive codecs with bytes.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections import deque
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import ClassVar, Literal
@@ -122,7 +123,7 @@ class LineSplitter:
         self._buf.clear()
 
 
-class ScaleCodec:
+class ScaleCodec(ABC):
     """Base of the four protocols. Subclasses set the class attributes and implement ``feed``.
 
     ``note_sent("zero" | "tare")`` tells the codec a command went out, so an anonymous acknowledgement
@@ -147,8 +148,9 @@ class ScaleCodec:
     def _take_pending(self) -> Literal["zero", "tare", "other"]:
         return self._pending.popleft() if self._pending else "other"
 
+    @abstractmethod
     def feed(self, data: bytes) -> list[ScaleEvent]:
-        raise NotImplementedError
+        """Bytes from the port in, complete frames (weights, command replies, errors) out."""
 
     def reset(self) -> None:
         """Forget half-received bytes and pending commands (after a reconnect)."""
