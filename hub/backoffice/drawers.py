@@ -15,7 +15,7 @@ from typing import Any
 import lmdb
 import msgspec
 
-from hub import audit, auth
+from hub import audit
 from hub.backoffice import protocol as bp
 from hub.commands import Request, handles
 from hub.domain.catalog import Refusal
@@ -25,14 +25,13 @@ from hub.domain.drawer import (
     DrawerSession,
     close_summary,
     hand_over,
-    open_session,
     record,
     record_deposit,
     sign_off,
     submit_blind_count,
 )
-from hub.errors import BadRequest, Forbidden, NotFound
-from hub.sale.service import Refused, approve, open_drawer_id, refuse
+from hub.errors import BadRequest, NotFound
+from hub.sale.service import Refused, approve, open_drawer_id, open_drawer_session, refuse, staff_by_pin
 from hub.store.env import put, tget
 from hub.store.keys import text
 
@@ -83,40 +82,9 @@ def summary_dict(summary: CloseSummary) -> dict[str, Any]:
 
 @handles(bp.OfficeOpenDrawer, role="manager")
 async def office_open_drawer(req: Request, msg: bp.OfficeOpenDrawer) -> Any:
-    hub = req.hub
     reg = target_register(req, msg.register_id)
-    member = hub.store.get("staff", text(msg.witness), auth.StaffMember)
-    if not await auth.verify_pin(member, msg.witness_pin) or member is None:
-        raise Forbidden("The witness ID or PIN is not right.", code="approval_refused")
-    now = datetime.now(UTC)
-    session_id = f"D-{reg}-{now:%Y%m%d%H%M%S}-{secrets.token_hex(2)}"
-
-    def fn(txn: lmdb.Transaction) -> Any:
-        store = hub.store
-        s = _ok(
-            open_session(
-                session_id,
-                reg,
-                msg.counted,
-                counted_by=req.staff_id,
-                witness=member.id,
-                at=now,
-                open_session_on_register=open_drawer_id(txn, store, reg),
-            )
-        )
-        put(txn, store, "drawers", text(session_id), s)
-        txn.put(OPEN_KEY + text(reg), text(session_id), db=store.db("kv"))
-        audit.append(
-            txn,
-            store,
-            "drawer_opened",
-            staff=req.staff_id,
-            register=reg,
-            detail={"session": session_id, "float_cents": s.opening.count.total_cents, "witness": member.id},
-        )
-        return {"session_id": session_id, "register_id": reg, "float_cents": s.opening.count.total_cents}
-
-    result = await req.commit(fn)
+    member = await staff_by_pin(req.hub, msg.witness, msg.witness_pin, "witness")
+    result = await open_drawer_session(req, reg, msg.counted, member)
     _publish(req, reg)
     return result
 
@@ -279,9 +247,7 @@ async def deposit(req: Request, msg: bp.RecordDeposit) -> Any:
 async def hand_over_drawer(req: Request, msg: bp.HandOverDrawer) -> Any:
     hub = req.hub
     reg = target_register(req, msg.register_id)
-    member = hub.store.get("staff", text(msg.incoming), auth.StaffMember)
-    if not await auth.verify_pin(member, msg.incoming_pin) or member is None:
-        raise Forbidden("The incoming person's ID or PIN is not right.", code="approval_refused")
+    member = await staff_by_pin(hub, msg.incoming, msg.incoming_pin, "incoming person's")
     now = datetime.now(UTC)
     new_id = f"D-{reg}-{now:%Y%m%d%H%M%S}-{secrets.token_hex(2)}"
 

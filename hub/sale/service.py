@@ -898,49 +898,68 @@ def open_drawer_id(txn: lmdb.Transaction, store: Any, register_id: str) -> str:
     return bytes(raw).decode() if raw is not None else ""
 
 
-@handles(p.OpenDrawer)
-async def open_drawer(req: Request, msg: p.OpenDrawer) -> Any:
+async def staff_by_pin(hub: Hub, staff_id: str, pin: str, who: str) -> auth.StaffMember:
+    """A second person confirms with their own PIN (witness, incoming cashier, approving manager)."""
+    member = hub.store.get("staff", text(staff_id), auth.StaffMember)
+    if not await auth.verify_pin(member, pin) or member is None:
+        raise Forbidden(f"The {who} ID or PIN is not right.", code="approval_refused")
+    return member
+
+
+async def open_drawer_session(
+    req: Request, register_id: str, counted: dict[str, int], witness: auth.StaffMember
+) -> dict[str, Any]:
+    """Open a register's drawer with a counted float and a witness (the core checks one open drawer per
+    register and a second person); audited; the reply is stored with it."""
     hub = req.hub
-    if msg.witness is None or msg.witness_pin is None:
-        raise BadRequest("Opening a drawer needs a witness who enters their PIN.", field="witness")
-    member = hub.store.get("staff", text(msg.witness), auth.StaffMember)
-    if not await auth.verify_pin(member, msg.witness_pin) or member is None:
-        raise Forbidden("The witness ID or PIN is not right.", code="approval_refused")
-    roles = {req.role, member.role}
-    if not any(auth.ROLE_RANK.get(r, 0) >= auth.ROLE_RANK["manager"] for r in roles):
-        raise Forbidden("A manager opens a drawer (as the counter or the witness).")
     now = datetime.now(UTC)
-    session_id = f"D-{req.register_id}-{now:%Y%m%d%H%M%S}-{secrets.token_hex(2)}"
+    session_id = f"D-{register_id}-{now:%Y%m%d%H%M%S}-{secrets.token_hex(2)}"
 
     def fn(txn: lmdb.Transaction) -> Any:
         store = hub.store
-        current = open_drawer_id(txn, store, req.register_id)
         s = open_session(
             session_id,
-            req.register_id,
-            msg.counted,
+            register_id,
+            counted,
             counted_by=req.staff_id,
-            witness=member.id,
+            witness=witness.id,
             at=now,
-            open_session_on_register=current,
+            open_session_on_register=open_drawer_id(txn, store, register_id),
         )
         if isinstance(s, Refusal):
             raise refuse(s)
         put(txn, store, "drawers", text(session_id), s)
-        txn.put(b"open_drawer:" + text(req.register_id), text(session_id), db=store.db("kv"))
+        txn.put(b"open_drawer:" + text(register_id), text(session_id), db=store.db("kv"))
         audit.append(
             txn,
             store,
             "drawer_opened",
             staff=req.staff_id,
-            register=req.register_id,
-            detail={"session": session_id, "float_cents": s.opening.count.total_cents, "witness": member.id},
+            register=register_id,
+            detail={"session": session_id, "float_cents": s.opening.count.total_cents, "witness": witness.id},
         )
-        return {"session_id": session_id, "float_cents": s.opening.count.total_cents}
+        return {
+            "session_id": session_id,
+            "register_id": register_id,
+            "float_cents": s.opening.count.total_cents,
+        }
 
-    result = await req.commit(fn)
-    _actor(req).publish()
+    result: dict[str, Any] = await req.commit(fn)
+    actor = hub.registers.get(register_id)
+    if actor is not None:
+        actor.publish()
     return result
+
+
+@handles(p.OpenDrawer)
+async def open_drawer(req: Request, msg: p.OpenDrawer) -> Any:
+    if msg.witness is None or msg.witness_pin is None:
+        raise BadRequest("Opening a drawer needs a witness who enters their PIN.", field="witness")
+    member = await staff_by_pin(req.hub, msg.witness, msg.witness_pin, "witness")
+    roles = {req.role, member.role}
+    if not any(auth.ROLE_RANK.get(r, 0) >= auth.ROLE_RANK["manager"] for r in roles):
+        raise Forbidden("A manager opens a drawer (as the counter or the witness).")
+    return await open_drawer_session(req, req.register_id, msg.counted, member)
 
 
 # ---------------------------------------------------------------------------------------------- paying
