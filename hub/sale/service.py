@@ -33,6 +33,7 @@ from hub.domain.limits.engine import (
     evaluate,
     history_usage,
     history_window_start,
+    state_remaining_from_ounces,
 )
 from hub.domain.limits.rules import Jurisdiction
 from hub.domain.outbox import OutboxEntry
@@ -470,9 +471,6 @@ async def set_customer_type(req: Request, msg: p.SetCustomerType) -> Any:
 
 
 REGISTRY_TIMEOUT = 3.0  # the counter never waits longer than this on the state's registry
-# Metrc's "Ounces" unit of measure is the avoirdupois ounce (28.349523125 g), whatever the state's own rule
-# calls an ounce; the state computed its figure in it
-METRC_OUNCE_MG = 28_349.523125
 
 
 async def registry_lookup(
@@ -495,31 +493,9 @@ async def registry_lookup(
         return identity.RegistryAnswer(status="not-found"), None
     if not st.active:
         return identity.RegistryAnswer(status="inactive"), None
-    return identity.RegistryAnswer(status="active"), state_allotment(ctx, st)
-
-
-def state_allotment(ctx: SaleContext, status: Any) -> dict[str, int]:
-    """Metrc's ounces available, as amounts of this jurisdiction's medical buckets: flower ounces go to
-    the bucket that counts flower by weight, THC ounces to a bucket counted in mg THC (if the state has
-    one). Rounded down: the state's figure is never stretched."""
-    j = ctx.jurisdiction
-    medical = {r.bucket for r in j.rules if "medical" in r.classes}
-    out: dict[str, int] = {}
-    ounce_mg = METRC_OUNCE_MG
-    for bucket_id in sorted(medical):
-        b = j.buckets[bucket_id]
-        counts_flower = any(
-            "flower" in c.categories and c.measure == "net_weight_mg" for c in b.contributions
-        )
-        if counts_flower and b.unit == "mg" and "flower" not in out:
-            out[bucket_id] = int(status.flower_ounces_available * ounce_mg)
-            out["flower"] = 0
-        elif b.unit == "mg THC" and "thc" not in out:
-            out[bucket_id] = int(status.thc_ounces_available * ounce_mg)
-            out["thc"] = 0
-    out.pop("flower", None)
-    out.pop("thc", None)
-    return out
+    return identity.RegistryAnswer(status="active"), state_remaining_from_ounces(
+        ctx.jurisdiction, st.flower_ounces_available, st.thc_ounces_available
+    )
 
 
 @handles(p.EndCustomer)

@@ -686,3 +686,12 @@ def test_rule_without_source_is_refused_at_load():
     broken = il.replace('source = "https://www.iesoillinois.com/cannabis-qa/"', 'source = " "', 1)
     with pytest.raises(RuleError, match="source"):
         parse_jurisdiction(broken, origin="IL.toml")
+
+
+def test_state_ounces_become_the_medical_buckets() -> None:
+    from hub.domain.limits.engine import state_remaining_from_ounces
+
+    # Michigan counts flower in its "total" bucket; Metrc's ounce is the avoirdupois ounce
+    assert state_remaining_from_ounces("MI", 0.1, 0.0) == {"total": 2_834}
+    assert state_remaining_from_ounces("MI", 2.5, 0.0) == {"total": 70_873}
+    assert state_remaining_from_ounces("MI", -1.0, 0.0) == {"total": 0}  # never negative

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
 
 import msgspec
 
@@ -373,3 +374,42 @@ def evaluate(
         violations=violations,
         warnings=list(dict.fromkeys(warnings)),
     )
+
+
+# Metrc's "Ounces" unit is the avoirdupois ounce, whatever a state's own rule calls an ounce (CA's 28.5 g)
+METRC_OUNCE_MG = Decimal("28349.523125")
+
+
+def state_remaining_from_ounces(
+    jurisdiction: str | Jurisdiction, flower_ounces: float, thc_ounces: float
+) -> dict[str, int]:
+    """The state's figure (Metrc patient status: flower and THC ounces available) as amounts of this
+    jurisdiction's medical buckets, for ``evaluate(state_remaining=...)``: flower to the bucket that counts
+    flower by weight, THC to a bucket counted in mg THC if there is one. Rounded down: the state's figure
+    is never stretched."""
+    j = _jurisdiction(jurisdiction)
+    medical = sorted({r.bucket for r in j.rules if "medical" in r.classes})
+    flower = next(
+        (
+            b
+            for b in medical
+            if j.buckets[b].unit == "mg"
+            and any(
+                "flower" in c.categories and c.measure == "net_weight_mg" for c in j.buckets[b].contributions
+            )
+        ),
+        None,
+    )
+    thc = next((b for b in medical if j.buckets[b].unit == "mg THC"), None)
+    def mg(ounces: float) -> int:
+        # the figure arrives as a float: settle it at 1/100 mg before rounding down to whole mg, so that
+        # 2.5 g sent as 0.08818490487 oz is 2500 mg again, not 2499
+        exact = (Decimal(str(max(ounces, 0.0))) * METRC_OUNCE_MG).quantize(Decimal("0.01"))
+        return int(exact)
+
+    out: dict[str, int] = {}
+    if flower is not None:
+        out[flower] = mg(flower_ounces)
+    if thc is not None:
+        out[thc] = mg(thc_ounces)
+    return out
