@@ -47,4 +47,6 @@ def setup(level: str = "INFO", *, json_lines: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    logging.getLogger("hypercorn.error").setLevel("WARNING")
+    # one line per state-system request would drown the hub's own lines; failures are logged by the channel
+    for noisy in ("hypercorn.error", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel("WARNING")
