@@ -53,6 +53,8 @@ class StoreWriter:
         self.batches = 0
         self.requests = 0
         self._busy = False
+        self._unfinished = 0  # requests sent and not yet answered (a request handed straight to the
+        # waiting writer task is in no buffer, so the channel's depth alone cannot tell a flush it is done)
         self.last_batch_sizes: list[int] = []
 
     @property
@@ -65,10 +67,15 @@ class StoreWriter:
     async def write(self, fn: Callable[[lmdb.Transaction], R], *, label: str = "write") -> R:
         """Run ``fn`` in a write transaction; return its result once the commit is durable."""
         req = WriteRequest(fn, label)
+        self._unfinished += 1
         try:
             await self._send.send(req)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self._unfinished -= 1
             raise WriterStopped("the store writer is not running") from None
+        except BaseException:
+            self._unfinished -= 1
+            raise
         await req.done.wait()
         assert req.result is not None
         return req.result.unwrap()
@@ -86,10 +93,15 @@ class StoreWriter:
         keeps the order of everything queued, so a later awaited write (the sale) commits after it.
         """
         req = WriteRequest(fn, label, on_done)
+        self._unfinished += 1
         try:
             await self._send.send(req)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self._unfinished -= 1
             raise WriterStopped("the store writer is not running") from None
+        except BaseException:
+            self._unfinished -= 1
+            raise
 
     async def run(self, *, task_status: trio.TaskStatus[StoreWriter] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started(self)
@@ -102,21 +114,10 @@ class StoreWriter:
                     break
             await self._commit_batch(batch)
 
-    async def drain(self) -> None:
-        """Commit whatever is queued now (used at shutdown, after new requests are refused)."""
-        batch: list[WriteRequest] = []
-        while True:
-            try:
-                batch.append(self._recv.receive_nowait())
-            except (trio.WouldBlock, trio.EndOfChannel):
-                break
-        if batch:
-            await self._commit_batch(batch)
-
     async def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything queued so far is committed (clean shutdown); False on time-out."""
         with trio.move_on_after(timeout):
-            while self.depth() or self._busy:
+            while self._unfinished or self._busy:
                 await trio.sleep(0.002)
             return True
         return False
@@ -161,6 +162,7 @@ class StoreWriter:
                 req.result = outcome.Error(err)
         for req in batch:
             req.done.set()
+            self._unfinished -= 1
             if req.on_done is not None:
                 assert req.result is not None
                 try:
