@@ -142,6 +142,19 @@ class DrawerSession(msgspec.Struct, frozen=True, kw_only=True):
         return self.closing.count.total_cents - self.expected_cents
 
 
+MANAGER_ROLES: frozenset[str] = frozenset({"manager", "admin"})
+
+
+def may_open(counter_role: str, witness_role: str) -> Refusal | None:
+    """Issue 4: when a register has no open drawer, a manager opens one with a counted float; the manager
+    may be the one counting or the witness."""
+    if counter_role in MANAGER_ROLES or witness_role in MANAGER_ROLES:
+        return None
+    return Refusal(
+        code="manager_required", message="A manager opens a drawer (as the counter or the witness)."
+    )
+
+
 def open_session(
     session_id: str,
     register_id: str,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from fractions import Fraction
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -444,3 +444,15 @@ def render_receipt_text(receipt: Receipt, width: int = 42) -> str:
     if row:
         out.append(row)
     return "\n".join(out) + "\n"
+
+
+def void_refusal(record: SaleRecord, sold_on: date, today: date) -> Refusal | None:
+    """A void takes a sale back as if it never happened, so only on the store-local day it was made (a
+    closed day's Z report must not change afterwards); later, it is a return."""
+    if record.voided:
+        return Refusal(code="already_voided", message=f"Sale {record.receipt_number} is already voided.")
+    if sold_on != today:
+        return Refusal(
+            code="not_same_day", message="Only a same-day sale can be voided; use a return instead."
+        )
+    return None

@@ -24,7 +24,7 @@ from hub.domain import cart as carts
 from hub.domain.cart import Cart, ManagerOverride, WeightReading
 from hub.domain.cart import ManualWeight as ManualWeightValue
 from hub.domain.catalog import CatalogIndex, Customer, Package, Product, Refusal, format_quantity, sellability
-from hub.domain.drawer import DrawerEvent, DrawerSession, open_session
+from hub.domain.drawer import DrawerEvent, DrawerSession, may_open, open_session
 from hub.domain.drawer import record as drawer_record
 from hub.domain.limits.engine import (
     LimitCustomer,
@@ -47,6 +47,7 @@ from hub.domain.receipt import (
     build_receipt,
     render_receipt_html,
     sale_overrides,
+    void_refusal,
 )
 from hub.domain.scan_classify import classify
 from hub.domain.state_payloads import StateSale, StateSaleLine, StateVoid
@@ -932,9 +933,8 @@ async def open_drawer(req: Request, msg: p.OpenDrawer) -> Any:
     if msg.witness is None or msg.witness_pin is None:
         raise BadRequest("Opening a drawer needs a witness who enters their PIN.", field="witness")
     member = await staff_by_pin(req.hub, msg.witness, msg.witness_pin, "witness")
-    roles = {req.role, member.role}
-    if not any(auth.ROLE_RANK.get(r, 0) >= auth.ROLE_RANK["manager"] for r in roles):
-        raise Forbidden("A manager opens a drawer (as the counter or the witness).")
+    if (r := may_open(req.role, member.role)) is not None:
+        raise Forbidden(r.message, code="forbidden")
     return await open_drawer_session(req, req.register_id, msg.counted, member)
 
 
@@ -1283,11 +1283,9 @@ async def void_sale(req: Request, msg: p.VoidSale) -> Any:
     def fn(txn: lmdb.Transaction) -> Any:
         rec = tget(txn, store, "sales", u64(msg.receipt_number), SaleRecord)
         assert rec is not None
-        if rec.voided:
-            raise Conflict(f"Sale {msg.receipt_number} is already voided.")
         r = rec.receipt
-        if ctx.today(r.sold_at) != ctx.today(now):
-            raise Refused("Only a same-day sale can be voided; use a return instead.", code="not_same_day")
+        if (refusal := void_refusal(rec, ctx.today(r.sold_at), ctx.today(now))) is not None:
+            raise refuse(refusal)
         for ln in r.lines:
             pkg = inv.package_in_txn(txn, store, ln.package_tag)
             if pkg is not None:

@@ -211,3 +211,12 @@ def test_hand_over_counts_and_carries_the_float():
 def test_session_round_trips():
     s = ok(record(opened(), sale(4060)))
     assert msgspec.msgpack.decode(msgspec.msgpack.encode(s), type=DrawerSession) == s
+
+
+def test_a_manager_opens_the_drawer_as_counter_or_witness() -> None:
+    from hub.domain.drawer import may_open
+
+    assert may_open("manager", "budtender") is None
+    assert may_open("technician", "admin") is None
+    refusal = may_open("budtender", "technician")
+    assert refusal is not None and refusal.code == "manager_required"

@@ -187,3 +187,17 @@ def test_text_receipt_fits_the_paper_and_has_no_control_characters():
     assert "\x1b" not in text and "\x1d" not in text
     assert "1A4000000000000000000002" in text and "$103.24" in text and "Change" in text
     assert "Cannabis excise (10%)" in text and "rounded half up" in text.replace("\n", " ")
+
+
+def test_void_only_on_the_day_of_the_sale() -> None:
+    import msgspec
+
+    from hub.domain.receipt import SaleRecord, void_refusal
+
+    _, _, receipt = make_sale()
+    record = SaleRecord(receipt=receipt, customer_id="c-1")
+    assert void_refusal(record, TODAY, TODAY) is None
+    late = void_refusal(record, TODAY, TODAY + timedelta(days=1))
+    assert late is not None and late.code == "not_same_day" and "return" in late.message
+    again = void_refusal(msgspec.structs.replace(record, voided=True), TODAY, TODAY)
+    assert again is not None and again.code == "already_voided"
