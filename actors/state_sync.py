@@ -23,6 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import trio
 
 from hub.domain.outbox import (
@@ -141,7 +142,14 @@ class StateSyncActor:
         if result.outcome not in ("sent", "found", "not_found"):
             self.hub.metrics.state_errors.labels(self.licence, result.outcome).inc()
             self.last_error = result.error
-            log.info("outbox %d (%s %s): %s %s", entry.seq, entry.kind, act, result.outcome, result.error)
+            log.info(
+                "outbox %d (%s %s): %s %s",
+                entry.seq,
+                entry.kind,
+                act,
+                result.outcome,
+                for_log(entry, result.error),
+            )
         updated = decide(
             started,
             result.outcome,
@@ -160,7 +168,7 @@ class StateSyncActor:
             if updated.state_ref:
                 self.refs[updated.idempotency_key] = updated.state_ref
         elif updated.state == "dead":
-            log.warning("outbox %d dead-lettered: %s", updated.seq, updated.last_error)
+            log.warning("outbox %d dead-lettered: %s", updated.seq, for_log(updated, updated.last_error))
         if result.outcome == "not_found":
             # the state does not have it: the earlier request never landed, so send it now
             return await self._attempt(sender, updated)
@@ -200,6 +208,28 @@ class StateSyncActor:
             "last_error": self.last_error,
             "last_sent_at": self.last_sent_at.isoformat() if self.last_sent_at else None,
         }
+
+
+def for_log(entry: OutboxEntry, text: str) -> str:
+    """A state system's message may echo the patient's or caregiver's licence number: logs never carry it
+    (the dead-letter list in the back office keeps the message whole, for the people allowed to read it)."""
+    if entry.kind not in ("sale", "return", "void") or not text:
+        return text
+    from hub.domain.state_payloads import StateReturn, StateSale
+
+    try:
+        if entry.kind == "sale":
+            sale = msgspec.msgpack.decode(entry.payload, type=StateSale)
+        elif entry.kind == "return":
+            sale = msgspec.msgpack.decode(entry.payload, type=StateReturn).sale
+        else:
+            return text
+    except msgspec.DecodeError:
+        return text
+    for number in (sale.patient_license, sale.caregiver_license):
+        if number:
+            text = text.replace(number, "[licence number]")
+    return text
 
 
 def _channel_codes() -> tuple[str, ...]:

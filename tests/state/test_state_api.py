@@ -51,3 +51,34 @@ async def test_register_is_told_when_the_state_is_down(world: World) -> None:
             message = snap["state"]["state_system"]["message"]
             assert "not answering" in message and "sent when it is back" in message
             await world.admin.clear_faults()
+
+
+def test_state_messages_in_logs_never_carry_the_patient_number() -> None:
+    from datetime import UTC, datetime
+
+    import msgspec
+
+    from actors.state_sync import for_log
+    from hub.domain.outbox import OutboxEntry
+    from hub.domain.state_payloads import StateSale, StateSaleLine
+
+    now = datetime.now(UTC)
+    sale = StateSale(
+        external_receipt_number="L-1",
+        sold_at=now,
+        store_time_zone="America/Detroit",
+        lines=(StateSaleLine(package_label="1A4", unit_of_measure="Each", units=1, total_price_cents=1),),
+        customer_type="Patient",
+        patient_license="PAT-7734",
+    )
+    entry = OutboxEntry(
+        seq=1,
+        kind="sale",
+        licence="L",
+        idempotency_key="L-1",
+        payload=msgspec.msgpack.encode(sale),
+        package_labels=("1A4",),
+        created_at=now,
+        next_attempt_at=now,
+    )
+    assert for_log(entry, "Patient PAT-7734 has no allotment") == "Patient [licence number] has no allotment"
