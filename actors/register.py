@@ -86,6 +86,7 @@ class RegisterActor:
         idle = timedelta(minutes=self.hub.config.store.session_idle_minutes)
         if datetime.now(UTC) - s.last_seen > idle:
             self.session = None
+            self.hub.sessions.pop(s.token_hash, None)  # its token no longer opens REST either
             self.publish()
             return None
         return s

@@ -219,7 +219,9 @@ def require_staff(hub: Hub, req: HttpRequest, role: str = "budtender") -> Any:
 
         token = parse_qs(req.query).get("token", [""])[0]
     session = hub.sessions.get(token_hash(token)) if token else None
-    if session is None:
+    actor = hub.registers.get(session.register_id) if session is not None else None
+    # the token is good only while it is the register's live session (not logged out, not idle too long)
+    if session is None or actor is None or actor.live_session() is not session:
         raise NotAuthenticated("Log in first.", code="not_logged_in")
     if ROLE_RANK.get(session.role, 0) < ROLE_RANK[role]:
         raise Forbidden(f"This needs a {role} or above.")

@@ -182,3 +182,17 @@ async def test_pair_retried_after_a_lost_answer_is_answered_again(hub: Hub) -> N
             with pytest.raises(ClientError) as e:  # a new message with the used code is still refused
                 await c.request("pair", id="pair-2", code=DEMO_PAIRING["R2"])
             assert e.value.code == "bad_pairing_code"
+
+
+async def test_rest_token_dies_with_the_session(hub: Hub) -> None:
+    import httpx
+
+    with trio.fail_after(20):
+        async with connect(ws_url(hub)) as c:
+            await c.pair(DEMO_PAIRING["R1"])
+            await c.login("maria", PINS["maria"])
+            auth = {"authorization": f"Bearer {c.session_token}"}
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{hub.http_port}", headers=auth) as http:
+                assert (await http.get("/api/devices")).status_code == 200
+                await c.request("logout")
+                assert (await http.get("/api/devices")).status_code == 401
