@@ -225,6 +225,9 @@ def require_staff(hub: Hub, req: HttpRequest, role: str = "budtender") -> Any:
         raise NotAuthenticated("Log in first.", code="not_logged_in")
     if ROLE_RANK.get(session.role, 0) < ROLE_RANK[role]:
         raise Forbidden(f"This needs a {role} or above.")
+    from datetime import UTC, datetime
+
+    session.last_seen = datetime.now(UTC)  # using the back office keeps its session alive
     return session
 
 
