@@ -16,8 +16,7 @@ from typing import ClassVar, Literal
 from drivers.scales.base import (
     CommandReply,
     FrameError,
-    LineSplitter,
-    ScaleCodec,
+    LineCodec,
     ScaleEvent,
     SerialDefaults,
     WeightFrame,
@@ -46,7 +45,7 @@ ERROR_CODES = {
 }
 
 
-class ADCodec(ScaleCodec):
+class ADCodec(LineCodec):
     name: ClassVar[str] = "ad"
     # Stream: the balance pushes every display update (``SIR``); the hub never waits on a poll.
     default_mode: ClassVar[Literal["poll", "stream"]] = "stream"
@@ -55,21 +54,6 @@ class ADCodec(ScaleCodec):
     stream_request: ClassVar[bytes | None] = b"SIR\r\n"
     zero_request: ClassVar[bytes] = b"Z\r\n"
     tare_request: ClassVar[bytes] = b"T\r\n"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._lines = LineSplitter(b"\r\n")
-
-    def reset(self) -> None:
-        super().reset()
-        self._lines.clear()
-
-    def feed(self, data: bytes) -> list[ScaleEvent]:
-        lines, errors = self._lines.feed(data)
-        events: list[ScaleEvent] = list(errors)
-        for raw in lines:
-            events.append(self._parse(raw))
-        return events
 
     def _parse(self, raw: bytes) -> ScaleEvent:
         if raw == ACK:

@@ -157,6 +157,34 @@ class ScaleCodec(ABC):
         self._pending.clear()
 
 
+class LineCodec(ScaleCodec):
+    """A protocol whose frames are lines ending in CR LF (A&D, MT-SICS, Ohaus): split, then ``_parse``."""
+
+    line_end: ClassVar[bytes] = b"\r\n"
+    skip_blank_lines: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lines = LineSplitter(self.line_end)
+
+    def reset(self) -> None:
+        super().reset()
+        self._lines.clear()
+
+    def feed(self, data: bytes) -> list[ScaleEvent]:
+        lines, errors = self._lines.feed(data)
+        events: list[ScaleEvent] = list(errors)
+        for raw in lines:
+            if self.skip_blank_lines and not raw.strip():
+                continue
+            events.append(self._parse(raw))
+        return events
+
+    @abstractmethod
+    def _parse(self, raw: bytes) -> ScaleEvent:
+        """One line (without its terminator) as a weight, a command reply or a frame error."""
+
+
 def ascii_line(raw: bytes) -> str | None:
     """Decode a frame as printable ASCII, or None when it holds anything else (line noise)."""
     try:

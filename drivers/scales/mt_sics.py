@@ -14,8 +14,7 @@ from typing import ClassVar
 from drivers.scales.base import (
     CommandReply,
     FrameError,
-    LineSplitter,
-    ScaleCodec,
+    LineCodec,
     ScaleEvent,
     SerialDefaults,
     WeightFrame,
@@ -28,7 +27,7 @@ _GENERIC_ERRORS = {"ES": "syntax error", "ET": "transmission error", "EL": "logi
 _RANGE = {"+": "upper limit exceeded", "-": "lower limit exceeded", "I": "not executable now"}
 
 
-class MTSICSCodec(ScaleCodec):
+class MTSICSCodec(LineCodec):
     name: ClassVar[str] = "mt-sics"
     serial_defaults: ClassVar[SerialDefaults] = SerialDefaults(baudrate=9600, bytesize=8, parity="N")
     # SI (not S): S would block until stable, and the register must show motion while it settles.
@@ -36,21 +35,6 @@ class MTSICSCodec(ScaleCodec):
     stream_request: ClassVar[bytes | None] = b"SIR\r\n"
     zero_request: ClassVar[bytes] = b"Z\r\n"
     tare_request: ClassVar[bytes] = b"T\r\n"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._lines = LineSplitter(b"\r\n")
-
-    def reset(self) -> None:
-        super().reset()
-        self._lines.clear()
-
-    def feed(self, data: bytes) -> list[ScaleEvent]:
-        lines, errors = self._lines.feed(data)
-        events: list[ScaleEvent] = list(errors)
-        for raw in lines:
-            events.append(self._parse(raw))
-        return events
 
     def _parse(self, raw: bytes) -> ScaleEvent:
         text = ascii_line(raw)

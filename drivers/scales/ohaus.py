@@ -19,8 +19,7 @@ from typing import ClassVar
 from drivers.scales.base import (
     CommandReply,
     FrameError,
-    LineSplitter,
-    ScaleCodec,
+    LineCodec,
     ScaleEvent,
     SerialDefaults,
     WeightFrame,
@@ -37,7 +36,7 @@ _UNDER = re.compile(r"^\s*(-UL-|UL|U-Ld|_{3,})(\s+[A-Za-z:]{1,5})?[\s?]*$")
 _ERR = re.compile(r"^\s*Err\s*(?P<code>[\w.]+)\s*$", re.IGNORECASE)
 
 
-class OhausCodec(ScaleCodec):
+class OhausCodec(LineCodec):
     name: ClassVar[str] = "ohaus"
     serial_defaults: ClassVar[SerialDefaults] = SerialDefaults(baudrate=9600, bytesize=8, parity="N")
     poll_request: ClassVar[bytes] = b"IP\r\n"
@@ -45,22 +44,7 @@ class OhausCodec(ScaleCodec):
     zero_request: ClassVar[bytes] = b"Z\r\n"
     tare_request: ClassVar[bytes] = b"T\r\n"
     acknowledges_commands: ClassVar[bool] = False  # Z and T are silent; only ES on a bad command
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._lines = LineSplitter(b"\r\n")
-
-    def reset(self) -> None:
-        super().reset()
-        self._lines.clear()
-
-    def feed(self, data: bytes) -> list[ScaleEvent]:
-        lines, errors = self._lines.feed(data)
-        events: list[ScaleEvent] = list(errors)
-        for raw in lines:
-            if raw.strip():
-                events.append(self._parse(raw))
-        return events
+    skip_blank_lines: ClassVar[bool] = True  # an empty line between frames is not a bad frame
 
     def _parse(self, raw: bytes) -> ScaleEvent:
         text = ascii_line(raw)
