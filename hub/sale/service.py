@@ -407,21 +407,26 @@ async def _apply_check_in(
     return out  # type: ignore[no-any-return]
 
 
-@handles(p.CheckInManual)
-async def check_in_manual(req: Request, msg: p.CheckInManual) -> Any:
-    ctx, sale = ctx_of(req.hub), sale_of(_actor(req))
-    lic = aamva.DriverLicence(
+def _typed_licence(number: str, birth: date, expiry: date, jurisdiction: str) -> aamva.DriverLicence:
+    """What the check-in core needs of an ID that was not scanned (typed by staff, or already checked)."""
+    return aamva.DriverLicence(
         document_type="ID",
-        document_number=msg.id_number,
+        document_number=number,
         family_name="",
         given_name="",
-        date_of_birth=msg.birth_date,
-        expiry=msg.id_expiry,
-        jurisdiction=msg.id_jurisdiction,
+        date_of_birth=birth,
+        expiry=expiry,
+        jurisdiction=jurisdiction,
         iin="",
         aamva_version=0,
         country="USA",
     )
+
+
+@handles(p.CheckInManual)
+async def check_in_manual(req: Request, msg: p.CheckInManual) -> Any:
+    ctx, sale = ctx_of(req.hub), sale_of(_actor(req))
+    lic = _typed_licence(msg.id_number, msg.birth_date, msg.id_expiry, msg.id_jurisdiction)
     checked = _check_in_licence(ctx, lic, "adult", manual_reason=msg.reason)
     return await _apply_check_in(req, sale, checked, "manual")
 
@@ -432,18 +437,7 @@ async def set_customer_type(req: Request, msg: p.SetCustomerType) -> Any:
     c = sale.customer
     if c is None:
         raise Refused("Scan the customer's ID first.", code="no_customer")
-    lic = aamva.DriverLicence(
-        document_type="ID",
-        document_number="-",
-        family_name="",
-        given_name="",
-        date_of_birth=c.birth_date,
-        expiry=c.id_expiry,
-        jurisdiction=c.id_jurisdiction,
-        iin="",
-        aamva_version=0,
-        country="USA",
-    )
+    lic = _typed_licence("-", c.birth_date, c.id_expiry, c.id_jurisdiction)
     reg = None
     if msg.customer_type != "adult":
         reg = identity.MedicalRegistration(
