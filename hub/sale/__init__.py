@@ -69,6 +69,7 @@ def install(
     from hub.domain.limits.rules import store_jurisdiction
     from hub.domain.tax import TaxTable
     from hub.sale import demo_api, service  # noqa: F401  (demo_api registers its route)
+    from hub.sale import queue as customer_queue  # registers the queue's commands and its scan
     from hub.sale.inventory import all_products, id_hash_key
     from hub.sale.snapshot import sale_snapshot
 
@@ -98,6 +99,7 @@ def install(
 
     hub._setup = setup
     hub.snapshot_providers.append(sale_snapshot)
+    hub.snapshot_providers.append(customer_queue.queue_snapshot)
 
 
 def seed_demo_catalogue(hub: Hub, ctx: Any) -> None:

@@ -180,3 +180,17 @@ class DemoTerminal(Command, tag="demo_terminal"):
     """Demo store only: make the simulated payment terminal approve, decline, time out or go offline."""
 
     mode: Literal["approve", "decline", "timeout", "offline"]
+
+
+class TakeCustomer(Command, tag="take_customer"):
+    """Serve a customer from the store's queue: the one waiting longest, or ``ticket``. With
+    ``park_current`` the open cart is parked first (kept for the customer at the counter)."""
+
+    ticket: Annotated[str, msgspec.Meta(min_length=1, max_length=8)] | None = None
+    park_current: bool = False
+
+
+class LeaveQueue(Command, tag="leave_queue"):
+    """A waiting customer went away without buying."""
+
+    ticket: Annotated[str, msgspec.Meta(min_length=1, max_length=8)]

@@ -503,6 +503,7 @@ async def end_customer(req: Request, msg: p.EndCustomer) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------- scanning
+# hub/sale/queue.py registers `scan` in front of this one: a second ID at a busy register joins the queue
 @handles(p.Scan)
 async def scan(req: Request, msg: p.Scan) -> Any:
     t0 = trio.current_time()

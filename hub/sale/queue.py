@@ -1,0 +1,298 @@
+"""The customer queue at the registers: store and publish ``hub/domain/queue.py``'s list.
+
+An ID scanned at a register that is serving someone never touches that sale: the new customer joins the
+queue, shown on every register, and the screen asks whether to keep them waiting or to serve them now
+(the open cart is parked for the first customer). A budtender takes the next customer (or one by ticket)
+with ``take_customer``.
+
+This module registers the ``scan`` handler again, in front of ``hub.sale.service.scan``: a licence at a
+busy register is routed here; every other scan goes on to the service unchanged.
+"""
+
+from __future__ import annotations
+
+import weakref
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import lmdb
+import msgspec
+import trio
+
+from hub import audit
+from hub.commands import Request, handles
+from hub.domain import aamva
+from hub.domain import cart as carts
+from hub.domain import queue as rules
+from hub.domain.catalog import Refusal
+from hub.domain.scan_classify import classify
+from hub.sale import inventory as inv
+from hub.sale import protocol as p
+from hub.sale import service as sv
+from hub.store.env import decode, encode
+from hub.store.keys import text
+
+if TYPE_CHECKING:
+    from actors.register import RegisterActor
+    from hub.app import Hub
+
+QUEUE_KEY = b"customer_queue"
+
+
+class QueuedCustomer(rules.Waiting, kw_only=True):
+    """A waiting customer with the check-in the register takes over when serving them."""
+
+    customer: sv.CheckedIn
+
+
+class QueueState(msgspec.Struct, kw_only=True):
+    waiting: list[QueuedCustomer] = []
+    last_ticket: int = 0
+
+
+class CustomerQueue:
+    """The store's one queue, kept in memory and in the ``kv`` table; changes are serialised (two
+    registers scanning at once must not lose a customer)."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        stored = hub.store.get("kv", QUEUE_KEY, QueueState)
+        self.state = stored or QueueState()
+        self.lock = trio.Lock()
+
+    def put(self, txn: lmdb.Transaction, state: QueueState) -> None:
+        txn.put(QUEUE_KEY, encode(state), db=self.hub.store.db("kv"))
+
+    def publish_all(self) -> None:
+        for actor in self.hub.registers.values():
+            actor.publish()
+
+
+# one queue per running hub (tests run several hubs in one process)
+_queues: weakref.WeakKeyDictionary[Hub, CustomerQueue] = weakref.WeakKeyDictionary()
+
+
+def queue_of(hub: Hub) -> CustomerQueue:
+    q = _queues.get(hub)
+    if q is None:
+        q = _queues[hub] = CustomerQueue(hub)
+    return q
+
+
+def _refused(r: Refusal) -> sv.Refused:
+    return sv.Refused(r.message, code=r.code)
+
+
+# ---------------------------------------------------------------------------------------------- commands
+@handles(p.Scan)
+async def scan(req: Request, msg: p.Scan) -> Any:
+    """A licence while another customer is buying at this register joins the queue; anything else is the
+    service's scan (check-in at a free register, a package tag, a barcode)."""
+    sale = sv.sale_of(sv._actor(req))
+    current = sale.customer
+    # an open sale: a customer who may buy and a cart with something in it (a refused customer, or one
+    # who has not chosen anything yet, is simply replaced by the next ID, as before)
+    selling = current is not None and current.allowed and sale.cart is not None and bool(sale.cart.lines)
+    sc = classify(msg.data) if selling else None
+    if current is None or sc is None or not sc.valid or sc.kind != "aamva":
+        return await sv.scan(req, msg)
+    try:
+        lic = aamva.parse_licence(sc.data)
+    except aamva.AamvaError:
+        return await sv.scan(req, msg)  # the service says why in its own words
+    ctx = sv.ctx_of(req.hub)
+    checked = sv._check_in_licence(ctx, lic, "adult")
+    if checked.id_hash == current.id_hash:
+        return await sv.scan(req, msg)  # the same person's ID again: checked afresh, same sale
+    if not checked.allowed:
+        # nobody waits who may not buy; the open sale is left as it is
+        sv._notice(sale, "error", "Second ID refused: " + "; ".join(checked.reasons))
+        sv._actor(req).publish()
+        return {"kind": "id", "allowed": False, "reasons": checked.reasons, "label": checked.label}
+    return await _join(req, checked, f"scan:{msg.source}")
+
+
+async def _join(req: Request, checked: sv.CheckedIn, how: str) -> dict[str, Any]:
+    q = queue_of(req.hub)
+    known = inv.customer_by_hash(req.hub.store, checked.id_hash)
+    now = datetime.now(UTC)
+    async with q.lock:
+        number = rules.ticket_number(q.state.last_ticket)
+        entry = QueuedCustomer(
+            ticket=str(number),
+            id_hash=checked.id_hash,
+            label=checked.label,
+            customer_type=checked.customer_type,
+            medical_on_file=bool(known is not None and known.medical_registration),
+            since=now,
+            by_register=req.register_id,
+            customer=checked,
+        )
+        joined = rules.join(q.state.waiting, entry, now)
+        if isinstance(joined, Refusal):
+            raise _refused(joined)
+        waiting, placed = joined
+        new = QueueState(waiting=waiting, last_ticket=number if placed is entry else q.state.last_ticket)
+        result = {
+            "kind": "id",
+            "allowed": True,
+            "queued": True,
+            "ticket": placed.ticket,
+            "label": placed.label,
+            "reasons": [],
+        }
+
+        def fn(txn: lmdb.Transaction) -> Any:
+            q.put(txn, new)
+            audit.append(
+                txn,
+                req.hub.store,
+                "queue_join",
+                staff=req.staff_id,
+                register=req.register_id,
+                detail={"how": how, "ticket": placed.ticket, "customer": checked.customer_id},
+            )
+            return result
+
+        out = await req.commit(fn, label="queue_join")
+        q.state = new
+    sale = sv.sale_of(sv._actor(req))
+    sv._notice(sale, "info", f"{placed.label} is waiting (ticket {placed.ticket}); this sale is unchanged.")
+    q.publish_all()
+    return out  # type: ignore[no-any-return]
+
+
+@handles(p.TakeCustomer)
+async def take_customer(req: Request, msg: p.TakeCustomer) -> Any:
+    """Serve the next customer (or ``ticket``). With ``park_current`` the open cart is parked for the
+    customer at the counter first (kept for them, recalled when they return)."""
+    actor = sv._actor(req)
+    sale = sv.sale_of(actor)
+    busy = sale.customer is not None or (sale.cart is not None and bool(sale.cart.lines))
+    if busy and not msg.park_current:
+        raise sv.Refused(
+            "Finish, park or end the current sale before taking the next customer.", code="register_busy"
+        )
+    q = queue_of(req.hub)
+    now = datetime.now(UTC)
+    async with q.lock:
+        taken = rules.take(q.state.waiting, msg.ticket, now)
+        if isinstance(taken, Refusal):
+            raise _refused(taken)
+        waiting, entry = taken
+        new = QueueState(waiting=waiting, last_ticket=q.state.last_ticket)
+        parked_cart = None
+        if sale.cart is not None and sale.cart.lines:
+            change = carts.park(sale.cart, now)
+            if isinstance(change, Refusal):
+                raise _refused(change)
+            parked_cart = change.cart
+        customer = msgspec.structs.replace(entry.customer)
+        after = msgspec.structs.replace(
+            sale,
+            customer=customer,
+            cart=None,
+            parked=[*sale.parked, parked_cart] if parked_cart is not None else list(sale.parked),
+            notice={"level": "info", "text": f"Now serving {customer.label} (ticket {entry.ticket})."},
+        )
+        blob = encode(after)
+        waited = rules.minutes_waiting(entry, now)
+        result = {"ticket": entry.ticket, "label": entry.label, "waited_minutes": waited}
+        if parked_cart is not None:
+            result["parked_cart"] = parked_cart.cart_id
+
+        def fn(txn: lmdb.Transaction) -> Any:
+            q.put(txn, new)
+            txn.put(text(after.register_id), blob, db=req.hub.store.db("carts"))
+            audit.append(
+                txn,
+                req.hub.store,
+                "queue_take",
+                staff=req.staff_id,
+                register=req.register_id,
+                detail={
+                    "ticket": entry.ticket,
+                    "customer": customer.customer_id,
+                    "waited_minutes": waited,
+                    "parked_cart": parked_cart.cart_id if parked_cart is not None else "",
+                },
+            )
+            return result
+
+        out = await req.commit(fn, label="queue_take")
+        q.state = new
+        # the register's sale is swapped only once the store has it
+        sale.customer, sale.cart, sale.parked, sale.notice = (
+            after.customer,
+            after.cart,
+            after.parked,
+            after.notice,
+        )
+    q.publish_all()
+    return out
+
+
+@handles(p.LeaveQueue)
+async def leave_queue(req: Request, msg: p.LeaveQueue) -> Any:
+    q = queue_of(req.hub)
+    now = datetime.now(UTC)
+    async with q.lock:
+        left = rules.leave(q.state.waiting, msg.ticket, now)
+        if isinstance(left, Refusal):
+            raise _refused(left)
+        new = QueueState(waiting=left, last_ticket=q.state.last_ticket)
+
+        def fn(txn: lmdb.Transaction) -> Any:
+            q.put(txn, new)
+            audit.append(
+                txn,
+                req.hub.store,
+                "queue_leave",
+                staff=req.staff_id,
+                register=req.register_id,
+                detail={"ticket": msg.ticket},
+            )
+            return {}
+
+        out = await req.commit(fn, label="queue_leave")
+        q.state = new
+    q.publish_all()
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- snapshot
+def queue_snapshot(actor: RegisterActor) -> dict[str, Any]:
+    return queue_view(actor.hub)
+
+
+def queue_view(hub: Hub) -> dict[str, Any]:
+    """The queue as every register shows it: ticket, who, medical or adult, minutes waiting, and what
+    they may still buy today (so the budtender can say it before the first scan)."""
+    ctx = sv.ctx_of(hub)
+    now = datetime.now(UTC)
+    view = []
+    for w in rules.expire(queue_of(hub).state.waiting, now):
+        gauges = sv.allotment_view(ctx, w.customer, None)["allotment"]
+        view.append(
+            {
+                "ticket": w.ticket,
+                "label": w.label,
+                "customer_type": w.customer_type,
+                "medical": w.customer_type != "adult" or w.medical_on_file,
+                "since": w.since.isoformat(),
+                "waiting_minutes": rules.minutes_waiting(w, now),
+                "by_register": w.by_register,
+                "allotment": [
+                    {"bucket": g["bucket"], "label": g["label"], "remaining_text": g["remaining_text"]}
+                    for g in gauges
+                ],
+            }
+        )
+    return {"queue": view, "queue_now": now.isoformat()}
+
+
+def load_stored(hub: Hub) -> QueueState | None:
+    """The queue as the store has it (tests and the back office read it without the hub's memory)."""
+    with hub.store.read() as txn:
+        raw = txn.get(QUEUE_KEY, db=hub.store.db("kv"))
+        return None if raw is None else decode(bytes(raw), QueueState)
