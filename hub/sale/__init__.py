@@ -68,7 +68,7 @@ def install(
     demo = demo if demo is not None else demo_options is not None
     from hub.domain.limits.rules import store_jurisdiction
     from hub.domain.tax import TaxTable
-    from hub.sale import demo_api, service  # noqa: F401  (demo_api registers its route)
+    from hub.sale import browse, demo_api, receipts, service  # noqa: F401  (their handlers)
     from hub.sale import queue as customer_queue  # registers the queue's commands and its scan
     from hub.sale.inventory import all_products, id_hash_key
     from hub.sale.snapshot import sale_snapshot

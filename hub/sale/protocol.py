@@ -194,3 +194,18 @@ class LeaveQueue(Command, tag="leave_queue"):
     """A waiting customer went away without buying."""
 
     ticket: Annotated[str, msgspec.Meta(min_length=1, max_length=8)]
+
+
+class Browse(Command, tag="browse"):
+    """Nothing typed yet: the categories with something in stock, and the products in stock (of one
+    category, when ``category`` is given)."""
+
+    category: Annotated[str, msgspec.Meta(max_length=40)] | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=60)] = 24
+
+
+class LookUpReceipt(Command, tag="look_up_receipt"):
+    """A receipt scanned (or typed) at the register for a return or a reprint: its lines, and what
+    already came back."""
+
+    receipt_number: Annotated[int, msgspec.Meta(ge=1, le=2**53)]

@@ -61,6 +61,11 @@ def sale_snapshot(actor: RegisterActor) -> dict[str, Any]:
                     "discount_cents": pl.discount_cents,
                     "tax_cents": sum(t.amount_cents for t in pl.taxes),
                     "total_cents": pl.total_cents,
+                    # the line in the unit price's own basis (before tax where prices exclude it):
+                    # quantity × unit price, less the line's discounts; tax is shown in the totals
+                    "base_cents": pl.base_cents,
+                    "price_cents": pl.price_cents,
+                    "promotion": pl.promotion.name if pl.promotion is not None else "",
                     "weight_source": ln.weight_source,
                     "scale": ln.scale_id,
                 }
