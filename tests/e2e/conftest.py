@@ -316,3 +316,18 @@ def ws_proxy(hub: HubProcess, context: BrowserContext) -> Iterator[CuttableProxy
         yield proxy
     finally:
         proxy.close()
+
+
+def ensure_drawer_open_by_mouse(page: Page, witness: tuple[str, str] = ("maria", "3333")) -> None:
+    """Open the register's drawer with a counted float ($260) and a witness, as the start of a shift."""
+    button = page.locator("#btn-open-drawer")
+    expect(button).to_be_visible()
+    button.click()
+    page.fill("#drawer-form [name=dB20]", "10")
+    page.fill("#drawer-form [name=dB5]", "10")
+    page.fill("#drawer-form [name=dC25]", "40")
+    page.fill("#drawer-form [name=witness]", witness[0])
+    page.fill("#drawer-form [name=witness_pin]", witness[1])
+    page.click("#drawer-form button[value=ok]")
+    expect(page.locator("#drawer-closed")).to_have_count(0)
+    expect(page.locator("#dlg-drawer")).to_be_hidden()

@@ -22,7 +22,16 @@ const ui = {
 };
 const wedge = new WedgeScanner((data) => {
   if (!ui.auth?.paired || !ui.state?.staff) return; // nothing to do with a scan before login
-  fire("scan", { data, source: "wedge" });
+  // a dialog that asks for a receipt or a package tag takes the scan itself
+  const open = document.querySelector("dialog[open]");
+  const field = open?.querySelector("[data-scan-target]");
+  if (field) {
+    field.value = data.trim();
+    field.dispatchEvent(new Event("input", { bubbles: true }));
+    field.form?.requestSubmit();
+    return;
+  }
+  scanData(data, "wedge");
 });
 // PIN and pairing fields are typed by people: a fast typist must never be taken for a scanner there,
 // so the wedge listens only while the sale screen is up (see showScreen)
@@ -87,6 +96,18 @@ function fire(type, fields = {}) {
   send(type, fields).catch(() => {});
 }
 
+/** A scan from the wedge or the demo panel. A second customer's ID during a sale joins the queue; the
+ * hub says so in its answer and the screen asks whether to serve them now instead. */
+async function scanData(data, source) {
+  let res;
+  try {
+    res = await send("scan", { data, source });
+  } catch {
+    return;
+  }
+  if (res?.queued && ui.state?.customer) askSecondId(res);
+}
+
 // ---------------------------------------------------------------- screens & connection
 
 function showScreen(name) {
@@ -96,6 +117,9 @@ function showScreen(name) {
   $("#btn-logout").hidden = !inRegister;
   $("#btn-more").hidden = !inRegister;
   $("#btn-last-receipt").hidden = !inRegister || !ui.state?.last_receipt;
+  $("#paybar").hidden = !inRegister;
+  $("#drawer-pill").hidden = !inRegister;
+  if (inRegister && !ui.browseLoaded) showBrowse();
   if (name === "login") setTimeout(() => $("#login-staff").focus(), 0);
   if (name === "pair") setTimeout(() => $("#pair-code").focus(), 0);
 }
@@ -235,15 +259,17 @@ function render(s, before) {
   $("#btn-last-receipt").hidden = !s.last_receipt || !s.staff;
   renderNotice(s.notice);
   renderCustomer(s);
+  renderQueue(s);
   renderAllotment(s);
   renderScale(s.scale);
-  renderCart(s);
+  renderCart(s, before);
   renderCheckout(s);
+  renderPaybar(s);
   renderDevices(s);
   // the customer left (sale done or ended): the next customer starts with a clean search
   if (before?.customer && !s.customer) {
     searchInput.value = "";
-    $("#results").innerHTML = "";
+    showBrowse();
   }
   // a new receipt (this register just sold): show it
   const r = s.last_receipt;
@@ -336,25 +362,76 @@ function renderScale(sc) {
       <span class="muted" style="font-size:12px">${esc(sc.device || "")}${sc.certificate ? `<br>cert. ${esc(sc.certificate)}` : ""}</span></div>`;
 }
 
-function renderCart(s) {
+function renderQueue(s) {
+  const box = $("#queue");
+  const q = s.queue || [];
+  ui.queueSkew = s.queue_now ? Date.now() - Date.parse(s.queue_now) : 0;
+  const idle = !s.customer && !(s.cart?.lines?.length);
+  let html = `<h2><span>Waiting <span class="muted" id="queue-count">(${q.length})</span></span>
+    <button class="btn small ${idle && q.length ? "primary" : ""}" data-act="take-next" id="btn-take-next" aria-keyshortcuts="F4" ${q.length ? "" : "disabled"}>Next <kbd>F4</kbd></button></h2>`;
+  if (!q.length) {
+    html += `<p class="muted">Nobody waiting. An ID scanned during a sale waits here.</p>`;
+  } else {
+    html += `<ul class="queue-list" id="queue-list">${q
+      .map((w) => {
+        const left = (w.allotment || []).map((g) => `${esc(g.label)} ${esc(g.remaining_text)}`).join(" · ");
+        return `<li data-ticket="${esc(w.ticket)}">
+          <span class="ticket" aria-label="Ticket ${esc(w.ticket)}">${esc(w.ticket)}</span>
+          <span class="who"><strong>${esc(w.label)}</strong>
+            <span class="badge ${w.medical ? "medical" : "adult"}">${w.medical ? "Medical" : "Adult use"}</span>
+            <span class="wait" data-since="${esc(w.since)}">${waitText(w.since)}</span>
+            ${left ? `<span class="left">Left today: ${left}</span>` : ""}</span>
+          <button class="btn small" data-act="serve" data-ticket="${esc(w.ticket)}" aria-label="Serve ticket ${esc(w.ticket)}">Serve</button>
+          <button class="btn small ghost" data-act="leave" data-ticket="${esc(w.ticket)}" aria-label="Gone: ticket ${esc(w.ticket)} left">Gone</button>
+        </li>`;
+      })
+      .join("")}</ul>`;
+  }
+  box.innerHTML = html;
+  box.classList.toggle("empty", !q.length); // a small screen shows the queue only when someone waits
+}
+
+function waitText(since) {
+  const mins = Math.max(0, Math.floor((Date.now() - (ui.queueSkew || 0) - Date.parse(since)) / 60000));
+  return mins < 1 ? "just now" : `waiting ${mins} min`;
+}
+// the waiting times move on by themselves
+setInterval(() => {
+  for (const el of $$("#queue .wait[data-since]")) {
+    el.textContent = waitText(el.dataset.since);
+    el.classList.toggle("long", /\d/.test(el.textContent) && Number.parseInt(el.textContent.replace(/\D+/g, ""), 10) >= 15);
+  }
+}, 20000);
+
+function lineQtyText(l) {
+  if (l.sold_by === "weight") return l.weight_mg ? `${esc(l.qty_text || grams(l.weight_mg))} × ${money(l.unit_price_cents)}/g` : `${money(l.unit_price_cents)}/g`;
+  return `${esc(l.quantity)} × ${money(l.unit_price_cents)} each`;
+}
+
+function renderCart(s, before) {
   const box = $("#cart");
   const cart = s.cart;
-  const parked = s.parked || [];
-  let html = `<h2>Cart ${cart && cart.id ? `<span class="muted mono">${esc(cart.id)}</span>` : ""}</h2>`;
-  if (!cart || !cart.lines || !cart.lines.length) {
+  const lines = cart?.lines || [];
+  const seen = new Set((before?.cart?.lines || []).map((l) => l.line));
+  const fresh = before?.cart ? lines.filter((l) => !seen.has(l.line)).map((l) => l.line) : [];
+  let html = `<h2>Cart ${lines.length ? `<span class="muted">(${lines.length})</span>` : ""} ${cart && cart.id ? `<span class="muted mono">${esc(cart.id)}</span>` : ""}</h2>`;
+  if (!lines.length) {
     html += `<p class="muted" id="cart-empty">${s.customer ? "Scan a package tag or search for a product." : "Check in a customer to start a sale."}</p>`;
     html += `<ul class="cart-lines" id="cart-lines"></ul>`;
   } else {
     html += `<ul class="cart-lines" id="cart-lines">`;
-    for (const l of cart.lines) {
+    for (const l of lines) {
       const byWeight = l.sold_by === "weight";
       const weighed = byWeight && l.weight_mg;
-      html += `<li class="line" data-line="${esc(l.line)}" data-tag="${esc(l.tag)}">
+      // one basis throughout the line: quantity × unit price, less its discounts; tax is in the totals
+      const base = l.base_cents ?? null;
+      const price = l.price_cents ?? l.total_cents;
+      html += `<li class="line${fresh.includes(l.line) ? " fresh" : ""}" data-line="${esc(l.line)}" data-tag="${esc(l.tag)}">
         <div class="line-top"><div><div class="name">${esc(l.product)}</div>
           <div class="tag mono">${esc(l.tag)}</div>
-          <div class="muted" style="font-size:13px">${esc([l.brand, l.category].filter(Boolean).join(" · "))} · ${money(l.unit_price_cents)}${byWeight ? "/g" : " each"}</div></div>
-          <div class="total">${money(l.total_cents)}</div></div>
-        ${l.discount_cents ? `<div class="discount">Discount −${money(l.discount_cents)}</div>` : ""}
+          <div class="unit">${lineQtyText(l)}${base !== null && l.discount_cents ? ` = ${money(base)}` : ""}</div></div>
+          <div class="total" data-line-total>${byWeight && !weighed ? "—" : money(price)}</div></div>
+        ${l.discount_cents ? `<div class="discount">${l.promotion ? esc(l.promotion) + " · " : ""}Discount −${money(l.discount_cents)}</div>` : ""}
         <div class="line-ctrl">`;
       if (byWeight) {
         html += weighed
@@ -362,22 +439,37 @@ function renderCart(s) {
           : `<span class="weight-missing">Not weighed yet</span>`;
         html += `<button class="btn small primary" data-act="weigh">Weigh</button><button class="btn small" data-act="manual-weight">Manual…</button>`;
       } else {
-        html += `<button class="btn small" data-act="qty-minus" aria-label="One less">−</button>
+        html += `<button class="btn small" data-act="qty-minus" aria-label="One less ${esc(l.product)}">−</button>
           <span class="qty">${esc(l.qty_text || l.quantity)}</span>
-          <button class="btn small" data-act="qty-plus" aria-label="One more">+</button>`;
+          <button class="btn small" data-act="qty-plus" aria-label="One more ${esc(l.product)}">+</button>`;
       }
-      html += `<span class="spacer"></span><button class="btn small" data-act="line-discount">%</button>
-        <button class="btn small danger" data-act="remove" aria-label="Remove line">✕</button></div></li>`;
+      html += `<span class="spacer"></span><button class="btn small" data-act="exit-label" aria-label="Exit label for ${esc(l.product)}" title="Print the exit label">Label</button>
+        <button class="btn small" data-act="line-discount" aria-label="Discount on ${esc(l.product)}">%</button>
+        <button class="btn small danger" data-act="remove" aria-label="Remove ${esc(l.product)}">✕</button></div></li>`;
     }
+    const taxNote = cart.prices_include_tax ? "Prices include tax." : "Line prices are before tax; tax is added here.";
     html += `</ul><div class="totals" id="totals">
       <div><span>Subtotal</span><span>${money(cart.subtotal_cents)}</span></div>
       ${cart.discount_cents ? `<div><span>Discounts</span><span>−${money(cart.discount_cents)}</span></div>` : ""}
       ${(cart.taxes || []).map((t) => `<div><span>${esc(t.name)}</span><span>${money(t.cents)}</span></div>`).join("")}
       <div class="grand"><span>Total</span><span id="cart-total">${money(cart.total_cents)}</span></div>
-      ${cart.prices_include_tax ? `<div class="note">Prices include tax.</div>` : ""}
+      <div class="note">${esc(taxNote)}</div>
       ${cart.rounding_note ? `<div class="note">${esc(cart.rounding_note)}</div>` : ""}</div>`;
   }
   box.innerHTML = html;
+  // the newest line: scrolled into view and highlighted (it may be below the fold of a long cart)
+  if (fresh.length) {
+    const el = box.querySelector(`.line[data-line="${CSS.escape(String(fresh[fresh.length - 1]))}"]`);
+    el?.scrollIntoView({ block: "nearest" });
+  }
+}
+
+function payBlocked(s) {
+  const cart = s.cart;
+  const lines = cart?.lines?.length || 0;
+  const blocked = !s.customer || !s.customer.decision?.allowed || (s.limit_problems || []).length > 0;
+  const unweighed = (cart?.lines || []).some((l) => l.sold_by === "weight" && !l.weight_mg);
+  return !lines || blocked || unweighed;
 }
 
 function renderCheckout(s) {
@@ -387,23 +479,38 @@ function renderCheckout(s) {
   const pay = s.payment || {};
   const drawer = s.drawer || {};
   const parked = s.parked || [];
-  const blocked = !s.customer || !s.customer.decision?.allowed || (s.limit_problems || []).length > 0;
-  const unweighed = (cart?.lines || []).some((l) => l.sold_by === "weight" && !l.weight_mg);
   let status = "";
+  // the drawer's state is shown before the first scan, not discovered in the payment dialog
+  if (s.drawer) {
+    status += drawer.open
+      ? `<div class="drawer-state" id="drawer-open"><span class="pill pill-ok">Drawer open</span></div>`
+      : `<div class="status-line warn-text" id="drawer-closed">Cash drawer is not open. <button class="btn small" data-act="open-drawer" id="btn-open-drawer">Open drawer…</button></div>`;
+  }
   if (pay.cash_only || pay.up === false) status += `<div class="status-line warn-text" id="cash-only">${esc(pay.message || "Card terminal offline: cash only.")}</div>`;
   else if (pay.message) status += `<div class="status-line muted">${esc(pay.message)}</div>`;
   // the state's track-and-trace system is down: selling goes on, and the rule for this state is shown
   if (s.state_system && !s.state_system.ok) status += `<div class="status-line warn-text" id="state-down">${esc(s.state_system.message)}</div>`;
-  if (s.drawer && !drawer.open) status += `<div class="status-line warn-text" id="drawer-closed">Cash drawer is not open. <button class="btn small" data-act="open-drawer" id="btn-open-drawer">Open drawer…</button></div>`;
   box.innerHTML = `${status}
     <div class="checkout-actions">
       <button class="btn" data-act="discount" ${lines ? "" : "disabled"}>Discount</button>
       <button class="btn" data-act="points" ${s.customer ? "" : "disabled"}>Points</button>
       <button class="btn" data-act="park" ${lines ? "" : "disabled"}>Park</button>
       <button class="btn" data-act="recall" id="btn-recall" ${parked.length ? "" : "disabled"}>Recall${parked.length ? ` (${parked.length})` : ""}</button>
-      <button class="btn primary big pay" data-act="pay" id="btn-pay" ${lines && !blocked && !unweighed ? "" : "disabled"}>Pay ${lines ? money(cart.total_cents) : ""}</button>
+      <button class="btn primary big pay" data-act="pay" id="btn-pay" aria-keyshortcuts="F9" ${payBlocked(s) ? "disabled" : ""}>Pay ${lines ? money(cart.total_cents) : ""} <kbd>F9</kbd></button>
     </div>`;
+  const pill = $("#drawer-pill");
+  if (s.drawer) {
+    pill.className = `pill ${drawer.open ? "pill-ok" : "pill-warn"}`;
+    pill.textContent = drawer.open ? "Drawer open" : "Drawer closed";
+  }
 }
+
+function renderPaybar(s) {
+  const lines = s.cart?.lines?.length || 0;
+  $("#paybar-total").textContent = lines ? `${lines} item${lines === 1 ? "" : "s"} · ${money(s.cart.total_cents)}` : "Cart empty";
+  $("#paybar-pay").disabled = payBlocked(s);
+}
+$("#paybar-cart").addEventListener("click", () => $("#cart").scrollIntoView({ block: "start", behavior: "smooth" }));
 
 function renderDevices(s) {
   const box = $("#devices");
@@ -464,7 +571,17 @@ document.addEventListener("click", (ev) => {
     case "open-drawer":
       return openDrawerDialog();
     case "add-product":
-      return fire("add_product", { product_id: btn.dataset.product });
+      return addProduct(btn.dataset.product);
+    case "take-next":
+      return takeCustomer(null);
+    case "serve":
+      return takeCustomer(btn.dataset.ticket);
+    case "leave":
+      return fire("leave_queue", { ticket: btn.dataset.ticket });
+    case "exit-label":
+      return fire("print_exit_label", { tag });
+    case "category":
+      return showBrowse(btn.dataset.category === ui.browseCategory ? null : btn.dataset.category);
     default:
       return undefined;
   }
@@ -474,9 +591,59 @@ function openDialog(sel) {
   const d = $(sel);
   const err = d.querySelector("[data-error]");
   if (err) err.textContent = "";
-  if (!d.open) d.showModal();
+  if (!d.open) {
+    // where focus goes back to when the dialog closes (see the "close" listener below)
+    const from = document.activeElement;
+    d._returnTo = from && from !== document.body && !from.closest("dialog") ? from : null;
+    d.showModal();
+  }
   return d;
 }
+
+// Every dialog: Enter is its primary action (Cancel is never a submit button, so it is never the
+// form's default button), Esc cancels (the browser's own), and focus returns where it came from or,
+// when that button was redrawn meanwhile, to the search field.
+for (const b of $$("dialog form button[value=cancel]")) {
+  b.type = "button";
+  b.addEventListener("click", () => b.closest("dialog").close("cancel"));
+}
+for (const d of $$("dialog")) {
+  d.addEventListener("close", () => {
+    const back = d._returnTo;
+    d._returnTo = null;
+    if (document.querySelector("dialog[open]")) return;
+    if (back && back.isConnected && !back.disabled && back.offsetParent !== null) back.focus();
+    else if (!$("#screen-register").hidden) searchInput.focus();
+  });
+}
+
+async function takeCustomer(ticket, parkCurrent = false) {
+  const fields = ticket ? { ticket } : {};
+  if (parkCurrent) fields.park_current = true;
+  try {
+    await send("take_customer", fields);
+    searchInput.value = "";
+    searchInput.focus();
+  } catch {
+    /* the hub's sentence is shown */
+  }
+}
+
+function askSecondId(res) {
+  const d = $("#dlg-second-id");
+  $("[data-text]", d).textContent = `${res.label} is now waiting, ticket ${res.ticket}.`;
+  d.dataset.ticket = res.ticket;
+  openDialog("#dlg-second-id");
+  setTimeout(() => $("#second-id-queue").focus(), 0);
+}
+$("#second-id-form").addEventListener("submit", () => {
+  /* "Keep them in the queue": nothing to do, they are in it */
+});
+$("#second-id-serve").addEventListener("click", () => {
+  const d = $("#dlg-second-id");
+  d.close();
+  takeCustomer(d.dataset.ticket, true);
+});
 
 /** A form dialog whose "ok" runs `action(values)`; it stays open (with the hub's message) on error. */
 function bindForm(formSel, action) {
@@ -493,7 +660,7 @@ function bindForm(formSel, action) {
       dlg.close();
       form.reset();
     } catch (e) {
-      if (!err.textContent) err.textContent = plain(e);
+      if (!err.textContent && !(e instanceof LiveError && e.code === "pending")) err.textContent = plain(e);
     }
   });
 }
@@ -625,13 +792,15 @@ $("#tender-quick").addEventListener("click", (ev) => {
   const b = ev.target.closest("[data-cash]");
   if (!b) return;
   const f = $("#tender-form");
-  const { total, debit } = tenderNumbers();
+  const { total, debit, cash } = tenderNumbers();
   const due = Math.max(0, total - debit);
+  // "Exact" sets the cash to what is due; a bill adds to what was already counted ($20 + $40 = $60)
   let cents = due;
-  if (b.dataset.cash === "next5") cents = Math.ceil(due / 500) * 500;
-  else if (b.dataset.cash !== "exact") cents = Number(b.dataset.cash) * 100;
-  f.cash.value = (cents / 100).toFixed(2);
+  if (b.dataset.cash === "clear") cents = 0;
+  else if (b.dataset.cash !== "exact") cents = cash + Number(b.dataset.cash) * 100;
+  f.cash.value = cents ? (cents / 100).toFixed(2) : "";
   updateChange();
+  f.cash.focus();
 });
 $("#tender-debit-all").addEventListener("click", () => {
   const f = $("#tender-form");
@@ -656,22 +825,29 @@ const DENOMS = [
   ["B2", 200, "$2"], ["B1", 100, "$1 bill"], ["C100", 100, "$1 coin"], ["C50", 50, "50¢"], ["C25", 25, "25¢"],
   ["C10", 10, "10¢"], ["C5", 5, "5¢"], ["C1", 1, "1¢"],
 ];
-function openDrawerDialog() {
-  $("#drawer-denoms").innerHTML = DENOMS.map(
-    ([code, , label]) => `<label>${label}<input type="number" min="0" step="1" name="d${code}" value="0" inputmode="numeric"></label>`,
+function denomInputs(prefix) {
+  return DENOMS.map(
+    ([code, , label]) => `<label>${label}<input type="number" min="0" step="1" name="${prefix}${code}" value="0" inputmode="numeric"></label>`,
   ).join("");
-  drawerTotal();
-  openDialog("#dlg-drawer");
 }
-function drawerTotal() {
-  const f = $("#drawer-form");
+function countedOf(form, prefix) {
   const counted = {};
   let total = 0;
   for (const [code, cents] of DENOMS) {
-    const n = Number.parseInt(f[`d${code}`]?.value || "0", 10) || 0;
+    const n = Number.parseInt(form[`${prefix}${code}`]?.value || "0", 10) || 0;
     if (n > 0) counted[code] = n;
     total += n * cents;
   }
+  return { counted, total };
+}
+function openDrawerDialog() {
+  $("#drawer-denoms").innerHTML = denomInputs("d");
+  drawerTotal();
+  openDialog("#dlg-drawer");
+  setTimeout(() => $("#drawer-denoms input")?.focus(), 0);
+}
+function drawerTotal() {
+  const { counted, total } = countedOf($("#drawer-form"), "d");
   $("#drawer-total").textContent = money(total);
   return counted;
 }
@@ -707,7 +883,8 @@ function showReceipt(r) {
   // the receipt is hub-rendered HTML: shown in a sandboxed frame with no scripts and no same-origin access
   $("#receipt-frame").srcdoc = r.html || "<p>No receipt text.</p>";
   $("#dlg-receipt").dataset.number = r.number ?? "";
-  if (!$("#dlg-receipt").open) $("#dlg-receipt").showModal();
+  if (!$("#dlg-receipt").open) openDialog("#dlg-receipt");
+  setTimeout(() => $("#receipt-close").focus(), 0); // never into the receipt's frame: Enter is Done
 }
 $("#receipt-close").addEventListener("click", () => $("#dlg-receipt").close());
 $("#receipt-reprint").addEventListener("click", () => {
@@ -735,8 +912,113 @@ $("#more-void").addEventListener("click", () => {
 });
 $("#more-reprint").addEventListener("click", () => {
   $("#dlg-more").close();
-  const n = prompt("Receipt number to print again:");
-  if (n && Number(n) > 0) fire("reprint_receipt", { receipt_number: Number(n) });
+  const f = $("#reprint-form");
+  f.reset();
+  if (ui.state?.last_receipt?.number) f.receipt.value = ui.state.last_receipt.number;
+  openDialog("#dlg-reprint");
+  setTimeout(() => f.receipt.select(), 0);
+});
+$("#reprint-form [name=receipt]").dataset.scanTarget = "";
+bindForm("#reprint-form", async (v) => {
+  await live.request("reprint_receipt", { receipt_number: Number(v.receipt) });
+  showMessage(`Receipt ${v.receipt} sent to the printer.`, "info", 4000);
+});
+
+$("#more-label").addEventListener("click", () => {
+  $("#dlg-more").close();
+  $("#label-form").reset();
+  openDialog("#dlg-label");
+  setTimeout(() => $("#label-form [name=tag]").focus(), 0);
+});
+$("#label-form [name=tag]").dataset.scanTarget = "";
+bindForm("#label-form", async (v) => {
+  await live.request("print_exit_label", { tag: v.tag.trim(), copies: Number(v.copies) || 1 });
+  showMessage(`Exit label for ${v.tag.trim()} sent to the printer.`, "info", 4000);
+});
+
+$("#more-parked").addEventListener("click", () => {
+  $("#dlg-more").close();
+  renderParked(ui.state);
+  openDialog("#dlg-parked");
+});
+
+// ---- drawer hand-over (shift change): a blind count, the incoming person's PIN
+$("#more-handover").addEventListener("click", () => {
+  $("#dlg-more").close();
+  $("#handover-denoms").innerHTML = denomInputs("h");
+  $("#handover-total").textContent = money(0);
+  openDialog("#dlg-handover");
+  setTimeout(() => $("#handover-denoms input")?.focus(), 0);
+});
+$("#handover-form").addEventListener("input", () => ($("#handover-total").textContent = money(countedOf($("#handover-form"), "h").total)));
+bindForm("#handover-form", async (v) => {
+  await live.request("hand_over_drawer", {
+    counted: countedOf($("#handover-form"), "h").counted,
+    incoming: v.incoming.trim(),
+    incoming_pin: v.incoming_pin,
+  });
+  showMessage(`Drawer handed over to ${v.incoming.trim()}.`, "info", 5000);
+});
+
+// ---- returns by receipt scan: find the sale, choose what comes back, a manager approves
+const returnForm = $("#return-form");
+returnForm.receipt.dataset.scanTarget = "";
+ui.returnSale = null;
+$("#more-return").addEventListener("click", () => {
+  $("#dlg-more").close();
+  returnForm.reset();
+  ui.returnSale = null;
+  $("#return-lines").innerHTML = "";
+  $("[data-return-approval]", returnForm).hidden = true;
+  $("#return-submit").textContent = "Find receipt";
+  openDialog("#dlg-return");
+  setTimeout(() => returnForm.receipt.focus(), 0);
+});
+returnForm.receipt.addEventListener("input", () => {
+  if (ui.returnSale && String(ui.returnSale.receipt_number) !== returnForm.receipt.value) {
+    ui.returnSale = null;
+    $("#return-lines").innerHTML = "";
+    $("[data-return-approval]", returnForm).hidden = true;
+    $("#return-submit").textContent = "Find receipt";
+  }
+});
+$("#return-find").addEventListener("click", () => findReturnSale($("[data-error]", returnForm)).catch(() => {}));
+async function findReturnSale(errBox) {
+  const n = Number(returnForm.receipt.value);
+  if (!n) throw new LiveError("bad_request", "Scan the receipt or type its number.");
+  const sale = await live.request("look_up_receipt", { receipt_number: n });
+  ui.returnSale = sale;
+  errBox.textContent = sale.voided ? `Sale ${n} was voided: nothing to return.` : "";
+  $("#return-lines").innerHTML = `<p class="muted">Sale ${esc(sale.receipt_number)} · ${esc(sale.sold_at)} · ${money(sale.total_cents)}</p>
+    <table><thead><tr><th scope="col">Product</th><th scope="col">Sold</th><th scope="col">Return</th></tr></thead><tbody>${sale.lines
+      .map((l) => {
+        const left = l.sold_by === "weight" ? (l.returned ? 0 : 1) : l.quantity - l.returned;
+        const sold = l.sold_by === "weight" ? grams(l.weight_mg) : `${l.quantity}${l.returned ? ` (${l.returned} back)` : ""}`;
+        return `<tr><td>${esc(l.product)}<br><span class="mono muted">${esc(l.tag)}</span></td><td>${esc(sold)}</td>
+          <td><input type="number" min="0" max="${left}" value="0" data-return-line="${esc(l.line)}" aria-label="Return how many ${esc(l.product)}" ${left ? "" : "disabled"}></td></tr>`;
+      })
+      .join("")}</tbody></table>`;
+  $("[data-return-approval]", returnForm).hidden = sale.voided;
+  $("#return-submit").textContent = "Refund in cash";
+  $("#return-lines input:not([disabled])")?.focus();
+}
+bindForm("#return-form", async (v, errBox) => {
+  if (!ui.returnSale || String(ui.returnSale.receipt_number) !== v.receipt) {
+    await findReturnSale(errBox);
+    throw new LiveError("pending", ""); // keep the dialog open: now choose the lines
+  }
+  const lines = {};
+  for (const input of $$("#return-lines [data-return-line]")) {
+    const n = Number.parseInt(input.value || "0", 10);
+    if (n > 0) lines[input.dataset.returnLine] = n;
+  }
+  if (!Object.keys(lines).length) throw new LiveError("bad_request", "Choose how many of which line come back.");
+  const res = await live.request("return_items", {
+    receipt_number: ui.returnSale.receipt_number,
+    lines,
+    approval: { manager: v.manager.trim(), pin: v.pin, reason: v.reason.trim() },
+  });
+  showMessage(`Return done: refund ${money(res?.refund_cents ?? 0)} in cash.`, "info", 8000);
 });
 
 // ---------------------------------------------------------------- product search (as you type)
@@ -751,7 +1033,7 @@ async function runSearch() {
   const q = searchInput.value.trim();
   const seq = ++ui.searchSeq;
   if (!q) {
-    $("#results").innerHTML = "";
+    showBrowse(ui.browseCategory);
     return;
   }
   let res;
@@ -762,8 +1044,97 @@ async function runSearch() {
     return;
   }
   if (seq !== ui.searchSeq) return; // an older answer arriving late: the budtender typed on
+  $("#tiles").innerHTML = "";
   renderResults(res?.products || []);
 }
+
+/** Nothing typed: the category tiles and what is in stock (of the chosen category). */
+async function showBrowse(category = null) {
+  const seq = ++ui.searchSeq;
+  ui.browseCategory = category;
+  let res;
+  try {
+    res = await live.request("browse", category ? { category } : {});
+  } catch {
+    return; // not logged in yet, or offline: the search still works once typed
+  }
+  if (seq !== ui.searchSeq || searchInput.value.trim()) return;
+  ui.browseLoaded = true;
+  $("#tiles").innerHTML = (res.categories || [])
+    .map(
+      (c) => `<button type="button" class="btn tile" data-act="category" data-category="${esc(c.category)}" aria-pressed="${c.category === category}">
+        ${esc(c.label)}<span class="count">${esc(c.count)} in stock</span></button>`,
+    )
+    .join("");
+  renderResults(res.products || [], res.more ? `${res.more} more: type to search.` : "");
+}
+
+// keyboard in the search field: ↓/↑ choose a product, Enter adds it, Esc clears
+searchInput.addEventListener("keydown", (ev) => {
+  const items = $$("#results .result");
+  const at = items.findIndex((li) => li.classList.contains("active"));
+  if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+    if (!items.length) return;
+    ev.preventDefault();
+    const next = ev.key === "ArrowDown" ? Math.min(items.length - 1, at + 1) : Math.max(0, at - 1);
+    setActiveResult(items, next);
+  } else if (ev.key === "Enter") {
+    ev.preventDefault();
+    if (wedge.buf) return; // a scanner is typing (its Enter is data, not "add this product")
+    clearTimeout(ui.searchTimer);
+    const pick = items[at >= 0 ? at : 0];
+    if (pick && searchInput.value.trim()) addProduct(pick.dataset.product);
+    else if (searchInput.value.trim()) runSearch();
+  } else if (ev.key === "Escape" && searchInput.value) {
+    ev.preventDefault();
+    searchInput.value = "";
+    showBrowse(ui.browseCategory);
+  }
+});
+
+function setActiveResult(items, i) {
+  items.forEach((li, j) => li.classList.toggle("active", i === j));
+  items[i]?.scrollIntoView({ block: "nearest" });
+}
+
+async function addProduct(productId) {
+  try {
+    await send("add_product", { product_id: productId });
+  } catch {
+    return;
+  }
+  // ready for the next product: the search is cleared and keeps the focus
+  if (searchInput.value) {
+    searchInput.value = "";
+    showBrowse(ui.browseCategory);
+  }
+}
+
+// ---------------------------------------------------------------- keys (the wedge takes scanner bursts first)
+
+document.addEventListener("keydown", (ev) => {
+  if ($("#screen-register").hidden || ev.defaultPrevented || ev.altKey || ev.ctrlKey || ev.metaKey) return;
+  const el = document.activeElement;
+  const typing = el && (el.tagName === "INPUT" || el.tagName === "TEXTAREA" || el.tagName === "SELECT");
+  const inDialog = Boolean(document.querySelector("dialog[open]"));
+  if (ev.key === "F2" || (ev.key === "/" && !typing && !inDialog)) {
+    if (inDialog) return;
+    ev.preventDefault();
+    searchInput.focus();
+    searchInput.select();
+  } else if (ev.key === "F9" && !inDialog) {
+    ev.preventDefault();
+    const pay = $("#btn-pay");
+    if (pay && !pay.disabled) openTender();
+    else showMessage("Nothing to pay yet: check in a customer and add products.", "warn", 4000);
+  } else if (ev.key === "F4" && !inDialog) {
+    ev.preventDefault();
+    if ((ui.state?.queue || []).length) takeCustomer(null);
+  } else if (ev.key === "F10" && !inDialog) {
+    ev.preventDefault();
+    $("#btn-more").click();
+  }
+});
 
 function labBadge(state) {
   const s = String(state || "unknown");
@@ -771,21 +1142,21 @@ function labBadge(state) {
   return `<span class="badge ${cls}">lab: ${esc(s.replace(/_/g, " "))}</span>`;
 }
 
-function renderResults(products) {
-  $("#results").innerHTML = products.length
+function renderResults(products, note = "") {
+  $("#results").innerHTML = (products.length
     ? products
         .map(
-          (p) => `<li class="result" data-product="${esc(p.id)}">
+          (p, i) => `<li class="result" id="result-${i}" data-product="${esc(p.id)}">
         <div><div class="name">${esc(p.name)}</div>
           <div class="meta">${esc([p.brand, p.category, p.strain].filter(Boolean).join(" · "))}</div>
           <div class="meta">${p.thc_text ? `<span class="badge">THC ${esc(p.thc_text)}</span>` : ""}${p.cbd_text ? `<span class="badge">CBD ${esc(p.cbd_text)}</span>` : ""}${labBadge(p.lab_testing)}
             ${p.coa_ref ? `<span class="mono">${esc(p.coa_ref)}</span>` : ""}</div>
           <div class="meta">In stock: ${esc(p.stock_text ?? "—")}</div></div>
         <div><div class="price">${money(p.price_cents)}${p.sold_by === "weight" ? "/g" : ""}</div>
-          <button class="btn primary add" data-act="add-product" data-product="${esc(p.id)}">Add</button></div></li>`,
+          <button class="btn primary add" data-act="add-product" data-product="${esc(p.id)}" aria-label="Add ${esc(p.name)}">Add</button></div></li>`,
         )
         .join("")
-    : `<li class="muted">No products match.</li>`;
+    : `<li class="muted">No products match.</li>`) + (note ? `<li class="muted note">${esc(note)}</li>` : "");
 }
 
 // ---------------------------------------------------------------- demo panel

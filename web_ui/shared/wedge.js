@@ -148,8 +148,10 @@ export class WedgeScanner {
       return;
     }
     if (this.buf.startsWith("@")) {
-      // a licence: line breaks are data until the declared length is reached; then Enter is the suffix
-      if (this.inBurst) this._swallow(e);
+      // a licence: line breaks are data until the declared length is reached; then Enter is the suffix.
+      // Its header's first Enter follows "@" at scanner speed, before the burst is proven: swallowed
+      // too, or it would press the focused button (or add the search's first product)
+      if (this.inBurst || this.fast >= 1) this._swallow(e);
       if (this.complete) return this._arm(this.graceMs);
       this._add("\n");
       return undefined;
