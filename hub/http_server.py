@@ -100,6 +100,7 @@ async def hub_info(hub: Hub, req: HttpRequest) -> HttpResponse:
         {
             "store": hub.config.store.name,
             "jurisdiction": hub.config.store.jurisdiction,
+            "time_zone": hub.config.store.time_zone,  # pages show times in the store's zone
             "ws_port": hub.ws_port,
             "ws_scheme": "wss" if s.tls_cert else "ws",
             "demo": s.demo,

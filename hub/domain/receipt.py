@@ -332,6 +332,12 @@ def _qty_text(line: ReceiptLine) -> str:
     return f"{line.quantity} @ {cents(line.unit_price_cents)}"
 
 
+def tax_label(t: TaxAmount) -> str:
+    """The tax's name with its rate, once: "Cannabis excise 15%", never "Cannabis excise 15% (15%)"."""
+    rate = format_rate(t.rate_ppm)
+    return t.name if rate in t.name else f"{t.name} ({rate})"
+
+
 def render_receipt_html(receipt: Receipt) -> str:
     """A complete, self-contained HTML page. Every value from data is escaped."""
     e = html.escape
@@ -352,7 +358,7 @@ def render_receipt_html(receipt: Receipt) -> str:
     if receipt.prices_include_tax:
         totals.append(("Before tax", receipt.pretax_cents))
     for t in receipt.taxes:
-        label = f"{t.name} ({format_rate(t.rate_ppm)})" + (" incl." if receipt.prices_include_tax else "")
+        label = tax_label(t) + (" incl." if receipt.prices_include_tax else "")
         totals.append((label, t.amount_cents))
     total_rows = "".join(f'<tr><td>{e(k)}</td><td class="n">{e(cents(v))}</td></tr>' for k, v in totals)
     total_rows += f'<tr class="tot"><td>Total</td><td class="n">{e(cents(receipt.total_cents))}</td></tr>'
@@ -424,7 +430,7 @@ def render_receipt_text(receipt: Receipt, width: int = 42) -> str:
     if receipt.discount_cents:
         out.append(pair("Discounts", f"-{cents(receipt.discount_cents)}"))
     for t in receipt.taxes:
-        out.append(pair(f"{t.name} ({format_rate(t.rate_ppm)})", cents(t.amount_cents)))
+        out.append(pair(tax_label(t), cents(t.amount_cents)))
     out.append(pair("TOTAL", cents(receipt.total_cents)))
     for tender in receipt.tenders:
         out.append(pair(tender.kind.replace("_", " ").title(), cents(tender.amount_cents)))

@@ -1202,7 +1202,7 @@ async def pay(req: Request, msg: p.Pay) -> Any:
         cleared.last_receipt_number = receipt.receipt_number
         cleared.notice = {
             "level": "info",
-            "text": f"Sale {receipt.receipt_number} done. Change due {receipt.change_cents / 100:.2f}.",
+            "text": f"Sale {receipt.receipt_number} done. Change due ${receipt.change_cents / 100:.2f}.",
         }
         txn.put(text(sale.register_id), encode(cleared), db=hub.store.db("carts"))
         return {

@@ -23,6 +23,7 @@ from sandbox import demo as sbx
 from tests.backoffice.test_backoffice_browser import (  # noqa: F401
     office_login,
     office_page,
+    open_tab,
     pw,
     register_day,
 )
@@ -102,10 +103,12 @@ def test_receiving_the_demo_manifest_short_and_missing(
     a, b, c = (label for label, *_ in sbx.INCOMING_PACKAGES)
     office_login(page, sandbox_hub, staff, pin)
     expect(page.locator("#screen-office")).to_be_visible()
-    expect(page.locator('#tabs [data-tab="receiving"]')).to_be_visible()
+    expect(page.locator('#tab-groups [data-group="inventory"]')).to_be_visible()
     if staff == "tom":  # a technician sees counts and receiving, nothing of the manager's pages
+        expect(page.locator('#tabs [data-tab="receiving"]')).to_be_visible()
         expect(page.locator('#tabs [data-tab="reconcile"]')).to_be_hidden()
-    page.click('#tabs [data-tab="receiving"]')
+        expect(page.locator("#tab-groups button:visible")).to_have_text(["Inventory"])
+    open_tab(page, "receiving")
     row = page.locator(f'#manifests tr[data-manifest="{sbx.INCOMING_MANIFEST_NUMBER}"]')
     expect(row).to_contain_text("to receive")
     shot("manifests")
@@ -173,7 +176,7 @@ def test_manager_reconciles_and_adjusts_a_planted_discrepancy(
 
     office_login(page, sandbox_hub, "maria", "3333")
     expect(page.locator("#screen-office")).to_be_visible()
-    page.click('#tabs [data-tab="reconcile"]')
+    open_tab(page, "reconcile")
     expect(page.locator("#reconcile-run")).to_be_enabled()  # (the hub's schedule may have run one already)
     page.click("#reconcile-run")
     found = page.locator(f'#discrepancies tr[data-label="{label}"]')
@@ -207,13 +210,13 @@ def test_manager_reconciles_and_adjusts_a_planted_discrepancy(
     assert next(p for p in after if p["label"] == label)["quantity"] == here
 
     # the state channel's status: nothing waiting, nothing dead, not paused
-    page.click('#tabs [data-tab="state"]')
+    open_tab(page, "state")
     expect(page.locator('#state-status tr[data-key="backlog"] td')).to_have_text("0")
     expect(page.locator('#state-status tr[data-key="dead"] td')).to_have_text("0")
     expect(page.locator('#state-status tr[data-key="paused"] td')).to_have_text("not paused")
     expect(page.locator('#state-status tr[data-key="last-sent"] td')).to_contain_text("ago")
     shot("state-status")
-    page.click('#tabs [data-tab="deadletter"]')
+    open_tab(page, "deadletter")
     expect(page.locator("#dead-letters-none")).to_be_visible()
 
 
@@ -239,7 +242,7 @@ def test_manager_retries_a_dead_letter_after_the_fix(
 
     office_login(page, sandbox_hub, "maria", "3333")
     expect(page.locator("#screen-office")).to_be_visible()
-    page.click('#tabs [data-tab="state"]')  # the status page refreshes itself every few seconds
+    open_tab(page, "state")  # the status page refreshes itself every few seconds
     expect(page.locator('#state-status tr[data-key="dead"] td')).to_have_text("1", timeout=15_000)
     shot("status-one-dead")
     page.get_by_role("link", name=re.compile("dead letter")).click()
@@ -259,6 +262,6 @@ def test_manager_retries_a_dead_letter_after_the_fix(
         time.sleep(0.2)
     assert len(receipts) == 1
     assert {ln["package_label"] for ln in receipts[0]["lines"]} <= {p["label"] for p in blue}
-    page.click('#tabs [data-tab="deadletter"]')
+    open_tab(page, "deadletter")
     expect(page.locator("#dead-letters-none")).to_be_visible()
     shot("after-retry")

@@ -201,3 +201,14 @@ def test_void_only_on_the_day_of_the_sale() -> None:
     assert late is not None and late.code == "not_same_day" and "return" in late.message
     again = void_refusal(msgspec.structs.replace(record, voided=True), TODAY, TODAY)
     assert again is not None and again.code == "already_voided"
+
+
+def test_tax_label_names_the_rate_once() -> None:
+    from hub.domain.receipt import tax_label
+    from hub.domain.tax import TaxAmount
+
+    def amount(name: str, ppm: int) -> TaxAmount:
+        return TaxAmount(code="x", name=name, rate_ppm=ppm, amount_cents=1)
+
+    assert tax_label(amount("Cannabis excise 15%", 150_000)) == "Cannabis excise 15%"  # was "15% (15%)"
+    assert tax_label(amount("Sales tax", 87_500)) == "Sales tax (8.75%)"

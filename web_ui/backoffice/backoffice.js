@@ -20,13 +20,52 @@ const live = new LiveClient({
 
 const RANK = { budtender: 1, technician: 2, manager: 3, admin: 4 };
 const DENOMS = [
-  ["B100", "$100"], ["B50", "$50"], ["B20", "$20"], ["B10", "$10"], ["B5", "$5"], ["B1", "$1"],
+  ["B100", "$100"], ["B50", "$50"], ["B20", "$20"], ["B10", "$10"], ["B5", "$5"], ["B2", "$2"], ["B1", "$1"],
   ["C100", "$1 coin"], ["C50", "50¢"], ["C25", "25¢"], ["C10", "10¢"], ["C5", "5¢"], ["C1", "1¢"],
 ];
 const VALUE = { B100: 10000, B50: 5000, B20: 2000, B10: 1000, B5: 500, B2: 200, B1: 100, C100: 100, C50: 50, C25: 25, C10: 10, C5: 5, C1: 1 };
 const REASONS = ["Incorrect Quantity", "Scale Variance", "Theft", "Damage", "Entry Error", "Waste (Unusable Product)", "Drying"];
 
 const $ = (sel, root = document) => root.querySelector(sel);
+
+// ------------------------------------------------------------------------------------------ wording
+
+/** A drawer variance says which way it went: "$114.22 over", "$3.10 short", "$0.00 (balanced)". */
+function overShort(cents) {
+  if (!cents) return `${money(0)} (balanced)`;
+  return `${money(Math.abs(cents))} ${cents > 0 ? "over" : "short"}`;
+}
+
+// Times are the store's (not this computer's), to the minute.
+let storeZone;
+function fmt(iso, opts) {
+  if (!iso) return "—";
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return String(iso);
+  try {
+    return new Intl.DateTimeFormat("en-US", { timeZone: storeZone, hour12: false, ...opts }).format(d);
+  } catch {
+    return d.toISOString().slice(0, 16).replace("T", " ");
+  }
+}
+const when = (iso) => fmt(iso, { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+const clock = (iso) => fmt(iso, { hour: "2-digit", minute: "2-digit" });
+/** ISO timestamps inside a server sentence, shown like every other time on these pages. */
+const ISO_IN_TEXT = /\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?/g;
+const humanTimes = (text) => String(text ?? "").replace(ISO_IN_TEXT, (m) => when(m));
+
+/** Bulk (mg) quantities in grams with decimals; units as they are. */
+const qty = (n, unit) => (n === null || n === undefined ? "—" : unit === "mg" ? `${(n / 1000).toFixed(3).replace(/\.?0+$/, "")} g` : String(n));
+
+/** An audit entry's detail, readable: key: value pairs, nothing for an empty detail. */
+function detailText(d) {
+  if (d === null || d === undefined || d === "") return "";
+  if (typeof d !== "object") return String(d);
+  return Object.entries(d)
+    .filter(([, v]) => v !== null && v !== undefined && v !== "")
+    .map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`)
+    .join(" · ");
+}
 
 /** h("tag", {attrs}, ...children): DOM with text nodes only (no innerHTML from data). */
 function h(tag, attrs = {}, ...children) {
@@ -42,6 +81,11 @@ function h(tag, attrs = {}, ...children) {
     e.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
   return e;
+}
+
+/** Append children, leaving out the absent ones (the DOM's own append writes null as "null"). */
+function put(root, ...kids) {
+  root.append(...kids.flat().filter((k) => k !== null && k !== undefined && k !== false));
 }
 
 function show(id) {
@@ -108,22 +152,22 @@ const pages = {};
 
 pages.readiness = async (root) => {
   const r = await api("/api/backoffice/readiness");
-  root.append(
+  put(root, 
     h("h1", {}, "Opening the day"),
     h("p", { id: "ready-verdict", class: r.ready ? "ok" : "bad" }, r.ready ? "Ready to open." : "Not ready: fix the problems below."),
     h("table", { id: "readiness" }, h("tbody", {}, r.checks.map((c) =>
-      h("tr", { "data-status": c.status }, h("th", { class: `status-${c.status}` }, c.name), h("td", {}, c.message, c.action ? h("div", { class: "muted" }, `→ ${c.action}`) : null))))),
+      h("tr", { "data-status": c.status }, h("th", { class: `status-${c.status}` }, c.name), h("td", {}, humanTimes(c.message), c.action ? h("div", { class: "muted" }, `→ ${c.action}`) : null))))),
   );
 };
 
 pages.drawers = async (root) => {
   const data = await api("/api/backoffice/drawers"); // the store's business day, in the store's zone
-  root.append(h("h1", {}, "Drawers"));
+  put(root, h("h1", {}, "Drawers"));
   const byReg = new Map(data.registers.map((r) => [r, []]));
   for (const d of data.drawers) (byReg.get(d.register_id) || byReg.set(d.register_id, []).get(d.register_id)).push(d);
   const grid = h("div", { class: "grid" });
   for (const [reg, sessions] of byReg) grid.append(drawerCard(reg, sessions));
-  root.append(grid);
+  put(root, grid);
 };
 
 function drawerCard(reg, sessions) {
@@ -132,7 +176,7 @@ function drawerCard(reg, sessions) {
   for (const s of sessions) {
     const sum = s.summary;
     card.append(h("div", { class: "session", "data-session": s.session_id },
-      h("p", {}, h("strong", {}, s.status), ` · opened ${new Date(s.opened_at).toLocaleTimeString()} by ${s.opened_by} (witness ${s.witness}) · float ${money(s.float_cents)} · ${s.cash_sales} cash sales`),
+      h("p", {}, h("strong", {}, s.status), ` · opened ${clock(s.opened_at)} by ${s.opened_by} (witness ${s.witness}) · float ${money(s.float_cents)} · ${s.cash_sales} cash sales`),
       s.events.length ? h("ul", {}, s.events.map((e) => h("li", {}, `${e.kind.replace("_", "-")} ${money(e.amount_cents)} — ${e.reason}${e.bag ? ` (bag ${e.bag})` : ""}${e.manager ? `, approved by ${e.manager}` : ""}`))) : null,
       sum ? summaryTable(sum) : null,
       s.status === "counted" ? signOffForm(s) : null,
@@ -158,7 +202,7 @@ function summaryTable(s) {
     h("tr", {}, h("th", {}, "Paid-outs / paid-ins"), h("td", { class: "n" }, `${money(-s.paid_outs_cents)} / ${money(s.paid_ins_cents)}`)),
     h("tr", {}, h("th", {}, "Expected"), h("td", { class: "n expected" }, money(s.expected_cents))),
     h("tr", {}, h("th", {}, "Counted"), h("td", { class: "n counted" }, money(s.counted_cents))),
-    h("tr", {}, h("th", {}, "Variance"), h("td", { class: `n variance ${cls}`, "data-cents": s.variance_cents }, money(s.variance_cents))),
+    h("tr", {}, h("th", {}, "Variance"), h("td", { class: `n variance ${cls} ${s.variance_cents > 0 ? "over" : s.variance_cents < 0 ? "short" : ""}`, "data-cents": s.variance_cents }, overShort(s.variance_cents))),
     s.signed_off_by ? h("tr", {}, h("th", {}, "Signed off"), h("td", {}, `${s.signed_off_by}: ${s.note}`)) : null,
   ));
 }
@@ -194,7 +238,7 @@ function countForm(reg) {
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const r = await command("blind_count", { register_id: reg, counted: readPieces(form), witness: form.elements.witness.value });
-    message(r.variance_cents === 0 ? `Drawer ${reg} balances.` : `Drawer ${reg}: variance ${money(r.variance_cents)} — a manager signs it off.`, r.variance_cents === 0 ? "info" : "error");
+    message(r.variance_cents === 0 ? `Drawer ${reg} balances.` : `Drawer ${reg} is ${overShort(r.variance_cents)} — a manager signs it off.`, r.variance_cents === 0 ? "info" : "error");
     route();
   });
   return form;
@@ -204,7 +248,7 @@ function movementForm(reg) {
   const form = h("form", { class: "movement-form" },
     h("h3", {}, "Drop, paid-out, paid-in, adjustment"),
     h("div", { class: "row" },
-      h("select", { name: "kind" }, ["drop", "paid_out", "paid_in", "adjustment"].map((k) => h("option", { value: k }, k.replace("_", "-")))),
+      h("label", {}, "Kind ", h("select", { name: "kind" }, ["drop", "paid_out", "paid_in", "adjustment"].map((k) => h("option", { value: k }, k.replace("_", "-"))))),
       h("label", {}, "Amount $ ", h("input", { name: "amount", type: "number", step: "0.01", required: true, size: 7 })),
       h("label", {}, "Bag ", h("input", { name: "bag", size: 8 }))),
     h("label", {}, "Reason ", h("input", { name: "reason", required: true, minlength: 3, size: 40 })),
@@ -280,9 +324,9 @@ pages.eod = async (root, params) => {
     ["Net", money(rep.net_cents)], ...rep.taxes.map((t) => [t.name, money(t.amount_cents)]),
     ["Total collected", money(rep.total_cents)], ["Voids", `${rep.voids_count} (${money(rep.voids_cents)})`],
     ["Returns", `${rep.returns_count} (${money(-rep.returns_cents)})`], ["Net after returns", money(rep.net_after_returns_cents)],
-    ["Drawer variance", money(rep.drawer_variance_cents)],
+    ["Drawer variance", overShort(rep.drawer_variance_cents)],
   ];
-  root.append(
+  put(root, 
     h("h1", {}, `Z report ${date} — ${rep.scope}`), picker,
     h("p", { id: "tie-out", class: rep.tie_out.ok ? "ok" : "bad" }, rep.tie_out.sentence),
     h("p", { class: rep.all_reported ? "ok" : "bad" }, rep.all_reported ? "Every sale reached the state system." : `Not yet at the state system: ${rep.unreported.join(", ")}`),
@@ -296,7 +340,7 @@ pages.eod = async (root, params) => {
         barChart("Tenders", Object.entries(rep.tenders).map(([k, v]) => ({ label: k.replace("_", " "), value: v })), { id: "chart-tenders" }))),
     h("div", { class: "card" }, divergingChart("Drawer variance, last 30 days", variance.days.map((d) => ({ label: d.day.slice(5), value: d.variance_cents })), { id: "chart-variance" })),
     rep.drawers.length ? h("div", { class: "card" }, h("h2", {}, "Drawers"), h("table", { id: "eod-drawers" }, h("tbody", {}, rep.drawers.map((d) =>
-      h("tr", {}, h("th", {}, `${d.register_id} · ${d.session_id}`), h("td", {}, d.summary ? `expected ${money(d.summary.expected_cents)}, counted ${money(d.summary.counted_cents)}, variance ${money(d.summary.variance_cents)}${d.summary.signed_off_by ? ` — ${d.summary.signed_off_by}: ${d.summary.note}` : ""}` : "open, not counted")))))) : null,
+      h("tr", {}, h("th", {}, `${d.register_id} · ${d.session_id}`), h("td", {}, d.summary ? `expected ${money(d.summary.expected_cents)}, counted ${money(d.summary.counted_cents)}, ${overShort(d.summary.variance_cents)}${d.summary.signed_off_by ? ` — ${d.summary.signed_off_by}: ${d.summary.note}` : ""}` : "open, not counted")))))) : null,
     rep.overrides.length ? h("div", { class: "card" }, h("h2", {}, "Overrides, voids and returns"), h("table", {}, h("tbody", {}, rep.overrides.map((o) =>
       h("tr", {}, h("th", {}, `${o.kind} #${o.receipt_number}`), h("td", {}, `${o.manager_id}: ${o.reason}`)))))) : null,
   );
@@ -316,28 +360,37 @@ pages.counts = async (root) => {
     await command("start_count", { kind: "spot", tags, batch: start.elements.batch.value, witness: start.elements.witness.value });
     route();
   });
-  root.append(h("h1", {}, "Inventory counts"), start);
-  for (const c of data.counts) root.append(countCard(c));
+  put(root, h("h1", {}, "Inventory counts"), start);
+  for (const c of data.counts) put(root, countCard(c));
 };
 
 function countCard(c) {
   const card = h("div", { class: "card count", "data-count": c.count_id },
     h("h2", {}, `${c.kind === "full" ? "Full count" : "Spot check"} ${c.count_id}`),
-    h("p", { class: "muted" }, `${c.status} · started by ${c.started_by}${c.witness ? `, witness ${c.witness}` : ""} · ${new Date(c.started_at).toLocaleString()} · ${c.lines.length} packages`));
+    h("p", { class: "muted" }, `${c.status} · started by ${c.started_by}${c.witness ? `, witness ${c.witness}` : ""} · ${when(c.started_at)} · ${c.lines.length} packages`));
   if (c.status === "counting") {
     const counted = c.lines.filter((l) => l.counted !== null).length;
+    const unitOf = new Map(c.lines.map((l) => [l.tag, l.unit]));
     const form = h("form", { class: "row" },
       h("label", {}, "Tag ", h("input", { name: "tag", required: true, size: 26 })),
-      h("label", {}, "Found ", h("input", { name: "counted", type: "number", min: "0", required: true, size: 6 })),
+      h("label", {}, "Found (units, or grams for bulk) ", h("input", { name: "counted", type: "number", min: "0", step: "0.001", required: true, size: 8 })),
       h("button", { class: "btn", type: "submit" }, "Record"),
       h("button", { class: "btn primary", type: "button", onclick: async () => { await command("finish_count", { count_id: c.count_id }); route(); } }, "Finish count"));
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
-      await command("count_package", { count_id: c.count_id, tag: form.elements.tag.value.trim(), counted: parseInt(form.elements.counted.value, 10) });
+      const tag = form.elements.tag.value.trim();
+      const found = Number.parseFloat(form.elements.counted.value);
+      // bulk is weighed in grams (to the milligram); the hub counts it in mg
+      const counted = unitOf.get(tag) === "mg" ? Math.round(found * 1000) : Math.round(found);
+      if (unitOf.get(tag) !== "mg" && !Number.isInteger(found)) {
+        message(`${tag} is counted in whole units.`);
+        return;
+      }
+      await command("count_package", { count_id: c.count_id, tag, counted });
       route();
     });
-    card.append(h("p", {}, `${counted} of ${c.lines.length} counted (units, or mg for bulk).`), form,
-      h("ul", {}, c.lines.map((l) => h("li", {}, `${l.tag} ${l.counted === null ? "— not counted yet" : `✓ ${l.counted}`}`))));
+    card.append(h("p", {}, `${counted} of ${c.lines.length} counted (units, or grams for bulk).`), form,
+      h("ul", {}, c.lines.map((l) => h("li", {}, `${l.tag} ${l.counted === null ? "— not counted yet" : `✓ ${qty(l.counted, l.unit)}`}`))));
     return card;
   }
   if (c.unscanned.length) card.append(h("p", { class: "warn" }, `Not scanned (${c.unscanned.length}): ${c.unscanned.slice(0, 20).join(", ")}${c.unscanned.length > 20 ? "…" : ""}`));
@@ -348,8 +401,8 @@ function countCard(c) {
   }
   const form = h("form", {}, h("table", {}, h("thead", {}, h("tr", {}, ["Package", "Record", "Counted", "Change", "State", "Reason", ""].map((t) => h("th", {}, t)))),
     h("tbody", {}, c.proposals.map((p) => h("tr", { "data-tag": p.tag },
-      h("td", {}, p.tag), h("td", { class: "n" }, p.local), h("td", { class: "n" }, p.counted), h("td", { class: `n ${p.delta < 0 ? "bad" : ""}` }, p.delta > 0 ? `+${p.delta}` : p.delta),
-      h("td", { class: "n" }, p.state_quantity ?? "—"),
+      h("td", {}, p.tag), h("td", { class: "n" }, qty(p.local, p.unit)), h("td", { class: "n" }, qty(p.counted, p.unit)), h("td", { class: `n ${p.delta < 0 ? "bad" : ""}` }, p.delta > 0 ? `+${qty(p.delta, p.unit)}` : qty(p.delta, p.unit)),
+      h("td", { class: "n" }, qty(p.state_quantity, p.unit)),
       h("td", {}, p.approved_by ? p.reason : h("select", { name: `reason-${p.tag}` }, REASONS.map((r) => h("option", { value: r, selected: r === p.reason }, r)))),
       h("td", {}, p.approved_by ? `approved by ${p.approved_by} → outbox #${p.outbox_seq}` : "awaiting approval"))))),
     c.status === "finished" ? h("div", { class: "row" }, h("label", {}, "Note ", h("input", { name: "note", size: 30, maxlength: 200 })), h("button", { class: "btn primary", type: "submit" }, "Approve adjustments")) : null);
@@ -367,9 +420,9 @@ function countCard(c) {
 
 pages.flags = async (root) => {
   const { flags } = await api("/api/backoffice/cash-flags");
-  root.append(h("h1", {}, "Cash compliance flags"),
+  put(root, h("h1", {}, "Cash compliance flags"),
     h("p", { class: "muted" }, "Cash per customer over 24 hours (Form 8300 above $10,000, due within 15 days) and patterns just under a threshold. Flags never block a sale; review each and keep the note."));
-  if (!flags.length) root.append(h("p", { class: "ok" }, "No flags."));
+  if (!flags.length) put(root, h("p", { class: "ok" }, "No flags."));
   for (const f of flags) {
     const form = h("form", { class: "row" },
       h("select", { name: "decision" }, [["file_8300", "Form 8300 to file"], ["filed_8300", "Form 8300 filed"], ["no_action", "No action"], ["escalated", "Escalated"]].map(([v, t]) => h("option", { value: v }, t))),
@@ -380,31 +433,31 @@ pages.flags = async (root) => {
       await command("review_cash_flag", { flag_id: f.flag_id, decision: form.elements.decision.value, note: form.elements.note.value });
       route();
     });
-    root.append(h("div", { class: "card flag", "data-flag": f.flag_id },
+    put(root, h("div", { class: "card flag", "data-flag": f.flag_id },
       h("h2", { class: f.open ? "bad" : "" }, `${f.kind === "form_8300" ? "Form 8300" : "Structuring"} · customer ${f.customer_id}`),
-      h("p", {}, f.sentence), h("p", { class: "muted" }, `Receipts ${f.receipts.join(", ")} · ${new Date(f.window_start).toLocaleString()} – ${new Date(f.window_end).toLocaleString()}`),
-      f.reviews.length ? h("ul", {}, f.reviews.map((r) => h("li", {}, `${r.reviewed_by} ${new Date(r.at).toLocaleString()}: ${r.decision} — ${r.note}`))) : null,
+      h("p", {}, f.sentence), h("p", { class: "muted" }, `Receipts ${f.receipts.join(", ")} · ${when(f.window_start)} – ${when(f.window_end)}`),
+      f.reviews.length ? h("ul", {}, f.reviews.map((r) => h("li", {}, `${r.reviewed_by} ${when(r.at)}: ${r.decision} — ${r.note}`))) : null,
       form));
   }
 };
 
 pages.incidents = async (root) => {
   const { incidents } = await api("/api/backoffice/incidents");
-  root.append(h("h1", {}, "Incident log"),
+  put(root, h("h1", {}, "Incident log"),
     h("p", {}, h("a", { href: `/api/backoffice/incidents?format=csv&token=${encodeURIComponent(live.sessionToken)}`, id: "incidents-csv" }, "Export CSV")),
     h("table", { id: "incidents" }, h("thead", {}, h("tr", {}, ["#", "When", "Register", "Staff", "Category", "What happened"].map((t) => h("th", {}, t)))),
-      h("tbody", {}, incidents.map((i) => h("tr", {}, h("td", {}, i.seq), h("td", {}, new Date(i.at).toLocaleString()), h("td", {}, i.register), h("td", {}, i.staff), h("td", {}, i.category), h("td", {}, i.description))))));
+      h("tbody", {}, incidents.map((i) => h("tr", {}, h("td", {}, i.seq), h("td", {}, when(i.at)), h("td", {}, i.register), h("td", {}, i.staff), h("td", {}, i.category), h("td", {}, i.description))))));
 };
 
 // receiving, reconciliation, dead letters and the state channel's status (state.js)
 installStatePages(pages, {
-  h, api, message, live, route: () => route(),
+  h, api, message, live, route: () => route(), when, clock,
   onScan: (fn, root) => { scanHandler = { fn, root }; wedge.enabled = true; },
 });
 
 pages.devices = async (root) => {
   const d = await api("/api/backoffice/devices");
-  root.append(h("h1", {}, "Device health"),
+  put(root, h("h1", {}, "Device health"),
     h("table", { id: "devices" }, h("thead", {}, h("tr", {}, ["Device", "Kind", "Register", "State", "Detail", "Errors"].map((t) => h("th", {}, t)))),
       h("tbody", {}, d.devices.length ? d.devices.map((x) => h("tr", {}, h("td", {}, x.id), h("td", {}, x.kind), h("td", {}, x.register || ""), h("td", { class: x.up ? "ok" : "bad" }, x.up ? "up" : "down"), h("td", {}, x.detail || ""), h("td", { class: "n" }, x.errors ?? 0)))
         : h("tr", {}, h("td", { colspan: 6 }, "No devices are configured.")))),
@@ -417,13 +470,13 @@ pages.devices = async (root) => {
 pages.staff = async (root) => {
   const d = await api("/api/backoffice/staff");
   const codes = h("div", { id: "pairing-codes" });
-  root.append(h("h1", {}, "Staff and registers"),
+  put(root, h("h1", {}, "Staff and registers"),
     h("table", { id: "staff" }, h("thead", {}, h("tr", {}, ["ID", "Name", "Role", "Status"].map((t) => h("th", {}, t)))),
-      h("tbody", {}, d.staff.map((s) => h("tr", {}, h("td", {}, s.id), h("td", {}, s.name), h("td", {}, s.role), h("td", {}, !s.active ? "inactive" : s.locked_until ? `locked until ${new Date(s.locked_until).toLocaleTimeString()}` : "active"))))),
+      h("tbody", {}, d.staff.map((s) => h("tr", {}, h("td", {}, s.id), h("td", {}, s.name), h("td", {}, s.role), h("td", {}, !s.active ? "inactive" : s.locked_until ? `locked until ${clock(s.locked_until)}` : "active"))))),
     h("h2", {}, "Pair a register"), h("p", { class: "muted" }, "A code enrols one browser, once, within 15 minutes."),
     h("div", { class: "row" }, d.registers.map((r) => h("button", { class: "btn", onclick: async () => {
       const pc = await command("create_pairing_code", { register_id: r.id });
-      codes.replaceChildren(h("p", { class: "variance" }, `${r.name}: `, h("strong", {}, pc.code), h("span", { class: "muted" }, ` (until ${new Date(pc.expires_at).toLocaleTimeString()})`)));
+      codes.replaceChildren(h("p", { class: "variance" }, `${r.name}: `, h("strong", {}, pc.code), h("span", { class: "muted" }, ` (until ${clock(pc.expires_at)})`)));
     } }, `Code for ${r.name}`))), codes);
 };
 
@@ -431,7 +484,7 @@ pages.audit = async (root, params) => {
   const before = params.get("before");
   const { entries } = await api(`/api/backoffice/audit?limit=100${before ? `&before=${before}` : ""}`);
   const result = h("p", { id: "verify-result" });
-  root.append(h("h1", {}, "Audit log"),
+  put(root, h("h1", {}, "Audit log"),
     h("div", { class: "row" }, h("button", { class: "btn primary", id: "verify-chain", onclick: async () => {
       result.textContent = "Verifying…";
       const r = await api("/api/backoffice/audit/verify", { method: "POST" });
@@ -439,7 +492,7 @@ pages.audit = async (root, params) => {
       result.className = r.ok ? "ok" : "bad";
     } }, "Verify chain"), result),
     h("table", { id: "audit" }, h("thead", {}, h("tr", {}, ["#", "When", "Action", "Staff", "Register", "Detail"].map((t) => h("th", {}, t)))),
-      h("tbody", {}, entries.map((e) => h("tr", {}, h("td", {}, e.seq), h("td", {}, new Date(e.at).toLocaleString()), h("td", {}, e.action), h("td", {}, e.staff), h("td", {}, e.register), h("td", { class: "muted" }, JSON.stringify(e.detail)))))),
+      h("tbody", {}, entries.map((e) => h("tr", {}, h("td", {}, e.seq), h("td", {}, when(e.at)), h("td", {}, e.action), h("td", {}, e.staff || ""), h("td", {}, e.register || ""), h("td", { class: "muted" }, detailText(e.detail)))))),
     entries.length === 100 ? h("p", {}, h("a", { href: `#audit?before=${entries[entries.length - 1].seq}` }, "Older entries")) : null);
 };
 
@@ -468,10 +521,15 @@ async function route() {
     location.hash = "#counts";
     return;
   }
+  const group = document.querySelector(`#tabs [data-tab="${tab}"]`)?.dataset.group;
   for (const b of document.querySelectorAll("#tabs button")) {
-    b.hidden = !allowedTab(b.dataset.tab);
+    b.hidden = !allowedTab(b.dataset.tab) || b.dataset.group !== group;
     b.toggleAttribute("aria-current", b.dataset.tab === tab);
     if (b.dataset.tab === tab) b.setAttribute("aria-current", "page");
+  }
+  for (const g of document.querySelectorAll("#tab-groups button")) {
+    g.hidden = !firstTabOf(g.dataset.group);
+    g.setAttribute("aria-current", String(g.dataset.group === group));
   }
   const mine = ++routing;
   scanHandler = null;
@@ -480,7 +538,7 @@ async function route() {
   try {
     await pages[tab](root, new URLSearchParams(query || ""));
   } catch (err) {
-    root.append(h("p", { class: "bad" }, String(err.message || err)));
+    put(root, h("p", { class: "bad" }, String(err.message || err)));
   }
   if (mine === routing) $("#page").replaceChildren(root);
 }
@@ -534,9 +592,21 @@ $("#login-form").addEventListener("submit", async (ev) => {
   }
 });
 for (const b of [$("#btn-logout"), $("#denied-logout")]) b.addEventListener("click", () => live.logout().catch(() => {}));
+function firstTabOf(group) {
+  return Array.from(document.querySelectorAll(`#tabs [data-group="${group}"]`)).find((b) => allowedTab(b.dataset.tab))?.dataset.tab;
+}
+$("#tab-groups").addEventListener("click", (ev) => {
+  const g = ev.target.closest("button[data-group]");
+  const first = g && firstTabOf(g.dataset.group);
+  if (first) location.hash = `#${first}`;
+});
 $("#tabs").addEventListener("click", (ev) => {
   const b = ev.target.closest("button[data-tab]");
   if (b) location.hash = `#${b.dataset.tab}`;
 });
 window.addEventListener("hashchange", route);
-live.start();
+fetch("/api/hub", { cache: "no-store" })
+  .then((r) => r.json())
+  .then((info) => { storeZone = info.time_zone || undefined; })
+  .catch(() => {})
+  .finally(() => live.start());

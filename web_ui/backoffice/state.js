@@ -37,6 +37,9 @@ export function seconds(s, suffix = "", zero = "0 s") {
 
 /** Add the pages to `pages`; `ui` is the shell's { h, api, message, live, route, onScan }. */
 export function installStatePages(pages, ui) {
+  // times in the store's zone, to the minute (backoffice.js); a plain fallback if the host page has none
+  const when = ui.when || ((iso) => new Date(iso).toISOString().slice(0, 16).replace("T", " "));
+  const clock = ui.clock || ((iso) => new Date(iso).toISOString().slice(11, 16));
   const { h, api, message, live, route } = ui;
 
   // ------------------------------------------------------------------------------------- receiving
@@ -55,7 +58,7 @@ export function installStatePages(pages, ui) {
       h("thead", {}, h("tr", {}, ["Manifest", "From", "Expected", "Packages", "Status", ""].map((t) => h("th", {}, t)))),
       h("tbody", {}, list.map((m) => h("tr", { "data-manifest": m.manifest },
         h("td", {}, m.manifest), h("td", {}, `${m.shipper_name} (${m.shipper_license})`),
-        h("td", {}, m.estimated_arrival ? new Date(m.estimated_arrival).toLocaleString() : "—"),
+        h("td", {}, m.estimated_arrival ? when(m.estimated_arrival) : "—"),
         h("td", { class: "n" }, m.lines.length),
         h("td", {}, manifestStatus(m)),
         h("td", {}, h("a", { class: "btn small", href: `#receiving?manifest=${encodeURIComponent(m.manifest)}` }, m.report ? "Report" : "Receive")))))));
@@ -63,7 +66,7 @@ export function installStatePages(pages, ui) {
 
   function manifestStatus(m) {
     if (!m.report) return h("span", { class: "warn" }, "to receive");
-    const here = `received ${new Date(m.report.received_at).toLocaleString()} by ${m.report.by}, ${m.report.discrepancies} discrepanc${m.report.discrepancies === 1 ? "y" : "ies"}`;
+    const here = `received ${when(m.report.received_at)} by ${m.report.by}, ${m.report.discrepancies} discrepanc${m.report.discrepancies === 1 ? "y" : "ies"}`;
     if (m.state_agrees === true) return h("span", { class: "ok" }, `${here} · the state agrees`);
     if (m.state_agrees === false) return h("span", { class: "bad" }, `${here} · the state's figures differ`);
     return h("span", {}, `${here} · `, h("span", { class: "warn" }, "not yet received at the state"));
@@ -209,7 +212,7 @@ export function installStatePages(pages, ui) {
     const token = encodeURIComponent(live.sessionToken);
     return h("div", { class: "card", id: "receiving-report" },
       h("h2", {}, `Receiving report · manifest ${m.manifest}`),
-      h("p", {}, `From ${m.shipper_name} (${m.shipper_license}) · received ${new Date(r.received_at).toLocaleString()} by ${r.by}`),
+      h("p", {}, `From ${m.shipper_name} (${m.shipper_license}) · received ${when(r.received_at)} by ${r.by}`),
       h("table", {}, h("thead", {}, h("tr", {}, ["Package tag", "Status", "Shipped", "Received", "Reason"].map((t) => h("th", {}, t)))),
         h("tbody", {}, r.lines.map((ln) => h("tr", { "data-label": ln.label, "data-status": ln.status },
           h("td", {}, ln.label), h("td", { class: ln.status === "received" ? "ok" : "bad" }, ln.status),
@@ -278,7 +281,7 @@ export function installStatePages(pages, ui) {
         h("tbody", {}, runs.map((r) => {
           const open = r.discrepancies.filter((d) => d.kind === "quantity" && !d.adjusted_by).length;
           return h("tr", { "data-id": r.id, class: rec && r.id === rec.id ? "current" : "" },
-            h("td", {}, h("a", { href: `#reconcile?id=${r.id}` }, r.id)), h("td", {}, new Date(r.at).toLocaleString()), h("td", {}, ago(r.at)),
+            h("td", {}, h("a", { href: `#reconcile?id=${r.id}` }, r.id)), h("td", {}, when(r.at)), h("td", {}, ago(r.at)),
             h("td", {}, r.trigger), h("td", {}, r.by || "schedule"), h("td", { class: "n" }, r.compared),
             h("td", { class: "n" }, r.discrepancies.length), h("td", { class: `n ${open ? "bad" : ""}` }, open));
         }))));
@@ -296,7 +299,7 @@ export function installStatePages(pages, ui) {
     const list = [...rec.discrepancies].sort((a, b) => order[a.kind] - order[b.kind] || a.label.localeCompare(b.label));
     const card = h("div", { class: "card", id: "reconciliation", "data-id": rec.id },
       h("h2", {}, `Reconciliation ${rec.id}`),
-      h("p", { class: "muted" }, `${new Date(rec.at).toLocaleString()} (${ago(rec.at)}) · ${rec.trigger}${rec.by ? ` by ${rec.by}` : ""} · ${rec.compared} packages compared · facility ${rec.facility}`));
+      h("p", { class: "muted" }, `${when(rec.at)} (${ago(rec.at)}) · ${rec.trigger}${rec.by ? ` by ${rec.by}` : ""} · ${rec.compared} packages compared · facility ${rec.facility}`));
     if (!list.length) {
       card.append(h("p", { class: "ok" }, "Every package agrees with the state."));
       return card;
@@ -366,7 +369,7 @@ export function installStatePages(pages, ui) {
         });
         return h("tr", { "data-seq": e.seq },
           h("td", {}, e.seq), h("td", {}, e.kind), h("td", {}, e.packages.join(", ")),
-          h("td", {}, `${new Date(e.created_at).toLocaleString()} (${ago(e.created_at)})`), h("td", { class: "n" }, e.attempts),
+          h("td", {}, `${when(e.created_at)} (${ago(e.created_at)})`), h("td", { class: "n" }, e.attempts),
           h("td", { class: "state-message" }, e.error || "—", e.error_code ? h("div", { class: "muted" }, e.error_code) : null),
           h("td", {}, retry));
       }))));
@@ -384,9 +387,9 @@ export function installStatePages(pages, ui) {
       ["oldest", "Oldest unsent", s.unsent ? seconds(a.oldest_unsent_seconds ?? 0) : "—", s.overdue ? "bad" : ""],
       ["overdue", "Past the state's deadline", String(s.overdue), s.overdue ? "bad" : "ok"],
       ["dead", "Dead letters", String(s.dead_letters), s.dead_letters ? "bad" : "ok"],
-      ["last-sent", "Last sent", a.last_sent_at ? `${new Date(a.last_sent_at).toLocaleString()} (${ago(a.last_sent_at)})` : "nothing sent yet", ""],
+      ["last-sent", "Last sent", a.last_sent_at ? `${when(a.last_sent_at)} (${ago(a.last_sent_at)})` : "nothing sent yet", ""],
       ["last-error", "Last error", a.last_error || "none", a.last_error ? "bad" : "ok"],
-      ["paused", "Paused until", paused ? `${new Date(a.paused_until).toLocaleTimeString()} (the state asked to wait or is down)` : "not paused", paused ? "warn" : "ok"],
+      ["paused", "Paused until", paused ? `${clock(a.paused_until)} (the state asked to wait or is down)` : "not paused", paused ? "warn" : "ok"],
       ["pull-error", "Last pull error", s.last_pull_error || "none", s.last_pull_error ? "bad" : "ok"],
       ["reporting", "Reporting", `${s.reporting.mode}, within ${seconds(s.reporting.deadline_seconds)}`, ""],
     ];
