@@ -300,3 +300,81 @@ def test_queue_two_customers_first_served_second_waits(
     expect(waiting.locator(".badge")).to_have_text("Adult use")
     expect(waiting.locator(".left")).to_contain_text(re.compile(r"Left today: .*\d"))
     shot("queue-first-served-second-waiting")
+
+
+def test_buttons_for_returns_reprint_label_and_hand_over(
+    page: Page, hub: HubProcess, shot: Shots, output_dir: Path
+) -> None:
+    """What the protocol offers has a button: a return by receipt (typed or scanned into the dialog),
+    a reprint without prompt(), an exit label, the drawer hand-over."""
+    page.set_viewport_size({"width": 1366, "height": 900})
+    store = demo_store()
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))  # a prompt() would land here
+    open_register(page, hub)
+    pair(page)
+    page.fill("#login-staff", "maria")
+    page.locator("#login-pin").focus()
+    page.keyboard.type("3333")
+    page.keyboard.press("Enter")
+    expect(page.locator("#screen-register")).to_be_visible()
+    ensure_drawer_open_by_mouse(page, witness=("ana", "1111"))
+    page.locator("#customer h2").click()
+    scanner_types(page, store.customer("adult").id_scan)
+    expect(page.locator("#decision")).to_have_class(re.compile(r"\ballowed\b"))
+    page.fill("#search", "Blue Dream 3.5")
+    page.locator('#results [data-act="add-product"][data-product="FLW-001"]').click()
+    expect(page.locator("#cart-lines .line")).to_have_count(1)
+    page.keyboard.press("F9")
+    page.click('#tender-quick [data-cash="exact"]')
+    page.click("#tender-submit")
+    expect(page.locator("#dlg-receipt")).to_be_visible()
+    number = page.locator("#receipt-number").inner_text().lstrip("#")
+    page.keyboard.press("Enter")
+    expect(page.locator("#dlg-receipt")).to_be_hidden()
+
+    # return: the receipt number arrives as a scanner types it (digits and Enter) into the dialog
+    page.keyboard.press("F10")
+    page.click("#more-return")
+    expect(page.locator("#return-form [name=receipt]")).to_be_focused()
+    page.keyboard.type(number + "\n")
+    expect(page.locator("#return-lines tbody tr")).to_have_count(1)
+    expect(page.locator("#return-lines")).to_contain_text("Blue Dream 3.5g")
+    page.fill("#return-lines [data-return-line]", "1")
+    page.fill("#return-form [name=manager]", "maria")
+    page.fill("#return-form [name=pin]", "3333")
+    page.fill("#return-form [name=reason]", "Defective product")
+    shot("return-chosen")
+    assert_accessible(page, output_dir / "axe-return.json")
+    page.locator("#return-form [name=reason]").press("Enter")
+    expect(page.locator("#dlg-return")).to_be_hidden()
+    expect(page.locator("#message")).to_contain_text("Return done: refund $")
+    shot("returned")
+
+    # reprint: a dialog, never prompt(); the number of the last receipt is offered
+    page.keyboard.press("F10")
+    page.click("#more-reprint")
+    expect(page.locator("#dlg-reprint")).to_be_visible()
+    expect(page.locator("#reprint-form [name=receipt]")).to_have_value(number)
+    shot("reprint-dialog")
+    page.keyboard.press("Escape")
+    expect(page.locator("#dlg-reprint")).to_be_hidden()
+
+    # exit label and hand-over dialogs
+    page.keyboard.press("F10")
+    page.click("#more-label")
+    expect(page.locator("#label-form [name=tag]")).to_be_focused()
+    page.keyboard.press("Escape")
+    page.keyboard.press("F10")
+    page.click("#more-handover")
+    expect(page.locator("#dlg-handover")).to_be_visible()
+    page.fill('#handover-form [name="hB20"]', "10")
+    expect(page.locator("#handover-total")).to_have_text("$200.00")
+    page.fill("#handover-form [name=incoming]", "ana")
+    page.fill("#handover-form [name=incoming_pin]", "1111")
+    shot("hand-over")
+    assert_accessible(page, output_dir / "axe-hand-over.json")
+    page.click("#handover-form button[value=ok]")
+    expect(page.locator("#dlg-handover")).to_be_hidden()
+    expect(page.locator("#message")).to_contain_text("Drawer handed over to ana")
+    assert not dialogs, dialogs
