@@ -246,10 +246,12 @@ def test_whole_sale_by_keyboard_alone(page: Page, hub: HubProcess, shot: Shots, 
     assert ring not in ("", "none"), ring
 
 
+@pytest.mark.parametrize("size", ["phone", "desktop"])
 def test_queue_two_customers_first_served_second_waits(
-    page: Page, hub: HubProcess, shot: Shots, output_dir: Path
+    page: Page, hub: HubProcess, shot: Shots, output_dir: Path, size: str
 ) -> None:
-    page.set_viewport_size({"width": 1366, "height": 900})
+    width, height = WIDTHS[size]
+    page.set_viewport_size({"width": width, "height": height})
     store = demo_store()
     open_register(page, hub)
     pair(page)
@@ -282,6 +284,7 @@ def test_queue_two_customers_first_served_second_waits(
     expect(page.locator("#queue-list li").nth(1).locator(".badge")).to_have_text("Adult use")
     expect(first.locator(".wait")).to_have_text(re.compile(r"just now|waiting \d+ min"))
     expect(page.locator("#queue-list li").nth(1).locator(".left")).to_contain_text("Left today")
+    layout_ok(page)
     shot("queue-two-waiting")
     assert_accessible(page, output_dir / "axe-queue.json")
     # finish the sale at the counter, then F4 takes the next: the first in line
