@@ -17,6 +17,11 @@ from tests.e2e.test_register_browser import demo_store
 
 HUMAN_GAP_MS = 90  # between a person's key presses (web_ui/shared/wedge.js: a scanner's are < 50 ms)
 WIDTHS = {"phone": (390, 844), "tablet": (820, 1180), "desktop": (1366, 900)}
+RANGE = {  # the other ends of each class, checked on the way
+    "phone": [(360, 640), (430, 932)],
+    "tablet": [(768, 1024), (1024, 768)],
+    "desktop": [(1280, 800)],
+}
 
 # what a budtender's screen must never do, measured in the page: scroll sideways, cut a control off at
 # the edge, or offer a touch target under 44 × 44 px (WCAG 2.5.5; Apple and Android guidance)
@@ -116,10 +121,14 @@ def test_whole_sale_on_each_screen(
     layout_ok(page)
     shot(f"{size}-cart")
     assert_accessible(page, output_dir / "axe-register-cart.json")
-    # Pay is on screen without scrolling: the pay bar on phone and tablet, the checkout on the desktop
-    pay = "#paybar-pay" if width < 1100 else "#btn-pay"
-    page.evaluate("() => window.scrollTo(0, 0)")
-    assert in_viewport(page, pay), f"{pay} is off screen at {width}x{height}"
+    # Pay is on screen without scrolling: the pay bar on phone and tablet, the checkout on the desktop;
+    # the class's other sizes too (360 and 430 px handhelds, a tablet in landscape, a 1280 px register)
+    for w, hgt in [*RANGE[size], (width, height)]:
+        page.set_viewport_size({"width": w, "height": hgt})
+        pay = "#paybar-pay" if w < 1100 else "#btn-pay"
+        page.evaluate("() => window.scrollTo(0, 0)")
+        assert in_viewport(page, pay), f"{pay} is off screen at {w}x{hgt}"
+        layout_ok(page)
     expect(page.locator(pay)).to_be_enabled()
     total = page.locator("#cart-total").inner_text()
     page.click(pay)
