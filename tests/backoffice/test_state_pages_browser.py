@@ -265,3 +265,16 @@ def test_manager_retries_a_dead_letter_after_the_fix(
     open_tab(page, "deadletter")
     expect(page.locator("#dead-letters-none")).to_be_visible()
     shot("after-retry")
+    # times are the store's, to the minute: the channel's last send and readiness (no raw ISO, no seconds)
+    open_tab(page, "state")
+    last = page.locator('#state-status tr[data-key="last-sent"] td').first
+    expect(last).not_to_have_text("nothing sent yet", timeout=10_000)
+    for text in (last.inner_text(), page.locator("#page").inner_text()):
+        assert not re.search(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}", text), text
+        assert not re.search(r"\d{1,2}:\d{2}:\d{2}", text), text
+    open_tab(page, "readiness")
+    text = page.locator("#readiness").inner_text()
+    assert not re.search(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}", text) and not re.search(r"\d:\d{2}:\d{2}", text), (
+        text
+    )
+    shot("times-to-the-minute")

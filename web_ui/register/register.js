@@ -1188,7 +1188,7 @@ async function loadDemoScans() {
       : `<p class="muted">No demo scans.</p>`;
     box.onclick = (ev) => {
       const b = ev.target.closest("[data-demo-scan]");
-      if (b) fire("scan", { data: scans[Number(b.dataset.demoScan)].data, source: "demo" });
+      if (b) scanData(scans[Number(b.dataset.demoScan)].data, "demo");
     };
   } catch {
     box.innerHTML = `<p class="muted">The hub offers no demo scans.</p>`;
