@@ -119,7 +119,7 @@ function showScreen(name) {
   $("#btn-last-receipt").hidden = !inRegister || !ui.state?.last_receipt;
   $("#paybar").hidden = !inRegister;
   $("#drawer-pill").hidden = !inRegister;
-  if (inRegister && !ui.browseLoaded) showBrowse();
+  if (inRegister && !ui.browseLoaded && !ui.browsePending) showBrowse();
   if (name === "login") setTimeout(() => $("#login-staff").focus(), 0);
   if (name === "pair") setTimeout(() => $("#pair-code").focus(), 0);
 }
@@ -370,7 +370,7 @@ function renderQueue(s) {
   let html = `<h2><span>Waiting <span class="muted" id="queue-count">(${q.length})</span></span>
     <button class="btn small ${idle && q.length ? "primary" : ""}" data-act="take-next" id="btn-take-next" aria-keyshortcuts="F4" ${q.length ? "" : "disabled"}>Next <kbd>F4</kbd></button></h2>`;
   if (!q.length) {
-    html += `<p class="muted">Nobody waiting. An ID scanned during a sale waits here.</p>`;
+    html += `<p class="muted queue-empty-text">Nobody waiting. An ID scanned during a sale waits here.</p>`;
   } else {
     html += `<ul class="queue-list" id="queue-list">${q
       .map((w) => {
@@ -428,9 +428,9 @@ function renderCart(s, before) {
       const price = l.price_cents ?? l.total_cents;
       html += `<li class="line${fresh.includes(l.line) ? " fresh" : ""}" data-line="${esc(l.line)}" data-tag="${esc(l.tag)}">
         <div class="line-top"><div><div class="name">${esc(l.product)}</div>
-          <div class="tag mono">${esc(l.tag)}</div>
-          <div class="unit">${lineQtyText(l)}${base !== null && l.discount_cents ? ` = ${money(base)}` : ""}</div></div>
-          <div class="total" data-line-total>${byWeight && !weighed ? "—" : money(price)}</div></div>
+          <div class="tag mono">${esc(l.tag)}</div></div>
+          <div><div class="total" data-line-total>${byWeight && !weighed ? "—" : money(price)}</div>
+          <div class="unit">${lineQtyText(l)}${base !== null && l.discount_cents ? ` = ${money(base)}` : ""}</div></div></div>
         ${l.discount_cents ? `<div class="discount">${l.promotion ? esc(l.promotion) + " · " : ""}Discount −${money(l.discount_cents)}</div>` : ""}
         <div class="line-ctrl">`;
       if (byWeight) {
@@ -1053,10 +1053,13 @@ async function showBrowse(category = null) {
   const seq = ++ui.searchSeq;
   ui.browseCategory = category;
   let res;
+  ui.browsePending = true;
   try {
     res = await live.request("browse", category ? { category } : {});
   } catch {
     return; // not logged in yet, or offline: the search still works once typed
+  } finally {
+    ui.browsePending = false;
   }
   if (seq !== ui.searchSeq || searchInput.value.trim()) return;
   ui.browseLoaded = true;
