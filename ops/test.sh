@@ -22,7 +22,15 @@ fi
 
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 # axe-core (accessibility rules) for the browser tests, from the npm registry at setup, never at test time
-command -v npm >/dev/null 2>&1 || { [ "$(id -u)" = 0 ] && apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends npm >/dev/null; }
+if ! command -v npm >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
+  else
+    echo "ops/test.sh: please install npm (sudo apt-get install npm)" >&2
+    exit 2
+  fi
+fi
 npm install --no-save --no-audit --no-fund --silent --prefix .cache/axe axe-core@4 >/dev/null
 export STOREHUB_AXE="$PWD/.cache/axe/node_modules/axe-core/axe.min.js"
 python3 -m ruff check hub actors drivers sandbox bench tests
