@@ -50,7 +50,9 @@ async def test_look_up_receipt_for_a_return(store_hub: Hub) -> None:
             await c.request("add_package", tag=pkg.tag, quantity=2)
             snap = await c.wait_snapshot(lambda s: s["cart"] and s["cart"]["lines"])
             total = snap["state"]["cart"]["total_cents"]
-            paid = await c.request("pay", tenders=[{"kind": "cash", "amount_cents": total}])
+            paid = await c.request("pay", tenders=[{"kind": "cash", "amount_cents": total + 338}])
+            snap = await c.wait_snapshot(lambda s: s["last_receipt"] is not None)
+            assert "Change due $3.38." in snap["state"]["notice"]["text"]  # was "Change due 3.38."
             found = await c.request("look_up_receipt", receipt_number=paid["receipt_number"])
             assert found["total_cents"] == total and not found["voided"] and not found["paid_by_card"]
             [line] = found["lines"]
