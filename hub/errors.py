@@ -42,3 +42,10 @@ class Conflict(HubError):
 
 class StoreUnavailable(HubError):
     code = "store_unavailable"
+
+
+class StorageError(StoreUnavailable):
+    """The store could not write: the disk is full, the map cannot grow, or the disk failed. Nothing of
+    the request was kept; the hub keeps running and writes again once space returns."""
+
+    code = "storage_error"
