@@ -98,8 +98,8 @@ def _outbox(store: Store, now: datetime) -> list[Check]:
         if "outbox_dead" in store.tables:
             with txn.cursor(db=store.db("outbox_dead")) as cur:
                 for key in cur.iternext(values=False):
-                    raw = txn.get(bytes(key), db=store.db("outbox"))
-                    if raw is not None and decode(raw, OutboxEntry).state == "dead":
+                    listed = txn.get(bytes(key), db=store.db("outbox"))
+                    if listed is not None and decode(listed, OutboxEntry).state == "dead":
                         dead_seqs.add(from_u64(bytes(key)))
     dead = len(dead_seqs)
     out = []
