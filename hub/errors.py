@@ -49,3 +49,7 @@ class StorageError(StoreUnavailable):
     the request was kept; the hub keeps running and writes again once space returns."""
 
     code = "storage_error"
+
+
+class NoStore(Exception):
+    """There is no store at the path a command was given (a mistyped --data must not make a new one)."""
