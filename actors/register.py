@@ -71,6 +71,8 @@ class RegisterActor:
         req.session = self.live_session()
         # what the register holds in memory goes back to this point if the command fails, whatever the
         # failure (a refused or failed commit, a bug): a half-applied change must not outlive its command
+        for load in self.hub.extensions.get("register_loaders", ()):
+            load(self)
         saved = {k: v.checkpoint() for k, v in self.extensions.items() if hasattr(v, "checkpoint")}
         try:
             check_access(spec, req.session, _what(req.msg))
