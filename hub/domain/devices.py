@@ -54,6 +54,9 @@ class ScaleConfig(msgspec.Struct, frozen=True, kw_only=True):
     reply_timeout_s: float = 1.0  # no frame for this long while polling/streaming: device timeout
     capacity_mg: int | None = None  # readings above Max are overload even if the scale says otherwise
     paired_with: str = ""  # register id the readings are routed to
+    # After a zero/tare is acknowledged as received, how long the scale may take to settle and say done
+    # (A&D: second ACK or EC,E11, FX-i manual §15-2).
+    settle_timeout_s: float = 10.0
 
 
 class ScannerConfig(msgspec.Struct, frozen=True, kw_only=True):

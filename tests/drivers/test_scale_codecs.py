@@ -91,13 +91,17 @@ def test_ad_encoder_roundtrip():
 
 
 def test_ad_ack_and_error_attributed_to_command():
+    # FX-i manual §15-2: Z/T are acknowledged on receipt and again on completion, or EC,E11. The first
+    # ACK is not "done" (the old reading of it as done was wrong: issue 18).
     c = ad.ADCodec()
     c.note_sent("zero")
     c.note_sent("tare")
-    ev = c.feed(b"\x06\r\nEC,E11\r\n")
-    assert ev[0] == CommandReply("zero", True, "acknowledged", b"\x06")
-    assert isinstance(ev[1], CommandReply) and ev[1].command == "tare" and not ev[1].ok
-    assert "stability" in ev[1].detail
+    ev = c.feed(b"\x06\r\n\x06\r\n\x06\r\nEC,E11\r\n")
+    assert ev[0] == CommandReply("zero", True, "received", b"\x06", final=False)
+    assert ev[1] == CommandReply("zero", True, "done", b"\x06")
+    assert ev[2] == CommandReply("tare", True, "received", b"\x06", final=False)
+    assert isinstance(ev[3], CommandReply) and ev[3].command == "tare" and not ev[3].ok and ev[3].final
+    assert "stability" in ev[3].detail
     # an unsolicited error is an error reading, not a crash
     assert weights(c.feed(b"EC,E02\r\n")) == [(0, "error")]
 
