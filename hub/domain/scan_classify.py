@@ -57,19 +57,10 @@ def _retail_code(data: str) -> str | None:
 
 def classify(raw: str) -> ScanClass:
     """Classify one decoded symbol. Never raises; unknown content is ``kind="unknown"``."""
-    if raw.startswith(AAMVA_PREFIX) or (raw.startswith("@") and raw[4:9] in _AAMVA_FILE_TYPES):
+    if raw.startswith(AAMVA_PREFIX) or _looks_aamva(raw.lstrip(" \ufeff\x00")):
         return _aamva(raw)
     # Wedge input may carry stray whitespace or a trailing CR/LF/TAB from the scanner's suffix.
     data = raw.strip()
-    if "ANSI " in data[:12] and data.startswith("@"):
-        # A wedge scan with the control characters mangled: recognisably a licence, but not whole.
-        return ScanClass(
-            kind="aamva",
-            data=raw,
-            symbology="pdf417",
-            valid=False,
-            reason="licence payload lost its control characters (keyboard-wedge mode); use serial mode",
-        )
     if _METRC_TAG.fullmatch(data):
         return ScanClass(kind="metrc_package", data=data, symbology="code128")
     upper = data.upper()
@@ -113,13 +104,27 @@ def _gs1(data: str, kind: ScanKind, name: str) -> ScanClass:
     return ScanClass(kind=kind, data=data, symbology=kind)  # type: ignore[arg-type]
 
 
+def _looks_aamva(text: str) -> bool:
+    """ "@", up to four separators (standard: LF RS CR; captures replace or drop them), "ANSI " or "AAMVA"."""
+    return text.startswith("@") and any(text.startswith(_AAMVA_FILE_TYPES, i) for i in range(1, 6))
+
+
 def _aamva(raw: str) -> ScanClass:
     # Keep the payload byte for byte; a trailing suffix added by the scanner beyond the final segment
-    # terminator is the framer's business, not ours.
-    header_ok = len(raw) >= 21 and raw[4:9] in _AAMVA_FILE_TYPES and raw[9:15].isdigit()
-    if not header_ok:
+    # terminator is the framer's business, not ours. The parser (hub/domain/aamva.py) judges the rest and
+    # says what is wrong; here only the one loss the content itself proves is refused: no separator at
+    # all in a whole licence means a keyboard wedge typed it without its control keys (a serial scanner
+    # sends LF, RS and CR as bytes).
+    body = raw.strip()
+    if len(body) > 40 and not any(c in body for c in "\n\r\x1e") and "<LF>" not in body and "^J" not in body:
         return ScanClass(
-            kind="aamva", data=raw, symbology="pdf417", valid=False, reason="licence header is incomplete"
+            kind="aamva",
+            data=raw,
+            symbology="pdf417",
+            valid=False,
+            reason="This is a driver's licence, but its fields arrived run together: the scanner typed it "
+            "without its control keys (keyboard-wedge mode). Set the scanner to serial/USB-COM mode, or "
+            "check the ID by eye and enter it manually.",
         )
     return ScanClass(kind="aamva", data=raw, symbology="pdf417")
 
