@@ -20,11 +20,12 @@ ScanKind = Literal[
     "upc_a",
     "ean_13",
     "ean_8",
+    "upc_e",  # 8-digit UPC-E; ScanClass.data holds the UPC-A it expands to
     "metrc_retail_id",  # per-unit QR URL https://1a4.com/<short code>
     "aamva",  # driver's licence / state ID PDF417 payload
     "unknown",
 ]
-Symbology = Literal["code128", "upc_a", "ean_13", "ean_8", "qr", "pdf417", "unknown"]
+Symbology = Literal["code128", "upc_a", "ean_13", "ean_8", "upc_e", "qr", "pdf417", "unknown"]
 Parity = Literal["N", "E", "O", "M", "S"]
 
 

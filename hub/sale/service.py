@@ -523,11 +523,9 @@ async def scan(req: Request, msg: p.Scan) -> Any:
         if sc.kind in ("metrc_package", "biotrack_barcode"):
             return await _add_package(req, sale, sc.data, 1, kind="package")
         if sc.kind == "metrc_retail_id":
-            raise Refused(
-                "This is a Metrc Retail ID code for customers; scan the package tag instead.",
-                code="retail_id",
-            )
-        if sc.kind in ("upc_a", "ean_13", "ean_8"):
+            # Retail ID is meant to be scanned at checkout: decoded offline to its package (hub/domain/retail_id.py).
+            return await _add_package(req, sale, sc.package_label, 1, kind="package")
+        if sc.kind in ("upc_a", "ean_13", "ean_8", "upc_e"):
             product = inv.product_by_barcode(req.hub.store, sc.data)
             if product is None:
                 raise Refused(f"No product with barcode {sc.data} in the catalogue.", code="unknown_barcode")
