@@ -35,7 +35,8 @@ ACK = b"\x06"
 AD_UNITS = {"t": "tola", "ozt": "ozt", "dwt": "dwt", "ct": "ct", "oz": "oz", "g": "g", "kg": "kg", "mg": "mg"}
 # The data field is 9 characters then a 3-character unit; balances with more digits widen the number,
 # so split on the number's end rather than at a fixed column.
-_NUMBER_UNIT = re.compile(r"^(?P<num>[+-]?[0-9.]+)\s*(?P<unit>[A-Za-z]{1,3})\s*$")
+# CSV format (FX-i manual "CSV format", 5if type 5) puts a comma between the data and the unit.
+_NUMBER_UNIT = re.compile(r"^(?P<num>[+-]?[0-9.]+)\s*,?\s*(?P<unit>[A-Za-z]{1,3})\s*$")
 
 # A&D error codes sent as ``EC,Exx``.
 ERROR_CODES = {
