@@ -16,6 +16,7 @@ import trio
 from actors import scale as scale_actor
 from drivers import escpos, zpl
 from drivers.scales import CommandReply, FrameError, WeightFrame, codec_for
+from drivers.sim.printer import PrinterSimulator
 from drivers.sim.scale import ScaleSimulator
 from hub.domain.devices import ScaleConfig, ScaleReading
 from hub.domain.scan_classify import classify
@@ -96,9 +97,10 @@ def test_escpos_examples(example):
     elif meaning["command"] == "cut":
         assert escpos.CUT == data
     elif meaning["command"] == "drawer_kick":
-        # our kick is the same command (ESC p m t1 t2, pin 2), with its own documented timing
-        assert escpos.DRAWER_KICK[:3] == data[:3] or meaning["pin"] == 5
-        assert ESC_P.fullmatch(data) and ESC_P.fullmatch(escpos.DRAWER_KICK)
+        # ESC p m t1 t2: m = 0 pulses connector pin 2, m = 1 pin 5; ours is the pin-2 kick with its own timing
+        kick = ESC_P.fullmatch(data)
+        assert kick is not None and {0: 2, 1: 5}[data[2]] == meaning["pin"]
+        assert ESC_P.fullmatch(escpos.DRAWER_KICK) and escpos.DRAWER_KICK[2] == 0
     else:
         assert data == b"\x1b@"
 
@@ -192,6 +194,29 @@ def test_grammars_accept_the_fixture_frames():
         frame = frame_bytes(ex["frame"])
         if "sent" not in ex and b"\r\n" in frame and all(b < 0x80 for b in frame):
             assert NCI_WEIGHT.fullmatch(frame), frame
+
+
+# ZPL guide: ~HS is three <STX>comma-separated digits<ETX><CR><LF> strings; ~HQES a PRINTER STATUS block.
+ZPL_HS = re.compile(rb"(?:\x02[0-9]+(?:,[0-9]+)*\x03\r\n){3}")
+ZPL_HQES = re.compile(
+    rb"\x02\r\nPRINTER STATUS\r\n +ERRORS: +[01] [0-9A-F]{8} [0-9A-F]{8}\r\n"
+    rb" +WARNINGS: +[01] [0-9A-F]{8} [0-9A-F]{8}\r\n\x03\r\n"
+)
+
+
+@pytest.mark.parametrize("condition", [None, "paper_out", "ribbon_out", "head_open"])
+def test_printer_simulator_speaks_the_documented_status_grammar(condition):
+    sim = PrinterSimulator()
+    if condition:
+        setattr(sim, condition, True)
+    hs = sim._consume(bytearray(b"~HS"))
+    hqes = sim._consume(bytearray(b"~HQES"))
+    paper = sim._consume(bytearray(b"\x10\x04\x04"))
+    # silent to ~HS in media out / ribbon out / head open (ZPL guide), otherwise three strings
+    assert (hs == b"") if condition else ZPL_HS.fullmatch(hs)
+    assert ZPL_HQES.fullmatch(hqes)
+    # DLE EOT 4 answer: bits 1 and 4 set, bits 0 and 7 clear (python-escpos RT_MASK_* values)
+    assert len(paper) == 1 and paper[0] & 0x93 == 0x12
 
 
 # --------------------------------------------------------------------------- over a real pseudo-terminal
