@@ -1,4 +1,5 @@
-"""A Metrc Retail ID QR scanned at the register adds its package, decoded offline, like a tag scan."""
+"""Scans at the register over the live protocol: a Metrc Retail ID QR adds its package (decoded offline,
+same checks as a tag scan); a licence refusal blames the scanner's mode only when the scan was typed."""
 
 from __future__ import annotations
 
@@ -72,3 +73,21 @@ async def test_retail_id_qr_at_the_register_adds_the_right_package(store_hub: Hu
             await c.request("pay", tenders=[{"kind": "cash", "amount_cents": total}])
     after = inventory.package(hub.store, pkg.tag)
     assert after is not None and after.quantity == before - 2
+
+
+async def test_licence_refusal_blames_the_wedge_only_for_typed_scans(store_hub: Hub) -> None:
+    d = demo(store_hub)
+    payload = d.customer("adult").id_scan
+    run_together = payload.replace("\n", "").replace("\r", "").replace("\x1e", "")
+    with trio.fail_after(30):
+        async with connect(ws_url(store_hub)) as c:
+            await ready_register(c)
+            with pytest.raises(ClientError) as typed:
+                await c.request("scan", data=run_together, source="wedge")
+            assert "keyboard" in str(typed.value) and "licence" in str(typed.value)
+            with pytest.raises(ClientError) as serial:
+                await c.request("scan", data=run_together, source="serial")
+            assert "keyboard" not in str(serial.value) and "scan it again" in str(serial.value).lower()
+            # the same licence whole from the serial scanner, its header RS lost: read, not refused
+            res = await c.request("scan", data=payload.replace("\x1e", "", 1), source="serial")
+            assert res["kind"] == "id" and res["allowed"] is True
