@@ -195,7 +195,11 @@ async def _save(req: Request, sale: RegisterSale, *, reply: Any = None) -> Any:
     """Persist the register's sale state with this command's reply, behind the answer (a cart being
     built; the sale itself is committed before it is acknowledged)."""
     store = req.hub.store
-    blob = encode(sale)
+    try:
+        blob = encode(sale)
+    except (OverflowError, msgspec.EncodeError):
+        # a number beyond what the store keeps (2^64): refused, and the register rolls the change back
+        raise BadRequest("A number in this change is out of range; nothing was changed.") from None
 
     def fn(txn: lmdb.Transaction) -> None:
         txn.put(text(sale.register_id), blob, db=store.db("carts"))
