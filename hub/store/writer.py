@@ -180,8 +180,11 @@ class StoreWriter:
                 continue
             except Exception as exc:  # disk full, disk error, corrupted env: every requester hears it
                 err = as_storage_error(exc)
-                if self.storage_problem is None or self.storage_problem.code != err.code:
-                    log.error("store commit failed for a batch of %d: %s (%r)", len(batch), err.code, exc)
+                if err.code != "storage_full":
+                    log.exception("store commit failed for a batch of %d", len(batch))
+                elif self.storage_problem is None or self.storage_problem.code != err.code:
+                    # once per episode: while the disk stays full every batch would say it again
+                    log.error("store commit failed for a batch of %d: disk or map full (%r)", len(batch), exc)
                 self.storage_problem = err
                 if self.metrics is not None:
                     self.metrics.store_write_failures.labels(err.code).inc()
