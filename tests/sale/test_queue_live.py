@@ -83,6 +83,10 @@ async def test_second_id_mid_sale_queues_instead_of_switching_the_customer(store
             assert st["customer"]["label"] == first["label"]  # the customer at the counter is unchanged
             assert st["cart"]["lines"][0]["quantity"] == 2
             assert st["allotment"] == gauges_before  # the cart still counts against the first customer
+            # a serial scanner's licence too (the hub reads it as bytes)
+            by_serial = await c.request("scan", data=d.customer("medical").id_scan, source="serial")
+            assert by_serial["queued"] is True
+            await c.request("leave_queue", ticket=by_serial["ticket"])
             # the same person's ID again is not a second customer
             again = await c.request("scan", data=d.customer("adult").id_scan)
             assert again.get("queued") is None
