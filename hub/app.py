@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import logging
 import secrets
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ from hub.actor import QuarantinedMessage
 from hub.auth import StaffSession
 from hub.config import StoreConfig
 from hub.metrics import Metrics
+from hub.signals import Signals, verify_audit
 from hub.store.env import Store, next_seq, put
 from hub.store.keys import u64
 from hub.store.writer import StoreWriter
@@ -86,6 +86,8 @@ class Hub:
     def __init__(self, config: StoreConfig, *, setup: Callable[[Hub], Any] | None = None) -> None:
         self.config = config
         self.metrics = Metrics()
+        self.metrics.configure(config)
+        self.signals = Signals()
         self.store: Store = None  # type: ignore[assignment]
         self.writer: StoreWriter = None  # type: ignore[assignment]
         self.registers: dict[str, RegisterActor] = {}
@@ -163,9 +165,16 @@ class Hub:
         self._shutdown.set()
 
     async def _housekeeping(self) -> None:
-        interval = self.config.storage.reader_check_seconds
+        interval = min(self.config.storage.reader_check_seconds, self.config.storage.audit_verify_seconds)
         last_prune = 0.0
+        last_verify = -float("inf")
         while True:
+            if trio.current_time() - last_verify >= self.config.storage.audit_verify_seconds:
+                last_verify = trio.current_time()
+                try:
+                    await trio.to_thread.run_sync(verify_audit, self)
+                except Exception:
+                    log.exception("could not verify the audit chain")
             cleared = self.store.env.reader_check()
             if cleared:
                 self.metrics.store_stale_readers.inc(cleared)
@@ -182,11 +191,8 @@ class Hub:
 
     def refresh_gauges(self) -> None:
         m = self.metrics
+        self.signals.refresh(self)
         if self.store is not None and self.ready:
-            m.store_used_bytes.set(self.store.used_bytes())
-            m.store_map_bytes.set(self.store.map_size)
-            m.audit_entries.set(self.store.count("audit"))
-            m.disk_free_bytes.set(shutil.disk_usage(self.store.path).free)
             m.mailbox_depth.labels("store-writer").set(self.writer.depth())
             for r in self.registers.values():
                 m.mailbox_depth.labels(r.mailbox.name).set(r.mailbox.depth())

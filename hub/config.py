@@ -29,6 +29,8 @@ class StoreSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     medical_licence: str = ""
     # how long a register may idle before staff must log in again
     session_idle_minutes: Annotated[int, msgspec.Meta(ge=1, le=720)] = 30
+    # local opening hours (the store's time zone): a disconnected register pages only while the store is open
+    opening_hours: Annotated[str, msgspec.Meta(pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$")] = "08:00-22:00"
 
 
 class ServerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -52,6 +54,10 @@ class StorageSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     durable: bool = True
     max_batch: Annotated[int, msgspec.Meta(ge=1, le=10000)] = 512
     reader_check_seconds: Annotated[float, msgspec.Meta(gt=0)] = 60.0
+    # where `storehub backup` (ops/storehub-backup.timer) writes its copies and leaves its outcome for /metrics
+    backup_dir: str = "/var/backups/storehub"
+    # how often the running hub re-verifies the audit chain (the result is a metric and an alert)
+    audit_verify_seconds: Annotated[float, msgspec.Meta(gt=0)] = 3600.0
 
 
 class RegisterSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
