@@ -85,7 +85,10 @@ def test_alerts_keep_the_store_label_and_point_at_a_runbook() -> None:
         assert page.is_file(), f"{name}: {url} names no page in ops/runbooks"
         text = page.read_text().lower()
         if anchor:
-            headings = {re.sub(r"[^a-z0-9 -]", "", h.strip()).replace(" ", "-") for h in re.findall(r"^#+ (.*)$", text, re.M)}
+            headings = {
+                re.sub(r"[^a-z0-9 -]", "", h.strip()).replace(" ", "-")
+                for h in re.findall(r"^#+ (.*)$", text, re.M)
+            }
             assert anchor in headings, f"{name}: no heading #{anchor} in {page.name}"
             section = text.split(f"\n## {anchor}\n", 1)[1].split("\n## ", 1)[0]
         else:
@@ -98,7 +101,10 @@ def test_alerts_keep_the_store_label_and_point_at_a_runbook() -> None:
 def test_opening_hours_come_from_the_hub_not_utc_hours() -> None:
     for rule in alert_rules():
         assert "hour()" not in rule["expr"], rule["alert"]
-    assert "storehub_store_open" in next(r for r in alert_rules() if r["alert"] == "RegisterDisconnected")["expr"]
+    assert (
+        "storehub_store_open"
+        in next(r for r in alert_rules() if r["alert"] == "RegisterDisconnected")["expr"]
+    )
 
 
 @pytest.fixture
@@ -145,7 +151,10 @@ async def test_fresh_hub_metrics_pass_promtool_and_start_at_zero(fresh_demo_hub:
     assert series("storehub_state_backlog") == {(("licence", licence),): 0.0}
     assert series("storehub_state_reporting_deadline_seconds") == {(("licence", licence),): 86400.0}  # CA
     assert {dict(k)["kind"] for k in series("storehub_state_errors_total")} >= {"unavailable", "auth"}
-    for name in ("storehub_state_oldest_unsent_timestamp_seconds", "storehub_state_next_deadline_timestamp_seconds"):
+    for name in (
+        "storehub_state_oldest_unsent_timestamp_seconds",
+        "storehub_state_next_deadline_timestamp_seconds",
+    ):
         assert series(name) == {(("licence", licence),): 0.0}, name
     assert {dict(k)["action"] for k in series("storehub_audit_events_total")} >= {"void", "return", "lockout"}
     # the state client's timeout (10 s) sits inside the buckets, not in +Inf
@@ -155,7 +164,11 @@ async def test_fresh_hub_metrics_pass_promtool_and_start_at_zero(fresh_demo_hub:
     # device kinds are the configured ones, the same on every device series (the demo's label printer)
     kinds = {
         (dict(k)["device"], dict(k)["kind"])
-        for name in ("storehub_device_up", "storehub_device_errors_total", "storehub_device_last_reading_timestamp_seconds")
+        for name in (
+            "storehub_device_up",
+            "storehub_device_errors_total",
+            "storehub_device_last_reading_timestamp_seconds",
+        )
         for k in series(name)
     }
     devices = hub.extensions["devices"].kinds if "devices" in hub.extensions else {}

@@ -14,7 +14,7 @@ import re
 import shutil
 import socket
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -244,7 +244,9 @@ def short_deadline(monkeypatch: pytest.MonkeyPatch) -> timedelta:
 
 
 async def test_state_outage_fires_the_backlog_alert_by_the_deadline_then_resolves(
-    short_deadline: timedelta, world: World, tmp_path: Path  # noqa: F811
+    short_deadline: timedelta,
+    world: World,  # noqa: F811  (the fixture imported from tests/state/conftest.py)
+    tmp_path: Path,
 ) -> None:
     w = world
     licence = w.hub.config.store.licence
@@ -280,5 +282,3 @@ def test_scaled_rules_shorten_every_duration() -> None:
     text = scaled_rules()
     assert "for: 5s" in text and "[10s]" in text and "[60s]" in text
     assert not re.search(r"for: \d+m|\[\d+[mh]\]", text)
-
-
