@@ -170,13 +170,18 @@ async def test_non_critical_child_is_parked_not_escalated(autojump_clock: trio.t
             sibling_alive += 1
             await trio.sleep(1)
 
+    metrics = Metrics()
     async with trio.open_nursery() as n:
-        sup = Supervisor(n, park_seconds=60)
+        sup = Supervisor(n, park_seconds=60, metrics=metrics)
         await sup.start(ChildSpec(name="cash-flags", run=hopeless, max_restarts=2, window=10, backoff=0.1))
         await sup.start(ChildSpec(name="register:R1", run=sibling))
         await trio.sleep(30)
         assert len(runs) == 3 and sup.children["cash-flags"].parked  # gave up: parked, nothing escalated
         assert not sup.all_running()  # healthz shows it
+        # ActorDown reads these: down and parked
+        assert metrics.actor_up.labels("cash-flags")._value.get() == 0
+        assert metrics.actor_parked.labels("cash-flags")._value.get() == 1
+        assert metrics.actor_parked.labels("register:R1")._value.get() == 0
         await trio.sleep(60)
         assert len(runs) > 3  # tried again after the park
         assert sibling_alive >= 89
