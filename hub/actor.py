@@ -15,6 +15,7 @@ often quotes the value that broke it).
 from __future__ import annotations
 
 import logging
+import re
 import traceback
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -72,6 +73,26 @@ class QuarantinedMessage(msgspec.Struct, kw_only=True):
     at: datetime
     message: str  # "<type> <redacted body>", see redact()
     error: str  # exception type and where it was raised, never its text
+    # False on records written before redaction existed (they kept the whole message): see redact_legacy
+    redacted: bool = False
+
+
+_LEGACY_TYPE = re.compile(r"msg=([A-Za-z_][A-Za-z0-9_]*)\(")
+
+
+def redact_legacy(q: QuarantinedMessage) -> QuarantinedMessage:
+    """A record from before redaction kept ``repr(message)`` whole (PINs, licence scans, token hashes):
+    keep only the message's type and the exception's type."""
+    if q.redacted:
+        return q
+    found = _LEGACY_TYPE.search(q.message)
+    kind = found.group(1) if found else q.message.split("(", 1)[0][:40]
+    return msgspec.structs.replace(
+        q,
+        message=f"{kind} [body removed: recorded before redaction]",
+        error=q.error.split(":", 1)[0][:80],
+        redacted=True,
+    )
 
 
 # text fields whose values say nothing about a person and help whoever reads the quarantine list
@@ -207,6 +228,7 @@ class Mailbox(Generic[M]):
                 at=datetime.now(UTC),
                 message=describe_message(msg),
                 error=describe_error(exc),
+                redacted=True,
             )
             self.quarantined.append(q)
             log.error(

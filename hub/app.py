@@ -33,6 +33,24 @@ log = logging.getLogger("hub")
 REPLY_RETENTION = timedelta(hours=24)
 
 
+def redact_stored_quarantine(txn: Any, store: Store) -> int:
+    """Records quarantined before redaction existed kept the whole message (a PIN, a licence scan): keep
+    only their types (issue 11). The audit entries that point at them are hash-chained and stay as they are."""
+    from hub.actor import redact_legacy
+    from hub.store.env import decode, encode
+
+    db = store.db("quarantine")
+    changed: list[tuple[bytes, bytes]] = []
+    with txn.cursor(db=db) as cur:
+        for k, v in cur:
+            q = decode(v, QuarantinedMessage)
+            if not q.redacted:
+                changed.append((bytes(k), encode(redact_legacy(q))))
+    for k, v in changed:
+        txn.put(k, v, db=db)
+    return len(changed)
+
+
 def prune_replies(txn: Any, store: Store, cutoff: datetime, limit: int = 50_000) -> int:
     """Delete stored replies older than ``cutoff`` (they only serve retries of recent messages)."""
     import msgspec
@@ -128,6 +146,9 @@ class Hub:
                 self.supervisor = sup = Supervisor(nursery, metrics=self.metrics)
                 await sup.start(
                     ChildSpec(name="store-writer", run=self.writer.run, max_restarts=3, critical=True)
+                )
+                await self.writer.write(
+                    functools.partial(redact_stored_quarantine, store=self.store), label="quarantine"
                 )
                 if self._setup is not None:
                     result = self._setup(self)

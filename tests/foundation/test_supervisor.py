@@ -255,3 +255,34 @@ async def test_crashed_licence_scan_and_witness_pin_leave_nothing_in_logs_or_sto
     assert drawer.message.startswith("OpenDrawer register=R1 ")
     assert '"witness_pin":"[redacted]"' in drawer.message and '"B20":5' in drawer.message
     assert scan.error.startswith("ValueError at test_supervisor.py:")
+
+
+async def test_quarantine_records_from_before_redaction_keep_only_their_types(
+    hub_factory: Any, config: Any
+) -> None:
+    from datetime import UTC, datetime
+
+    from hub.actor import QuarantinedMessage
+    from hub.store.env import Store, decode, put
+    from hub.store.keys import u64
+
+    legacy = QuarantinedMessage(
+        actor="register:R1",
+        at=datetime.now(UTC),
+        message=(
+            "Call(Request(hub=<hub.app.Hub object at 0x7f>, msg=OpenDrawer(id='d-1', counted={'B20': 5}, "
+            f"witness='tom', witness_pin='{WITNESS_PIN}'), register_id='R1', session=StaffSession("
+            f"staff_id='maria', name='Maria Manager', token_hash=b'{LICENCE_NUMBER}')))"
+        ),
+        error=f"KeyError: '{LICENCE_NUMBER}'",
+    )
+    store = Store(config.data_dir)
+    with store.env.begin(write=True) as txn:
+        put(txn, store, "quarantine", u64(1), legacy)
+    store.close()
+    hub = await hub_factory(config)
+    with hub.store.read() as txn:
+        raw = bytes(txn.get(u64(1), db=hub.store.db("quarantine")))
+    assert WITNESS_PIN.encode() not in raw and LICENCE_NUMBER.encode() not in raw and b"Maria" not in raw
+    q = decode(raw, QuarantinedMessage)
+    assert q.redacted and q.message.startswith("OpenDrawer ") and q.error == "KeyError"
