@@ -14,12 +14,12 @@ import trio
 
 import actors.register  # noqa: F401  (registers the foundation handlers)
 from hub import audit
-from hub.actor import QuarantinedMessage
+from hub.actor import QuarantinedMessage, redact_legacy
 from hub.auth import StaffSession
 from hub.config import StoreConfig
 from hub.metrics import Metrics
 from hub.signals import Signals, verify_audit
-from hub.store.env import Store, next_seq, put
+from hub.store.env import Store, decode, encode, next_seq, put
 from hub.store.keys import u64
 from hub.store.writer import StoreWriter
 from hub.supervisor import ChildSpec, Supervisor
@@ -36,9 +36,6 @@ REPLY_RETENTION = timedelta(hours=24)
 def redact_stored_quarantine(txn: Any, store: Store) -> int:
     """Records quarantined before redaction existed kept the whole message (a PIN, a licence scan): keep
     only their types (issue 11). The audit entries that point at them are hash-chained and stay as they are."""
-    from hub.actor import redact_legacy
-    from hub.store.env import decode, encode
-
     db = store.db("quarantine")
     changed: list[tuple[bytes, bytes]] = []
     with txn.cursor(db=db) as cur:
