@@ -159,6 +159,7 @@ class Hub:
                     await sup.start(ChildSpec(name=f"register:{reg.id}", run=actor.run))
                 for starter in self.extensions.get("starters", []):
                     await starter(self, sup)
+                self.signals.start(self.store)  # audit events count from here, before any client is served
                 self.ws_port = await nursery.start(serve_ws, self)
                 nursery.start_soon(self._housekeeping)
                 self.ready = True

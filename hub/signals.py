@@ -279,6 +279,9 @@ class Signals:
         self.readers = ReaderWatch()
         self.created = 0.0
 
+    def start(self, store: Store) -> None:
+        self.audit.new_actions(store)  # the first call marks where "since start" begins
+
     def refresh(self, hub: Hub) -> None:
         m = hub.metrics
         m.store_open.set(1 if is_open(hub.config.store.opening_hours, datetime.now(hub.config.zone)) else 0)

@@ -114,4 +114,18 @@ async def test_every_metric_in_alerts_and_dashboard_is_exported(full_demo_hub: H
         if s.name == "storehub_sales_total"
     }
     assert sales == {"R1": 1, "R2": 0}  # every register's series exists; the back office is not a register
+    audit_events = {
+        s.labels["action"]: s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "storehub_audit_events_total"
+    }
+    assert audit_events["sale"] == 1 and audit_events["drawer_opened"] == 1 and audit_events["void"] == 0
+    drawers = [
+        s
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "storehub_drawers_open"
+    ]
+    assert [s.value for s in drawers] == [1]
     assert "storehub_device_up" in exported and "storehub_state_backlog" in exported

@@ -139,3 +139,61 @@ async def test_audit_events_count_what_was_committed_since_start(hub: Hub) -> No
         while value(hub, await scrape(hub), "storehub_audit_last_verification_timestamp_seconds") == 0:
             await trio.sleep(0.05)
     assert value(hub, text, "storehub_store_created_timestamp_seconds") > 0
+
+
+async def test_cash_flags_manifests_and_reconciliation_as_counts_and_times(hub: Hub) -> None:
+    from hub.backoffice.cash_flags import upsert
+    from hub.domain.cash_compliance import CashFlag
+    from hub.state_channel.pulls import Discrepancy, Manifest, Reconciliation
+    from hub.store.env import put
+    from hub.store.keys import text, u64
+
+    raised = datetime.now(UTC) - timedelta(hours=30)
+    flag = CashFlag(
+        flag_id="form_8300:cust-1:17",
+        kind="form_8300",
+        customer_id="cust-1",
+        window_start=raised,
+        window_end=raised,
+        total_cents=1_050_000,
+        receipt_numbers=(17, 18),
+        threshold_cents=1_000_000,
+        sentence="Cash over $10,000 within 24 hours.",
+    )
+    manifest = Manifest(
+        manifest="0000012345",
+        transfer_id=1,
+        delivery_id=1,
+        shipper_license="C11-0000001-LIC",
+        shipper_name="A Distributor",
+        estimated_arrival="2026-12-01T10:00:00",
+        lines=[],
+    )
+    rec = Reconciliation(
+        id=1,
+        licence="C10-0000001-LIC",
+        facility="C10-0000001-LIC",
+        at=raised,
+        trigger="schedule",
+        by="",
+        compared=10,
+        discrepancies=[
+            Discrepancy(label="PKG-1", kind="quantity", unit="Each", local=3, state=4),
+            Discrepancy(label="PKG-2", kind="quantity", unit="Each", local=1, state=2, adjusted_by=7),
+        ],
+    )
+
+    def fn(txn: object) -> None:
+        upsert(txn, hub.store, flag, raised)  # type: ignore[arg-type]
+        put(txn, hub.store, "manifests", text(manifest.manifest), manifest)  # type: ignore[arg-type]
+        put(txn, hub.store, "reconciliations", u64(1), rec)  # type: ignore[arg-type]
+
+    await hub.writer.write(fn, label="t")
+    text_ = await scrape(hub)
+    assert value(hub, text_, "storehub_cash_flags_unreviewed") == 1
+    assert value(hub, text_, "storehub_cash_flag_oldest_unreviewed_timestamp_seconds") == raised.timestamp()
+    assert value(hub, text_, "storehub_manifests_waiting") == 1
+    assert value(hub, text_, "storehub_reconciliation_discrepancies") == 1  # the adjusted one is done
+    assert value(hub, text_, "storehub_reconciliation_last_timestamp_seconds") == raised.timestamp()
+    # counts and times only: nothing of the customer is exported
+    assert "cust-1" not in text_ and "0000012345" not in text_
