@@ -146,6 +146,12 @@ def _check(config: StoreConfig) -> StoreConfig:
             f"store.time_zone: unknown time zone {config.store.time_zone!r}; expected an IANA name "
             "such as 'America/Denver'"
         ) from None
+    start, _, end = config.store.opening_hours.partition("-")
+    if not all(_clock_ok(t) for t in (start, end)):
+        raise ConfigError(
+            f"store.opening_hours: {config.store.opening_hours!r} is not a local time range such as "
+            "'08:00-22:00' ('00:00-24:00': always open)"
+        )
     seen: set[str] = set()
     for i, reg in enumerate(config.registers):
         if reg.id in seen:
@@ -177,6 +183,11 @@ def _check(config: StoreConfig) -> StoreConfig:
     if bool(config.server.tls_cert) != bool(config.server.tls_key):
         raise ConfigError("server.tls_cert and server.tls_key: give both or neither")
     return config
+
+
+def _clock_ok(hhmm: str) -> bool:
+    hours, minutes = (int(x) for x in hhmm.split(":"))
+    return (hours, minutes) == (24, 0) or (0 <= hours < 24 and 0 <= minutes < 60)
 
 
 def parse_config(text: str, *, source: str = "store.toml") -> StoreConfig:

@@ -10,6 +10,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -197,3 +198,15 @@ async def test_cash_flags_manifests_and_reconciliation_as_counts_and_times(hub: 
     assert value(hub, text_, "storehub_reconciliation_last_timestamp_seconds") == raised.timestamp()
     # counts and times only: nothing of the customer is exported
     assert "cust-1" not in text_ and "0000012345" not in text_
+
+
+def test_opening_hours_that_are_no_time_are_refused_naming_the_field() -> None:
+    from hub.config import ConfigError, parse_config
+    from tests.conftest import TEST_TOML
+
+    zone = 'time_zone = "America/Los_Angeles"'
+    for bad in ("25:00-22:00", "08:00-22:60"):
+        with pytest.raises(ConfigError, match="store.opening_hours"):
+            parse_config(TEST_TOML.replace(zone, f'{zone}\nopening_hours = "{bad}"'))
+    ok = parse_config(TEST_TOML.replace(zone, f'{zone}\nopening_hours = "00:00-24:00"'))
+    assert ok.store.opening_hours == "00:00-24:00"
