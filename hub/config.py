@@ -32,6 +32,8 @@ class StoreSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     medical_licence: str = ""
     # how long a register may idle before staff must log in again
     session_idle_minutes: Annotated[int, msgspec.Meta(ge=1, le=720)] = 30
+    # local opening hours (the store's time zone): a disconnected register pages only while the store is open
+    opening_hours: Annotated[str, msgspec.Meta(pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$")] = "08:00-22:00"
 
 
 class ServerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -55,6 +57,10 @@ class StorageSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     durable: bool = True
     max_batch: Annotated[int, msgspec.Meta(ge=1, le=10000)] = 512
     reader_check_seconds: Annotated[float, msgspec.Meta(gt=0)] = 60.0
+    # where `storehub backup` (ops/storehub-backup.timer) writes its copies and leaves its outcome for /metrics
+    backup_dir: str = "/var/backups/storehub"
+    # how often the running hub re-verifies the audit chain (the result is a metric and an alert)
+    audit_verify_seconds: Annotated[float, msgspec.Meta(gt=0)] = 3600.0
 
 
 class RegisterSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -140,6 +146,12 @@ def _check(config: StoreConfig) -> StoreConfig:
             f"store.time_zone: unknown time zone {config.store.time_zone!r}; expected an IANA name "
             "such as 'America/Denver'"
         ) from None
+    start, _, end = config.store.opening_hours.partition("-")
+    if not all(_clock_ok(t) for t in (start, end)):
+        raise ConfigError(
+            f"store.opening_hours: {config.store.opening_hours!r} is not a local time range such as "
+            "'08:00-22:00' ('00:00-24:00': always open)"
+        )
     seen: set[str] = set()
     for i, reg in enumerate(config.registers):
         if reg.id in seen:
@@ -171,6 +183,11 @@ def _check(config: StoreConfig) -> StoreConfig:
     if bool(config.server.tls_cert) != bool(config.server.tls_key):
         raise ConfigError("server.tls_cert and server.tls_key: give both or neither")
     return config
+
+
+def _clock_ok(hhmm: str) -> bool:
+    hours, minutes = (int(x) for x in hhmm.split(":"))
+    return (hours, minutes) == (24, 0) or (0 <= hours < 24 and 0 <= minutes < 60)
 
 
 def parse_config(text: str, *, source: str = "store.toml") -> StoreConfig:
