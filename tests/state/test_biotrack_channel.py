@@ -270,8 +270,8 @@ async def test_rest_2024_receives_a_transfer_with_a_short_and_a_missing_line(res
                 (gummies, "Each", 24.0),
             ]
             assert m["state_received_at"] is None
-            # the receive call is applied at the state and its answer lost; the hub checks and goes on
-            await w.admin.set_faults(drop_every=1, drop_methods=["POST"])
+            # the receive call (2024: PUT) is applied at the state and its answer lost; the hub checks
+            await w.admin.set_faults(drop_every=1, drop_methods=["PUT"])
             resp = await http.post(
                 "/api/state/manifests/BT-0000501/receive",
                 json={

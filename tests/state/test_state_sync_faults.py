@@ -9,6 +9,7 @@ import trio
 
 from hub.domain.state_payloads import StateSale, metrc_local_time
 from hub.store.env import decode
+from sandbox import demo as sbx
 from tests.state.conftest import World, connect, ready, sell, ws_url
 
 
@@ -59,7 +60,7 @@ async def test_fifty_sales_during_outage_reach_the_sandbox_exactly_once(world: W
         ]
         # SalesDateTime: the store's local time with no offset
         assert r["sales_date_time"] == metrc_local_time(sale.sold_at, zone.key)
-        assert r["license"] == "SF-SBX-CO-24-8002"
+        assert r["license"] == sbx.METRC_LICENSE
     assert w.hub.metrics.state_backlog.labels(w.hub.config.store.licence)._value.get() == 0
 
 
