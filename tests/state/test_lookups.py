@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 import trio
 
@@ -216,3 +217,32 @@ async def test_a_full_return_whose_answer_is_lost_is_found(rig: Rig) -> None:
             state = await rig.admin.state()
             [receipt] = [r for r in state["receipts"] if r["external_number"] == "FR-1"]
             assert receipt["archived_date"] is not None
+
+
+async def test_a_2022_medical_sale_carries_the_card_key_from_the_patient_lookup(tmp_path: Any) -> None:
+    """[I] openthc/pos Commit.php: a 2022 medical sale sends ``PatientCardKey``, the lookup's ``CardKey``."""
+    card_id, card_key, _, _ = demo.BIOTRACK_CARDS[0]
+    with trio.fail_after(20):
+        async with running_sandbox(tmp_path) as sandbox, SandboxAdmin(sandbox.url) as admin:
+            client = BioTrackRestClient(
+                f"{sandbox.url}/biotrack",
+                demo.BIOTRACK_UBI,
+                demo.BIOTRACK_USERNAME,
+                demo.BIOTRACK_PASSWORD,
+                demo.BIOTRACK_LICENSE,
+                flavour="2022",
+            )
+            sender = BioTrackRestSender(client, demo.BIOTRACK_LICENSE, {})
+            rig = Rig("biotrack-2022", sender, admin, demo.BIOTRACK_INVENTORY[0][0], "Each")
+            medical = msgspec.structs.replace(
+                rig.sale("MED-1", 1), customer_type="Patient", patient_license=card_id
+            )
+            sent = await sender.send(rig.entry("sale", "MED-1", medical))
+            assert sent.outcome == "sent", sent
+            unknown = msgspec.structs.replace(medical, patient_license="NM-NOBODY")
+            refused = await sender.send(rig.entry("sale", "MED-2", unknown))
+            assert refused.outcome == "rejected" and "card" in refused.error
+            await sender.aclose()
+            [sale] = [s for s in (await admin.state())["biotrack_sales"] if s["request_id"] == "MED-1"]
+            assert (sale["sale_type"], sale["card_id"]) == ("MEDICAL", card_id)
+            assert card_key  # the sandbox matched the key back to its card

@@ -140,3 +140,33 @@ async def test_every_kind_with_its_answer_lost_ends_as_the_store(world: World) -
     assert Counter(e.kind for e in w.outbox()) == {"sale": 3, "void": 1, "return": 3, "adjustment": 1}
     lost = w.hub.metrics.state_errors.labels(lic, "outcome_unknown")._value.get()
     assert lost >= 6 and faults["counters"]["dropped"] == 0  # counters were cleared after each drop
+
+
+async def test_a_dead_letter_retried_by_a_person_is_looked_up_before_it_is_resent(world: World) -> None:
+    """A dead letter may have reached Metrc after all (here: a sale Metrc stored, dead-lettered by the hub);
+    a manager's retry asks Metrc first and finds it, so the state never gets a second receipt."""
+    import msgspec
+
+    from hub.state_channel import outbox_store as box
+
+    w = world
+    lic = w.hub.config.store.licence
+    [tag] = _pre_rolls(w, 1)
+    adult = w.demo.customer("adult").id_scan
+    with trio.fail_after(30):
+        async with connect(ws_url(w.hub)) as c:
+            token = await ready(c)
+            paid = await sell(c, adult, tag)
+            await w.wait_drained()
+            [sent] = [e for e in w.outbox() if e.kind == "sale"]
+            dead = msgspec.structs.replace(sent, state="dead", last_error="row 0: as a person saw it")
+            assert await w.hub.writer.write(box.save(w.hub.store, "sent", dead), label="test")
+            async with w.rest(token) as http:
+                assert [d["seq"] for d in (await http.get("/api/state/dead-letter")).json()] == [sent.seq]
+                answer = await http.post(f"/api/state/dead-letter/{sent.seq}/retry")
+                assert answer.status_code == 200, answer.text
+            await w.wait_drained()
+    counts = Counter(r["external_number"] for r in (await w.admin.state())["receipts"])
+    assert counts == {f"{lic}-{paid['receipt_number']}": 1}
+    [again] = [e for e in w.outbox() if e.kind == "sale"]
+    assert again.state == "sent" and again.state_ref
