@@ -182,16 +182,20 @@ def fold(name: str) -> str:
     return name.replace("_", "").lower()
 
 
-_DOCUMENTED: dict[str, str] = {}  # folded name -> the PascalCase name the vendor documents
-
-
 class Wire(msgspec.Struct, rename=fold, kw_only=True):
     """Base of every answer a state system sends: fields match whatever the case of the keys."""
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
+
+def documented_name(folded_name: str) -> str:
+    """A folded field name as the vendor spells it (PascalCase), for error messages."""
+    todo: list[type] = [Wire]
+    while todo:
+        cls = todo.pop()
+        todo += cls.__subclasses__()
         for name in getattr(cls, "__struct_fields__", ()):
-            _DOCUMENTED.setdefault(fold(name), "".join(p[:1].upper() + p[1:] for p in name.split("_")))
+            if fold(name) == folded_name:
+                return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
+    return folded_name
 
 
 def folded(value: Any) -> Any:
@@ -229,7 +233,7 @@ def convert(raw: Any, type_: Any, *, system: str, endpoint: str) -> Any:
         text = str(exc)
         missing = _MISSING.search(text)
         if missing:
-            name = _DOCUMENTED.get(missing.group(1), missing.group(1))
+            name = documented_name(missing.group(1))
             where = text.rpartition(" - at ")[2] if " - at " in text else "$"
             raise StateProtocolError(
                 f"the answer to {endpoint} lacks the required field {name!r} (at {where})",

@@ -186,6 +186,7 @@ def metrc_receipt(sale: StateSale) -> dict[str, Any]:
         "PatientLicenseNumber": sale.patient_license,
         "CaregiverLicenseNumber": sale.caregiver_license,
         "IdentificationMethod": sale.identification_method,
+        "PatientRegistrationLocationId": None,  # documented key; the hub registers no out-of-state patients
         "Transactions": [metrc_transaction(line) for line in sale.lines],
     }
 
