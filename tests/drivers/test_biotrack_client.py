@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -281,3 +284,54 @@ async def test_rest_bad_credentials(sandbox):
         async with client:
             with pytest.raises(StateAuthError):
                 await client.inventory()
+
+
+# -- the public samples ([C] confirmed, [I] inferred from OpenTHC's client and mocks) ----------------------
+
+BT_SAMPLES = json.loads((Path(__file__).parents[1] / "state" / "documented" / "biotrack.json").read_text())
+
+
+def test_the_public_samples_decode() -> None:
+    from drivers.biotrack import CardStatus, Dispensed, RestSale, listed
+    from drivers.state_http import convert
+
+    def read(name: str, type_: Any) -> Any:
+        return convert(BT_SAMPLES[name]["response"], type_, system="biotrack", endpoint=name)
+
+    card = read("patient_lookup_2022", CardStatus)
+    assert card.card_active and card.card_limit == pytest.approx(229.49762)
+    assert card.card_expiration.as_date().isoformat() == "2023-09-16"  # string parts
+    assert card.privileges == "Qualified Patient (QP)" and card.card_key.startswith("eyJ")
+    # 2022 answers the sale's id at the top; 2024 inside Sale[] (the top-level one is something else)
+    assert read("dispense_2022", Dispensed).sale_transaction_id == 1234
+    assert read("post_sale_2024", Dispensed).sale_transaction_id == 77
+    sale = convert(BT_SAMPLES["sale_2024"]["response"]["Sale"], RestSale, system="biotrack", endpoint="s")
+    assert sale.is_voided and sale.item[0].barcode == "string"  # ``Deleted`` means voided
+    rows = listed(BT_SAMPLES["sales_2024"]["response"], "Sale")
+    assert len(rows) == 1 and rows[0]["Deleted"] is True
+
+
+def test_the_2022_dispense_body_has_the_sample_s_names_and_types() -> None:
+    sample = BT_SAMPLES["dispense_2022"]["request"]
+    body = biotrack_rest_dispense(sale(), location_license="90090", request_id="r-1")
+    assert set(body) == set(sample)
+    for key, value in body.items():
+        assert type(value) is type(sample[key]) or {type(value), type(sample[key])} <= {int, float}, key
+    assert set(body["Items"][0]) == set(sample["Items"][0])
+
+
+async def test_the_sandbox_2024_sale_has_the_mock_s_keys(sandbox) -> None:
+    documented = BT_SAMPLES["sale_2024"]["response"]["Sale"]
+    async with rest(sandbox, "2024") as client:
+        body = biotrack_rest_dispense(
+            sale(), location_license=demo.BIOTRACK_LICENSE, request_id="k-1", flavour="2024"
+        )
+        tid = await client.dispense(body)
+        await client.void_sale(tid)
+        response = await client._http.get(
+            f"/v1/sale/{tid}", headers={"authorization": f"Bearer {client._token}"}
+        )
+    got = response.json()["Sale"]
+    assert set(documented) <= set(got) and set(got) - set(documented) <= {"Refund"}
+    assert got["Deleted"] is True and isinstance(got["Location"], int)
+    assert set(got["Item"][0]) == set(documented["Item"][0])
