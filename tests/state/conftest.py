@@ -86,7 +86,7 @@ class World:
 
 @pytest.fixture
 async def world(
-    request: pytest.FixtureRequest, nursery: trio.Nursery, tmp_path: Path, hub_factory: Callable[..., Any]
+    nursery: trio.Nursery, tmp_path: Path, hub_factory: Callable[..., Any], request: pytest.FixtureRequest
 ) -> Any:
     """A hub and a sandbox; parametrize ``world`` indirectly with "pascal" (Metrc's documented keys, the
     default) or "camel" (as some states answer) to choose how the sandbox answers."""
