@@ -17,7 +17,7 @@ from urllib.parse import quote
 import httpx
 import trio
 
-from drivers.state_errors import RateLimited, StateProtocolError
+from drivers.state_errors import RateLimited, StateAuthError, StateProtocolError
 from drivers.state_http import (
     DEFAULT_TIMEOUT,
     GetLimiter,
@@ -359,13 +359,28 @@ class MetrcClient:
         await self._write("DELETE", f"/sales/v2/receipts/{receipt_id}", user_key=user_key)
 
     async def receipt(self, receipt_id: int) -> MetrcReceipt | None:
-        return await self._get_one(f"/sales/v2/receipts/{receipt_id}", MetrcReceipt, self._params())
+        try:
+            return await self._get_one(f"/sales/v2/receipts/{receipt_id}", MetrcReceipt, self._params())
+        except StateAuthError:
+            await self._keys_work()
+            return None
 
     async def receipts_by_external_number(self, external_number: str) -> list[MetrcReceipt]:
         """GET /sales/v2/receipts/external/{n}: the idempotency check before resending a sale."""
         path = f"/sales/v2/receipts/external/{_quote(external_number)}"
-        # a bare receipt (2026 documentation), a bare array (older pages) or a wrapper: ``records`` reads all
-        return await self._get_all(path, MetrcReceipt, self._params(), paged=False)
+        try:
+            # a bare receipt (2026 documentation), a bare array (older pages) or a wrapper: ``records`` reads all
+            return await self._get_all(path, MetrcReceipt, self._params(), paged=False)
+        except StateAuthError:
+            # Documented: "if the Sales Receipt is not valid for the specified License Number, a 401
+            # Unauthorized status will be returned" — which may be how Metrc says "no such receipt". Only
+            # if the keys themselves work is it that; otherwise it is the keys.
+            await self._keys_work()
+            return []
+
+    async def _keys_work(self) -> None:
+        """Raises StateAuthError unless the keys are good (``/facilities/v2`` answers any valid user)."""
+        await self._get("/facilities/v2", {})
 
     async def receipts_active(
         self, *, last_modified_start: datetime | None = None, last_modified_end: datetime | None = None

@@ -443,10 +443,10 @@ class MetrcApi:
             number,
         )
         if not rows:
-            if self.store.one("SELECT 1 FROM receipts WHERE external_number = ?", number) is not None:
-                # documented: a receipt not valid for the licence is a 401
-                return message(401, UNAUTHORIZED)
-            return message(404, f"Receipt {number} was not found.")  # not documented; the sandbox's choice
+            # documented: "if the Sales Receipt is not valid for the specified License Number, a 401
+            # Unauthorized status will be returned"; an unknown number is answered the same way here (the
+            # stricter reading: a client must not take this 401 for bad keys)
+            return message(401, UNAUTHORIZED)
         # a bare receipt object (2026 documentation); should the number repeat, the live one
         live = [r for r in rows if r["archived_date"] is None]
         return Reply(200, self._receipt_json((live or rows)[0]))

@@ -123,7 +123,8 @@ async def test_receipt_validation_rows(http):
         assert sorted({r["row"] for r in rows}) == [1, 2, 3, 4]
         assert all(set(r) == {"row", "message"} for r in rows)
         # all or nothing: the good first row was not kept either
-        assert (await http.get("/sales/v2/receipts/external/OK-1", params=LIC)).status_code == 404
+        # an unknown external number: 401, as documented for one "not valid for the License Number"
+        assert (await http.get("/sales/v2/receipts/external/OK-1", params=LIC)).status_code == 401
 
 
 async def test_camel_case_bodies_bind_too(http):
@@ -185,7 +186,7 @@ async def test_fault_admin(http, admin):
         assert response.status_code == 500
         await admin.clear_faults()
         not_applied = await http.get("/sales/v2/receipts/external/E-1", params=LIC)
-        assert not_applied.status_code == 404
+        assert not_applied.status_code == 401  # no such receipt for this licence
 
 
 async def test_outage_window_ends_by_itself(http, admin):

@@ -352,3 +352,21 @@ async def test_requests_match_the_documented_request_examples() -> None:
         ):
             assert "pageSize" not in query, path
         assert request.headers["authorization"].startswith("Basic ")
+
+
+async def test_a_401_to_the_receipt_lookup_means_no_such_receipt_only_if_the_keys_work() -> None:
+    """Documented: a receipt "not valid for the specified License Number" answers 401. The lookup before a
+    resend must not read that as bad keys (the channel would stop) nor bad keys as "not there" (a resend
+    would duplicate): it asks ``/facilities/v2``, which any valid user may read."""
+    unknown = Metrc(overrides={("GET", "/sales/v2/receipts/external/NOPE"): (401, None)})
+    async with unknown.client() as c:
+        assert await c.receipts_by_external_number("NOPE") == []
+    bad_keys = Metrc(
+        overrides={
+            ("GET", "/sales/v2/receipts/external/NOPE"): (401, None),
+            ("GET", "/facilities/v2"): (401, None),
+        }
+    )
+    async with bad_keys.client() as c:
+        with pytest.raises(StateAuthError):
+            await c.receipts_by_external_number("NOPE")
