@@ -1,4 +1,10 @@
-"""Metrc v2 client: httpx on trio, HTTP Basic (vendor key : user key), ``licenseNumber`` on every call.
+"""Metrc v2 client: httpx on trio, HTTP Basic (vendor key : user key), ``licenseNumber`` where Metrc takes it.
+
+It speaks what Metrc itself documents (``reference/state-api-documented-shapes.md`` Part M; the examples are
+in ``tests/state/documented/metrc_v2.json``), not the community OpenAPI file: PascalCase, bare arrays and
+bare objects where documented, the paged wrapper elsewhere, ``{"Ids": …}`` after a POST. Every answer is
+read through ``drivers.state_http``'s one case-insensitive boundary, so the camelCase some states answer
+reads the same; a missing required field is a ``StateProtocolError`` naming the endpoint and the field.
 
 Everything it raises is in ``drivers.state_errors``. GETs pass through a limiter (50/s, 10 concurrent per
 facility) and back off on 429; writes are not rate limited by Metrc and are never retried here: the outbox
