@@ -65,6 +65,10 @@ async def test_fifty_sales_during_outage_reach_the_sandbox_exactly_once(world: W
         # SalesDateTime: the store's local time with no offset
         assert r["sales_date_time"] == metrc_local_time(sale.sold_at, zone.key)
         assert r["license"] == sbx.METRC_LICENSE
+    # the gauge is set at the end of the actor's pass, just after the last entry is stored as sent
+    with trio.fail_after(5):
+        while w.hub.metrics.state_backlog.labels(w.hub.config.store.licence)._value.get() != 0:
+            await trio.sleep(0.02)
     assert w.hub.metrics.state_backlog.labels(w.hub.config.store.licence)._value.get() == 0
 
 
