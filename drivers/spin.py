@@ -211,7 +211,7 @@ class SpinTerminal:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.tpn = tpn
-        self._auth_key = auth_key
+        self._auth_key = str(auth_key)  # a plain str for the encoder, even from a Secret
         self.payment_type = payment_type
         self.proxy_timeout_s = proxy_timeout_s
         self.connect_timeout_s = connect_timeout_s

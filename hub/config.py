@@ -78,6 +78,17 @@ class DeviceSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # legal-for-trade certificate of the scale (NTEP CC or the state's), printed on weighed lines
     certificate: str = ""
     poll_seconds: Annotated[float, msgspec.Meta(gt=0)] = 0.25
+    # payment terminals (README "Card terminals and pay-by-bank"): "generic" speaks drivers/payment.py's
+    # line JSON at port = tcp://host:port; "spin" is Dejavoo SPIn REST at port = the SPIn proxy's URL
+    driver: Literal["generic", "spin"] = "generic"
+    tpn: str = ""  # SPIn terminal profile number
+    auth_key: str = ""  # SPIn auth key: kept out of logs
+    payment_type: Literal["Debit", "Credit", "Card"] = "Debit"
+    # the terminal's own wait for the customer; the register waits longer (see PaymentTerminalConfig.wait_s)
+    charge_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=200)] = 90.0
+    # cashless ATM on this terminal: withdrawals rounded up to this increment, plus this fee (0 = off)
+    cashless_atm_increment_cents: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 0
+    cashless_atm_fee_cents: Annotated[int, msgspec.Meta(ge=0, le=2_000)] = 0
 
 
 class StateSystemSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -94,6 +105,19 @@ class StateSystemSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tru
     biotrack_api: Literal["2022", "2024"] = "2022"
 
 
+class PayByBankSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A pay-by-bank app as a tender (drivers/paybybank.py): the customer approves on a phone."""
+
+    provider: Literal["none", "aeropay"] = "none"
+    base_url: str = ""
+    merchant_id: str = ""
+    api_key: str = ""
+    api_secret: str = ""  # kept out of logs
+    # how long the customer has to approve on the phone before the request is cancelled
+    approve_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=900)] = 180.0
+    poll_seconds: Annotated[float, msgspec.Meta(gt=0, le=30)] = 2.0
+
+
 class SecuritySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # keyed hashes of ID numbers use this secret; keep it out of backups of the config if you can
     id_hash_key: str = ""
@@ -108,6 +132,7 @@ class StoreConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     registers: list[RegisterSection] = []
     devices: list[DeviceSection] = []
     state_system: StateSystemSection = msgspec.field(default_factory=StateSystemSection)
+    pay_by_bank: PayByBankSection = msgspec.field(default_factory=PayByBankSection)
     security: SecuritySection = msgspec.field(default_factory=SecuritySection)
     # the store's tax table (hub/domain/tax.py TaxTable): prices_include_tax, name, [[taxes.rules]]
     taxes: dict[str, Any] | None = None

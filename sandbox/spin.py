@@ -3,8 +3,8 @@
 Built from Dejavoo's "SPIn REST API Methods" documentation (the examples are copied with their source in
 ``tests/drivers/data/spin/``): the same paths, the same body fields, answers in the documented shape
 (``GeneralResponse`` with ``ResultCode``/``StatusCode``, HTTP 200 even for a failure) and the documented
-status codes. It is a plain HTTP/1.1 server (h11 on trio) so it can do what a real network does to a
-register: hold a request, drop a connection without answering.
+status codes. It is a plain HTTP/1.1 server (``sandbox/tiny_http.py``) so it can do what a real network does to
+a register: hold a request, drop a connection without answering.
 
 Control (attributes, set by tests or the demo):
     mode        "approve"      every Sale approved (0000)
@@ -23,15 +23,16 @@ Control (attributes, set by tests or the demo):
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlsplit
 
-import h11
 import trio
+
+from sandbox.tiny_http import Answer, HttpRequest, serve_json
 
 log = logging.getLogger("sandbox.spin")
 
@@ -98,83 +99,19 @@ class SpinEmulator:
 
     # --------------------------------------------------------------------------------- server
     async def run(self, *, task_status: trio.TaskStatus[SpinEmulator] = trio.TASK_STATUS_IGNORED) -> None:
-        listeners = await trio.open_tcp_listeners(self.port, host=self.host)
-        self.port = listeners[0].socket.getsockname()[1]
         async with trio.open_nursery() as nursery:
-            await nursery.start(trio.serve_listeners, self._connection, listeners)
+            self.port = await nursery.start(
+                functools.partial(serve_json, self._route, host=self.host, port=self.port)
+            )
             task_status.started(self)
 
-    async def _connection(self, stream: trio.SocketStream) -> None:
-        conn = h11.Connection(h11.SERVER)
-        async with stream:
-            while True:
-                try:
-                    request, body = await self._read_request(conn, stream)
-                except (h11.RemoteProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
-                    return
-                if request is None:
-                    return
-                answer = await self._route(request, body)
-                if answer is None:  # lose the answer: the terminal acted, the register hears nothing
-                    return
-                status, payload = answer
-                data = json.dumps(payload).encode()
-                try:
-                    await stream.send_all(
-                        conn.send(
-                            h11.Response(
-                                status_code=status,
-                                headers=[
-                                    ("Content-Type", "application/json"),
-                                    ("Content-Length", str(len(data))),
-                                ],
-                            )
-                        )
-                        + conn.send(h11.Data(data=data))
-                        + conn.send(h11.EndOfMessage())
-                    )
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    return
-                if conn.our_state is h11.MUST_CLOSE:
-                    return
-                try:
-                    conn.start_next_cycle()
-                except h11.LocalProtocolError:
-                    return
-
-    @staticmethod
-    async def _read_request(
-        conn: h11.Connection, stream: trio.SocketStream
-    ) -> tuple[h11.Request | None, bytes]:
-        request: h11.Request | None = None
-        body = bytearray()
-        while True:
-            event = conn.next_event()
-            if event is h11.NEED_DATA:
-                data = await stream.receive_some(65536)
-                conn.receive_data(data)
-                if not data and request is None:
-                    return None, b""
-                continue
-            if isinstance(event, h11.Request):
-                request = event
-            elif isinstance(event, h11.Data):
-                body += event.data
-            elif isinstance(event, h11.EndOfMessage):
-                return request, bytes(body)
-            elif isinstance(event, h11.ConnectionClosed):
-                return None, b""
-
-    # --------------------------------------------------------------------------------- routes
-    async def _route(self, request: h11.Request, raw: bytes) -> tuple[int, dict[str, Any]] | None:
-        target = urlsplit(request.target.decode())
-        path = target.path.rstrip("/")
-        if request.method == b"GET" and path == "/v2/Common/TerminalStatus":
-            query = {k.lower(): v for k, v in parse_qsl(target.query)}
-            self.requests.append((path, query))
-            return self._terminal_status(query)
+    async def _route(self, request: HttpRequest) -> Answer:
+        path = request.path
+        if request.method == "GET" and path == "/v2/Common/TerminalStatus":
+            self.requests.append((path, dict(request.query)))
+            return self._terminal_status(request.query)
         try:
-            body = json.loads(raw or b"{}")
+            body = json.loads(request.body or b"{}")
         except ValueError:
             return 200, self._general("2", "2006", "Not pars request", "Invalid request")
         if not isinstance(body, dict):

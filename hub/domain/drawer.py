@@ -46,7 +46,8 @@ DENOMINATIONS: tuple[Denomination, ...] = (
 )
 _VALUE = {d.code: d.cents for d in DENOMINATIONS}
 
-EventKind = Literal["cash_sale", "cash_refund", "drop", "paid_out", "paid_in", "adjustment"]
+# atm_change: the cash handed back from the drawer on a cashless-ATM withdrawal rounded above the sale
+EventKind = Literal["cash_sale", "cash_refund", "drop", "paid_out", "paid_in", "adjustment", "atm_change"]
 # Issue 7: drops, paid-outs and adjustments need a manager PIN; a paid-in (cash added from the safe) too.
 NEEDS_MANAGER: frozenset[str] = frozenset({"drop", "paid_out", "paid_in", "adjustment"})
 NEEDS_REASON: frozenset[str] = frozenset({"cash_refund", "drop", "paid_out", "paid_in", "adjustment"})
@@ -283,6 +284,7 @@ class CloseSummary(msgspec.Struct, frozen=True, kw_only=True):
     needs_sign_off: bool
     signed_off_by: str = ""
     note: str = ""
+    atm_change_cents: int = 0  # cash handed back on cashless-ATM withdrawals
 
 
 def close_summary(session: DrawerSession) -> CloseSummary | Refusal:
@@ -311,6 +313,7 @@ def close_summary(session: DrawerSession) -> CloseSummary | Refusal:
         needs_sign_off=session.status == "counted",
         signed_off_by=session.sign_off.manager_id if session.sign_off else "",
         note=session.sign_off.note if session.sign_off else "",
+        atm_change_cents=total("atm_change"),
     )
 
 

@@ -98,6 +98,11 @@ def install(
 
     hub._setup = setup
     hub.snapshot_providers.append(sale_snapshot)
+    from hub.sale import bank
+
+    provider = bank.provider_from_config(hub.config.pay_by_bank)
+    if provider is not None:
+        hub.extensions["pay_by_bank"] = provider
 
 
 def seed_demo_catalogue(hub: Hub, ctx: Any) -> None:

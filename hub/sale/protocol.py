@@ -124,14 +124,19 @@ class RecallCart(Command, tag="recall_cart"):
 
 
 class TenderLine(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    kind: Literal["cash", "debit", "cashless_atm"]
+    kind: Literal["cash", "debit", "cashless_atm", "pay_by_bank"]
     amount_cents: Cents
+    phone: Annotated[str, msgspec.Meta(max_length=20)] = ""  # pay by bank: where the request is sent
 
 
 class Pay(Command, tag="pay"):
     """Take payment and commit the sale. Card tenders go through the payment terminal first."""
 
     tenders: Annotated[list[TenderLine], msgspec.Meta(min_length=1, max_length=4)]
+
+
+class CancelPayment(Command, tag="cancel_payment"):
+    """Cancel the card payment the terminal is waiting on (the terminal aborts; nothing is charged)."""
 
 
 class VoidSale(Command, tag="void_sale"):

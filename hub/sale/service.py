@@ -52,8 +52,9 @@ from hub.domain.receipt import (
 from hub.domain.scan_classify import classify
 from hub.domain.state_payloads import StateSale, StateSaleLine, StateVoid
 from hub.domain.tax import TaxTable
-from hub.domain.tender import Settlement, Tender, settle
+from hub.domain.tender import NEEDS_TERMINAL, Settlement, Tender, cashless_atm_withdrawal, cents, settle
 from hub.errors import BadRequest, Conflict, Forbidden, HubError, NotFound
+from hub.sale import bank, card
 from hub.sale import inventory as inv
 from hub.sale import protocol as p
 from hub.store.env import decode, encode, next_seq, put, tget
@@ -1054,7 +1055,7 @@ def commit_sale(
     # 3. cash needs an open drawer on this register
     drawer_id = open_drawer_id(txn, store, register_id)
     cash = settlement.cash_received_cents
-    if cash and not drawer_id:
+    if (cash or settlement.change_cents) and not drawer_id:
         raise Refused(
             "No open drawer on this register: a manager opens one with a counted float.", code="no_drawer"
         )
@@ -1112,6 +1113,21 @@ def commit_sale(
     )
     # 8. the drawer
     if drawer_id and (cash or settlement.change_cents):
+        if settlement.drawer_delta_cents < 0:
+            # change beyond the cash received: a cashless-ATM withdrawal's rounding, paid from the drawer
+            # (refused when the drawer does not hold it)
+            record_drawer_event(
+                txn,
+                store,
+                drawer_id,
+                DrawerEvent(
+                    kind="atm_change",
+                    amount_cents=-settlement.drawer_delta_cents,
+                    at=now,
+                    by=staff,
+                    receipt_number=number,
+                ),
+            )
         if settlement.drawer_delta_cents > 0:
             record_drawer_event(
                 txn,
@@ -1157,7 +1173,7 @@ def _left_text(ctx: SaleContext, bucket_id: str, left: int) -> str:
     return f"{format_amount(left * b.scale, b, round_up=False)} left"
 
 
-@handles(p.Pay)
+@handles(p.Pay, timeout_s=card.PAY_WAIT_S)
 async def pay(req: Request, msg: p.Pay) -> Any:
     hub = req.hub
     ctx, actor = ctx_of(hub), _actor(req)
@@ -1167,58 +1183,67 @@ async def pay(req: Request, msg: p.Pay) -> Any:
     if cart is None or not cart.lines:
         raise Refused("The cart is empty.", code="cart_empty")
     priced = _price(ctx, cart, sale)
-    tenders = [Tender(kind=t.kind, amount_cents=t.amount_cents) for t in msg.tenders]
+    terminal = ctx.terminals.get(paired_device(hub, req.register_id, "payment_terminal"))
+    tenders = [_tender(terminal, t.kind, t.amount_cents) for t in msg.tenders]
     settlement = settle(priced.total_cents, tenders)
     if isinstance(settlement, Refusal):
         raise refuse(settlement)
-    # card tenders go through the terminal before the commit; a failed commit cancels them
-    charged = []
-    for i, t in enumerate(settlement.tenders):
-        if t.kind in ("debit", "cashless_atm"):
-            approved = await charge_card(req, t, f"{cart.cart_id}-{i}")
-            charged.append(approved)
-            tenders[i] = approved
-    if charged:
-        settlement = msgspec.structs.replace(settlement, tenders=tuple(tenders))
+    if settlement.drawer_delta_cents < 0:
+        _check_change_in_drawer(req, -settlement.drawer_delta_cents)
     now = datetime.now(UTC)
     staff, cashier = req.staff_id, (req.session.name if req.session else req.staff_id)
     cart_for_commit = msgspec.structs.replace(cart, customer_id=customer.customer_id)
     cleared = RegisterSale(register_id=sale.register_id, parked=sale.parked)
-
-    def fn(txn: lmdb.Transaction) -> Any:
-        receipt = commit_sale(
-            txn,
-            ctx,
-            register_id=req.register_id,
-            staff=staff,
-            cashier=cashier,
-            cart=cart_for_commit,
-            customer=customer,
-            priced=priced,
-            settlement=settlement,
-            now=now,
-        )
-        cleared.last_receipt_number = receipt.receipt_number
-        cleared.notice = {
-            "level": "info",
-            "text": f"Sale {receipt.receipt_number} done. Change due {receipt.change_cents / 100:.2f}.",
-        }
-        txn.put(text(sale.register_id), encode(cleared), db=hub.store.db("carts"))
-        return {
-            "receipt_number": receipt.receipt_number,
-            "total_cents": receipt.total_cents,
-            "change_cents": receipt.change_cents,
-        }
-
+    # cards and bank apps are charged before the commit; from the first approval on, ANY failure or
+    # cancellation gives the money back (shielded), so no customer is charged without a sale
+    charged: list[Tender] = []
     try:
+        for i, t in enumerate(settlement.tenders):
+            if t.kind in NEEDS_TERMINAL:
+                tenders[i] = await card.take_card(actor, terminal, t, card.attempt_reference(cart.cart_id, i))
+                charged.append(tenders[i])
+            elif t.kind == "pay_by_bank":
+                reference = card.attempt_reference(cart.cart_id, i)
+                tenders[i] = await bank.take_bank(req, actor, t, reference, msg.tenders[i].phone)
+                charged.append(tenders[i])
+        if charged:
+            settlement = msgspec.structs.replace(settlement, tenders=tuple(tenders))
+
+        def fn(txn: lmdb.Transaction) -> Any:
+            receipt = commit_sale(
+                txn,
+                ctx,
+                register_id=req.register_id,
+                staff=staff,
+                cashier=cashier,
+                cart=cart_for_commit,
+                customer=customer,
+                priced=priced,
+                settlement=settlement,
+                now=now,
+            )
+            cleared.last_receipt_number = receipt.receipt_number
+            cleared.notice = {
+                "level": "info",
+                "text": f"Sale {receipt.receipt_number} done. Change due {cents(receipt.change_cents)}.",
+            }
+            txn.put(text(sale.register_id), encode(cleared), db=hub.store.db("carts"))
+            return {
+                "receipt_number": receipt.receipt_number,
+                "total_cents": receipt.total_cents,
+                "change_cents": receipt.change_cents,
+            }
+
         result = await req.commit(fn, label="sale")
-    except HubError as exc:
+    except BaseException as exc:
         for t in charged:
-            await cancel_card(req, t)
-        _notice(sale, "error", exc.message)
-        actor.publish()
+            await _give_back(req, terminal, t)
+        if isinstance(exc, HubError):
+            _notice(sale, "error", exc.message)
+            actor.publish()
         raise
     actor.extensions["sale"] = cleared
+    card.clear(actor)
     ctx.ledger_generation += 1
     hub.metrics.sales.labels(req.register_id).inc()
     actor.publish()
@@ -1230,36 +1255,41 @@ async def pay(req: Request, msg: p.Pay) -> Any:
     return result
 
 
-async def charge_card(req: Request, tender: Tender, reference: str) -> Tender:
-    ctx = ctx_of(req.hub)
-    terminal = ctx.terminals.get(paired_device(req.hub, req.register_id, "payment_terminal"))
-    if terminal is None:
-        raise Refused("No card terminal on this register: cash only.", code="terminal_offline")
-    result = await terminal.charge(tender.amount_cents, reference)
-    status = getattr(result, "status", "")
-    if status != "approved":
-        message = getattr(result, "message", "") or {
-            "declined": "The card was declined.",
-            "timeout": "The terminal did not answer in time; nothing was charged. Try again or take cash.",
-            "offline": "The card terminal is offline: cash only for now.",
-        }.get(status, "The card was not charged.")
-        raise Refused(message, code=f"card_{status or 'failed'}")
-    return msgspec.structs.replace(
-        tender,
-        reference=getattr(result, "approval_code", "") or reference,
-        terminal_id=getattr(terminal, "device_id", ""),
-        card_last4=getattr(result, "card_last4", ""),
-    )
+def _tender(terminal: Any, kind: str, amount_cents: int) -> Tender:
+    """A tender as the register asked for it; a cashless-ATM tender on a terminal set up for it becomes the
+    withdrawal the terminal will run (rounded up to its increment, with its fee)."""
+    tender = Tender(kind=kind, amount_cents=amount_cents)  # type: ignore[arg-type]
+    atm = getattr(terminal, "cashless_atm", None)
+    if kind == "cashless_atm" and atm is not None and amount_cents > 0:
+        w = cashless_atm_withdrawal(amount_cents, atm.increment_cents, atm.fee_cents)
+        tender = msgspec.structs.replace(tender, amount_cents=w.withdrawal_cents, fee_cents=w.fee_cents)
+    return tender
 
 
-async def cancel_card(req: Request, tender: Tender) -> None:
-    ctx = ctx_of(req.hub)
-    for terminal in ctx.terminals.values():
-        if getattr(terminal, "device_id", "") == tender.terminal_id:
-            try:
-                await terminal.cancel(tender.reference)
-            except Exception:
-                log.exception("could not cancel card payment %s after a failed commit", tender.reference)
+def _check_change_in_drawer(req: Request, change_cents: int) -> None:
+    """Change beyond the cash received (a cashless-ATM withdrawal's rounding) comes out of the drawer: refuse
+    before any card is charged when the drawer does not hold it."""
+    store = req.hub.store
+    with store.read() as txn:
+        drawer_id = open_drawer_id(txn, store, req.register_id)
+        session = tget(txn, store, "drawers", text(drawer_id), DrawerSession) if drawer_id else None
+    if session is None:
+        raise Refused(
+            f"{cents(change_cents)} change is due from the drawer, but no drawer is open on this register.",
+            code="no_drawer",
+        )
+    if session.expected_cents < change_cents:
+        raise Refused(
+            f"The drawer does not hold the {cents(change_cents)} change: take the payment another way.",
+            code="not_enough_cash",
+        )
+
+
+async def _give_back(req: Request, terminal: Any, tender: Tender) -> None:
+    if tender.kind == "pay_by_bank":
+        await bank.give_back(req, tender)
+    elif terminal is not None:
+        await card.give_back(terminal, tender)
 
 
 # ---------------------------------------------------------------------------------------------- void

@@ -192,3 +192,37 @@ async def test_credentials_never_logged(spin: SpinEmulator, caplog: pytest.LogCa
     assert isinstance(refused, Offline) and "auth key" in refused.detail
     assert spin.auth_key not in caplog.text and "WrongKey00" not in caplog.text
     assert spin.auth_key not in repr(term) and spin.auth_key not in refused.detail
+
+
+# --------------------------------------------------------------------------- the actor on SPIn
+
+
+async def test_actor_on_spin_recovers_a_timed_out_sale(spin: SpinEmulator) -> None:
+    from actors import payment_terminal as payment_actor
+    from hub.domain.devices import Charge, DeviceHealth, PaymentResult, PaymentTerminalConfig, Secret
+
+    spin.mode = "timeout"
+    spin.proxy_timeout_s = 0.3
+    send, recv = trio.open_memory_channel[object](100)
+    inbox_send, inbox = trio.open_memory_channel[object](10)
+    cfg = PaymentTerminalConfig(
+        device_id="spin-1",
+        address=spin.url,
+        driver="spin",
+        tpn=spin.tpn,
+        auth_key=Secret(spin.auth_key),
+        connect_timeout_s=1,
+        status_interval_s=0.2,
+    )
+    assert spin.auth_key not in repr(cfg)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as n:
+            await n.start(payment_actor.run, cfg, send.send, inbox)
+            while not isinstance(m := await recv.receive(), DeviceHealth) or not m.up:
+                pass
+            await inbox_send.send(Charge(reference="S1", amount_cents=4800))
+            while not isinstance(m := await recv.receive(), PaymentResult):
+                pass
+            assert m.outcome == "approved" and m.amount_cents == 4800
+            n.cancel_scope.cancel()
+    assert len(spin.sales) == 1
