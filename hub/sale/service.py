@@ -1255,6 +1255,33 @@ async def pay(req: Request, msg: p.Pay) -> Any:
     return result
 
 
+async def _void_payments(req: Request, record: SaleRecord, now: datetime) -> tuple[Tender, ...]:
+    """Before a sale is voided, its card and bank payments are taken back at the terminal or the provider;
+    if one of them refuses, the void is refused and nothing changes."""
+    ctx = ctx_of(req.hub)
+    if (refusal := void_refusal(record, ctx.today(record.receipt.sold_at), ctx.today(now))) is not None:
+        raise refuse(refusal)
+    back: list[Tender] = []
+    for t in record.receipt.tenders:
+        if t.kind in NEEDS_TERMINAL and t.reference:
+            terminal = ctx.terminals.get(t.terminal_id)
+            if terminal is None or not await terminal.void(t.reference, t.charged_cents):
+                raise Refused(
+                    "The card terminal did not void this sale's card payment: nothing was changed. "
+                    "Try again when the terminal is online, or return the items instead.",
+                    code="card_void_failed",
+                )
+            back.append(t)
+        elif t.kind == "pay_by_bank" and t.reference:
+            if not await bank.give_back(req, t):
+                raise Refused(
+                    "The pay-by-bank provider did not reverse this sale's payment: nothing was changed.",
+                    code="bank_void_failed",
+                )
+            back.append(t)
+    return tuple(back)
+
+
 def _tender(terminal: Any, kind: str, amount_cents: int) -> Tender:
     """A tender as the register asked for it; a cashless-ATM tender on a terminal set up for it becomes the
     withdrawal the terminal will run (rounded up to its increment, with its fee)."""
@@ -1303,6 +1330,7 @@ async def void_sale(req: Request, msg: p.VoidSale) -> Any:
         raise NotFound(f"There is no sale {msg.receipt_number}.")
     override = await approve(req, msg.approval, "void", detail={"receipt": msg.receipt_number})
     now = datetime.now(UTC)
+    given_back = await _void_payments(req, record, now)
 
     def fn(txn: lmdb.Transaction) -> Any:
         rec = tget(txn, store, "sales", u64(msg.receipt_number), SaleRecord)
@@ -1325,7 +1353,7 @@ async def void_sale(req: Request, msg: p.VoidSale) -> Any:
             entry.voided = True  # the allotment is given back
             txn.put(lk, encode(entry), db=store.db("ledger"))
         cash = sum(t.amount_cents for t in r.tenders if t.kind == "cash") - r.change_cents
-        refund = (Tender(kind="cash", amount_cents=cash),) if cash > 0 else ()
+        refund = ((Tender(kind="cash", amount_cents=cash),) if cash > 0 else ()) + given_back
         void = VoidRecord(
             receipt_number=r.receipt_number,
             register_id=req.register_id,
