@@ -301,8 +301,8 @@ class SpinTerminal:
 
     async def _resolve(self, reference: str, amount_cents: int, why: str) -> ChargeResult:
         found = await self.lookup(reference)
-        if found is None:
-            return Declined(reference, amount_cents, "the terminal has no record of this payment", "1001")
+        if found is None:  # nothing charged; the caller cancels and confirms (actors/payment_terminal.py)
+            return TimedOut(reference, amount_cents, f"{why}; the terminal has no record of it")
         if isinstance(found, TimedOut | Offline):
             return TimedOut(reference, amount_cents, f"{why}; Status unavailable, outcome unknown")
         return found

@@ -474,15 +474,15 @@ class _ScaleSimControl:
 
 
 class _TerminalSimControl:
+    """The demo's card terminal is the SPIn emulator (sandbox/spin.py)."""
+
     def __init__(self, sim: Any) -> None:
         self.sim = sim
 
-    def set_mode(self, mode: str) -> None:
-        if mode == "offline":
-            self.sim.go_offline()
-            return
-        self.sim.come_online()
+    def set_mode(self, mode: str, *, decline_code: str = "51", timeout_seconds: float = 120.0) -> None:
         self.sim.mode = mode
+        self.sim.decline_host_code = decline_code
+        self.sim.proxy_timeout_s = timeout_seconds
 
 
 async def _start_demo_devices(devices: DeviceHub, protocol: str, hub: Hub, sup: Supervisor) -> None:

@@ -182,6 +182,10 @@ class DemoScale(Command, tag="demo_scale"):
 
 
 class DemoTerminal(Command, tag="demo_terminal"):
-    """Demo store only: make the simulated payment terminal approve, decline, time out or go offline."""
+    """Demo store only: make the simulated card terminal (the SPIn emulator) approve, decline (with an
+    ISO 8583 code: "51" insufficient funds, "55" wrong PIN …), wait for a card that never comes, time out
+    after ``timeout_seconds`` (the terminal approves, the proxy gives up), lose its answer, or go offline."""
 
-    mode: Literal["approve", "decline", "timeout", "offline"]
+    mode: Literal["approve", "decline", "wait", "timeout", "lose_answer", "offline"]
+    decline_code: Annotated[str, msgspec.Meta(pattern="^[0-9A-Z]{2}$")] = "51"
+    timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=600)] = 120.0

@@ -1452,7 +1452,7 @@ async def demo_terminal(req: Request, msg: p.DemoTerminal) -> Any:
     sim = hub.extensions.get("demo_terminal_sim", {}).get(req.register_id)
     if sim is None:
         raise Refused("The demo store runs without a simulated terminal.", code="no_terminal")
-    sim.set_mode(msg.mode)
+    sim.set_mode(msg.mode, decline_code=msg.decline_code, timeout_seconds=msg.timeout_seconds)
     _actor(req).publish()
     return {}
 

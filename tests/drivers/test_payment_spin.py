@@ -226,3 +226,17 @@ async def test_actor_on_spin_recovers_a_timed_out_sale(spin: SpinEmulator) -> No
             assert m.outcome == "approved" and m.amount_cents == 4800
             n.cancel_scope.cancel()
     assert len(spin.sales) == 1
+
+
+async def test_proxy_timeout_without_a_record_is_not_a_decline(spin: SpinEmulator) -> None:
+    """2007 while the customer never presented a card: Status finds nothing; the outcome is reported as a
+    timeout (nothing charged), never as a bank decline."""
+    from drivers.payment import TimedOut
+
+    spin.mode = "wait"
+    spin.proxy_timeout_s = 0.3
+    term = terminal(spin)
+    with trio.fail_after(10):
+        result = await term.charge(700, "N1")
+    assert isinstance(result, TimedOut) and "no record" in result.detail
+    assert await term.lookup("N1") is None
