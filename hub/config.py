@@ -192,7 +192,28 @@ def _check(config: StoreConfig) -> StoreConfig:
                 raise ConfigError(f"promotions[{i}]: {_humane(str(exc))}") from None
     if bool(config.server.tls_cert) != bool(config.server.tls_key):
         raise ConfigError("server.tls_cert and server.tls_key: give both or neither")
+    for i, dev in enumerate(config.devices):
+        _check_payment_terminal(i, dev)
+    bank = config.pay_by_bank
+    if bank.provider != "none":
+        for name in ("base_url", "merchant_id", "api_key", "api_secret"):
+            if not getattr(bank, name):
+                raise ConfigError(f"pay_by_bank.{name}: {bank.provider} needs it")
     return config
+
+
+def _check_payment_terminal(i: int, dev: DeviceSection) -> None:
+    """SPIn documents the TPN as 10-12 characters and the auth key as 10 ("SPIn REST API Methods")."""
+    if dev.kind != "payment_terminal" or dev.driver != "spin":
+        return
+    if not dev.port.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"devices[{i}].port: a SPIn terminal's port is the SPIn proxy URL (https://spinpos.net)"
+        )
+    if not 10 <= len(dev.tpn) <= 12:
+        raise ConfigError(f"devices[{i}].tpn: the terminal profile number has 10 to 12 characters")
+    if len(dev.auth_key) != 10:
+        raise ConfigError(f"devices[{i}].auth_key: the SPIn auth key has 10 characters")
 
 
 def parse_config(text: str, *, source: str = "store.toml") -> StoreConfig:

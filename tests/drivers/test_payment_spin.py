@@ -240,3 +240,32 @@ async def test_proxy_timeout_without_a_record_is_not_a_decline(spin: SpinEmulato
         result = await term.charge(700, "N1")
     assert isinstance(result, TimedOut) and "no record" in result.detail
     assert await term.lookup("N1") is None
+
+
+def test_config_refuses_an_incomplete_spin_terminal_and_the_register_outwaits_it() -> None:
+    from hub.commands import HANDLERS
+    from hub.config import ConfigError, parse_config
+    from hub.domain.devices import PaymentTerminalConfig
+    from hub.sale import card, service
+    from hub.sale import protocol as p
+    from tests.conftest import TEST_TOML
+
+    assert service.pay  # importing the sale registers its handlers
+
+    spin_device = """
+[[devices]]
+id = "t1"
+kind = "payment_terminal"
+driver = "spin"
+port = "https://spinpos.net"
+tpn = "Z11NATASHA98"
+auth_key = "{key}"
+"""
+    assert parse_config(TEST_TOML + spin_device.format(key="zbhRAW9N6x")).devices[0].driver == "spin"
+    with pytest.raises(ConfigError, match="auth_key"):
+        parse_config(TEST_TOML + spin_device.format(key="short"))
+    with pytest.raises(ConfigError, match="charge_timeout_seconds"):
+        parse_config(TEST_TOML + spin_device.format(key="zbhRAW9N6x") + "charge_timeout_seconds = 900\n")
+    # issue 11: the register waits longer than the slowest terminal allowed, abort and Status included
+    slowest = PaymentTerminalConfig(device_id="t", address="x", charge_timeout_s=200)
+    assert HANDLERS[p.Pay].timeout_s == card.PAY_WAIT_S > slowest.wait_s > 200 + 15
