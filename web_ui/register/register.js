@@ -898,7 +898,11 @@ $("#demo-panel").addEventListener("click", (ev) => {
   const w = ev.target.closest("[data-demo-weight]");
   if (w) $("#demo-weight").value = Number(w.dataset.demoWeight).toFixed(2);
   const t = ev.target.closest("[data-demo-terminal]");
-  if (t) fire("demo_terminal", { mode: t.dataset.demoTerminal });
+  if (t) {
+    const f = { mode: t.dataset.demoTerminal };
+    if (t.dataset.timeout) f.timeout_seconds = Number(t.dataset.timeout);
+    fire("demo_terminal", f);
+  }
 });
 $("#demo-scale-set").addEventListener("click", () =>
   fire("demo_scale", { weight_mg: Math.round(Number($("#demo-weight").value || 0) * 1000), motion: $("#demo-motion").checked }),
