@@ -95,6 +95,12 @@ class _Terminal:
     async def charge(self, command: Charge) -> None:
         try:
             await self._progress(command, "waiting", "Insert, tap or swipe the card on the terminal.")
+            if hasattr(self.terminal, "on_progress"):  # SPIn: the terminal's own progress, and Status lookups
+
+                async def progress(state: str, text: str) -> None:
+                    await self._progress(command, state, text)
+
+                self.terminal.on_progress = progress
             result = await self.terminal.charge(command.amount_cents, command.reference)
             recovered = False
             if isinstance(result, TimedOut):
@@ -107,6 +113,8 @@ class _Terminal:
                 await self.health.set_up("ready")
         finally:
             self.current = None
+            if hasattr(self.terminal, "on_progress"):
+                self.terminal.on_progress = None
 
     async def _recover(self, command: Charge, timed_out: TimedOut) -> ChargeResult:
         """The outcome is unknown: stop the terminal, then ask it what happened (a late approval must not

@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any, Literal
 
 import httpx
 import msgspec
+import trio
 
 from drivers.payment import (
     Approved,
@@ -121,6 +123,8 @@ class SaleRequest(msgspec.Struct, frozen=True, rename="pascal"):
     capture_signature: bool = False
     get_extended_data: bool = True
     invoice_number: str = ""
+    # "Indicates whether register is ready to receive intermediate status or not" (GetStatus below)
+    is_ready_for_is: bool = msgspec.field(default=False, name="IsReadyForIS")
     spin_proxy_timeout: int | None = msgspec.field(default=None, name="SPInProxyTimeout")
 
 
@@ -157,7 +161,17 @@ class TerminalStatusResponse(msgspec.Struct, frozen=True, rename="pascal"):
     error_description: str = ""
 
 
+class IntermediateStatus(msgspec.Struct, frozen=True, rename="pascal"):
+    """GET /v2/IntermediateStatus/GetStatus?getRequest.tpn=…&getRequest.referenceId=…&getRequest.authkey=…
+    ("Get Intermediate Status"): what the terminal is doing with a Sale sent with ``IsReadyForIS``."""
+
+    status_date_time: str = ""
+    status_text: str = ""
+    status_code: str = ""
+
+
 _encoder = msgspec.json.Encoder()
+intermediate_status = msgspec.json.Decoder(IntermediateStatus)
 payment_response = msgspec.json.Decoder(PaymentResponse)
 abort_response = msgspec.json.Decoder(AbortResponse)
 terminal_status_response = msgspec.json.Decoder(TerminalStatusResponse)
@@ -216,6 +230,10 @@ class SpinTerminal:
         self.proxy_timeout_s = proxy_timeout_s
         self.connect_timeout_s = connect_timeout_s
         self._transport = transport
+        # set by the payment actor while it charges: ``await on_progress(state, text)``, state "waiting"
+        # (the terminal's intermediate status) or "recovering" (the answer was lost: asking Status)
+        self.on_progress: Callable[[str, str], Awaitable[None]] | None = None
+        self.progress_interval_s = 1.0
 
     def __repr__(self) -> str:  # the auth key never shows in a log line or a traceback
         return f"SpinTerminal({self.base_url!r}, tpn={self.tpn!r})"
@@ -265,7 +283,47 @@ class SpinTerminal:
             tpn=self.tpn,
             authkey=self._auth_key,
             spin_proxy_timeout=self.proxy_timeout_s,
+            is_ready_for_is=self.on_progress is not None,
         )
+
+    async def _with_progress(self, path: str, body: SaleRequest) -> PaymentResponse:
+        """The Sale, while the terminal's intermediate status is passed on to ``on_progress``."""
+        if self.on_progress is None:
+            return await self._payment(path, body, read_s=self.charge_timeout_s)
+        outcome: list[PaymentResponse | SpinError | AnswerLost] = []
+        async with trio.open_nursery() as nursery:
+
+            async def sale() -> None:
+                try:
+                    outcome.append(await self._payment(path, body, read_s=self.charge_timeout_s))
+                except (SpinError, AnswerLost) as exc:  # raised below, outside the nursery's group
+                    outcome.append(exc)
+                finally:
+                    nursery.cancel_scope.cancel()
+
+            nursery.start_soon(self._watch, body.reference_id)
+            nursery.start_soon(sale)
+        if isinstance(outcome[0], SpinError | AnswerLost):
+            raise outcome[0]
+        return outcome[0]
+
+    async def _watch(self, reference: str) -> None:
+        last = ""
+        params = {
+            "getRequest.tpn": self.tpn,
+            "getRequest.referenceId": reference,
+            "getRequest.authkey": self._auth_key,
+        }
+        while True:
+            await trio.sleep(self.progress_interval_s)
+            try:
+                raw = await self._call("GET", "/v2/IntermediateStatus/GetStatus", params=params, read_s=5.0)
+                text = intermediate_status.decode(raw).status_text.strip()
+            except (SpinError, AnswerLost, msgspec.MsgspecError):
+                continue  # progress is a courtesy: the Sale's own answer decides
+            if text and text != last and self.on_progress is not None:
+                last = text
+                await self.on_progress("waiting", f"Terminal: {text}")
 
     # ------------------------------------------------------------------------------- interface
     async def charge(self, amount_cents: int, reference: str) -> ChargeResult:
@@ -279,9 +337,7 @@ class SpinTerminal:
         if amount_cents <= 0:
             raise ValueError("charge amount must be positive")
         try:
-            answer = await self._payment(
-                path, self._sale_body(amount_cents, reference), read_s=self.charge_timeout_s
-            )
+            answer = await self._with_progress(path, self._sale_body(amount_cents, reference))
         except SpinError as exc:
             return Offline(reference, amount_cents, str(exc))
         except AnswerLost as exc:
@@ -300,6 +356,10 @@ class SpinTerminal:
         return result
 
     async def _resolve(self, reference: str, amount_cents: int, why: str) -> ChargeResult:
+        if self.on_progress is not None:
+            await self.on_progress(
+                "recovering", "The terminal did not answer in time: asking it for the outcome."
+            )
         found = await self.lookup(reference)
         if found is None:  # nothing charged; the caller cancels and confirms (actors/payment_terminal.py)
             return TimedOut(reference, amount_cents, f"{why}; the terminal has no record of it")

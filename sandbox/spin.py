@@ -27,6 +27,7 @@ import functools
 import json
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -77,6 +78,7 @@ class SpinEmulator:
         self.mode: Mode = "approve"
         self.decline_host_code = "51"
         self.proxy_timeout_s = 120.0
+        self.progress_text = "Insert, tap or swipe card"  # the terminal's intermediate status while waiting
         self.sales: list[tuple[str, int]] = []
         self.returns: list[tuple[str, int]] = []
         self.batch: dict[str, Transaction] = {}
@@ -110,6 +112,8 @@ class SpinEmulator:
         if request.method == "GET" and path == "/v2/Common/TerminalStatus":
             self.requests.append((path, dict(request.query)))
             return self._terminal_status(request.query)
+        if request.method == "GET" and path == "/v2/IntermediateStatus/GetStatus":
+            return self._intermediate(request.query)
         try:
             body = json.loads(request.body or b"{}")
         except ValueError:
@@ -147,6 +151,17 @@ class SpinEmulator:
             }
         state = "Offline" if self.mode == "offline" else "Online"
         return 200, {"TerminalStatus": state, "Tpn": self.tpn, "ErrorDescription": ""}
+
+    def _intermediate(self, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """ "Get Intermediate Status" (documented fields StatusDateTime, StatusText, StatusCode); the texts
+        are the emulator's own — the documentation lists no values."""
+        ref = query.get("getrequest.referenceid", "")
+        if query.get("getrequest.tpn") != self.tpn or query.get("getrequest.authkey") != self.auth_key:
+            return 400, {"StatusDateTime": "", "StatusText": "", "StatusCode": ""}
+        if ref not in self.waiting:
+            return 404, {"StatusDateTime": "", "StatusText": "", "StatusCode": ""}
+        now = datetime.now(UTC).isoformat()
+        return 200, {"StatusDateTime": now, "StatusText": self.progress_text, "StatusCode": "1"}
 
     async def _sale(
         self, body: dict[str, Any], kind: Literal["Sale", "Return"]

@@ -269,3 +269,24 @@ auth_key = "{key}"
     # issue 11: the register waits longer than the slowest terminal allowed, abort and Status included
     slowest = PaymentTerminalConfig(device_id="t", address="x", charge_timeout_s=200)
     assert HANDLERS[p.Pay].timeout_s == card.PAY_WAIT_S > slowest.wait_s > 200 + 15
+
+
+async def test_terminal_progress_and_status_lookup_are_reported(spin: SpinEmulator) -> None:
+    """With IsReadyForIS the terminal's intermediate status reaches the register while it waits; a lost
+    answer shows as "recovering" before the Status lookup."""
+    spin.mode = "wait"
+    spin.proxy_timeout_s = 1.2
+    term = terminal(spin)
+    term.progress_interval_s = 0.1
+    seen: list[tuple[str, str]] = []
+
+    async def on_progress(state: str, text: str) -> None:
+        seen.append((state, text))
+
+    term.on_progress = on_progress
+    with trio.fail_after(10):
+        await term.charge(900, "P1")
+    assert ("waiting", "Terminal: Insert, tap or swipe card") in seen
+    assert seen[-1][0] == "recovering"
+    sale = next(b for p, b in spin.requests if p == "/v2/Payment/Sale")
+    assert sale["IsReadyForIS"] is True

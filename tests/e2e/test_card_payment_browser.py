@@ -50,6 +50,8 @@ def test_waiting_for_the_card_then_cancel_at_the_terminal(page: Page, hub: HubPr
     status = page.locator("#card-status")
     expect(status).to_have_attribute("data-state", "waiting")
     expect(page.locator("#card-status-title")).to_contain_text("Waiting for the card")
+    # the terminal's own progress (SPIn intermediate status) reaches the screen
+    expect(page.locator("#card-status-text")).to_contain_text("Terminal: Insert, tap or swipe card")
     expect(page.locator("#tender-submit")).to_be_disabled()  # Complete sale waits for the terminal
     expect(page.locator("#card-cancel")).to_be_visible()
     shot("waiting-for-card")
