@@ -4,8 +4,7 @@ Serves the endpoints ``drivers/paybybank.AeropayProvider`` uses, as Aeropay docu
 (https://dev.aero.inc): ``POST /v2/token``, ``POST /v2/paymentLink``, ``GET /v2/transaction/{uuid}``,
 ``POST /v2/reverseTransaction``. The "phone" is the control API: the customer approves or declines the
 request that was sent to it; with ``auto`` set the phone answers by itself as soon as a request arrives.
-Optionally a webhook (``callback_url``) is posted on each approval, like Aeropay's
-``transaction_completed`` topic.
+The hub learns the answer by polling the transaction (Aeropay's webhooks are the other documented way).
 
 Control:
     auto = None | "approve" | "decline"     how the phone answers new requests

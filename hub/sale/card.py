@@ -106,6 +106,10 @@ async def take_card(actor: RegisterActor, terminal: Any, tender: Tender, referen
 
     try:
         result = await terminal.charge(charged, reference, on_progress=progress)
+    except trio.TooSlowError:  # the terminal actor never answered: say so, never crash the register
+        payment.state, payment.message = "timed_out", card_outcome.timed_out("unknown").text
+        actor.publish()
+        raise HubError(payment.message, code="card_timeout") from None
     except BaseException:
         payment.state, payment.message = "timed_out", card_outcome.timed_out("unknown").text
         actor.publish()

@@ -1241,6 +1241,13 @@ async def pay(req: Request, msg: p.Pay) -> Any:
         if isinstance(exc, HubError):
             _notice(sale, "error", exc.message)
             actor.publish()
+        elif charged and isinstance(exc, Exception):
+            # answered, not crashed: a crashed command is redelivered, which would charge the card again
+            log.error("sale not saved after its payment was taken (%s); the payment was given back", exc)
+            message = "The sale could not be saved, so its payment was given back. Try again."
+            _notice(sale, "error", message)
+            actor.publish()
+            raise HubError(message, code="sale_not_saved") from exc
         raise
     actor.extensions["sale"] = cleared
     card.clear(actor)
