@@ -21,6 +21,7 @@ import trio
 
 from hub.commands import Request, handles
 from hub.domain import devices as dev
+from hub.domain.receipt import tender_rows
 from hub.protocol import Command
 from hub.supervisor import ChildSpec
 
@@ -349,8 +350,6 @@ def receipt_document(r: Receipt, *, open_drawer: bool) -> dev.ReceiptDocument:
         totals.append(dev.ReceiptTotal(label="Discounts", amount_cents=-r.discount_cents))
     totals += [dev.ReceiptTotal(label=t.name, amount_cents=t.amount_cents) for t in r.taxes]
     totals.append(dev.ReceiptTotal(label="TOTAL", amount_cents=r.total_cents, emphasis=True))
-    from hub.domain.receipt import tender_rows
-
     totals += [
         dev.ReceiptTotal(label=label, amount_cents=amount)
         for label, amount in tender_rows(r)

@@ -62,7 +62,7 @@ async def take_bank(req: Request, actor: RegisterActor, tender: Tender, referenc
         reference=reference,
         stop=stop,
     )
-    card._set(actor, payment)
+    card.show_payment(actor, payment)
     try:
         sent = await provider.request_payment(tender.amount_cents, reference, phone.strip())
     except BankUnavailable:

@@ -56,7 +56,7 @@ def attempt_reference(cart_id: str, index: int) -> str:
     return f"{stem}{index}{secrets.token_hex(5)}"
 
 
-def _set(actor: RegisterActor, payment: CardPayment | None) -> None:
+def show_payment(actor: RegisterActor, payment: CardPayment | None) -> None:
     if payment is None:
         actor.extensions.pop("card_payment", None)
     else:
@@ -80,7 +80,7 @@ def payment_view(actor: RegisterActor, cart_open: bool) -> dict[str, Any] | None
 
 def clear(actor: RegisterActor) -> None:
     if "card_payment" in actor.extensions:
-        _set(actor, None)
+        show_payment(actor, None)
 
 
 async def take_card(actor: RegisterActor, terminal: Any, tender: Tender, reference: str) -> Tender:
@@ -97,7 +97,7 @@ async def take_card(actor: RegisterActor, terminal: Any, tender: Tender, referen
         reference=reference,
         device_id=getattr(terminal, "device_id", ""),
     )
-    _set(actor, payment)
+    show_payment(actor, payment)
 
     def progress(update: PaymentProgress) -> None:
         payment.state = update.state
@@ -187,8 +187,7 @@ async def cancel_payment(req: Request, msg: p.CancelPayment) -> Any:
         payment.message = "Cancelling the pay-by-bank request…"
         actor.publish()
         return {"cancelling": True}
-    handles_ = req.hub.extensions.get("terminal_handles", {})
-    terminal = handles_.get(payment.device_id)
+    terminal = req.hub.extensions.get("terminal_handles", {}).get(payment.device_id)
     if terminal is None:
         raise HubError("The card terminal is not connected.", code="terminal_offline")
     await terminal.cancel(payment.reference)
