@@ -67,6 +67,9 @@ class StateSyncActor:
         self.clock = clock
         self.paused_until: datetime | None = None
         self.last_error = ""
+        # the class of the last attempt's answer (hub.domain.outbox.Outcome): readiness decides on it,
+        # never on the text of an error (a package tag may well contain "403")
+        self.last_outcome = ""
         self.last_sent_at: datetime | None = None
         self._wake = trio.Event()
 
@@ -139,6 +142,9 @@ class StateSyncActor:
         t0 = trio.current_time()
         result = await (sender.send(started) if act == "send" else sender.lookup(started))
         self.hub.metrics.state_send_seconds.labels(self.licence).observe(trio.current_time() - t0)
+        self.last_outcome = result.outcome
+        if result.outcome in ("sent", "found"):
+            self.last_error = ""
         if result.outcome not in ("sent", "found", "not_found"):
             self.hub.metrics.state_errors.labels(self.licence, result.outcome).inc()
             self.last_error = result.error
@@ -206,6 +212,7 @@ class StateSyncActor:
             "oldest_unsent_seconds": round(age.total_seconds(), 3),
             "paused_until": self.paused_until.isoformat() if self.paused_until else None,
             "last_error": self.last_error,
+            "last_outcome": self.last_outcome,
             "last_sent_at": self.last_sent_at.isoformat() if self.last_sent_at else None,
         }
 

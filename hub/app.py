@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("hub")
 # a browser retries a message within seconds or minutes of losing its answer; a day is plenty
 REPLY_RETENTION = timedelta(hours=24)
+STORAGE_PROBE_SECONDS = 1.0  # how soon selling resumes once a full disk has space again
 
 
 def prune_replies(txn: Any, store: Store, cutoff: datetime, limit: int = 50_000) -> int:
@@ -141,6 +142,7 @@ class Hub:
                     await starter(self, sup)
                 self.ws_port = await nursery.start(serve_ws, self)
                 nursery.start_soon(self._housekeeping)
+                nursery.start_soon(self._watch_storage)
                 self.ready = True
                 log.info(
                     "hub ready: http %d, ws %d, %d registers",
@@ -179,6 +181,14 @@ class Hub:
                 if pruned:
                     log.info("pruned %d stored replies older than %s", pruned, REPLY_RETENTION)
             await trio.sleep(interval)
+
+    async def _watch_storage(self) -> None:
+        """After a failed commit (a full disk), try a small one now and then: once it lands, /healthz is
+        green again and the registers sell, with nobody restarting anything."""
+        while True:
+            await trio.sleep(STORAGE_PROBE_SECONDS)
+            if self.writer.storage_problem is not None:
+                await self.writer.probe()
 
     def refresh_gauges(self) -> None:
         m = self.metrics

@@ -5,6 +5,9 @@ Decoded with msgspec into Structs, so an invalid file is refused with the field'
 
 from __future__ import annotations
 
+import os
+import socket
+import ssl
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -231,10 +234,44 @@ def parse_config(text: str, *, source: str = "store.toml") -> StoreConfig:
 def load_config(path: str | Path) -> StoreConfig:
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        data = p.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read {p}: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{p}: line {line}: byte 0x{data[exc.start]:02x} is not UTF-8; TOML files are UTF-8 text"
+        ) from None
     return parse_config(text, source=str(p))
+
+
+def preflight(config: StoreConfig) -> None:
+    """What can only be checked on this machine, before the hub starts: the TLS files load, the data
+    directory can be made and written, the host resolves. Each failure names its field."""
+    s = config.server
+    if s.tls_cert:
+        for field, path in (("server.tls_cert", s.tls_cert), ("server.tls_key", s.tls_key)):
+            if not Path(path).is_file():
+                raise ConfigError(f"{field}: no file at {path}")
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(s.tls_cert, s.tls_key)
+        except (ssl.SSLError, OSError) as exc:
+            raise ConfigError(
+                f"server.tls_cert: {s.tls_cert} and {s.tls_key} are not a certificate and its key ({exc})"
+            ) from None
+    data = config.data_dir
+    try:
+        data.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"storage.data_dir: cannot create {data}: {exc.strerror}") from None
+    if not os.access(data, os.W_OK | os.X_OK):
+        raise ConfigError(f"storage.data_dir: {data} is not writable by this user")
+    try:
+        socket.getaddrinfo(s.host, None)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ConfigError(f"server.host: cannot resolve {s.host!r} ({exc})") from None
 
 
 def _humane(message: str) -> str:

@@ -51,6 +51,12 @@ class Metrics:
             p + "writer_commit_seconds", "Durable LMDB commit time of one batch", buckets=COMMIT, registry=r
         )
         self.store_map_grown = Counter(p + "store_map_grown", "Times the LMDB map was grown", registry=r)
+        self.store_write_failures = Counter(
+            p + "store_write_failures",
+            "Store commits that failed (full disk or map, disk error)",
+            ["code"],
+            registry=r,
+        )
         self.store_used_bytes = Gauge(p + "store_used_bytes", "Bytes of the LMDB map in use", registry=r)
         self.store_map_bytes = Gauge(p + "store_map_bytes", "Size of the LMDB map", registry=r)
         self.store_stale_readers = Counter(

@@ -358,7 +358,7 @@ async def test_cashless_atm_refused_when_the_drawer_cannot_give_change(rig: Rig)
             total = await cart_of_one(c, hub)
             with pytest.raises(ClientError) as e:
                 await c.request("pay", tenders=[{"kind": "cashless_atm", "amount_cents": total}])
-            assert e.value.code == "not_enough_cash"
+            assert e.value.code == "not_enough_change"
     assert spin.sales == []  # refused before the card was charged
 
 
