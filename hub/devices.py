@@ -521,6 +521,17 @@ async def _start_demo_devices(devices: DeviceHub, protocol: str, hub: Hub, sup: 
     )
     # the demo register prints on the simulated receipt printer
     devices.paired[sims.receipt_printer_config.device_id] = register_id
+    # pay by bank: an Aeropay-shaped emulator whose customer approves on the phone two seconds later
+    if "pay_by_bank" not in hub.extensions:
+        from drivers.paybybank import AeropayProvider
+        from sandbox.paybybank import PayByBankEmulator
+
+        bank = await sup._nursery.start(PayByBankEmulator().run)
+        bank.auto, bank.auto_after_s = "approve", 2.0
+        hub.extensions["demo_pay_by_bank"] = bank
+        hub.extensions["pay_by_bank"] = AeropayProvider(
+            bank.url, merchant_id=bank.merchant_id, api_key=bank.api_key, api_secret=bank.api_secret
+        )
 
 
 class PrintExitLabel(Command, tag="print_exit_label"):

@@ -42,6 +42,7 @@ class PayByBankEmulator:
         self.host = host
         self.port = 0
         self.auto: Literal["approve", "decline"] | None = None
+        self.auto_after_s = 0.0  # the phone answers this long after the request (the demo's customer)
         self.customer_name = "Jordan Example"
         self.requests: list[tuple[str, str, str]] = []
         self.waiting: list[str] = []
@@ -50,6 +51,7 @@ class PayByBankEmulator:
         self._tokens: set[str] = set()
         self._ids = 5000
         self._idempotent: dict[str, Answer] = {}
+        self._nursery: trio.Nursery | None = None
 
     @property
     def url(self) -> str:
@@ -82,6 +84,7 @@ class PayByBankEmulator:
         self, *, task_status: trio.TaskStatus[PayByBankEmulator] = trio.TASK_STATUS_IGNORED
     ) -> None:
         async with trio.open_nursery() as nursery:
+            self._nursery = nursery
             self.port = await nursery.start(
                 functools.partial(serve_json, self._route, host=self.host, port=self.port)
             )
@@ -133,11 +136,18 @@ class PayByBankEmulator:
         if ref not in self.waiting and ref not in self.transactions:  # a re-sent link names the same payment
             self.requests.append((ref, str(body.get("amount") or "0"), str(body.get("phone") or "")))
             self.waiting.append(ref)
-            if self.auto == "approve":
+            if self.auto is not None and self.auto_after_s > 0 and self._nursery is not None:
+                self._nursery.start_soon(self._answer_later, ref, self.auto)
+            elif self.auto == "approve":
                 self.approve(ref)
             elif self.auto == "decline":
                 self.decline(ref)
         return 200, {"success": True}
+
+    async def _answer_later(self, ref: str, how: str) -> None:
+        await trio.sleep(self.auto_after_s)
+        if ref in self.waiting:
+            (self.approve if how == "approve" else self.decline)(ref)
 
     def _reverse(self, query: dict[str, str], key: str) -> Answer:
         t = self.transactions.get(query.get("uuid", ""))

@@ -65,3 +65,13 @@ async def test_partial_refund_and_bad_credentials(
             await provider(bank, secret="wrong-secret").payment("cartC2bb")
     assert bank.api_secret not in caplog.text and "wrong-secret" not in caplog.text
     assert bank.api_secret not in repr(p)
+
+
+async def test_the_phone_answers_later(bank: PayByBankEmulator) -> None:
+    p = provider(bank)
+    bank.auto, bank.auto_after_s = "approve", 0.2
+    with trio.fail_after(10):
+        await p.request_payment(1000, "cartD3cc", "+15555550103")
+        assert (await p.payment("cartD3cc")).state == "pending"
+        await trio.sleep(0.4)
+        assert (await p.payment("cartD3cc")).state == "approved"

@@ -100,3 +100,18 @@ def test_terminal_timeout_with_the_outcome_fetched(page: Page, hub: HubProcess, 
     page.click("#tender-submit")
     expect(page.locator("#dlg-receipt")).to_be_visible()
     shot("retried-receipt")
+
+
+def test_pay_by_bank_waits_for_the_customer_then_completes(page: Page, hub: HubProcess, shot: Shots) -> None:
+    """The demo's pay-by-bank emulator (Aeropay-shaped) approves on the customer's phone two seconds later."""
+    sale_to_payment(page, hub)
+    expect(page.locator("#tender-bank-row")).to_be_visible()
+    page.fill("#tender-phone", "+15555550100")
+    page.click("#tender-bank")
+    expect(page.locator("#card-status-title")).to_contain_text("Waiting for the customer's approval")
+    expect(page.locator("#card-cancel")).to_have_text("Cancel the request")
+    expect(page.locator("#tender-submit")).to_be_disabled()
+    shot("waiting-for-the-app")
+    expect(page.locator("#dlg-receipt")).to_be_visible(timeout=15_000)
+    expect(page.frame_locator("#receipt-frame").locator("body")).to_contain_text("Pay by bank")
+    shot("paid-by-bank")

@@ -605,6 +605,8 @@ function openTender() {
   $("#tender-atm").hidden = !atm;
   $("#tender-atm").disabled = cashOnly;
   if (atm) $("#tender-atm").textContent = `Cashless ATM (rounds up to ${money(atm.increment_cents)}, ${money(atm.fee_cents)} fee)`;
+  $("#tender-bank-row").hidden = !s?.terminal?.pay_by_bank;
+  $("#tender-phone").value = "";
   ui.cardShown = false; // a finished payment of an earlier try is not news for this one
   renderCardPayment(s);
   updateChange();
@@ -637,6 +639,7 @@ const CARD_TITLES = {
   timed_out: "The terminal timed out",
   cancelled: "Cancelled",
 };
+const BANK_TITLES = { waiting: "Waiting for the customer's approval in the app…" };
 function cardBusy(s) {
   const st = s?.payment?.state;
   return st === "waiting" || st === "recovering";
@@ -653,9 +656,11 @@ function renderCardPayment(s) {
   }
   box.hidden = false;
   box.dataset.state = p.state;
-  $("#card-status-title").textContent = `${CARD_TITLES[p.state] || p.state} — ${money(p.amount_cents)}`;
+  const title = (p.tender === "pay_by_bank" && BANK_TITLES[p.state]) || CARD_TITLES[p.state] || p.state;
+  $("#card-status-title").textContent = `${title} — ${money(p.amount_cents)}`;
   $("#card-status-text").textContent = p.message;
   $("#card-cancel").hidden = !cardBusy(s);
+  $("#card-cancel").textContent = p.tender === "pay_by_bank" ? "Cancel the request" : "Cancel at the terminal";
   $("#tender-submit").disabled = cardBusy(s) || $("#tender-submit").disabled;
   if (!cardBusy(s)) updateChangeOnly();
 }
@@ -671,6 +676,25 @@ $("#card-cancel").addEventListener("click", async () => {
     $("#card-status-text").textContent = plain(e);
   } finally {
     $("#card-cancel").disabled = false;
+  }
+});
+$("#tender-bank").addEventListener("click", async () => {
+  const total = ui.state?.cart?.total_cents ?? 0;
+  const phone = $("#tender-phone").value.trim();
+  const err = $("#tender-error");
+  err.textContent = "";
+  if (!phone) {
+    err.textContent = "Type the customer's phone number first.";
+    return;
+  }
+  $("#tender-bank").disabled = true;
+  try {
+    await live.request("pay", { tenders: [{ kind: "pay_by_bank", amount_cents: total, phone }] });
+    $("#dlg-tender").close();
+  } catch (e) {
+    err.textContent = plain(e);
+  } finally {
+    $("#tender-bank").disabled = false;
   }
 });
 $("#tender-atm").addEventListener("click", async () => {
