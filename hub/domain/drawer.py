@@ -46,8 +46,18 @@ DENOMINATIONS: tuple[Denomination, ...] = (
 )
 _VALUE = {d.code: d.cents for d in DENOMINATIONS}
 
-# atm_change: the cash handed back from the drawer on a cashless-ATM withdrawal rounded above the sale
-EventKind = Literal["cash_sale", "cash_refund", "drop", "paid_out", "paid_in", "adjustment", "atm_change"]
+# atm_change: the cash handed back from the drawer on a cashless-ATM withdrawal rounded above the sale;
+# atm_change_returned: that change coming back when the sale is voided
+EventKind = Literal[
+    "cash_sale",
+    "cash_refund",
+    "drop",
+    "paid_out",
+    "paid_in",
+    "adjustment",
+    "atm_change",
+    "atm_change_returned",
+]
 # Issue 7: drops, paid-outs and adjustments need a manager PIN; a paid-in (cash added from the safe) too.
 NEEDS_MANAGER: frozenset[str] = frozenset({"drop", "paid_out", "paid_in", "adjustment"})
 NEEDS_REASON: frozenset[str] = frozenset({"cash_refund", "drop", "paid_out", "paid_in", "adjustment"})
@@ -92,7 +102,7 @@ class DrawerEvent(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def effect_cents(self) -> int:
         """What the event does to the cash in the drawer."""
-        if self.kind in ("cash_sale", "paid_in", "adjustment"):
+        if self.kind in ("cash_sale", "paid_in", "adjustment", "atm_change_returned"):
             return self.amount_cents
         return -self.amount_cents
 

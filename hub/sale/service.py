@@ -1443,6 +1443,22 @@ async def void_sale(req: Request, msg: p.VoidSale) -> Any:
                     receipt_number=r.receipt_number,
                 ),
             )
+        if cash < 0 and void.drawer_session_id:
+            # a cashless-ATM sale: the withdrawal is voided at the terminal and the customer hands back
+            # the change the drawer paid out
+            record_drawer_event(
+                txn,
+                store,
+                void.drawer_session_id,
+                DrawerEvent(
+                    kind="atm_change_returned",
+                    amount_cents=-cash,
+                    at=now,
+                    by=req.staff_id,
+                    reason=f"void: {override.reason}",
+                    receipt_number=r.receipt_number,
+                ),
+            )
         ext = f"{hub.config.store.licence}-{r.receipt_number}"
         sv = StateVoid(
             external_receipt_number=ext,
@@ -1472,7 +1488,11 @@ async def void_sale(req: Request, msg: p.VoidSale) -> Any:
                 "refund_cents": cash,
             },
         )
-        return {"receipt_number": r.receipt_number, "refund_cents": cash}
+        return {
+            "receipt_number": r.receipt_number,
+            "refund_cents": max(cash, 0),
+            "change_back_cents": max(-cash, 0),  # cash the customer returns (cashless-ATM change)
+        }
 
     result = await req.commit(fn, label="void")
     ctx.ledger_generation += 1

@@ -312,6 +312,14 @@ async def test_cashless_atm_rounds_up_change_from_drawer_and_z_report_ties(rig: 
 
     hub, spin = rig.hub, rig.spin
     await price(hub, "FLW-001", 4310)
+
+    def drawer() -> DrawerSession:
+        with hub.store.read() as txn:
+            drawer_id = bytes(txn.get(b"open_drawer:R1", db=hub.store.db("kv"))).decode()
+        session = hub.store.get("drawers", text(drawer_id), DrawerSession)
+        assert session is not None
+        return session
+
     with trio.fail_after(40):
         async with connect(ws_url(hub)) as c:
             await ready(c, hub)
@@ -320,28 +328,30 @@ async def test_cashless_atm_rounds_up_change_from_drawer_and_z_report_ties(rig: 
             snap = await c.wait_snapshot(lambda s: s["terminal"]["cashless_atm"] is not None)
             assert snap["state"]["terminal"]["cashless_atm"] == {"increment_cents": 500, "fee_cents": 300}
             paid = await c.request("pay", tenders=[{"kind": "cashless_atm", "amount_cents": total}])
-    assert paid["change_cents"] == 190
-    assert spin.sales[-1][1] == 4800  # $45.00 withdrawn + $3.00 fee
-    receipt = sale_record(hub, paid["receipt_number"]).receipt
-    [t] = receipt.tenders
-    assert (t.kind, t.amount_cents, t.fee_cents) == ("cashless_atm", 4500, 300)
-    html = render_receipt_html(receipt)
-    assert "Cashless ATM withdrawal" in html and "$45.00" in html
-    assert "ATM fee (not part of the sale)" in html and "$3.00" in html and "$1.90" in html
-    with hub.store.read() as txn:
-        drawer_id = bytes(txn.get(b"open_drawer:R1", db=hub.store.db("kv"))).decode()
-    session = hub.store.get("drawers", text(drawer_id), DrawerSession)
-    assert session is not None and session.expected_cents == 26000 - 190
-    assert [(e.kind, e.amount_cents) for e in session.events] == [("atm_change", 190)]
-    z = day_reports(
-        hub.store,
-        datetime.now(UTC).astimezone(hub.config.zone).date(),
-        hub.config.store.time_zone,
-        now=datetime.now(UTC),
-    ).store
-    assert z.tie_out.ok and z.total_cents == 4310 and z.tenders == {"cashless_atm": 4310}
-    assert (z.atm_withdrawn_cents, z.atm_change_cents, z.atm_fees_cents) == (4500, 190, 300)
-    assert z.cash_from_sales_cents == z.drawer_cash_sales_cents == -190
+            assert paid["change_cents"] == 190
+            assert spin.sales[-1][1] == 4800  # $45.00 withdrawn + $3.00 fee
+            receipt = sale_record(hub, paid["receipt_number"]).receipt
+            [t] = receipt.tenders
+            assert (t.kind, t.amount_cents, t.fee_cents) == ("cashless_atm", 4500, 300)
+            html = render_receipt_html(receipt)
+            assert "Cashless ATM withdrawal" in html and "$45.00" in html
+            assert "ATM fee (not part of the sale)" in html and "$3.00" in html and "$1.90" in html
+            assert drawer().expected_cents == 26000 - 190
+            assert [(e.kind, e.amount_cents) for e in drawer().events] == [("atm_change", 190)]
+            z = day_reports(
+                hub.store,
+                datetime.now(UTC).astimezone(hub.config.zone).date(),
+                hub.config.store.time_zone,
+                now=datetime.now(UTC),
+            ).store
+            assert z.tie_out.ok and z.total_cents == 4310 and z.tenders == {"cashless_atm": 4310}
+            assert (z.atm_withdrawn_cents, z.atm_change_cents, z.atm_fees_cents) == (4500, 190, 300)
+            assert z.cash_from_sales_cents == z.drawer_cash_sales_cents == -190
+            # voided the same day: withdrawal and fee voided at the terminal, the change comes back
+            void = await c.request("void_sale", receipt_number=paid["receipt_number"], approval=APPROVAL)
+            assert (void["refund_cents"], void["change_back_cents"]) == (0, 190)
+    assert spin.batch[spin.sales[-1][0]].voided
+    assert drawer().expected_cents == 26000
 
 
 async def test_cashless_atm_refused_when_the_drawer_cannot_give_change(rig: Rig) -> None:
