@@ -68,24 +68,28 @@ async def take_bank(req: Request, actor: RegisterActor, tender: Tender, referenc
     except BankUnavailable:
         sent = BankPayment(reference=reference, state="declined", detail="unreachable")
     if sent.state == "declined":
-        _fail(
+        raise _fail(
             actor,
             payment,
             "declined",
             "The pay-by-bank service did not take the request; nothing was charged. Take cash or a card.",
         )
     answer: BankPayment | None = None
-    with trio.move_on_after(section.approve_timeout_seconds):
-        while not stop.is_set():
-            try:
-                current = await provider.payment(reference)
-            except BankUnavailable:
-                current = None
-            if current is not None and current.state != "pending":
-                answer = current
-                break
-            with trio.move_on_after(section.poll_seconds):
-                await stop.wait()
+    try:
+        with trio.move_on_after(section.approve_timeout_seconds):
+            while not stop.is_set():
+                try:
+                    current = await provider.payment(reference)
+                except BankUnavailable:
+                    current = None
+                if current is not None and current.state != "pending":
+                    answer = current
+                    break
+                with trio.move_on_after(section.poll_seconds):
+                    await stop.wait()
+    except BaseException:  # cancelled while the customer decides: the request must not stay open
+        await _withdraw(provider, reference)
+        raise
     if answer is not None and answer.state == "approved":
         name = f" by {answer.customer_name}" if answer.customer_name else ""
         payment.state, payment.message = (
@@ -95,7 +99,7 @@ async def take_bank(req: Request, actor: RegisterActor, tender: Tender, referenc
         actor.publish()
         return msgspec.structs.replace(tender, reference=reference, auth_code=answer.provider_id)
     if answer is not None and answer.state == "declined":
-        _fail(
+        raise _fail(
             actor,
             payment,
             "declined",
@@ -103,6 +107,24 @@ async def take_bank(req: Request, actor: RegisterActor, tender: Tender, referenc
             "charged. Ask for another way to pay.",
         )
     # cancelled by the budtender or no answer in time: withdraw the request (a late approval is reversed)
+    await _withdraw(provider, reference)
+    if stop.is_set():
+        raise _fail(
+            actor,
+            payment,
+            "cancelled",
+            "The pay-by-bank request was cancelled; nothing was charged. Take another way to pay.",
+        )
+    raise _fail(
+        actor,
+        payment,
+        "timed_out",
+        "The customer did not approve in time; the request was withdrawn and "
+        "nothing was charged. Try again or take another way to pay.",
+    )
+
+
+async def _withdraw(provider: PayByBankProvider, reference: str) -> None:
     with trio.CancelScope(shield=True), trio.move_on_after(30):
         try:
             await provider.cancel(reference)
@@ -110,27 +132,13 @@ async def take_bank(req: Request, actor: RegisterActor, tender: Tender, referenc
             log.error(
                 "pay-by-bank %s: could not withdraw the request; check the provider's portal", reference
             )
-    if stop.is_set():
-        _fail(
-            actor,
-            payment,
-            "cancelled",
-            "The pay-by-bank request was cancelled; nothing was charged. Take another way to pay.",
-        )
-    _fail(
-        actor,
-        payment,
-        "timed_out",
-        "The customer did not approve in time; the request was withdrawn and "
-        "nothing was charged. Try again or take another way to pay.",
-    )
-    raise AssertionError("unreachable")
 
 
-def _fail(actor: RegisterActor, payment: card.CardPayment, state: str, message: str) -> None:
+def _fail(actor: RegisterActor, payment: card.CardPayment, state: str, message: str) -> HubError:
+    """Show the outcome on the register; the error to raise."""
     payment.state, payment.message = state, message
     actor.publish()
-    raise HubError(message, code=f"bank_{state}")
+    return HubError(message, code=f"bank_{state}")
 
 
 async def give_back(req: Request, tender: Tender) -> bool:

@@ -416,3 +416,31 @@ async def test_pay_by_bank_approved_declined_and_refunded(rig: Rig) -> None:
             await c.request("void_sale", receipt_number=paid["receipt_number"], approval=APPROVAL)
     assert len(bank.reversals) == 1 and bank.transactions[bank.reversals[0][0]]["status"] == "void"
     assert len(bank.requests) == 2 and bank.requests[0][0] != bank.requests[1][0]
+
+
+async def test_pay_by_bank_cancelled_by_the_budtender(rig: Rig) -> None:
+    hub, bank = rig.hub, rig.bank
+    with trio.fail_after(40):
+        async with connect(ws_url(hub)) as c:
+            await ready(c, hub)
+            total = await cart_of_one(c, hub)
+            errors: list[ClientError] = []
+
+            async def pay() -> None:
+                try:
+                    await c.request(
+                        "pay",
+                        tenders=[{"kind": "pay_by_bank", "amount_cents": total, "phone": "+15555550109"}],
+                    )
+                except ClientError as exc:
+                    errors.append(exc)
+
+            async with trio.open_nursery() as n:
+                n.start_soon(pay)
+                while not bank.waiting:
+                    await trio.sleep(0.01)
+                await c.request("cancel_payment")
+            assert [e.code for e in errors] == ["bank_cancelled"]
+            snap = await c.wait_snapshot(lambda s: s["payment"] and s["payment"]["state"] == "cancelled")
+            assert snap["state"]["payment"]["tender"] == "pay_by_bank"
+    assert len(bank.requests) == 1 and not bank.transactions and not bank.reversals  # nothing was charged
