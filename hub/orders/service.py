@@ -712,19 +712,22 @@ def complete_in_txn(
 
 
 # ---------------------------------------------------------------------------------------------- expiry
-async def expire_due(hub: Hub, now: datetime | None = None) -> list[str]:
+async def expire_due(hub: Hub, at: datetime | None = None) -> list[str]:
+    """Expire every open order ``expire_after_minutes`` past its promised time, as of ``at`` (the clock by
+    default; a test passes a later time). What is written carries the real time."""
     ctx = ctx_of(hub)
-    now = now or datetime.now(UTC)
+    at = at or datetime.now(UTC)
     after = timedelta(minutes=ctx.settings.expire_after_minutes)
-    due = [o.id for o in ostore.open_orders(hub.store) if core.expiry_due(o, now, after)]
+    due = [o.id for o in ostore.open_orders(hub.store) if core.expiry_due(o, at, after)]
     if not due:
         return []
+    now = datetime.now(UTC)
 
     def fn(txn: lmdb.Transaction) -> list[str]:
         done = []
         for oid in due:
             o = ostore.order_in_txn(txn, hub.store, oid)
-            if o is None or not core.expiry_due(o, now, after):
+            if o is None or not core.expiry_due(o, at, after):
                 continue
             change_in_txn(txn, hub, oid, lambda o: core.expire(o, now), by="hub", now=now)
             done.append(oid)
