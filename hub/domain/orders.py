@@ -535,14 +535,17 @@ def free_quantity(
     today: date,
     *,
     except_order: str = "",
+    clamp: bool = True,
 ) -> int:
-    """On hand − reserved − unsellable (quarantine, hold, lab, expired): what the menu may offer."""
+    """On hand − reserved − unsellable (quarantine, hold, lab, expired): what the menu may offer. Unclamped,
+    a negative figure means open orders hold more than the shelf still has (a package went on hold)."""
     res = reservations or ProductReservations()
     total = 0
     for pkg in packages:
         if sellability(pkg, product, today, 1) is None:
             total += max(pkg.quantity - res.bound(pkg.tag, except_order), 0)
-    return max(total - res.unbound(except_order), 0)
+    free = total - res.unbound(except_order)
+    return max(free, 0) if clamp else free
 
 
 def reservation_refusal(

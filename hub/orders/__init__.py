@@ -30,7 +30,7 @@ def install(
     from hub.orders import api  # noqa: F401  (registers the REST routes)
     from hub.orders.menu import Menu
     from hub.orders.metrics import install_metrics
-    from hub.orders.service import OrdersContext, housekeeping, snapshot
+    from hub.orders.service import OrdersContext, housekeeping, readiness_checks, snapshot
     from hub.supervisor import ChildSpec
 
     cfg = hub.config
@@ -41,10 +41,14 @@ def install(
     hub.extensions["orders_menu"] = Menu(boot=hub.boot_id)
     hub.extensions.setdefault("actor_kinds", {})["picker"] = PickerActor
     hub.snapshot_providers.append(snapshot)
+    hub.extensions.setdefault("readiness_checks", []).append(lambda: readiness_checks(hub))
     policy = retry_policy or DEFAULT_POLICY
 
     async def starter(h: Hub, sup: Any) -> None:
         install_metrics(h)
+        ctx.changed()  # the ready orders as stored
+        # the first menu walks every table: do it now rather than on a channel's first request
+        await h.extensions["orders_menu"].refresh(h.store, ctx.today())
         callbacks = ChannelCallbacks(ctx.channels, cfg.orders.callback_timeout_seconds)
         notifier = Notifier(cfg.notices, cfg.store.name)
         for name, table, transport in (

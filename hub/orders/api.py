@@ -139,7 +139,7 @@ async def intake_order(
     try:
         return await hub.writer.write(fn, label="order_intake")  # type: ignore[no-any-return]
     finally:
-        ctx.changed()
+        ctx.changed([])  # a new order is never ready: the registers' list stays as it is
 
 
 def _answer(
@@ -176,7 +176,11 @@ async def get_menu(hub: Hub, req: HttpRequest) -> HttpResponse:
     etag = menu.etag + (f";since={since}" if since else "")
     if req.headers.get("if-none-match", "") == etag:
         return HttpResponse(304, b"", headers={"etag": etag})
-    resp = HttpResponse.json(menu.answer(since))
+    body, gzipped = menu.answer(since, gzipped="gzip" in req.headers.get("accept-encoding", ""))
+    resp = HttpResponse(200, body, "application/json")
+    if gzipped:
+        resp.headers["content-encoding"] = "gzip"
+    resp.headers["vary"] = "accept-encoding"
     resp.headers["etag"] = etag
     resp.headers["cache-control"] = "no-cache"
     return resp

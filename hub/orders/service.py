@@ -61,11 +61,20 @@ class OrdersContext:
 
     _ready: frozenset[str] = frozenset()
 
-    def changed(self) -> None:
-        """An order changed (committed): refresh the pickers' screens (and the registers' when the list of
-        ready orders changed), wake the senders."""
+    def changed(self, orders: list[Order] | None = None) -> None:
+        """Orders changed (committed): refresh the pickers' screens (and the registers' when the list of
+        ready orders changed), wake the senders. Without ``orders`` the ready list is read again."""
         self.generation += 1
-        ready = frozenset(q["id"] for q in queue_view(self.hub) if q["state"] == "ready")
+        if orders is None:
+            ready = frozenset(o.id for o in ostore.open_orders(self.hub.store) if o.state == "ready")
+        else:
+            now_ready = set(self._ready)
+            for o in orders:
+                if o.state == "ready":
+                    now_ready.add(o.id)
+                else:
+                    now_ready.discard(o.id)
+            ready = frozenset(now_ready)
         registers_too = ready != self._ready
         self._ready = ready
         for actor in self.hub.registers.values():
@@ -170,7 +179,7 @@ async def run_change(req: Request, fn: Callable[[lmdb.Transaction], Any]) -> Any
     try:
         return await req.commit(fn)
     finally:
-        ctx_of(req.hub).changed()
+        ctx_of(req.hub).changed()  # the ready list is read again: a handful of open orders
 
 
 def free_map_in_txn(
@@ -754,7 +763,9 @@ async def housekeeping(
 
 
 # ---------------------------------------------------------------------------------------------- views
-def order_view(hub: Hub, o: Order, now: datetime, *, detail: bool = False) -> dict[str, Any]:
+def order_view(
+    hub: Hub, o: Order, now: datetime, *, detail: bool = False, free: dict[str, int] | None = None
+) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": o.id,
         "state": o.state,
@@ -767,7 +778,7 @@ def order_view(hub: Hub, o: Order, now: datetime, *, detail: bool = False) -> di
         "lines": len(o.lines),
         "picker": o.picker,
         "substitution": o.substitution,
-        "flags": list(flags_of(hub, o)),
+        "flags": list(flags_of(o, free if free is not None else shortages(hub, [o]))),
     }
     if detail:
         products = {ln.product_id: inv.product(hub.store, ln.product_id) for ln in o.lines}
@@ -783,15 +794,37 @@ def order_view(hub: Hub, o: Order, now: datetime, *, detail: bool = False) -> di
     return view
 
 
-def flags_of(hub: Hub, o: Order) -> tuple[str, ...]:
-    """ "out_of_stock" when an open order's unpicked lines no longer have the stock they need."""
-    if o.state not in ("received", "accepted", "picking"):
-        return ()
+def shortages(hub: Hub, orders: list[Order]) -> dict[str, int]:
+    """Per product in open orders: free stock, negative when the orders hold more than the shelf has."""
     today = ctx_of(hub).today()
+    out: dict[str, int] = {}
     with hub.store.read() as txn:
-        free = free_map_in_txn(txn, hub, {ln.product_id for ln in o.lines}, today, except_order=o.id)
-    want = core.wanted_by_product(o)
-    return ("out_of_stock",) if any(free.get(pid, 0) < n for pid, n in want.items()) else ()
+        for pid in {ln.product_id for o in orders for ln in o.lines}:
+            product = inv.product_in_txn(txn, hub.store, pid)
+            out[pid] = (
+                0
+                if product is None
+                else core.free_quantity(
+                    product,
+                    ostore.packages_in_txn(txn, hub.store, pid),
+                    ostore.reservations_in_txn(txn, hub.store, pid),
+                    today,
+                    clamp=False,
+                )
+            )
+    return out
+
+
+def flags_of(o: Order, free: dict[str, int]) -> tuple[str, ...]:
+    """ "out_of_stock" when an open order's unpicked lines no longer have the stock they need: a received
+    order whose products ran out since intake, a reserved one whose shelf fell below what orders hold."""
+    if o.state == "received":
+        short = any(free.get(pid, 0) < n for pid, n in core.wanted_by_product(o).items() if n)
+    elif o.state in ("accepted", "picking"):
+        short = any(free.get(pid, 0) < 0 for pid, n in core.wanted_by_product(o).items() if n)
+    else:
+        short = False
+    return ("out_of_stock",) if short else ()
 
 
 def queue_view(hub: Hub) -> list[dict[str, Any]]:
@@ -800,7 +833,8 @@ def queue_view(hub: Hub) -> list[dict[str, Any]]:
         return ctx._view[1]
     now = datetime.now(UTC)
     orders = sorted(ostore.open_orders(hub.store), key=lambda o: (o.promised_at, o.id))
-    view = [order_view(hub, o, now) for o in orders]
+    free = shortages(hub, orders)
+    view = [order_view(hub, o, now, free=free) for o in orders]
     ctx._view = (ctx.generation, view)
     return view
 
@@ -843,3 +877,31 @@ def decode_intake(body: bytes) -> core.OrderIntake:
         raise BadRequest(text, field=field_) from None
     except msgspec.DecodeError as exc:
         raise BadRequest(f"The body is not valid JSON ({exc}).", field="body") from None
+
+
+def readiness_checks(hub: Hub) -> list[Any]:
+    """The morning pre-order check at opening: orders whose products ran out since intake, and late ones."""
+    from hub.backoffice.readiness import Check
+
+    queue = queue_view(hub)
+    short = [q["id"] for q in queue if "out_of_stock" in q["flags"]]
+    late = [q["id"] for q in queue if q["late"]]
+    if short:
+        return [
+            Check(
+                name="Online orders",
+                status="warn",
+                message=f"{len(short)} open order(s) lack stock since intake: {', '.join(short[:10])}.",
+                action="Substitute on a picker (the customer is told) or cancel the order.",
+            )
+        ]
+    if late:
+        return [
+            Check(
+                name="Online orders",
+                status="warn",
+                message=f"{len(late)} order(s) past their promised time: {', '.join(late[:10])}.",
+                action="Put a picker on the queue.",
+            )
+        ]
+    return [Check(name="Online orders", status="ok", message=f"{len(queue)} open order(s), all in stock.")]

@@ -204,7 +204,7 @@ def order_body(external_id: str, lines: list[dict[str, Any]], **over: Any) -> di
 
 @pytest.fixture
 async def shop(nursery: trio.Nursery, tmp_path: Path, hub_factory: Callable[..., Any]) -> Any:
-    from hub import orders, sale, state_channel
+    from hub import backoffice, orders, sale, state_channel
     from hub.state_channel.demo import align_sandbox
 
     handle: SandboxHandle = await nursery.start(
@@ -223,6 +223,7 @@ async def shop(nursery: trio.Nursery, tmp_path: Path, hub_factory: Callable[...,
         state_channel.install(
             h, None, retry_policy=state_channel.fast_retry_policy(), poll_seconds=0.2, schedule=False
         )
+        backoffice.install(h, None)
         orders.install(
             h, None, retry_policy=state_channel.fast_retry_policy(), poll_seconds=0.2, housekeeping_every=0.2
         )

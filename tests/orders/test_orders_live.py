@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import msgspec
 import trio
 
@@ -365,3 +366,38 @@ async def test_callbacks_retry_and_arrive_once_in_order(shop: Shop) -> None:
     assert [e["status"] for e in shop.receiver.events] == ["received", "accepted", "cancelled"]
     assert [h["x-storehub-event"] for h in shop.receiver.headers] == ["1", "2", "3"]
     assert shop.reservations() == {}
+
+
+async def test_an_order_whose_product_ran_out_is_flagged_on_the_queue_and_at_opening(shop: Shop) -> None:
+    from hub.orders.service import queue_view, readiness_checks
+
+    hub = shop.hub
+    pkgs = shop.packages("EDI-006")
+    r = await shop.post_order(order_body("oos-1", [{"product_id": "EDI-006", "quantity": 2}]))
+    oid = r.json()["order_id"]
+    assert readiness_checks(hub)[0].status == "ok"
+
+    def hold_all(txn: Any) -> None:
+        for p in pkgs:
+            inventory.put_package(txn, hub.store, msgspec.structs.replace(p, status="on_hold"))
+
+    await hub.writer.write(hold_all)
+    shop.hub.extensions["orders"].changed()
+    view = next(q for q in queue_view(hub) if q["id"] == oid)
+    assert view["flags"] == ["out_of_stock"]
+    check = readiness_checks(hub)[0]
+    assert check.status == "warn" and oid in check.message
+    async with connect(ws_url(hub)) as picker:
+        await ready_picker(picker)
+        await refused(picker.request("accept_order", order_id=oid), "out_of_stock")
+    async with connect(ws_url(hub)) as office:
+        token = await ready(office, "OFFICE", "maria", drawer=False)
+        async with httpx.AsyncClient(
+            base_url=shop.http, headers={"authorization": f"Bearer {token}"}
+        ) as http:
+            notices = (await http.get("/api/orders/notices")).json()["notices"]
+            orders = (await http.get("/api/orders")).json()["orders"]
+            readiness = (await http.get("/api/backoffice/readiness")).json()
+    assert any(o["id"] == oid and o["flags"] == ["out_of_stock"] for o in orders)
+    assert any(c["name"] == "Online orders" and c["status"] == "warn" for c in readiness["checks"])
+    assert isinstance(notices, list)
