@@ -135,3 +135,29 @@ def outbox(shop: Shop) -> list:  # type: ignore[type-arg]
 
     with shop.hub.store.read() as txn:
         return [decode(v, OutboxEntry) for _, v in txn.cursor(db=shop.hub.store.db("outbox"))]
+
+
+async def test_curbside_is_completed_from_the_handheld_with_cash(shop: Shop) -> None:
+    hub = shop.hub
+    pre = next(p for p in shop.packages("PRE-006") if p.quantity >= 2)
+    r = await shop.post_order(
+        order_body("curb-1", [{"product_id": "PRE-006", "quantity": 1}], customer=adult(shop), fulfilment="curbside")
+    )
+    oid = r.json()["order_id"]
+    with trio.fail_after(60):
+        async with connect(ws_url(hub)) as picker:
+            await ready_picker(picker, staff="maria")
+            await picker.request("open_drawer", counted={"B20": 5}, witness="tom", witness_pin="2222")
+            await picker.request("accept_order", order_id=oid)
+            await picker.request("claim_order", order_id=oid)
+            await picker.request("pick_scan", order_id=oid, data=pre.tag)
+            await picker.request("order_ready", order_id=oid)
+            # at the car: the handheld recalls the order, scans the ID, takes cash
+            await picker.request("recall_order", order_id=oid)
+            await picker.request("scan", data=shop_demo(shop).customer("adult").id_scan)
+            snap = await picker.wait_snapshot(lambda s: s["cart"] is not None and s["customer"] is not None)
+            paid = await picker.request("pay", tenders=[{"kind": "cash", "amount_cents": snap["state"]["cart"]["total_cents"]}])
+    o = shop.order(oid)
+    assert o.state == "completed" and o.receipt_number == paid["receipt_number"]
+    assert inventory.package(hub.store, pre.tag).quantity == pre.quantity - 1  # type: ignore[union-attr]
+    assert "PRE-006" not in shop.reservations()

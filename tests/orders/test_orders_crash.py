@@ -141,6 +141,11 @@ async def test_kill_minus_nine_mid_pick_loses_no_reservation_and_no_pick(tmp_pat
         o = orders_of(data)["W000001"]
         assert sum(len(ln.picks) for ln in o.lines) == 2
         index_matches_orders(data)
+        # the demo panel's button: a new web order, signed by the demo channel, through the intake
+        async with httpx.AsyncClient(timeout=10) as http_client:
+            r = await http_client.post(f"http://127.0.0.1:{http}/api/demo/orders")
+        assert r.status_code == 201, r.text
+        assert orders_of(data)[r.json()["order_id"]].channel == DEMO_CHANNEL
     finally:
         proc.send_signal(signal.SIGTERM)
         with trio.fail_after(15):
