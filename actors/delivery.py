@@ -44,8 +44,10 @@ class DeliveryActor:
         retry_policy: RetryPolicy = DEFAULT_POLICY,
         poll_seconds: float = 2.0,
         rng: Callable[[], float] = random.random,
+        close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.hub = hub
+        self.close = close  # the transport's connections, closed when the actor stops
         self.table = table
         self.transport = transport
         self.retry_policy = retry_policy
@@ -60,11 +62,16 @@ class DeliveryActor:
 
     async def run(self, *, task_status: trio.TaskStatus[DeliveryActor] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started(self)
-        while True:
-            await self.pass_once()
-            with trio.move_on_after(self.poll_seconds):
-                await self._wake.wait()
-            self._wake = trio.Event()
+        try:
+            while True:
+                await self.pass_once()
+                with trio.move_on_after(self.poll_seconds):
+                    await self._wake.wait()
+                self._wake = trio.Event()
+        finally:
+            if self.close is not None:
+                with trio.CancelScope(shield=True), trio.move_on_after(2):
+                    await self.close()
 
     async def pass_once(self) -> None:
         now = datetime.now(UTC)

@@ -51,11 +51,13 @@ def install(
         await h.extensions["orders_menu"].refresh(h.store, ctx.today())
         callbacks = ChannelCallbacks(ctx.channels, cfg.orders.callback_timeout_seconds)
         notifier = Notifier(cfg.notices, cfg.store.name)
-        for name, table, transport in (
-            ("order-callbacks", "order_callbacks", callbacks.send),
-            ("notifier", "notices", notifier.send),
+        for name, table, transport, close in (
+            ("order-callbacks", "order_callbacks", callbacks.send, callbacks.aclose),
+            ("notifier", "notices", notifier.send, notifier.aclose),
         ):
-            actor = DeliveryActor(h, table, transport, retry_policy=policy, poll_seconds=poll_seconds)
+            actor = DeliveryActor(
+                h, table, transport, retry_policy=policy, poll_seconds=poll_seconds, close=close
+            )
             ctx.wakers.append(actor.wake)
             h.extensions[f"orders_{table}"] = actor
             await sup.start(ChildSpec(name=name, run=actor.run))

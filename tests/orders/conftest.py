@@ -91,6 +91,10 @@ class Receiver:
         await trio.serve_listeners(self._handle, listeners)
 
     async def _handle(self, stream: trio.SocketStream) -> None:
+        async with stream:
+            await self._answer(stream)
+
+    async def _answer(self, stream: trio.SocketStream) -> None:
         data = b""
         with trio.move_on_after(5):
             while b"\r\n\r\n" not in data:
@@ -121,7 +125,6 @@ class Receiver:
                 self.headers.append(headers)
                 self.events.append(json.loads(body))
                 await stream.send_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-        await stream.aclose()
 
 
 @dataclass
@@ -203,8 +206,9 @@ def order_body(external_id: str, lines: list[dict[str, Any]], **over: Any) -> di
 
 
 @pytest.fixture
-async def shop(nursery: trio.Nursery, tmp_path: Path, hub_factory: Callable[..., Any]) -> Any:
+async def shop(nursery: trio.Nursery, tmp_path: Path) -> Any:
     from hub import backoffice, orders, sale, state_channel
+    from hub.demo import seed_demo
     from hub.state_channel.demo import align_sandbox
 
     handle: SandboxHandle = await nursery.start(
@@ -218,23 +222,31 @@ async def shop(nursery: trio.Nursery, tmp_path: Path, hub_factory: Callable[...,
     config = make_config(tmp_path / "data", state_toml(handle.url) + orders_toml(receiver.port, smtp_port))
     config.server.demo = True
 
-    def install(h: Hub) -> None:
-        sale.install(h, demo=True)
-        state_channel.install(
-            h, None, retry_policy=state_channel.fast_retry_policy(), poll_seconds=0.2, schedule=False
-        )
-        backoffice.install(h, None)
-        orders.install(
-            h, None, retry_policy=state_channel.fast_retry_policy(), poll_seconds=0.2, housekeeping_every=0.2
-        )
+    async def setup(h: Hub) -> None:
+        await trio.to_thread.run_sync(seed_demo, h.store, h.config)
 
-    hub = await hub_factory(config, install=install)
-    await align_sandbox(hub, handle.url, sbx.METRC_LICENSE)
-    admin = SandboxAdmin(handle.url)
+    hub = Hub(config, setup=setup)
+    sale.install(hub, demo=True)
+    state_channel.install(
+        hub, None, retry_policy=state_channel.fast_retry_policy(), poll_seconds=0.2, schedule=False
+    )
+    backoffice.install(hub, None)
+    orders.install(
+        hub, None, retry_policy=state_channel.fast_retry_policy(), poll_seconds=0.2, housekeeping_every=0.2
+    )
     try:
-        yield Shop(hub=hub, sandbox=handle, admin=admin, receiver=receiver, inbox=inbox)
+        # the hub runs in a nursery of its own, so it has stopped (its notifier's last SMTP session
+        # included) before the SMTP server goes
+        async with trio.open_nursery() as own:
+            await own.start(hub.run)
+            await align_sandbox(hub, handle.url, sbx.METRC_LICENSE)
+            admin = SandboxAdmin(handle.url)
+            try:
+                yield Shop(hub=hub, sandbox=handle, admin=admin, receiver=receiver, inbox=inbox)
+            finally:
+                await admin.aclose()
+                hub.stop()
     finally:
-        await admin.aclose()
         handle.stop()
         await trio.to_thread.run_sync(smtp.stop)
 

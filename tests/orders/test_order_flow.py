@@ -141,7 +141,9 @@ async def test_curbside_is_completed_from_the_handheld_with_cash(shop: Shop) -> 
     hub = shop.hub
     pre = next(p for p in shop.packages("PRE-006") if p.quantity >= 2)
     r = await shop.post_order(
-        order_body("curb-1", [{"product_id": "PRE-006", "quantity": 1}], customer=adult(shop), fulfilment="curbside")
+        order_body(
+            "curb-1", [{"product_id": "PRE-006", "quantity": 1}], customer=adult(shop), fulfilment="curbside"
+        )
     )
     oid = r.json()["order_id"]
     with trio.fail_after(60):
@@ -156,7 +158,9 @@ async def test_curbside_is_completed_from_the_handheld_with_cash(shop: Shop) -> 
             await picker.request("recall_order", order_id=oid)
             await picker.request("scan", data=shop_demo(shop).customer("adult").id_scan)
             snap = await picker.wait_snapshot(lambda s: s["cart"] is not None and s["customer"] is not None)
-            paid = await picker.request("pay", tenders=[{"kind": "cash", "amount_cents": snap["state"]["cart"]["total_cents"]}])
+            paid = await picker.request(
+                "pay", tenders=[{"kind": "cash", "amount_cents": snap["state"]["cart"]["total_cents"]}]
+            )
     o = shop.order(oid)
     assert o.state == "completed" and o.receipt_number == paid["receipt_number"]
     assert inventory.package(hub.store, pre.tag).quantity == pre.quantity - 1  # type: ignore[union-attr]
