@@ -245,6 +245,13 @@ async def shop(nursery: trio.Nursery, tmp_path: Path) -> Any:
                 yield Shop(hub=hub, sandbox=handle, admin=admin, receiver=receiver, inbox=inbox)
             finally:
                 await admin.aclose()
+                # let the callbacks and notices in flight land: a request cut off mid-body leaves httpx's
+                # body stream to the garbage collector, which the suite's warnings-as-errors refuses
+                with trio.move_on_after(5):
+                    while ostore.deliveries(hub.store, "order_callbacks") or ostore.deliveries(
+                        hub.store, "notices"
+                    ):
+                        await trio.sleep(0.05)
                 hub.stop()
     finally:
         handle.stop()

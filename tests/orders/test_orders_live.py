@@ -423,3 +423,29 @@ async def test_metrics_count_orders_by_state_and_time_the_picks(shop: Shop) -> N
     # a handheld asleep in its cradle is no register down
     assert not any(k.startswith('storehub_register_connected{register="P1"') for k in lines)
     assert 'storehub_register_connected{register="R1"}' in lines
+
+
+async def test_intake_answers_the_limits_pre_check_for_a_customer_the_store_knows(shop: Shop) -> None:
+    known = shop.hub.extensions["demo_store"].customer("adult").customer
+    lines = [{"product_id": "FLW-001", "quantity": 9}]  # 9 x 3.5 g = 31.5 g of flower
+    over = await shop.post_order(
+        order_body(
+            "lim-1",
+            lines,
+            customer={"name": "J R", "birth_date": "1990-01-01", "store_customer_id": known.id},
+        )
+    )
+    assert over.status_code == 201
+    limits = over.json()["limits"]
+    assert limits["checked"] is True and limits["allowed"] is False
+    assert limits["exceeded"] and "28.5" in limits["exceeded"][0]
+    fine = await shop.post_order(
+        order_body(
+            "lim-2",
+            [{"product_id": "FLW-001", "quantity": 2}],
+            customer={"name": "J R", "birth_date": "1990-01-01", "store_customer_id": known.id},
+        )
+    )
+    assert fine.json()["limits"] == {"checked": True, "allowed": True, "exceeded": []}
+    stranger = await shop.post_order(order_body("lim-3", lines))
+    assert stranger.json()["limits"] == {"checked": False}
