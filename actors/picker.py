@@ -10,7 +10,7 @@ from actors.register import RegisterActor
 from hub.actor import Call
 from hub.commands import Request
 from hub.orders.protocol import PickScan
-from hub.orders.service import held_by
+from hub.orders.views import held_by
 from hub.sale.protocol import Scan
 from hub.sale.service import sale_of
 

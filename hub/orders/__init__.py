@@ -27,10 +27,15 @@ def install(
     from actors.order_callbacks import ChannelCallbacks
     from actors.picker import PickerActor
     from hub.domain.outbox import DEFAULT_POLICY
-    from hub.orders import api  # noqa: F401  (registers the REST routes)
+    from hub.orders import (  # noqa: F401  (register the picker's and the register's commands)
+        api,  # noqa: F401  (registers the REST routes)
+        picking,
+        pickup,
+    )
     from hub.orders.menu import Menu
     from hub.orders.metrics import install_metrics
-    from hub.orders.service import OrdersContext, housekeeping, readiness_checks, snapshot
+    from hub.orders.service import OrdersContext, housekeeping
+    from hub.orders.views import readiness_checks, snapshot
     from hub.supervisor import ChildSpec
 
     cfg = hub.config

@@ -28,10 +28,9 @@ from hub.orders.service import (
     free_map_in_txn,
     limits_view,
     order_limit_items,
-    order_view,
-    queue_view,
     save_in_txn,
 )
+from hub.orders.views import order_view, queue_view
 from hub.sale import inventory as inv
 from hub.sale.service import Refused
 

@@ -1277,7 +1277,7 @@ async def pay(req: Request, msg: p.Pay) -> Any:
             order_id=sale.order_id,
         )
         if sale.order_id:  # pickup of an online order: it completes with its sale, in this transaction
-            from hub.orders.service import complete_in_txn
+            from hub.orders.pickup import complete_in_txn
 
             complete_in_txn(
                 txn, hub, sale.order_id, customer, receipt.receipt_number, by=staff, register=req.register_id, now=now

@@ -370,7 +370,7 @@ async def test_callbacks_retry_and_arrive_once_in_order(shop: Shop) -> None:
 
 
 async def test_an_order_whose_product_ran_out_is_flagged_on_the_queue_and_at_opening(shop: Shop) -> None:
-    from hub.orders.service import queue_view, readiness_checks
+    from hub.orders.views import queue_view, readiness_checks
 
     hub = shop.hub
     pkgs = shop.packages("EDI-006")
