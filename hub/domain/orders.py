@@ -67,7 +67,8 @@ class OrderIntake(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     customer: IntakeCustomer
     lines: Annotated[list[IntakeLine], msgspec.Meta(min_length=1, max_length=50)]
     fulfilment: Fulfilment = "pickup"
-    promised_at: datetime
+    # with its offset: a naive time cannot be compared with the hub's clock (expiry, lateness, the queue)
+    promised_at: Annotated[datetime, msgspec.Meta(tz=True)]
     substitution: SubstitutionPreference = "none"
     notes: Annotated[str, msgspec.Meta(max_length=1000)] = ""
 

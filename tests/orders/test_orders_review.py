@@ -1,0 +1,41 @@
+"""Gaps a review found in online orders: a promised time without offset, an order stored before intake demanded
+one, delivery actors after a crash, the signed boundary's edges, the queue's freshness, similar substitutes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import msgspec
+
+from hub.orders import store as ostore
+from hub.orders.service import expire_due
+from hub.orders.views import queue_view
+from hub.store.env import put
+from hub.store.keys import text
+from tests.orders.conftest import Shop, order_body
+
+
+async def test_a_promised_time_without_offset_is_refused_and_one_stored_breaks_nothing(shop: Shop) -> None:
+    naive = (datetime.now(UTC) + timedelta(hours=1)).replace(tzinfo=None).isoformat()
+    r = await shop.post_order(
+        order_body("naive-1", [{"product_id": "PRE-001", "quantity": 1}], promised_at=naive)
+    )
+    assert r.status_code == 400, r.text
+    assert r.json()["field"] == "promised_at"
+    assert shop.hub.store.count("orders") == 0
+
+    # an order stored before the intake demanded an offset: the others still expire, queue and count
+    good = (await shop.post_order(order_body("ok-1", [{"product_id": "PRE-001", "quantity": 1}]))).json()
+    bad = (await shop.post_order(order_body("old-1", [{"product_id": "PRE-002", "quantity": 1}]))).json()
+    stored = shop.order(bad["order_id"])
+    legacy = msgspec.structs.replace(stored, promised_at=stored.promised_at.replace(tzinfo=None))
+    await shop.hub.writer.write(lambda txn: put(txn, shop.hub.store, "orders", text(legacy.id), legacy))
+    shop.hub.extensions["orders"].changed()
+    assert [q["id"] for q in queue_view(shop.hub)] == [good["order_id"]]
+    assert [o.id for o in ostore.open_orders(shop.hub.store)] == [good["order_id"]]
+    async with httpx.AsyncClient(timeout=10) as http:
+        metrics = await http.get(f"{shop.http}/metrics")
+    assert metrics.status_code == 200 and 'storehub_orders{state="received"} 1.0' in metrics.text
+    assert await expire_due(shop.hub, datetime.now(UTC) + timedelta(hours=30)) == [good["order_id"]]
+    assert shop.order(bad["order_id"]).state == "received"  # left for staff, logged
