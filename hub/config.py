@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import httpx
 import msgspec
 
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
@@ -256,6 +257,11 @@ def _check(config: StoreConfig) -> StoreConfig:
                 raise ConfigError(f"promotions[{i}]: {_humane(str(exc))}") from None
     if len({c.id for c in config.channels}) != len(config.channels):
         raise ConfigError("channels: a channel id is listed twice")
+    for i, ch in enumerate(config.channels):
+        _check_http_url(f"channels[{i}].callback_url", ch.callback_url)
+    _check_http_url("notices.sms_url", config.notices.sms_url)
+    if config.notices.sms == "http" and not config.notices.sms_url:
+        raise ConfigError('notices.sms_url: sms = "http" needs the gateway\'s URL')
     if bool(config.server.tls_cert) != bool(config.server.tls_key):
         raise ConfigError("server.tls_cert and server.tls_key: give both or neither")
     for i, dev in enumerate(config.devices):
@@ -312,6 +318,21 @@ def check_facility(config: StoreConfig) -> None:
             f"state_system.facility_state is {st.facility_state!r} but store.jurisdiction is "
             f"{config.store.jurisdiction!r}: a store reports to a facility of its own state"
         )
+
+
+def _check_http_url(field: str, url: str) -> None:
+    """An address the hub POSTs to (a channel's callbacks, the SMS gateway): refused at start-up rather than
+    by every delivery attempt afterwards. Empty means none."""
+    if not url:
+        return
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        raise ConfigError(f"{field}: {url!r} is not a URL ({exc})") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host or any(c.isspace() for c in url):
+        raise ConfigError(f"{field}: {url!r} must be an http:// or https:// URL with a host")
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise ConfigError(f"{field}: {url!r} has no valid port")
 
 
 def parse_config(text: str, *, source: str = "store.toml") -> StoreConfig:

@@ -7,13 +7,15 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import msgspec
+import pytest
+import trio
 
 from hub.orders import store as ostore
 from hub.orders.service import expire_due
 from hub.orders.views import queue_view
 from hub.store.env import put
 from hub.store.keys import text
-from tests.orders.conftest import Shop, order_body
+from tests.orders.conftest import Shop, order_body, wait_for
 
 
 async def test_a_promised_time_without_offset_is_refused_and_one_stored_breaks_nothing(shop: Shop) -> None:
@@ -39,3 +41,49 @@ async def test_a_promised_time_without_offset_is_refused_and_one_stored_breaks_n
     assert metrics.status_code == 200 and 'storehub_orders{state="received"} 1.0' in metrics.text
     assert await expire_due(shop.hub, datetime.now(UTC) + timedelta(hours=30)) == [good["order_id"]]
     assert shop.order(bad["order_id"]).state == "received"  # left for staff, logged
+
+
+async def test_a_restarted_delivery_actor_still_delivers(shop: Shop) -> None:
+    """The supervisor restarts a crashed actor's ``run``: its HTTP client must be a fresh one, not the one the
+    crashed run closed (callbacks would then stop for good)."""
+    actor = shop.hub.extensions["orders_order_callbacks"]
+    first = (await shop.post_order(order_body("rs-1", [{"product_id": "PRE-001", "quantity": 1}]))).json()
+    await wait_for(lambda: [e["order_id"] for e in shop.receiver.events] == [first["order_id"]])
+    real = actor.pass_once
+    crashed = trio.Event()
+
+    async def crash_once() -> None:
+        actor.pass_once = real
+        crashed.set()
+        raise RuntimeError("a crash of the callback sender")
+
+    actor.pass_once = crash_once
+    actor.wake()
+    with trio.fail_after(10):
+        await crashed.wait()
+    second = (await shop.post_order(order_body("rs-2", [{"product_id": "PRE-001", "quantity": 1}]))).json()
+    await wait_for(
+        lambda: [e["order_id"] for e in shop.receiver.events] == [first["order_id"], second["order_id"]],
+        timeout=15,
+    )
+    assert ostore.deliveries(shop.hub.store, "order_callbacks") == []
+
+
+def test_callback_and_sms_addresses_are_checked_when_the_configuration_loads() -> None:
+    from hub.config import ConfigError, parse_config
+
+    base = 'store = {name = "S", licence = "L", jurisdiction = "CO"}\n'
+    ok = parse_config(
+        base
+        + '[[channels]]\nid = "web"\nsecret = "0123456789abcdef"\ncallback_url = "http://127.0.0.1:9/cb"\n'
+    )
+    assert ok.channels[0].callback_url == "http://127.0.0.1:9/cb"
+    for bad in ("not a url", "ftp://host/x", "http://[::1/", "http:///path", "http://host:99999/"):
+        with pytest.raises(ConfigError, match=r"channels\[0\]\.callback_url"):
+            parse_config(
+                base + f'[[channels]]\nid = "web"\nsecret = "0123456789abcdef"\ncallback_url = "{bad}"\n'
+            )
+    with pytest.raises(ConfigError, match=r"notices\.sms_url"):
+        parse_config(base + '[notices]\nsms = "http"\nsms_url = "gateway.example"\n')
+    with pytest.raises(ConfigError, match=r"notices\.sms_url"):
+        parse_config(base + '[notices]\nsms = "http"\n')
