@@ -123,6 +123,13 @@ def seen_signature(txn: lmdb.Transaction, store: Store, channel: str, sig: str, 
     return False
 
 
+def has_signatures_before(store: Store, before: float) -> bool:
+    with store.read() as txn:
+        return any(
+            int.from_bytes(bytes(v), "big") < before for _, v in txn.cursor(db=store.db("order_replays"))
+        )
+
+
 def prune_signatures(txn: lmdb.Transaction, store: Store, before: float) -> int:
     db = store.db("order_replays")
     old = [bytes(k) for k, v in txn.cursor(db=db) if int.from_bytes(bytes(v), "big") < before]

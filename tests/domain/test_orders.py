@@ -232,7 +232,8 @@ def test_expiry_is_due_after_the_promised_time_plus_the_setting() -> None:
 
 
 @pytest.mark.parametrize(
-    ("ts_delta", "code"), [(0, None), (300, None), (301, "stale_timestamp"), (-301, "stale_timestamp")]
+    ("ts_delta", "code"),
+    [(0, None), (300, None), (-300, None), (301, "stale_timestamp"), (-301, "stale_timestamp")],
 )
 def test_signatures_and_clock_skew(ts_delta: int, code: str | None) -> None:
     body = b'{"external_id":"1"}'
@@ -242,6 +243,25 @@ def test_signatures_and_clock_skew(ts_delta: int, code: str | None) -> None:
     r = signing.verify("s3cret-s3cret-s3cret", str(ts), sig, body, now)
     assert (r.code if r else None) == code
     assert signing.verify("s3cret-s3cret-s3cret", str(now), sig.replace("a", "b", 1), body, now) is not None
+    # the digest itself tampered (its last hex digit), the "sha256=" prefix intact
+    prefix, digest = sig.split("=", 1)
+    tampered = f"{prefix}={digest[:-1]}{'0' if digest[-1] != '0' else '1'}"
+    r = signing.verify("s3cret-s3cret-s3cret", str(ts), tampered, body, now)
+    assert r is not None and r.code in ("bad_signature", "stale_timestamp")
+    if code is None:
+        assert r.code == "bad_signature"
+
+
+def test_a_signature_or_timestamp_with_non_ascii_characters_is_refused_not_a_crash() -> None:
+    body = b'{"external_id":"1"}'
+    now = 1_767_000_000
+    sig = signing.signature("s3cret-s3cret-s3cret", now, body)
+    for given in ("sha256=\u00e9" + sig[8:], sig[:-1] + "\u0663", "\udcff"):
+        r = signing.verify("s3cret-s3cret-s3cret", str(now), given, body, now)
+        assert r is not None and r.code == "bad_signature", given
+    arabic_digits = "".join(chr(0x0660 + int(d)) for d in str(now))  # int() would take these
+    r = signing.verify("s3cret-s3cret-s3cret", arabic_digits, sig, body, now)
+    assert r is not None and r.code == "bad_timestamp"
 
 
 def test_family_name_match() -> None:

@@ -3,19 +3,23 @@ one, delivery actors after a crash, the signed boundary's edges, the queue's fre
 
 from __future__ import annotations
 
+import json
+import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import msgspec
 import pytest
 import trio
 
+from hub.domain import signing
 from hub.orders import store as ostore
 from hub.orders.service import expire_due
 from hub.orders.views import queue_view
 from hub.store.env import put
 from hub.store.keys import text
-from tests.orders.conftest import Shop, order_body, wait_for
+from tests.orders.conftest import CHANNEL, SECRET, Shop, order_body, wait_for
 
 
 async def test_a_promised_time_without_offset_is_refused_and_one_stored_breaks_nothing(shop: Shop) -> None:
@@ -87,3 +91,23 @@ def test_callback_and_sms_addresses_are_checked_when_the_configuration_loads() -
         parse_config(base + '[notices]\nsms = "http"\nsms_url = "gateway.example"\n')
     with pytest.raises(ConfigError, match=r"notices\.sms_url"):
         parse_config(base + '[notices]\nsms = "http"\n')
+
+
+async def test_a_non_ascii_signature_is_a_401_and_old_signatures_are_forgotten_every_pass(shop: Shop) -> None:
+    body = json.dumps(order_body("na-1", [{"product_id": "PRE-001", "quantity": 1}])).encode()
+    headers: dict[str, Any] = signing.signed_headers(CHANNEL, SECRET, int(time.time()), body)
+    headers[signing.HEADER_SIGNATURE] = b"sha256=" + "é".encode() * 32
+    r = await shop.post_order(body, headers=headers)
+    assert r.status_code == 401 and r.json()["code"] == "bad_signature", r.text
+    # the replay table is pruned by housekeeping even when no order is due to expire
+    ok = await shop.post_order(body)
+    assert ok.status_code == 201 and shop.hub.store.count("order_replays") == 1
+    long_ago = int(time.time()) - 3600
+    await shop.hub.writer.write(
+        lambda txn: ostore.seen_signature(txn, shop.hub.store, CHANNEL, "sha256=old", long_ago)
+    )
+    assert shop.hub.store.count("order_replays") == 2
+    await wait_for(lambda: shop.hub.store.count("order_replays") == 1)
+    # a different body under the same external id is still a conflict, the identical resend an answer
+    other = await shop.post_order({**json.loads(body), "notes": "another body"})
+    assert other.status_code == 409 and other.json()["code"] == "conflict"
