@@ -44,7 +44,8 @@ class OrdersContext:
     notices: NoticesSection
     generation: int = 0
     wakers: list[Callable[[], None]] = field(default_factory=list)
-    _view: tuple[int, list[dict[str, Any]]] | None = None
+    # the queue as last built, with its key: (order changes, the store's last transaction, the minute)
+    _view: tuple[tuple[int, int, datetime], list[dict[str, Any]]] | None = None
 
     _ready: frozenset[str] = frozenset()
 

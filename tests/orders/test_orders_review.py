@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -111,3 +112,25 @@ async def test_a_non_ascii_signature_is_a_401_and_old_signatures_are_forgotten_e
     # a different body under the same external id is still a conflict, the identical resend an answer
     other = await shop.post_order({**json.loads(body), "notes": "another body"})
     assert other.status_code == 409 and other.json()["code"] == "conflict"
+
+
+async def test_the_menu_drops_a_package_that_expires_at_midnight_without_any_write(tmp_path: Path) -> None:
+    from hub.orders.menu import Menu
+    from hub.sale import inventory
+    from hub.store.env import Store
+    from tests.domain.test_orders import pkg, product
+
+    store = Store(tmp_path / "db", map_size=32 << 20)
+    today = date(2026, 6, 1)
+    with store.env.begin(write=True) as txn:
+        inventory.put_product(txn, store, product("EDI"))
+        inventory.put_package(txn, store, pkg("A", "EDI", 3, lab_testing="passed"))
+        inventory.put_package(txn, store, pkg("B", "EDI", 2, lab_testing="passed", expires_on=today))
+    menu = Menu(boot="t")
+    await menu.refresh(store, today)
+    assert menu.items["EDI"]["available"] == 5
+    version = menu.version
+    await menu.refresh(store, today)  # nothing written, same day: the same menu
+    assert menu.version == version
+    await menu.refresh(store, today + timedelta(days=1))  # nothing written, the next day
+    assert menu.items["EDI"]["available"] == 3 and menu.version == version + 1
