@@ -134,3 +134,22 @@ async def test_the_menu_drops_a_package_that_expires_at_midnight_without_any_wri
     assert menu.version == version
     await menu.refresh(store, today + timedelta(days=1))  # nothing written, the next day
     assert menu.items["EDI"]["available"] == 3 and menu.version == version + 1
+
+
+async def test_the_queue_turns_an_order_late_when_the_clock_passes_its_promised_time(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hub.orders import views
+
+    r = await shop.post_order(order_body("late-1", [{"product_id": "PRE-001", "quantity": 1}]))
+    oid = r.json()["order_id"]
+    assert next(q for q in views.queue_view(shop.hub) if q["id"] == oid)["late"] is False
+
+    class Later(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return datetime.now(tz) + timedelta(hours=2)
+
+    # no order changed, nothing written: only the clock moved past the promised time
+    monkeypatch.setattr(views, "datetime", Later)
+    assert next(q for q in views.queue_view(shop.hub) if q["id"] == oid)["late"] is True
