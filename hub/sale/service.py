@@ -54,7 +54,7 @@ from hub.domain.state_payloads import StateSale, StateSaleLine, StateVoid
 from hub.domain.tax import TaxTable
 from hub.domain.tender import NEEDS_TERMINAL, Settlement, Tender, cashless_atm_withdrawal, cents, settle
 from hub.errors import BadRequest, Conflict, Forbidden, HubError, NotFound
-from hub.sale import bank, card
+from hub.sale import bank, card, reversals
 from hub.sale import inventory as inv
 from hub.sale import protocol as p
 from hub.store.env import decode, encode, next_seq, put, tget
@@ -1298,8 +1298,18 @@ async def pay(req: Request, msg: p.Pay) -> Any:
 
         result = await req.commit(fn, label="sale")
     except BaseException as exc:
-        for t in charged:
-            await _give_back(req, terminal, t)
+        kept = [t for t in charged if not await _give_back(req, terminal, t)]
+        if kept and isinstance(exc, Exception):
+            # the customer's money is still taken: say so plainly, never "given back"
+            refs = ", ".join(t.reference for t in kept)
+            log.error("sale not saved (%s) and its payment NOT given back: %s", exc, refs)
+            message = (
+                "The sale could not be saved and its payment was NOT given back: "
+                f"void it at the terminal (reference {refs}). The hub keeps trying too."
+            )
+            _notice(sale, "error", message)
+            actor.publish()
+            raise HubError(message, code="payment_not_given_back") from exc
         if isinstance(exc, HubError):
             _notice(sale, "error", exc.message)
             actor.publish()
@@ -1322,6 +1332,50 @@ async def pay(req: Request, msg: p.Pay) -> Any:
         except Exception:
             log.exception("after-sale hook %r failed for receipt %s", hook, result["receipt_number"])
     return result
+
+
+class VoidIntent(msgspec.Struct, kw_only=True):
+    """A void whose payments are being given back (``kv`` ``void-intent:<receipt>``), cleared by the
+    void's own commit: one left behind names a sale whose card may be voided while the sale is active."""
+
+    receipt_number: int
+    references: tuple[str, ...]
+    started_at: datetime
+    staff: str
+    register: str
+
+
+def void_intent_key(receipt_number: int) -> bytes:
+    return b"void-intent:" + u64(receipt_number)
+
+
+async def _record_void_intent(req: Request, record: SaleRecord, now: datetime) -> None:
+    ctx, store = ctx_of(req.hub), req.hub.store
+    if (refusal := void_refusal(record, ctx.today(record.receipt.sold_at), ctx.today(now))) is not None:
+        raise refuse(refusal)
+    refs = tuple(t.reference for t in record.receipt.tenders if t.reference)
+    if not refs:
+        return  # nothing to give back outside the void's own commit
+    intent = VoidIntent(
+        receipt_number=record.receipt.receipt_number,
+        references=refs,
+        started_at=now,
+        staff=req.staff_id,
+        register=req.register_id,
+    )
+
+    def fn(txn: lmdb.Transaction) -> None:
+        put(txn, store, "kv", void_intent_key(intent.receipt_number), intent)
+        audit.append(
+            txn,
+            store,
+            "void_started",
+            staff=req.staff_id,
+            register=req.register_id,
+            detail={"receipt": intent.receipt_number, "references": list(refs)},
+        )
+
+    await req.hub.writer.write(fn, label="void-intent")
 
 
 async def _void_payments(req: Request, record: SaleRecord, now: datetime) -> tuple[Tender, ...]:
@@ -1374,11 +1428,26 @@ def _check_change_in_drawer(req: Request, change_cents: int) -> None:
         raise refuse(r)
 
 
-async def _give_back(req: Request, terminal: Any, tender: Tender) -> None:
+async def _give_back(req: Request, terminal: Any, tender: Tender) -> bool:
+    """Give an approved payment back after its sale failed; False when it is still taken. A card void the
+    terminal did not confirm becomes a pending reversal (audited, counted, retried until confirmed)."""
     if tender.kind == "pay_by_bank":
-        await bank.give_back(req, tender)
-    elif terminal is not None:
-        await card.give_back(terminal, tender)
+        return bool(await bank.give_back(req, tender))
+    if terminal is None:
+        ok = False
+    else:
+        ok = await card.give_back(terminal, tender)
+    if not ok:
+        await reversals.record(
+            req.hub,
+            reference=tender.reference,
+            device_id=tender.terminal_id or getattr(terminal, "device_id", ""),
+            amount_cents=tender.charged_cents,
+            reason="the sale was not saved and the terminal did not confirm the void",
+            register=req.register_id,
+            staff=req.staff_id,
+        )
+    return ok
 
 
 # ---------------------------------------------------------------------------------------------- void
@@ -1392,11 +1461,25 @@ async def void_sale(req: Request, msg: p.VoidSale) -> Any:
         raise NotFound(f"There is no sale {msg.receipt_number}.")
     override = await approve(req, msg.approval, "void", detail={"receipt": msg.receipt_number})
     now = datetime.now(UTC)
-    given_back = await _void_payments(req, record, now)
+    # 1. the intent first, durably: if the payments are given back and the final commit then fails, the
+    # store still says this sale's void is under way (and a retry re-checks each card void at the terminal,
+    # which answers "voided already" as done: drivers/spin.py's void is idempotent)
+    await _record_void_intent(req, record, now)
+    # 2. the money back at the terminal / the provider (refused: nothing changed, the intent withdrawn)
+    try:
+        given_back = await _void_payments(req, record, now)
+    except Refused:
+        await hub.writer.write(
+            lambda txn: txn.delete(void_intent_key(msg.receipt_number), db=store.db("kv")),
+            label="void-intent",
+        )
+        raise
 
+    # 3. the void itself, the intent cleared in the same commit
     def fn(txn: lmdb.Transaction) -> Any:
         rec = tget(txn, store, "sales", u64(msg.receipt_number), SaleRecord)
         assert rec is not None
+        txn.delete(void_intent_key(msg.receipt_number), db=store.db("kv"))
         r = rec.receipt
         if (refusal := void_refusal(rec, ctx.today(r.sold_at), ctx.today(now))) is not None:
             raise refuse(refusal)
