@@ -22,6 +22,8 @@ Control (attributes, set by tests or the demo):
                     terminal in use) instead of the transaction
     void_mode   "ok"; "refuse" (Void answered 2001 Terminal not connected); "lose" (the connection drops
                 before the Void's answer, nothing voided)
+    ignore_abort    the customer already tapped: Abort finds nothing to stop (2301) and the held Sale goes
+                    on until ``finish_waiting`` (a late approval)
     sales       every Sale request received: (ReferenceId, amount in cents)
     batch       ReferenceId -> Transaction (the terminal's open batch)
     aborts      ReferenceIds aborted
@@ -87,6 +89,7 @@ class SpinEmulator:
         self.partial_cents: int | None = None
         self.status_code: str | None = None
         self.void_mode: Literal["ok", "refuse", "lose"] = "ok"
+        self.ignore_abort = False
         self.voids: list[tuple[str, int]] = []
         self.progress_text = "Insert, tap or swipe card"  # the terminal's intermediate status while waiting
         self.sales: list[tuple[str, int]] = []
@@ -305,7 +308,7 @@ class SpinEmulator:
         ref = str(body.get("ReferenceId") or "")
         self.aborts.append(ref)
         event = self.waiting.get(ref) if ref else next(iter(self.waiting.values()), None)
-        if event is None:
+        if event is None or self.ignore_abort:
             return self._general("2", "2301", "There is no processing request now", "")
         event.set()  # no finish recorded: the held Sale ends as 1012 Canceled
         return self._general("0", "0000", "", "")
