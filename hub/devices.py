@@ -74,7 +74,8 @@ class TerminalHandle:
         self.inbox = inbox
         self.config = config
         self.up = False
-        self._waiting: dict[tuple[str, str], trio.MemorySendChannel[dev.PaymentResult]] = {}
+        # every caller waiting for (operation, reference): a retried void may overlap with another
+        self._waiting: dict[tuple[str, str], list[trio.MemorySendChannel[dev.PaymentResult]]] = {}
         self._progress: dict[str, Progress] = {}
         # a sale result nobody waits for any more (DeviceHub: an approval is voided, audited)
         self.on_orphan: Callable[[dev.PaymentResult], None] | None = None
@@ -89,7 +90,8 @@ class TerminalHandle:
 
     async def _call(self, operation: str, command: Any, reference: str) -> dev.PaymentResult:
         send, recv = trio.open_memory_channel[dev.PaymentResult](1)
-        self._waiting[(operation, reference)] = send
+        key = (operation, reference)
+        self._waiting.setdefault(key, []).append(send)
         try:
             await self.inbox.send(command)
             with trio.fail_after(self.wait_s):
@@ -99,7 +101,11 @@ class TerminalHandle:
                 self._give_up(reference, recv)
             raise
         finally:
-            self._waiting.pop((operation, reference), None)
+            waiting = self._waiting.get(key, [])
+            if send in waiting:
+                waiting.remove(send)
+            if not waiting:
+                self._waiting.pop(key, None)
 
     def _give_up(self, reference: str, recv: trio.MemoryReceiveChannel[dev.PaymentResult]) -> None:
         """The hub stops waiting for a charge (too slow, or ``pay`` cancelled): tell the terminal to stop,
@@ -153,14 +159,14 @@ class TerminalHandle:
         await self.inbox.send(dev.CancelCharge(reference=reference))
 
     def resolve(self, result: dev.PaymentResult) -> None:
-        ch = self._waiting.get((result.operation, result.reference))
-        if ch is not None:
+        delivered = False
+        for ch in self._waiting.get((result.operation, result.reference), []):
             try:
                 ch.send_nowait(result)
-                return
+                delivered = True
             except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
                 pass
-        if result.operation == "sale":  # a late approval must not keep the customer's money
+        if not delivered and result.operation == "sale":  # a late approval must not keep the customer's money
             self._orphan(result)
 
     def progress(self, p: dev.PaymentProgress) -> None:

@@ -129,6 +129,12 @@ def refresh_gauge(hub: Hub) -> None:
 
 async def retry_once(hub: Hub) -> int:
     """Try every pending reversal whose terminal is up; the number still pending afterwards."""
+    lock: trio.Lock = hub.extensions.setdefault("card_reversal_lock", trio.Lock())
+    async with lock:  # one retry at a time: the housekeeping loop and a caller never void twice at once
+        return await _retry(hub)
+
+
+async def _retry(hub: Hub) -> int:
     handles: dict[str, Any] = hub.extensions.get("terminal_handles", {})
     store = hub.store
     for rev in pending(hub):
