@@ -1378,13 +1378,14 @@ async def _record_void_intent(req: Request, record: SaleRecord, now: datetime) -
     await req.hub.writer.write(fn, label="void-intent")
 
 
-async def _void_payments(req: Request, record: SaleRecord, now: datetime) -> tuple[Tender, ...]:
-    """Before a sale is voided, its card and bank payments are taken back at the terminal or the provider;
-    if one of them refuses, the void is refused and nothing changes."""
+async def _void_payments(
+    req: Request, record: SaleRecord, now: datetime, back: list[Tender]
+) -> tuple[Tender, ...]:
+    """Before a sale is voided, its card and bank payments are taken back at the terminal or the provider
+    (``back``: those given back so far); if one of them refuses, the void is refused."""
     ctx = ctx_of(req.hub)
     if (refusal := void_refusal(record, ctx.today(record.receipt.sold_at), ctx.today(now))) is not None:
         raise refuse(refusal)
-    back: list[Tender] = []
     for t in record.receipt.tenders:
         if t.kind in NEEDS_TERMINAL and t.reference:
             terminal = ctx.terminals.get(t.terminal_id)
@@ -1466,9 +1467,12 @@ async def void_sale(req: Request, msg: p.VoidSale) -> Any:
     # which answers "voided already" as done: drivers/spin.py's void is idempotent)
     await _record_void_intent(req, record, now)
     # 2. the money back at the terminal / the provider (refused: nothing changed, the intent withdrawn)
+    back: list[Tender] = []
     try:
-        given_back = await _void_payments(req, record, now)
+        given_back = await _void_payments(req, record, now, back)
     except Refused:
+        if back:  # a split payment partly given back: the intent stays, the retry re-checks each one
+            raise
         await hub.writer.write(
             lambda txn: txn.delete(void_intent_key(msg.receipt_number), db=store.db("kv")),
             label="void-intent",
