@@ -214,3 +214,53 @@ async def test_purge_removes_expired_record_and_audits(shop: Shop) -> None:
     assert shop.audit("customer_purge_run")[0]["removed"] == 1
     assert records.customer(hub.store, old["id"]) is None
     assert isinstance(records.customer(hub.store, fresh["id"]), Customer)
+
+
+async def test_manager_merges_duplicates(shop: Shop) -> None:
+    hub = shop.hub
+    first, second = licence("C2220000001"), licence("C2220000002")  # same person, a renewed licence
+    with trio.fail_after(30):
+        async with connect(ws_url(hub)) as reg, connect(ws_url(hub)) as office:
+            token = await ready(reg, "R1", "ana")
+            mtoken = await ready(office, "OFFICE", "maria", drawer=False)
+            async with shop.rest(token) as http:
+                a = (
+                    await http.post("/api/customers/enrol", json={"licence": first, "consent_profile": True})
+                ).json()["customer"]
+                b = (
+                    await http.post(
+                        "/api/customers/enrol",
+                        json={
+                            "licence": second,
+                            "consent_profile": True,
+                            "phone": "9165550160",
+                            "consent_sms": True,
+                        },
+                    )
+                ).json()["customer"]
+                paid = await sell(reg, second, shop.packages("PRE-")[0].tag)
+                # a budtender may not merge
+                r = await http.post(
+                    "/api/customers/merge",
+                    json={"keep": a["id"], "duplicate": b["id"], "reason": "same person"},
+                )
+                assert r.status_code == 403
+            async with shop.rest(mtoken) as http:
+                r = await http.post(
+                    "/api/customers/merge",
+                    json={"keep": a["id"], "duplicate": b["id"], "reason": "renewed licence"},
+                )
+                assert r.status_code == 200, r.text
+                merged = r.json()["customer"]
+                assert merged["phone"] == "+19165550160" and merged["points"] > 0
+                assert merged["history"][0]["receipt_number"] == paid["receipt_number"]
+                # the duplicate's licence and phone find the kept record
+                found = (await http.post("/api/customers/find", json={"licence": second})).json()["customers"]
+                assert [f["id"] for f in found] == [a["id"]]
+                found = (await http.post("/api/customers/find", json={"phone": "9165550160"})).json()[
+                    "customers"
+                ]
+                assert [f["id"] for f in found] == [a["id"]]
+    merged_audit = shop.audit("customers_merged")
+    assert merged_audit[0]["kept"] == a["id"] and merged_audit[0]["merged"] == b["id"]
+    assert merged_audit[0]["purchases_moved"] == 1 and merged_audit[0]["staff"] == "maria"
