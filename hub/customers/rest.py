@@ -1,6 +1,7 @@
 """Customer REST, for the register (a budtender's session) and the back office (a manager's).
 
     POST /api/customers/licence      {licence}            what enrolment would take from a scanned ID
+                                                          (no licence: the one just scanned at this register)
     POST /api/customers/enrol        {licence, phone, email, consent_profile, consent_marketing,
                                       consent_sms, customer_type, groups, note}
     POST /api/customers/find         {phone | name | licence}
@@ -83,11 +84,22 @@ async def consent_texts(hub: Hub, req: HttpRequest) -> HttpResponse:
     return HttpResponse.json({"texts": core.CONSENT_TEXTS, "groups": list(core.GROUPS)})
 
 
+def _facts(hub: Hub, session: Any, body: dict[str, Any]) -> core.LicenceFacts:
+    """The licence pasted or scanned into the form, else the one just scanned at this register."""
+    cs = customers_of(hub)
+    raw = _str(body, "licence", 4000)
+    if raw.strip():
+        return cs.licence_facts(raw)
+    facts = cs.scanned_at(session.register_id)
+    if facts is None:
+        raise BadRequest("Scan the customer's licence first.", field="licence")
+    return facts
+
+
 @route("POST", "/api/customers/licence")
 async def licence_prefill(hub: Hub, req: HttpRequest) -> HttpResponse:
     session = require_staff(hub, req, "budtender")
-    cs = customers_of(hub)
-    facts = cs.licence_facts(_str(_body(req), "licence", 4000))
+    facts = _facts(hub, session, _body(req))
     known = records.by_id_hash(hub.store, facts.id_hash)
     return HttpResponse.json(
         {
@@ -108,7 +120,7 @@ async def enrol(hub: Hub, req: HttpRequest) -> HttpResponse:
     session = require_staff(hub, req, "budtender")
     cs = customers_of(hub)
     body = _body(req)
-    facts = cs.licence_facts(_str(body, "licence", 4000))
+    facts = _facts(hub, session, body)
     groups = body.get("groups") or []
     if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
         raise BadRequest("groups is a list of names.", field="groups")

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hub.customers")
 PURGE_AT = time(3, 0)  # store-local: the nightly retention purge
+SCANNED_FOR = 600.0  # seconds a register's last licence scan prefills an enrolment
 
 
 class CustomerRefused(Conflict):
@@ -53,6 +54,8 @@ class Customers:
         self.program = program
         self.crm: CrmActor | None = None
         self.last_purge: dict[str, Any] | None = None
+        # the last licence scanned at each register, in memory only and briefly: "Enrol" prefills from it
+        self.scanned: dict[str, tuple[float, core.LicenceFacts]] = {}
 
     @property
     def sale(self) -> SaleContext:
@@ -129,11 +132,18 @@ class Customers:
             txn, self.hub.store, c, before, licence=cfg.licence, store_name=cfg.name, now=now
         )
 
-    def licence_facts(self, raw: str) -> core.LicenceFacts:
-        try:
-            lic = aamva.parse_licence(raw)
-        except aamva.AamvaError as exc:
-            raise BadRequest(f"That is not a readable licence: {exc}", field="licence") from None
+    def licence_seen(self, register_id: str, lic: aamva.DriverLicence) -> None:
+        self.scanned[register_id] = (trio.current_time(), self._facts(lic))
+
+    def scanned_at(self, register_id: str) -> core.LicenceFacts | None:
+        """The licence scanned at this register in the last ten minutes (then it is forgotten)."""
+        hit = self.scanned.get(register_id)
+        if hit is None or trio.current_time() - hit[0] > SCANNED_FOR:
+            self.scanned.pop(register_id, None)
+            return None
+        return hit[1]
+
+    def _facts(self, lic: aamva.DriverLicence) -> core.LicenceFacts:
         return core.LicenceFacts(
             id_hash=inv.id_hash(self.key, lic.jurisdiction, lic.document_number),
             given_name=lic.given_name,
@@ -142,6 +152,13 @@ class Customers:
             expires_on=lic.expiry,
             jurisdiction=lic.jurisdiction,
         )
+
+    def licence_facts(self, raw: str) -> core.LicenceFacts:
+        try:
+            lic = aamva.parse_licence(raw)
+        except aamva.AamvaError as exc:
+            raise BadRequest(f"That is not a readable licence: {exc}", field="licence") from None
+        return self._facts(lic)
 
     async def enrol(
         self, facts: core.LicenceFacts, form: core.EnrolForm, *, staff: str, where: str, customer_type: str

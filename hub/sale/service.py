@@ -167,6 +167,8 @@ class SaleContext:
         )
         # booked inside the sale's transaction: loyalty ledger, CRM event (hub/customers)
         self.in_sale_txn: list[Callable[..., None]] = []
+        # told of every licence scanned at a register (hub/customers: enrolment prefills from it)
+        self.licence_seen: list[Callable[[str, aamva.DriverLicence], None]] = []
         self.printers: dict[str, Any] = {}
         self.store_identity = StoreIdentity(
             name=hub.config.store.name,
@@ -544,6 +546,8 @@ async def scan(req: Request, msg: p.Scan) -> Any:
                 lic = aamva.parse_licence(sc.data.encode() if serial_licence else sc.data)
             except aamva.AamvaError as exc:
                 raise Refused(str(exc), code="bad_id") from None
+            for seen in ctx.licence_seen:
+                seen(req.register_id, lic)
             checked = _check_in_licence(ctx, lic, "adult")
             return await _apply_check_in(req, sale, checked, f"scan:{msg.source}")
         if sc.kind in ("metrc_package", "biotrack_barcode"):

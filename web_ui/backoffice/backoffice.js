@@ -6,6 +6,7 @@ import { LiveClient, LiveError } from "../shared/live.js";
 import { WedgeScanner } from "../shared/wedge.js";
 import { barChart, columnChart, divergingChart, money } from "./charts.js";
 import { installStatePages } from "./state.js";
+import { installCustomerPages } from "./customers.js";
 
 // A storage namespace of its own, so a browser that is also a register keeps the two enrolments apart.
 const prefixed = (store, prefix) => ({
@@ -398,6 +399,12 @@ pages.incidents = async (root) => {
 
 // receiving, reconciliation, dead letters and the state channel's status (state.js)
 installStatePages(pages, {
+  h, api, message, live, route: () => route(),
+  onScan: (fn, root) => { scanHandler = { fn, root }; wedge.enabled = true; },
+});
+
+// customers, promotions, the catalogue and Form 8300 worksheets (customers.js)
+installCustomerPages(pages, {
   h, api, message, live, route: () => route(),
   onScan: (fn, root) => { scanHandler = { fn, root }; wedge.enabled = true; },
 });
