@@ -44,6 +44,7 @@ def install(hub: Hub, demo_options: dict[str, Any] | None = None) -> None:
             return
         sale.pricing_for = customers.pricing_for
         sale.in_sale_txn.append(customers.book_sale)
+        sale.in_void_txn.append(customers.book_void)
         sale.licence_seen.append(customers.licence_seen)
 
     hub._setup = setup

@@ -120,6 +120,48 @@ class Customers:
             event = crm_store.sale_event(receipt, updated.id, licence=cfg.licence, store_name=cfg.name)
             crm_store.enqueue(txn, store, event, updated.id, now)
 
+    def book_void(
+        self,
+        txn: lmdb.Transaction,
+        ctx: SaleContext,
+        *,
+        receipt: Receipt,
+        customer_id: str,
+        staff: str,
+        now: datetime,
+    ) -> None:
+        """A voided sale's points go back: what it earned is taken off, what it redeemed returned."""
+        store = self.hub.store
+        known = tget(txn, store, "customers", text(customer_id), Customer)
+        if known is None or not (receipt.loyalty_points_earned or receipt.loyalty_points_redeemed):
+            return
+        delta = receipt.loyalty_points_redeemed - receipt.loyalty_points_earned
+        # points earned by the sale may already be spent: the balance stops at zero, and the entry says so
+        balance = max(0, known.loyalty_points + delta)
+        updated = msgspec.structs.replace(
+            known,
+            loyalty_points=balance,
+            lifetime_points=max(0, known.lifetime_points - receipt.loyalty_points_earned),
+        )
+        inv.put_customer(txn, store, updated)
+        records.add_loyalty_entry(
+            txn,
+            store,
+            loyalty.LoyaltyEntry(
+                customer_id=known.id,
+                at=now,
+                delta=balance - known.loyalty_points,
+                balance=balance,
+                reason="voided",
+                receipt_number=receipt.receipt_number,
+                staff=staff,
+                note=""
+                if balance == known.loyalty_points + delta
+                else "points already spent: balance kept at zero",
+            ),
+            15,
+        )
+
     def after_sale(self, hub: Hub, register_id: str, receipt_number: int, settlement: Any) -> None:
         self.wake_crm()
 

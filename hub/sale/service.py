@@ -167,6 +167,8 @@ class SaleContext:
         )
         # booked inside the sale's transaction: loyalty ledger, CRM event (hub/customers)
         self.in_sale_txn: list[Callable[..., None]] = []
+        # a void gives the sale's points back (hub/customers)
+        self.in_void_txn: list[Callable[..., None]] = []
         # told of every licence scanned at a register (hub/customers: enrolment prefills from it)
         self.licence_seen: list[Callable[[str, aamva.DriverLicence], None]] = []
         self.printers: dict[str, Any] = {}
@@ -1424,6 +1426,8 @@ async def void_sale(req: Request, msg: p.VoidSale) -> Any:
             labels=sv.package_labels,
             now=now,
         )
+        for hook in ctx.in_void_txn:
+            hook(txn, ctx, receipt=r, customer_id=rec.customer_id, staff=req.staff_id, now=now)
         audit.append(
             txn,
             store,

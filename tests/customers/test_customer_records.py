@@ -264,3 +264,31 @@ async def test_manager_merges_duplicates(shop: Shop) -> None:
     merged_audit = shop.audit("customers_merged")
     assert merged_audit[0]["kept"] == a["id"] and merged_audit[0]["merged"] == b["id"]
     assert merged_audit[0]["purchases_moved"] == 1 and merged_audit[0]["staff"] == "maria"
+
+
+async def test_a_void_gives_the_points_back_in_the_ledger(shop: Shop) -> None:
+    hub = shop.hub
+    scan = licence("C6660000001")
+    with trio.fail_after(30):
+        async with connect(ws_url(hub)) as reg:
+            token = await ready(reg, "R1", "ana")
+            async with shop.rest(token) as http:
+                c = (
+                    await http.post("/api/customers/enrol", json={"licence": scan, "consent_profile": True})
+                ).json()["customer"]
+            paid = await sell(reg, scan, shop.packages("FLW-00")[0].tag)
+            earned = records.customer(hub.store, c["id"]).loyalty_points  # type: ignore[union-attr]
+            assert earned > 0
+            await reg.request(
+                "void_sale",
+                receipt_number=paid["receipt_number"],
+                approval={"manager": "maria", "pin": "3333", "reason": "rang up twice"},
+            )
+    after = records.customer(hub.store, c["id"])
+    assert after is not None and after.loyalty_points == 0 and after.lifetime_points == 0
+    entries = records.loyalty_entries(hub.store, c["id"])
+    assert [(e.reason, e.delta, e.balance) for e in entries] == [
+        ("voided", -earned, 0),
+        ("earned", earned, earned),
+    ]
+    assert all(e.receipt_number == paid["receipt_number"] for e in entries)

@@ -36,12 +36,24 @@ async def test_import_dry_run_then_apply_with_progress(shop: Shop) -> None:
                 assert dry["dry_run"] is True and dry["new_products"] == 1
                 assert any(c.startswith("product TOP-003: price_cents") for c in dry["changes"])
                 assert inv.product(hub.store, "NEW-001") is None  # nothing written
-                r = await http.post("/api/catalogue/import", json={"products_csv": PRODUCTS, "apply": True, "reason": "weekly"})
+                r = await http.post(
+                    "/api/catalogue/import",
+                    json={"products_csv": PRODUCTS, "apply": True, "reason": "weekly"},
+                )
                 assert r.status_code == 400 and r.json()["code"] == "changes_not_confirmed"
                 bad = await http.post("/api/catalogue/import", json={"products_csv": "sku,name\nX,Y\n"})
                 assert bad.status_code == 400 and "nothing was imported" in bad.json()["message"]
-                job = (await http.post("/api/catalogue/import", json={
-                    "products_csv": PRODUCTS, "apply": True, "confirm_changes": True, "reason": "weekly delivery"})).json()
+                job = (
+                    await http.post(
+                        "/api/catalogue/import",
+                        json={
+                            "products_csv": PRODUCTS,
+                            "apply": True,
+                            "confirm_changes": True,
+                            "reason": "weekly delivery",
+                        },
+                    )
+                ).json()
                 while True:
                     p = (await http.get(f"/api/catalogue/import/{job['job']}")).json()
                     assert p["total"] == 2 and 0 <= p["done"] <= 2
@@ -72,19 +84,25 @@ async def test_enrol_from_the_licence_just_scanned(shop: Shop) -> None:
                 assert (pre["given_name"], pre["family_name"]) == ("Kai", "Wong")
                 # another register's scan is not this one's
                 assert (await http2.post("/api/customers/licence", json={})).status_code == 400
-                c = (await http.post("/api/customers/enrol", json={"consent_profile": True})).json()["customer"]
+                c = (await http.post("/api/customers/enrol", json={"consent_profile": True})).json()[
+                    "customer"
+                ]
                 assert c["name"] == "Kai Wong"
                 # the register's check-in of the same licence greets them by name now
                 await reg.request("end_customer")
                 await reg.request("scan", data=scan)
-                snap = await reg.wait_snapshot(lambda s: s.get("customer") and s["customer"]["label"].startswith("Kai"))
+                snap = await reg.wait_snapshot(
+                    lambda s: s.get("customer") and s["customer"]["label"].startswith("Kai")
+                )
                 assert snap["state"]["customer"]["label"].startswith("Kai")
 
 
 async def test_exit_label_command_prints_the_template(shop: Shop) -> None:
     hub = shop.hub
     send, recv = trio.open_memory_channel[Any](4)
-    hub.extensions["devices"] = SimpleNamespace(inboxes={"lp": send}, paired={"lp": "R1"}, kinds={"lp": "label_printer"})
+    hub.extensions["devices"] = SimpleNamespace(
+        inboxes={"lp": send}, paired={"lp": "R1"}, kinds={"lp": "label_printer"}
+    )
     tag = shop.packages("FLW-00")[0].tag
     with trio.fail_after(20):
         async with connect(ws_url(hub)) as reg:
