@@ -6,13 +6,22 @@ to marketing is never sent."""
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
 
 import httpx
+import msgspec
 import trio
 
+from actors.crm import CrmActor
+from drivers.crm_webhook import CrmWebhook
 from hub.client import connect
 from hub.customers import crm_store
-from hub.domain.crm import signature
+from hub.domain.crm import request_for, signature
+from hub.state_channel import fast_retry_policy
+from hub.store.env import put
+from hub.store.keys import u64
+from sandbox.server import SandboxConfig, serve
 from tests.conftest import ws_url
 from tests.customers.conftest import CRM_SECRET, Shop, licence, ready, sell
 
@@ -125,3 +134,43 @@ async def test_a_bad_secret_is_refused_and_waits_for_a_person(crm_shop: Shop) ->
         while not any(e.last_error_code == "crm_auth" for e in crm_store.unsent(hub.store)):
             await trio.sleep(0.05)
     assert not any(r["accepted"] for r in sbx.app.crm.received)
+
+
+async def test_an_event_in_flight_at_a_crash_is_looked_up_not_sent_twice(
+    shop: Shop, nursery: trio.Nursery, tmp_path: Any
+) -> None:
+    """The hub stopped after the CRM stored an event but before the hub recorded it sent: at the next start
+    the event is "unknown", the CRM is asked, and it is not posted again."""
+    hub = shop.hub
+    sbx = await nursery.start(serve, SandboxConfig(data_dir=tmp_path / "sbx-crm"))
+    sbx.app.crm.secret = CRM_SECRET
+    c = next(x for x in hub.extensions["demo_store"].customers if x.role == "adult").customer
+    now = datetime.now(UTC)
+    event = crm_store.customer_event(c, licence="L", store_name="S", now=now, seq_hint=1)
+
+    def fn(txn: Any) -> Any:
+        entry = crm_store.enqueue(txn, hub.store, event, c.id, now)
+        put(txn, hub.store, "crm_outbox", u64(entry.seq), msgspec.structs.replace(entry, state="in_flight"))
+        return entry
+
+    entry = await hub.writer.write(fn)
+    # the request had reached the CRM before the crash
+    req = request_for(event, style="generic", secret=CRM_SECRET, now=now.timestamp())
+    async with httpx.AsyncClient() as http:
+        assert (
+            await http.post(f"{sbx.url}/crm/generic", content=req.body, headers=req.headers)
+        ).status_code == 200
+    actor = CrmActor(
+        hub,
+        lambda: CrmWebhook(
+            f"{sbx.url}/crm/generic", style="generic", secret=CRM_SECRET, decode_event=crm_store.event_of
+        ),
+        retry_policy=fast_retry_policy(),
+        poll_seconds=0.1,
+    )
+    with trio.fail_after(10):
+        await nursery.start(actor.run)
+        while any(e.seq == entry.seq for e in crm_store.unsent(hub.store)):
+            await trio.sleep(0.05)
+    assert [r["event_id"] for r in sbx.app.crm.received] == [event.event_id]  # posted once, never again
+    sbx.stop()

@@ -186,3 +186,49 @@ async def test_promotions_codes_prices_and_audit(shop: Shop) -> None:
     edit = shop.audit("product_changed")[0]
     assert edit["staff"] == "maria" and edit["reason"] == "new packaging"
     assert edit["changes"]["shelf_location"] == ["", "B2"]
+
+
+async def test_a_group_promotion_applies_only_to_its_group(shop: Shop) -> None:
+    from tests.customers.conftest import licence
+
+    hub = shop.hub
+    vet, other = licence("C8880000001", given="LEE"), licence("C8880000002", given="PAT")
+    with trio.fail_after(30):
+        async with connect(ws_url(hub)) as reg, connect(ws_url(hub)) as office:
+            token = await ready(reg, "R1", "ana", drawer=False)
+            mtoken = await ready(office, "OFFICE", "maria", drawer=False)
+            async with shop.rest(token) as http:
+                await http.post(
+                    "/api/customers/enrol",
+                    json={"licence": vet, "consent_profile": True, "groups": ["veteran"]},
+                )
+                await http.post("/api/customers/enrol", json={"licence": other, "consent_profile": True})
+            async with shop.rest(mtoken) as http:
+                r = await http.post(
+                    "/api/catalogue/promotions",
+                    json={
+                        "promotion": {
+                            "kind": "category_percent",
+                            "id": "vets-10",
+                            "name": "Veterans 10%",
+                            "category": "concentrate",
+                            "percent_bp": 1000,
+                            "customer_groups": ["veteran"],
+                        },
+                        "reason": "veterans day",
+                    },
+                )
+                assert r.status_code == 200, r.text
+            await reg.request("scan", data=vet)
+            ln = await add(reg, "CON-002", "Sour Diesel Shatter")
+            assert ln["discount_cents"] == 300
+            await reg.request("end_customer")
+            await reg.wait_snapshot(lambda s: s.get("cart") is None)
+            await reg.request("scan", data=other)
+            await reg.request("add_product", product_id="CON-002", quantity=1)
+            snap = await reg.wait_snapshot(
+                lambda s: (
+                    s.get("cart") and s["cart"]["lines"] and s["cart"]["lines"][0]["discount_cents"] == 0
+                )
+            )
+            assert len(snap["state"]["cart"]["lines"]) == 1
