@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from hub.customers import crm_store as box
+from hub.crm import outbox_store as box
 from hub.domain.outbox import (
     DEFAULT_POLICY,
     OutboxEntry,

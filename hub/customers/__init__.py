@@ -15,7 +15,8 @@ import msgspec
 from actors.crm import CrmActor
 from drivers.crm_webhook import CrmWebhook
 from hub.config import CrmSection
-from hub.customers import crm_store, rest  # noqa: F401  (routes register on import)
+from hub.crm import outbox_store as crm_store
+from hub.customers import rest  # noqa: F401  (routes register on import)
 from hub.customers.service import Customers
 from hub.domain.loyalty import LoyaltyProgram
 from hub.supervisor import ChildSpec

@@ -25,7 +25,8 @@ from urllib.parse import unquote
 import msgspec
 
 from hub.auth import ROLE_RANK
-from hub.customers import crm_store, records
+from hub.crm import outbox_store as crm_store
+from hub.customers import records
 from hub.customers.service import Customers
 from hub.domain import customers as core
 from hub.domain.catalog import Customer, Refusal

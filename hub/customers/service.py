@@ -15,7 +15,8 @@ import msgspec
 import trio
 
 from hub import audit
-from hub.customers import crm_store, records
+from hub.crm import outbox_store as crm_store
+from hub.customers import records
 from hub.domain import aamva, loyalty
 from hub.domain import customers as core
 from hub.domain.catalog import Customer, Refusal

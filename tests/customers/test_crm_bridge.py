@@ -16,7 +16,7 @@ import trio
 from actors.crm import CrmActor
 from drivers.crm_webhook import CrmWebhook
 from hub.client import connect
-from hub.customers import crm_store
+from hub.crm import outbox_store as crm_store
 from hub.domain.crm import request_for, signature
 from hub.state_channel import fast_retry_policy
 from hub.store.env import put
