@@ -151,6 +151,7 @@ def test_enrol_lookup_label_and_promotion_edit(
     expect(office.locator("#profile-name")).to_have_text("Casey Nguyen")
     expect(office.locator('[data-consent="sms"]')).to_have_text("sms: yes")
     expect(office.locator('[data-consent="marketing"]')).to_have_text("marketing: no")
+    assert "null" not in office.locator("#page").inner_text()
     oshot("customer-profile")
 
     office.click('#tabs [data-tab="promotions"]')
@@ -175,3 +176,28 @@ def test_enrol_lookup_label_and_promotion_edit(
     saved = next(p for p in promos if p["promotion"]["id"] == "topicals-15")
     assert saved["promotion"]["percent_bp"] == 2500 and saved["changed_by"] == "maria"
     assert saved["reason"] == "manager's special this week"
+
+    # ---- an import: the dry run lists the change, then it runs with a progress bar
+    csv_file = output_dir / "products.csv"
+    csv_file.write_text(
+        "sku,name,brand,category,sold_by,price\nNEW-101,Comet Gummies 10x10mg,Orbit,edible,each,18.00\n"
+        "TOP-002,Cooling Lotion 200mg,Mary's,topical,each,33.00\n",
+        encoding="utf-8",
+    )
+    office.click('#tabs [data-tab="catalogue"]')
+    office.locator('#import-form input[name="products"]').set_input_files(str(csv_file))
+    office.locator('#import-form input[name="reason"]').fill("new line from Orbit")
+    office.click('#import-form button[type="submit"]')
+    expect(office.locator("#import-diff")).to_contain_text("product TOP-002: price_cents")
+    oshot("import-dry-run")
+    office.click("#import-apply")
+    expect(office.locator("#message")).to_contain_text("Imported 2 records")
+    expect(office.locator("#import-progress")).to_have_attribute("value", "2")
+    oshot("import-done")
+    office.goto(demo_hub.url + "/backoffice/#catalogue?id=TOP-002")
+    expect(office.locator("#page h1")).to_contain_text("Cooling Lotion")
+    expect(office.locator('#product-form input[name="price"]')).to_have_value("33.00")
+    assert "null" not in office.locator("#page").inner_text()
+    office.locator("#packages tr").first.locator('button[data-print="shelf"]').click()
+    expect(office.locator("#message")).to_contain_text("Shelf label sent to label-1")
+    oshot("product-page")

@@ -151,7 +151,7 @@ export function installCustomerPages(pages, ui) {
       ev.preventDefault();
       try { await post(`/api/customers/${encodeURIComponent(id)}/sms`, { text: sms.elements.text.value }); message("Queued for the CRM.", "info"); } catch (err) { message(err.message); }
     });
-    root.append(
+    root.append(...[
       h("p", {}, h("a", { href: "#customers" }, "← Customers")),
       h("h1", { id: "profile-name" }, c.name || c.id),
       h("p", {}, `Born ${c.birth_date} · ${c.customer_type} · ID ${c.residency} · `, h("strong", { id: "profile-points" }, `${c.points} points`), ` (${c.lifetime_points} lifetime)`),
@@ -169,7 +169,7 @@ export function installCustomerPages(pages, ui) {
       h("table", { id: "ledger" }, h("tbody", {}, (c.loyalty_ledger || []).map((e) => h("tr", {}, h("td", {}, new Date(e.at).toLocaleString()), h("td", {}, e.reason), h("td", { class: "n" }, e.delta), h("td", { class: "n" }, e.balance))))),
       h("h2", {}, "Notes"), h("ul", {}, c.notes.map((n) => h("li", {}, `${n.text} — ${n.staff}, ${new Date(n.at).toLocaleDateString()}`))),
       h("details", {}, h("summary", {}, "Consent history"), h("ul", {}, c.consent_history.map((x) => h("li", {}, `${x.kind}: ${x.granted ? "yes" : "no"} — ${new Date(x.at).toLocaleString()} by ${x.staff} at ${x.where}: “${x.text}”`)))),
-      edit);
+      edit].filter(Boolean));
   }
 
   // ------------------------------------------------------------------------------------- promotions
@@ -341,12 +341,14 @@ export function installCustomerPages(pages, ui) {
       const f = price.elements;
       try { await post("/api/catalogue/price-changes", { product_id: id, price_cents: cents(f.price.value), effective_at: f.at.value, reason: f.reason.value }); message("Price change scheduled.", "info"); ui.route(); } catch (err) { message(err.message); }
     });
-    root.append(h("p", {}, h("a", { href: "#catalogue" }, "← Catalogue")), h("h1", {}, `${p.brand} ${p.name}`),
+    root.append(...[h("p", {}, h("a", { href: "#catalogue" }, "← Catalogue")), h("h1", {}, `${p.brand} ${p.name}`),
       p.image_url ? h("img", { src: p.image_url, alt: p.name, class: "product-image", width: 120 }) : null,
       form, price,
       d.price_changes.length ? h("ul", { id: "pending-prices" }, d.price_changes.map((c) => h("li", {}, `${money(c.price_cents)} from ${new Date(c.effective_at).toLocaleString()} — ${c.reason} (${c.created_by})`))) : null,
       h("h2", {}, "Packages, lab results and labels"),
-      h("table", { id: "packages" }, h("tbody", {}, d.packages.map((k) => packageRow(k)))));
+      h("label", {}, "Print on the label printer of ", h("select", { id: "label-register" },
+        (await fetch("/api/hub").then((r) => r.json())).registers.filter((r) => !r.id.toUpperCase().startsWith("OFFICE")).map((r) => h("option", { value: r.id }, r.name)))),
+      h("table", { id: "packages" }, h("tbody", {}, d.packages.map((k) => packageRow(k))))].filter(Boolean));
   }
 
   function packageRow(k) {
@@ -356,11 +358,19 @@ export function installCustomerPages(pages, ui) {
     pull.addEventListener("click", async () => {
       try { const r = await api(`/api/labs/${encodeURIComponent(k.tag)}`, { method: "POST" }); labCell.replaceChildren(r.lab ? labText(r.lab) : "the state has no result"); } catch (err) { message(err.message); }
     });
-    const shelf = h("button", { class: "btn small" }, "Shelf label");
-    shelf.addEventListener("click", async () => {
-      try { const r = await api(`/api/labels/${encodeURIComponent(k.tag)}?kind=shelf`); message(`Shelf label: ${r.lines.map((l) => l.text).join(" · ").slice(0, 200)}`, "info"); } catch (err) { message(err.message); }
-    });
-    return h("tr", { "data-tag": k.tag }, h("td", {}, k.tag), h("td", {}, k.status), h("td", {}, k.lab_testing), labCell, h("td", {}, pull, " ", shelf));
+    // shelf and exit labels print on the label printer of the register chosen above the table
+    const print = (kind) => async () => {
+      const register = document.getElementById("label-register")?.value || "";
+      try {
+        const r = await post("/api/labels/print", { tag: k.tag, kind, register_id: register });
+        message(`${kind === "shelf" ? "Shelf" : "Exit"} label sent to ${r.printer}${r.missing.length ? ` (no data for: ${r.missing.join(", ")})` : ""}.`, "info");
+      } catch (err) { message(err.message); }
+    };
+    const shelf = h("button", { class: "btn small", "data-print": "shelf" }, "Shelf label");
+    shelf.addEventListener("click", print("shelf"));
+    const exit = h("button", { class: "btn small", "data-print": "exit" }, "Exit label");
+    exit.addEventListener("click", print("exit"));
+    return h("tr", { "data-tag": k.tag }, h("td", {}, k.tag), h("td", {}, k.status), h("td", {}, k.lab_testing), labCell, h("td", {}, pull, " ", shelf, " ", exit));
   }
 
   function labText(lab) {
