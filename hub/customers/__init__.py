@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+import trio
 
 from actors.crm import CrmActor
 from drivers.crm_webhook import CrmWebhook
 from hub.config import CrmSection
 from hub.crm import outbox_store as crm_store
-from hub.customers import rest  # noqa: F401  (routes register on import)
+from hub.customers import records, rest  # noqa: F401  (rest: routes register on import)
 from hub.customers.service import Customers
 from hub.domain.loyalty import LoyaltyProgram
 from hub.supervisor import ChildSpec
@@ -43,6 +44,7 @@ def install(hub: Hub, demo_options: dict[str, Any] | None = None) -> None:
         sale = h.extensions.get("sale")
         if sale is None:
             return
+        await trio.to_thread.run_sync(records.index_existing, h.store)
         sale.pricing_for = customers.pricing_for
         sale.in_sale_txn.append(customers.book_sale)
         sale.in_void_txn.append(customers.book_void)
@@ -50,6 +52,7 @@ def install(hub: Hub, demo_options: dict[str, Any] | None = None) -> None:
 
     hub._setup = setup
     hub.extensions.setdefault("after_sale", []).append(customers.after_sale)
+    hub.extensions.setdefault("readiness_checks", []).append(customers.readiness)
 
     async def start(h: Hub, sup: Supervisor) -> None:
         if "sale" not in h.extensions:

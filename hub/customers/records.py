@@ -225,6 +225,26 @@ def purge(txn: lmdb.Transaction, store: Store, customer_id: str) -> dict[str, in
     }
 
 
+INDEXED = b"customer_index_v1"
+
+
+def index_existing(store: Store) -> int:
+    """Once per store: index the records kept before the index existed (imports, the demo's seed), so
+    consented customers are found by name. Runs at start, before the writer takes requests from staff."""
+    with store.env.begin(write=True) as txn:
+        if txn.get(INDEXED, db=store.db("meta")) is not None:
+            return 0
+        n = 0
+        db = store.db("customer_index")
+        for _, v in txn.cursor(db=store.db("customers")):
+            for k in _index_keys(decode(v, Customer)):
+                if not k.startswith(PHONE):
+                    txn.put(k, b"", db=db)
+                    n += 1
+        txn.put(INDEXED, b"1", db=store.db("meta"))
+        return n
+
+
 def touch_visit(txn: lmdb.Transaction, store: Store, customer_id: str, at: datetime) -> Customer | None:
     c = tget(txn, store, "customers", text(customer_id), Customer)
     if c is None:

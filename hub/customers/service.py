@@ -15,6 +15,7 @@ import msgspec
 import trio
 
 from hub import audit
+from hub.backoffice.readiness import Check
 from hub.crm import outbox_store as crm_store
 from hub.customers import records
 from hub.domain import aamva, loyalty
@@ -68,6 +69,30 @@ class Customers:
 
     def profile_days(self) -> int:
         return self.sale.jurisdiction.check_in.retention.profile_days
+
+    def readiness(self) -> list[Check]:
+        """For the opening checklist: the CRM bridge's backlog (a warning at most: selling never waits on it)."""
+        if self.hub.config.crm is None or self.crm is None:
+            return []
+        st = self.crm.status()
+        if st["dead"]:
+            return [
+                Check(
+                    name="CRM bridge",
+                    status="warn",
+                    message=f"{st['dead']} event(s) refused by the CRM: {st['last_error'] or 'see the CRM page'}",
+                    action="Check the CRM's address and secret in store.toml ([crm]).",
+                )
+            ]
+        if st["backlog"] and st["last_error"]:
+            return [
+                Check(
+                    name="CRM bridge",
+                    status="warn",
+                    message=f"{st['backlog']} event(s) waiting: {st['last_error']}",
+                )
+            ]
+        return [Check(name="CRM bridge", status="ok", message=f"{st['backlog']} event(s) waiting")]
 
     def wake_crm(self) -> None:
         if self.crm is not None:

@@ -78,6 +78,12 @@ async def test_sales_reach_the_crm_exactly_once_through_an_outage(crm_shop: Shop
             while any(e.state != "sent" for e in crm_store.unsent(hub.store)):
                 await trio.sleep(0.05)
             assert sbx.app.faults.dropped >= 1  # an answer really was lost after the CRM stored it
+        async with connect(ws_url(hub)) as office:
+            mtoken = await ready(office, "OFFICE", "maria", drawer=False)
+            async with crm_shop.rest(mtoken) as http:
+                checks = (await http.get("/api/backoffice/readiness")).json()["checks"]
+                crm_check = next(c for c in checks if c["name"] == "CRM bridge")
+                assert crm_check["status"] == "ok" and crm_check["message"].startswith("0 event")
     await admin.aclose()
     accepted = [r for r in crm.received if r["accepted"]]
     counts = Counter(r["event_id"] for r in accepted)

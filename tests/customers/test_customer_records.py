@@ -292,3 +292,17 @@ async def test_a_void_gives_the_points_back_in_the_ledger(shop: Shop) -> None:
         ("earned", earned, earned),
     ]
     assert all(e.receipt_number == paid["receipt_number"] for e in entries)
+
+
+async def test_records_kept_before_enrolment_existed_are_found_by_name(shop: Shop) -> None:
+    with trio.fail_after(20):
+        async with connect(ws_url(shop.hub)) as reg:
+            token = await ready(reg, "R1", "ana", drawer=False)
+            async with shop.rest(token) as http:
+                found = (await http.post("/api/customers/find", json={"name": "jord"})).json()["customers"]
+                assert [f["id"] for f in found] == ["demo-adult"]  # consented in the demo seed
+                # the one who did not consent is not found by name, and has no profile to open
+                assert (await http.post("/api/customers/find", json={"name": "casey"})).json()[
+                    "customers"
+                ] == []
+                assert (await http.get("/api/customers/demo-visitor")).status_code == 404
