@@ -37,7 +37,9 @@ from hub.domain.outbox import (
     recover,
     sendable,
 )
+from hub.signals import report_gauges
 from hub.state_channel import outbox_store as box
+from hub.state_channel.policy import policy_for
 from hub.state_channel.senders import Sender
 
 if TYPE_CHECKING:
@@ -82,6 +84,8 @@ class StateSyncActor:
     # -- the actor ---------------------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[StateSyncActor] = trio.TASK_STATUS_IGNORED) -> None:
+        self.deadline = policy_for(self.hub.config.store.jurisdiction).deadline
+        self.hub.metrics.licence(self.licence, self.deadline.total_seconds())
         refs = box.refs(self.hub.store)
         sender = self.make_sender(refs)
         self.refs = refs
@@ -197,11 +201,12 @@ class StateSyncActor:
         m = self.hub.metrics
         depth, age = backlog(entries, now)
         m.state_backlog.labels(self.licence).set(depth)
-        m.state_oldest_unsent_age.labels(self.licence).set(age.total_seconds())
-        m.state_dead_letter.labels(self.licence).set(sum(1 for e in entries if e.state == "dead"))
+        # timestamps, not ages (an age freezes when this actor stalls); deadlines per entry (policy.py)
+        report_gauges(m, self.licence, entries, now, self.deadline, self.last_sent_at)
         self.backlog = (depth, age)
 
     backlog: tuple[int, timedelta] = (0, timedelta(0))
+    deadline: timedelta = policy_for("").deadline
     refs: dict[str, str] = {}
 
     def status(self) -> dict[str, Any]:
@@ -241,4 +246,4 @@ def for_log(entry: OutboxEntry, text: str) -> str:
 
 def _channel_codes() -> tuple[str, ...]:
     # decide() records these codes for the outcomes that say "the state, not this entry, is the problem"
-    return ("state_unavailable", "state_rate_limited", "state_auth")
+    return ("state_unavailable", "state_rate_limited", "state_auth", "state_protocol")

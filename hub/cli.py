@@ -206,12 +206,21 @@ def _announce(hub: Any, demo: bool) -> None:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
+    from hub.signals import record_backup
+
+    # the outcome goes beside the copies ([storage] backup_dir), where the hub's /metrics reads it
+    status_dir = Path(args.dest).resolve().parent
     store = open_store(_data_dir(args), may_create=False)
     try:
         dest = store.backup(args.dest)
     except FileExistsError as exc:
         print(f"storehub backup: {exc}", file=sys.stderr)
+        record_backup(status_dir, ok=False, error=type(exc).__name__)
         return 2
+    except Exception as exc:
+        record_backup(status_dir, ok=False, error=type(exc).__name__)
+        raise
+    record_backup(status_dir, ok=True)
     print(f"backup written to {dest} ({(dest / 'data.mdb').stat().st_size} bytes)")
     return 0
 

@@ -56,7 +56,7 @@ class HubProcess:
     def __init__(self, data: Path, log: Path, *, devices: bool = False) -> None:
         self.data = data
         self.log_path = log
-        self.devices = devices  # the demo's simulated scale, scanner and printers (ptys, loopback TCP)
+        self.devices = devices  # the demo's simulated devices (card terminal: the SPIn emulator)
         self.http_port = free_port()
         self.ws_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -87,7 +87,7 @@ class HubProcess:
                 str(self.http_port),
                 "--ws-port",
                 str(self.ws_port),
-                *(() if self.devices else ("--no-devices",)),
+                *([] if self.devices else ["--no-devices"]),
                 "--no-sandbox",
                 "--log-level",
                 "WARNING",
