@@ -9,14 +9,19 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import msgspec
 import pytest
 import trio
+import yaml
 
+from drivers.metrc import MetrcLabTest
+from drivers.state_http import convert
 from hub.client import connect
 from hub.domain.devices import PrintZpl
 from hub.domain.labels import LabelFacts, field_text, label_text, render_zpl
 from hub.domain.limits.rules import available_jurisdictions, load_jurisdiction
 from sandbox import demo as sbx
+from sandbox.labtests import LabTests
 from sandbox.server import SandboxConfig, SandboxHandle, serve
 from tests.conftest import make_config, ws_url
 from tests.customers.conftest import Shop, install_all, ready
@@ -187,3 +192,19 @@ async def test_lab_results_from_the_state_show_and_print(metrc_shop: Shop) -> No
                 assert pv["qr"] == "https://coa.example/sbx/77.pdf"
                 assert "THC 24.31 %" in [ln["text"] for ln in pv["lines"]]
                 assert "QA,https://coa.example/sbx/77.pdf" in pv["zpl"]
+
+
+def test_sandbox_lab_rows_have_the_openapi_labtest_shape() -> None:
+    """The sandbox answers GET /labtests/v2/results with the OpenAPI file's LabTest properties (camelCase),
+    and the hub's reader takes that row (tests/sandbox/data/metrc-openapi-v2.yaml, components LabTest)."""
+    spec = yaml.safe_load(
+        (Path(__file__).parents[1] / "sandbox" / "data" / "metrc-openapi-v2.yaml").read_text()
+    )
+    props = set(spec["components"]["schemas"]["LabTest"]["properties"])
+    row = LabTests._row("1A4000000000000000000001", 5, "Total THC (%)", 21.5, True, {})
+    assert set(row) == props
+    wrapper = spec["paths"]["/labtests/v2/results"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert wrapper["schema"]["oneOf"][0]["$ref"].endswith("LabTestMetrcWrapper")
+    [parsed] = convert([row], list[MetrcLabTest], system="metrc", endpoint="/labtests/v2/results")
+    assert parsed.test_result_level == 21.5 and parsed.lab_test_result_id == 5
+    assert msgspec.structs.asdict(parsed)["test_type_name"] == "Total THC (%)"
