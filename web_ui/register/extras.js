@@ -1,9 +1,9 @@
 // Register additions of issue 16, kept apart from register.js: "Customer" (enrol the customer whose
 // licence was just scanned, with their consent, or find one by phone or name), "Labels" (print the exit
 // label of a cart line on this register's label printer) and "Promo code". They use the register's own
-// live connection (window.storehubLive, set by register.js) for commands and REST with its session token.
+// live connection (window.storehub.live, set by register.js) for commands and REST with its session token.
 
-const live = window.storehubLive;
+const live = window.storehub?.live; // register.js exposes its connection
 
 function h(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);

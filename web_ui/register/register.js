@@ -11,7 +11,6 @@ const $ = (sel, root = document) => root.querySelector(sel);
 const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
 
 const live = new LiveClient();
-window.storehubLive = live; // extras.js (customer, labels, promo code) shares this connection
 const ui = {
   auth: null, // {paired, staff}
   state: null, // the register snapshot
