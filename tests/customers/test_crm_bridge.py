@@ -18,12 +18,14 @@ from drivers.crm_webhook import CrmWebhook
 from hub.client import connect
 from hub.crm import outbox_store as crm_store
 from hub.domain.crm import request_for, signature
+from hub.domain.outbox import OutboxEntry
 from hub.state_channel import fast_retry_policy
-from hub.store.env import put
+from hub.store.env import encode, put
 from hub.store.keys import u64
 from sandbox.server import SandboxConfig, serve
 from tests.conftest import ws_url
 from tests.customers.conftest import CRM_SECRET, Shop, licence, ready, sell
+from tests.customers.test_customers_core import _event
 
 
 async def test_sales_reach_the_crm_exactly_once_through_an_outage(crm_shop: Shop) -> None:
@@ -179,4 +181,48 @@ async def test_an_event_in_flight_at_a_crash_is_looked_up_not_sent_twice(
         while any(e.seq == entry.seq for e in crm_store.unsent(hub.store)):
             await trio.sleep(0.05)
     assert [r["event_id"] for r in sbx.app.crm.received] == [event.event_id]  # posted once, never again
+    sbx.stop()
+
+
+async def test_springbig_and_alpineiq_styles_reach_their_operations(
+    nursery: trio.Nursery, tmp_path: Any
+) -> None:
+    sbx = await nursery.start(serve, SandboxConfig(data_dir=tmp_path / "sbx-styles"))
+    sbx.app.crm.secret = CRM_SECRET
+    now = datetime.now(UTC)
+    entry = OutboxEntry(
+        seq=1,
+        kind="sale",
+        licence="crm",
+        idempotency_key="L:sale:42",
+        payload=encode(_event()),
+        package_labels=("customer:c1",),
+        created_at=now,
+        next_attempt_at=now,
+    )
+    with trio.fail_after(10):
+        for style, name, operation in (
+            ("springbig", "sb", "visits"),
+            ("alpineiq", "aiq", "createUpdateSale"),
+        ):
+            hook = CrmWebhook(
+                f"{sbx.url}/crm/{name}",
+                style=style,
+                secret=CRM_SECRET,
+                api_key="k-123",
+                decode_event=crm_store.event_of,
+            )
+            assert (await hook.send(entry)).outcome == "sent"
+            # these services have no "did it arrive" question: a lost answer means a re-send, which they
+            # take as an update of the same pos_id
+            assert (await hook.lookup(entry)).outcome == "not_found"
+            await hook.aclose()
+            got = sbx.app.crm.received[-1]
+            assert (got["name"], got["operation"], got["signature_valid"], got["api_key"]) == (
+                name,
+                operation,
+                True,
+                "k-123",
+            )
+            assert got["body"]["visit"]["pos_id"] == "L:sale:42"
     sbx.stop()
