@@ -30,7 +30,8 @@ async def test_fifty_sales_during_outage_reach_the_sandbox_exactly_once(world: W
     adults = [w.demo.customer("adult").id_scan, w.demo.customer("non_resident").id_scan]
     await w.admin.set_faults(outage=True)
     sold: dict[str, str] = {}  # external number -> tag
-    with trio.fail_after(20):
+    # a guard against a hang, not a speed limit: on a busy 2-core machine this took 18 s of 20
+    with trio.fail_after(60):
         async with connect(ws_url(w.hub)) as c:
             await ready(c)
             for i in range(50):
@@ -42,7 +43,8 @@ async def test_fifty_sales_during_outage_reach_the_sandbox_exactly_once(world: W
                 sold[f"{w.hub.config.store.licence}-{paid['receipt_number']}"] = tag
         await trio.sleep(0.5)
         assert await w.receipts() == []
-        assert all(e.state in ("pending", "unknown") for e in w.outbox())
+        # nothing sent or given up; the actor keeps retrying, so one entry may be in flight as we look
+        assert all(e.state in ("pending", "in_flight", "unknown") for e in w.outbox())
         assert w.hub.metrics.state_backlog.labels(w.hub.config.store.licence)._value.get() == 50
         await w.admin.set_faults(outage=False)
         await w.wait_drained(15)
