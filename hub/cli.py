@@ -13,7 +13,7 @@ from typing import Any
 
 import trio
 
-from hub.config import ConfigError, StoreConfig, load_config
+from hub.config import ConfigError, StoreConfig, check_tls, load_config
 
 
 def _add_data(p: argparse.ArgumentParser) -> None:
@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("sandbox", help="run the state-system sandbox emulator", add_help=False)
     sub.add_parser("report", help="reports (readiness, eod)", add_help=False)
     sub.add_parser("import", help="import products and packages from CSV", add_help=False)
+    sub.add_parser(
+        "tls", help="TLS certificates for the store LAN (storehub tls init --help)", add_help=False
+    )
     return parser
 
 
@@ -84,6 +87,7 @@ DELEGATED = {
     "sandbox": "sandbox.server",
     "report": "hub.report_cli",
     "import": "hub.import_cli",
+    "tls": "hub.tls_cli",
 }
 
 
@@ -124,7 +128,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from hub import logs
 
     logs.setup(args.log_level)
-    return run_hub(load_config(args.config))
+    cfg = load_config(args.config)
+    check_tls(cfg)  # the demo may run plain on any address; a store may not by accident
+    return run_hub(cfg)
 
 
 def run_hub(cfg: StoreConfig, *, demo_options: dict[str, Any] | None = None) -> int:

@@ -506,3 +506,54 @@ async def _scale_command(req: Request, command: Any) -> Any:
         raise Refused("No scale is connected to this register.", code="no_scale")
     await inbox.send(command)
     return {"sent": type(command).__name__, "at": datetime.now(UTC).isoformat()}
+
+
+@handles(__import__("hub.sale.protocol", fromlist=["ReprintReceipt"]).ReprintReceipt)
+async def reprint_receipt(req: Request, msg: Any) -> Any:
+    """Print an earlier receipt again, marked as a copy, on this register's printer (the Reprint button);
+    audited, and answered with the receipt so the screen shows it even when no printer is connected. The
+    reply is stored, so a retried id prints nothing twice."""
+    from hub import audit
+    from hub.domain.receipt import SaleRecord, render_receipt_html
+    from hub.errors import NotFound
+    from hub.store.keys import u64
+
+    hub = req.hub
+    rec = hub.store.get("sales", u64(msg.receipt_number), SaleRecord)
+    if rec is None:
+        raise NotFound(f"There is no sale {msg.receipt_number}.", field="receipt_number")
+    devices: DeviceHub | None = hub.extensions.get("devices")
+    reg = hub.config.register(req.register_id)
+    printer = ""
+    if devices is not None:
+        printer = (reg.printer if reg else "") or next(
+            (d for d, r in devices.paired.items() if r == req.register_id and devices.kinds[d] == "printer"),
+            "",
+        )
+    inbox = devices.inboxes.get(printer) if devices is not None else None
+
+    def fn(txn: Any) -> Any:
+        audit.append(
+            txn,
+            hub.store,
+            "receipt_reprinted",
+            staff=req.staff_id,
+            register=req.register_id,
+            detail={"receipt": msg.receipt_number, "printer": printer if inbox is not None else ""},
+        )
+        return {
+            "number": msg.receipt_number,
+            "html": render_receipt_html(rec.receipt),
+            "printed": inbox is not None,
+            "printer": printer if inbox is not None else "",
+        }
+
+    result = await req.commit(fn)
+    if inbox is not None:
+        doc = receipt_document(rec.receipt, open_drawer=False)
+        doc = msgspec.structs.replace(doc, header_lines=["*** COPY ***", *doc.header_lines])
+        try:
+            inbox.send_nowait(dev.PrintReceipt(job_id=f"reprint-{msg.id}", document=doc))
+        except trio.WouldBlock:
+            log.warning("printer %s queue full; copy of receipt %d not printed", printer, msg.receipt_number)
+    return result

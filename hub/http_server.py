@@ -206,18 +206,37 @@ async def serve_http(hub: Hub, *, task_status: trio.TaskStatus[int] = trio.TASK_
         task_status.started(port)
 
 
+def query_int(req: HttpRequest, name: str, default: int | None, lo: int, hi: int) -> int | None:
+    """A whole number from the query string, bounded; refused with the field named (never a 500)."""
+    from urllib.parse import parse_qs
+
+    from hub.errors import BadRequest
+
+    raw = parse_qs(req.query).get(name, [""])[-1]
+    if raw == "":
+        return default
+    if len(raw) > 20 or not raw.lstrip("-").isdigit() or not lo <= int(raw) <= hi:
+        raise BadRequest(f"{name} is a whole number from {lo} to {hi}.", field=name)
+    return int(raw)
+
+
 def require_staff(hub: Hub, req: HttpRequest, role: str = "budtender") -> Any:
     """The staff session behind ``Authorization: Bearer <session token>`` (the token a WebSocket login
     returned), checked for ``role``. Raises NotAuthenticated / Forbidden (answered 401 / 403)."""
+    from urllib.parse import parse_qs
+
     from hub.auth import ROLE_RANK, token_hash
     from hub.errors import Forbidden, NotAuthenticated
 
+    if "token" in parse_qs(req.query):
+        # a token in a URL lands in browser history, proxies' logs and Referer headers: header or cookie only
+        raise NotAuthenticated(
+            "Send the session token in the Authorization header, never in the address.", code="token_in_url"
+        )
     header = req.headers.get("authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else ""
     if not token:
-        from urllib.parse import parse_qs
-
-        token = parse_qs(req.query).get("token", [""])[0]
+        token = _cookie(req.headers.get("cookie", ""), "storehub_session")
     session = hub.sessions.get(token_hash(token)) if token else None
     actor = hub.registers.get(session.register_id) if session is not None else None
     # the token is good only while it is the register's live session (not logged out, not idle too long)
@@ -229,6 +248,14 @@ def require_staff(hub: Hub, req: HttpRequest, role: str = "budtender") -> Any:
 
     session.last_seen = datetime.now(UTC)  # using the back office keeps its session alive
     return session
+
+
+def _cookie(header: str, name: str) -> str:
+    for part in header.split(";"):
+        k, _, v = part.strip().partition("=")
+        if k == name:
+            return v.strip()
+    return ""
 
 
 @route("GET", "/api/quarantine")

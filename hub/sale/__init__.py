@@ -86,7 +86,14 @@ def install(
 
         promos = cfg.promotions or (DEMO_PROMOTIONS if demo else [])
         promotions = tuple(msgspec.convert(p, Promotion) for p in promos)
-        key = await trio.to_thread.run_sync(id_hash_key, h.store, cfg.security.id_hash_key)
+        key = await trio.to_thread.run_sync(
+            lambda: id_hash_key(
+                h.store,
+                cfg.security.id_hash_key,
+                cfg.security.id_hash_key_file,
+                warn_beside_data=not cfg.server.demo,
+            )
+        )
         ctx = service.SaleContext(
             h, jurisdiction, service.SaleSettings(tax_table=table, promotions=promotions), key
         )
