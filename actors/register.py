@@ -167,8 +167,10 @@ async def logout(req: Request, msg: Logout) -> dict[str, Any]:
     return {}
 
 
-@handles(CreatePairingCode, role="manager")
+@handles(CreatePairingCode, role="manager", idempotent=False)
 async def create_pairing_code(req: Request, msg: CreatePairingCode) -> dict[str, Any]:
+    """Not a stored reply: the code is a secret shown once (a retried id makes another code; the unused one
+    expires)."""
     if msg.register_id not in req.hub.registers:
         raise BadRequest(f"There is no register {msg.register_id!r} in this store.", field="register_id")
     now = datetime.now(UTC)
@@ -177,7 +179,7 @@ async def create_pairing_code(req: Request, msg: CreatePairingCode) -> dict[str,
         pc = auth.create_pairing_code(txn, req.hub.store, msg.register_id, by=req.staff_id, now=now)
         return {"code": pc.code, "register_id": pc.register_id, "expires_at": pc.expires_at.isoformat()}
 
-    return await req.commit(fn)
+    return await req.hub.writer.write(fn, label="create_pairing_code")
 
 
 @handles(ReportIncident)

@@ -26,6 +26,8 @@ from urllib.parse import urlsplit
 
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, serve_websocket
+from wsproto.connection import ConnectionState
+from wsproto.events import CloseConnection
 
 from hub import auth
 from hub.commands import HANDLERS, Request, check_access, fingerprint, stored_reply
@@ -57,6 +59,24 @@ class SlowConsumer(Exception):
     pass
 
 
+_library_close_event = WebSocketConnection._handle_close_connection_event
+
+
+async def _close_event_tells_the_peer(self: WebSocketConnection, event: CloseConnection) -> None:
+    """wsproto reports a frame it cannot accept (invalid UTF-8 in a text frame: 1007, RFC 6455 8.1) as a close
+    event while the connection is still open, and trio-websocket then drops TCP without a word; send the
+    close frame with its code first, as the RFC asks."""
+    if self._wsproto.state == ConnectionState.OPEN and event.code in (1002, 1007, 1009):
+        try:
+            await self._send(CloseConnection(code=event.code, reason=(event.reason or "")[:120]))
+        except Exception:  # the peer is gone already: nothing to tell
+            log.debug("could not send close %s", event.code, exc_info=True)
+    await _library_close_event(self, event)
+
+
+WebSocketConnection._handle_close_connection_event = _close_event_tells_the_peer  # type: ignore[method-assign]
+
+
 def _frame_text(item: Any) -> str:
     if isinstance(item, bytes):
         return item.decode()
@@ -83,21 +103,18 @@ def origin_allowed(hub: Hub, headers: list[tuple[bytes, bytes]], host_header: st
     allowed = hub.config.server.allowed_origins
     if allowed:
         return origin in allowed
-    # default: the browser page must come from this hub's own HTTP listener, and the handshake must name
-    # this hub's own WebSocket listener as its Host: a DNS-rebinding page (attacker.example resolving to
-    # the hub) sends its own name as Host and is refused even though Origin and Host agree
+    # default: the browser page must come from this hub's own HTTP listener: the configured host (or, on a
+    # loopback or wildcard listener, a loopback or literal address) and the HTTP port. A DNS-rebinding page
+    # (attacker.example resolving to the hub) names itself in Origin and Host, and is refused though they agree
     try:
         o = urlsplit(origin)
-        target = urlsplit("//" + h.get("host", ""))
-        o_port, t_port = o.port, target.port
+        o_port = o.port or (443 if o.scheme == "https" else 80)
+        target = urlsplit("//" + h.get("host", "")).hostname
     except ValueError:
         return False
-    scheme_port = 443 if o.scheme == "https" else 80
-    if o.hostname is None or target.hostname is None or o.hostname != target.hostname:
+    if o.hostname is None or target is None or o.hostname != target or o_port != hub.http_port:
         return False
-    if (o_port or scheme_port) != hub.http_port or (t_port or scheme_port) != hub.ws_port:
-        return False
-    return _is_own_host(hub, target.hostname)
+    return _is_own_host(hub, o.hostname)
 
 
 def _is_own_host(hub: Hub, name: str) -> bool:

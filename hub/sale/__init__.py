@@ -68,7 +68,7 @@ def install(
     demo = demo if demo is not None else demo_options is not None
     from hub.domain.limits.rules import store_jurisdiction
     from hub.domain.tax import TaxTable
-    from hub.sale import demo_api, service  # noqa: F401  (demo_api registers its route)
+    from hub.sale import demo_api, reprint, service  # noqa: F401  (they register their handlers)
     from hub.sale.inventory import all_products, id_hash_key
     from hub.sale.snapshot import sale_snapshot
 
