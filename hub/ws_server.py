@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import logging
 import secrets
 import ssl
@@ -171,7 +172,8 @@ _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6") if ctypes.util
 
 
 def return_memory() -> None:
-    """After a connection storm, hand freed heap back to the OS (glibc keeps it otherwise: bench/RESULTS)."""
+    """After a connection storm, hand freed heap back to the OS (glibc keeps it otherwise). Runs off the trio
+    thread; the collection first, on the trio thread, frees the closed connections' reference cycles."""
     trim = getattr(_libc, "malloc_trim", None)
     if trim is not None:
         trim(0)
@@ -189,10 +191,17 @@ class Gate:
 
     def closed(self) -> None:
         self.open -= 1
-        # the storm is over (fewer than a quarter of its peak left): give its memory back once
-        if self.peak >= 256 and self.open <= self.peak // 4:
-            self.peak = self.open
-            return_memory()
+
+    async def return_memory_after_storms(self, every: float = 2.0) -> None:
+        """Once many connections have closed since the last look (a storm passed), give the memory back.
+        Freed heap goes back to the OS fully when the hub runs with PYTHONMALLOC=malloc (ops/storehub.service;
+        bench/connection_storm.py measures both)."""
+        while True:
+            await trio.sleep(every)
+            if self.peak - self.open >= 128:
+                self.peak = self.open
+                gc.collect()  # closed connections sit in reference cycles (nurseries, tasks) until collected
+                await trio.to_thread.run_sync(return_memory)
 
 
 async def serve_ws(hub: Hub, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
@@ -200,6 +209,7 @@ async def serve_ws(hub: Hub, *, task_status: trio.TaskStatus[int] = trio.TASK_ST
     gate = Gate(hub)
     hub.extensions["ws_gate"] = gate
     async with trio.open_nursery() as handlers:
+        handlers.start_soon(gate.return_memory_after_storms)
 
         async def handler(request: WebSocketRequest) -> None:
             await handle_request(hub, request, gate)
@@ -233,13 +243,18 @@ async def handle_request(hub: Hub, request: WebSocketRequest, gate: Gate) -> Non
             hub.metrics.ws_rejected.labels("limit").inc()
             await request.reject(503, body=b"too many connections")
             return
-        ws = await request.accept()
     except Exception:  # a broken handshake is that client's problem only
         log.debug("handshake failed", exc_info=True)
         return
-    conn = Connection(hub, ws, gate)
-    gate.open += 1
+    gate.open += 1  # taken before the accept awaits: concurrent handshakes cannot all slip under the limit
     gate.peak = max(gate.peak, gate.open)
+    try:
+        ws = await request.accept()
+    except Exception:
+        gate.closed()
+        log.debug("handshake failed", exc_info=True)
+        return
+    conn = Connection(hub, ws, gate)
     hub.metrics.ws_connections.inc()
     try:
         await conn.run()
