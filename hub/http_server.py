@@ -11,7 +11,7 @@ import logging
 import mimetypes
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 from hypercorn.config import Config as HyperConfig
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hub.http")
 WEB_UI = Path(__file__).resolve().parent.parent / "web_ui"
+T = TypeVar("T")
 
 
 class HttpRequest:
@@ -36,7 +37,29 @@ class HttpRequest:
         self.body = body
 
     def json(self) -> Any:
+        from hub.errors import BadRequest
+        from hub.protocol import MAX_JSON_DEPTH, json_depth_exceeds
+
+        if json_depth_exceeds(self.body, MAX_JSON_DEPTH):  # before decoding: no RecursionError, no 500
+            raise BadRequest(f"The body nests deeper than {MAX_JSON_DEPTH} levels.")
         return json.loads(self.body or b"null")
+
+    def decode(self, type_: type[T]) -> T:
+        """The body as a bounded message type (msgspec ``Meta``), refused with the field named."""
+        import msgspec
+
+        from hub.errors import BadRequest
+        from hub.protocol import MAX_JSON_DEPTH, explain, json_depth_exceeds
+
+        if json_depth_exceeds(self.body, MAX_JSON_DEPTH):
+            raise BadRequest(f"The body nests deeper than {MAX_JSON_DEPTH} levels.")
+        try:
+            return msgspec.json.decode(self.body or b"{}", type=type_)
+        except msgspec.ValidationError as exc:
+            field, text = explain(str(exc))
+            raise BadRequest(text, field=field) from None
+        except msgspec.DecodeError:
+            raise BadRequest("The body must be JSON.") from None
 
 
 class HttpResponse:
@@ -167,7 +190,10 @@ def make_app(hub: Hub) -> Callable[..., Awaitable[None]]:
 
             if isinstance(exc, HubError):
                 status = {"not_logged_in": 401, "forbidden": 403, "not_found": 404}.get(exc.code, 400)
-                resp = HttpResponse.json({"code": exc.code, "message": exc.message}, status)
+                body = {"code": exc.code, "message": exc.message}
+                if exc.field:
+                    body["field"] = exc.field
+                resp = HttpResponse.json(body, status)
             else:
                 log.exception("HTTP %s %s failed", req.method, req.path)
                 resp = HttpResponse.json(

@@ -217,11 +217,11 @@ def decode_command(data: str | bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Com
     try:
         return _command_decoder().decode(data)
     except msgspec.ValidationError as exc:
-        field, text = _explain(str(exc))
+        field, text = explain(str(exc))
         raise ProtocolError(msg_id, "invalid", text, field=field) from None
 
 
-def _explain(message: str) -> tuple[str | None, str]:
+def explain(message: str) -> tuple[str | None, str]:
     m = _AT.match(message)
     if m:
         path = m.group("path") or None
