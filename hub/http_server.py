@@ -190,10 +190,10 @@ def make_app(hub: Hub) -> Callable[..., Awaitable[None]]:
 
             if isinstance(exc, HubError):
                 status = {"not_logged_in": 401, "forbidden": 403, "not_found": 404}.get(exc.code, 400)
-                body = {"code": exc.code, "message": exc.message}
+                answer = {"code": exc.code, "message": exc.message}
                 if exc.field:
-                    body["field"] = exc.field
-                resp = HttpResponse.json(body, status)
+                    answer["field"] = exc.field
+                resp = HttpResponse.json(answer, status)
             else:
                 log.exception("HTTP %s %s failed", req.method, req.path)
                 resp = HttpResponse.json(
