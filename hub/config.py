@@ -5,6 +5,7 @@ Decoded with msgspec into Structs, so an invalid file is refused with the field'
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -185,8 +186,6 @@ def _check(config: StoreConfig) -> StoreConfig:
 
 
 def is_loopback(host: str) -> bool:
-    import ipaddress
-
     if host.strip("[]") == "localhost":
         return True
     try:

@@ -9,15 +9,20 @@ from __future__ import annotations
 import json
 import logging
 import mimetypes
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import parse_qs
 
+import msgspec
 import trio
 from hypercorn.config import Config as HyperConfig
 from hypercorn.trio import serve
 
+from hub.errors import BadRequest
 from hub.metrics import CONTENT_TYPE
+from hub.protocol import MAX_JSON_DEPTH, explain, json_depth_exceeds
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -37,20 +42,12 @@ class HttpRequest:
         self.body = body
 
     def json(self) -> Any:
-        from hub.errors import BadRequest
-        from hub.protocol import MAX_JSON_DEPTH, json_depth_exceeds
-
         if json_depth_exceeds(self.body, MAX_JSON_DEPTH):  # before decoding: no RecursionError, no 500
             raise BadRequest(f"The body nests deeper than {MAX_JSON_DEPTH} levels.")
         return json.loads(self.body or b"null")
 
     def decode(self, type_: type[T]) -> T:
         """The body as a bounded message type (msgspec ``Meta``), refused with the field named."""
-        import msgspec
-
-        from hub.errors import BadRequest
-        from hub.protocol import MAX_JSON_DEPTH, explain, json_depth_exceeds
-
         if json_depth_exceeds(self.body, MAX_JSON_DEPTH):
             raise BadRequest(f"The body nests deeper than {MAX_JSON_DEPTH} levels.")
         try:
@@ -234,14 +231,10 @@ async def serve_http(hub: Hub, *, task_status: trio.TaskStatus[int] = trio.TASK_
 
 def query_int(req: HttpRequest, name: str, default: int | None, lo: int, hi: int) -> int | None:
     """A whole number from the query string, bounded; refused with the field named (never a 500)."""
-    from urllib.parse import parse_qs
-
-    from hub.errors import BadRequest
-
     raw = parse_qs(req.query).get(name, [""])[-1]
     if raw == "":
         return default
-    if len(raw) > 20 or not raw.lstrip("-").isdigit() or not lo <= int(raw) <= hi:
+    if not re.fullmatch(r"-?[0-9]{1,19}", raw) or not lo <= int(raw) <= hi:
         raise BadRequest(f"{name} is a whole number from {lo} to {hi}.", field=name)
     return int(raw)
 
@@ -249,8 +242,6 @@ def query_int(req: HttpRequest, name: str, default: int | None, lo: int, hi: int
 def require_staff(hub: Hub, req: HttpRequest, role: str = "budtender") -> Any:
     """The staff session behind ``Authorization: Bearer <session token>`` (the token a WebSocket login
     returned), checked for ``role``. Raises NotAuthenticated / Forbidden (answered 401 / 403)."""
-    from urllib.parse import parse_qs
-
     from hub.auth import ROLE_RANK, token_hash
     from hub.errors import Forbidden, NotAuthenticated
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+import ipaddress
 import logging
 import secrets
 import ssl
@@ -131,8 +132,6 @@ def _is_own_host(hub: Hub, name: str) -> bool:
 
 
 def _is_ip_literal(name: str) -> bool:
-    import ipaddress
-
     try:
         ipaddress.ip_address(name.strip("[]"))
     except ValueError:
@@ -207,7 +206,6 @@ class Gate:
 async def serve_ws(hub: Hub, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     s = hub.config.server
     gate = Gate(hub)
-    hub.extensions["ws_gate"] = gate
     async with trio.open_nursery() as handlers:
         handlers.start_soon(gate.return_memory_after_storms)
 
