@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Set up everything the test suite needs on a fresh machine (Debian, Python 3.11, root), then run it.
-# Browser tests use Debian's chromium (no browser download); promtool comes from Debian's prometheus;
+# Browser tests use Debian's chromium (no browser download); promtool and the Prometheus server the alert
+# tests scrape real hubs with come from Debian's prometheus;
 # openssl makes the TLS test's certificate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
-command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then

@@ -24,7 +24,7 @@ from hub.domain import cart as carts
 from hub.domain.cart import Cart, ManagerOverride, WeightReading
 from hub.domain.cart import ManualWeight as ManualWeightValue
 from hub.domain.catalog import CatalogIndex, Customer, Package, Product, Refusal, format_quantity, sellability
-from hub.domain.drawer import DrawerEvent, DrawerSession, may_open, open_session
+from hub.domain.drawer import DrawerEvent, DrawerSession, change_refusal, may_open, open_session
 from hub.domain.drawer import record as drawer_record
 from hub.domain.limits.engine import (
     LimitCustomer,
@@ -123,6 +123,17 @@ class RegisterSale(msgspec.Struct, kw_only=True):
     notice: dict[str, str] | None = None
     last_receipt_number: int = 0
 
+    def checkpoint(self) -> RegisterSale:
+        """A copy to go back to if the command now applied fails (carts and customers are replaced,
+        never changed in place; the parked list is)."""
+        return msgspec.structs.replace(self, parked=list(self.parked))
+
+    def restore(self, saved: RegisterSale) -> None:
+        """Back to ``saved`` after a failed command: the screen never shows what the store did not keep.
+        The notice stays (it says why the command failed)."""
+        self.cart, self.customer, self.parked = saved.cart, saved.customer, saved.parked
+        self.last_receipt_number = saved.last_receipt_number
+
 
 class SaleSettings(msgspec.Struct, kw_only=True):
     tax_table: TaxTable
@@ -184,7 +195,11 @@ async def _save(req: Request, sale: RegisterSale, *, reply: Any = None) -> Any:
     """Persist the register's sale state with this command's reply, behind the answer (a cart being
     built; the sale itself is committed before it is acknowledged)."""
     store = req.hub.store
-    blob = encode(sale)
+    try:
+        blob = encode(sale)
+    except (OverflowError, msgspec.EncodeError):
+        # a number beyond what the store keeps (2^64): refused, and the register rolls the change back
+        raise BadRequest("A number in this change is out of range; nothing was changed.") from None
 
     def fn(txn: lmdb.Transaction) -> None:
         txn.put(text(sale.register_id), blob, db=store.db("carts"))
@@ -508,14 +523,17 @@ async def scan(req: Request, msg: p.Scan) -> Any:
     t0 = trio.current_time()
     ctx, sale = ctx_of(req.hub), sale_of(_actor(req))
     sc = classify(msg.data)
-    if not sc.valid:
+    # A serial scanner's licence is judged as bytes by the parser, so a refusal never blames a keyboard
+    # wedge that was not there (classify's wedge reason is for typed input).
+    serial_licence = sc.kind == "aamva" and msg.source == "serial"
+    if not sc.valid and not serial_licence:
         _notice(sale, "error", sc.reason)
         _actor(req).publish()
         raise Refused(sc.reason, code="bad_scan")
     try:
         if sc.kind == "aamva":
             try:
-                lic = aamva.parse_licence(sc.data)
+                lic = aamva.parse_licence(sc.data.encode() if serial_licence else sc.data)
             except aamva.AamvaError as exc:
                 raise Refused(str(exc), code="bad_id") from None
             checked = _check_in_licence(ctx, lic, "adult")
@@ -523,11 +541,9 @@ async def scan(req: Request, msg: p.Scan) -> Any:
         if sc.kind in ("metrc_package", "biotrack_barcode"):
             return await _add_package(req, sale, sc.data, 1, kind="package")
         if sc.kind == "metrc_retail_id":
-            raise Refused(
-                "This is a Metrc Retail ID code for customers; scan the package tag instead.",
-                code="retail_id",
-            )
-        if sc.kind in ("upc_a", "ean_13", "ean_8"):
+            # Retail ID is meant to be scanned at checkout: decoded offline to its package (hub/domain/retail_id.py).
+            return await _add_package(req, sale, sc.package_label, 1, kind="package")
+        if sc.kind in ("upc_a", "ean_13", "ean_8", "upc_e"):
             product = inv.product_by_barcode(req.hub.store, sc.data)
             if product is None:
                 raise Refused(f"No product with barcode {sc.data} in the catalogue.", code="unknown_barcode")
@@ -674,7 +690,11 @@ async def weigh_line(req: Request, msg: p.WeighLine) -> Any:
         raise Refused("No scale is connected to this register.", code="no_scale")
     if not weight.stable:
         raise Refused("The scale is still moving: wait for a stable reading.", code="scale_motion")
-    return await _add_package(req, sale, msg.tag.strip(), 1, weight)
+    tag = msg.tag.strip()
+    line = _weighed_line(sale, tag, msg.line)
+    if line is not None:
+        return await _reweigh(req, sale, line, weight)
+    return await _add_package(req, sale, tag, 1, weight)
 
 
 @handles(p.ManualWeight)
@@ -683,8 +703,46 @@ async def manual_weight(req: Request, msg: p.ManualWeight) -> Any:
     override = await approve(
         req, msg.approval, "typed weight", detail={"tag": msg.tag, "weight_mg": msg.weight_mg}
     )
-    return await _add_package(
-        req, sale, msg.tag.strip(), 1, ManualWeightValue(weight_mg=msg.weight_mg, override=override)
+    weight = ManualWeightValue(weight_mg=msg.weight_mg, override=override)
+    tag = msg.tag.strip()
+    line = _weighed_line(sale, tag, msg.line)
+    if line is not None:
+        return await _reweigh(req, sale, line, weight)
+    return await _add_package(req, sale, tag, 1, weight)
+
+
+def _weighed_line(sale: RegisterSale, tag: str, line_id: int | None) -> int | None:
+    """The line a Weigh press is about: the one named, else the cart's weighed line of this package (the
+    Weigh button sits on that line: pressing it again re-weighs it, it does not add a second bag)."""
+    cart = sale.cart
+    if cart is None:
+        if line_id is not None:
+            raise Refused(f"There is no line {line_id} in the cart.", code="line_not_found")
+        return None
+    if line_id is not None:
+        found = cart.line(line_id)
+        if found is None or found.package_tag != tag:
+            raise Refused(f"Line {line_id} of the cart is not package {tag}.", code="line_not_found")
+        return line_id
+    weighed = [ln.line_id for ln in cart.lines if ln.package_tag == tag and ln.sold_by == "weight"]
+    return weighed[-1] if weighed else None
+
+
+async def _reweigh(
+    req: Request, sale: RegisterSale, line_id: int, weight: WeightReading | ManualWeightValue
+) -> dict[str, Any]:
+    ctx = ctx_of(req.hub)
+    _need_customer(sale)
+    cart = _cart(sale, req.register_id)
+    line = cart.line(line_id)
+    assert line is not None
+    pkg = inv.package(req.hub.store, line.package_tag)
+    product = inv.product(req.hub.store, line.product_id)
+    return await _change_cart(
+        req,
+        sale,
+        "reweigh",
+        lambda c: carts.reweigh(c, line_id, weight, pkg, product, ctx.today()),
     )
 
 
@@ -1065,6 +1123,10 @@ def commit_sale(
         raise Refused(
             "No open drawer on this register: a manager opens one with a counted float.", code="no_drawer"
         )
+    if settlement.change_cents:
+        drawer = tget(txn, store, "drawers", text(drawer_id), DrawerSession) if drawer_id else None
+        if (r := change_refusal(drawer, settlement.change_cents)) is not None:
+            raise refuse(r)
     # 4. receipt number: sequential per store
     raw = txn.get(RECEIPT_SEQ, db=store.db("meta"))
     number = (int.from_bytes(raw, "big") if raw is not None else 0) + 1

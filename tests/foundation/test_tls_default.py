@@ -38,7 +38,7 @@ def test_run_refuses_plain_listeners_on_the_lan(tmp_path: Path) -> None:
     r = subprocess.run([*CLI, "run", "--config", str(cfg)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
     assert "configuration refused: server.tls" in r.stderr and "storehub tls init" in r.stderr
-    assert not (tmp_path / "data").exists()  # refused before anything was opened
+    assert not (tmp_path / "data" / "data.mdb").exists()  # refused before the store was opened
 
 
 def test_tls_off_loopback_and_certificates_pass_the_check(tmp_path: Path) -> None:
