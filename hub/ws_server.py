@@ -167,7 +167,8 @@ class PairingThrottle:
             q.popleft()
 
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6") if ctypes.util.find_library("c") else None
+_LIBC = ctypes.util.find_library("c")
+_libc = ctypes.CDLL(_LIBC) if _LIBC else None  # glibc's malloc_trim; absent elsewhere (then nothing to do)
 
 
 def return_memory() -> None:
@@ -276,6 +277,7 @@ class Connection:
         # the staff session this screen proved (a PIN typed here, or its own resumed token): never inherited
         self.session_hash: bytes | None = None
         self._pair_attempts: deque[float] = deque()
+        self._throttle_audited = False
         self._last_heard = trio.current_time()
         remote = getattr(ws, "remote", None)
         self.peer = str(getattr(remote, "address", remote) or "")
@@ -484,7 +486,9 @@ class Connection:
         name = msg.device_name or "browser"
         if not self.gate.pairing.allow(self._pair_attempts, self.peer, trio.current_time()):
             hub.metrics.ws_rejected.labels("pairing_rate").inc()
-            await self._pairing_failed("too many attempts", name)
+            if not self._throttle_audited:  # once per connection: a flood must not become a flood of writes
+                self._throttle_audited = True
+                await self._pairing_failed("too many attempts", name)
             raise HubError(
                 "Too many pairing attempts: wait a minute, then type the code again.", code="rate_limited"
             )
