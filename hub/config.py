@@ -110,6 +110,10 @@ class StateSystemSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tru
     timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 10.0
     # BioTrack's REST API differs by state: "2022" (New Mexico, Trace v3) or "2024"
     biotrack_api: Literal["2022", "2024"] = "2022"
+    # The state facility the hub reports to: its state and its time zone (Metrc's SalesDateTime is "in the
+    # same time zone as the Facility"). Empty = the store's; a store and its facility may not disagree.
+    facility_state: str = ""
+    facility_time_zone: str = ""
 
 
 class SecuritySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -141,6 +145,11 @@ class StoreConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.store.time_zone)
+
+    @property
+    def facility_time_zone(self) -> str:
+        """The zone the state's local times are written in (Metrc ``SalesDateTime``)."""
+        return self.state_system.facility_time_zone or self.store.time_zone
 
     @property
     def data_dir(self) -> Path:
@@ -197,6 +206,7 @@ def _check(config: StoreConfig) -> StoreConfig:
                 raise ConfigError(f"promotions[{i}]: {_humane(str(exc))}") from None
     if bool(config.server.tls_cert) != bool(config.server.tls_key):
         raise ConfigError("server.tls_cert and server.tls_key: give both or neither")
+    check_facility(config)
     return config
 
 
@@ -225,6 +235,32 @@ def check_tls(config: StoreConfig) -> None:
 def _clock_ok(hhmm: str) -> bool:
     hours, minutes = (int(x) for x in hhmm.split(":"))
     return (hours, minutes) == (24, 0) or (0 <= hours < 24 and 0 <= minutes < 60)
+
+
+def check_facility(config: StoreConfig) -> None:
+    """A store and the state facility it reports to are in one place: the same state, the same time zone.
+
+    Metrc writes ``SalesDateTime`` in the facility's local time; a facility in another zone than the store
+    would put every sale at the wrong hour. Called when the config is read and again when the state channel
+    starts (the demo points the hub at its sandbox facility after reading the config)."""
+    st = config.state_system
+    if st.facility_time_zone:
+        try:
+            ZoneInfo(st.facility_time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(
+                f"state_system.facility_time_zone: unknown time zone {st.facility_time_zone!r}"
+            ) from None
+        if st.facility_time_zone != config.store.time_zone:
+            raise ConfigError(
+                f"state_system.facility_time_zone is {st.facility_time_zone!r} but store.time_zone is "
+                f"{config.store.time_zone!r}: a store reports to a facility in its own time zone"
+            )
+    if st.facility_state and st.facility_state.upper() != config.store.jurisdiction:
+        raise ConfigError(
+            f"state_system.facility_state is {st.facility_state!r} but store.jurisdiction is "
+            f"{config.store.jurisdiction!r}: a store reports to a facility of its own state"
+        )
 
 
 def parse_config(text: str, *, source: str = "store.toml") -> StoreConfig:

@@ -3,7 +3,7 @@
 The returned product never goes back on sale: the package's sellable quantity is left as it is and the units
 are held as ``ReturnedStock`` (quarantined) until they are destroyed with a waste adjustment. The state hears
 of the return through the outbox (Metrc has no return call: the receipt is rewritten, see
-``hub.domain.state_payloads.sale_after_return``). A manager approves every return with their PIN.
+``hub.domain.state_payloads.sale_after_return``; each rewrite carries the sale minus every return so far). A manager approves every return with their PIN.
 """
 
 from __future__ import annotations
@@ -68,6 +68,18 @@ def _original_state_sale(txn: lmdb.Transaction, store: Any, key: str, receipt: R
     )
 
 
+def _earlier_returns(txn: lmdb.Transaction, store: Any, key: str) -> tuple[StateReturnLine, ...]:
+    """What the sale's earlier returns reported, in order: a Metrc PUT replaces the whole receipt, so the
+    next one must carry the sale minus all of them (``sale_after_return``)."""
+    prefix = f"return-{key}-"
+    out: list[StateReturnLine] = []
+    for _, raw in scan_prefix(txn, store, "outbox", b""):
+        entry = decode(raw, OutboxEntry)
+        if entry.kind == "return" and entry.idempotency_key.startswith(prefix):
+            out += decode(entry.payload, StateReturn).returned
+    return tuple(out)
+
+
 @handles(p.ReturnItems)
 async def return_items(req: Request, msg: p.ReturnItems) -> Any:
     hub = req.hub
@@ -113,7 +125,7 @@ async def return_items(req: Request, msg: p.ReturnItems) -> Any:
     )
     now = datetime.now(UTC)
     licence = hub.config.store.licence
-    tz = hub.config.store.time_zone
+    tz = hub.config.facility_time_zone  # the state facility's zone (the hub refuses to start on a mismatch)
 
     def fn(txn: lmdb.Transaction) -> Any:
         kv = store.db("kv")
@@ -179,6 +191,7 @@ async def return_items(req: Request, msg: p.ReturnItems) -> Any:
                 for ln in lines
             ),
             returned_at=now,
+            earlier=_earlier_returns(txn, store, key),
         )
         labels = tuple(sorted({ln.package_tag for ln in lines}))
         add_outbox(
