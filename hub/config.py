@@ -96,6 +96,17 @@ class DeviceSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # legal-for-trade certificate of the scale (NTEP CC or the state's), printed on weighed lines
     certificate: str = ""
     poll_seconds: Annotated[float, msgspec.Meta(gt=0)] = 0.25
+    # payment terminals (README "Card terminals and pay-by-bank"): "generic" speaks drivers/payment.py's
+    # line JSON at port = tcp://host:port; "spin" is Dejavoo SPIn REST at port = the SPIn proxy's URL
+    driver: Literal["generic", "spin"] = "generic"
+    tpn: str = ""  # SPIn terminal profile number
+    auth_key: str = ""  # SPIn auth key: kept out of logs
+    payment_type: Literal["Debit", "Credit", "Card"] = "Debit"
+    # the terminal's own wait for the customer; the register waits longer (see PaymentTerminalConfig.wait_s)
+    charge_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=200)] = 90.0
+    # cashless ATM on this terminal: withdrawals rounded up to this increment, plus this fee (0 = off)
+    cashless_atm_increment_cents: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 0
+    cashless_atm_fee_cents: Annotated[int, msgspec.Meta(ge=0, le=2_000)] = 0
 
 
 class StateSystemSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -114,6 +125,19 @@ class StateSystemSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tru
     # same time zone as the Facility"). Empty = the store's; a store and its facility may not disagree.
     facility_state: str = ""
     facility_time_zone: str = ""
+
+
+class PayByBankSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A pay-by-bank app as a tender (drivers/paybybank.py): the customer approves on a phone."""
+
+    provider: Literal["none", "aeropay"] = "none"
+    base_url: str = ""
+    merchant_id: str = ""
+    api_key: str = ""
+    api_secret: str = ""  # kept out of logs
+    # how long the customer has to approve on the phone before the request is cancelled
+    approve_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=900)] = 180.0
+    poll_seconds: Annotated[float, msgspec.Meta(gt=0, le=30)] = 2.0
 
 
 class SecuritySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -136,6 +160,7 @@ class StoreConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     registers: list[RegisterSection] = []
     devices: list[DeviceSection] = []
     state_system: StateSystemSection = msgspec.field(default_factory=StateSystemSection)
+    pay_by_bank: PayByBankSection = msgspec.field(default_factory=PayByBankSection)
     security: SecuritySection = msgspec.field(default_factory=SecuritySection)
     # the store's tax table (hub/domain/tax.py TaxTable): prices_include_tax, name, [[taxes.rules]]
     taxes: dict[str, Any] | None = None
@@ -206,6 +231,13 @@ def _check(config: StoreConfig) -> StoreConfig:
                 raise ConfigError(f"promotions[{i}]: {_humane(str(exc))}") from None
     if bool(config.server.tls_cert) != bool(config.server.tls_key):
         raise ConfigError("server.tls_cert and server.tls_key: give both or neither")
+    for i, dev in enumerate(config.devices):
+        _check_payment_terminal(i, dev)
+    bank = config.pay_by_bank
+    if bank.provider != "none":
+        for name in ("base_url", "merchant_id", "api_key", "api_secret"):
+            if not getattr(bank, name):
+                raise ConfigError(f"pay_by_bank.{name}: {bank.provider} needs it")
     check_facility(config)
     return config
 
@@ -230,6 +262,20 @@ def check_tls(config: StoreConfig) -> None:
         'and set server.tls_cert and server.tls_key, or set tls = "off" under [server] to accept plain '
         "ws:// and http:// on this network"
     )
+
+
+def _check_payment_terminal(i: int, dev: DeviceSection) -> None:
+    """SPIn documents the TPN as 10-12 characters and the auth key as 10 ("SPIn REST API Methods")."""
+    if dev.kind != "payment_terminal" or dev.driver != "spin":
+        return
+    if not dev.port.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"devices[{i}].port: a SPIn terminal's port is the SPIn proxy URL (https://spinpos.net)"
+        )
+    if not 10 <= len(dev.tpn) <= 12:
+        raise ConfigError(f"devices[{i}].tpn: the terminal profile number has 10 to 12 characters")
+    if len(dev.auth_key) != 10:
+        raise ConfigError(f"devices[{i}].auth_key: the SPIn auth key has 10 characters")
 
 
 def _clock_ok(hhmm: str) -> bool:

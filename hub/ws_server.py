@@ -445,6 +445,12 @@ class Connection:
         actor = hub.registers[self.register_id]
         if not isinstance(msg, PRE_LOGIN):
             check_access(spec, self.staff_session(), type(msg).__name__)
+        if spec.scope == "connection":  # beside the actor, not queued behind it (cancel_payment)
+            req = Request(
+                hub=hub, msg=msg, register_id=self.register_id, session=self.staff_session(), connection=self
+            )
+            self.send_frame(Ok(id=msg.id, result=await spec.fn(req, msg)))
+            return
         fp = fingerprint(msg)
         if spec.idempotent:
             frame = await self._deduplicated(msg.id, fp)
@@ -462,7 +468,7 @@ class Connection:
                 connection=self,
                 fingerprint=fp,
             )
-            result = await actor.mailbox.call(req, timeout=60)
+            result = await actor.mailbox.call(req, timeout=spec.timeout_s)
             self.send_frame(
                 req.committed_frame if req.committed_frame is not None else Ok(id=msg.id, result=result)
             )

@@ -46,7 +46,7 @@ ROLES = ("budtender", "technician", "manager", "admin")
 STAFF_OF = {"budtender": "ana", "technician": "tom", "manager": "maria", "admin": "root"}
 RANK = {"budtender": 1, "technician": 2, "manager": 3, "admin": 4}
 GATE = {"not_paired", "not_logged_in", "forbidden"}
-PATTERN_SAMPLES = {r"^[0-9]+$": "1234", r"^[A-Z]{2}$": "CA", r"^[A-Za-z0-9_.-]+$": "R9"}
+PATTERN_SAMPLES = {r"^[0-9]+$": "1234", r"^[A-Z]{2}$": "CA", r"^[A-Za-z0-9_.-]+$": "R9", "^[0-9A-Z]{2}$": "51"}
 
 
 def sample(t: mi.Type) -> Any:
