@@ -37,6 +37,7 @@ MIN_ROLE = {
     "start_count": "technician",
     "count_package": "technician",
     "finish_count": "technician",
+    "cancel_order": "technician",  # picking and pickup are any staff's; cancelling an order is not
 }
 # drawer movements, voids, returns and discounts beyond a limit are open to any staff but carry a manager's
 # approval (ID and PIN) in the message itself: the PIN is the gate there (tests/sale/test_pin_paths.py)
