@@ -431,7 +431,7 @@ installOrderPages(pages, { h, api }); // online orders and the customer notices 
 
 // customers, promotions, the catalogue and Form 8300 worksheets (customers.js)
 installCustomerPages(pages, {
-  h, api, message, live, route: () => route(),
+  h, api, message, live, authLink, route: () => route(),
   onScan: (fn, root) => { scanHandler = { fn, root }; wedge.enabled = true; },
 });
 
