@@ -5,6 +5,7 @@ Decoded with msgspec into Structs, so an invalid file is refused with the field'
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import ssl
@@ -48,6 +49,14 @@ class ServerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     heartbeat_seconds: Annotated[float, msgspec.Meta(gt=0)] = 15.0
     # in demo mode the register page shows a panel that simulates scans of demo IDs and packages
     demo: bool = False
+    # "required": `storehub run` refuses plain ws:// and http:// on an address other than loopback (a
+    # store LAN carries PINs and session tokens); "off" is the explicit, deliberate exception
+    tls: Literal["required", "off"] = "required"
+    # bounded resources of the live protocol: open connections, how long a connection may stay unpaired
+    # without saying anything, how deep a JSON message may nest
+    max_connections: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 500
+    unpaired_idle_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 60.0
+    max_json_depth: Annotated[int, msgspec.Meta(ge=4, le=256)] = 32
 
 
 class StorageSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -136,8 +145,14 @@ class PayByBankSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
 class SecuritySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # keyed hashes of ID numbers use this secret; keep it out of backups of the config if you can
     id_hash_key: str = ""
+    # without id_hash_key the key is generated into this file on first start (default: id_hash.key beside
+    # store.toml); it never lives in the store, so a copy of data.mdb alone cannot test ID numbers
+    id_hash_key_file: str = ""
     lockout_after_failures: Annotated[int, msgspec.Meta(ge=1)] = 5
     lockout_minutes: Annotated[int, msgspec.Meta(ge=1)] = 5
+    # pairing attempts allowed per minute on one connection and from one source address
+    pairing_attempts_per_connection: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 5
+    pairing_attempts_per_address: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 20
 
 
 class CrmSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -294,6 +309,28 @@ def _check(config: StoreConfig) -> StoreConfig:
     return config
 
 
+def is_loopback(host: str) -> bool:
+    if host.strip("[]") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_tls(config: StoreConfig) -> None:
+    """PINs and session tokens cross the store LAN: plain ws:// and http:// only on loopback, or when the
+    configuration says so in as many words (``tls = "off"``)."""
+    s = config.server
+    if s.tls_cert or s.tls == "off" or is_loopback(s.host):
+        return
+    raise ConfigError(
+        f"server.tls: the hub would listen on {s.host} without TLS; run `storehub tls init --config FILE` "
+        'and set server.tls_cert and server.tls_key, or set tls = "off" under [server] to accept plain '
+        "ws:// and http:// on this network"
+    )
+
+
 def _check_payment_terminal(i: int, dev: DeviceSection) -> None:
     """SPIn documents the TPN as 10-12 characters and the auth key as 10 ("SPIn REST API Methods")."""
     if dev.kind != "payment_terminal" or dev.driver != "spin":
@@ -364,7 +401,10 @@ def load_config(path: str | Path) -> StoreConfig:
         raise ConfigError(
             f"{p}: line {line}: byte 0x{data[exc.start]:02x} is not UTF-8; TOML files are UTF-8 text"
         ) from None
-    return parse_config(text, source=str(p))
+    config = parse_config(text, source=str(p))
+    if not config.security.id_hash_key_file:
+        config.security.id_hash_key_file = str(p.resolve().parent / "id_hash.key")
+    return config
 
 
 def preflight(config: StoreConfig) -> None:
