@@ -305,8 +305,10 @@ async def housekeeping(
 
 
 def decode_intake(body: bytes) -> core.OrderIntake:
-    from hub.protocol import _explain
+    from hub.protocol import MAX_JSON_DEPTH, _explain, json_depth_exceeds
 
+    if json_depth_exceeds(body, MAX_JSON_DEPTH):  # before decoding: a decoder's recursion is no limit
+        raise BadRequest(f"The body nests deeper than {MAX_JSON_DEPTH} levels.", field="body")
     try:
         return msgspec.json.decode(body, type=core.OrderIntake)
     except msgspec.ValidationError as exc:
