@@ -19,7 +19,7 @@ import pytest
 import trio
 
 from hub.hq.auth import hash_password
-from hub.hq.localservers import NatsServer, Postgres, free_port, what_is_missing
+from hub.hq.localservers import NatsServer, Postgres, what_is_missing
 from tests.state.conftest import FLOAT
 
 ROOT = Path(__file__).resolve().parents[2]
