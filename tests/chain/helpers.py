@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -10,9 +12,11 @@ from zoneinfo import ZoneInfo
 import trio
 
 from hub.backoffice.records import day_reports
-from hub.client import HubClient
+from hub.client import HubClient, connect
 from hub.domain.demo_catalogue import build_demo_store
 from hub.store.env import Store
+from tests.conftest import PINS
+from tests.state.conftest import ready
 from tests.state.test_state_crash_recovery import pre_roll_tags
 
 ZONE = "America/Los_Angeles"
@@ -68,3 +72,21 @@ async def wait_for(predicate: Any, timeout: float, what: str) -> Any:
                 return got
             await trio.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+DEVICE: dict[str, str] = {}  # data dir -> R1's device token (a pairing code is good once)
+
+
+@asynccontextmanager
+async def register(ws: int, data: Path, *, drawer: bool = True) -> AsyncIterator[HubClient]:
+    """R1 of a demo store, logged in as the manager: paired (and its drawer opened) the first time."""
+    async with connect(f"ws://127.0.0.1:{ws}") as c:
+        token = DEVICE.get(str(data))
+        if token is None:
+            await ready(c, drawer=drawer)
+            assert c.device_token
+            DEVICE[str(data)] = c.device_token
+        else:
+            await c.hello(token)
+            await c.login("maria", PINS["maria"])
+        yield c

@@ -12,33 +12,17 @@ import httpx
 import psycopg
 import trio
 
-from hub.client import connect
 from tests.chain.conftest import StoreHub, hq_toml, make_nats, start_hq, start_store, store_hub
-from tests.chain.helpers import adult_scan, audit_count, sell, store_z, tags, today, wait_for
-from tests.conftest import PINS
-from tests.state.conftest import ready
+from tests.chain.helpers import adult_scan, audit_count, register, sell, store_z, tags, today, wait_for
 
 STORES = ["north", "south", "east"]
-
-
-DEVICE: dict[str, str] = {}  # store -> R1's device token (a pairing code is good once)
-
-
-async def open_register(s: StoreHub) -> None:
-    with trio.fail_after(30):
-        async with connect(f"ws://127.0.0.1:{s.ws}") as c:
-            await ready(c)  # pair R1, log in, open its drawer
-            assert c.device_token
-            DEVICE[s.store_id] = c.device_token
 
 
 async def sell_n(s: StoreHub, n: int) -> list[float]:
     """``n`` sales at register R1 of ``s``; returns how long each took (selling never waits on the chain)."""
     took = []
     with trio.fail_after(60):
-        async with connect(f"ws://127.0.0.1:{s.ws}") as c:
-            await c.hello(DEVICE[s.store_id])
-            await c.login("maria", PINS["maria"])
+        async with register(s.ws, s.data) as c:
             t = tags(s.data)
             for i in range(n):
                 t0 = time.monotonic()
@@ -77,8 +61,6 @@ async def test_three_stores_through_nats_restart_hq_kill_and_store_kill(tmp_path
         async with trio.open_nursery() as nursery:
             for s in stores:
                 nursery.start_soon(start_store, s)
-        for s in stores:
-            await open_register(s)
         await all_sell(stores, 3)
 
         # 1. NATS goes away (the WAN is down): the stores keep selling, at full speed, and a backlog builds
