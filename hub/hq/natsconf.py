@@ -110,7 +110,6 @@ def store_leaf_config(
             "host: \"127.0.0.1\"",
             f"port: {port}",
             "leafnodes {",
-            "  reconnect: 2",
             "  remotes: [",
             "  {",
             *remote,

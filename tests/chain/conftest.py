@@ -57,9 +57,9 @@ def pg_dsn(postgres: Postgres) -> str:
     return postgres.dsn.replace("dbname=postgres", f"dbname={name}")
 
 
-def make_nats(tmp: Path, stores: list[str]) -> NatsServer:
+def make_nats(tmp: Path, stores: list[str], tls: tuple[str, str] | None = None) -> NatsServer:
     _require()
-    return NatsServer(tmp / "nats", CHAIN, stores).start()
+    return NatsServer(tmp / "nats", CHAIN, stores, tls=tls).start()
 
 
 @dataclass
@@ -104,7 +104,10 @@ async def _start(cmd: list[str], ready: str, timeout: float = 40) -> Proc:
     return Proc(proc, text)
 
 
-def hq_toml(tmp: Path, nats: NatsServer, dsn: str, stores: list[str], *, ack_wait: float = 2.0, batch: int = 200) -> Path:
+def hq_toml(
+    tmp: Path, nats: NatsServer, dsn: str, stores: list[str], *, ack_wait: float = 2.0, batch: int = 200,
+    tls: tuple[str, str] | None = None,
+) -> Path:  # fmt: skip
     path = tmp / "hq.toml"
     store_lines = "\n".join(
         f'[[stores]]\nid = "{s}"\nname = "Store {s}"\ntime_zone = "America/Los_Angeles"\n' for s in stores
@@ -118,11 +121,14 @@ name = "Green Chain HQ"
 [http]
 host = "127.0.0.1"
 port = 0
+tls_cert = "{tls[0] if tls else ''}"
+tls_key = "{tls[1] if tls else ''}"
 
 [nats]
 url = "{nats.url}"
 user = "hq"
 password = "{nats.hq_password}"
+tls_ca = "{tls[0] if tls else ''}"
 
 [postgres]
 dsn = "{dsn}"
@@ -152,18 +158,22 @@ class Hq:
     proc: Proc
     port: int
 
+    scheme: str = "http"
+    verify: Any = True
+
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def client(self, user: str = "boss", password: str = ADMIN_PW) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.url, auth=(user, password), timeout=10)
+        return httpx.AsyncClient(base_url=self.url, auth=(user, password), timeout=10, verify=self.verify)
 
 
-async def start_hq(config: Path) -> Hq:
+async def start_hq(config: Path, verify: Any = True) -> Hq:
     p = await _start([sys.executable, "-m", "hub.cli", "hq", "run", "--config", str(config), "--log-level", "WARNING"], "Ctrl-C")
-    port = int(re.search(r"Pages and API: http://[^:]+:(\d+)/", p.text).group(1))  # type: ignore[union-attr]
-    return Hq(p, port)
+    m = re.search(r"Pages and API: (https?)://[^:]+:(\d+)/", p.text)
+    assert m, p.text
+    return Hq(p, int(m.group(2)), m.group(1), verify)
 
 
 @dataclass
