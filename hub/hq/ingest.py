@@ -8,6 +8,7 @@ redelivery order does not matter either.
 
 from __future__ import annotations
 
+import weakref
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
@@ -31,7 +32,9 @@ class BatchResult(msgspec.Struct, kw_only=True):
     lag_seconds: dict[str, float]  # store -> ingest time minus commit time of its newest event in the batch
 
 
+_EVENT_COLUMNS = "store_id, seq, action, at, business_date, staff, register, detail, record, hash, prev_hash"
 _dec_event = msgspec.json.Decoder(ChainEvent)
+_staged: weakref.WeakSet[Any] = weakref.WeakSet()  # connections that have the staging table
 _dec_status = msgspec.json.Decoder(StoreStatus)
 _jsonb = msgspec.json.Encoder()
 
@@ -74,27 +77,27 @@ async def apply_batch(conn: Any, chain: str, batch: list[Incoming]) -> BatchResu
     async with conn.transaction():
         fresh: list[ChainEvent] = []
         if events:
-            cur = await conn.execute(
-                "INSERT INTO events (store_id, seq, action, at, business_date, staff, register, detail,"
-                " record, hash, prev_hash)"
-                " SELECT * FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::timestamptz[], %s::date[],"
-                " %s::text[], %s::text[], %s::jsonb[], %s::jsonb[], %s::text[], %s::text[])"
-                " ON CONFLICT (store_id, seq) DO NOTHING RETURNING store_id, seq",
-                (
-                    [e.store for e in events],
-                    [e.seq for e in events],
-                    [e.action for e in events],
-                    [e.at for e in events],
-                    [e.business_date for e in events],
-                    [e.staff for e in events],
-                    [e.register for e in events],
-                    [_j(e.detail) for e in events],
-                    [None if e.record is None else _j(e.record) for e in events],
-                    [e.hash for e in events],
-                    [e.prev_hash for e in events],
-                ),
-            )
-            inserted = {(r[0], r[1]) for r in await cur.fetchall()}
+            # COPY into a per-transaction staging table, then one INSERT that skips what HQ already has
+            if conn not in _staged:
+                await conn.execute(
+                    "CREATE TEMP TABLE IF NOT EXISTS incoming_events (LIKE events INCLUDING DEFAULTS)"
+                    " ON COMMIT DELETE ROWS"
+                )
+                _staged.add(conn)
+            async with conn.cursor() as cur:
+                async with cur.copy(f"COPY incoming_events ({_EVENT_COLUMNS}) FROM STDIN") as copy:
+                    for e in events:
+                        await copy.write_row(
+                            (
+                                e.store, e.seq, e.action, e.at, e.business_date, e.staff, e.register,
+                                _j(e.detail), None if e.record is None else _j(e.record), e.hash, e.prev_hash,
+                            )
+                        )  # fmt: skip
+                await cur.execute(
+                    f"INSERT INTO events ({_EVENT_COLUMNS}) SELECT {_EVENT_COLUMNS} FROM incoming_events"
+                    " ON CONFLICT (store_id, seq) DO NOTHING RETURNING store_id, seq"
+                )
+                inserted = {(r[0], r[1]) for r in await cur.fetchall()}
             fresh = [e for e in events if (e.store, e.seq) in inserted]
         await _project(conn, fresh)
         for e in fresh:
@@ -105,14 +108,23 @@ async def apply_batch(conn: Any, chain: str, batch: list[Incoming]) -> BatchResu
                 newest[e.store] = e
         for store, e in newest.items():
             lag[store] = max(0.0, (now - e.at).total_seconds())
+        if newest:  # one statement for every store in the batch
+            ordered = sorted(newest)  # a fixed lock order: two HQs never deadlock on the stores' rows
             await conn.execute(
                 "INSERT INTO stores (store_id, max_seq, events, last_event_at, last_ingest_at)"
-                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (store_id) DO UPDATE SET"
+                " SELECT u.*, %s FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::timestamptz[]) AS u"
+                " ON CONFLICT (store_id) DO UPDATE SET"
                 " max_seq = GREATEST(stores.max_seq, EXCLUDED.max_seq),"
                 " events = stores.events + EXCLUDED.events,"
                 " last_event_at = GREATEST(stores.last_event_at, EXCLUDED.last_event_at),"
                 " last_ingest_at = EXCLUDED.last_ingest_at",
-                (store, e.seq, new_by_store[store], e.at, now),
+                (
+                    now,
+                    ordered,
+                    [newest[s].seq for s in ordered],
+                    [new_by_store[s] for s in ordered],
+                    [newest[s].at for s in ordered],
+                ),
             )
         for st in statuses:
             await _apply_status(conn, st)

@@ -189,52 +189,64 @@ class Headquarters:
         sub = await self.js.pull_subscribe(
             f"chain.{self.chain}.>", durable=ing.durable, stream=names.stream_name(self.chain), config=consumer
         )
+        # the next batch is fetched while this one is applied (one batch ahead, never acknowledged early)
+        ahead: asyncio.Queue[list[Any]] = asyncio.Queue(maxsize=1)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._fetch, sub, ahead)
+            while True:
+                msgs = await ahead.get()
+                conn = await self._apply(conn, msgs)
+
+    async def _fetch(self, sub: Any, ahead: asyncio.Queue[list[Any]]) -> None:
         import nats.errors
 
         while True:
             try:
-                msgs = await sub.fetch(ing.batch, timeout=1.0)
+                msgs = await sub.fetch(self.config.ingest.batch, timeout=1.0)
             except (TimeoutError, nats.errors.TimeoutError):
                 continue
             except Exception as exc:  # NATS restarting: the client reconnects; try again shortly
                 log.warning("fetch failed: %s", exc)
                 await anyio.sleep(0.5)
                 continue
-            if not msgs:
-                continue
-            t0 = time.perf_counter()
-            batch = [Incoming(subject=m.subject, stream_seq=m.metadata.sequence.stream, data=m.data) for m in msgs]
-            while True:
-                try:
-                    if conn.closed:
-                        conn = await self._connect_db()
-                    result = await apply_batch(conn, self.chain, batch)
-                    self.db_ok = True
-                    break
-                except Exception as exc:  # PostgreSQL away: nothing was acknowledged, so try again
-                    self.db_ok = False
-                    log.error("batch of %d not applied: %s", len(batch), exc)
-                    with contextlib.suppress(Exception):
-                        await conn.close()
-                    await anyio.sleep(1.0)
-            # acknowledged only now: the batch is committed
-            for m in msgs:
+            if msgs:
+                await ahead.put(msgs)
+
+    async def _apply(self, conn: Any, msgs: list[Any]) -> Any:
+        """Apply one batch in one transaction (retrying while PostgreSQL is away), then acknowledge it."""
+        t0 = time.perf_counter()
+        batch = [Incoming(subject=m.subject, stream_seq=m.metadata.sequence.stream, data=m.data) for m in msgs]
+        while True:
+            try:
+                if conn.closed:
+                    conn = await self._connect_db()
+                result = await apply_batch(conn, self.chain, batch)
+                self.db_ok = True
+                break
+            except Exception as exc:  # PostgreSQL away: nothing was acknowledged, so try again
+                self.db_ok = False
+                log.error("batch of %d not applied: %s", len(batch), exc)
                 with contextlib.suppress(Exception):
-                    await m.ack()
-            dt = time.perf_counter() - t0
-            self.metrics.batch_seconds.observe(dt)
-            self.metrics.batch_size.observe(len(msgs))
-            for store, n in result.new_events.items():
-                self.metrics.ingested.labels(store).inc(n)
-                self.ingested_total += n
-            for store, lag in result.lag_seconds.items():
-                self.metrics.lag.labels(store).set(lag)
-            if result.duplicates:
-                self.metrics.duplicates.inc(result.duplicates)
-            if result.rejects:
-                self.metrics.rejects.inc(result.rejects)
+                    await conn.close()
+                await anyio.sleep(1.0)
+        # acknowledged only now: the batch is committed
+        for m in msgs:
             with contextlib.suppress(Exception):
-                self.metrics.pending.set(msgs[-1].metadata.num_pending)
+                await m.ack()
+        self.metrics.batch_seconds.observe(time.perf_counter() - t0)
+        self.metrics.batch_size.observe(len(msgs))
+        for store, n in result.new_events.items():
+            self.metrics.ingested.labels(store).inc(n)
+            self.ingested_total += n
+        for store, lag in result.lag_seconds.items():
+            self.metrics.lag.labels(store).set(lag)
+        if result.duplicates:
+            self.metrics.duplicates.inc(result.duplicates)
+        if result.rejects:
+            self.metrics.rejects.inc(result.rejects)
+        with contextlib.suppress(Exception):
+            self.metrics.pending.set(msgs[-1].metadata.num_pending)
+        return conn
 
     async def refresh_metrics(self) -> None:
         self.metrics.up.set(1 if self.healthy() else 0)
