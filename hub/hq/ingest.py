@@ -35,6 +35,7 @@ class BatchResult(msgspec.Struct, kw_only=True):
 _EVENT_COLUMNS = "store_id, seq, action, at, business_date, staff, register, detail, record, hash, prev_hash"
 _dec_event = msgspec.json.Decoder(ChainEvent)
 _staged: weakref.WeakSet[Any] = weakref.WeakSet()  # connections that have the staging table
+_staged_tables: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
 _dec_status = msgspec.json.Decoder(StoreStatus)
 _jsonb = msgspec.json.Encoder()
 
@@ -189,25 +190,10 @@ async def _project(conn: Any, fresh: list[ChainEvent]) -> None:
                 )  # fmt: skip
         elif e.action == "chain_catalogue_applied":
             versions.append((e.store, int(e.detail.get("version", 0))))
-    if sales:
-        await conn.cursor().executemany(
-            "INSERT INTO sales VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT DO NOTHING",
-            sales,
-        )
-    if lines:
-        await conn.cursor().executemany(
-            "INSERT INTO sale_lines VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            lines,
-        )
-    if voids:
-        await conn.cursor().executemany(
-            "INSERT INTO voids VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING", voids
-        )
-    if rets:
-        await conn.cursor().executemany(
-            "INSERT INTO returns VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING", rets
-        )
+    await _bulk(conn, "sales", _SALE_COLUMNS, sales)
+    await _bulk(conn, "sale_lines", _LINE_COLUMNS, lines)
+    await _bulk(conn, "voids", _VOID_COLUMNS, voids)
+    await _bulk(conn, "returns", _RETURN_COLUMNS, rets)
     for row in drawers:
         # a later event of the same drawer (the sign-off after the count) wins, whatever the arrival order
         await conn.execute(
@@ -230,6 +216,36 @@ async def _project(conn: Any, fresh: list[ChainEvent]) -> None:
             " DO UPDATE SET catalogue_version = GREATEST(stores.catalogue_version, EXCLUDED.catalogue_version)",
             (store, version),
         )
+
+
+_SALE_COLUMNS = (
+    "store_id, receipt_number, seq, business_date, register, sold_at, customer_id, subtotal_cents,"
+    " discount_cents, pretax_cents, tax_cents, total_cents, tendered_cents, change_cents, loyalty_earned,"
+    " loyalty_redeemed"
+)
+_LINE_COLUMNS = (
+    "store_id, receipt_number, line_id, product_id, name, category, quantity, weight_mg, net_cents, total_cents"
+)
+_VOID_COLUMNS = "store_id, receipt_number, seq, voided_at, business_date, manager_id, reason"
+_RETURN_COLUMNS = "store_id, return_number, seq, receipt_number, returned_at, business_date, refund_cents, tax_cents"
+
+
+async def _bulk(conn: Any, table: str, columns: str, rows: list[tuple[Any, ...]]) -> None:
+    """COPY ``rows`` into a staging table, then insert what is not there yet (a row is never doubled)."""
+    if not rows:
+        return
+    staging = f"incoming_{table}"
+    made = _staged_tables.setdefault(conn, set())
+    if table not in made:
+        await conn.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        made.add(table)
+    async with conn.cursor() as cur:
+        async with cur.copy(f"COPY {staging} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                await copy.write_row(row)
+        await cur.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} ON CONFLICT DO NOTHING")
 
 
 async def _apply_status(conn: Any, st: StoreStatus) -> None:
