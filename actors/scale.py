@@ -210,11 +210,22 @@ class _Scale:
             return False, exc.message
         if not self.codec.acknowledges_commands:
             return True, "sent"
-        with trio.move_on_after(self.config.reply_timeout_s):
-            while True:
+        deadline = trio.current_time() + self.config.reply_timeout_s
+        received = False
+        while True:
+            with trio.move_on_at(deadline):
                 reply = await self._replies.receive()
-                if reply.command in (kind, "other"):
+                if reply.command not in (kind, "other"):
+                    continue
+                if reply.final:
                     return reply.ok, reply.detail
+                # Receipt only: the scale answers again when the zero/tare is done (or could not be).
+                received = True
+                deadline = trio.current_time() + self.config.settle_timeout_s
+                continue
+            break
+        if received:
+            return False, "the scale took the command but never said it was done"
         return False, "the scale did not answer"
 
 

@@ -98,19 +98,29 @@ async def read_status(
 ) -> PrinterStatus:
     """Ask the printer how it is. ``DeviceTimeout`` if it does not answer, ``DeviceProtocolError`` if the
     answer makes no sense."""
-    request = escpos.PAPER_STATUS_REQUEST if language == "escpos" else zpl.HOST_STATUS_REQUEST
-    await link.send_all(request)
+    if language == "zpl":
+        return await _zebra_status(link, timeout_s=timeout_s)
+    await link.send_all(escpos.PAPER_STATUS_REQUEST)
+    with trio.move_on_after(timeout_s):
+        buf = await link.receive_some()
+        status = escpos.parse_paper_status(buf[-1])
+        if status is None:
+            raise DeviceProtocolError(f"bad paper status byte {buf[-1]:#04x}")
+        if status.paper_out:
+            return PrinterStatus(False, "paper out")
+        return PrinterStatus(True, "paper near end" if status.near_end else "ready")
+    raise DeviceTimeout("printer did not answer the status request")
+
+
+async def _zebra_status(link: PrinterLink, *, timeout_s: float) -> PrinterStatus:
+    """``~HS``; a Zebra that is out of media or ribbon, has its head open, its rewinder full or its head
+    too hot does not answer it (ZPL Programming Guide, ~HS). Then ``~HQES`` names the error; a printer
+    silent to both on a live connection is reported in those words, not as a dead link."""
+    await link.send_all(zpl.HOST_STATUS_REQUEST)
     buf = b""
     with trio.move_on_after(timeout_s):
         while True:
             buf += await link.receive_some()
-            if language == "escpos":
-                status = escpos.parse_paper_status(buf[-1])
-                if status is None:
-                    raise DeviceProtocolError(f"bad paper status byte {buf[-1]:#04x}")
-                if status.paper_out:
-                    return PrinterStatus(False, "paper out")
-                return PrinterStatus(True, "paper near end" if status.near_end else "ready")
             zstatus = zpl.parse_host_status(buf)
             if zstatus is not None:
                 if zstatus.paper_out:
@@ -124,7 +134,21 @@ async def read_status(
                 return PrinterStatus(True, "ready")
             if len(buf) > 512:
                 raise DeviceProtocolError("host status answer too long")
-    raise DeviceTimeout("printer did not answer the status request")
+    await link.send_all(zpl.HOST_ERROR_QUERY)
+    buf = b""
+    with trio.move_on_after(timeout_s):
+        while True:
+            buf += await link.receive_some()
+            errors = zpl.parse_error_status(buf)
+            if errors is not None:
+                if errors.errors:
+                    return PrinterStatus(False, ", ".join(errors.errors))
+                break  # no error, yet ~HS went unanswered: say what Zebra documents
+            if len(buf) > 1024:
+                raise DeviceProtocolError("error status answer too long")
+    return PrinterStatus(
+        False, f"not ready: {zpl.SILENT_CONDITIONS} (the printer does not answer its status then)"
+    )
 
 
 # ------------------------------------------------------------------------------------------ spooler

@@ -31,9 +31,12 @@ class ScanFramer:
         frames: list[bytes] = []
         while self._buf:
             body_start = len(self.prefix) if self.prefix and self._buf.startswith(self.prefix) else 0
-            if self._buf[body_start : body_start + 2] == b"@\n" or (
-                len(self._buf) - body_start == 1 and self._buf[body_start:] == b"@"
-            ):
+            lead = len(self._buf) - body_start - len(self._buf[body_start:].lstrip(b" \x00"))
+            if lead and self._buf[body_start + lead : body_start + lead + 1] == b"@":
+                # A space (or NUL padding) before the licence's "@": not part of it. Without this the
+                # CR suffix test below would cut one licence into three frames.
+                del self._buf[body_start : body_start + lead]
+            if _aamva_start(bytes(self._buf[body_start : body_start + 10])):
                 frame = self._take_aamva(body_start)
                 if frame is None:
                     break
@@ -77,6 +80,14 @@ class ScanFramer:
         if frame and frame.strip(self.suffix or b"\r\n") == b"":
             return []  # a lone suffix left over after a declared-length AAMVA frame
         return [frame] if frame else []
+
+
+def _aamva_start(head: bytes) -> bool:
+    """Does this look like (the start of) a licence: "@" then LF, or "@", up to four separators and the
+    file type ("ANSI " / "AAMVA"), or a lone "@" that may still become one?"""
+    if head[:2] == b"@\n" or head == b"@":
+        return True
+    return head[:1] == b"@" and any(head.find(t, 1, 10) in range(1, 6) for t in (b"ANSI ", b"AAMVA"))
 
 
 def decode_symbol(frame: bytes) -> str:

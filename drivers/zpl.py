@@ -1,4 +1,4 @@
-"""Package exit labels in ZPL II, and the ``~HS`` host status answer.
+"""Package exit labels in ZPL II, the ``~HS`` host status answer and the ``~HQES`` error status.
 
 A label is ``^XA … ^XZ``; ``^FO`` field origin, ``^A0N`` scalable font, ``^BCN`` Code 128 with the
 interpretation line, ``^PW``/``^LL`` width/length in dots, ``^PQ`` quantity (devices.md §5). Field data
@@ -12,6 +12,23 @@ import msgspec
 from hub.domain.devices import PackageLabel
 
 HOST_STATUS_REQUEST = b"~HS"
+# "When a ~HS command is sent the printer will not send a response to the host if the printer is in one
+# of these conditions: MEDIA OUT, RIBBON OUT, HEAD OPEN, REWINDER FULL, HEAD OVER-TEMPERATURE" (Zebra
+# ZPL Programming Guide, ~HS). ~HQES (host query, error status) still answers then, with error flags.
+HOST_ERROR_QUERY = b"~HQES"
+SILENT_CONDITIONS = "out of media or ribbon, head open, rewinder full or head too hot"
+
+# ~HQES "ERRORS:" group 1 flags (ZPL Programming Guide, ~HQ error flags table), lowest nibbles first.
+ERROR_FLAGS = (
+    (0x00000001, "media out"),
+    (0x00000002, "ribbon out"),
+    (0x00000004, "head open"),
+    (0x00000008, "cutter fault"),
+    (0x00000010, "printhead over temperature"),
+    (0x00000020, "motor over temperature"),
+    (0x00000040, "bad printhead element"),
+    (0x00000080, "printhead detection error"),
+)
 
 
 def _field(text: str) -> str:
@@ -99,6 +116,47 @@ def parse_host_status(data: bytes) -> ZplStatus | None:
         )
     except IndexError:
         return None
+
+
+class ZplErrors(msgspec.Struct, frozen=True):
+    errors: tuple[str, ...]  # e.g. ("media out",); empty when the printer reports no error
+    flags: int
+
+
+def parse_error_status(data: bytes) -> ZplErrors | None:
+    """Parse the ``~HQES`` answer (``<STX> … PRINTER STATUS … ERRORS: 1 00000000 00000005 … <ETX>``);
+    None until the ETX is there or if there is no ERRORS line."""
+    start = data.find(b"\x02")
+    end = data.find(b"\x03", start + 1)
+    if start < 0 or end < 0:
+        return None
+    text = data[start + 1 : end].decode("ascii", "replace")
+    for line in text.splitlines():
+        if line.strip().upper().startswith("ERRORS:"):
+            fields = line.split(":", 1)[1].split()
+            if len(fields) < 3:
+                return None
+            try:
+                flags = int(fields[2], 16)
+            except ValueError:
+                return None
+            if fields[0] == "0":
+                return ZplErrors((), 0)
+            named = tuple(name for bit, name in ERROR_FLAGS if flags & bit)
+            return ZplErrors(named or (f"error {fields[1]} {fields[2]}",), flags)
+    return None
+
+
+def error_status_answer(
+    *, media_out: bool = False, ribbon_out: bool = False, head_open: bool = False
+) -> bytes:
+    """What a Zebra answers to ``~HQES`` (for the simulator), in the ZPL guide's layout."""
+    flags = (1 if media_out else 0) | (2 if ribbon_out else 0) | (4 if head_open else 0)
+    return (
+        "\x02\r\nPRINTER STATUS\r\n"
+        f"   ERRORS:         {1 if flags else 0} 00000000 {flags:08X}\r\n"
+        "   WARNINGS:       0 00000000 00000000\r\n\x03\r\n"
+    ).encode("ascii")
 
 
 def host_status_answer(*, paper_out: bool = False, paused: bool = False) -> bytes:

@@ -3,8 +3,13 @@
 Frame: ``HH,±DDDDDDDD UUU<CR><LF>`` — a 2-letter header, a comma, a signed 9-character number, a
 3-character right-aligned unit: ``ST,+00012.34  g``. Headers: ``ST`` stable, ``US`` unstable, ``OL``
 overload, ``QT`` count (not a weight), ``WT`` stable weight, ``EC,Exx`` error. A command is
-acknowledged by ``<ACK>`` (06h) when the "AK" setting is on. Commands: ``Q``/``SI`` immediate, ``S``
-stable only, ``SIR`` continuous, ``C`` cancel, ``Z`` re-zero, ``T`` tare (each ending CR LF).
+acknowledged by ``<ACK>`` (06h) when the "AK" setting is on; a command that takes time (``Z``, ``T``,
+calibration) is acknowledged twice, on receipt and on completion, or answered ``EC,E11`` when the
+balance could not settle (FX-i manual §15-2 "Acknowledge code and error codes"). Commands: ``Q``/``SI``
+immediate, ``S`` stable only, ``SIR`` continuous, ``C`` cancel, ``Z`` re-zero, ``T`` tare (each
+ending CR LF). Overload is ``OL,+9999999E+19``; below range (pan removed) ``OL,-9999999E+19`` (FX-i
+manual §15 data format: the sign tells which). Units are the balance's own symbols: ``t`` is the tola
+(11.6638038 g), not the troy ounce (``ozt``); ``mom`` momme, ``GN`` grain, ``TL`` tael.
 Sources: A&D FX-i manual (devices.md §1), OpenTrickler ANDFx120.
 """
 
@@ -26,9 +31,12 @@ from drivers.scales.base import (
 )
 
 ACK = b"\x06"
+# A&D unit symbols that differ from ours (FX-i manual, unit table).
+AD_UNITS = {"t": "tola", "ozt": "ozt", "dwt": "dwt", "ct": "ct", "oz": "oz", "g": "g", "kg": "kg", "mg": "mg"}
 # The data field is 9 characters then a 3-character unit; balances with more digits widen the number,
 # so split on the number's end rather than at a fixed column.
-_NUMBER_UNIT = re.compile(r"^(?P<num>[+-]?[0-9.]+)\s*(?P<unit>[A-Za-z]{1,3})\s*$")
+# CSV format (FX-i manual "CSV format", 5if type 5) puts a comma between the data and the unit.
+_NUMBER_UNIT = re.compile(r"^(?P<num>[+-]?[0-9.]+)\s*,?\s*(?P<unit>[A-Za-z]{1,3})\s*$")
 
 # A&D error codes sent as ``EC,Exx``.
 ERROR_CODES = {
@@ -55,9 +63,25 @@ class ADCodec(LineCodec):
     zero_request: ClassVar[bytes] = b"Z\r\n"
     tare_request: ClassVar[bytes] = b"T\r\n"
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._received = False  # the oldest pending command has had its first (receipt) ACK
+
+    def reset(self) -> None:
+        super().reset()
+        self._received = False
+
+    def _take_pending(self) -> Literal["zero", "tare", "other"]:
+        self._received = False
+        return super()._take_pending()
+
     def _parse(self, raw: bytes) -> ScaleEvent:
         if raw == ACK:
-            return CommandReply(self._take_pending(), True, "acknowledged", raw)
+            if self._pending and not self._received:
+                # First ACK: command received; the balance sends a second ACK (or EC,E11) when done.
+                self._received = True
+                return CommandReply(self._pending[0], True, "received", raw, final=False)
+            return CommandReply(self._take_pending(), True, "done", raw)
         text = ascii_line(raw)
         if text is None or len(text) < 3 or text[2] != ",":
             return FrameError("not an A&D frame", raw)
@@ -69,6 +93,8 @@ class ADCodec(LineCodec):
                 return CommandReply(self._take_pending(), False, detail, raw)
             return WeightFrame(0, "error", "", raw)
         if header == "OL":
+            if body.lstrip().startswith("-"):  # OL,-9999999E+19: below range (pan removed), not overload
+                return WeightFrame(0, "underload", "", raw, ("below_range",))
             return WeightFrame(0, "overload", "", raw)
         if header not in ("ST", "US", "WT"):
             # QT (counting mode) and anything else is not a weight the hub can sell by.
@@ -78,10 +104,10 @@ class ADCodec(LineCodec):
             return FrameError("bad A&D weight field", raw)
         number, unit = m["num"], m["unit"]
         try:
-            mg = to_mg(number, unit)
+            mg = to_mg(number, unit, AD_UNITS)
         except ValueError as exc:
             return FrameError(str(exc), raw)
-        return WeightFrame(mg, "motion" if header == "US" else "stable", unit, raw)
+        return WeightFrame(mg, "motion" if header == "US" else "stable", AD_UNITS.get(unit, unit), raw)
 
 
 def encode_weight(mg: int, *, stable: bool, unit: str = "g", decimals: int = 3) -> bytes:
@@ -92,5 +118,5 @@ def encode_weight(mg: int, *, stable: bool, unit: str = "g", decimals: int = 3) 
     return f"{'ST' if stable else 'US'},{field}{unit.rjust(3)}\r\n".encode("ascii")
 
 
-def encode_overload() -> bytes:
-    return b"OL,+9999999E+19\r\n"
+def encode_overload(*, below: bool = False) -> bytes:
+    return b"OL,-9999999E+19\r\n" if below else b"OL,+9999999E+19\r\n"

@@ -17,7 +17,8 @@ import msgspec
 from hub.domain.devices import ScaleState
 
 # Milligrams per unit. Avoirdupois pound = 453.59237 g exactly (international yard and pound, 1959);
-# ounce = lb / 16; carat = 200 mg; troy ounce = 31.1034768 g; pennyweight = troy oz / 20.
+# ounce = lb / 16; carat = 200 mg; troy ounce = 31.1034768 g; pennyweight = troy oz / 20;
+# tola = 11.6638038 g (A&D FX-i manual, unit table: "t" tola), not the troy ounce.
 MG_PER_UNIT: dict[str, Decimal] = {
     "mg": Decimal(1),
     "g": Decimal(1000),
@@ -27,8 +28,11 @@ MG_PER_UNIT: dict[str, Decimal] = {
     "ct": Decimal(200),
     "ozt": Decimal("31103.4768"),
     "dwt": Decimal("1555.17384"),
+    "tola": Decimal("11663.8038"),
 }
-_UNIT_ALIASES = {"gm": "g", "gr": "g", "lbs": "lb", "kgs": "kg", "oz t": "ozt", "t": "ozt", "dw": "dwt"}
+# "t" is not here: A&D prints the tola as "t" (the codec maps it), MT-SICS would mean the tonne. An
+# unknown unit is refused rather than guessed, so a misread unit never prices a sale.
+_UNIT_ALIASES = {"gm": "g", "gr": "g", "lbs": "lb", "kgs": "kg", "oz t": "ozt", "dw": "dwt"}
 
 MAX_FRAME_BYTES = 128  # no scale frame is longer; a longer run without a terminator is garbage
 
@@ -41,12 +45,17 @@ class SerialDefaults(msgspec.Struct, frozen=True):
 
 
 class WeightFrame(msgspec.Struct, frozen=True):
-    """A decoded weight. ``weight_mg`` is 0 when the scale sent no number (overload, error)."""
+    """A decoded weight. ``weight_mg`` is 0 when the scale sent no number (overload, error).
+
+    ``flags``: what else the scale said about this reading, e.g. ``"at_zero"``, ``"net"``,
+    ``"high_range"``, ``"zero_error"`` (NCI status bytes), ``"below_range"`` (A&D).
+    """
 
     weight_mg: int
     state: ScaleState
     unit: str = ""
     raw: bytes = b""
+    flags: tuple[str, ...] = ()
 
 
 class CommandReply(msgspec.Struct, frozen=True):
@@ -56,6 +65,9 @@ class CommandReply(msgspec.Struct, frozen=True):
     ok: bool
     detail: str = ""
     raw: bytes = b""
+    # False for an acknowledgement of receipt that promises a second answer on completion (A&D "AK"
+    # setting: ACK on receipt, ACK again when zero/tare is done, or EC,E11; FX-i manual §15-2).
+    final: bool = True
 
 
 class FrameError(msgspec.Struct, frozen=True):
@@ -68,9 +80,14 @@ class FrameError(msgspec.Struct, frozen=True):
 ScaleEvent = WeightFrame | CommandReply | FrameError
 
 
-def to_mg(number: str, unit: str) -> int:
-    """``"+0012.345"``, ``"g"`` → 12345. Raises ValueError on a bad number or unknown unit."""
-    u = unit.strip().lower()
+def to_mg(number: str, unit: str, aliases: dict[str, str] | None = None) -> int:
+    """``"+0012.345"``, ``"g"`` → 12345. Raises ValueError on a bad number or unknown unit.
+
+    ``aliases`` maps a protocol's own unit names first (A&D ``t`` = tola)."""
+    u = unit.strip()
+    if aliases and u in aliases:
+        u = aliases[u]
+    u = u.lower()
     u = _UNIT_ALIASES.get(u, u)
     if u not in MG_PER_UNIT:
         raise ValueError(f"unknown unit {unit!r}")
@@ -84,6 +101,12 @@ def to_mg(number: str, unit: str) -> int:
     if not value.is_finite():
         raise ValueError(f"not a number: {number!r}")
     return int((value * MG_PER_UNIT[u]).to_integral_value(rounding=ROUND_HALF_EVEN))
+
+
+def unit_name(unit: str) -> str:
+    """The unit as we name it: ``"GM"`` → ``"g"``, ``"LB"`` → ``"lb"`` (unknown names lower-cased)."""
+    u = unit.strip().lower()
+    return _UNIT_ALIASES.get(u, u)
 
 
 def format_number(mg: int, unit: str, decimals: int) -> str:
@@ -177,12 +200,15 @@ class LineCodec(ScaleCodec):
         for raw in lines:
             if self.skip_blank_lines and not raw.strip():
                 continue
-            events.append(self._parse(raw))
+            event = self._parse(raw)
+            if event is not None:
+                events.append(event)
         return events
 
     @abstractmethod
-    def _parse(self, raw: bytes) -> ScaleEvent:
-        """One line (without its terminator) as a weight, a command reply or a frame error."""
+    def _parse(self, raw: bytes) -> ScaleEvent | None:
+        """One line (without its terminator) as a weight, a command reply or a frame error; None for a
+        well-formed line that is not about the pan (an Ohaus accumulated TOTAL)."""
 
 
 def ascii_line(raw: bytes) -> str | None:

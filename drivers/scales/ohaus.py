@@ -6,6 +6,10 @@ weight right-justified in 10–12 characters, a space, the unit, a space, ``?`` 
 optional legend (``NET``, ``TOTAL``, a time): ``    192.21 g  `` / ``      0.01 g ?``.
 Source: Ohaus RS232 interface manual (devices.md §1).
 
+Accumulation: a line whose legend is ``TOTAL`` (``     207.80 g TOTAL``) is the running total of
+accumulated weighings that the balance prints on request, not what is on the pan; it is skipped, never
+read as a weight (Ohaus Scout / Ranger manuals, accumulation print-out).
+
 Overload: Ohaus does not document a printed overload (devices.md lists it as not confirmed). The display
 shows dashes or ``-OL-``, and balances that print it send that field; we read any such field as overload,
 and the actor also treats a weight above the configured capacity as overload.
@@ -29,10 +33,11 @@ from drivers.scales.base import (
 )
 
 _WEIGHT = re.compile(
-    r"^\s*(?P<num>-?\s*\d*\.?\d+)\s+(?P<unit>[A-Za-z:]{1,5})(?:\s+(?P<stab>\?))?(?:\s+.*)?\s*$"
+    r"^\s*(?P<num>-?\s*\d*\.?\d+)\s+(?P<unit>[A-Za-z:]{1,5})(?:\s+(?P<stab>\?))?(?:\s+(?P<legend>.*))?\s*$"
 )
 _OVER = re.compile(r"^\s*(-OL-|OL|O-Ld|-{3,}|\^{3,})(\s+[A-Za-z:]{1,5})?[\s?]*$")
 _UNDER = re.compile(r"^\s*(-UL-|UL|U-Ld|_{3,})(\s+[A-Za-z:]{1,5})?[\s?]*$")
+_TOTAL = re.compile(r"\bTOTAL\b|\bACCUM", re.IGNORECASE)
 _ERR = re.compile(r"^\s*Err\s*(?P<code>[\w.]+)\s*$", re.IGNORECASE)
 
 
@@ -46,7 +51,7 @@ class OhausCodec(LineCodec):
     acknowledges_commands: ClassVar[bool] = False  # Z and T are silent; only ES on a bad command
     skip_blank_lines: ClassVar[bool] = True  # an empty line between frames is not a bad frame
 
-    def _parse(self, raw: bytes) -> ScaleEvent:
+    def _parse(self, raw: bytes) -> ScaleEvent | None:
         text = ascii_line(raw)
         if text is None:
             return FrameError("not ASCII", raw)
@@ -68,7 +73,11 @@ class OhausCodec(LineCodec):
             return WeightFrame(0, "underload", "", raw)
         m = _WEIGHT.match(text)
         if not m:
+            if _TOTAL.search(text):
+                return None  # an accumulation print-out without a number we know: not the pan either
             return FrameError("not an Ohaus weight line", raw)
+        if m["legend"] and _TOTAL.search(m["legend"]):
+            return None  # accumulated total, not a weight on the pan
         try:
             mg = to_mg(m["num"], m["unit"])
         except ValueError as exc:

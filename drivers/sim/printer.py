@@ -6,7 +6,9 @@ It records every byte it is sent (minus status requests), answers ESC/POS ``DLE 
 Control API:
     address                "tcp://127.0.0.1:<port>" for PrinterConfig.address
     received               bytes printed so far (status requests stripped)
-    paper_out = True/False
+    paper_out = True/False         ESC/POS paper out; for a Zebra: media out
+    ribbon_out / head_open         Zebra conditions; in any of the three ~HS goes unanswered (as Zebra
+                                   documents) and ~HQES reports the error flags
     go_offline() / come_online()    stop listening and drop connections / listen again on the same port
     status_requests        how many status requests it answered
 """
@@ -26,6 +28,8 @@ class PrinterSimulator:
         self.port = port
         self.received = bytearray()
         self.paper_out = False
+        self.ribbon_out = False
+        self.head_open = False
         self.status_requests = 0
         self.connections = 0
         self._online = trio.Event()
@@ -90,11 +94,12 @@ class PrinterSimulator:
         while buf:
             i = buf.find(DLE_EOT)
             j = buf.find(zpl.HOST_STATUS_REQUEST)
-            cut = min(x for x in (i, j, len(buf)) if x >= 0)
+            q = buf.find(zpl.HOST_ERROR_QUERY)
+            cut = min(x for x in (i, j, q, len(buf)) if x >= 0)
             if cut == len(buf):
                 # hold back a request split across two reads
-                for k in (2, 1):
-                    if buf[-k:] in (DLE_EOT[:k], zpl.HOST_STATUS_REQUEST[:k]):
+                for k in (4, 3, 2, 1):
+                    if buf[-k:] in (DLE_EOT[:k], zpl.HOST_STATUS_REQUEST[:k], zpl.HOST_ERROR_QUERY[:k]):
                         cut -= k
                         break
                 if cut == 0:
@@ -118,7 +123,15 @@ class PrinterSimulator:
             elif buf.startswith(zpl.HOST_STATUS_REQUEST):
                 del buf[: len(zpl.HOST_STATUS_REQUEST)]
                 self.status_requests += 1
-                answers += zpl.host_status_answer(paper_out=self.paper_out)
+                if not (self.paper_out or self.ribbon_out or self.head_open):
+                    answers += zpl.host_status_answer()
+                # else: silent, as the ZPL Programming Guide says of ~HS in these conditions
+            elif buf.startswith(zpl.HOST_ERROR_QUERY):
+                del buf[: len(zpl.HOST_ERROR_QUERY)]
+                self.status_requests += 1
+                answers += zpl.error_status_answer(
+                    media_out=self.paper_out, ribbon_out=self.ribbon_out, head_open=self.head_open
+                )
             else:
                 break
         return bytes(answers)

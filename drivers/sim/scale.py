@@ -67,9 +67,8 @@ class ScaleSimulator(PtyDevice):
         """The bytes this scale sends for its current state."""
         mg, stable = self.displayed_mg, not self.motion
         if self.protocol == "ad":
-            if self.overload:
-                return ad.encode_overload()
-            # A&D has no under-range header: the balance simply shows a negative weight.
+            if self.overload or self.underload:
+                return ad.encode_overload(below=self.underload)  # below range: pan removed
             return ad.encode_weight(mg, stable=stable)
         if self.protocol == "mt-sics":
             if self.overload:
@@ -110,10 +109,10 @@ class ScaleSimulator(PtyDevice):
                 self.streaming = True
             elif command == "C":
                 self.streaming = False
-            elif command in ("Z", "R"):
-                self.write(self._zero() and b"\x06\r\n" or b"EC,E11\r\n")
-            elif command == "T":
-                self.write(self._tare() and b"\x06\r\n" or b"EC,E11\r\n")
+            elif command in ("Z", "R", "T"):
+                # AK on: ACK on receipt, then ACK on completion or EC,E11 if it could not settle (§15-2).
+                done = self._tare() if command == "T" else self._zero()
+                self.write(b"\x06\r\n" + (b"\x06\r\n" if done else b"EC,E11\r\n"))
             else:
                 self.write(b"EC,E01\r\n")
         elif p == "mt-sics":
@@ -138,16 +137,15 @@ class ScaleSimulator(PtyDevice):
         elif p == "nci":
             if command == "W":
                 self.write(self.weight_frame())
-            elif command == "S":
-                self.write(nci.encode_status(motion=self.motion))
-            elif command == "Z":
-                self._zero()
-                self.write(nci.encode_status(motion=self.motion))
-            elif command == "T":
-                self._tare()
-                self.write(nci.encode_status(motion=self.motion))
+            elif command in ("S", "Z", "T"):
+                # Z and T answer with the status whether or not they could act (NCI 6702 p.14).
+                if command == "Z":
+                    self._zero()
+                elif command == "T":
+                    self._tare()
+                self.write(nci.encode_status(motion=self.motion, at_zero=self.displayed_mg == 0))
             else:
-                self.write(b"\n?\r")
+                self.write(b"\n?\r\x03")  # Brecknell 3700LP p.11
         else:  # ohaus
             if command in ("IP", "P"):
                 self.write(self.weight_frame())

@@ -44,6 +44,11 @@ LF, RS, CR = "\n", "\x1e", "\r"
 _FILE_TYPES = ("ANSI ", "AAMVA")
 _DESIGNATOR = re.compile(r"[A-Z][A-Z0-9]\d{4}\d{4}")
 _ELEMENT_ID = re.compile(r"[A-Z][A-Z0-9]{2}")
+_DL_ELEMENT = re.compile(r"D[A-Z]{2}")  # every element of the DL/ID subfile starts with "D"
+_C1_CONTROLS = re.compile("[\x80-\x9f]")
+# Between "@" and the file type the standard puts LF RS CR; captures show those replaced, doubled or
+# dropped ("@\n\nANSI", "@a\nANSI", "@\n6MANSI", "@\nANSI": IdParser's samples). Four at most.
+_MAX_HEADER_SEPARATORS = 4
 # AIM symbology identifier some scanners prepend (]L0..]L9 = PDF417).
 _AIM_PREFIX = re.compile(r"^\]L\d")
 # Visible stand-ins that wedge software or scanner "keyboard macros" put in place of control characters.
@@ -116,7 +121,12 @@ def _normalise(payload: bytes | str) -> tuple[str, bool]:
     """Text and whether it looks like a keyboard-wedge capture (control characters altered)."""
     if isinstance(payload, bytes | bytearray | memoryview):
         # Serial scanners send 8-bit bytes; latin-1 never fails and keeps every byte as one character.
-        text = bytes(payload).decode("latin-1")
+        # A capture saved as UTF-8 (accented names, IdParser's CT sample) is read as UTF-8.
+        raw = bytes(payload)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = raw.decode("latin-1")
         wedge = False
     elif isinstance(payload, str):
         text = payload
@@ -124,6 +134,9 @@ def _normalise(payload: bytes | str) -> tuple[str, bool]:
     else:
         raise AamvaError("not-aamva", "This scan is not a driver's licence or ID card.")
     text = text.strip("\x00")  # HID "COM emulation" pads blocks with NUL (devices.md §2)
+    # A byte-order mark from a saved capture, and C1 control characters (U+0080-U+009F) that some
+    # scanners put around every field (c0shea/IdParser "CT Undefined Characters"): neither is data.
+    text = _C1_CONTROLS.sub("", text.replace("\ufeff", ""))
     text = _AIM_PREFIX.sub("", text.lstrip())
     for marker, char in _MARKERS:
         if marker in text:
@@ -137,6 +150,7 @@ def _normalise(payload: bytes | str) -> tuple[str, bool]:
 
 def _parse(payload: bytes | str) -> DriverLicence:
     text, wedge = _normalise(payload)
+    typed = wedge  # typed into a page (keyboard wedge): only then may a refusal blame the scanner's mode
     if not text.strip():
         raise AamvaError("empty", "Nothing was scanned. Scan the barcode on the back of the licence.")
     at = text.find("@")
@@ -148,33 +162,46 @@ def _parse(payload: bytes | str) -> DriverLicence:
     text = text[at:]
     warnings: list[str] = []
 
-    # --- header: "@" then separators, then the file type.
-    pos = 1
-    while pos < len(text) and (text[pos] < " ") and pos < 8:
-        pos += 1
-    separators = text[1:pos]
-    if not wedge and separators != LF + RS + CR and text.startswith(_FILE_TYPES, pos):
-        if len(separators) == 3 and separators[0] == LF and separators[2] == CR:
-            # Some issuers put another separator in the middle (SC cards use FS 0x1C, aamvajs fixtures).
-            warnings.append("non-standard record separator in the header")
-        else:
-            # A serial scanner set to translate CR/LF (a common "suffix" setting): read it as a wedge scan.
-            warnings.append("header separators were altered; read as a keyboard-wedge scan")
-            wedge = True
-            text = text.replace("\r\n", LF).replace(CR, LF).replace(RS, LF)
-    if pos >= len(text) or len(text) - pos < 5:
-        raise AamvaError(
-            "truncated",
-            "The licence barcode was cut short. If the scanner is in keyboard mode, it may have sent Enter "
-            "too early: rescan, or set the scanner to serial/USB-COM mode.",
-        )
-    file_type = text[pos : pos + 5]
-    if file_type not in _FILE_TYPES:
+    # --- header: "@" then separators (LF RS CR in the standard), then the file type.
+    pos = _file_type_at(text)
+    if pos is None:
+        rest = text[1 : 1 + _MAX_HEADER_SEPARATORS + 5]
+        if len(text) <= 1 + _MAX_HEADER_SEPARATORS and not rest.strip(LF + RS + CR):
+            if typed:
+                # Only "@" and separators arrived: typed into the page, the first Enter ended the input.
+                raise AamvaError(
+                    "truncated",
+                    "Only the first characters of the licence barcode arrived: the scanner types into the "
+                    "page (keyboard mode) and the Enter inside the barcode ended the scan. Scan it again; if "
+                    "it keeps happening, set the scanner to serial/USB-COM mode.",
+                )
+            raise AamvaError(
+                "truncated", "The licence barcode was cut short after its first characters. Scan it again."
+            )
+        if any(t in text[:40] for t in _FILE_TYPES):
+            raise AamvaError(
+                "bad-header",
+                "The start of the licence barcode is damaged (extra characters before its header). Scan it "
+                "again; if it keeps failing, check the ID by eye and enter it manually.",
+            )
         raise AamvaError(
             "not-aamva",
             "This barcode is not a driver's licence or ID card (no AAMVA header). Scan the large barcode on "
             "the back of the card.",
         )
+    separators = text[1:pos]
+    if not wedge and separators != LF + RS + CR:
+        if len(separators) == 3 and separators[0] == LF and separators[2] == CR:
+            # Some issuers put another separator in the middle (SC cards use FS 0x1C, aamvajs fixtures).
+            warnings.append("non-standard record separator in the header")
+        else:
+            # Separators replaced or dropped (a scanner set to translate CR, a saved capture): the subfiles
+            # are found line by line instead of by the header's offsets.
+            warnings.append("header separators are not LF RS CR; read line by line")
+            wedge = True
+    if wedge:
+        text = text.replace("\r\n", LF).replace(CR, LF).replace(RS, LF)
+        pos = _file_type_at(text) or pos
     pos += 5
     head = text[pos : pos + 12]
     if len(head) < 10 or not head[:10].isdigit():
@@ -194,11 +221,17 @@ def _parse(payload: bytes | str) -> DriverLicence:
     # their version, so try the layout the version implies first, then the other one.
     layouts = [True, False] if version >= 2 else [False, True]
     parsed = None
-    for has_jur_version in layouts:
-        parsed = _try_designators(text, pos, has_jur_version)
+    for lax in (False, True):
+        for has_jur_version in layouts:
+            parsed = _try_designators(text, pos, has_jur_version, lax=lax)
+            if parsed is not None:
+                if has_jur_version != (version >= 2):
+                    warnings.append(f"header layout does not match AAMVA version {version}")
+                if lax:
+                    # Alberta writes letters where the offset and length go (IdParser's AB sample).
+                    warnings.append("the header's subfile offsets are not numbers; subfiles found by type")
+                break
         if parsed is not None:
-            if has_jur_version != (version >= 2):
-                warnings.append(f"header layout does not match AAMVA version {version}")
             break
     if parsed is None:
         raise AamvaError(
@@ -208,7 +241,7 @@ def _parse(payload: bytes | str) -> DriverLicence:
         )
     jur_version, designators, body_start = parsed
 
-    subfiles = _split_subfiles(text, designators, body_start, wedge, warnings)
+    subfiles = _split_subfiles(text, designators, body_start, wedge, warnings, typed)
     main = next(((t, e) for t, e in subfiles if t in ("DL", "ID")), None)
     if main is None:
         raise AamvaError(
@@ -219,9 +252,21 @@ def _parse(payload: bytes | str) -> DriverLicence:
     return _build(doc_type, elements, iin, version, jur_version, warnings)
 
 
+def _file_type_at(text: str) -> int | None:
+    """Where "ANSI " or "AAMVA" starts, at most ``_MAX_HEADER_SEPARATORS`` characters after the "@"."""
+    for pos in range(1, min(len(text), 2 + _MAX_HEADER_SEPARATORS)):
+        if text.startswith(_FILE_TYPES, pos):
+            return pos
+    return None
+
+
 def _try_designators(
-    text: str, pos: int, has_jur_version: bool
-) -> tuple[int | None, list[tuple[str, int, int]], int] | None:
+    text: str, pos: int, has_jur_version: bool, *, lax: bool = False
+) -> tuple[int | None, list[tuple[str, int | None, int | None]], int] | None:
+    """Jurisdiction version, designators (type, offset, length) and where the subfiles start.
+
+    ``lax``: a designator whose offset or length is not a number keeps its type with unknown offset and
+    length; the designators after it cannot be located, so reading stops there."""
     jur_version: int | None = None
     if has_jur_version:
         jur = text[pos + 8 : pos + 10]
@@ -236,29 +281,49 @@ def _try_designators(
         return None
     count = int(count_txt)
     cursor = count_at + 2
-    designators = []
+    designators: list[tuple[str, int | None, int | None]] = []
     for _ in range(count):
         d = text[cursor : cursor + 10]
-        if not _DESIGNATOR.fullmatch(d):
-            return None
-        designators.append((d[:2], int(d[2:6]), int(d[6:10])))
-        cursor += 10
+        if _DESIGNATOR.fullmatch(d):
+            designators.append((d[:2], int(d[2:6]), int(d[6:10])))
+            cursor += 10
+            continue
+        if lax and re.fullmatch(r"[A-Z][A-Z0-9]", d[:2]) and not designators:
+            designators.append((d[:2], None, None))
+            return jur_version, designators, cursor + 2
+        return None
     return jur_version, designators, cursor
 
 
 def _split_subfiles(
-    text: str, designators: list[tuple[str, int, int]], body_start: int, wedge: bool, warnings: list[str]
+    text: str,
+    designators: list[tuple[str, int | None, int | None]],
+    body_start: int,
+    wedge: bool,
+    warnings: list[str],
+    typed: bool,
 ) -> list[tuple[str, dict[str, str]]]:
     """Each subfile's elements. The header's offset is tried first (raw bytes only); otherwise the subfile
     is the next place its type starts a segment (right after the designators, or after CR/LF)."""
     out: list[tuple[str, dict[str, str]]] = []
     cursor = body_start
     for index, (sub_type, offset, length) in enumerate(designators):
-        if not wedge and offset >= cursor and text.startswith(sub_type, offset):
+        prefix = len(sub_type)
+        if not wedge and offset is not None and offset >= cursor and text.startswith(sub_type, offset):
             start = offset
+        elif (
+            index == 0
+            and sub_type in ("DL", "ID")
+            and not text.startswith(sub_type, cursor)
+            and _DL_ELEMENT.match(text, cursor)
+        ):
+            # Old Connecticut (v01) and West Virginia cards start the subfile with its first element,
+            # without repeating "DL" (IdParser's CT and WV samples).
+            start, prefix = cursor, 0
+            warnings.append(f"subfile {sub_type} does not start with its type")
         else:
-            start = _segment_start(text, sub_type, cursor)
-            if start >= 0 and not wedge:
+            start = _segment_start(text, sub_type, cursor, loose=offset is None)
+            if start >= 0 and not wedge and offset is not None:
                 warnings.append(f"subfile {sub_type} is not at the offset its header gives")
         if start < 0:
             if index == 0 or sub_type in ("DL", "ID"):
@@ -279,48 +344,64 @@ def _split_subfiles(
             end = text.find(CR, start)
             if end < 0:
                 end = len(text)
-                if len(text) - start < length:
+                if length is not None and len(text) - start < length:
                     if sub_type in ("DL", "ID"):
                         raise AamvaError(
                             "truncated",
                             "The licence barcode was cut short (its data ends early). Please scan it again.",
                         )
                     warnings.append(f"subfile {sub_type} is cut short")
-        out.append((sub_type, _elements(text[start + 2 : end], sub_type)))
+        out.append((sub_type, _elements(text[start + prefix : end], sub_type, warnings, typed)))
         cursor = end
     return out
 
 
-def _segment_start(text: str, sub_type: str, cursor: int) -> int:
+def _segment_start(text: str, sub_type: str, cursor: int, *, loose: bool = False) -> int:
     if text.startswith(sub_type, cursor):
         return cursor
     for sep in (CR, LF):
         found = text.find(sep + sub_type, cursor)
         if found >= 0:
             return found + 1
+    if loose:
+        # The header did not say where: the type followed by an element ID ("DLDCS...", Alberta).
+        first = "D[A-Z]{2}" if sub_type in ("DL", "ID") else "[A-Z][A-Z0-9]{2}"
+        m = re.compile(re.escape(sub_type) + f"(?={first})").search(text, cursor)
+        if m:
+            return m.start()
     return -1
 
 
-def _elements(raw: str, sub_type: str) -> dict[str, str]:
+def _elements(raw: str, sub_type: str, warnings: list[str], typed: bool) -> dict[str, str]:
     elements: dict[str, str] = {}
+    skipped = 0
     for line in raw.replace(CR, LF).split(LF):
         line = line.strip(" \x00")
         if not line:
             continue
         if len(line) < 3 or not _ELEMENT_ID.fullmatch(line[:3]):
-            raise AamvaError(
-                "bad-element",
-                "The licence barcode contains unreadable data. Please scan it again.",
-            )
+            # Not an element: Puerto Rico's trailing "8888..." filler, PDF417 control codes ("\\928...")
+            # a decoder left after the last field. Skipped; a missing required field is still refused.
+            skipped += 1
+            continue
         if sub_type in ("DL", "ID") and sum(code in line[3:] for code in _RUN_TOGETHER) >= 2:
             # Separators were dropped: "DAQ123DCSSMITHDACJOHN..." runs elements together (wedge scanner).
             # Splitting on element IDs would be a guess (a value may contain "DAC"), so refuse.
+            if typed:
+                raise AamvaError(
+                    "separators-lost",
+                    "This is a driver's licence, but the scanner dropped the separators between its fields "
+                    "(keyboard mode). Set the scanner to serial/USB-COM mode, or check the ID by eye and "
+                    "enter it manually.",
+                )
             raise AamvaError(
                 "separators-lost",
-                "The scanner dropped the separators between licence fields (keyboard mode). Set the "
-                "scanner to serial/USB-COM mode, or check the ID by eye and enter it manually.",
+                "This is a driver's licence, but its fields arrived run together (separators missing). "
+                "Scan it again; if it repeats, check the ID by eye and enter it manually.",
             )
         elements.setdefault(line[:3], line[3:].rstrip())
+    if skipped:
+        warnings.append(f"{skipped} line(s) in subfile {sub_type} are not fields and were ignored")
     return elements
 
 
@@ -368,9 +449,9 @@ def _build(
             "The licence barcode says it was issued after it expires. Check the ID by eye.",
         )
     if dob >= expiry:
-        raise AamvaError(
-            "bad-date", "The licence barcode's date of birth is after its expiry. Check the ID by eye."
-        )
+        # Read as printed (IdParser's NY sample has birth = issue = expiry); the age and expiry checks of
+        # check-in refuse such a card anyway, with their own reason.
+        warnings.append("the date of birth is not before the expiry date: check the card by eye")
 
     sex = {"1": "M", "2": "F", "9": "X", "M": "M", "F": "F", "X": "X"}.get(el.get("DBC", "").strip().upper())
     dda = el.get("DDA", "").strip().upper()
@@ -396,25 +477,43 @@ def _build(
 
 
 def _names(el: dict[str, str]) -> tuple[str, str, str]:
-    family = el.get("DCS", "").strip()
-    given = el.get("DAC", "").strip()
-    middle = el.get("DAD", "").strip()
-    if not given and el.get("DCT"):
+    family = _name(el.get("DCS", ""))
+    given = _name(el.get("DAC", ""))
+    middle = _name(el.get("DAD", ""))
+    if not given and _name(el.get("DCT", "")):
         # Version 2 (and some 1): DCT holds given names, first then middle, separated by space or comma.
-        parts = re.split(r"[ ,]+", el["DCT"].strip(), maxsplit=1)
+        parts = re.split(r"[ ,]+", _name(el["DCT"]), maxsplit=1)
         given, middle = parts[0], (parts[1] if len(parts) > 1 else middle)
+    if " " in given and not middle:
+        # The D20 person-name rule allows no space in a first name; Wyoming puts the middle initial in
+        # DAC ("MOTORIST E", IdParser's WY sample): the last word is the middle name.
+        given, middle = given.rsplit(" ", 1)
     if not family and el.get("DAB"):
-        family = el["DAB"].strip()
+        family = _name(el["DAB"])
     if (not family or not given) and el.get("DAA"):
-        # Version 1 full name: "FAMILY,GIVEN,MIDDLE" (or spaces on some cards, e.g. MD/PA v01).
-        # Positions matter: "JOHNSON,JACK,,3RD" has an empty middle name and a suffix (MD v01 fixture).
-        full = el["DAA"].strip()
-        parts = [p.strip() for p in full.split(",")] if "," in full else full.split()
-        parts += ["", "", ""]
-        family = family or parts[0]
-        given = given or parts[1]
-        middle = middle or parts[2]
+        full = _name(el["DAA"])
+        if "," in full:
+            # Version 1 full name "FAMILY,GIVEN,MIDDLE[,SUFFIX]"; a space may separate given and middle
+            # ("SMITH, MARY JONES", OR v01). "JOHNSON,JACK,,3RD" has no middle name (MD v01).
+            parts = [p.strip() for p in full.split(",")]
+            rest = parts[1].split(maxsplit=1) if len(parts) > 1 else []
+            f, g = parts[0], (rest[0] if rest else "")
+            m = rest[1] if len(rest) > 1 else (parts[2] if len(parts) > 2 else "")
+        else:
+            # No comma: given names first, family name last ("JOHN P SMITH", PA v01; c0shea/IdParser and
+            # the AAMVA 2000 examples read it so).
+            words = full.split()
+            f = words[-1] if words else ""
+            g = words[0] if len(words) > 1 else ""
+            m = " ".join(words[1:-1])
+        family, given, middle = family or f, given or g, middle or m
     return family, given, middle
+
+
+def _name(value: str) -> str:
+    """A name field without padding or a trailing comma (ON: "DCSTESTER,"); "NONE" means none."""
+    value = value.strip().rstrip(",").strip()
+    return "" if value.upper() in ("NONE", "UNAVL", "UNAVAILABLE") else value
 
 
 def _date(value: str, fmt: str) -> date | None:

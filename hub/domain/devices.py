@@ -20,11 +20,12 @@ ScanKind = Literal[
     "upc_a",
     "ean_13",
     "ean_8",
+    "upc_e",  # 8-digit UPC-E; ScanClass.data holds the UPC-A it expands to
     "metrc_retail_id",  # per-unit QR URL https://1a4.com/<short code>
     "aamva",  # driver's licence / state ID PDF417 payload
     "unknown",
 ]
-Symbology = Literal["code128", "upc_a", "ean_13", "ean_8", "qr", "pdf417", "unknown"]
+Symbology = Literal["code128", "upc_a", "ean_13", "ean_8", "upc_e", "qr", "pdf417", "unknown"]
 Parity = Literal["N", "E", "O", "M", "S"]
 
 
@@ -54,6 +55,9 @@ class ScaleConfig(msgspec.Struct, frozen=True, kw_only=True):
     reply_timeout_s: float = 1.0  # no frame for this long while polling/streaming: device timeout
     capacity_mg: int | None = None  # readings above Max are overload even if the scale says otherwise
     paired_with: str = ""  # register id the readings are routed to
+    # After a zero/tare is acknowledged as received, how long the scale may take to settle and say done
+    # (A&D: second ACK or EC,E11, FX-i manual §15-2).
+    settle_timeout_s: float = 10.0
 
 
 class ScannerConfig(msgspec.Struct, frozen=True, kw_only=True):

@@ -16,6 +16,7 @@ import re
 import msgspec
 
 from hub.domain.devices import ScanKind, Symbology
+from hub.domain.retail_id import RetailIdError, decode_retail_id
 
 # AAMVA DL/ID Card Design Standard, Annex D: compliance indicator "@", data element separator LF,
 # record separator RS, segment terminator CR, then the file type "ANSI " (old cards: "AAMVA").
@@ -37,6 +38,8 @@ class ScanClass(msgspec.Struct, frozen=True, kw_only=True):
     valid: bool = True
     reason: str = ""
     retail_id_code: str = ""  # the short code of a Retail ID QR, for /retailid/v2/receive/qr/{code}
+    package_label: str = ""  # a Retail ID QR decoded offline: the Metrc package it stands for
+    printed: str = ""  # UPC-E: the 8 digits on the label (``data`` holds the UPC-A it stands for)
 
 
 def gs1_check_digit(body: str) -> int:
@@ -57,19 +60,10 @@ def _retail_code(data: str) -> str | None:
 
 def classify(raw: str) -> ScanClass:
     """Classify one decoded symbol. Never raises; unknown content is ``kind="unknown"``."""
-    if raw.startswith(AAMVA_PREFIX) or (raw.startswith("@") and raw[4:9] in _AAMVA_FILE_TYPES):
+    if raw.startswith(AAMVA_PREFIX) or _looks_aamva(raw.lstrip(" \ufeff\x00")):
         return _aamva(raw)
     # Wedge input may carry stray whitespace or a trailing CR/LF/TAB from the scanner's suffix.
     data = raw.strip()
-    if "ANSI " in data[:12] and data.startswith("@"):
-        # A wedge scan with the control characters mangled: recognisably a licence, but not whole.
-        return ScanClass(
-            kind="aamva",
-            data=raw,
-            symbology="pdf417",
-            valid=False,
-            reason="licence payload lost its control characters (keyboard-wedge mode); use serial mode",
-        )
     if _METRC_TAG.fullmatch(data):
         return ScanClass(kind="metrc_package", data=data, symbology="code128")
     upper = data.upper()
@@ -77,7 +71,25 @@ def classify(raw: str) -> ScanClass:
         # Some scanners are set to lower-case output; the tag itself is upper-case.
         return ScanClass(kind="metrc_package", data=upper, symbology="code128")
     if (code := _retail_code(data)) is not None:
-        return ScanClass(kind="metrc_retail_id", data=data, symbology="qr", retail_id_code=code)
+        try:
+            rid = decode_retail_id(data)
+        except RetailIdError:
+            return ScanClass(
+                kind="metrc_retail_id",
+                data=data,
+                symbology="qr",
+                retail_id_code=code,
+                valid=False,
+                reason="This Retail ID QR code does not decode to a Metrc package (damaged or misread): "
+                "scan it again or scan the package tag.",
+            )
+        return ScanClass(
+            kind="metrc_retail_id",
+            data=data,
+            symbology="qr",
+            retail_id_code=code,
+            package_label=rid.package_label,
+        )
     if data.isdigit() and data.isascii():
         if len(data) == 16 and _BIOTRACK.fullmatch(data):
             return ScanClass(kind="biotrack_barcode", data=data, symbology="code128")
@@ -86,7 +98,7 @@ def classify(raw: str) -> ScanClass:
         if len(data) == 13:
             return _gs1(data, "ean_13", "EAN-13")
         if len(data) == 8:
-            return _gs1(data, "ean_8", "EAN-8")
+            return _eight_digits(data)
     if data.startswith("1A4") or data.upper().startswith("1A4"):
         return ScanClass(
             kind="metrc_package",
@@ -113,13 +125,63 @@ def _gs1(data: str, kind: ScanKind, name: str) -> ScanClass:
     return ScanClass(kind=kind, data=data, symbology=kind)  # type: ignore[arg-type]
 
 
+def _looks_aamva(text: str) -> bool:
+    """ "@", up to four separators (standard: LF RS CR; captures replace or drop them), "ANSI " or "AAMVA"."""
+    return text.startswith("@") and any(text.startswith(_AAMVA_FILE_TYPES, i) for i in range(1, 6))
+
+
+def upc_e_to_upc_a(code: str) -> str:
+    """The UPC-A a UPC-E stands for (GS1 General Specifications, zero-suppression): number system,
+    six digits d1..d6, check digit; d6 says where the zeros go. ``04963406`` → ``049000006346``."""
+    ns, d, check = code[0], code[1:7], code[7]
+    last = d[5]
+    if last in "012":
+        body = d[0:2] + last + "0000" + d[2:5]
+    elif last == "3":
+        body = d[0:3] + "00000" + d[3:5]
+    elif last == "4":
+        body = d[0:4] + "00000" + d[4]
+    else:
+        body = d[0:5] + "0000" + last
+    return ns + body + check
+
+
+def _eight_digits(data: str) -> ScanClass:
+    """UPC-E (number system 0 or 1) or EAN-8. UPC-E's check digit belongs to its UPC-A expansion, and the
+    product is looked up by that UPC-A (GS1: UPC-E is a compressed UPC-A, not a code of its own)."""
+    if data[0] in "01":
+        upc_a = upc_e_to_upc_a(data)
+        if gs1_check_digit(upc_a[:-1]) == int(upc_a[-1]):
+            return ScanClass(kind="upc_e", data=upc_a, symbology="upc_e", printed=data)
+        if gs1_check_digit(data[:-1]) == int(data[-1]):
+            return ScanClass(kind="ean_8", data=data, symbology="ean_8")
+        expected = gs1_check_digit(upc_a[:-1])
+        return ScanClass(
+            kind="upc_e",
+            data=data,
+            symbology="upc_e",
+            valid=False,
+            reason=f"UPC-E check digit should be {expected}, the label says {data[-1]}: misread or bad label",
+        )
+    return _gs1(data, "ean_8", "EAN-8")
+
+
 def _aamva(raw: str) -> ScanClass:
     # Keep the payload byte for byte; a trailing suffix added by the scanner beyond the final segment
-    # terminator is the framer's business, not ours.
-    header_ok = len(raw) >= 21 and raw[4:9] in _AAMVA_FILE_TYPES and raw[9:15].isdigit()
-    if not header_ok:
+    # terminator is the framer's business, not ours. The parser (hub/domain/aamva.py) judges the rest and
+    # says what is wrong; here only the one loss the content itself proves is refused: no separator at
+    # all in a whole licence means a keyboard wedge typed it without its control keys (a serial scanner
+    # sends LF, RS and CR as bytes).
+    body = raw.strip()
+    if len(body) > 40 and not any(c in body for c in "\n\r\x1e") and "<LF>" not in body and "^J" not in body:
         return ScanClass(
-            kind="aamva", data=raw, symbology="pdf417", valid=False, reason="licence header is incomplete"
+            kind="aamva",
+            data=raw,
+            symbology="pdf417",
+            valid=False,
+            reason="This is a driver's licence, but its fields arrived run together: the scanner typed it "
+            "without its control keys (keyboard-wedge mode). Set the scanner to serial/USB-COM mode, or "
+            "check the ID by eye and enter it manually.",
         )
     return ScanClass(kind="aamva", data=raw, symbology="pdf417")
 

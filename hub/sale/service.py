@@ -508,14 +508,17 @@ async def scan(req: Request, msg: p.Scan) -> Any:
     t0 = trio.current_time()
     ctx, sale = ctx_of(req.hub), sale_of(_actor(req))
     sc = classify(msg.data)
-    if not sc.valid:
+    # A serial scanner's licence is judged as bytes by the parser, so a refusal never blames a keyboard
+    # wedge that was not there (classify's wedge reason is for typed input).
+    serial_licence = sc.kind == "aamva" and msg.source == "serial"
+    if not sc.valid and not serial_licence:
         _notice(sale, "error", sc.reason)
         _actor(req).publish()
         raise Refused(sc.reason, code="bad_scan")
     try:
         if sc.kind == "aamva":
             try:
-                lic = aamva.parse_licence(sc.data)
+                lic = aamva.parse_licence(sc.data.encode() if serial_licence else sc.data)
             except aamva.AamvaError as exc:
                 raise Refused(str(exc), code="bad_id") from None
             checked = _check_in_licence(ctx, lic, "adult")
@@ -523,11 +526,9 @@ async def scan(req: Request, msg: p.Scan) -> Any:
         if sc.kind in ("metrc_package", "biotrack_barcode"):
             return await _add_package(req, sale, sc.data, 1, kind="package")
         if sc.kind == "metrc_retail_id":
-            raise Refused(
-                "This is a Metrc Retail ID code for customers; scan the package tag instead.",
-                code="retail_id",
-            )
-        if sc.kind in ("upc_a", "ean_13", "ean_8"):
+            # Retail ID is meant to be scanned at checkout: decoded offline to its package (hub/domain/retail_id.py).
+            return await _add_package(req, sale, sc.package_label, 1, kind="package")
+        if sc.kind in ("upc_a", "ean_13", "ean_8", "upc_e"):
             product = inv.product_by_barcode(req.hub.store, sc.data)
             if product is None:
                 raise Refused(f"No product with barcode {sc.data} in the catalogue.", code="unknown_barcode")

@@ -1,4 +1,6 @@
+import json
 from datetime import date
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -148,3 +150,114 @@ def test_damaged_reference_payload_never_crashes(a, b):
         parse_licence(VA[:lo] + VA[hi:])
     except AamvaError:
         pass
+
+
+# --------------------------------------------------------------------------- public samples (issue 18)
+
+FIXTURES = Path(__file__).parent / "fixtures" / "aamva"
+
+
+def _samples(name: str) -> list[dict]:
+    return json.loads((FIXTURES / name).read_text())["samples"]
+
+
+PUBLIC = _samples("idparser_samples.json") + _samples("py_aamva_vectors.json")
+
+
+def _check(lic, expected: dict) -> None:
+    got = {
+        "given_name": lic.given_name,
+        "middle_name": lic.middle_name,
+        "family_name": lic.family_name,
+        "document_number": lic.document_number,
+        "date_of_birth": lic.date_of_birth.isoformat(),
+        "expiry": lic.expiry.isoformat(),
+    }
+    for field, want in expected.items():
+        if want is None:
+            continue  # the other parser's test asserts nothing here
+        # IdParser keeps the card's case ("Michael"); we compare as printed, ignoring case only
+        assert got[field].upper() == want.upper(), (field, got[field], want)
+
+
+@pytest.mark.parametrize("sample", PUBLIC, ids=[s["name"] for s in PUBLIC])
+def test_public_sample_read_as_typed_text(sample):
+    """Every sample the other parsers read is read, with the same name, dates and number."""
+    _check(parse_licence(sample["payload"]), sample["expected"])
+
+
+@pytest.mark.parametrize("sample", PUBLIC, ids=[s["name"] for s in PUBLIC])
+def test_public_sample_read_as_serial_bytes(sample):
+    _check(parse_licence(sample["payload"].encode("utf-8")), sample["expected"])
+
+
+def test_public_samples_cover_versions_and_jurisdictions():
+    versions, iins = set(), set()
+    for payload in [s["payload"] for s in PUBLIC] + [VA]:  # VA: version 10 (benhovinga README)
+        lic = parse_licence(payload)
+        versions.add(lic.aamva_version)
+        iins.add(lic.iin)
+    assert versions == set(range(1, 11))
+    assert len(iins) >= 45
+
+
+def _sample(name: str) -> str:
+    return next(s["payload"] for s in PUBLIC if s["name"] == name)
+
+
+def test_old_connecticut_and_west_virginia_without_dl_prefix():
+    for name in ("CT", "WV"):
+        lic = parse_licence(_sample(name))
+        assert any("does not start with its type" in w for w in lic.warnings)
+    assert parse_licence(_sample("CT")).family_name == "CTLIC"
+
+
+def test_alberta_letters_for_offsets():
+    lic = parse_licence(_sample("AB"))
+    assert (lic.family_name, lic.document_number, lic.country) == ("MOTORIST", "123400-056", "CAN")
+    assert any("not numbers" in w for w in lic.warnings)
+
+
+def test_puerto_rico_filler_and_pdf417_control_codes_are_skipped():
+    assert parse_licence(_sample("PR")).family_name == "ORTIZ ORTIZ"
+    lic = parse_licence(_sample("aamva_v1 (ends in PDF417 control codes)"))
+    assert any("not fields" in w for w in lic.warnings)
+
+
+def test_pennsylvania_v01_full_name_is_given_names_then_family():
+    lic = parse_licence(_sample("PA"))
+    assert (lic.family_name, lic.given_name, lic.middle_name) == ("SMITH", "JOHN", "P")
+
+
+def test_ontario_family_name_without_trailing_comma():
+    assert parse_licence(_sample("ON")).family_name == "TESTER"
+
+
+def test_serial_capture_missing_rs_is_read_and_not_blamed_on_wedge_mode():
+    from hub.domain.scan_classify import classify
+
+    raw = VA.replace("\x1e", "")
+    lic = parse_licence(raw.encode())
+    assert lic.document_number == "T64235789"
+    c = classify(raw)
+    assert c.kind == "aamva" and c.valid
+
+
+def test_run_together_fields_blame_the_wedge_only_when_typed():
+    run_together = VA.replace("\n", "").replace("\r", "").replace("\x1e", "")
+    with pytest.raises(AamvaError) as typed:
+        parse_licence(run_together)
+    assert "driver's licence" in str(typed.value) and "keyboard" in str(typed.value)
+    # The same damage from a serial scanner (bytes) is not its mode: rescan, or check by eye.
+    serial = ("@\n\x1e\r" + run_together[1:]).encode()
+    with pytest.raises(AamvaError) as raw:
+        parse_licence(serial)
+    assert raw.value.code in ("separators-lost", "truncated")
+    assert "keyboard" not in str(raw.value) and "scan it again" in str(raw.value).lower()
+
+
+def test_mangled_start_is_a_damaged_licence_not_a_fake():
+    with pytest.raises(AamvaError) as err:
+        parse_licence("@\n\x1e\rxxxxxxxANSI 636000100102DL00410278ZV03190008DLDAQT1")
+    assert err.value.code == "bad-header"
+    assert "not a driver" not in str(err.value)

@@ -3,11 +3,12 @@ the printer is down — over real loopback TCP and a real pty."""
 
 from __future__ import annotations
 
+import pytest
 import trio
 
 from actors import printer as printer_actor
 from drivers import escpos, zpl
-from drivers.printer_transport import parse_tcp_address
+from drivers.printer_transport import parse_tcp_address, read_status
 from drivers.sim.printer import PrinterSimulator
 from drivers.sim.pty_device import PtyDevice
 from hub.domain.devices import (
@@ -236,3 +237,55 @@ async def test_serial_receipt_printer_over_pty():
                 await trio.sleep(0.01)
         assert bytes(device.received) == expected
         nursery.cancel_scope.cancel()
+
+
+# --------------------------------------------------------------------------- Zebra, as its guide documents
+
+
+@pytest.mark.parametrize(
+    ("condition", "detail"),
+    [("paper_out", "media out"), ("ribbon_out", "ribbon out"), ("head_open", "head open")],
+)
+async def test_zebra_silent_to_host_status_is_reported_as_its_condition_not_as_a_dead_link(condition, detail):
+    async with trio.open_nursery() as nursery:
+        sim = await nursery.start(PrinterSimulator().run)
+        setattr(sim, condition, True)
+        out, inbox = await start_printer(nursery, sim.address, language="zpl")
+        down = await out.wait(lambda m: isinstance(m, DeviceHealth) and not m.up and m.detail != "starting")
+        assert down.detail == detail
+        label = PackageLabel(tag="1A4060300002EE1000012345", product="Blue Dream", weight_mg=3_500)
+        await inbox.send(PrintLabel(job_id="held", label=label))
+        await out.wait(job("queued", "held"))
+        await trio.sleep(0.5)
+        assert sim.received == b""  # held, not printed into a printer that cannot print
+        assert sim.connections == 1  # not taken for a dead link: no reconnect
+        setattr(sim, condition, False)
+        await out.wait(job("printed", "held"))
+        assert bytes(sim.received) == zpl.render_label(label)
+        nursery.cancel_scope.cancel()
+
+
+class _SilentLink:
+    """A connected printer that answers nothing (neither ~HS nor ~HQES)."""
+
+    def __init__(self) -> None:
+        self.sent = b""
+
+    async def send_all(self, data: bytes) -> None:
+        self.sent += data
+
+    async def receive_some(self, max_bytes: int = 4096) -> bytes:
+        await trio.sleep_forever()
+        raise AssertionError
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_zebra_silent_to_both_queries_says_what_zebra_documents():
+
+    link = _SilentLink()
+    status = await read_status(link, "zpl", timeout_s=0.05)
+    assert not status.ready
+    assert "media" in status.detail and "head open" in status.detail
+    assert link.sent == b"~HS~HQES"

@@ -91,13 +91,17 @@ def test_ad_encoder_roundtrip():
 
 
 def test_ad_ack_and_error_attributed_to_command():
+    # FX-i manual §15-2: Z/T are acknowledged on receipt and again on completion, or EC,E11. The first
+    # ACK is not "done" (the old reading of it as done was wrong: issue 18).
     c = ad.ADCodec()
     c.note_sent("zero")
     c.note_sent("tare")
-    ev = c.feed(b"\x06\r\nEC,E11\r\n")
-    assert ev[0] == CommandReply("zero", True, "acknowledged", b"\x06")
-    assert isinstance(ev[1], CommandReply) and ev[1].command == "tare" and not ev[1].ok
-    assert "stability" in ev[1].detail
+    ev = c.feed(b"\x06\r\n\x06\r\n\x06\r\nEC,E11\r\n")
+    assert ev[0] == CommandReply("zero", True, "received", b"\x06", final=False)
+    assert ev[1] == CommandReply("zero", True, "done", b"\x06")
+    assert ev[2] == CommandReply("tare", True, "received", b"\x06", final=False)
+    assert isinstance(ev[3], CommandReply) and ev[3].command == "tare" and not ev[3].ok and ev[3].final
+    assert "stability" in ev[3].detail
     # an unsolicited error is an error reading, not a crash
     assert weights(c.feed(b"EC,E02\r\n")) == [(0, "error")]
 
@@ -255,3 +259,46 @@ def test_ohaus_encoder_roundtrip():
     c = ohaus.OhausCodec()
     assert weights(c.feed(ohaus.encode_weight(3540, stable=False))) == [(3540, "motion")]
     assert ohaus.encode_weight(3540, stable=True) == b"      3.54 g  \r\n"
+
+
+# --------------------------------------------------------------------------- issue 18: as the vendors document
+
+
+def test_ad_t_is_the_tola_not_the_troy_ounce():
+    # 1.234 tola = 14,393 mg (11.6638038 g each); read as troy ounce it would be 38,382 mg
+    assert weights(ad.ADCodec().feed(b"ST,+0001.234   t\r\n")) == [(14393, "stable")]
+    with pytest.raises(ValueError):
+        to_mg("1", "t")  # outside A&D, a bare "t" is not guessed
+
+
+def test_ad_below_range_is_not_overload():
+    ev = ad.ADCodec().feed(b"OL,-9999999E+19\r\nOL,+9999999E+19\r\n")
+    assert weights(ev) == [(0, "underload"), (0, "overload")]
+
+
+def test_ad_zero_is_done_only_on_the_second_acknowledgement():
+    c = ad.ADCodec()
+    c.note_sent("zero")
+    first = c.feed(b"\x06\r\n")
+    assert [(e.command, e.ok, e.final) for e in first] == [("zero", True, False)]
+    second = c.feed(b"\x06\r\n")
+    assert [(e.command, e.ok, e.final) for e in second] == [("zero", True, True)]
+    c.note_sent("zero")
+    failed = c.feed(b"\x06\r\nEC,E11\r\n")
+    assert [(e.command, e.ok, e.final) for e in failed] == [("zero", True, False), ("zero", False, True)]
+
+
+def test_ohaus_total_line_is_not_a_weight_on_the_pan():
+    c = ohaus.OhausCodec()
+    assert c.feed(b"     207.80 g TOTAL\r\n") == []
+    assert weights(c.feed(b"     192.21 g\r\n")) == [(192210, "stable")]
+
+
+def test_nci_documented_frame_and_three_status_bytes():
+    c = nci.NCICodec()
+    documented = bytes.fromhex("0a2020312e32356c620d0a30300d03")  # 1.25 lb, stable (issue 18, 7821 §6.3)
+    assert weights(c.feed(documented)) == [(566990, "stable")]
+    ev = c.feed(b"\n  1.25lb\r\n0p4\r\x03")  # byte 2 = 0x70: a third byte follows (6702 p.14); net
+    assert weights(ev) == [(566990, "stable")] and ev[0].flags == ("net",)
+    assert errors(c.feed(b"\n  1.25lb\r\n0p\r\x03"))  # "byte follows" with no byte after it
+    assert nci.encode_weight(566990, unit="lb") == b"\n   1.25lb\r\n00\r\x03"

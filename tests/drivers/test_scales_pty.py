@@ -274,3 +274,28 @@ async def test_transport_socket_url():
 async def test_open_refuses_bad_path():
     with trio.fail_after(5), pytest.raises(DeviceDisconnected, match="cannot open"):
         await SerialTransport.open(SerialSettings(port="/nonexistent/ttyUSB9"))
+
+
+async def test_ad_zero_in_motion_waits_for_completion_and_reports_e11():
+    # FX-i manual §15-2: ACK on receipt, then EC,E11 when the balance could not settle.
+    async with trio.open_nursery() as nursery:
+        h = await start(nursery, "ad")
+        h.sim.set_weight(1_000, motion=True)
+        await h.reading(lambda r: r.weight_mg == 1_000)
+        await h.inbox.send(ZeroScale(request_id="z"))
+        result = await h.wait_for(lambda m: isinstance(m, DeviceCommandResult), "zero result")
+        assert not result.ok and "E11" in result.detail
+        assert h.sim.zero_count == 0
+        nursery.cancel_scope.cancel()
+
+
+async def test_nci_below_range_and_documented_frames_from_the_simulator():
+    async with trio.open_nursery() as nursery:
+        h = await start(nursery, "nci")
+        h.sim.set_weight(0)
+        await h.reading(lambda r: r.weight_mg == 0 and r.stable)
+        h.sim.set_underload(True)
+        r = await h.reading(lambda r: r.state == "underload")
+        assert not r.sellable
+        assert b"\r\n" in bytes(h.sim.weight_frame())  # status on its own line, as the manuals show
+        nursery.cancel_scope.cancel()

@@ -230,3 +230,41 @@ async def test_scanner_unplug_and_replug():
         sim.scan_now(METRC_TAG)
         assert (await next_scan(out)).data == METRC_TAG
         nursery.cancel_scope.cancel()
+
+
+# --------------------------------------------------------------------------- issue 18: as the vendors document
+
+
+@pytest.mark.parametrize(
+    ("printed", "upc_a"),
+    [
+        # real UPC-E product codes (issue 18); the expansions follow GS1's zero-suppression rules
+        ("04963406", "049000006346"),
+        ("01234531", "012300000451"),
+        ("01264904", "012000006494"),
+        ("04965802", "049000006582"),
+    ],
+)
+def test_upc_e_checked_and_looked_up_by_its_upc_a(printed, upc_a):
+    c = classify(printed)
+    assert (c.kind, c.valid, c.data, c.printed) == ("upc_e", True, upc_a, printed)
+    assert gs1_check_digit(upc_a[:-1]) == int(upc_a[-1])
+
+
+def test_upc_e_misread_refused_with_the_right_check_digit():
+    c = classify("04963407")
+    assert c.kind == "upc_e" and not c.valid and "should be 6" in c.reason
+
+
+def test_retail_id_decodes_offline_to_its_package_label():
+    # Metrc Retail ID SDK README: HTTPS://1A4.COM/5LN8CBN1UB33DON9CHKX -> batch 1a4060300020081000006609
+    c = classify("HTTPS://1A4.COM/5LN8CBN1UB33DON9CHKX")
+    assert c.kind == "metrc_retail_id" and c.valid
+    assert c.package_label == "1A4060300020081000006609"
+
+
+def test_framer_keeps_a_licence_whole_with_a_space_before_the_at_sign():
+    payload = aamva_payload().encode()
+    framer = ScanFramer(b"\r")
+    frames = framer.feed(b" " + payload + b"\r" + METRC_TAG.encode() + b"\r")
+    assert frames == [payload, METRC_TAG.encode()]
