@@ -7,6 +7,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import trio
 
 from hub.domain.catalog import Package
@@ -71,6 +72,15 @@ async def test_price_set_at_hq_applies_to_next_scan_and_reaches_an_offline_store
         await wait_for(lambda: north_has(1), 20, "north to apply version 1")
         price, shown = await scanned_price(north, tag_n)  # the next scan, no restart
         assert (price, shown) == (before + 111, 1)
+        async with register(north.ws, north.data, drawer=False) as c:  # the manager sees what the store runs
+            async with httpx.AsyncClient(timeout=5) as http:
+                status = (
+                    await http.get(
+                        f"http://127.0.0.1:{north.http}/api/chain/status",
+                        headers={"authorization": f"Bearer {c.session_token}"},
+                    )
+                ).json()
+        assert status["catalogue_version"] == 1 and status["connected"] is True and status["store_id"] == "north"
 
         await start_store(south)  # back online: it fetches what it missed
         await wait_for(lambda: store_version_is(south, 1), 20, "south to apply version 1")
