@@ -45,6 +45,8 @@ class PostgresSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class IngestSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     durable: ChainId = "hq"
     batch: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
+    # batches applied side by side, each in its own transaction on its own connection
+    appliers: Annotated[int, msgspec.Meta(ge=1, le=16)] = 2
     # an event fetched but not acknowledged (HQ died mid-batch) is delivered again after this long
     ack_wait_seconds: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     stream_max_age_days: Annotated[int, msgspec.Meta(ge=1)] = 90

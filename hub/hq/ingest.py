@@ -95,12 +95,12 @@ async def apply_batch(conn: Any, chain: str, batch: list[Incoming]) -> BatchResu
                             )
                         )  # fmt: skip
                 await cur.execute(
-                    f"INSERT INTO events ({_EVENT_COLUMNS}) SELECT {_EVENT_COLUMNS} FROM incoming_events"
+                    f"INSERT INTO events ({_EVENT_COLUMNS}) SELECT {_EVENT_COLUMNS} FROM incoming_events ORDER BY store_id, seq"
                     " ON CONFLICT (store_id, seq) DO NOTHING RETURNING store_id, seq"
                 )
                 inserted = {(r[0], r[1]) for r in await cur.fetchall()}
             fresh = [e for e in events if (e.store, e.seq) in inserted]
-        await _project(conn, fresh)
+        versions = await _project(conn, fresh)
         for e in fresh:
             new_by_store[e.store] += 1
         newest: dict[str, ChainEvent] = {}
@@ -109,8 +109,18 @@ async def apply_batch(conn: Any, chain: str, batch: list[Incoming]) -> BatchResu
                 newest[e.store] = e
         for store, e in newest.items():
             lag[store] = max(0.0, (now - e.at).total_seconds())
+        # last, just before the commit: the stores' summary rows, locked all at once in a fixed order, so two
+        # batches applied side by side overlap in the heavy part above and never deadlock here
+        touched = sorted(set(newest) | {st.store for st in statuses} | {store for store, _ in versions})
+        if touched:
+            await conn.execute(
+                "INSERT INTO stores (store_id) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING", (touched,)
+            )
+            await conn.execute(
+                "SELECT 1 FROM stores WHERE store_id = ANY(%s) ORDER BY store_id FOR UPDATE", (touched,)
+            )
         if newest:  # one statement for every store in the batch
-            ordered = sorted(newest)  # a fixed lock order: two HQs never deadlock on the stores' rows
+            ordered = sorted(newest)
             await conn.execute(
                 "INSERT INTO stores (store_id, max_seq, events, last_event_at, last_ingest_at)"
                 " SELECT u.*, %s FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::timestamptz[]) AS u"
@@ -127,7 +137,12 @@ async def apply_batch(conn: Any, chain: str, batch: list[Incoming]) -> BatchResu
                     [newest[s].at for s in ordered],
                 ),
             )
-        for st in statuses:
+        for store, version in sorted(versions):
+            await conn.execute(
+                "UPDATE stores SET catalogue_version = GREATEST(catalogue_version, %s) WHERE store_id = %s",
+                (version, store),
+            )
+        for st in sorted(statuses, key=lambda st: (st.store, st.audit_seq)):
             await _apply_status(conn, st)
         for m, err in rejects:
             await conn.execute(
@@ -142,7 +157,9 @@ async def apply_batch(conn: Any, chain: str, batch: list[Incoming]) -> BatchResu
     )
 
 
-async def _project(conn: Any, fresh: list[ChainEvent]) -> None:
+async def _project(conn: Any, fresh: list[ChainEvent]) -> list[tuple[str, int]]:
+    """Fill the report tables from events applied for the first time; returns the catalogue versions the
+    stores reported (applied to their summary rows by the caller, under its lock order)."""
     sales: list[tuple[Any, ...]] = []
     lines: list[tuple[Any, ...]] = []
     voids: list[tuple[Any, ...]] = []
@@ -194,7 +211,7 @@ async def _project(conn: Any, fresh: list[ChainEvent]) -> None:
     await _bulk(conn, "sale_lines", _LINE_COLUMNS, lines)
     await _bulk(conn, "voids", _VOID_COLUMNS, voids)
     await _bulk(conn, "returns", _RETURN_COLUMNS, rets)
-    for row in drawers:
+    for row in sorted(drawers):
         # a later event of the same drawer (the sign-off after the count) wins, whatever the arrival order
         await conn.execute(
             "INSERT INTO drawer_counts AS d (store_id, session_id, seq, business_date, register,"
@@ -210,12 +227,7 @@ async def _project(conn: Any, fresh: list[ChainEvent]) -> None:
             " WHERE d.seq < EXCLUDED.seq",
             row,
         )
-    for store, version in versions:
-        await conn.execute(
-            "INSERT INTO stores (store_id, catalogue_version) VALUES (%s, %s) ON CONFLICT (store_id)"
-            " DO UPDATE SET catalogue_version = GREATEST(stores.catalogue_version, EXCLUDED.catalogue_version)",
-            (store, version),
-        )
+    return versions
 
 
 _SALE_COLUMNS = (
@@ -245,7 +257,9 @@ async def _bulk(conn: Any, table: str, columns: str, rows: list[tuple[Any, ...]]
         async with cur.copy(f"COPY {staging} ({columns}) FROM STDIN") as copy:
             for row in rows:
                 await copy.write_row(row)
-        await cur.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} ON CONFLICT DO NOTHING")
+        await cur.execute(
+            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} ORDER BY 1, 2 ON CONFLICT DO NOTHING"
+        )
 
 
 async def _apply_status(conn: Any, st: StoreStatus) -> None:

@@ -177,25 +177,30 @@ class Headquarters:
         from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
         ing = self.config.ingest
-        conn = await self._connect_db()
         consumer = ConsumerConfig(
             durable_name=ing.durable,
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
             ack_wait=ing.ack_wait_seconds,
-            max_ack_pending=max(ing.batch * 4, 1000),
+            max_ack_pending=max(ing.batch * (ing.appliers + 2), 1000),
             max_deliver=-1,
         )
         sub = await self.js.pull_subscribe(
             f"chain.{self.chain}.>", durable=ing.durable, stream=names.stream_name(self.chain), config=consumer
         )
-        # the next batch is fetched while this one is applied (one batch ahead, never acknowledged early)
-        ahead: asyncio.Queue[list[Any]] = asyncio.Queue(maxsize=1)
+        # the fetcher stays ahead of the appliers; each applier commits its own batches on its own connection
+        # (exactly once by the (store, seq) keys; the projections do not depend on the order of batches)
+        ahead: asyncio.Queue[list[Any]] = asyncio.Queue(maxsize=ing.appliers)
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._fetch, sub, ahead)
-            while True:
-                msgs = await ahead.get()
-                conn = await self._apply(conn, msgs)
+            for _ in range(ing.appliers):
+                tg.start_soon(self._applier, ahead)
+
+    async def _applier(self, ahead: asyncio.Queue[list[Any]]) -> None:
+        conn = await self._connect_db()
+        while True:
+            msgs = await ahead.get()
+            conn = await self._apply(conn, msgs)
 
     async def _fetch(self, sub: Any, ahead: asyncio.Queue[list[Any]]) -> None:
         import nats.errors
@@ -214,6 +219,8 @@ class Headquarters:
 
     async def _apply(self, conn: Any, msgs: list[Any]) -> Any:
         """Apply one batch in one transaction (retrying while PostgreSQL is away), then acknowledge it."""
+        import psycopg.errors
+
         t0 = time.perf_counter()
         batch = [Incoming(subject=m.subject, stream_seq=m.metadata.sequence.stream, data=m.data) for m in msgs]
         while True:
@@ -223,6 +230,9 @@ class Headquarters:
                 result = await apply_batch(conn, self.chain, batch)
                 self.db_ok = True
                 break
+            except psycopg.errors.DeadlockDetected:  # two appliers crossed on the same rows: one goes again
+                log.info("batch of %d rolled back by a deadlock; applying it again", len(batch))
+                await anyio.sleep(0.01)
             except Exception as exc:  # PostgreSQL away: nothing was acknowledged, so try again
                 self.db_ok = False
                 log.error("batch of %d not applied: %s", len(batch), exc)
