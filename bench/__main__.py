@@ -397,7 +397,9 @@ def main(argv: list[str] | None = None) -> int:
         "--profile", metavar="DIR", help="record py-spy (raw stacks) of the hub during each load point"
     )
     ap.add_argument(
-        "--chain", action="store_true", help="HQ ingest from 50 simulated stores (needs nats-server, PostgreSQL)"
+        "--chain",
+        action="store_true",
+        help="HQ ingest from 50 simulated stores (needs nats-server, PostgreSQL)",
     )
     args = ap.parse_args(argv)
     if args.chain:

@@ -65,7 +65,11 @@ async def _publish(js: Any, chain: str, stores: list[str], first: int, n: int) -
     for start in range(first, first + n, 50):
         now = datetime.now(UTC)
         futs = [
-            js.publish(names.events_subject(chain, s), _event(s, seq, now), headers={"Nats-Msg-Id": names.msg_id(s, seq)})
+            js.publish(
+                names.events_subject(chain, s),
+                _event(s, seq, now),
+                headers={"Nats-Msg-Id": names.msg_id(s, seq)},
+            )
             for s in stores
             for seq in range(start, min(start + 50, first + n))
         ]
@@ -97,7 +101,9 @@ async def _raw_pg(dsn: str, bodies: list[tuple[str, int, bytes]], batch: int) ->
     import psycopg
 
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-        await conn.execute("CREATE TABLE raw_events (store_id text, seq bigint, body jsonb, PRIMARY KEY (store_id, seq))")
+        await conn.execute(
+            "CREATE TABLE raw_events (store_id text, seq bigint, body jsonb, PRIMARY KEY (store_id, seq))"
+        )
         t0 = time.perf_counter()
         for i in range(0, len(bodies), batch):
             async with conn.transaction():
@@ -251,7 +257,9 @@ def run_chain(quick: bool, out: Path) -> int:
 
     missing = what_is_missing()
     if missing:
-        log(f"skipped: missing {', '.join(missing)} (pip install 'storehub[chain]'; apt-get install postgresql)")
+        log(
+            f"skipped: missing {', '.join(missing)} (pip install 'storehub[chain]'; apt-get install postgresql)"
+        )
         return 0
     p = QUICK if quick else FULL
     work = Path(tempfile.mkdtemp(prefix="storehub-bench-chain-", dir=os.environ.get("BENCH_DATA_DIR")))

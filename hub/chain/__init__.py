@@ -113,7 +113,9 @@ def install(hub: Hub, demo_options: dict[str, Any] | None = None) -> None:
         if doc is not None:  # the last version from HQ stays in force across restarts
             _, promos = catalogue.check(doc)
             _use_promotions(h, promos)
-        await sup.start(ChildSpec(name="chain-link", run=lambda task_status: run_link(h, task_status=task_status)))
+        await sup.start(
+            ChildSpec(name="chain-link", run=lambda task_status: run_link(h, task_status=task_status))
+        )
 
     hub.extensions.setdefault("starters", []).append(starter)
     hub.snapshot_providers.append(lambda actor: {"chain": {"catalogue_version": state.version}})
@@ -131,7 +133,9 @@ async def apply_catalogue(hub: Hub, doc: catalogue.CatalogueDoc) -> bool:
     if cfg is None or doc.chain != cfg.chain or doc.store != cfg.store_id:
         log.warning("catalogue document for %s/%s refused: this store is not it", doc.chain, doc.store)
         return False
-    applied = await hub.writer.write(lambda txn: catalogue.apply(txn, hub.store, doc), label="chain_catalogue")
+    applied = await hub.writer.write(
+        lambda txn: catalogue.apply(txn, hub.store, doc), label="chain_catalogue"
+    )
     if applied is None:
         return False
     ctx = hub.extensions.get("sale")
@@ -140,7 +144,9 @@ async def apply_catalogue(hub: Hub, doc: catalogue.CatalogueDoc) -> bool:
             ctx.index.upsert(p)
     _use_promotions(hub, applied.promotions)
     chain_of(hub).version = applied.version
-    log.info("catalogue version %d from HQ applied (%d products changed)", applied.version, len(applied.products))
+    log.info(
+        "catalogue version %d from HQ applied (%d products changed)", applied.version, len(applied.products)
+    )
     return True
 
 

@@ -80,7 +80,11 @@ def apply(txn: lmdb.Transaction, store: Store, doc: CatalogueDoc) -> Applied | N
         txn,
         store,
         "chain_catalogue_applied",
-        detail={"version": doc.version, "products": len(changed), "promotions": -1 if promos is None else len(promos)},
+        detail={
+            "version": doc.version,
+            "products": len(changed),
+            "promotions": -1 if promos is None else len(promos),
+        },
     )
     return Applied(version=doc.version, products=list(changed.values()), promotions=promos)
 

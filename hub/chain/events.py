@@ -87,7 +87,9 @@ def _enrich(txn: lmdb.Transaction, store: Store, entry: AuditEntry) -> dict[str,
     elif entry.action == "void" and "receipt" in d and kv is not None:
         raw = txn.get(VOID_PREFIX + u64(int(d["receipt"])), db=kv)
         if raw is not None:
-            return msgspec.to_builtins(msgspec.structs.replace(decode(raw, VoidRecord), state_status="pending"))
+            return msgspec.to_builtins(
+                msgspec.structs.replace(decode(raw, VoidRecord), state_status="pending")
+            )
     elif entry.action == "return" and "return" in d and kv is not None:
         raw = txn.get(RETURN_PREFIX + u64(int(d["return"])), db=kv)
         if raw is not None:

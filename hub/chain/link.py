@@ -174,7 +174,9 @@ class Link:
         s = self.s
         delay = 0.25
         while True:
-            events = self.read(read_events, self.store, s.store_id, self.zone, after=self.pos.seq, limit=s.batch)
+            events = self.read(
+                read_events, self.store, s.store_id, self.zone, after=self.pos.seq, limit=s.batch
+            )
             if not events:
                 await anyio.sleep(s.poll_seconds)
                 continue

@@ -71,7 +71,9 @@ class Sessions:
         if member is None:
             return None
         token = secrets.token_urlsafe(32)
-        s = Session(user=member.user, role=member.role, expires=time.time() + self.config.http.session_hours * 3600)
+        s = Session(
+            user=member.user, role=member.role, expires=time.time() + self.config.http.session_hours * 3600
+        )
         self.by_token[token] = s
         return token, s
 

@@ -55,11 +55,15 @@ def _run(args: argparse.Namespace) -> int:
     from hub.hq.config import load_hq_config
     from hub.hq.localservers import python_deps_missing
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("nats").setLevel(logging.WARNING)
     missing = python_deps_missing()
     if missing:
-        print(f"storehub hq: missing Python packages {missing}: pip install 'storehub[chain]'", file=sys.stderr)
+        print(
+            f"storehub hq: missing Python packages {missing}: pip install 'storehub[chain]'", file=sys.stderr
+        )
         return 2
     try:
         cfg = load_hq_config(args.config)
@@ -82,8 +86,13 @@ def _nats_config(args: argparse.Namespace) -> int:
     hq_pw = secrets.token_urlsafe(18)
     (out / "nats-hq.conf").write_text(
         hq_server_config(
-            args.chain, hq_password=hq_pw, store_passwords=passwords, store_dir=args.store_dir,
-            tls_cert=args.tls_cert, tls_key=args.tls_key, tls_ca=args.tls_ca,
+            args.chain,
+            hq_password=hq_pw,
+            store_passwords=passwords,
+            store_dir=args.store_dir,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            tls_ca=args.tls_ca,
         )  # fmt: skip
     )
     for s in stores:
@@ -91,9 +100,9 @@ def _nats_config(args: argparse.Namespace) -> int:
             store_leaf_config(args.chain, s, password=passwords[s], hq_host=args.hq_host, tls_ca=args.tls_ca)
         )
     print(f"wrote {out / 'nats-hq.conf'} and {len(stores)} leaf configs; keep these files secret (0600)")
-    print(f"hq.toml [nats]: user = \"hq\", password = \"{hq_pw}\"")
+    print(f'hq.toml [nats]: user = "hq", password = "{hq_pw}"')
     for s in stores:
-        print(f"store {s} store.toml [chain]: store_id = \"{s}\", user = \"{s}\", password = \"{passwords[s]}\"")
+        print(f'store {s} store.toml [chain]: store_id = "{s}", user = "{s}", password = "{passwords[s]}"')
     for f in out.glob("nats-*.conf"):
         f.chmod(0o600)
     return 0

@@ -44,7 +44,10 @@ def run_chain_demo(args: argparse.Namespace) -> int:
     procs: list[subprocess.Popen[bytes]] = []
     try:
         hq_conf = work / "hq.toml"
-        stores_toml = "".join(f'[[stores]]\nid = "{s}"\nname = "Demo {s}"\ntime_zone = "America/Los_Angeles"\n\n' for s in STORES)
+        stores_toml = "".join(
+            f'[[stores]]\nid = "{s}"\nname = "Demo {s}"\ntime_zone = "America/Los_Angeles"\n\n'
+            for s in STORES
+        )
         hq_conf.write_text(
             f'[hq]\nchain = "{CHAIN}"\nname = "Demo chain HQ"\n\n[http]\nhost = "{args.host}"\nport = 0\n\n'
             f'[nats]\nurl = "{nats.url}"\nuser = "hq"\npassword = "{nats.hq_password}"\n\n'
@@ -54,9 +57,20 @@ def run_chain_demo(args: argparse.Namespace) -> int:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         log = work / "hq.log"
         with open(log, "wb") as out:
-            procs.append(subprocess.Popen([sys.executable, "-m", "hub.cli", "hq", "run", "--config", str(hq_conf)], stdout=out, stderr=subprocess.STDOUT, env=env))
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "hub.cli", "hq", "run", "--config", str(hq_conf)],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                )
+            )
         text = _wait_for(procs[-1], log, "Ctrl-C")
-        hq_url = next(line.split("Pages and API:")[1].split()[0] for line in text.splitlines() if "Pages and API:" in line)
+        hq_url = next(
+            line.split("Pages and API:")[1].split()[0]
+            for line in text.splitlines()
+            if "Pages and API:" in line
+        )
         lines = [f"\n  storehub chain demo: HQ {hq_url}  (log in as {HQ_USER} / {HQ_PASSWORD})"]
         for store in STORES:
             chain_toml = work / f"chain-{store}.toml"
@@ -70,12 +84,14 @@ def run_chain_demo(args: argparse.Namespace) -> int:
                        "--http-port", "0", "--ws-port", "0", "--no-devices", "--chain-toml", str(chain_toml)]  # fmt: skip
                 procs.append(subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env))
             stext = _wait_for(procs[-1], slog, "Ctrl-C to stop")
-            reg = next((ln.split("Register:")[1].strip() for ln in stext.splitlines() if "Register:" in ln), "?")
+            reg = next(
+                (ln.split("Register:")[1].strip() for ln in stext.splitlines() if "Register:" in ln), "?"
+            )
             lines.append(f"  store {store}: register {reg}")
         lines += [
             f"  NATS {nats.url} (JetStream in {nats.workdir}), PostgreSQL port {pg.port}; logs in {work}",
             "  Set a price at HQ: curl -u admin:demo-admin-password -X PUT "
-            f"{hq_url}api/catalogue/prices -d '{{\"scope\": \"*\", \"prices\": {{\"PRE-001\": 1500}}}}'",
+            f'{hq_url}api/catalogue/prices -d \'{{"scope": "*", "prices": {{"PRE-001": 1500}}}}\'',
             "  Ctrl-C to stop.",
         ]
         print("\n".join(lines), file=sys.stderr, flush=True)

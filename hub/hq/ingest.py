@@ -235,11 +235,11 @@ _SALE_COLUMNS = (
     " discount_cents, pretax_cents, tax_cents, total_cents, tendered_cents, change_cents, loyalty_earned,"
     " loyalty_redeemed"
 )
-_LINE_COLUMNS = (
-    "store_id, receipt_number, line_id, product_id, name, category, quantity, weight_mg, net_cents, total_cents"
-)
+_LINE_COLUMNS = "store_id, receipt_number, line_id, product_id, name, category, quantity, weight_mg, net_cents, total_cents"
 _VOID_COLUMNS = "store_id, receipt_number, seq, voided_at, business_date, manager_id, reason"
-_RETURN_COLUMNS = "store_id, return_number, seq, receipt_number, returned_at, business_date, refund_cents, tax_cents"
+_RETURN_COLUMNS = (
+    "store_id, return_number, seq, receipt_number, returned_at, business_date, refund_cents, tax_cents"
+)
 
 
 async def _bulk(conn: Any, table: str, columns: str, rows: list[tuple[Any, ...]]) -> None:
@@ -278,5 +278,8 @@ async def _apply_status(conn: Any, st: StoreStatus) -> None:
     if st.inventory:
         await conn.cursor().executemany(
             "INSERT INTO inventory VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            [(st.store, s.product_id, s.name, s.category, s.units, s.weight_mg, st.audit_seq) for s in st.inventory],
+            [
+                (st.store, s.product_id, s.name, s.category, s.units, s.weight_mg, st.audit_seq)
+                for s in st.inventory
+            ],
         )

@@ -87,7 +87,9 @@ def _wait_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None =
 class NatsServer:
     """nats-server with JetStream in ``workdir``, the chain's account, an HQ user and one user per store."""
 
-    def __init__(self, workdir: Path, chain: str, stores: list[str], *, tls: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self, workdir: Path, chain: str, stores: list[str], *, tls: tuple[str, str] | None = None
+    ) -> None:
         exe = nats_server_binary()
         if exe is None:
             raise Missing(INSTALL_HINT)
@@ -175,11 +177,23 @@ class Postgres:
 
     def start(self) -> Postgres:
         if not (self.data / "PG_VERSION").exists():
-            r = self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-U", "hq", "-A", "trust", "--no-sync")
+            r = self._run(
+                str(self.bindir / "initdb"), "-D", str(self.data), "-U", "hq", "-A", "trust", "--no-sync"
+            )
             if r.returncode != 0:
                 raise RuntimeError(f"initdb failed: {r.stdout}{r.stderr}")
         opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync={'on' if self.fsync else 'off'}"
-        r = self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", opts, "-l", str(self.dir / "pg.log"), "-w", "start")
+        r = self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            opts,
+            "-l",
+            str(self.dir / "pg.log"),
+            "-w",
+            "start",
+        )
         if r.returncode != 0:
             raise RuntimeError(f"pg_ctl start failed: {r.stdout}{r.stderr}")
         return self

@@ -8,7 +8,9 @@ from typing import Any
 from psycopg.rows import dict_row
 
 # a sale counts unless it was voided; its void may have arrived first (see ingest.py)
-_LIVE = "NOT EXISTS (SELECT 1 FROM voids v WHERE v.store_id = s.store_id AND v.receipt_number = s.receipt_number)"
+_LIVE = (
+    "NOT EXISTS (SELECT 1 FROM voids v WHERE v.store_id = s.store_id AND v.receipt_number = s.receipt_number)"
+)
 
 
 async def _rows(conn: Any, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
@@ -28,7 +30,9 @@ async def stores(conn: Any) -> list[dict[str, Any]]:
     )
 
 
-async def sales(conn: Any, *, start: date | None, end: date | None, by_category: bool) -> list[dict[str, Any]]:
+async def sales(
+    conn: Any, *, start: date | None, end: date | None, by_category: bool
+) -> list[dict[str, Any]]:
     where, params = _window(start, end)
     if by_category:
         return await _rows(
@@ -48,7 +52,9 @@ async def sales(conn: Any, *, start: date | None, end: date | None, by_category:
     )
 
 
-def _window(start: date | None, end: date | None, col: str = "s.business_date") -> tuple[str, tuple[Any, ...]]:
+def _window(
+    start: date | None, end: date | None, col: str = "s.business_date"
+) -> tuple[str, tuple[Any, ...]]:
     where = ""
     params: list[Any] = []
     if start is not None:
@@ -101,7 +107,9 @@ async def z_reports(conn: Any, day: date, store: str | None = None) -> list[dict
     }  # fmt: skip
     for rows in (sales_rows, ret_rows, drawer_rows):
         for r in rows:
-            z = out.setdefault(r["store_id"], {"store_id": r["store_id"], "business_date": day.isoformat(), **zero})
+            z = out.setdefault(
+                r["store_id"], {"store_id": r["store_id"], "business_date": day.isoformat(), **zero}
+            )
             z.update({k: int(v or 0) for k, v in r.items() if k != "store_id"})
     for z in out.values():
         z["net_cents"] = z["gross_cents"] - z["discounts_cents"]

@@ -38,24 +38,40 @@ class HqMetrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
         p = "storehub_hq_"
-        self.ingested = Counter(p + "events_ingested", "Store events applied to PostgreSQL", ["store"], registry=r)
-        self.duplicates = Counter(p + "duplicates", "Events received again and ignored (already applied)", registry=r)
-        self.rejects = Counter(p + "rejects", "Messages HQ could not read (kept in ingest_rejects)", registry=r)
+        self.ingested = Counter(
+            p + "events_ingested", "Store events applied to PostgreSQL", ["store"], registry=r
+        )
+        self.duplicates = Counter(
+            p + "duplicates", "Events received again and ignored (already applied)", registry=r
+        )
+        self.rejects = Counter(
+            p + "rejects", "Messages HQ could not read (kept in ingest_rejects)", registry=r
+        )
         self.lag = Gauge(
             p + "lag_seconds", "Commit at the store to commit at HQ, newest event of the last batch", ["store"],
             registry=r,
         )  # fmt: skip
         self.last_event_age = Gauge(
-            p + "last_event_age_seconds", "Seconds since the newest event HQ has from the store", ["store"], registry=r
+            p + "last_event_age_seconds",
+            "Seconds since the newest event HQ has from the store",
+            ["store"],
+            registry=r,
         )
-        self.missing = Gauge(p + "missing_events", "Sequence numbers not received yet, per store", ["store"], registry=r)
-        self.pending = Gauge(p + "consumer_pending", "Messages in the stream not yet fetched by HQ", registry=r)
+        self.missing = Gauge(
+            p + "missing_events", "Sequence numbers not received yet, per store", ["store"], registry=r
+        )
+        self.pending = Gauge(
+            p + "consumer_pending", "Messages in the stream not yet fetched by HQ", registry=r
+        )
         self.batch_seconds = Histogram(
             p + "batch_seconds", "Time to apply and commit one batch",
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=r,
         )  # fmt: skip
         self.batch_size = Histogram(
-            p + "batch_size", "Messages per batch", buckets=(1, 5, 10, 50, 100, 250, 500, 1000, 5000), registry=r
+            p + "batch_size",
+            "Messages per batch",
+            buckets=(1, 5, 10, 50, 100, 250, 500, 1000, 5000),
+            registry=r,
         )
         self.up = Gauge(p + "up", "1 while HQ is connected to NATS and PostgreSQL", registry=r)
 
@@ -186,7 +202,10 @@ class Headquarters:
             max_deliver=-1,
         )
         sub = await self.js.pull_subscribe(
-            f"chain.{self.chain}.>", durable=ing.durable, stream=names.stream_name(self.chain), config=consumer
+            f"chain.{self.chain}.>",
+            durable=ing.durable,
+            stream=names.stream_name(self.chain),
+            config=consumer,
         )
         # the fetcher stays ahead of the appliers; each applier commits its own batches on its own connection
         # (exactly once by the (store, seq) keys; the projections do not depend on the order of batches)
@@ -222,7 +241,9 @@ class Headquarters:
         import psycopg.errors
 
         t0 = time.perf_counter()
-        batch = [Incoming(subject=m.subject, stream_seq=m.metadata.sequence.stream, data=m.data) for m in msgs]
+        batch = [
+            Incoming(subject=m.subject, stream_seq=m.metadata.sequence.stream, data=m.data) for m in msgs
+        ]
         while True:
             try:
                 if conn.closed:

@@ -26,7 +26,13 @@ if TYPE_CHECKING:
 
 
 class Reply(Exception):
-    def __init__(self, status: int, body: Any, content_type: str = "application/json", headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        body: Any,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(status)
         self.status = status
         self.body = body
@@ -147,7 +153,9 @@ class HqApp:
 @route("GET", "/healthz", role=None)
 async def healthz(hq: Headquarters, req: Request) -> Reply:
     ok = hq.healthy()
-    return _json({"ok": ok, "postgres": hq.db_ok, "nats": hq.nats_ok, "chain": hq.config.hq.chain}, 200 if ok else 503)
+    return _json(
+        {"ok": ok, "postgres": hq.db_ok, "nats": hq.nats_ok, "chain": hq.config.hq.chain}, 200 if ok else 503
+    )
 
 
 @route("GET", "/metrics", role=None)
@@ -177,7 +185,9 @@ async def login(hq: Headquarters, req: Request) -> Reply:
     secure = "; Secure" if hq.config.http.tls_cert else ""
     cookie = f"{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/{secure}"
     if req.headers.get("content-type", "").startswith("application/json"):
-        return Reply(200, msgspec.json.encode({"user": s.user, "role": s.role}), headers={"set-cookie": cookie})
+        return Reply(
+            200, msgspec.json.encode({"user": s.user, "role": s.role}), headers={"set-cookie": cookie}
+        )
     return Reply(303, b"", "text/plain", {"location": "/", "set-cookie": cookie})
 
 
@@ -187,7 +197,9 @@ async def logout(hq: Headquarters, req: Request) -> Reply:
         name, _, value = part.strip().partition("=")
         if name == COOKIE:
             hq.sessions.logout(value)
-    return Reply(303, b"", "text/plain", {"location": "/login", "set-cookie": f"{COOKIE}=; Max-Age=0; Path=/"})
+    return Reply(
+        303, b"", "text/plain", {"location": "/login", "set-cookie": f"{COOKIE}=; Max-Age=0; Path=/"}
+    )
 
 
 # ------------------------------------------------------------------------------------------- API
@@ -248,7 +260,9 @@ async def api_catalogue(hq: Headquarters, req: Request) -> Reply:
     return _json(await hq.query(read))
 
 
-async def _change(hq: Headquarters, req: Request, fn: Callable[..., Awaitable[int]], *args: Any, **kw: Any) -> Reply:
+async def _change(
+    hq: Headquarters, req: Request, fn: Callable[..., Awaitable[int]], *args: Any, **kw: Any
+) -> Reply:
     assert req.session is not None
     try:
         version = await hq.query(fn, *args, user=req.session.user, **kw)
@@ -264,7 +278,9 @@ async def put_prices(hq: Headquarters, req: Request) -> Reply:
     prices = body.get("prices")
     if not isinstance(prices, dict):
         raise _error(400, 'prices: expected {"PRODUCT-ID": cents, ...}')
-    return await _change(hq, req, catalogue.set_prices, str(body.get("scope", "*")), prices, stores=hq.store_ids)
+    return await _change(
+        hq, req, catalogue.set_prices, str(body.get("scope", "*")), prices, stores=hq.store_ids
+    )
 
 
 @route("PUT", "/api/catalogue/products", role="merchandiser")
@@ -340,18 +356,42 @@ async def chain_page(hq: Headquarters, req: Request) -> Reply:
         "<h2>Stores</h2>"
         + _table(
             stores,
-            [("store_id", "Store"), ("max_seq", "Last event"), ("missing", "Missing"), ("last_event_at", "Newest event"),
-             ("catalogue_version", "Catalogue version"), ("state_backlog", "State backlog"),
-             ("state_dead_letter", "Dead letters")],
+            [
+                ("store_id", "Store"),
+                ("max_seq", "Last event"),
+                ("missing", "Missing"),
+                ("last_event_at", "Newest event"),
+                ("catalogue_version", "Catalogue version"),
+                ("state_backlog", "State backlog"),
+                ("state_dead_letter", "Dead letters"),
+            ],
         )  # fmt: skip
         + "<h2>Sales by store and day</h2>"
-        + _table(sales, [("store_id", "Store"), ("business_date", "Day"), ("sales", "Sales"), ("total_cents", "Total")])
+        + _table(
+            sales,
+            [("store_id", "Store"), ("business_date", "Day"), ("sales", "Sales"), ("total_cents", "Total")],
+        )
         + "<h2>Drawer variances</h2>"
-        + _table(drawers, [("store_id", "Store"), ("business_date", "Day"), ("session_id", "Drawer"),
-                           ("variance_cents", "Variance"), ("signed_off", "Signed off")])  # fmt: skip
+        + _table(
+            drawers,
+            [
+                ("store_id", "Store"),
+                ("business_date", "Day"),
+                ("session_id", "Drawer"),
+                ("variance_cents", "Variance"),
+                ("signed_off", "Signed off"),
+            ],
+        )  # fmt: skip
         + "<h2>Customers and loyalty</h2>"
-        + _table(customers, [("store_id", "Store"), ("customers", "Customers"), ("loyalty_earned", "Points earned"),
-                             ("loyalty_redeemed", "Points redeemed")])  # fmt: skip
+        + _table(
+            customers,
+            [
+                ("store_id", "Store"),
+                ("customers", "Customers"),
+                ("loyalty_earned", "Points earned"),
+                ("loyalty_redeemed", "Points redeemed"),
+            ],
+        )  # fmt: skip
     )
     return _page(f"{hq.config.hq.name or hq.config.hq.chain}: the chain", content, hq, req.session)
 

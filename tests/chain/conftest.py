@@ -76,7 +76,11 @@ class Proc:
 
 async def _start(cmd: list[str], ready: str, timeout: float = 40) -> Proc:
     proc = await trio.lowlevel.open_process(
-        cmd, cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        cmd,
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert proc.stderr is not None
     text = ""
@@ -121,14 +125,14 @@ name = "Green Chain HQ"
 [http]
 host = "127.0.0.1"
 port = 0
-tls_cert = "{tls[0] if tls else ''}"
-tls_key = "{tls[1] if tls else ''}"
+tls_cert = "{tls[0] if tls else ""}"
+tls_key = "{tls[1] if tls else ""}"
 
 [nats]
 url = "{nats.url}"
 user = "hq"
 password = "{nats.hq_password}"
-tls_ca = "{tls[0] if tls else ''}"
+tls_ca = "{tls[0] if tls else ""}"
 
 [postgres]
 dsn = "{dsn}"
@@ -170,7 +174,10 @@ class Hq:
 
 
 async def start_hq(config: Path, verify: Any = True) -> Hq:
-    p = await _start([sys.executable, "-m", "hub.cli", "hq", "run", "--config", str(config), "--log-level", "WARNING"], "Ctrl-C")
+    p = await _start(
+        [sys.executable, "-m", "hub.cli", "hq", "run", "--config", str(config), "--log-level", "WARNING"],
+        "Ctrl-C",
+    )
     m = re.search(r"Pages and API: (https?)://[^:]+:(\d+)/", p.text)
     assert m, p.text
     return Hq(p, int(m.group(2)), m.group(1), verify)

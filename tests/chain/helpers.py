@@ -31,7 +31,9 @@ def today() -> date:
 
 
 def adult_scan() -> str:
-    return build_demo_store(today(), home_jurisdiction="CA", id_hasher=lambda j, n: n).customer("adult").id_scan
+    return (
+        build_demo_store(today(), home_jurisdiction="CA", id_hasher=lambda j, n: n).customer("adult").id_scan
+    )
 
 
 def tags(data: Path, n: int = 3) -> list[str]:

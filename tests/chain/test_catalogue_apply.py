@@ -65,7 +65,21 @@ def test_a_bad_document_changes_nothing(store: Store) -> None:
 
 
 def test_promotions_from_hq_replace_the_stores_and_none_keeps_them(store: Store) -> None:
-    got = apply(store, doc(1, promotions=[{"kind": "category_percent", "id": "p1", "name": "10% off vapes", "category": "vape", "percent_bp": 1000}]))
+    got = apply(
+        store,
+        doc(
+            1,
+            promotions=[
+                {
+                    "kind": "category_percent",
+                    "id": "p1",
+                    "name": "10% off vapes",
+                    "category": "vape",
+                    "percent_bp": 1000,
+                }
+            ],
+        ),
+    )
     assert got is not None and got.promotions is not None and len(got.promotions) == 1
     got = apply(store, doc(2, prices={}))
     assert got is not None and got.promotions is None

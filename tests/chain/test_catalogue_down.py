@@ -41,7 +41,9 @@ async def store_version(s: StoreHub) -> int:
         st.close()
 
 
-async def test_price_set_at_hq_applies_to_next_scan_and_reaches_an_offline_store(tmp_path: Path, pg_dsn: str) -> None:
+async def test_price_set_at_hq_applies_to_next_scan_and_reaches_an_offline_store(
+    tmp_path: Path, pg_dsn: str
+) -> None:
     nats = make_nats(tmp_path, STORES)
     north, south = (store_hub(tmp_path, s, nats) for s in STORES)
     hq = None
@@ -57,10 +59,14 @@ async def test_price_set_at_hq_applies_to_next_scan_and_reaches_an_offline_store
         await south.proc.stop()  # south is closed (offline) while HQ changes the price
 
         async with hq.client("look", VIEWER_PW) as viewer:
-            r = await viewer.put("/api/catalogue/prices", json={"scope": "*", "prices": {product: before + 111}})
+            r = await viewer.put(
+                "/api/catalogue/prices", json={"scope": "*", "prices": {product: before + 111}}
+            )
             assert r.status_code == 403  # a viewer may read, not set prices
         async with hq.client() as http:
-            r = await http.put("/api/catalogue/prices", json={"scope": "*", "prices": {product: before + 111}})
+            r = await http.put(
+                "/api/catalogue/prices", json={"scope": "*", "prices": {product: before + 111}}
+            )
             assert r.status_code == 200, r.text
             assert r.json()["version"] == 1
             bad = await http.put("/api/catalogue/prices", json={"scope": "nowhere", "prices": {product: 1}})
@@ -80,7 +86,9 @@ async def test_price_set_at_hq_applies_to_next_scan_and_reaches_an_offline_store
                         headers={"authorization": f"Bearer {c.session_token}"},
                     )
                 ).json()
-        assert status["catalogue_version"] == 1 and status["connected"] is True and status["store_id"] == "north"
+        assert (
+            status["catalogue_version"] == 1 and status["connected"] is True and status["store_id"] == "north"
+        )
 
         await start_store(south)  # back online: it fetches what it missed
         await wait_for(lambda: store_version_is(south, 1), 20, "south to apply version 1")
@@ -89,7 +97,9 @@ async def test_price_set_at_hq_applies_to_next_scan_and_reaches_an_offline_store
 
         # a store's own price wins over the chain's; the other store keeps the chain's
         async with hq.client() as http:
-            r = await http.put("/api/catalogue/prices", json={"scope": "north", "prices": {product: before + 222}})
+            r = await http.put(
+                "/api/catalogue/prices", json={"scope": "north", "prices": {product: before + 222}}
+            )
             assert r.json()["version"] == 2
         await wait_for(lambda: north_has(2), 20, "north to apply version 2")
         assert (await scanned_price(north, tag_n))[0] == before + 222

@@ -107,13 +107,20 @@ async def test_three_stores_through_nats_restart_hq_kill_and_store_kill(tmp_path
                 return rows if ok else None
 
             rows = await wait_for(caught_up, 60, "HQ to have every event of every store")
-            z = {r["store_id"]: r for r in (await http.get("/api/z", params={"date": today().isoformat()})).json()}
+            z = {
+                r["store_id"]: r
+                for r in (await http.get("/api/z", params={"date": today().isoformat()})).json()
+            }
             sales = (await http.get("/api/sales")).json()
         for r in rows:
             assert r["missing"] == 0 and r["max_seq"] == r["events"], r  # no event missing
         with psycopg.connect(pg_dsn) as conn:
             per_store = dict(conn.execute("SELECT store_id, count(*) FROM events GROUP BY 1").fetchall())
-            counted = dict(conn.execute("SELECT store_id, count(DISTINCT receipt_number) FROM sales GROUP BY 1").fetchall())
+            counted = dict(
+                conn.execute(
+                    "SELECT store_id, count(DISTINCT receipt_number) FROM sales GROUP BY 1"
+                ).fetchall()
+            )
         for s in stores:
             assert s.proc is not None
             await s.proc.stop()

@@ -66,7 +66,13 @@ def test_hq_example_config_and_unit() -> None:
     assert "ExecStart=/usr/local/bin/storehub hq run --config /etc/storehub/hq.toml" in unit
     exe = shutil.which("promtool")
     assert exe, "promtool is missing: ops/test.sh installs Debian's prometheus package"
-    r = subprocess.run([exe, "check", "rules", "hq-alerts.yml", "alerts.yml"], capture_output=True, text=True, timeout=60, cwd=OPS)
+    r = subprocess.run(
+        [exe, "check", "rules", "hq-alerts.yml", "alerts.yml"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=OPS,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
 
 
@@ -78,7 +84,10 @@ async def test_tls_on_every_link_and_hq_exports_what_its_alerts_use(tmp_path: Pa
     s = store_hub(tmp_path, "north", nats, tls_ca=str(cert))
     hq = None
     try:
-        hq = await start_hq(hq_toml(tmp_path, nats, pg_dsn, ["north"], tls=tls), verify=ssl.create_default_context(cafile=str(cert)))
+        hq = await start_hq(
+            hq_toml(tmp_path, nats, pg_dsn, ["north"], tls=tls),
+            verify=ssl.create_default_context(cafile=str(cert)),
+        )
         assert hq.scheme == "https"
         await start_store(s)
         with trio.fail_after(30):
@@ -102,7 +111,12 @@ async def test_tls_on_every_link_and_hq_exports_what_its_alerts_use(tmp_path: Pa
         exported = {f.name for f in text_string_to_metric_families(text)}
         exported |= {smp.name for f in text_string_to_metric_families(text) for smp in f.samples}
         rules = yaml.safe_load((OPS / "hq-alerts.yml").read_text())
-        used = {m for g in rules["groups"] for r in g["rules"] for m in re.findall(r"\b(storehub_hq_[a-z0-9_]+)", r["expr"])}
+        used = {
+            m
+            for g in rules["groups"]
+            for r in g["rules"]
+            for m in re.findall(r"\b(storehub_hq_[a-z0-9_]+)", r["expr"])
+        }
         assert used and used <= exported, used - exported
     finally:
         if s.proc is not None:

@@ -80,7 +80,9 @@ async def _applied_twice(pg_dsn: str) -> None:
 async def _set_aside(pg_dsn: str) -> None:
     conn = await _conn(pg_dsn)
     try:
-        forged = msg(sale_event("south", 1, 1, 100), 9, subject_store="north")  # north's subject, south's name
+        forged = msg(
+            sale_event("south", 1, 1, 100), 9, subject_store="north"
+        )  # north's subject, south's name
         unreadable = Incoming(subject=f"chain.{CHAIN}.north.events", stream_seq=10, data=b"not json")
         result = await apply_batch(conn, CHAIN, [forged, unreadable])
         assert result.rejects == 2 and result.new_events == {}

@@ -21,7 +21,9 @@ class Leaf:
         self.port = free_port()
         self.conf = tmp / f"leaf-{store}.conf"
         self.conf.write_text(
-            store_leaf_config(CHAIN, store, password=password, hq_host="127.0.0.1", leaf_port=hq_leaf_port, port=self.port)
+            store_leaf_config(
+                CHAIN, store, password=password, hq_host="127.0.0.1", leaf_port=hq_leaf_port, port=self.port
+            )
         )
         self.log = tmp / f"leaf-{store}.log"
         self.proc: subprocess.Popen[bytes] | None = None

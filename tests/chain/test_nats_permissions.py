@@ -50,7 +50,9 @@ async def _scenario(tmp: Path) -> None:
         hq_errors: list[str] = []
         hq = await _connect(server, "hq", server.hq_password, hq_errors)
         js = hq.jetstream(timeout=5)
-        await js.add_stream(StreamConfig(name=names.stream_name(CHAIN), subjects=names.stream_subjects(CHAIN)))
+        await js.add_stream(
+            StreamConfig(name=names.stream_name(CHAIN), subjects=names.stream_subjects(CHAIN))
+        )
         kv = await js.create_key_value(KeyValueConfig(bucket=names.catalogue_bucket(CHAIN), direct=True))
         await kv.put("north", b'{"version": 1}')
         await kv.put("south", b'{"version": 7}')
@@ -59,7 +61,9 @@ async def _scenario(tmp: Path) -> None:
         north = await _connect(server, "north", server.passwords["north"], errors)
         njs = north.jetstream(timeout=2)
         # its own subject: JetStream stores it and acknowledges
-        ack = await njs.publish(names.events_subject(CHAIN, "north"), b"{}", headers={"Nats-Msg-Id": "north:1"})
+        ack = await njs.publish(
+            names.events_subject(CHAIN, "north"), b"{}", headers={"Nats-Msg-Id": "north:1"}
+        )
         assert ack.seq == 1
         # as another store: refused by the server (no ack ever comes; the client hears a permissions violation)
         with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError, nats.js.errors.Error)):
@@ -67,10 +71,18 @@ async def _scenario(tmp: Path) -> None:
         await asyncio.sleep(0.2)
         assert any("permissions violation" in e.lower() and "south" in e for e in errors), errors
         # its own catalogue key, yes; another store's, no
-        own = await njs.get_msg("KV_" + names.catalogue_bucket(CHAIN), subject=f"$KV.{names.catalogue_bucket(CHAIN)}.north", direct=True)
+        own = await njs.get_msg(
+            "KV_" + names.catalogue_bucket(CHAIN),
+            subject=f"$KV.{names.catalogue_bucket(CHAIN)}.north",
+            direct=True,
+        )
         assert msgspec.json.decode(own.data) == {"version": 1}
         with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError, nats.js.errors.Error)):
-            await njs.get_msg("KV_" + names.catalogue_bucket(CHAIN), subject=f"$KV.{names.catalogue_bucket(CHAIN)}.south", direct=True)
+            await njs.get_msg(
+                "KV_" + names.catalogue_bucket(CHAIN),
+                subject=f"$KV.{names.catalogue_bucket(CHAIN)}.south",
+                direct=True,
+            )
         # it cannot listen to the chain's traffic, nor manage streams
         errors.clear()
         await north.subscribe(f"chain.{CHAIN}.>")
