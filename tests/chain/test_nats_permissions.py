@@ -65,6 +65,9 @@ async def _scenario(tmp: Path) -> None:
             names.events_subject(CHAIN, "north"), b"{}", headers={"Nats-Msg-Id": "north:1"}
         )
         assert ack.seq == 1
+        # a resend after a crash carries the same message id: JetStream's duplicate window drops it
+        again = await njs.publish(names.events_subject(CHAIN, "north"), b"{}", headers={"Nats-Msg-Id": "north:1"})
+        assert again.duplicate and again.seq == 1
         # as another store: refused by the server (no ack ever comes; the client hears a permissions violation)
         with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError, nats.js.errors.Error)):
             await njs.publish(names.events_subject(CHAIN, "south"), b"{}", headers={"Nats-Msg-Id": "south:1"})
