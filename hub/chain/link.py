@@ -178,6 +178,17 @@ class Link:
                 read_events, self.store, s.store_id, self.zone, after=self.pos.seq, limit=s.batch
             )
             if not events:
+                if self.pos.seq > self.read(last_seq, self.store):
+                    # the log is shorter than what HQ already has: the store was restored from a backup.
+                    # Shipping would reuse sequence numbers HQ holds with other content, so stop and say so.
+                    say(
+                        t="link",
+                        up=False,
+                        error=f"the audit log ends before the acknowledged position {self.pos.seq}: "
+                        "restored from a backup? shipping stopped; see the README (a chain of stores)",
+                    )
+                    await anyio.sleep(30)
+                    continue
                 await anyio.sleep(s.poll_seconds)
                 continue
             try:

@@ -75,6 +75,7 @@ async def apply_batch(conn: Any, chain: str, batch: list[Incoming]) -> BatchResu
     now = datetime.now(UTC)
     new_by_store: dict[str, int] = defaultdict(int)
     lag: dict[str, float] = {}
+    conflicts: list[tuple[ChainEvent, str]] = []
     async with conn.transaction():
         fresh: list[ChainEvent] = []
         if events:
@@ -100,6 +101,19 @@ async def apply_batch(conn: Any, chain: str, batch: list[Incoming]) -> BatchResu
                 )
                 inserted = {(r[0], r[1]) for r in await cur.fetchall()}
             fresh = [e for e in events if (e.store, e.seq) in inserted]
+            again = [e for e in events if (e.store, e.seq) not in inserted]
+            if again:  # a resend must be the same event: a reused sequence number is set aside, not lost
+                cur = await conn.execute(
+                    "SELECT e.store_id, e.seq, e.hash FROM events e JOIN unnest(%s::text[], %s::bigint[])"
+                    " AS k(store_id, seq) USING (store_id, seq)",
+                    ([e.store for e in again], [e.seq for e in again]),
+                )
+                held = {(r[0], r[1]): r[2] for r in await cur.fetchall()}
+                by_key = {(e.store, e.seq): e for e in again}
+                for key, h in held.items():
+                    if h != by_key[key].hash:
+                        e = by_key[key]
+                        conflicts.append((e, f"event {e.store}:{e.seq} differs from the one HQ holds"))
         versions = await _project(conn, fresh)
         for e in fresh:
             new_by_store[e.store] += 1
@@ -144,6 +158,11 @@ async def apply_batch(conn: Any, chain: str, batch: list[Incoming]) -> BatchResu
             )
         for st in sorted(statuses, key=lambda st: (st.store, st.audit_seq)):
             await _apply_status(conn, st)
+        for e, err in conflicts:
+            await conn.execute(
+                "INSERT INTO ingest_rejects (subject, stream_seq, error, payload) VALUES (%s, %s, %s, %s)",
+                (f"chain.{chain}.{e.store}.events", 0, err, msgspec.json.encode(e)),
+            )
         for m, err in rejects:
             await conn.execute(
                 "INSERT INTO ingest_rejects (subject, stream_seq, error, payload) VALUES (%s, %s, %s, %s)",
@@ -151,8 +170,8 @@ async def apply_batch(conn: Any, chain: str, batch: list[Incoming]) -> BatchResu
             )
     return BatchResult(
         new_events=dict(new_by_store),
-        duplicates=len(events) - sum(new_by_store.values()),
-        rejects=len(rejects),
+        duplicates=len(events) - sum(new_by_store.values()) - len(conflicts),
+        rejects=len(rejects) + len(conflicts),
         lag_seconds=lag,
     )
 

@@ -66,6 +66,12 @@ async def _applied_twice(pg_dsn: str) -> None:
         assert first.new_events == {"north": 2} and first.duplicates == 0
         again = await apply_batch(conn, CHAIN, batch)  # redelivered after a crash between commit and ack
         assert again.new_events == {} and again.duplicates == 2
+        # the same number with other content (a store restored from a backup sells on): set aside, not applied
+        reused = msgspec.structs.replace(sale_event("north", 2, 999, 7700), hash="f" * 64)
+        clash = await apply_batch(conn, CHAIN, [msg(reused, 3)])
+        assert clash.rejects == 1 and clash.duplicates == 0 and clash.new_events == {}
+        cur = await conn.execute("SELECT error FROM ingest_rejects")
+        assert "north:2 differs" in (await cur.fetchone())[0]
         # the void (seq 4) arrives before the sale it voids (seq 3): order must not matter
         await apply_batch(conn, CHAIN, [msg(void_event("north", 4, 103), 4)])
         await apply_batch(conn, CHAIN, [msg(sale_event("north", 3, 103, 900), 3)])

@@ -66,7 +66,9 @@ async def _scenario(tmp: Path) -> None:
         )
         assert ack.seq == 1
         # a resend after a crash carries the same message id: JetStream's duplicate window drops it
-        again = await njs.publish(names.events_subject(CHAIN, "north"), b"{}", headers={"Nats-Msg-Id": "north:1"})
+        again = await njs.publish(
+            names.events_subject(CHAIN, "north"), b"{}", headers={"Nats-Msg-Id": "north:1"}
+        )
         assert again.duplicate and again.seq == 1
         # as another store: refused by the server (no ack ever comes; the client hears a permissions violation)
         with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError, nats.js.errors.Error)):
