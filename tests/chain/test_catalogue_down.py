@@ -16,6 +16,7 @@ from tests.chain.helpers import adult_scan, register, tags, wait_for
 from tests.state.test_state_crash_recovery import read_table
 
 STORES = ["north", "south"]
+LAST_LINE: dict[str, Any] = {}  # the cart line of the last scanned_price
 
 
 async def scanned_price(s: StoreHub, tag: str) -> tuple[int, int]:
@@ -27,6 +28,8 @@ async def scanned_price(s: StoreHub, tag: str) -> tuple[int, int]:
             snap = await c.wait_snapshot(lambda st: st.get("cart") and st["cart"]["lines"])
             state: dict[str, Any] = snap["state"]
             await c.request("end_customer")  # nothing sold: the next scan starts a fresh cart
+            LAST_LINE.clear()
+            LAST_LINE.update(state["cart"]["lines"][-1])
             return state["cart"]["lines"][-1]["unit_price_cents"], state["chain"]["catalogue_version"]
 
 
@@ -104,15 +107,26 @@ async def test_price_set_at_hq_applies_to_next_scan_and_reaches_an_offline_store
         await wait_for(lambda: north_has(2), 20, "north to apply version 2")
         assert (await scanned_price(north, tag_n))[0] == before + 222
 
+        # promotions from HQ replace the store's own, without a restart: 10 % off pre-rolls at north
+        promo = {"kind": "category_percent", "id": "hq-pre-roll-10", "name": "Pre-rolls 10% off",
+                 "category": "pre-roll", "percent_bp": 1000}  # fmt: skip
+        async with hq.client() as http:
+            r = await http.put("/api/catalogue/promotions", json={"scope": "north", "promotions": [promo]})
+            assert r.json()["version"] == 3, r.text
+        await wait_for(lambda: north_has(3), 20, "north to apply version 3")
+        assert LAST_LINE["discount_cents"] == 0
+        assert (await scanned_price(north, tag_n)) == (before + 222, 3)
+        assert LAST_LINE["discount_cents"] == (before + 222) // 10
+
         # HQ away: the store sells on the version it runs; HQ sees which version each store runs
         await hq.proc.stop(signal.SIGKILL)
-        assert (await scanned_price(north, tag_n)) == (before + 222, 2)
+        assert (await scanned_price(north, tag_n)) == (before + 222, 3)
         hq = await start_hq(hq_toml(tmp_path, nats, pg_dsn, STORES))
         async with hq.client() as http:
 
             async def versions() -> dict[str, int] | None:
                 rows = {r["store_id"]: r["catalogue_version"] for r in (await http.get("/api/stores")).json()}
-                return rows if rows.get("north") == 2 and rows.get("south") == 2 else None
+                return rows if rows.get("north") == 3 and rows.get("south") == 3 else None
 
             await wait_for(versions, 30, "HQ to see the versions the stores run")
     finally:

