@@ -112,10 +112,16 @@ def install(hub: Hub, demo_options: dict[str, Any] | None = None) -> None:
         pos = await trio.to_thread.run_sync(load_position, h.config.data_dir)
         state.acked_seq, state.acked_at = pos.seq, pos.acked_at
         state.version = catalogue_version(h.store)
-        doc = catalogue.stored_doc(h.store)
-        if doc is not None:  # the last version from HQ stays in force across restarts
-            _, promos = catalogue.check(doc)
-            _use_promotions(h, promos)
+        try:
+            doc = catalogue.stored_doc(h.store)
+            if doc is not None:  # the last version from HQ stays in force across restarts
+                _, promos = catalogue.check(doc)
+                _use_promotions(h, promos)
+        except (msgspec.ValidationError, msgspec.DecodeError, ValueError):
+            # the products and prices are in the store's tables anyway; only HQ's promotions wait for the next version
+            log.exception(
+                "the stored catalogue document from HQ cannot be read; its promotions are not in force"
+            )
         await sup.start(
             ChildSpec(name="chain-link", run=lambda task_status: run_link(h, task_status=task_status))
         )

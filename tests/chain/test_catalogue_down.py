@@ -121,6 +121,11 @@ async def test_price_set_at_hq_applies_to_next_scan_and_reaches_an_offline_store
         # HQ away: the store sells on the version it runs; HQ sees which version each store runs
         await hq.proc.stop(signal.SIGKILL)
         assert (await scanned_price(north, tag_n)) == (before + 222, 3)
+        assert north.proc is not None
+        await north.proc.stop()  # and restarted while HQ is still away: the version stays in force
+        await start_store(north)
+        assert (await scanned_price(north, tag_n)) == (before + 222, 3)
+        assert LAST_LINE["discount_cents"] == (before + 222) // 10
         hq = await start_hq(hq_toml(tmp_path, nats, pg_dsn, STORES))
         async with hq.client() as http:
 
