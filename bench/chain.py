@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 STORES = 50
+APPLIERS = int(os.environ.get("BENCH_HQ_APPLIERS", "2"))
 PEAK_PER_STORE = 2.0  # events/s: four registers each selling every 4 s, a check-in and a sale per customer
 FULL = {"events_per_store": 400, "batch": 500, "peak_seconds": 20.0}
 QUICK = {"events_per_store": 40, "batch": 500, "peak_seconds": 5.0}
@@ -122,7 +123,7 @@ def _hq(chain: str, stores: list[str], nats: Any, dsn: str, batch: int, durable:
         hq=HqSection(chain=chain),
         nats=NatsSection(url=nats.url, user="hq", password=nats.hq_password),
         postgres=PostgresSection(dsn=dsn),
-        ingest=IngestSection(durable=durable, batch=batch),
+        ingest=IngestSection(durable=durable, batch=batch, appliers=APPLIERS),
         stores=[StoreEntry(id=s) for s in stores],
     )
     return Headquarters(cfg)
