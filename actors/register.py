@@ -69,15 +69,32 @@ class RegisterActor:
             return
         spec = HANDLERS[type(req.msg)]
         req.session = self.live_session()
+        # what the register holds in memory goes back to this point if the command fails, whatever the
+        # failure (a refused or failed commit, a bug): a half-applied change must not outlive its command
+        for load in self.hub.extensions.get("register_loaders", ()):
+            load(self)
+        saved = {k: v.checkpoint() for k, v in self.extensions.items() if hasattr(v, "checkpoint")}
         try:
             check_access(spec, req.session, _what(req.msg))
             result = await spec.fn(req, req.msg)
         except HubError as exc:
+            self._roll_back(saved)
             call.fail(exc)
+        except BaseException:
+            self._roll_back(saved)
+            raise
         else:
             call.reply(result)
         if req.session is not None and self.session is not None:
             self.session.last_seen = datetime.now(UTC)
+
+    def _roll_back(self, saved: dict[str, Any]) -> None:
+        for key, value in list(self.extensions.items()):
+            if key in saved:
+                value.restore(saved[key])
+            elif hasattr(value, "checkpoint"):
+                del self.extensions[key]  # created by the failed command: read again from the store
+        self.publish()
 
     def live_session(self) -> auth.StaffSession | None:
         s = self.session

@@ -37,7 +37,9 @@ from hub.domain.outbox import (
     recover,
     sendable,
 )
+from hub.signals import report_gauges
 from hub.state_channel import outbox_store as box
+from hub.state_channel.policy import policy_for
 from hub.state_channel.senders import Sender
 
 if TYPE_CHECKING:
@@ -67,6 +69,9 @@ class StateSyncActor:
         self.clock = clock
         self.paused_until: datetime | None = None
         self.last_error = ""
+        # the class of the last attempt's answer (hub.domain.outbox.Outcome): readiness decides on it,
+        # never on the text of an error (a package tag may well contain "403")
+        self.last_outcome = ""
         self.last_sent_at: datetime | None = None
         self._wake = trio.Event()
 
@@ -79,6 +84,8 @@ class StateSyncActor:
     # -- the actor ---------------------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[StateSyncActor] = trio.TASK_STATUS_IGNORED) -> None:
+        self.deadline = policy_for(self.hub.config.store.jurisdiction).deadline
+        self.hub.metrics.licence(self.licence, self.deadline.total_seconds())
         refs = box.refs(self.hub.store)
         sender = self.make_sender(refs)
         self.refs = refs
@@ -139,6 +146,9 @@ class StateSyncActor:
         t0 = trio.current_time()
         result = await (sender.send(started) if act == "send" else sender.lookup(started))
         self.hub.metrics.state_send_seconds.labels(self.licence).observe(trio.current_time() - t0)
+        self.last_outcome = result.outcome
+        if result.outcome in ("sent", "found"):
+            self.last_error = ""
         if result.outcome not in ("sent", "found", "not_found"):
             self.hub.metrics.state_errors.labels(self.licence, result.outcome).inc()
             self.last_error = result.error
@@ -191,11 +201,12 @@ class StateSyncActor:
         m = self.hub.metrics
         depth, age = backlog(entries, now)
         m.state_backlog.labels(self.licence).set(depth)
-        m.state_oldest_unsent_age.labels(self.licence).set(age.total_seconds())
-        m.state_dead_letter.labels(self.licence).set(sum(1 for e in entries if e.state == "dead"))
+        # timestamps, not ages (an age freezes when this actor stalls); deadlines per entry (policy.py)
+        report_gauges(m, self.licence, entries, now, self.deadline, self.last_sent_at)
         self.backlog = (depth, age)
 
     backlog: tuple[int, timedelta] = (0, timedelta(0))
+    deadline: timedelta = policy_for("").deadline
     refs: dict[str, str] = {}
 
     def status(self) -> dict[str, Any]:
@@ -206,6 +217,7 @@ class StateSyncActor:
             "oldest_unsent_seconds": round(age.total_seconds(), 3),
             "paused_until": self.paused_until.isoformat() if self.paused_until else None,
             "last_error": self.last_error,
+            "last_outcome": self.last_outcome,
             "last_sent_at": self.last_sent_at.isoformat() if self.last_sent_at else None,
         }
 

@@ -32,7 +32,7 @@ FACILITY = "BE0C4A11"
 UNIT_PRODUCTS = ("PRE-001", "PRE-002", "PRE-004", "PRE-006")
 WEIGHT_PRODUCT = "FLW-B16"
 MANAGER = ("maria", "Maria Manager", "manager", "3333")
-FLOAT = {"B20": 10, "B5": 10, "C25": 40}  # $260.00 counted into every drawer
+FLOAT = {"B100": 5, "B20": 10, "B5": 10, "C25": 40}  # $760.00 counted into every drawer (change for $500)
 RECEIPT_SEQ = b"receipt_seq"  # hub.sale.service.RECEIPT_SEQ: history takes the first numbers
 
 STORE_TOML = """\

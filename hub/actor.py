@@ -4,11 +4,19 @@ A mailbox outlives the actor task that reads it, so after a crash the supervisor
 mailbox. The message that crashed the actor is delivered once more; if it crashes the actor again it is
 quarantined (kept, logged, visible in metrics and the back office), and its caller gets an error instead of
 waiting forever (Thespian's PoisonMessage).
+
+What is kept of a quarantined message is its type and a redacted body (``redact``): numbers, flags and a few
+known-harmless identifiers stay, every other text becomes its length. A licence scan carries the customer's
+name, date of birth, address and licence number; a witness or login carries a PIN: none of it may reach a
+log line or the store. The error keeps its type and where it was raised, not its text (an exception's text
+often quotes the value that broke it).
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import traceback
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -63,8 +71,98 @@ class Call:
 class QuarantinedMessage(msgspec.Struct, kw_only=True):
     actor: str
     at: datetime
-    message: str
-    error: str
+    message: str  # "<type> <redacted body>", see redact()
+    error: str  # exception type and where it was raised, never its text
+    # False on records written before redaction existed (they kept the whole message): see redact_legacy
+    redacted: bool = False
+
+
+_LEGACY_TYPE = re.compile(r"msg=([A-Za-z_][A-Za-z0-9_]*)\(")
+
+
+def redact_legacy(q: QuarantinedMessage) -> QuarantinedMessage:
+    """A record from before redaction kept ``repr(message)`` whole (PINs, licence scans, token hashes):
+    keep only the message's type and the exception's type."""
+    if q.redacted:
+        return q
+    found = _LEGACY_TYPE.search(q.message)
+    kind = found.group(1) if found else q.message.split("(", 1)[0][:40]
+    return msgspec.structs.replace(
+        q,
+        message=f"{kind} [body removed: recorded before redaction]",
+        error=q.error.split(":", 1)[0][:80],
+        redacted=True,
+    )
+
+
+# text fields whose values say nothing about a person and help whoever reads the quarantine list
+_HARMLESS_TEXT = frozenset(
+    {
+        "id",
+        "type",
+        "kind",
+        "register_id",
+        "device_id",
+        "source",
+        "reason_code",
+        "tag",
+        "package",
+        "sku",
+        "product_id",
+        "unit",
+        "tender",
+        "decision",
+        "topic",
+        "job_id",
+        "language",
+    }
+)
+_SECRET_NAMES = ("pin", "token", "hash", "password", "secret", "key", "code")
+
+
+def redact(value: object, name: str = "", depth: int = 0) -> object:
+    """A JSON-able picture of ``value`` with nothing personal or secret left in it."""
+    if depth > 6:
+        return "…"
+    lowered = name.lower()
+    if any(word in lowered for word in _SECRET_NAMES) and lowered not in _HARMLESS_TEXT:
+        return "[redacted]"
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return value[:64] if lowered in _HARMLESS_TEXT else f"[{len(value)} chars]"
+    if isinstance(value, bytes | bytearray | memoryview):
+        return f"[{len(value)} bytes]"
+    if isinstance(value, msgspec.Struct):
+        return {f: redact(getattr(value, f), f, depth + 1) for f in value.__struct_fields__}
+    if isinstance(value, dict):
+        return {str(k): redact(v, str(k), depth + 1) for k, v in list(value.items())[:50]}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [redact(v, name, depth + 1) for v in list(value)[:50]]
+    return f"[{type(value).__name__}]"
+
+
+def describe_message(msg: object) -> str:
+    """ "<type> <redacted body>" of an actor message: a Call's request's command, or the message itself."""
+    payload = msg.payload if isinstance(msg, Call) else msg
+    command = getattr(payload, "msg", None)  # hub.commands.Request wraps the client's command
+    inner = command if isinstance(command, msgspec.Struct) else payload
+    kind = type(inner).__name__
+    body = redact(inner) if isinstance(inner, msgspec.Struct | dict) else {}
+    register = getattr(payload, "register_id", "")
+    where = f" register={register}" if isinstance(register, str) and register else ""
+    return f"{kind}{where} {msgspec.json.encode(body).decode()}"[:2000]
+
+
+def describe_error(exc: BaseException) -> str:
+    """The exception's type and where it was raised: enough to find the bug, nothing of the data."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return type(exc).__name__
+    last = frames[-1]
+    return f"{type(exc).__name__} at {last.filename.rsplit('/', 1)[-1]}:{last.lineno} in {last.name}"
 
 
 class Mailbox(Generic[M]):
@@ -83,6 +181,9 @@ class Mailbox(Generic[M]):
         self._crashing: tuple[Any, int] | None = None
         self.on_quarantine = on_quarantine
         self.quarantined: list[QuarantinedMessage] = []
+        if metrics is not None:  # the series exist at 0 before the first poison message
+            metrics.quarantined.labels(name)
+            metrics.mailbox_depth.labels(name).set(0)
 
     def depth(self) -> int:
         return self._recv.statistics().current_buffer_used + (1 if self._redeliver is not None else 0)
@@ -125,11 +226,17 @@ class Mailbox(Generic[M]):
             q = QuarantinedMessage(
                 actor=self.name,
                 at=datetime.now(UTC),
-                message=repr(msg)[:2000],
-                error=f"{type(exc).__name__}: {exc}",
+                message=describe_message(msg),
+                error=describe_error(exc),
+                redacted=True,
             )
             self.quarantined.append(q)
-            log.error("actor %s: message crashed it twice; quarantined: %s", self.name, q.message[:200])
+            log.error(
+                "actor %s: message crashed it twice; quarantined: %s (%s)",
+                self.name,
+                q.message[:200],
+                q.error,
+            )
             if self._metrics is not None:
                 self._metrics.quarantined.labels(self.name).inc()
             if isinstance(msg, Call):

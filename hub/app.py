@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import logging
 import secrets
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -15,11 +14,12 @@ import trio
 
 import actors.register  # noqa: F401  (registers the foundation handlers)
 from hub import audit
-from hub.actor import QuarantinedMessage
+from hub.actor import QuarantinedMessage, redact_legacy
 from hub.auth import StaffSession
 from hub.config import StoreConfig
 from hub.metrics import Metrics
-from hub.store.env import Store, next_seq, put
+from hub.signals import Signals, verify_audit
+from hub.store.env import Store, decode, encode, next_seq, put
 from hub.store.keys import u64
 from hub.store.writer import StoreWriter
 from hub.supervisor import ChildSpec, Supervisor
@@ -31,6 +31,22 @@ if TYPE_CHECKING:
 log = logging.getLogger("hub")
 # a browser retries a message within seconds or minutes of losing its answer; a day is plenty
 REPLY_RETENTION = timedelta(hours=24)
+STORAGE_PROBE_SECONDS = 1.0  # how soon selling resumes once a full disk has space again
+
+
+def redact_stored_quarantine(txn: Any, store: Store) -> int:
+    """Records quarantined before redaction existed kept the whole message (a PIN, a licence scan): keep
+    only their types (issue 11). The audit entries that point at them are hash-chained and stay as they are."""
+    db = store.db("quarantine")
+    changed: list[tuple[bytes, bytes]] = []
+    with txn.cursor(db=db) as cur:
+        for k, v in cur:
+            q = decode(v, QuarantinedMessage)
+            if not q.redacted:
+                changed.append((bytes(k), encode(redact_legacy(q))))
+    for k, v in changed:
+        txn.put(k, v, db=db)
+    return len(changed)
 
 
 def prune_replies(txn: Any, store: Store, cutoff: datetime, limit: int = 50_000) -> int:
@@ -86,6 +102,8 @@ class Hub:
     def __init__(self, config: StoreConfig, *, setup: Callable[[Hub], Any] | None = None) -> None:
         self.config = config
         self.metrics = Metrics()
+        self.metrics.configure(config)
+        self.signals = Signals()
         self.store: Store = None  # type: ignore[assignment]
         self.writer: StoreWriter = None  # type: ignore[assignment]
         self.registers: dict[str, RegisterActor] = {}
@@ -127,6 +145,9 @@ class Hub:
                 await sup.start(
                     ChildSpec(name="store-writer", run=self.writer.run, max_restarts=3, critical=True)
                 )
+                await self.writer.write(
+                    functools.partial(redact_stored_quarantine, store=self.store), label="quarantine"
+                )
                 if self._setup is not None:
                     result = self._setup(self)
                     if hasattr(result, "__await__"):
@@ -139,8 +160,10 @@ class Hub:
                     await sup.start(ChildSpec(name=f"register:{reg.id}", run=actor.run))
                 for starter in self.extensions.get("starters", []):
                     await starter(self, sup)
+                self.signals.start(self.store)  # audit events count from here, before any client is served
                 self.ws_port = await nursery.start(serve_ws, self)
                 nursery.start_soon(self._housekeeping)
+                nursery.start_soon(self._watch_storage)
                 self.ready = True
                 log.info(
                     "hub ready: http %d, ws %d, %d registers",
@@ -163,9 +186,16 @@ class Hub:
         self._shutdown.set()
 
     async def _housekeeping(self) -> None:
-        interval = self.config.storage.reader_check_seconds
+        interval = min(self.config.storage.reader_check_seconds, self.config.storage.audit_verify_seconds)
         last_prune = 0.0
+        last_verify = -float("inf")
         while True:
+            if trio.current_time() - last_verify >= self.config.storage.audit_verify_seconds:
+                last_verify = trio.current_time()
+                try:
+                    await trio.to_thread.run_sync(verify_audit, self)
+                except Exception:
+                    log.exception("could not verify the audit chain")
             cleared = self.store.env.reader_check()
             if cleared:
                 self.metrics.store_stale_readers.inc(cleared)
@@ -180,13 +210,18 @@ class Hub:
                     log.info("pruned %d stored replies older than %s", pruned, REPLY_RETENTION)
             await trio.sleep(interval)
 
+    async def _watch_storage(self) -> None:
+        """After a failed commit (a full disk), try a small one now and then: once it lands, /healthz is
+        green again and the registers sell, with nobody restarting anything."""
+        while True:
+            await trio.sleep(STORAGE_PROBE_SECONDS)
+            if self.writer.storage_problem is not None:
+                await self.writer.probe()
+
     def refresh_gauges(self) -> None:
         m = self.metrics
+        self.signals.refresh(self)
         if self.store is not None and self.ready:
-            m.store_used_bytes.set(self.store.used_bytes())
-            m.store_map_bytes.set(self.store.map_size)
-            m.audit_entries.set(self.store.count("audit"))
-            m.disk_free_bytes.set(shutil.disk_usage(self.store.path).free)
             m.mailbox_depth.labels("store-writer").set(self.writer.depth())
             for r in self.registers.values():
                 m.mailbox_depth.labels(r.mailbox.name).set(r.mailbox.depth())

@@ -13,12 +13,32 @@ from typing import Any
 
 import trio
 
-from hub.config import ConfigError, StoreConfig, load_config
+from hub.config import ConfigError, StoreConfig, load_config, preflight
+from hub.errors import NoStore
 
 
-def _add_data(p: argparse.ArgumentParser) -> None:
+def _add_data(p: argparse.ArgumentParser, *, create: bool = False) -> None:
     p.add_argument("--data", help="data directory (default: from --config, else ./storehub-data)")
     p.add_argument("--config", help="store.toml")
+    if create:
+        p.add_argument(
+            "--create", action="store_true", help="make a new, empty store if there is none at the path"
+        )
+
+
+def open_store(path: Path, *, create: bool = False, may_create: bool = True) -> Any:
+    """The store at ``path``; a new one only when ``create`` says so."""
+    from hub.store.env import Store
+
+    if not (path / "data.mdb").exists():
+        if not create:
+            hint = "; give --create to make a new, empty store there" if may_create else ""
+            raise NoStore(f"no store at {path}{hint}")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise NoStore(f"cannot create {path}: {exc.strerror}") from None
+    return Store(path)
 
 
 def _data_dir(args: argparse.Namespace) -> Path:
@@ -63,14 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("staff", help="staff accounts")
     ssub = s.add_subparsers(dest="staff_command", required=True)
     sa = ssub.add_parser("add", help="add a staff member (asks for the PIN)")
-    _add_data(sa)
+    _add_data(sa, create=True)
     sa.add_argument("--id", required=True)
     sa.add_argument("--name", required=True)
     sa.add_argument("--role", required=True, choices=["budtender", "technician", "manager", "admin"])
     sa.add_argument("--pin", help="PIN (prompted when absent; avoid on shared shells)")
 
     pc = sub.add_parser("pairing-code", help="create a pairing code to enrol a browser as a register")
-    _add_data(pc)
+    _add_data(pc, create=True)
     pc.add_argument("--register", required=True)
 
     sub.add_parser("limits", help="purchase-limit tools (storehub limits check|show --help)", add_help=False)
@@ -101,12 +121,22 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError as exc:
             print(f"storehub {argv[0]}: not available in this build ({exc})", file=sys.stderr)
             return 2
-        return int(module.main(argv[1:]) or 0)
+        try:
+            return int(module.main(argv[1:]) or 0)
+        except ConfigError as exc:
+            print(f"storehub {argv[0]}: configuration refused: {exc}", file=sys.stderr)
+            return 2
+        except NoStore as exc:
+            print(f"storehub {argv[0]}: {exc}", file=sys.stderr)
+            return 2
     args = build_parser().parse_args(argv)
     try:
         return int(COMMANDS[args.command](args) or 0)
     except ConfigError as exc:
         print(f"storehub: configuration refused: {exc}", file=sys.stderr)
+        return 2
+    except NoStore as exc:
+        print(f"storehub {args.command}: {exc}", file=sys.stderr)
         return 2
 
 
@@ -141,6 +171,7 @@ def run_hub(cfg: StoreConfig, *, demo_options: dict[str, Any] | None = None) -> 
     from hub.app import Hub
     from hub.features import install
 
+    preflight(cfg)  # a bad path or host is "configuration refused: <field>", not a traceback
     hub = Hub(cfg)
     install(hub, demo_options=demo_options)
 
@@ -184,21 +215,22 @@ def _announce(hub: Any, demo: bool) -> None:
     print("\n".join(lines), file=sys.stderr, flush=True)
 
 
-def _open_store(path: Path) -> Any:
-    from hub.store.env import Store
-
-    if not (path / "data.mdb").exists():
-        raise SystemExit(f"storehub: no store at {path}")
-    return Store(path)
-
-
 def cmd_backup(args: argparse.Namespace) -> int:
-    store = _open_store(_data_dir(args))
+    from hub.signals import record_backup
+
+    # the outcome goes beside the copies ([storage] backup_dir), where the hub's /metrics reads it
+    status_dir = Path(args.dest).resolve().parent
+    store = open_store(_data_dir(args), may_create=False)
     try:
         dest = store.backup(args.dest)
     except FileExistsError as exc:
         print(f"storehub backup: {exc}", file=sys.stderr)
+        record_backup(status_dir, ok=False, error=type(exc).__name__)
         return 2
+    except Exception as exc:
+        record_backup(status_dir, ok=False, error=type(exc).__name__)
+        raise
+    record_backup(status_dir, ok=True)
     print(f"backup written to {dest} ({(dest / 'data.mdb').stat().st_size} bytes)")
     return 0
 
@@ -206,7 +238,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     from hub import audit
 
-    store = _open_store(_data_dir(args))
+    store = open_store(_data_dir(args), may_create=False)
     n, brk = audit.verify(store)
     if brk is None:
         print(f"audit log verified: {n} entries, chain intact")
@@ -218,10 +250,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
 def cmd_staff(args: argparse.Namespace) -> int:
     from hub import auth
     from hub.errors import HubError
-    from hub.store.env import Store
 
+    store = open_store(_data_dir(args), create=args.create)
     pin = args.pin or getpass.getpass("PIN for the new staff member: ")
-    store = Store(_data_dir(args))
     try:
         member = auth.new_staff(args.id, args.name, args.role, pin)
         with store.env.begin(write=True) as txn:
@@ -238,7 +269,7 @@ def cmd_pairing_code(args: argparse.Namespace) -> int:
 
     from hub import auth
 
-    store = _open_store(_data_dir(args))
+    store = open_store(_data_dir(args), create=args.create)
     with store.env.begin(write=True) as txn:
         pc = auth.create_pairing_code(
             txn, store, args.register, by=os.environ.get("USER", "cli"), now=datetime.now(UTC)

@@ -5,6 +5,9 @@ Decoded with msgspec into Structs, so an invalid file is refused with the field'
 
 from __future__ import annotations
 
+import os
+import socket
+import ssl
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -29,6 +32,8 @@ class StoreSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     medical_licence: str = ""
     # how long a register may idle before staff must log in again
     session_idle_minutes: Annotated[int, msgspec.Meta(ge=1, le=720)] = 30
+    # local opening hours (the store's time zone): a disconnected register pages only while the store is open
+    opening_hours: Annotated[str, msgspec.Meta(pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$")] = "08:00-22:00"
 
 
 class ServerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -52,6 +57,10 @@ class StorageSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     durable: bool = True
     max_batch: Annotated[int, msgspec.Meta(ge=1, le=10000)] = 512
     reader_check_seconds: Annotated[float, msgspec.Meta(gt=0)] = 60.0
+    # where `storehub backup` (ops/storehub-backup.timer) writes its copies and leaves its outcome for /metrics
+    backup_dir: str = "/var/backups/storehub"
+    # how often the running hub re-verifies the audit chain (the result is a metric and an alert)
+    audit_verify_seconds: Annotated[float, msgspec.Meta(gt=0)] = 3600.0
 
 
 class RegisterSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -160,6 +169,12 @@ def _check(config: StoreConfig) -> StoreConfig:
             f"store.time_zone: unknown time zone {config.store.time_zone!r}; expected an IANA name "
             "such as 'America/Denver'"
         ) from None
+    start, _, end = config.store.opening_hours.partition("-")
+    if not all(_clock_ok(t) for t in (start, end)):
+        raise ConfigError(
+            f"store.opening_hours: {config.store.opening_hours!r} is not a local time range such as "
+            "'08:00-22:00' ('00:00-24:00': always open)"
+        )
     seen: set[str] = set()
     for i, reg in enumerate(config.registers):
         if reg.id in seen:
@@ -193,6 +208,11 @@ def _check(config: StoreConfig) -> StoreConfig:
     return config
 
 
+def _clock_ok(hhmm: str) -> bool:
+    hours, minutes = (int(x) for x in hhmm.split(":"))
+    return (hours, minutes) == (24, 0) or (0 <= hours < 24 and 0 <= minutes < 60)
+
+
 def parse_config(text: str, *, source: str = "store.toml") -> StoreConfig:
     try:
         raw = tomllib.loads(text)
@@ -208,10 +228,44 @@ def parse_config(text: str, *, source: str = "store.toml") -> StoreConfig:
 def load_config(path: str | Path) -> StoreConfig:
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        data = p.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read {p}: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{p}: line {line}: byte 0x{data[exc.start]:02x} is not UTF-8; TOML files are UTF-8 text"
+        ) from None
     return parse_config(text, source=str(p))
+
+
+def preflight(config: StoreConfig) -> None:
+    """What can only be checked on this machine, before the hub starts: the TLS files load, the data
+    directory can be made and written, the host resolves. Each failure names its field."""
+    s = config.server
+    if s.tls_cert:
+        for field, path in (("server.tls_cert", s.tls_cert), ("server.tls_key", s.tls_key)):
+            if not Path(path).is_file():
+                raise ConfigError(f"{field}: no file at {path}")
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(s.tls_cert, s.tls_key)
+        except (ssl.SSLError, OSError) as exc:
+            raise ConfigError(
+                f"server.tls_cert: {s.tls_cert} and {s.tls_key} are not a certificate and its key ({exc})"
+            ) from None
+    data = config.data_dir
+    try:
+        data.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"storage.data_dir: cannot create {data}: {exc.strerror}") from None
+    if not os.access(data, os.W_OK | os.X_OK):
+        raise ConfigError(f"storage.data_dir: {data} is not writable by this user")
+    try:
+        socket.getaddrinfo(s.host, None)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ConfigError(f"server.host: cannot resolve {s.host!r} ({exc})") from None
 
 
 def _humane(message: str) -> str:

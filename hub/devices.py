@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
+import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -115,7 +116,7 @@ class DeviceHub:
             "errors": 0,
             "last_reading_age_s": None,
         }
-        self.hub.metrics.device_up.labels(device_id, kind).set(0)
+        self.hub.metrics.device(device_id, kind)  # every series at 0 from the start
         if kind == "payment_terminal":
             from hub.sale.service import ctx_of
 
@@ -158,6 +159,9 @@ class DeviceHub:
         except Exception:  # a routing bug must not take the device actor down with it
             log.exception("could not route %s", type(msg).__name__)
 
+    def kind_of(self, device_id: str, reported: str) -> str:
+        return self.kinds.get(device_id, reported)
+
     def _register(self, device_id: str) -> Any:
         return self.hub.registers.get(self.paired.get(device_id, ""))
 
@@ -180,7 +184,9 @@ class DeviceHub:
             certificate=r.certificate,
             at=r.at,
         )
-        self.hub.metrics.device_last_reading_age.labels(r.device_id).set(0)
+        self.hub.metrics.device_last_reading.labels(r.device_id, self.kind_of(r.device_id, "scale")).set(
+            time.time()
+        )
         if prev is None or (prev.weight_mg, prev.stable, prev.state, prev.up) != (
             r.weight_mg,
             r.stable,
@@ -210,13 +216,17 @@ class DeviceHub:
         from hub.sale.service import ctx_of
 
         m = self.hub.metrics
-        m.device_up.labels(h.device_id, h.kind).set(1 if h.up else 0)
+        # the configured kind labels the series (a label printer's actor reports as "printer")
+        kind = self.kind_of(h.device_id, h.kind)
+        m.device_up.labels(h.device_id, kind).set(1 if h.up else 0)
         seen = self.errors_seen.get(h.device_id, 0)
         if h.errors > seen:
-            m.device_errors.labels(h.device_id, h.kind).inc(h.errors - seen)
+            m.device_errors.labels(h.device_id, kind).inc(h.errors - seen)
         self.errors_seen[h.device_id] = h.errors
         if h.last_reading_age_s is not None:
-            m.device_last_reading_age.labels(h.device_id).set(h.last_reading_age_s)
+            m.device_last_reading.labels(h.device_id, kind).set(time.time() - h.last_reading_age_s)
+        if kind in ("printer", "label_printer"):
+            m.printer_queued_jobs.labels(h.device_id, kind).set(h.queued_jobs)
         health = self.hub.extensions.setdefault("device_health", {})
         entry = health.setdefault(
             h.device_id, {"id": h.device_id, "kind": h.kind, "register": self.paired.get(h.device_id)}

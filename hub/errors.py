@@ -42,3 +42,14 @@ class Conflict(HubError):
 
 class StoreUnavailable(HubError):
     code = "store_unavailable"
+
+
+class StorageError(StoreUnavailable):
+    """The store could not write: the disk is full, the map cannot grow, or the disk failed. Nothing of
+    the request was kept; the hub keeps running and writes again once space returns."""
+
+    code = "storage_error"
+
+
+class NoStore(Exception):
+    """There is no store at the path a command was given (a mistyped --data must not make a new one)."""

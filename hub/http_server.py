@@ -82,9 +82,12 @@ async def healthz(hub: Hub, req: HttpRequest) -> HttpResponse:
     sup = hub.supervisor
     actors = {} if sup is None else {name: c.running for name, c in sup.children.items()}
     ok = hub.ready and bool(actors) and all(actors.values())
-    return HttpResponse.json(
-        {"status": "ok" if ok else "starting", "store": hub.ready, "actors": actors}, 200 if ok else 503
-    )
+    body: dict[str, Any] = {"status": "ok" if ok else "starting", "store": hub.ready, "actors": actors}
+    problem = hub.writer.storage_problem if hub.writer is not None else None
+    if problem is not None:  # the store cannot write: say why (the actors are up and wait for space)
+        ok = False
+        body.update(status=problem.code, reason=problem.message)
+    return HttpResponse.json(body, 200 if ok else 503)
 
 
 @route("GET", "/metrics")
@@ -166,7 +169,13 @@ def make_app(hub: Hub) -> Callable[..., Awaitable[None]]:
             from hub.errors import HubError
 
             if isinstance(exc, HubError):
-                status = {"not_logged_in": 401, "forbidden": 403, "not_found": 404}.get(exc.code, 400)
+                status = {
+                    "not_logged_in": 401,
+                    "forbidden": 403,
+                    "not_found": 404,
+                    "storage_full": 503,
+                    "storage_error": 503,
+                }.get(exc.code, 400)
                 resp = HttpResponse.json({"code": exc.code, "message": exc.message}, status)
             else:
                 log.exception("HTTP %s %s failed", req.method, req.path)

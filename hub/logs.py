@@ -1,10 +1,16 @@
 """Structured logs: one JSON object per line on stdout, for journald. No personal data goes in a log line:
-staff and registers by id, customers never by name or ID number."""
+staff and registers by id, customers never by name or ID number.
+
+Code should never put a PIN, a token or a customer's data in a message; ``scrub`` is the safety net for
+what slips through anyway (a ``repr`` of a command, an exception quoting its input): values of secret or
+personal fields (``pin='3333'``, ``"token": "…"``) and raw licence scans (AAMVA ``ANSI …`` blocks) are
+replaced before the line is written, in the message and in the traceback alike."""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -20,13 +26,34 @@ def bind(**fields: Any) -> None:
     context.set({**(context.get() or {}), **fields})
 
 
+_FIELDS = (
+    r"[A-Za-z_]*(?:pin|token|token_hash|password|secret|licen[cs]e(?:_number)?|name|first_name|last_name"
+    r"|dob|date_of_birth|birth_date|address|street|city|postal_code|zip|id_number|id_scan|customer_id)"
+)
+# key='value', key="value", key=value, "key": "value", 'key': 'value'
+_KEYED = re.compile(
+    rf"""(?P<key>["']?\b{_FIELDS}["']?\s*[:=]\s*)(?P<val>'[^']*'|"[^"]*"|[^\s,;)}}\]]+)""",
+    re.IGNORECASE,
+)
+# an AAMVA PDF417 payload: "@" LF RS CR "ANSI " IIN ... (up to the end of the quoted string or line)
+_AAMVA = re.compile(r"@?(?:\\n|\n)?(?:\\x1e|\x1e)?(?:\\r|\r)?ANSI \d{6}[^'\"]*")
+
+
+def scrub(text: str) -> str:
+    """Replace secret and personal values in a log text (see the module docstring)."""
+    if not text:
+        return text
+    text = _AAMVA.sub("[licence scan]", text)
+    return _KEYED.sub(lambda m: m.group("key") + "[redacted]", text)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": scrub(record.getMessage()),
         }
         for key, value in (context.get() or {}).items():
             out[key] = value
@@ -35,7 +62,7 @@ class JsonFormatter(logging.Formatter):
             if value is not None:
                 out[key] = value
         if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
+            out["exc"] = scrub(self.formatException(record.exc_info))
         return json.dumps(out, ensure_ascii=False)
 
 

@@ -16,6 +16,8 @@ from typing import Any, Literal
 import msgspec
 import trio
 
+from hub.actor import describe_error
+
 log = logging.getLogger("hub.supervisor")
 
 ChildFn = Callable[
@@ -77,8 +79,15 @@ async def supervise(
         state.running = running
         if metrics is not None:
             metrics.actor_up.labels(spec.name).set(1 if running else 0)
+            metrics.actor_parked.labels(spec.name).set(1 if state.parked else 0)
         if on_state is not None:
             on_state(state)
+
+    if metrics is not None:
+        # restarts, parked and quarantine series exist at 0 before the first crash: increase() over the
+        # first crash loop after a start (the post-upgrade case) then sees it
+        metrics.actor(spec.name)
+        metrics.actor_up.labels(spec.name).set(0)
 
     while True:
         try:
@@ -90,6 +99,8 @@ async def supervise(
                     task_status.started(handle)
             report(False)
             if spec.restart == "transient":
+                if metrics is not None:  # finished, not down: ActorDown must not page for it
+                    metrics.actor_up.remove(spec.name)
                 return
             log.warning("actor %s returned; restarting it", spec.name)
         except Exception as exc:
@@ -121,14 +132,14 @@ async def supervise(
                 await trio.sleep(park_seconds)
                 failures.clear()
                 state.parked = False
+                report(False)
                 continue
             await trio.sleep(min(spec.backoff * 2 ** (len(failures) - 1), spec.max_backoff))
 
 
 def _describe(exc: BaseException) -> str:
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return f"{type(exc).__name__}: {exc}"
+    # type and place only: an exception's text may quote the licence scan or PIN that broke the actor
+    return describe_error(exc)
 
 
 class Supervisor:

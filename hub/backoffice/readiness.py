@@ -16,6 +16,7 @@ from hub.backoffice.records import day_reports, drawers, scan_prefix
 from hub.config import StoreConfig
 from hub.domain.outbox import OutboxEntry
 from hub.store.env import Store, decode
+from hub.store.keys import from_u64
 
 Status = Literal["ok", "warn", "problem", "unknown"]
 RECONCILE_WARN_DAYS = 7
@@ -80,20 +81,27 @@ def _state_system(config: StoreConfig, health: Any) -> list[Check]:
 
 
 def _outbox(store: Store, now: datetime) -> list[Check]:
-    pending = dead = stale = 0
+    pending = stale = 0
+    dead_seqs: set[int] = set()
     with store.read() as txn:
         for _, raw in scan_prefix(txn, store, "outbox", b""):
             e = decode(raw, OutboxEntry)
             if e.state == "sent":
                 continue
             if e.state == "dead":
-                dead += 1
+                dead_seqs.add(e.seq)
             else:
                 pending += 1
                 if now - e.created_at > OUTBOX_STALE:
                     stale += 1
+        # the dead-letter list indexes the same entries: each one counts once
         if "outbox_dead" in store.tables:
-            dead += int(txn.stat(store.db("outbox_dead"))["entries"])
+            with txn.cursor(db=store.db("outbox_dead")) as cur:
+                for key in cur.iternext(values=False):
+                    listed = txn.get(bytes(key), db=store.db("outbox"))
+                    if listed is not None and decode(listed, OutboxEntry).state == "dead":
+                        dead_seqs.add(from_u64(bytes(key)))
+    dead = len(dead_seqs)
     out = []
     if dead:
         out.append(

@@ -89,6 +89,11 @@ def _register_metrics(hub: Hub, state: ChainState) -> None:
         registry=r,
     ).set_function(state.ack_age)
     Gauge(
+        "storehub_chain_last_ack_timestamp_seconds",
+        "When JetStream last acknowledged this store's events (Unix time; 0 = never)",
+        registry=r,
+    ).set_function(lambda: state.acked_at.timestamp() if state.acked_at else 0.0)
+    Gauge(
         "storehub_chain_configured", "1 when this store is one of a chain ([chain] in store.toml)", registry=r
     ).set_function(lambda: 1.0 if hub.config.chain is not None else 0.0)
     Gauge("storehub_chain_link_up", "1 while the chain link is connected to NATS", registry=r).set_function(

@@ -208,6 +208,27 @@ def record(session: DrawerSession, event: DrawerEvent) -> DrawerSession | Refusa
     return msgspec.structs.replace(session, events=(*session.events, event))
 
 
+def change_refusal(session: DrawerSession | None, change_cents: int) -> Refusal | None:
+    """Change is paid out of the cash the drawer held before the sale: the customer's own notes cannot
+    make change for themselves. The refusal does not reveal the expected cash (blind count)."""
+    if change_cents <= 0:
+        return None
+    if session is None or session.status != "open":
+        return Refusal(
+            code="no_drawer",
+            message="No open drawer on this register: a manager opens one with a counted float.",
+        )
+    if change_cents > session.expected_cents:
+        return Refusal(
+            code="not_enough_change",
+            message=(
+                f"The drawer cannot give {cents(change_cents)} in change: ask for a smaller note or the exact "
+                "amount, or take another tender."
+            ),
+        )
+    return None
+
+
 class RegisterDrawerView(msgspec.Struct, frozen=True, kw_only=True):
     """What a register may show about its drawer: never the expected cash before the blind count."""
 

@@ -22,6 +22,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, get_args
 
+import msgspec
+
 from hub.domain.catalog import LabTesting, Package, PackageStatus, Product, tag_system
 from hub.domain.items import LimitAttributes
 
@@ -54,6 +56,11 @@ PACKAGE_COLUMNS = {
 PACKAGE_REQUIRED = ("tag", "sku", "quantity")
 
 
+# The largest number a file may give: integers the store keeps and a browser reads exactly (JavaScript's
+# Number.MAX_SAFE_INTEGER); a value beyond it is a typo or an attack, never a real quantity or price.
+MAX_VALUE = 2**53 - 1
+
+
 class CsvRowError(ValueError):
     """A bad row: ``line`` is the line number in the file (the header is line 1)."""
 
@@ -78,7 +85,47 @@ def _decimal(line: int, column: str, text: str, places: int, scale: int, what: s
     assert isinstance(exponent, int)
     if -exponent > places:
         raise CsvRowError(line, column, f"{text!r} has more than {places} decimal places ({what})")
+    if value.adjusted() > 20 or int(value * scale) > MAX_VALUE:
+        raise CsvRowError(line, column, f"{_short(text)} is too large ({what})")
     return int(value * scale)
+
+
+def _short(text: str) -> str:
+    return repr(text) if len(text) <= 40 else repr(text[:37] + "...")
+
+
+def decode_csv(data: bytes) -> str:
+    """The file's text. Files must be UTF-8 ("CSV UTF-8" in a spreadsheet's Save As); anything else is
+    refused naming the first byte that is not, rather than guessed (a guess turns "é" into mojibake)."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise CsvRowError(1, "", "the file is UTF-16; save it as CSV UTF-8 and import it again")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise CsvRowError(
+            line,
+            "",
+            f"byte {column} (0x{data[exc.start]:02x}) is not UTF-8 text; save the file as CSV UTF-8 "
+            "(it looks like Latin-1 or Windows-1252) and import it again",
+        ) from None
+
+
+def changed_fields(old: msgspec.Struct, new: msgspec.Struct) -> list[str]:
+    """What importing ``new`` over ``old`` would change, one "field: old -> new" per field."""
+    out = []
+    for name in old.__struct_fields__:
+        a, b = getattr(old, name), getattr(new, name)
+        if a != b:
+            out.append(f"{name}: {_show(a)} -> {_show(b)}")
+    return out
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, msgspec.Struct):
+        return ", ".join(f"{k}={getattr(value, k)}" for k in value.__struct_fields__)
+    return str(value)
 
 
 def _reader(text: str, known: set[str], required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
@@ -93,7 +140,17 @@ def _reader(text: str, known: set[str], required: tuple[str, ...]) -> Iterator[t
     if missing:
         raise CsvRowError(1, missing[0], f"required column {missing[0]!r} is missing")
     reader.fieldnames = header
-    for row in reader:
+    rows = iter(reader)
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # a field over csv.field_size_limit(), a NUL byte, a broken quote
+            # the reader counts a line once it is parsed whole: the failure is on the next one
+            raise CsvRowError(
+                reader.line_num + 1, "", f"cannot be read as CSV ({exc}; a field may hold at most 128 KiB)"
+            ) from None
         line = reader.line_num  # the row's last physical line (a quoted field may span lines)
         if None in row:
             raise CsvRowError(line, "", "more fields than columns in the header")

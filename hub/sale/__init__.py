@@ -98,6 +98,8 @@ def install(
 
     hub._setup = setup
     hub.snapshot_providers.append(sale_snapshot)
+    # the register's sale is loaded before each command, so a failed command rolls back to it
+    hub.extensions.setdefault("register_loaders", []).append(service.sale_of)
 
 
 def seed_demo_catalogue(hub: Hub, ctx: Any) -> None:

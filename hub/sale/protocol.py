@@ -80,9 +80,11 @@ class SetQuantity(Command, tag="set_quantity"):
 
 
 class WeighLine(Command, tag="weigh_line"):
-    """Weigh bulk flower from the package on the paired scale's current stable reading."""
+    """Weigh bulk flower from the package on the paired scale's current stable reading. Weighing a line
+    that is already weighed (``line``, or the cart's weighed line of ``tag``) replaces its weight."""
 
     tag: Tag
+    line: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None
 
 
 class ManualWeight(Command, tag="manual_weight"):
@@ -91,6 +93,7 @@ class ManualWeight(Command, tag="manual_weight"):
     tag: Tag
     weight_mg: Annotated[int, msgspec.Meta(gt=0, le=1_000_000)]
     approval: ManagerApproval
+    line: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None
 
 
 class RemoveLine(Command, tag="remove_line"):

@@ -24,7 +24,7 @@ from hub.domain import cart as carts
 from hub.domain.cart import Cart, ManagerOverride, WeightReading
 from hub.domain.cart import ManualWeight as ManualWeightValue
 from hub.domain.catalog import CatalogIndex, Customer, Package, Product, Refusal, format_quantity, sellability
-from hub.domain.drawer import DrawerEvent, DrawerSession, may_open, open_session
+from hub.domain.drawer import DrawerEvent, DrawerSession, change_refusal, may_open, open_session
 from hub.domain.drawer import record as drawer_record
 from hub.domain.limits.engine import (
     LimitCustomer,
@@ -123,6 +123,17 @@ class RegisterSale(msgspec.Struct, kw_only=True):
     notice: dict[str, str] | None = None
     last_receipt_number: int = 0
 
+    def checkpoint(self) -> RegisterSale:
+        """A copy to go back to if the command now applied fails (carts and customers are replaced,
+        never changed in place; the parked list is)."""
+        return msgspec.structs.replace(self, parked=list(self.parked))
+
+    def restore(self, saved: RegisterSale) -> None:
+        """Back to ``saved`` after a failed command: the screen never shows what the store did not keep.
+        The notice stays (it says why the command failed)."""
+        self.cart, self.customer, self.parked = saved.cart, saved.customer, saved.parked
+        self.last_receipt_number = saved.last_receipt_number
+
 
 class SaleSettings(msgspec.Struct, kw_only=True):
     tax_table: TaxTable
@@ -184,7 +195,11 @@ async def _save(req: Request, sale: RegisterSale, *, reply: Any = None) -> Any:
     """Persist the register's sale state with this command's reply, behind the answer (a cart being
     built; the sale itself is committed before it is acknowledged)."""
     store = req.hub.store
-    blob = encode(sale)
+    try:
+        blob = encode(sale)
+    except (OverflowError, msgspec.EncodeError):
+        # a number beyond what the store keeps (2^64): refused, and the register rolls the change back
+        raise BadRequest("A number in this change is out of range; nothing was changed.") from None
 
     def fn(txn: lmdb.Transaction) -> None:
         txn.put(text(sale.register_id), blob, db=store.db("carts"))
@@ -675,7 +690,11 @@ async def weigh_line(req: Request, msg: p.WeighLine) -> Any:
         raise Refused("No scale is connected to this register.", code="no_scale")
     if not weight.stable:
         raise Refused("The scale is still moving: wait for a stable reading.", code="scale_motion")
-    return await _add_package(req, sale, msg.tag.strip(), 1, weight)
+    tag = msg.tag.strip()
+    line = _weighed_line(sale, tag, msg.line)
+    if line is not None:
+        return await _reweigh(req, sale, line, weight)
+    return await _add_package(req, sale, tag, 1, weight)
 
 
 @handles(p.ManualWeight)
@@ -684,8 +703,46 @@ async def manual_weight(req: Request, msg: p.ManualWeight) -> Any:
     override = await approve(
         req, msg.approval, "typed weight", detail={"tag": msg.tag, "weight_mg": msg.weight_mg}
     )
-    return await _add_package(
-        req, sale, msg.tag.strip(), 1, ManualWeightValue(weight_mg=msg.weight_mg, override=override)
+    weight = ManualWeightValue(weight_mg=msg.weight_mg, override=override)
+    tag = msg.tag.strip()
+    line = _weighed_line(sale, tag, msg.line)
+    if line is not None:
+        return await _reweigh(req, sale, line, weight)
+    return await _add_package(req, sale, tag, 1, weight)
+
+
+def _weighed_line(sale: RegisterSale, tag: str, line_id: int | None) -> int | None:
+    """The line a Weigh press is about: the one named, else the cart's weighed line of this package (the
+    Weigh button sits on that line: pressing it again re-weighs it, it does not add a second bag)."""
+    cart = sale.cart
+    if cart is None:
+        if line_id is not None:
+            raise Refused(f"There is no line {line_id} in the cart.", code="line_not_found")
+        return None
+    if line_id is not None:
+        found = cart.line(line_id)
+        if found is None or found.package_tag != tag:
+            raise Refused(f"Line {line_id} of the cart is not package {tag}.", code="line_not_found")
+        return line_id
+    weighed = [ln.line_id for ln in cart.lines if ln.package_tag == tag and ln.sold_by == "weight"]
+    return weighed[-1] if weighed else None
+
+
+async def _reweigh(
+    req: Request, sale: RegisterSale, line_id: int, weight: WeightReading | ManualWeightValue
+) -> dict[str, Any]:
+    ctx = ctx_of(req.hub)
+    _need_customer(sale)
+    cart = _cart(sale, req.register_id)
+    line = cart.line(line_id)
+    assert line is not None
+    pkg = inv.package(req.hub.store, line.package_tag)
+    product = inv.product(req.hub.store, line.product_id)
+    return await _change_cart(
+        req,
+        sale,
+        "reweigh",
+        lambda c: carts.reweigh(c, line_id, weight, pkg, product, ctx.today()),
     )
 
 
@@ -1059,6 +1116,10 @@ def commit_sale(
         raise Refused(
             "No open drawer on this register: a manager opens one with a counted float.", code="no_drawer"
         )
+    if settlement.change_cents:
+        drawer = tget(txn, store, "drawers", text(drawer_id), DrawerSession) if drawer_id else None
+        if (r := change_refusal(drawer, settlement.change_cents)) is not None:
+            raise refuse(r)
     # 4. receipt number: sequential per store
     raw = txn.get(RECEIPT_SEQ, db=store.db("meta"))
     number = (int.from_bytes(raw, "big") if raw is not None else 0) + 1

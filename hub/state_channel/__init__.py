@@ -127,14 +127,13 @@ class StateHealthView:
         if ch is None or ch.actor is None:
             return default
         st = ch.actor.status()
-        err = (st.get("last_error") or "").lower()
+        outcome = st.get("last_outcome") or ""
         paused = st.get("paused_until") is not None
+        # decided on the class of the last answer (drivers/state_errors.py maps them), never on its text
         if key == "reachable":
-            return not (
-                paused and any(w in err for w in ("unavailable", "connect", "timed out", "timeout", "503"))
-            )
+            return not (paused and outcome in ("unavailable", "outcome_unknown", "rate_limited"))
         if key == "credentials_ok":
-            return not any(w in err for w in ("auth", "401", "403", "key"))
+            return outcome != "auth"
         if key == "detail":
             sent = st.get("last_sent_at") or "never"
             tail = f"; last error: {st['last_error']}" if st.get("last_error") else ""

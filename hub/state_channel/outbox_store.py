@@ -16,9 +16,13 @@ from collections.abc import Callable
 from datetime import datetime
 
 import lmdb
+import msgspec
 
 from hub import audit
+from hub.backoffice.records import RETURN_PREFIX, VOID_PREFIX
 from hub.domain.outbox import OutboxEntry
+from hub.domain.receipt import ReturnRecord, SaleRecord, StateStatus, VoidRecord
+from hub.domain.state_payloads import StateSale, StateVoid
 from hub.store.env import Store, decode, put, tget
 from hub.store.keys import from_u64, text, u64
 
@@ -108,9 +112,45 @@ def save(store: Store, expected_state: str, updated: OutboxEntry) -> Callable[[l
             )
         if updated.state == "sent" and updated.state_ref:
             txn.put(ref_key(updated.idempotency_key), text(updated.state_ref), db=store.db("kv"))
+        if updated.state in _RECORD_STATUS:
+            mark_record(txn, store, updated, _RECORD_STATUS[updated.state])
         return True
 
     return fn
+
+
+# what the sale's, void's or return's own record says once its outbox entry is settled (the Z report)
+_RECORD_STATUS: dict[str, StateStatus] = {"sent": "reported", "dead": "failed", "pending": "pending"}
+
+
+def _receipt_number(external_receipt_number: str) -> int | None:
+    tail = external_receipt_number.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else None
+
+
+def mark_record(txn: lmdb.Transaction, store: Store, entry: OutboxEntry, status: StateStatus) -> None:
+    """Set ``state_status`` on the record the entry reports (a sale, void or return), in the same
+    transaction as the entry's new state: the Z report reads it from there."""
+    record_type: type[SaleRecord | VoidRecord | ReturnRecord]
+    try:
+        if entry.kind == "sale":
+            n = _receipt_number(msgspec.msgpack.decode(entry.payload, type=StateSale).external_receipt_number)
+            table, key, record_type = "sales", None if n is None else u64(n), SaleRecord
+        elif entry.kind == "void":
+            n = _receipt_number(msgspec.msgpack.decode(entry.payload, type=StateVoid).external_receipt_number)
+            table, key, record_type = "kv", None if n is None else VOID_PREFIX + u64(n), VoidRecord
+        elif entry.kind == "return":
+            n = _receipt_number(entry.idempotency_key)  # return-<licence>-<receipt>-<return number>
+            table, key, record_type = "kv", None if n is None else RETURN_PREFIX + u64(n), ReturnRecord
+        else:
+            return
+    except msgspec.DecodeError:
+        return
+    if key is None:
+        return
+    record = tget(txn, store, table, key, record_type)
+    if record is not None and record.state_status != status:
+        put(txn, store, table, key, msgspec.structs.replace(record, state_status=status))
 
 
 def set_low_water(store: Store, licence: str, seq: int) -> Callable[[lmdb.Transaction], None]:
@@ -133,6 +173,7 @@ def retry(store: Store, seq: int, now: datetime, staff: str) -> Callable[[lmdb.T
             raise Conflict(f"Outbox entry {seq} is {current.state}, not in the dead-letter list.")
         again = retry_dead(current, now)
         put(txn, store, "outbox", u64(seq), again)
+        mark_record(txn, store, again, "pending")
         txn.delete(u64(seq), db=store.db("outbox_dead"))
         # the low-water mark may have passed it; an unsent entry must be scanned again
         low = txn.get(low_key(current.licence), db=store.db("kv"))

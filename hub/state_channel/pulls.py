@@ -8,6 +8,7 @@ integer units or milligrams, converted at this boundary only.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import partial
@@ -651,6 +652,7 @@ async def run_schedule(
         try:
             await pull_packages(hub, channel)
             await pull_manifests(hub, channel)
+            hub.metrics.state_last_pull.labels(channel.licence).set(time.time())
             if trio.current_time() - last_reconcile >= channel.reconcile_every:
                 await reconcile(hub, channel, trigger="schedule", by="")
                 last_reconcile = trio.current_time()

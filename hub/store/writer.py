@@ -8,6 +8,7 @@ commits once (one fsync for the batch) and only then answers every requester.
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from collections.abc import Callable
@@ -17,6 +18,7 @@ import lmdb
 import outcome
 import trio
 
+from hub.errors import StorageError
 from hub.store.env import Store
 
 log = logging.getLogger("hub.store.writer")
@@ -43,6 +45,29 @@ class WriterStopped(RuntimeError):
     pass
 
 
+DISK_FULL = (
+    "The hub's disk is full: nothing was saved. Selling resumes by itself once space is freed; "
+    "tell the manager."
+)
+
+
+def as_storage_error(exc: BaseException) -> StorageError:
+    """The one place that turns a failed commit into the hub's own error (by class and errno, never by
+    the text): full (disk or map) or failed."""
+    full = isinstance(exc, lmdb.MapFullError | lmdb.DiskError) or (
+        isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    )
+    if full:
+        err = StorageError(DISK_FULL, code="storage_full")
+    else:
+        err = StorageError(
+            f"The hub could not save this ({type(exc).__name__}): nothing was kept. Tell the manager.",
+            code="storage_error",
+        )
+    err.__cause__ = exc
+    return err
+
+
 class StoreWriter:
     def __init__(self, store: Store, *, max_batch: int = 512, mailbox_size: int = 4096, metrics: Any = None):
         self.store = store
@@ -56,6 +81,8 @@ class StoreWriter:
         self._unfinished = 0  # requests sent and not yet answered (a request handed straight to the
         # waiting writer task is in no buffer, so the channel's depth alone cannot tell a flush it is done)
         self.last_batch_sizes: list[int] = []
+        # the last commit failed for lack of space or a disk error; cleared by the next commit that lands
+        self.storage_problem: StorageError | None = None
 
     @property
     def mailbox(self) -> trio.MemorySendChannel[WriteRequest]:
@@ -114,6 +141,15 @@ class StoreWriter:
                     break
             await self._commit_batch(batch)
 
+    async def probe(self) -> bool:
+        """One small commit, to learn whether the store writes again (after a full disk was freed)."""
+        key, db = b"storage_probe", self.store.db("meta")
+        try:
+            await self.write(lambda txn: txn.put(key, b"1", db=db), label="storage-probe")
+        except StorageError:
+            return False
+        return True
+
     async def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything queued so far is committed (clean shutdown); False on time-out."""
         with trio.move_on_after(timeout):
@@ -142,10 +178,22 @@ class StoreWriter:
                 if self.metrics is not None:
                     self.metrics.store_map_grown.inc()
                 continue
-            except Exception as exc:  # disk error, corrupted env: every requester hears it
-                log.exception("store commit failed for a batch of %d", len(batch))
+            except Exception as exc:  # disk full, disk error, corrupted env: every requester hears it
+                err = as_storage_error(exc)
+                if err.code != "storage_full":
+                    log.exception("store commit failed for a batch of %d", len(batch))
+                elif self.storage_problem is None or self.storage_problem.code != err.code:
+                    # once per episode: while the disk stays full every batch would say it again
+                    log.error("store commit failed for a batch of %d: disk or map full (%r)", len(batch), exc)
+                self.storage_problem = err
+                if self.metrics is not None:
+                    self.metrics.store_write_failures.labels(err.code).inc()
                 for req in batch:
-                    req.result = outcome.Error(exc)
+                    req.result = outcome.Error(err)
+            else:
+                if self.storage_problem is not None:
+                    log.warning("store writes again after %s", self.storage_problem.code)
+                    self.storage_problem = None
             dt = time.perf_counter() - t0
             self.batches += 1
             self.requests += len(batch)
@@ -157,9 +205,11 @@ class StoreWriter:
                 self.metrics.writer_commit_seconds.observe(dt)
             break
         else:
-            err = lmdb.MapFullError("store map could not be grown enough")
+            full = as_storage_error(lmdb.MapFullError("store map could not be grown enough"))
+            log.error("store map full and could not be grown enough for a batch of %d", len(batch))
+            self.storage_problem = full
             for req in batch:
-                req.result = outcome.Error(err)
+                req.result = outcome.Error(full)
         for req in batch:
             req.done.set()
             self._unfinished -= 1

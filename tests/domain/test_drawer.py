@@ -220,3 +220,18 @@ def test_a_manager_opens_the_drawer_as_counter_or_witness() -> None:
     assert may_open("technician", "admin") is None
     refusal = may_open("budtender", "technician")
     assert refusal is not None and refusal.code == "manager_required"
+
+
+def test_change_comes_out_of_the_cash_the_drawer_held_before_the_sale() -> None:
+    from hub.domain.drawer import change_refusal
+
+    s = opened()
+    held = s.expected_cents
+    assert change_refusal(s, held) is None
+    assert change_refusal(s, 0) is None
+    r = change_refusal(s, held + 1)
+    assert isinstance(r, Refusal) and r.code == "not_enough_change"
+    assert "$250.00" not in r.message  # the expected cash is never told before the blind count
+    after_sale = ok(record(s, sale(5_000)))
+    assert change_refusal(after_sale, held + 1) is None
+    assert change_refusal(None, 1).code == "no_drawer"  # type: ignore[union-attr]

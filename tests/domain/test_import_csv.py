@@ -2,7 +2,17 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from hub.domain.import_csv import CsvRowError, iter_products, parse_packages, parse_products
+from hub.domain.catalog import Package
+from hub.domain.import_csv import (
+    MAX_VALUE,
+    CsvRowError,
+    _decimal,
+    changed_fields,
+    decode_csv,
+    iter_products,
+    parse_packages,
+    parse_products,
+)
 
 PRODUCTS = """sku,name,brand,category,sold_by,price,strain,thc_pct,net_weight_g,thc_mg,volume_ml,barcode
 FLW-1,Blue Dream 3.5g,Pine Ridge,flower,each,$38.00,Blue Dream,21.5,3.5,,,850600000012
@@ -110,3 +120,26 @@ def test_bad_package_row(row, column, words):
     with pytest.raises(CsvRowError) as err:
         parse_packages(text, products())
     assert (err.value.line, err.value.column) == (3, column) and words in str(err.value)
+
+
+def test_text_must_be_utf8_and_the_first_bad_byte_is_named() -> None:
+    assert decode_csv("\ufeffsku,name\nA,Crème\n".encode()) == "sku,name\nA,Crème\n"
+    with pytest.raises(CsvRowError) as e:
+        decode_csv("sku,name\nA,Crème\n".encode("latin-1"))
+    assert (e.value.line, "byte 5 (0xe8)") == (2, e.value.message[:13])
+    with pytest.raises(CsvRowError, match="UTF-16"):
+        decode_csv("sku,name\n".encode("utf-16"))
+
+
+def test_numbers_beyond_what_the_store_keeps_are_refused() -> None:
+    assert _decimal(2, "quantity", str(MAX_VALUE), 0, 1, "units") == MAX_VALUE
+    for text in (str(MAX_VALUE + 1), str(2**64), "1e30", "9" * 5000):
+        with pytest.raises(CsvRowError, match="too large"):
+            _decimal(2, "quantity", text, 0, 1, "units")
+
+
+def test_changed_fields_say_what_an_update_would_change() -> None:
+    old = Package(tag="1A4FF0100000022000000001", product_id="FLW-9", quantity=10)
+    new = Package(tag="1A4FF0100000022000000001", product_id="FLW-9", quantity=999)
+    assert changed_fields(old, new) == ["quantity: 10 -> 999"]
+    assert changed_fields(old, old) == []

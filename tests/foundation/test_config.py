@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +69,55 @@ def test_promotions_checked_at_load() -> None:
     bad = good.replace('kind = "category_percent"', 'kind = "half_price_everything"')
     with pytest.raises(ConfigError, match=r"promotions\[0\]"):
         parse_config(bad)
+
+
+def _run_refused(tmp_path: Path, toml: str | bytes) -> str:
+    """``storehub run`` with this store.toml: refused in one line naming the field, exit 2, no traceback."""
+    cfg = tmp_path / "store.toml"
+    if isinstance(toml, str):
+        cfg.write_text(toml)
+    else:
+        cfg.write_bytes(toml)
+    r = subprocess.run(
+        [sys.executable, "-m", "hub.cli", "run", "--config", str(cfg), "--log-level", "WARNING"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    assert "Traceback" not in r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("storehub: configuration refused: "), r.stderr
+    return lines[0]
+
+
+def _toml(tmp_path: Path, data_dir: str | None = None) -> str:
+    return TEST_TOML.replace('data_dir = "UNSET"', f'data_dir = "{data_dir or tmp_path / "data"}"')
+
+
+def test_a_non_utf8_store_toml_is_refused(tmp_path: Path) -> None:
+    toml = _toml(tmp_path).replace('name = "Test Store"', 'name = "Caf\u00e9 Store"').encode("latin-1")
+    line = _run_refused(tmp_path, toml)
+    assert "store.toml: line 3" in line and "UTF-8" in line
+
+
+def test_missing_tls_files_are_refused(tmp_path: Path) -> None:
+    toml = _toml(tmp_path).replace(
+        "max_frame_bytes = 65536",
+        f'max_frame_bytes = 65536\ntls_cert = "{tmp_path}/none.pem"\ntls_key = "{tmp_path}/none.key"',
+    )
+    assert "server.tls_cert: no file at" in _run_refused(tmp_path, toml)
+    (tmp_path / "none.pem").write_text("not a certificate")
+    (tmp_path / "none.key").write_text("not a key")
+    assert "server.tls_cert:" in _run_refused(tmp_path, toml)
+
+
+def test_an_uncreatable_data_dir_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    line = _run_refused(tmp_path, _toml(tmp_path, f"{tmp_path}/a-file/data"))  # even root cannot
+    assert "storage.data_dir: cannot create" in line
+
+
+def test_an_unresolvable_host_is_refused(tmp_path: Path) -> None:
+    toml = _toml(tmp_path).replace('host = "127.0.0.1"', 'host = "no-such-host.invalid"')
+    assert "server.host: cannot resolve 'no-such-host.invalid'" in _run_refused(tmp_path, toml)

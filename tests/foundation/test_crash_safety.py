@@ -59,6 +59,7 @@ async def test_sigkill_during_commits_loses_no_acknowledged_write(tmp_path: Path
     _cli(
         "staff",
         "add",
+        "--create",  # a new store: a mistyped --data must not make one silently (issue 11)
         "--data",
         str(data),
         "--id",

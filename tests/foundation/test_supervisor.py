@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import logging
+from typing import Any
+
 import pytest
 import trio
 
@@ -166,14 +170,119 @@ async def test_non_critical_child_is_parked_not_escalated(autojump_clock: trio.t
             sibling_alive += 1
             await trio.sleep(1)
 
+    metrics = Metrics()
     async with trio.open_nursery() as n:
-        sup = Supervisor(n, park_seconds=60)
+        sup = Supervisor(n, park_seconds=60, metrics=metrics)
         await sup.start(ChildSpec(name="cash-flags", run=hopeless, max_restarts=2, window=10, backoff=0.1))
         await sup.start(ChildSpec(name="register:R1", run=sibling))
         await trio.sleep(30)
         assert len(runs) == 3 and sup.children["cash-flags"].parked  # gave up: parked, nothing escalated
         assert not sup.all_running()  # healthz shows it
+        # ActorDown reads these: down and parked
+        assert metrics.actor_up.labels("cash-flags")._value.get() == 0
+        assert metrics.actor_parked.labels("cash-flags")._value.get() == 1
+        assert metrics.actor_parked.labels("register:R1")._value.get() == 0
         await trio.sleep(60)
         assert len(runs) > 3  # tried again after the park
         assert sibling_alive >= 89
         n.cancel_scope.cancel()
+
+
+# a licence scan (AAMVA PDF417 text) and a witness PIN: none of it may reach a log line or the store
+LICENCE_NUMBER, SURNAME, GIVEN, BIRTH, STREET = (
+    "D7391024",
+    "JOHNSTONE",
+    "MARGARET",
+    "02141987",
+    "742 EVERGREEN",
+)
+LICENCE_SCAN = (
+    "@\n\x1e\rANSI 636014080102DL00410279ZC03200024DL"
+    f"DAQ{LICENCE_NUMBER}\nDCS{SURNAME}\nDAC{GIVEN}\nDBB{BIRTH}\nDAG{STREET} TER\nDAISACRAMENTO\nDAJCA\n"
+)
+WITNESS_PIN = "73915804"  # long enough never to occur by chance in a hex hash of the store
+SECRETS = (LICENCE_NUMBER, SURNAME, GIVEN, BIRTH, STREET, WITNESS_PIN)
+
+
+async def test_crashed_licence_scan_and_witness_pin_leave_nothing_in_logs_or_store(
+    hub: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hub.commands import HANDLERS, HandlerSpec, Request
+    from hub.logs import JsonFormatter
+    from hub.sale.protocol import OpenDrawer, Scan
+
+    async def crash_quoting_its_input(req: Request, msg: Any) -> None:
+        # the worst case: a bug whose exception text quotes the very data that broke it
+        raise ValueError(f"cannot handle {msg!r}")
+
+    for cls in (Scan, OpenDrawer):
+        monkeypatch.setitem(
+            HANDLERS, cls, HandlerSpec(crash_quoting_its_input, "register", False, None, False)
+        )
+    lines = io.StringIO()
+    handler = logging.StreamHandler(lines)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        actor = hub.registers["R1"]
+        for msg in (
+            Scan(id="scan-1", data=LICENCE_SCAN),
+            OpenDrawer(id="drawer-1", counted={"B20": 5}, witness="tom", witness_pin=WITNESS_PIN),
+        ):
+            with pytest.raises(Exception, match="set aside"):
+                await actor.mailbox.call(Request(hub=hub, msg=msg, register_id="R1", session=None))
+        with trio.fail_after(10):
+            while hub.store.count("quarantine") < 2:
+                await trio.sleep(0.02)
+    finally:
+        root.removeHandler(handler)
+
+    logged = lines.getvalue()
+    assert "quarantined" in logged and "crashed" in logged  # the crashes were logged...
+    for secret in SECRETS:
+        assert secret not in logged, f"{secret!r} in the logs"  # ...without the data
+    # every table of the store, raw: the quarantine records and their audit entries included
+    with hub.store.read() as txn:
+        stored = b"".join(
+            bytes(k) + bytes(v) for table in hub.store.tables for k, v in txn.cursor(db=hub.store.db(table))
+        )
+    for secret in SECRETS:
+        assert secret.encode() not in stored, f"{secret!r} in the store"
+    # what is kept still tells a manager what happened: the type, the register, the shape, the error's place
+    scan, drawer = hub.quarantine[-2:]
+    assert scan.message.startswith("Scan register=R1 ") and '"data":"[' in scan.message
+    assert drawer.message.startswith("OpenDrawer register=R1 ")
+    assert '"witness_pin":"[redacted]"' in drawer.message and '"B20":5' in drawer.message
+    assert scan.error.startswith("ValueError at test_supervisor.py:")
+
+
+async def test_quarantine_records_from_before_redaction_keep_only_their_types(
+    hub_factory: Any, config: Any
+) -> None:
+    from datetime import UTC, datetime
+
+    from hub.actor import QuarantinedMessage
+    from hub.store.env import Store, decode, put
+    from hub.store.keys import u64
+
+    legacy = QuarantinedMessage(
+        actor="register:R1",
+        at=datetime.now(UTC),
+        message=(
+            "Call(Request(hub=<hub.app.Hub object at 0x7f>, msg=OpenDrawer(id='d-1', counted={'B20': 5}, "
+            f"witness='tom', witness_pin='{WITNESS_PIN}'), register_id='R1', session=StaffSession("
+            f"staff_id='maria', name='Maria Manager', token_hash=b'{LICENCE_NUMBER}')))"
+        ),
+        error=f"KeyError: '{LICENCE_NUMBER}'",
+    )
+    store = Store(config.data_dir)
+    with store.env.begin(write=True) as txn:
+        put(txn, store, "quarantine", u64(1), legacy)
+    store.close()
+    hub = await hub_factory(config)
+    with hub.store.read() as txn:
+        raw = bytes(txn.get(u64(1), db=hub.store.db("quarantine")))
+    assert WITNESS_PIN.encode() not in raw and LICENCE_NUMBER.encode() not in raw and b"Maria" not in raw
+    q = decode(raw, QuarantinedMessage)
+    assert q.redacted and q.message.startswith("OpenDrawer ") and q.error == "KeyError"

@@ -24,7 +24,7 @@ from sandbox.server import SandboxConfig, SandboxHandle, serve
 from sandbox.testing import SandboxAdmin
 from tests.conftest import DEMO_PAIRING, PINS, make_config, ws_url
 
-FLOAT = {"B20": 10, "B5": 10, "C25": 40}
+FLOAT = {"B100": 5, "B20": 10, "B5": 10, "C25": 40}  # $760.00: change for a $500 note
 
 
 def state_toml(url: str) -> str:

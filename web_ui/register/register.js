@@ -440,10 +440,10 @@ document.addEventListener("click", (ev) => {
     case "remove":
       return fire("remove_line", { line });
     case "weigh":
-      return fire("weigh_line", { tag });
+      return fire("weigh_line", { tag, line });
     case "manual-weight":
       return askApproval({ title: "Type a weight", text: "A typed weight needs a manager (the scale cannot be used). It is logged.", weight: true }, (a) =>
-        send("manual_weight", { tag, weight_mg: Math.round(Number(a.weight) * 1000), approval: a.approval }, { errorBox: a.errorBox }),
+        send("manual_weight", { tag, line, weight_mg: Math.round(Number(a.weight) * 1000), approval: a.approval }, { errorBox: a.errorBox }),
       );
     case "line-discount":
       return openDiscount(line);
