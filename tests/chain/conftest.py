@@ -74,37 +74,29 @@ class Proc:
                 await self.proc.wait()
 
 
-async def _start(cmd: list[str], ready: str, timeout: float = 40) -> Proc:
-    proc = await trio.lowlevel.open_process(
-        cmd,
-        cwd=ROOT,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert proc.stderr is not None
+async def _start(cmd: list[str], ready: str, log: Path, timeout: float = 60) -> Proc:
+    """Start ``cmd`` with its stderr appended to ``log`` (kept for a failing test), wait for ``ready``."""
+    offset = log.stat().st_size if log.exists() else 0
+    with open(log, "ab") as out:
+        proc = await trio.lowlevel.open_process(
+            cmd, cwd=ROOT, stderr=out, stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        )
     text = ""
     try:
         with trio.fail_after(timeout):
             while ready not in text:
-                chunk = await proc.stderr.receive_some(4096)
-                assert chunk, f"{cmd[3:5]} exited while starting:\n{text}"
-                text += chunk.decode(errors="replace")
+                assert proc.returncode is None and proc.poll() is None, (
+                    f"{cmd[3:5]} exited while starting:\n{text}"
+                )
+                await trio.sleep(0.05)
+                with open(log, "rb") as f:
+                    f.seek(offset)
+                    text = f.read().decode(errors="replace")
     except BaseException:
         with trio.CancelScope(shield=True):
             proc.kill()
             await proc.wait()
         raise
-
-    async def drain() -> None:  # keep reading so the child never blocks on a full pipe
-        assert proc.stderr is not None
-        try:
-            while await proc.stderr.receive_some(65536):
-                pass
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            pass
-
-    trio.lowlevel.spawn_system_task(drain)
     return Proc(proc, text)
 
 
@@ -177,6 +169,7 @@ async def start_hq(config: Path, verify: Any = True) -> Hq:
     p = await _start(
         [sys.executable, "-m", "hub.cli", "hq", "run", "--config", str(config), "--log-level", "WARNING"],
         "Ctrl-C",
+        config.parent / "hq.log",
     )
     m = re.search(r"Pages and API: (https?)://[^:]+:(\d+)/", p.text)
     assert m, p.text
@@ -215,7 +208,7 @@ async def start_store(s: StoreHub) -> StoreHub:
         sys.executable, "-m", "hub.cli", "demo", "--data", str(s.data), "--http-port", "0",
         "--ws-port", "0", "--no-devices", "--no-sandbox", "--log-level", "WARNING", "--chain-toml", str(s.chain_toml),
     ]  # fmt: skip
-    s.proc = await _start(cmd, "Ctrl-C to stop")
+    s.proc = await _start(cmd, "Ctrl-C to stop", s.data.parent / f"store-{s.store_id}.log")
     s.ws = int(re.search(r"Live protocol: ws://[^:]+:(\d+)", s.proc.text).group(1))  # type: ignore[union-attr]
     s.http = int(re.search(r"Register:\s+http://[^:]+:(\d+)", s.proc.text).group(1))  # type: ignore[union-attr]
     return s

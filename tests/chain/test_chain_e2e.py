@@ -66,7 +66,8 @@ async def test_three_stores_through_nats_restart_hq_kill_and_store_kill(tmp_path
         # 1. NATS goes away (the WAN is down): the stores keep selling, at full speed, and a backlog builds
         nats.stop()
         took = await all_sell(stores, 3)
-        assert max(took) < 5, f"a sale waited on the chain: {max(took):.1f} s"
+        # a sale that waited on the chain would wait until NATS is back (it is still down here)
+        assert max(took) < 10, f"a sale waited on the chain: {max(took):.1f} s"
         backlog = await metric(stores[0], "storehub_chain_backlog")
         assert backlog >= 3
         assert await metric(stores[0], "storehub_chain_link_up") == 0
@@ -114,8 +115,22 @@ async def test_three_stores_through_nats_restart_hq_kill_and_store_kill(tmp_path
             sales = (await http.get("/api/sales")).json()
         for r in rows:
             assert r["missing"] == 0 and r["max_seq"] == r["events"], r  # no event missing
+
+        async def every_event_once() -> bool:
+            # read side by side while the hubs run (a hub may log an event or two on its way down):
+            # (store, seq) is the key, so count == the store's own count == the highest number means none
+            # doubled and none missing
+            with psycopg.connect(pg_dsn) as conn:
+                held = {
+                    r[0]: (r[1], r[2])
+                    for r in conn.execute(
+                        "SELECT store_id, count(*), max(seq) FROM events GROUP BY 1"
+                    ).fetchall()
+                }
+            return all(held.get(s.store_id) == (audit_count(s.data),) * 2 for s in stores)
+
+        await wait_for(every_event_once, 30, "HQ's events to equal each store's log")
         with psycopg.connect(pg_dsn) as conn:
-            per_store = dict(conn.execute("SELECT store_id, count(*) FROM events GROUP BY 1").fetchall())
             counted = dict(
                 conn.execute(
                     "SELECT store_id, count(DISTINCT receipt_number) FROM sales GROUP BY 1"
@@ -126,7 +141,6 @@ async def test_three_stores_through_nats_restart_hq_kill_and_store_kill(tmp_path
             await s.proc.stop()
         for s in stores:
             mine = store_z(s.data)
-            assert per_store[s.store_id] == audit_count(s.data)  # none doubled, none missing
             expected_sales = 3 + 3 + 2 + (2 if s is east else 0)
             assert mine["sales_count"] == expected_sales == counted[s.store_id]
             theirs = {k: z[s.store_id][k] for k in mine}
