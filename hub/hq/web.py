@@ -340,7 +340,7 @@ def _page(title: str, content: str, hq: Headquarters, session: Session | None = 
         f"{html.escape(title)} · {name}</title><style>body{{font-family:system-ui,sans-serif;margin:2rem}}"
         "table{border-collapse:collapse;margin-bottom:2rem}td,th{border:1px solid #ccc;padding:.3rem .6rem;"
         "text-align:right}th{background:#f3f3f3}nav a{margin-right:1rem}</style></head><body>"
-        f'<header><nav><a href="/">Chain</a><a href="/z">Z reports</a><a href="/inventory">Inventory</a></nav>'
+        f'<header><nav><a href="/">Chain</a><a href="/z">Z reports</a><a href="/inventory">Inventory</a><a href="/catalogue">Catalogue</a></nav>'
         f"{who}</header><h1>{html.escape(title)}</h1>{content}</body></html>"
     )
     return Reply(200, doc.encode(), "text/html; charset=utf-8")
@@ -413,3 +413,43 @@ async def inventory_page(hq: Headquarters, req: Request) -> Reply:
     cols = [("store_id", "Store"), ("product_id", "Product"), ("name", "Name"), ("category", "Category"),
             ("units", "Units"), ("weight_mg", "Weight (mg)")]  # fmt: skip
     return _page("Inventory by store and product", _table(rows, cols), hq, req.session)
+
+
+@route("GET", "/catalogue")
+async def catalogue_page(hq: Headquarters, req: Request) -> Reply:
+    got = await api_catalogue(hq, req)
+    data = msgspec.json.decode(got.body)
+    rows = await hq.query(reports.stores)
+    running = _table(rows, [("store_id", "Store"), ("catalogue_version", "Version it runs")])
+    prices = _table(data["prices"], [("scope", "Scope"), ("product_id", "Product"), ("price_cents", "Price")])
+    form = ""
+    if allows(req.session, "merchandiser"):
+        scopes = "".join(
+            f'<option value="{html.escape(s)}">{html.escape(s)}</option>' for s in ["*", *hq.store_ids]
+        )
+        form = (
+            '<h2>Set a price</h2><form method="post" action="/catalogue/price">'
+            f'<label>Scope <select name="scope">{scopes}</select></label> '
+            '<label>Product <input name="product_id" required></label> '
+            '<label>Price (cents) <input name="price_cents" inputmode="numeric" pattern="[0-9]+" required></label> '
+            "<button>Publish</button></form><p>Scope * is chain-wide; a store's own price wins over it.</p>"
+        )
+    content = f"<p>Catalogue version {data['version']}.</p>{running}<h2>Prices</h2>{prices}{form}"
+    return _page("Catalogue and prices", content, hq, req.session)
+
+
+@route("POST", "/catalogue/price", role="merchandiser")
+async def catalogue_price_form(hq: Headquarters, req: Request) -> Reply:
+    form = req.form()
+    raw = form.get("price_cents", "")
+    if not raw.isdigit() or not form.get("product_id"):
+        raise _error(400, "price_cents: a whole number of cents; product_id: required")
+    await _change(
+        hq,
+        req,
+        catalogue.set_prices,
+        form.get("scope", "*"),
+        {form["product_id"]: int(raw)},
+        stores=hq.store_ids,
+    )
+    return Reply(303, b"", "text/plain", {"location": "/catalogue"})

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 import trio
 import yaml
@@ -19,7 +20,16 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from hub.hq.config import load_hq_config
 from hub.hq.localservers import nats_server_binary
-from tests.chain.conftest import ROOT, hq_toml, make_nats, start_hq, start_store, store_hub
+from tests.chain.conftest import (
+    ADMIN_PW,
+    ROOT,
+    VIEWER_PW,
+    hq_toml,
+    make_nats,
+    start_hq,
+    start_store,
+    store_hub,
+)
 from tests.chain.helpers import adult_scan, audit_count, register, sell, tags, wait_for
 from tests.foundation.test_tls import self_signed
 
@@ -109,6 +119,31 @@ async def test_tls_on_every_link_and_hq_exports_what_its_alerts_use(tmp_path: Pa
             assert (await anon.get("/api/z", params={"date": "2026-01-01"})).status_code == 401
             page = await anon.get("/", headers={"accept": "text/html"})
             assert page.status_code == 303 and page.headers["location"] == "/login"
+        # staff log in with the form (a cookie over HTTPS); a viewer reads, a merchandiser sets prices
+        async with httpx.AsyncClient(base_url=hq.url, verify=hq.verify, timeout=10) as browser:
+            r = await browser.post("/login", data={"user": "look", "password": VIEWER_PW})
+            assert r.status_code == 303 and "Secure" in r.headers["set-cookie"]
+            page = await browser.get("/catalogue")
+            assert (
+                page.status_code == 200
+                and "Catalogue version 0" in page.text
+                and "Set a price" not in page.text
+            )
+            form = {"scope": "*", "product_id": "PRE-001", "price_cents": "1999"}
+            assert (await browser.post("/catalogue/price", data=form)).status_code == 403
+            await browser.post("/logout")
+            browser.cookies.clear()
+            r = await browser.post("/login", data={"user": "boss", "password": ADMIN_PW})
+            assert r.status_code == 303
+            assert "Set a price" in (await browser.get("/catalogue")).text
+            assert (await browser.post("/catalogue/price", data=form)).status_code == 303
+            cat = (await browser.get("/api/catalogue")).json()
+            assert cat["version"] == 1 and cat["prices"] == [
+                {"scope": "*", "product_id": "PRE-001", "price_cents": 1999}
+            ]
+            assert (
+                await browser.post("/login", data={"user": "boss", "password": "nope"})
+            ).status_code == 401
         exported = {f.name for f in text_string_to_metric_families(text)}
         exported |= {smp.name for f in text_string_to_metric_families(text) for smp in f.samples}
         rules = yaml.safe_load((OPS / "hq-alerts.yml").read_text())
