@@ -31,8 +31,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0].startswith("--"):
-        argv = ["run", *argv]
+    if not argv or (argv[0].startswith("--") and argv[0] != "--help"):
+        argv = ["run", *argv]  # `storehub hq --config hq.toml` runs HQ
     args = _parser().parse_args(argv)
     if args.command == "hash-password":
         from hub.hq.auth import hash_password
