@@ -83,3 +83,15 @@ def test_promotions_from_hq_replace_the_stores_and_none_keeps_them(store: Store)
     assert got is not None and got.promotions is not None and len(got.promotions) == 1
     got = apply(store, doc(2, prices={}))
     assert got is not None and got.promotions is None
+
+
+def test_a_product_defined_at_hq_is_added_and_its_chain_price_applies(store: Store) -> None:
+    pre = store.get("products", text("PRE-001"), Product)
+    assert pre is not None
+    new = msgspec.structs.replace(pre, id="HQ-PRE-900", name="House pre-roll", barcode="0123456789012")
+    got = apply(store, doc(1, products=[msgspec.to_builtins(new)], prices={"HQ-PRE-900": 800}))
+    assert got is not None and {p.id for p in got.products} == {"HQ-PRE-900"}
+    stored = store.get("products", text("HQ-PRE-900"), Product)
+    assert stored is not None and stored.name == "House pre-roll" and stored.price_cents == 800
+    with store.read() as txn:  # found by its barcode at the register too
+        assert bytes(txn.get(text("0123456789012"), db=store.db("product_barcodes"))) == b"HQ-PRE-900"
