@@ -246,4 +246,4 @@ def for_log(entry: OutboxEntry, text: str) -> str:
 
 def _channel_codes() -> tuple[str, ...]:
     # decide() records these codes for the outcomes that say "the state, not this entry, is the problem"
-    return ("state_unavailable", "state_rate_limited", "state_auth")
+    return ("state_unavailable", "state_rate_limited", "state_auth", "state_protocol")

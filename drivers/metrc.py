@@ -1,4 +1,10 @@
-"""Metrc v2 client: httpx on trio, HTTP Basic (vendor key : user key), ``licenseNumber`` on every call.
+"""Metrc v2 client: httpx on trio, HTTP Basic (vendor key : user key), ``licenseNumber`` where Metrc takes it.
+
+It speaks what Metrc itself documents (``reference/state-api-documented-shapes.md`` Part M; the examples are
+in ``tests/state/documented/metrc_v2.json``), not the community OpenAPI file: PascalCase, bare arrays and
+bare objects where documented, the paged wrapper elsewhere, ``{"Ids": …}`` after a POST. Every answer is
+read through ``drivers.state_http``'s one case-insensitive boundary, so the camelCase some states answer
+reads the same; a missing required field is a ``StateProtocolError`` naming the endpoint and the field.
 
 Everything it raises is in ``drivers.state_errors``. GETs pass through a limiter (50/s, 10 concurrent per
 facility) and back off on 429; writes are not rate limited by Metrc and are never retried here: the outbox
@@ -15,11 +21,22 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
-import msgspec
 import trio
 
-from drivers.state_errors import RateLimited
-from drivers.state_http import DEFAULT_TIMEOUT, GetLimiter, decode, raise_for_status, retry_after, send
+from drivers.state_errors import RateLimited, StateAuthError, StateProtocolError
+from drivers.state_http import (
+    DEFAULT_TIMEOUT,
+    GetLimiter,
+    Wire,
+    convert,
+    decode,
+    endpoint_of,
+    fold,
+    raise_for_status,
+    read_json,
+    retry_after,
+    send,
+)
 
 SYSTEM = "metrc"
 PAGE_SIZE = 20  # Metrc v2: pageSize must not exceed 20
@@ -30,23 +47,25 @@ GET_429_RETRIES = 6
 T = TypeVar("T")
 
 
-class _Wire(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
-    pass
+# Answer structs. Field names are matched through ``drivers.state_http.Wire`` (case-insensitive), so the
+# documented PascalCase and the camelCase some states answer both read. Required fields are the ones the hub
+# cannot do without; the rest default.
 
 
-class MetrcItem(_Wire):
+class MetrcItem(Wire):
     id: int = 0
     name: str | None = None
     product_category_name: str | None = None
-    product_category_type: str | None = None
-    quantity_type: str | None = None
+    # documented as an integer in the package example (0) and as a string in /items/v2/categories
+    product_category_type: int | str | None = None
+    quantity_type: int | str | None = None
     unit_of_measure_name: str | None = None
 
 
-class MetrcPackage(_Wire):
+class MetrcPackage(Wire):
     id: int
     label: str
-    quantity: float = 0.0
+    quantity: float
     unit_of_measure_name: str | None = None
     is_on_hold: bool = False
     is_finished: bool | None = None
@@ -58,31 +77,34 @@ class MetrcPackage(_Wire):
     item: MetrcItem | None = None
 
 
-class MetrcReceiptLine(_Wire):
+class MetrcReceiptLine(Wire):
     package_label: str | None = None
     quantity: float = 0.0
     unit_of_measure: str | None = None
     total_amount: float = 0.0
 
 
-class MetrcReceipt(_Wire):
+class MetrcReceipt(Wire):
     id: int
     receipt_number: str | None = None
     sales_date_time: str | None = None
     sales_customer_type: str | None = None
     patient_license_number: str | None = None
     caregiver_license_number: str | None = None
+    identification_method: str | None = None
+    patient_registration_location_id: int | None = None
     external_receipt_number: str | None = None
     total_packages: int = 0
     total_price: float = 0.0
     transactions: list[MetrcReceiptLine] | None = None
     is_final: bool = False
     archived_date: str | None = None
+    recorded_date_time: str | None = None
     recorded_by_user_name: str | None = None
     last_modified: str | None = None
 
 
-class MetrcTransfer(_Wire):
+class MetrcTransfer(Wire):
     id: int
     manifest_number: str | None = None
     shipper_facility_license_number: str | None = None
@@ -96,7 +118,7 @@ class MetrcTransfer(_Wire):
     is_voided: bool | None = None
 
 
-class MetrcDelivery(_Wire):
+class MetrcDelivery(Wire):
     id: int
     recipient_facility_license_number: str | None = None
     estimated_arrival_date_time: str | None = None
@@ -105,9 +127,9 @@ class MetrcDelivery(_Wire):
     delivery_received_package_count: int = 0
 
 
-class MetrcDeliveryPackage(_Wire):
+class MetrcDeliveryPackage(Wire):
+    package_label: str
     package_id: int | None = None
-    package_label: str | None = None
     item_name: str | None = None
     item_category_name: str | None = None
     shipped_quantity: float = 0.0
@@ -117,51 +139,87 @@ class MetrcDeliveryPackage(_Wire):
     shipment_package_state: str | None = None
 
 
-class PatientStatus(_Wire):
-    patient_license_number: str | None = None
-    active: bool = False
+class PatientStatus(Wire):
+    """One registration of ``GET /patients/v2/statuses/{n}`` (a bare array, one element per registration)."""
+
+    patient_license_number: str
+    active: bool
+    identification_method: str | None = None
+    registration_number: str | None = None
+    flower_ounces_allowed: float = 0.0
+    thc_ounces_allowed: float = 0.0
+    concentrate_ounces_allowed: float = 0.0
+    infused_ounces_allowed: float = 0.0
+    flower_ounces_purchased: float = 0.0
+    thc_ounces_purchased: float = 0.0
+    concentrate_ounces_purchased: float = 0.0
+    infused_ounces_purchased: float = 0.0
     flower_ounces_available: float = 0.0
     thc_ounces_available: float = 0.0
+    concentrate_ounces_available: float = 0.0
+    infused_ounces_available: float = 0.0
     purchase_amount_days: float = 0.0
+    patient_license_expiration_date: str | None = None
+    patient_registration_start_date: str | None = None
 
 
-class CaregiverStatus(_Wire):
-    caregiver_license_number: str | None = None
-    active: bool = False
+class CaregiverStatus(Wire):
+    caregiver_license_number: str
+    active: bool
+    patients: list[str] | None = None
 
 
-class UnitOfMeasure(_Wire):
+class UnitOfMeasure(Wire):
     name: str
     quantity_type: str | None = None
     abbreviation: str | None = None
 
 
-class ItemCategory(_Wire):
-    name: str | None = None
+class ItemCategory(Wire):
+    name: str
     product_category_type: str | None = None
     quantity_type: str | None = None
 
 
-class AdjustReason(_Wire):
-    name: str | None = None
+class AdjustReason(Wire):
+    name: str
     requires_note: bool | None = None
 
 
-class FacilityLicense(msgspec.Struct, rename="pascal", kw_only=True):
+class FacilityLicense(Wire):
     number: str
     license_type: str | None = None
 
 
-class Facility(msgspec.Struct, rename="pascal", kw_only=True):
+class Facility(Wire):
+    license: FacilityLicense
+    facility_id: int | None = None
     name: str | None = None
     display_name: str | None = None
-    license: FacilityLicense
 
 
-class _Page(msgspec.Struct, rename="camel", kw_only=True):
-    data: list[Any] | None = None
-    total_pages: int | None = None
-    current_page: int | None = None
+class WriteResult(Wire):
+    """``{"Ids": [..], "Warnings": null}``: the documented answer to a POST."""
+
+    ids: list[int] = []
+    warnings: Any = None
+
+
+def records(raw: Any) -> tuple[list[Any], int | None]:
+    """The records of a list answer, whatever its documented shape, and its page count when it has one.
+
+    A bare array (customer types, units, patient statuses), the paged wrapper (``Data``, ``TotalPages``…),
+    or a bare object (``GET …/receipts/external/{n}`` in 2026; it was a bare array in older pages).
+    """
+    if isinstance(raw, list):
+        return raw, None
+    if isinstance(raw, dict):
+        keys = {fold(k): k for k in raw if isinstance(k, str)}
+        if "data" in keys and isinstance(raw[keys["data"]], list | type(None)):
+            pages = raw.get(keys["totalpages"]) if "totalpages" in keys else None
+            return list(raw[keys["data"]] or []), pages if isinstance(pages, int) else None
+        return [raw], None
+    return [], None
 
 
 def utc_z(moment: datetime) -> str:
@@ -243,7 +301,12 @@ class MetrcClient:
         # A per-employee user key where configured, so Metrc records who did what.
         return self._auth if user_key is None else httpx.BasicAuth(self._vendor_key, user_key)
 
-    async def _write(self, method: str, path: str, body: Any = None, *, user_key: str | None = None) -> None:
+    async def _write(
+        self, method: str, path: str, body: Any = None, *, user_key: str | None = None
+    ) -> list[int]:
+        """A write; returns the ``Ids`` Metrc documents for a POST (empty for PUT and DELETE: no body).
+
+        The write has been applied once a 2xx came back, so an answer we cannot read is not an error."""
         response = await send(
             self._http,
             method,
@@ -254,6 +317,12 @@ class MetrcClient:
             auth=self._auth_for(user_key),
         )
         raise_for_status(response, system=SYSTEM, is_write=True)
+        if not response.content.strip():
+            return []
+        try:
+            return list(decode(response, WriteResult, system=SYSTEM).ids)
+        except StateProtocolError:
+            return []
 
     async def _get_one(self, path: str, type_: type[T], params: dict[str, Any]) -> T | None:
         response = await self._get(path, params)
@@ -262,7 +331,8 @@ class MetrcClient:
     async def _get_all(
         self, path: str, type_: type[T], params: dict[str, Any], *, paged: bool = True
     ) -> list[T]:
-        """Every record of a wrapped list, page by page (pageSize ≤ 20)."""
+        """Every record of a list, page by page (pageSize ≤ 20) where the documentation shows the paged
+        wrapper; bare arrays and bare objects read the same way (``records``)."""
         out: list[T] = []
         page = 1
         while True:
@@ -272,17 +342,20 @@ class MetrcClient:
             response = await self._get(path, query)
             if response is None:
                 return out
-            wrapper = decode(response, _Page, system=SYSTEM)
-            out.extend(msgspec.convert(wrapper.data or [], list[type_]))  # type: ignore[valid-type]
-            if not paged or (wrapper.total_pages or 1) <= page:
+            rows, pages = records(read_json(response, system=SYSTEM))
+            out.extend(convert(rows, list[type_], system=SYSTEM, endpoint=endpoint_of(response)))  # type: ignore[valid-type]
+            if not paged or (pages or 1) <= page:
                 return out
             page += 1
 
     # -- sales -------------------------------------------------------------------------------------------
 
-    async def post_receipts(self, receipts: list[dict[str, Any]], *, user_key: str | None = None) -> None:
-        """POST /sales/v2/receipts. A 400 raises StateRejected whose row_errors index ``receipts``."""
-        await self._write("POST", "/sales/v2/receipts", receipts, user_key=user_key)
+    async def post_receipts(
+        self, receipts: list[dict[str, Any]], *, user_key: str | None = None
+    ) -> list[int]:
+        """POST /sales/v2/receipts; the new receipts' Ids. A 400 raises StateRejected whose row_errors
+        index ``receipts``."""
+        return await self._write("POST", "/sales/v2/receipts", receipts, user_key=user_key)
 
     async def put_receipts(self, receipts: list[dict[str, Any]], *, user_key: str | None = None) -> None:
         await self._write("PUT", "/sales/v2/receipts", receipts, user_key=user_key)
@@ -292,12 +365,28 @@ class MetrcClient:
         await self._write("DELETE", f"/sales/v2/receipts/{receipt_id}", user_key=user_key)
 
     async def receipt(self, receipt_id: int) -> MetrcReceipt | None:
-        return await self._get_one(f"/sales/v2/receipts/{receipt_id}", MetrcReceipt, self._params())
+        try:
+            return await self._get_one(f"/sales/v2/receipts/{receipt_id}", MetrcReceipt, self._params())
+        except StateAuthError:
+            await self._keys_work()
+            return None
 
     async def receipts_by_external_number(self, external_number: str) -> list[MetrcReceipt]:
         """GET /sales/v2/receipts/external/{n}: the idempotency check before resending a sale."""
         path = f"/sales/v2/receipts/external/{_quote(external_number)}"
-        return await self._get_all(path, MetrcReceipt, self._params(), paged=False)
+        try:
+            # a bare receipt (2026 documentation), a bare array (older pages) or a wrapper: ``records`` reads all
+            return await self._get_all(path, MetrcReceipt, self._params(), paged=False)
+        except StateAuthError:
+            # Documented: "if the Sales Receipt is not valid for the specified License Number, a 401
+            # Unauthorized status will be returned" — which may be how Metrc says "no such receipt". Only
+            # if the keys themselves work is it that; otherwise it is the keys.
+            await self._keys_work()
+            return []
+
+    async def _keys_work(self) -> None:
+        """Raises StateAuthError unless the keys are good (``/facilities/v2`` answers any valid user)."""
+        await self._get("/facilities/v2", {})
 
     async def receipts_active(
         self, *, last_modified_start: datetime | None = None, last_modified_end: datetime | None = None
@@ -349,9 +438,9 @@ class MetrcClient:
 
     async def adjust_packages(
         self, adjustments: list[dict[str, Any]], *, user_key: str | None = None
-    ) -> None:
+    ) -> list[int]:
         """POST /packages/v2/adjust (relative quantities, with reasons)."""
-        await self._write("POST", "/packages/v2/adjust", adjustments, user_key=user_key)
+        return await self._write("POST", "/packages/v2/adjust", adjustments, user_key=user_key)
 
     async def set_package_quantities(
         self, adjustments: list[dict[str, Any]], *, user_key: str | None = None
@@ -405,10 +494,10 @@ class MetrcClient:
         cached = self._patients.get(patient_license)
         if cached is not None and not fresh and now - cached[0] < PATIENT_CACHE_SECONDS:
             return cached[1]
-        statuses = await self._get_one(
-            f"/patients/v2/statuses/{_quote(patient_license)}", list[PatientStatus], self._params()
+        statuses = await self._get_all(
+            f"/patients/v2/statuses/{_quote(patient_license)}", PatientStatus, self._params(), paged=False
         )
-        status = statuses[0] if statuses else None
+        status = _current_registration(statuses)
         self._patients[patient_license] = (now, status)
         return status
 
@@ -426,8 +515,14 @@ class MetrcClient:
         return await self._get_all("/items/v2/categories", ItemCategory, self._params())
 
     async def facilities(self) -> list[Facility]:
-        response = await self._get("/facilities/v2", {})
-        return [] if response is None else decode(response, list[Facility], system=SYSTEM)
+        return await self._get_all("/facilities/v2", Facility, {}, paged=False)
+
+
+def _current_registration(statuses: list[PatientStatus]) -> PatientStatus | None:
+    """One element per registration (documented: two). The first active one, in Metrc's order; the hub
+    does not guess which registration has more left (a larger allotment is a person's call)."""
+    active = [s for s in statuses if s.active]
+    return (active or statuses)[0] if statuses else None
 
 
 def _quote(segment: str) -> str:
@@ -455,4 +550,6 @@ __all__ = [
     "MetrcTransfer",
     "PatientStatus",
     "UnitOfMeasure",
+    "WriteResult",
+    "records",
 ]

@@ -1,17 +1,26 @@
 """Payment terminals: one interface for the register, whatever the terminal.
 
-``PaymentTerminal`` is what the payment-terminal actor needs: ``charge`` (returns ``Approved``,
-``Declined``, ``TimedOut`` or ``Offline``, never raises for an expected failure), ``cancel`` and
-``status``. The meanings matter for the money:
+``PaymentTerminal`` is what the payment-terminal actor needs:
+
+- ``charge(amount, reference)``: ``Approved``, ``Declined``, ``Cancelled``, ``TimedOut`` or ``Offline``,
+  never raises for an expected failure;
+- ``cancel(reference)``: stop the terminal waiting for the card (SPIn "Abort Transaction");
+- ``lookup(reference)``: the outcome of an attempt whose answer was lost (SPIn "Status"); ``None`` when
+  the terminal has no such attempt (nothing was charged);
+- ``void(reference, amount)``: take back an approved charge of today's batch;
+- ``refund(amount, reference)``: a return to the customer's card (a new attempt, its own reference);
+- ``status()``: is the terminal connected.
+
+The meanings matter for the money:
 
 - ``Offline``: the terminal could not be reached, so nothing was charged; the register goes cash-only.
 - ``TimedOut``: the request reached the terminal but no answer came back in time — the outcome is
-  unknown. The caller cancels, and a retry with the same ``reference`` is answered with the terminal's
-  stored result, never a second charge.
+  unknown. The caller cancels and then asks ``lookup`` for the real outcome before anything is resent,
+  so one attempt is charged at most once.
 
-``TcpJsonTerminal`` speaks a small line-delimited JSON protocol over TCP, the shape of a semi-integrated
-terminal gateway; the simulator (``drivers/sim/payment_terminal.py``) serves it. A vendor integration is
-another class with the same three methods.
+Drivers: ``TcpJsonTerminal`` (the "generic" driver, below) speaks a small line-delimited JSON protocol over
+TCP for integrators who put their own gateway in front of a terminal; the simulator
+(``drivers/sim/payment_terminal.py``) serves it. ``drivers/spin.py`` speaks Dejavoo SPIn REST.
 """
 
 from __future__ import annotations
@@ -28,12 +37,16 @@ class Approved(msgspec.Struct, frozen=True, tag="approved"):
     reference: str
     amount_cents: int
     auth_code: str
+    card_last4: str = ""
 
 
 class Declined(msgspec.Struct, frozen=True, tag="declined"):
     reference: str
     amount_cents: int
     reason: str
+    # the processor's response code when the terminal gives one (ISO 8583 "51" = insufficient funds);
+    # the register turns it into a plain sentence (hub/domain/card_outcome.py)
+    code: str = ""
 
 
 class TimedOut(msgspec.Struct, frozen=True, tag="timed_out"):
@@ -65,6 +78,9 @@ class TerminalStatus(msgspec.Struct, frozen=True):
 class PaymentTerminal(Protocol):
     async def charge(self, amount_cents: int, reference: str) -> ChargeResult: ...
     async def cancel(self, reference: str) -> bool: ...
+    async def lookup(self, reference: str) -> ChargeResult | None: ...
+    async def void(self, reference: str, amount_cents: int) -> bool: ...
+    async def refund(self, amount_cents: int, reference: str) -> ChargeResult: ...
     async def status(self) -> TerminalStatus: ...
 
 
@@ -84,12 +100,30 @@ class StatusRequest(msgspec.Struct, frozen=True, tag="status"):
     pass
 
 
+class LookupRequest(msgspec.Struct, frozen=True, tag="lookup"):
+    """The outcome of an earlier charge; answered with its ``ChargeReply`` or ``LookupReply(found=False)``."""
+
+    reference: str
+
+
+class VoidRequest(msgspec.Struct, frozen=True, tag="void"):
+    reference: str
+    amount_cents: int
+
+
+class RefundRequest(msgspec.Struct, frozen=True, tag="refund"):
+    reference: str
+    amount_cents: int
+
+
 class ChargeReply(msgspec.Struct, frozen=True, tag="charge_result"):
     reference: str
     result: Literal["approved", "declined", "cancelled"]
     amount_cents: int
     auth_code: str = ""
     reason: str = ""
+    code: str = ""  # the processor's response code of a decline ("51"), when the gateway knows it
+    card_last4: str = ""
 
 
 class CancelReply(msgspec.Struct, frozen=True, tag="cancel_result"):
@@ -102,8 +136,18 @@ class StatusReply(msgspec.Struct, frozen=True, tag="status_result"):
     detail: str = ""
 
 
-Request = ChargeRequest | CancelRequest | StatusRequest
-Reply = ChargeReply | CancelReply | StatusReply
+class LookupReply(msgspec.Struct, frozen=True, tag="lookup_result"):
+    reference: str
+    found: bool
+
+
+class VoidReply(msgspec.Struct, frozen=True, tag="void_result"):
+    reference: str
+    ok: bool
+
+
+Request = ChargeRequest | CancelRequest | StatusRequest | LookupRequest | VoidRequest | RefundRequest
+Reply = ChargeReply | CancelReply | StatusReply | LookupReply | VoidReply
 
 _encoder = msgspec.json.Encoder()
 request_decoder = msgspec.json.Decoder(Request)
@@ -179,10 +223,17 @@ class TcpJsonTerminal:
             return None
 
     async def charge(self, amount_cents: int, reference: str) -> ChargeResult:
+        return await self._money(ChargeRequest(reference, amount_cents))
+
+    async def refund(self, amount_cents: int, reference: str) -> ChargeResult:
+        return await self._money(RefundRequest(reference, amount_cents))
+
+    async def _money(self, request: ChargeRequest | RefundRequest) -> ChargeResult:
+        reference, amount_cents = request.reference, request.amount_cents
         if amount_cents <= 0:
             raise ValueError("charge amount must be positive")
         try:
-            reply = await self._request(ChargeRequest(reference, amount_cents), self.charge_timeout_s)
+            reply = await self._request(request, self.charge_timeout_s)
         except (OSError, trio.TooSlowError) as exc:
             return Offline(reference, amount_cents, f"terminal unreachable: {exc or 'connect timed out'}")
         except LinkLost as exc:
@@ -193,11 +244,27 @@ class TcpJsonTerminal:
             return TimedOut(reference, amount_cents)
         if not isinstance(reply, ChargeReply) or reply.reference != reference:
             return TimedOut(reference, amount_cents, "terminal answered something else; outcome unknown")
-        if reply.result == "approved":
-            return Approved(reference, reply.amount_cents, reply.auth_code)
-        if reply.result == "cancelled":
-            return Cancelled(reference, amount_cents)
-        return Declined(reference, amount_cents, reply.reason or "declined")
+        return _result(reply)
+
+    async def lookup(self, reference: str) -> ChargeResult | None:
+        try:
+            reply = await self._request(LookupRequest(reference), self.connect_timeout_s)
+        except (OSError, trio.TooSlowError) as exc:
+            return Offline(reference, 0, f"terminal unreachable: {exc or 'connect timed out'}")
+        except LinkLost as exc:
+            return TimedOut(reference, 0, f"no status answer ({exc})")
+        if isinstance(reply, ChargeReply) and reply.reference == reference:
+            return _result(reply)
+        if isinstance(reply, LookupReply) and reply.reference == reference and not reply.found:
+            return None
+        return TimedOut(reference, 0, "no status answer")
+
+    async def void(self, reference: str, amount_cents: int) -> bool:
+        try:
+            reply = await self._request(VoidRequest(reference, amount_cents), self.connect_timeout_s)
+        except (OSError, trio.TooSlowError, LinkLost):
+            return False
+        return isinstance(reply, VoidReply) and reply.ok
 
     async def cancel(self, reference: str) -> bool:
         try:
@@ -216,3 +283,11 @@ class TcpJsonTerminal:
         if not isinstance(reply, StatusReply):
             return TerminalStatus(online=False, detail="no status answer")
         return TerminalStatus(online=True, busy=reply.busy, detail=reply.detail or "ready")
+
+
+def _result(reply: ChargeReply) -> ChargeResult:
+    if reply.result == "approved":
+        return Approved(reply.reference, reply.amount_cents, reply.auth_code, reply.card_last4)
+    if reply.result == "cancelled":
+        return Cancelled(reply.reference, reply.amount_cents)
+    return Declined(reply.reference, reply.amount_cents, reply.reason or "declined", reply.code)

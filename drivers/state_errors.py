@@ -10,6 +10,8 @@ of these, each with a human sentence and a stable ``code``. The outbox decides f
 - ``StateRejected``: the state refused the content (HTTP 400 row errors). A person must fix it; dead-letter.
 - ``StateAuthError``: keys wrong, expired or lacking permission. A person must fix it; stop sending.
 - ``RateLimited``: HTTP 429; wait ``retry_after`` seconds.
+- ``StateProtocolError``: the state answered, but not in a shape we can read (a required field missing, a
+  value of the wrong type). It names the endpoint and the field; like an outage, the channel waits for it.
 """
 
 from __future__ import annotations
@@ -66,3 +68,15 @@ class RateLimited(StateError):
     def __init__(self, message: str, retry_after: float, *, system: str = "") -> None:
         super().__init__(message, system=system)
         self.retry_after = retry_after
+
+
+class StateProtocolError(StateUnavailable):
+    """An answer the client cannot read: it names the endpoint and the field, so a person can compare it
+    with the vendor's documentation. Nothing is assumed to have happened because of it."""
+
+    code = "state_protocol"
+
+    def __init__(self, message: str, *, endpoint: str = "", field: str = "", system: str = "") -> None:
+        super().__init__(message, system=system)
+        self.endpoint = endpoint
+        self.field = field

@@ -3,6 +3,7 @@ statuses become the state-error vocabulary, and the GET limiter Metrc's rate lim
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from drivers.state_errors import (
     RateLimited,
     RowError,
     StateAuthError,
+    StateProtocolError,
     StateRejected,
     StateUnavailable,
 )
@@ -114,14 +116,16 @@ def error_message(response: httpx.Response) -> str:
     except ValueError:
         return response.text.strip()[:300] or response.reason_phrase
     if isinstance(body, dict):
-        for key in ("message", "Message", "Error", "error"):
-            if isinstance(body.get(key), str):
-                return body[key]
+        # ``{"Message": …}`` (Metrc, observed), ``{"message": …}`` (community file), ``{"Error": …}`` (BioTrack)
+        for key, value in folded(body).items():
+            if key in ("message", "error") and isinstance(value, str):
+                return value
     return response.text.strip()[:300]
 
 
 def row_errors(response: httpx.Response) -> list[RowError]:
-    """Metrc's 400 body: ``[{"row": i, "message": …}, …]``; a ``{"message": …}`` becomes row 0."""
+    """Metrc's 400 body (observed): ``[{"row": i, "message": …}, …]``; an object ``{"Message": …}`` becomes
+    row 0."""
     try:
         body = response.json()
     except ValueError:
@@ -130,8 +134,9 @@ def row_errors(response: httpx.Response) -> list[RowError]:
         out = []
         for item in body:
             if isinstance(item, dict):
-                row = item.get("row", item.get("Row", 0))
-                text = item.get("message", item.get("Message", ""))
+                item = folded(item)
+                row = item.get("row", 0)
+                text = item.get("message", "")
                 out.append(RowError(int(row) if isinstance(row, int) else 0, str(text)))
         if out:
             return out
@@ -163,10 +168,83 @@ def raise_for_status(response: httpx.Response, *, system: str, is_write: bool) -
     )
 
 
-def decode(response: httpx.Response, type_: Any, *, system: str) -> Any:
+# -- the one decoding boundary ------------------------------------------------------------------------------
+#
+# Metrc documents PascalCase (``SalesDateTime``, ``Data``, ``Ids``), some states answer camelCase, the
+# community description mixes both, and BioTrack 2024 answers ``session`` where 2022 answers ``Session``.
+# Every answer is therefore read here and only here: its keys are folded (case and underscores ignored)
+# and matched against answer structs whose field names are folded the same way. Unknown keys are ignored;
+# a missing required field is a ``StateProtocolError`` naming the endpoint and the field.
+
+
+def fold(name: str) -> str:
+    """The one spelling a field is matched by: ``SalesDateTime``, ``salesDateTime``, ``sales_date_time``."""
+    return name.replace("_", "").lower()
+
+
+class Wire(msgspec.Struct, rename=fold, kw_only=True):
+    """Base of every answer a state system sends: fields match whatever the case of the keys."""
+
+
+def documented_name(folded_name: str) -> str:
+    """A folded field name as the vendor spells it (PascalCase), for error messages."""
+    todo: list[type] = [Wire]
+    while todo:
+        cls = todo.pop()
+        todo += cls.__subclasses__()
+        for name in getattr(cls, "__struct_fields__", ()):
+            if fold(name) == folded_name:
+                return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
+    return folded_name
+
+
+def folded(value: Any) -> Any:
+    """``value`` with every object key folded, at every depth."""
+    if isinstance(value, dict):
+        return {fold(k) if isinstance(k, str) else k: folded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [folded(v) for v in value]
+    return value
+
+
+def endpoint_of(response: httpx.Response) -> str:
+    return f"{response.request.method} {response.request.url.path}"
+
+
+def read_json(response: httpx.Response, *, system: str) -> Any:
+    """The answer's JSON as plain values (keys as sent), or a protocol error naming the endpoint."""
     try:
-        return msgspec.json.decode(response.content, type=type_)
+        return msgspec.json.decode(response.content)
     except msgspec.DecodeError as exc:
-        raise StateUnavailable(
-            f"unreadable answer to {response.request.url.path}: {exc}", system=system
+        where = endpoint_of(response)
+        raise StateProtocolError(
+            f"unreadable answer to {where}: {exc}", endpoint=where, system=system
         ) from exc
+
+
+_MISSING = re.compile(r"missing required field `([^`]+)`")
+
+
+def convert(raw: Any, type_: Any, *, system: str, endpoint: str) -> Any:
+    """Plain JSON values into ``type_`` through the folding boundary."""
+    try:
+        return msgspec.convert(folded(raw), type_, strict=False)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        missing = _MISSING.search(text)
+        if missing:
+            name = documented_name(missing.group(1))
+            where = text.rpartition(" - at ")[2] if " - at " in text else "$"
+            raise StateProtocolError(
+                f"the answer to {endpoint} lacks the required field {name!r} (at {where})",
+                endpoint=endpoint,
+                field=name,
+                system=system,
+            ) from exc
+        raise StateProtocolError(
+            f"the answer to {endpoint} does not read as expected: {text}", endpoint=endpoint, system=system
+        ) from exc
+
+
+def decode(response: httpx.Response, type_: Any, *, system: str) -> Any:
+    return convert(read_json(response, system=system), type_, system=system, endpoint=endpoint_of(response))

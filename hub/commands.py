@@ -35,6 +35,8 @@ class HandlerSpec:
     login: bool
     role: str | None
     idempotent: bool  # store the reply of committed effects and answer retries from it
+    # how long the connection waits for the register actor's answer (pay waits for the card terminal)
+    timeout_s: float = 60.0
 
 
 HANDLERS: dict[type[Command], HandlerSpec] = {}
@@ -47,9 +49,15 @@ def handles(
     login: bool = True,
     role: str | None = None,
     idempotent: bool = True,
+    timeout_s: float = 60.0,
 ) -> Callable[[Handler], Handler]:
+    """``scope="connection"``: the handler runs on the connection, beside the register actor rather than
+    behind it (``cancel_payment`` must reach the terminal while ``pay`` waits for the card)."""
+
     def register(fn: Handler) -> Handler:
-        HANDLERS[cls] = HandlerSpec(fn=fn, scope=scope, login=login, role=role, idempotent=idempotent)
+        HANDLERS[cls] = HandlerSpec(
+            fn=fn, scope=scope, login=login, role=role, idempotent=idempotent, timeout_s=timeout_s
+        )
         return fn
 
     return register

@@ -87,6 +87,17 @@ class DeviceSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # legal-for-trade certificate of the scale (NTEP CC or the state's), printed on weighed lines
     certificate: str = ""
     poll_seconds: Annotated[float, msgspec.Meta(gt=0)] = 0.25
+    # payment terminals (README "Card terminals and pay-by-bank"): "generic" speaks drivers/payment.py's
+    # line JSON at port = tcp://host:port; "spin" is Dejavoo SPIn REST at port = the SPIn proxy's URL
+    driver: Literal["generic", "spin"] = "generic"
+    tpn: str = ""  # SPIn terminal profile number
+    auth_key: str = ""  # SPIn auth key: kept out of logs
+    payment_type: Literal["Debit", "Credit", "Card"] = "Debit"
+    # the terminal's own wait for the customer; the register waits longer (see PaymentTerminalConfig.wait_s)
+    charge_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=200)] = 90.0
+    # cashless ATM on this terminal: withdrawals rounded up to this increment, plus this fee (0 = off)
+    cashless_atm_increment_cents: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 0
+    cashless_atm_fee_cents: Annotated[int, msgspec.Meta(ge=0, le=2_000)] = 0
 
 
 class StateSystemSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -101,6 +112,23 @@ class StateSystemSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tru
     timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 10.0
     # BioTrack's REST API differs by state: "2022" (New Mexico, Trace v3) or "2024"
     biotrack_api: Literal["2022", "2024"] = "2022"
+    # The state facility the hub reports to: its state and its time zone (Metrc's SalesDateTime is "in the
+    # same time zone as the Facility"). Empty = the store's; a store and its facility may not disagree.
+    facility_state: str = ""
+    facility_time_zone: str = ""
+
+
+class PayByBankSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A pay-by-bank app as a tender (drivers/paybybank.py): the customer approves on a phone."""
+
+    provider: Literal["none", "aeropay"] = "none"
+    base_url: str = ""
+    merchant_id: str = ""
+    api_key: str = ""
+    api_secret: str = ""  # kept out of logs
+    # how long the customer has to approve on the phone before the request is cancelled
+    approve_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=900)] = 180.0
+    poll_seconds: Annotated[float, msgspec.Meta(gt=0, le=30)] = 2.0
 
 
 class SecuritySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -138,6 +166,7 @@ class StoreConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     registers: list[RegisterSection] = []
     devices: list[DeviceSection] = []
     state_system: StateSystemSection = msgspec.field(default_factory=StateSystemSection)
+    pay_by_bank: PayByBankSection = msgspec.field(default_factory=PayByBankSection)
     security: SecuritySection = msgspec.field(default_factory=SecuritySection)
     # the store's tax table (hub/domain/tax.py TaxTable): prices_include_tax, name, [[taxes.rules]]
     taxes: dict[str, Any] | None = None
@@ -149,6 +178,11 @@ class StoreConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.store.time_zone)
+
+    @property
+    def facility_time_zone(self) -> str:
+        """The zone the state's local times are written in (Metrc ``SalesDateTime``)."""
+        return self.state_system.facility_time_zone or self.store.time_zone
 
     @property
     def data_dir(self) -> Path:
@@ -205,12 +239,60 @@ def _check(config: StoreConfig) -> StoreConfig:
                 raise ConfigError(f"promotions[{i}]: {_humane(str(exc))}") from None
     if bool(config.server.tls_cert) != bool(config.server.tls_key):
         raise ConfigError("server.tls_cert and server.tls_key: give both or neither")
+    for i, dev in enumerate(config.devices):
+        _check_payment_terminal(i, dev)
+    bank = config.pay_by_bank
+    if bank.provider != "none":
+        for name in ("base_url", "merchant_id", "api_key", "api_secret"):
+            if not getattr(bank, name):
+                raise ConfigError(f"pay_by_bank.{name}: {bank.provider} needs it")
+    check_facility(config)
     return config
+
+
+def _check_payment_terminal(i: int, dev: DeviceSection) -> None:
+    """SPIn documents the TPN as 10-12 characters and the auth key as 10 ("SPIn REST API Methods")."""
+    if dev.kind != "payment_terminal" or dev.driver != "spin":
+        return
+    if not dev.port.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"devices[{i}].port: a SPIn terminal's port is the SPIn proxy URL (https://spinpos.net)"
+        )
+    if not 10 <= len(dev.tpn) <= 12:
+        raise ConfigError(f"devices[{i}].tpn: the terminal profile number has 10 to 12 characters")
+    if len(dev.auth_key) != 10:
+        raise ConfigError(f"devices[{i}].auth_key: the SPIn auth key has 10 characters")
 
 
 def _clock_ok(hhmm: str) -> bool:
     hours, minutes = (int(x) for x in hhmm.split(":"))
     return (hours, minutes) == (24, 0) or (0 <= hours < 24 and 0 <= minutes < 60)
+
+
+def check_facility(config: StoreConfig) -> None:
+    """A store and the state facility it reports to are in one place: the same state, the same time zone.
+
+    Metrc writes ``SalesDateTime`` in the facility's local time; a facility in another zone than the store
+    would put every sale at the wrong hour. Called when the config is read and again when the state channel
+    starts (the demo points the hub at its sandbox facility after reading the config)."""
+    st = config.state_system
+    if st.facility_time_zone:
+        try:
+            ZoneInfo(st.facility_time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(
+                f"state_system.facility_time_zone: unknown time zone {st.facility_time_zone!r}"
+            ) from None
+        if st.facility_time_zone != config.store.time_zone:
+            raise ConfigError(
+                f"state_system.facility_time_zone is {st.facility_time_zone!r} but store.time_zone is "
+                f"{config.store.time_zone!r}: a store reports to a facility in its own time zone"
+            )
+    if st.facility_state and st.facility_state.upper() != config.store.jurisdiction:
+        raise ConfigError(
+            f"state_system.facility_state is {st.facility_state!r} but store.jurisdiction is "
+            f"{config.store.jurisdiction!r}: a store reports to a facility of its own state"
+        )
 
 
 def parse_config(text: str, *, source: str = "store.toml") -> StoreConfig:

@@ -13,6 +13,7 @@ import functools
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -21,6 +22,7 @@ import trio
 
 from hub.commands import Request, handles
 from hub.domain import devices as dev
+from hub.domain.receipt import tender_rows
 from hub.protocol import Command
 from hub.supervisor import ChildSpec
 
@@ -47,45 +49,105 @@ class ChargeOutcome(msgspec.Struct, kw_only=True):
     approval_code: str = ""
     message: str = ""
     card_last4: str = ""
+    decline_code: str = ""
+    recovered: bool = False  # timed out, then the real outcome was fetched from the terminal
+
+
+Progress = Callable[[dev.PaymentProgress], None]
 
 
 class TerminalHandle:
-    """What the sale needs of a card terminal: ``charge``, ``cancel``, ``up``."""
+    """What the sale needs of a card terminal: ``charge``, ``cancel``, ``void``, ``refund``, ``up``.
 
-    def __init__(self, device_id: str, inbox: trio.MemorySendChannel[Any]) -> None:
+    Every call waits for its ``PaymentResult`` at most ``config.wait_s``: longer than the terminal's own
+    timeout plus the abort and the status lookup, so the register never gives up before the terminal."""
+
+    def __init__(
+        self,
+        device_id: str,
+        inbox: trio.MemorySendChannel[Any],
+        config: dev.PaymentTerminalConfig | None = None,
+    ) -> None:
         self.device_id = device_id
         self.inbox = inbox
+        self.config = config
         self.up = False
-        self._waiting: dict[str, trio.MemorySendChannel[dev.PaymentResult]] = {}
+        self._waiting: dict[tuple[str, str], trio.MemorySendChannel[dev.PaymentResult]] = {}
+        self._progress: dict[str, Progress] = {}
 
-    async def charge(self, amount_cents: int, reference: str) -> ChargeOutcome:
+    @property
+    def wait_s(self) -> float:
+        return self.config.wait_s if self.config is not None else 180.0
+
+    @property
+    def cashless_atm(self) -> dev.CashlessAtm | None:
+        return self.config.cashless_atm if self.config is not None else None
+
+    async def _call(self, operation: str, command: Any, reference: str) -> dev.PaymentResult:
+        send, recv = trio.open_memory_channel[dev.PaymentResult](1)
+        self._waiting[(operation, reference)] = send
+        try:
+            await self.inbox.send(command)
+            with trio.fail_after(self.wait_s):
+                return await recv.receive()
+        finally:
+            self._waiting.pop((operation, reference), None)
+
+    async def charge(
+        self, amount_cents: int, reference: str, on_progress: Progress | None = None
+    ) -> ChargeOutcome:
         if not self.up:
             return ChargeOutcome(status="offline", message="The card terminal is offline: cash only for now.")
-        send, recv = trio.open_memory_channel[dev.PaymentResult](1)
-        self._waiting[reference] = send
+        if on_progress is not None:
+            self._progress[reference] = on_progress
         try:
-            await self.inbox.send(dev.Charge(reference=reference, amount_cents=amount_cents))
-            # the actor always ends a charge with one result (its own timeout is shorter than this)
-            with trio.fail_after(180):
-                result = await recv.receive()
+            result = await self._call(
+                "sale", dev.Charge(reference=reference, amount_cents=amount_cents), reference
+            )
         finally:
-            self._waiting.pop(reference, None)
-        return ChargeOutcome(
-            status=OUTCOME_STATUS.get(result.outcome, "error"),
-            approval_code=result.auth_code,
-            message=result.detail if result.outcome not in ("approved",) else "",
+            self._progress.pop(reference, None)
+        return _outcome(result)
+
+    async def refund(self, amount_cents: int, reference: str) -> ChargeOutcome:
+        if not self.up:
+            return ChargeOutcome(status="offline", message="The card terminal is offline.")
+        result = await self._call(
+            "return", dev.RefundCharge(reference=reference, amount_cents=amount_cents), reference
         )
+        return _outcome(result)
+
+    async def void(self, reference: str, amount_cents: int) -> bool:
+        result = await self._call(
+            "void", dev.VoidCharge(reference=reference, amount_cents=amount_cents), reference
+        )
+        return result.outcome == "approved"
 
     async def cancel(self, reference: str) -> None:
         await self.inbox.send(dev.CancelCharge(reference=reference))
 
     def resolve(self, result: dev.PaymentResult) -> None:
-        ch = self._waiting.get(result.reference)
+        ch = self._waiting.get((result.operation, result.reference))
         if ch is not None:
             try:
                 ch.send_nowait(result)
             except trio.WouldBlock:
                 pass
+
+    def progress(self, p: dev.PaymentProgress) -> None:
+        listener = self._progress.get(p.reference)
+        if listener is not None:
+            listener(p)
+
+
+def _outcome(result: dev.PaymentResult) -> ChargeOutcome:
+    return ChargeOutcome(
+        status=OUTCOME_STATUS.get(result.outcome, "error"),
+        approval_code=result.auth_code,
+        message=result.detail if result.outcome != "approved" else "",
+        card_last4=result.card_last4,
+        decline_code=result.decline_code,
+        recovered=result.recovered,
+    )
 
 
 class DeviceHub:
@@ -120,7 +182,9 @@ class DeviceHub:
         if kind == "payment_terminal":
             from hub.sale.service import ctx_of
 
-            handle = TerminalHandle(device_id, send)
+            handle = TerminalHandle(
+                device_id, send, config if isinstance(config, dev.PaymentTerminalConfig) else None
+            )
             self.hub.extensions.setdefault("terminal_handles", {})[device_id] = handle
             try:
                 ctx_of(self.hub).terminals[device_id] = handle
@@ -149,6 +213,10 @@ class DeviceHub:
                 handle = self.hub.extensions.get("terminal_handles", {}).get(msg.device_id)
                 if handle is not None:
                     handle.resolve(msg)
+            elif isinstance(msg, dev.PaymentProgress):
+                handle = self.hub.extensions.get("terminal_handles", {}).get(msg.device_id)
+                if handle is not None:
+                    handle.progress(msg)
             elif isinstance(msg, dev.PrintJobUpdate):
                 h = self.hub.extensions.setdefault("device_health", {}).get(msg.device_id)
                 if h is not None:
@@ -293,11 +361,10 @@ def receipt_document(r: Receipt, *, open_drawer: bool) -> dev.ReceiptDocument:
     totals += [dev.ReceiptTotal(label=t.name, amount_cents=t.amount_cents) for t in r.taxes]
     totals.append(dev.ReceiptTotal(label="TOTAL", amount_cents=r.total_cents, emphasis=True))
     totals += [
-        dev.ReceiptTotal(label=t.kind.replace("_", " ").title(), amount_cents=t.amount_cents)
-        for t in r.tenders
+        dev.ReceiptTotal(label=label, amount_cents=amount)
+        for label, amount in tender_rows(r)
+        if amount or not label.startswith("Change")
     ]
-    if r.change_cents:
-        totals.append(dev.ReceiptTotal(label="Change", amount_cents=r.change_cents))
     footer = [f"{a.bucket}: {a.left}" for a in r.allotment_left] + [r.rounding_note]
     return dev.ReceiptDocument(
         header_lines=[
@@ -363,11 +430,28 @@ def _configured(section: DeviceSection, register_id: str) -> tuple[str, Any, Any
                 paired_with=register_id,
             ),
         )
-    address = section.port.removeprefix("tcp://")
+    address = section.port if section.driver == "spin" else section.port.removeprefix("tcp://")
+    atm = (
+        dev.CashlessAtm(
+            increment_cents=section.cashless_atm_increment_cents, fee_cents=section.cashless_atm_fee_cents
+        )
+        if section.cashless_atm_increment_cents
+        else None
+    )
     return (
         "payment_terminal",
         payment_terminal.run,
-        dev.PaymentTerminalConfig(device_id=section.id, address=address, paired_with=register_id),
+        dev.PaymentTerminalConfig(
+            device_id=section.id,
+            address=address,
+            paired_with=register_id,
+            driver=section.driver,
+            tpn=section.tpn,
+            auth_key=dev.Secret(section.auth_key),
+            payment_type=section.payment_type,
+            charge_timeout_s=section.charge_timeout_seconds,
+            cashless_atm=atm,
+        ),
     )
 
 
@@ -399,15 +483,15 @@ class _ScaleSimControl:
 
 
 class _TerminalSimControl:
+    """The demo's card terminal is the SPIn emulator (sandbox/spin.py)."""
+
     def __init__(self, sim: Any) -> None:
         self.sim = sim
 
-    def set_mode(self, mode: str) -> None:
-        if mode == "offline":
-            self.sim.go_offline()
-            return
-        self.sim.come_online()
+    def set_mode(self, mode: str, *, decline_code: str = "51", timeout_seconds: float = 120.0) -> None:
         self.sim.mode = mode
+        self.sim.decline_host_code = decline_code
+        self.sim.proxy_timeout_s = timeout_seconds
 
 
 async def _start_demo_devices(devices: DeviceHub, protocol: str, hub: Hub, sup: Supervisor) -> None:
@@ -447,6 +531,17 @@ async def _start_demo_devices(devices: DeviceHub, protocol: str, hub: Hub, sup: 
     )
     # the demo register prints on the simulated receipt printer
     devices.paired[sims.receipt_printer_config.device_id] = register_id
+    # pay by bank: an Aeropay-shaped emulator whose customer approves on the phone two seconds later
+    if "pay_by_bank" not in hub.extensions:
+        from drivers.paybybank import AeropayProvider
+        from sandbox.paybybank import PayByBankEmulator
+
+        bank = await sup._nursery.start(PayByBankEmulator().run)
+        bank.auto, bank.auto_after_s = "approve", 2.0
+        hub.extensions["demo_pay_by_bank"] = bank
+        hub.extensions["pay_by_bank"] = AeropayProvider(
+            bank.url, merchant_id=bank.merchant_id, api_key=bank.api_key, api_secret=bank.api_secret
+        )
 
 
 class PrintExitLabel(Command, tag="print_exit_label"):

@@ -280,6 +280,12 @@ class Connection:
         actor = hub.registers[self.register_id]
         if not isinstance(msg, PRE_LOGIN):
             check_access(spec, actor.live_session(), type(msg).__name__)
+        if spec.scope == "connection":  # beside the actor, not queued behind it (cancel_payment)
+            req = Request(
+                hub=hub, msg=msg, register_id=self.register_id, session=actor.live_session(), connection=self
+            )
+            self.send_frame(Ok(id=msg.id, result=await spec.fn(req, msg)))
+            return
         if spec.idempotent:
             frame = await self._deduplicated(msg.id)
             if frame is not None:
@@ -289,7 +295,7 @@ class Connection:
         done = hub.in_flight[key] = trio.Event()
         try:
             req = Request(hub=hub, msg=msg, register_id=self.register_id, session=None, connection=self)
-            result = await actor.mailbox.call(req, timeout=60)
+            result = await actor.mailbox.call(req, timeout=spec.timeout_s)
             self.send_frame(
                 req.committed_frame if req.committed_frame is not None else Ok(id=msg.id, result=result)
             )

@@ -2,10 +2,29 @@
 
 Mounted under ``/biotrack``: ``POST /biotrack/serverjson.asp`` (JSON-RPC), ``/biotrack/v1/...`` (REST).
 
-Idempotency: a repeated JSON-RPC ``nonce`` or REST ``RequestID`` from the same licence is answered with the
-reply stored for the first request and applied nothing again; that is what lets a client resend safely after
-a lost response. ``inventory_adjust`` takes the package's new quantity (the 2014 example sends the
-remaining amount, "0.000000"); the REST adjust takes the same.
+Idempotency: a REST ``RequestID`` repeated by the same licence is answered with the reply stored for the
+first request and applies nothing again. The 2014 ``nonce`` is one request's: a repeated nonce is refused
+(applies nothing), and the answer to an earlier request is fetched with the separate ``nonce_replay``
+action, as OpenTHC's client does it. ``inventory_adjust`` takes the package's new quantity (the 2014 example
+sends the remaining amount, "0.000000"); the REST adjust takes the same.
+
+Shapes follow ``reference/state-api-documented-shapes.md`` Part T. Almost all of it is **inferred** from
+OpenTHC's open-source adapters and mocks, not from BioTrack ([I] below):
+
+- 2014 ([I] ``openthc/cre-adapter`` ``lib/BioTrack.php``, mock ``openthc/bunk`` ``lib/BioTrack2014``): the
+  envelope, ``sale_dispense`` with a *unit* ``price`` string, ``nonce_replay`` (its answer is shown nowhere:
+  here, the original answer; an unknown nonce is ``success: 0``). Errors as HTTP 200 ``success: 0`` [C].
+- 2022 ([I] mock ``lib/Module/BioTrack2022.php``, ``openthc/pos``): ``{"Session": …}`` on login, a medical
+  sale with ``PatientCardKey``, a patient lookup with string ``CardExpiration`` parts and one ``Privileges``
+  string, an empty ``CardID`` for an unknown card. Sale reads and voids are not public: the sandbox's own.
+- 2024 ([I] mock ``lib/Module/BioTrack2024.php``, ``lib/BioTrack2024/Sale*.php``): ``{"session": …}``,
+  ``Location`` an integer, a sale answer ``{"Inventory", "Sale": [...], "SessionTime", "TransactionID"}`` whose
+  sale id is ``Sale[0].TransactionID``, lists as objects (``{"NextCursor", "NextTransactionID", "Sale"}``),
+  ``Deleted`` on a voided sale, and ``PUT`` for void, adjust and receive. The request bodies are not in the
+  mock: the names here follow its sale object.
+
+The flavour of a REST session is the login route it came from (``/v1/login`` 2022, ``/v1/user/login`` 2024),
+kept in the session token.
 """
 
 from __future__ import annotations
@@ -62,18 +81,21 @@ class BioTrackApi:
         r("GET", "/biotrack/v1/sale", self.rest_sale_search)
         r("GET", "/biotrack/v1/sale/{id}", self.rest_sale_get)
         r("POST", "/biotrack/v1/sale/{id}/void", self.rest_sale_void)
+        r("PUT", "/biotrack/v1/sale/{id}/void", self.rest_sale_void)
         r("POST", "/biotrack/v1/sale/{id}/refund", self.rest_sale_refund)
         r("POST", "/biotrack/v1/patient/lookup", self.rest_patient_lookup)
         r("GET", "/biotrack/v1/inventory", self.rest_inventory)
         r("POST", "/biotrack/v1/inventory/adjust", self.rest_adjust)
+        r("PUT", "/biotrack/v1/inventory/adjust", self.rest_adjust)
         r("GET", "/biotrack/v1/inventory/adjustment/type", self.rest_adjust_types)
         r("GET", "/biotrack/v1/inventory/transfer/inbound", self.rest_inbound)
         r("POST", "/biotrack/v1/inventory/transfer/{id}/receive", self.rest_receive)
+        r("PUT", "/biotrack/v1/inventory/transfer/{id}/receive", self.rest_receive)
 
     # -- sessions ----------------------------------------------------------------------------------------
 
-    def _new_session(self, license: str, username: str) -> str:
-        token = secrets.token_hex(16)
+    def _new_session(self, license: str, username: str, flavour: str = "2014") -> str:
+        token = f"{flavour}.{secrets.token_hex(16)}"
         self.store.db.execute(
             "INSERT INTO bt_sessions VALUES (?, ?, ?, ?)",
             (token, license, username, time.time() + self.session_seconds),
@@ -88,6 +110,11 @@ class BioTrackApi:
         if row is None or row["expires_at"] < time.time():
             return None
         return str(row["license"])
+
+    @staticmethod
+    def _flavour(req: Request) -> str:
+        """2022 or 2024: the login route the request's session came from (kept in its token)."""
+        return "2024" if (req.bearer() or "").startswith("2024.") else "2022"
 
     def expire_sessions(self) -> int:
         return self.store.db.execute("UPDATE bt_sessions SET expires_at = 0").rowcount
@@ -309,12 +336,15 @@ class BioTrackApi:
             license = self._session(body.get("sessionid"))
             if license is None:
                 return _rpc_error(12, "Your session has expired. Please log in again.")
+            if action == "nonce_replay":
+                # [I] openthc/cre-adapter nonce_replay(): the answer to an earlier request by its nonce
+                earlier = self._replay(f"nonce:{license}:{body.get('nonce')}")
+                return earlier or _rpc_error(40, f"Nonce {body.get('nonce')!r} was not found.")
             nonce = body.get("nonce")
             key = f"nonce:{license}:{nonce}" if nonce else None
-            if key is not None:
-                replay = self._replay(key)
-                if replay is not None:
-                    return replay
+            if key is not None and self._replay(key) is not None:
+                # a nonce names one request: using it again applies nothing ([I]; ask with nonce_replay)
+                return _rpc_error(41, f"Nonce {nonce!r} has already been used.")
             reply = self._rpc_action(license, action, body, nonce)
             if key is not None and reply.body.get("success") == 1:
                 self._remember(key, reply)
@@ -417,11 +447,27 @@ class BioTrackApi:
                     )
             return Reply(200, {"success": 1, "inventory": out})
         if obj == "sale":
+            # [I] the rows of openthc/bunk's sync/sale.php: one per item, numbers as strings,
+            # ``transactionid`` the sync counter and ``transactionid_original`` the sale
             out = []
             for row in changed:
                 sale = self.store.one("SELECT * FROM bt_sales WHERE transaction_id = ?", int(row["ref"]))
                 if sale:
-                    out.append(self._sale_json(sale) | {"transactionid": row["seq"]})
+                    for n, item in enumerate(json.loads(sale["items"])):
+                        out.append(
+                            {
+                                "deleted": "1" if sale["voided"] else "0",
+                                "inventoryid": item["barcode"],
+                                "itemnumber": str(n),
+                                "location": license,
+                                "price": f"{item['price']:.2f}",
+                                "quantity": f"{item['quantity']:g}",
+                                "sessiontime": int(time.time()),
+                                "transactionid": str(row["seq"]),
+                                "transactionid_original": str(sale["transaction_id"]),
+                                "terminal_id": sale["terminal_id"] or "",
+                            }
+                        )
             return Reply(200, {"success": 1, "sale": out})
         return _rpc_error(2, f"Unsupported sync object {obj!r}.")
 
@@ -438,6 +484,50 @@ class BioTrackApi:
             "Voided": bool(sale["voided"]),
             "Items": json.loads(sale["items"]),
             "Refunded": json.loads(sale["refunded"]),
+        }
+
+    @staticmethod
+    def _sale_2024(sale: Any) -> dict[str, Any]:
+        """[I] the 2024 sale object (openthc/bunk lib/BioTrack2024): ``Deleted`` for a voided sale; refunds
+        as ``Refund[]`` of sale-like objects (the refund answer adds ``Refund``; where a read shows them is
+        not public)."""
+        items = [
+            {
+                "Barcode": i["barcode"],
+                "ExternalID": "",
+                "FormID": 0,
+                "ItemNumber": n,
+                "OrderTypeID": 0,
+                "Price": i["price"],
+                "Quantity": i["quantity"],
+                "TaxCollected": {"Excise": 0, "Other": 0},
+                "TransactionID": sale["transaction_id"],
+                "VoidReason": "",
+            }
+            for n, i in enumerate(json.loads(sale["items"]))
+        ]
+        refunds = [
+            {
+                "TransactionID": sale["transaction_id"],
+                "Item": [{"Barcode": r["barcode"], "Quantity": r["quantity"], "Price": r["price"]}],
+            }
+            for r in json.loads(sale["refunded"])
+        ]
+        return {
+            "CardID": sale["card_id"] or "",
+            "CreatedByUserID": 0,
+            "CreatedOn": sale["sale_time"],
+            "Deleted": bool(sale["voided"]),
+            "ExternalID": sale["external_id"] or "",
+            "ID": sale["transaction_id"],
+            "Item": items,
+            "Location": int(sale["license"]) if str(sale["license"]).isdigit() else 0,
+            "OrderingPhysician": "",
+            "RequestID": sale["request_id"] or "",
+            "TransactionID": sale["transaction_id"],
+            "Type": sale["sale_type"],
+            "UpdatedOn": sale["sale_time"],
+            "Refund": refunds,
         }
 
     # -- 2022/2024 REST ----------------------------------------------------------------------------------
@@ -467,7 +557,9 @@ class BioTrackApi:
             )
             if row is None:
                 return _rest_error(401, "invalid credentials")
-            return Reply(200, {"Session": self._new_session(row["license"], row["username"])})
+            if req.path.endswith("/user/login"):  # 2024 ([I] mock): lower-case ``session``
+                return Reply(200, {"session": self._new_session(row["license"], row["username"], "2024")})
+            return Reply(200, {"Session": self._new_session(row["license"], row["username"], "2022")})
 
     def rest_dispense(self, req: Request) -> Reply:
         license = self._rest_license(req)
@@ -476,7 +568,15 @@ class BioTrackApi:
         body = self._rest_body(req)
         if not isinstance(body, dict):
             return _rest_error(400, "invalid request body")
-        location = str(body.get("LocationLicense") or body.get("Location") or "")
+        flavour = self._flavour(req)
+        if flavour == "2024":
+            if not isinstance(body.get("Location"), int) or isinstance(body.get("Location"), bool):
+                return _rest_error(
+                    400, "json: cannot unmarshal string into Go struct field Sale.Location of type int"
+                )
+            location = str(body["Location"])
+        else:
+            location = str(body.get("LocationLicense") or "")
         if location != license:
             return _rest_error(400, f"LocationLicense {location!r} does not match the session's location")
         request_id = body.get("RequestID")
@@ -508,6 +608,14 @@ class BioTrackApi:
             sale_type = str(body.get("Type") or ("MEDICAL" if body.get("CardID") else "RECREATIONAL")).upper()
             if sale_type not in ("RECREATIONAL", "MEDICAL"):
                 return _rest_error(400, f"Type {sale_type!r} is not valid")
+            card_id = body.get("CardID")
+            if sale_type == "MEDICAL" and flavour == "2022":
+                # [I] 2022: a medical sale names the card by the CardKey the patient lookup answered
+                key = body.get("PatientCardKey")
+                card = self.store.one("SELECT card_id FROM bt_cards WHERE card_key = ?", key or "")
+                if card is None:
+                    return _rest_error(400, "PatientCardKey is required for a MEDICAL sale")
+                card_id = card["card_id"]
             tid, err = self._apply_sale(
                 license,
                 "rest",
@@ -515,16 +623,29 @@ class BioTrackApi:
                 sale_time=iso_z(datetime.fromisoformat(stamp)),
                 sale_type=sale_type,
                 terminal_id=body.get("TerminalID"),
-                card_id=body.get("CardID") or body.get("PatientCardKey"),
+                card_id=card_id,
                 external_id=body.get("ExternalID"),
                 request_id=request_id,
                 nonce=None,
             )
             if err:
                 return _rest_error(400, err)
-            reply = Reply(
-                200, {"TransactionID": tid, "RequestID": request_id, "ExternalID": body.get("ExternalID")}
-            )
+            if flavour == "2024":
+                sale = self.store.one("SELECT * FROM bt_sales WHERE transaction_id = ?", tid)
+                # [I] the sale's id is inside Sale[]; the top-level TransactionID is the sync counter
+                reply = Reply(
+                    200,
+                    {
+                        "Inventory": [],
+                        "Sale": [self._sale_2024(sale)],
+                        "SessionTime": int(time.time()),
+                        "TransactionID": sale["sync_seq"],
+                    },
+                )
+            else:
+                reply = Reply(
+                    200, {"TransactionID": tid, "RequestID": request_id, "ExternalID": body.get("ExternalID")}
+                )
             return self._remember(f"request:{license}:{request_id}", reply)
 
     def rest_sale_search(self, req: Request) -> Reply:
@@ -537,9 +658,13 @@ class BioTrackApi:
             if param in req.query:
                 sql += f" AND {column} = ?"
                 args.append(req.query[param])
-        return Reply(
-            200, [self._sale_json(s) for s in self.store.all(sql + " ORDER BY transaction_id", *args)]
-        )
+        rows = self.store.all(sql + " ORDER BY transaction_id", *args)
+        if self._flavour(req) == "2024":
+            # [I] a list answers an object: {"NextCursor", "NextTransactionID", "Sale": [...]}
+            return Reply(
+                200, {"NextCursor": 0, "NextTransactionID": 0, "Sale": [self._sale_2024(r) for r in rows]}
+            )
+        return Reply(200, [self._sale_json(r) for r in rows])
 
     def rest_sale_get(self, req: Request) -> Reply:
         license = self._rest_license(req)
@@ -550,6 +675,8 @@ class BioTrackApi:
         )
         if sale is None:
             return _rest_error(404, "sale not found")
+        if self._flavour(req) == "2024":
+            return Reply(200, {"Sale": self._sale_2024(sale)})
         return Reply(200, self._sale_json(sale))
 
     def rest_sale_void(self, req: Request) -> Reply:
@@ -558,13 +685,16 @@ class BioTrackApi:
             return license
         if not req.params["id"].isdigit():
             return _rest_error(404, "sale not found")
+        flavour = self._flavour(req)
+        if (req.method == "PUT") != (flavour == "2024"):  # 2024: PUT ([I] mock); 2022: the sandbox's POST
+            return _rest_error(405, f"method {req.method} not allowed")
         with self.store.transaction():
             err = self._void(license, int(req.params["id"]))
-        return (
-            _rest_error(400, err)
-            if err
-            else Reply(200, {"TransactionID": int(req.params["id"]), "Voided": True})
-        )
+        if err:
+            return _rest_error(400, err)
+        if flavour == "2024":
+            return Reply(200, {"transactionID": int(req.params["id"])})  # [I] as the mock answers
+        return Reply(200, {"TransactionID": int(req.params["id"]), "Voided": True})
 
     def rest_sale_refund(self, req: Request) -> Reply:
         license = self._rest_license(req)
@@ -590,16 +720,19 @@ class BioTrackApi:
         card_id = body.get("CardID") if isinstance(body, dict) else None
         card = self.store.one("SELECT * FROM bt_cards WHERE card_id = ?", card_id or "")
         if card is None:
-            return _rest_error(404, f"card {card_id} not found")
-        y, m, d = (int(x) for x in card["expires"].split("-"))
+            # [I] openthc/pos Open.php: an empty CardID means the card was not found
+            return Reply(200, {"CardActive": False, "Sessiontime": int(time.time()), "CardID": ""})
+        y, m, d = card["expires"].split("-")
         active = bool(card["active"]) and card["expires"] >= date.today().isoformat()
+        # [I] the sample in openthc/bunk's BioTrack2022 mock: string date parts, one Privileges string
         return Reply(
             200,
             {
                 "CardActive": active,
+                "Sessiontime": int(time.time()),
                 "CardExpiration": {"Year": y, "Month": m, "Day": d},
                 "CardLimit": round(max(0.0, card["limit_g"]), 3),
-                "Privileges": ["MEDICAL"] if active else [],
+                "Privileges": "Qualified Patient (QP)",
                 "CardID": card["card_id"],
                 "CardKey": card["card_key"],
             },
@@ -615,24 +748,25 @@ class BioTrackApi:
             sql += " AND p.label = ?"
             args.append(req.query["barcode"])
         rows = self.store.all(sql + " ORDER BY p.label", *args)
-        return Reply(
-            200,
-            [
-                {
-                    "Barcode": r["label"],
-                    "ProductName": r["name"],
-                    "Quantity": r["quantity"],
-                    "UOM": "g" if r["unit"] == "Grams" else "ea",
-                    "Active": r["finished_date"] is None,
-                }
-                for r in rows
-            ],
-        )
+        out = [
+            {
+                "Barcode": r["label"],
+                "ProductName": r["name"],
+                "Quantity": r["quantity"],
+                "UOM": "g" if r["unit"] == "Grams" else "ea",
+                "Active": r["finished_date"] is None,
+            }
+            for r in rows
+        ]
+        # 2024 lists answer objects ([I]; the key is the sandbox's guess after the mock's ``Inventory``)
+        return Reply(200, {"Inventory": out} if self._flavour(req) == "2024" else out)
 
     def rest_adjust(self, req: Request) -> Reply:
         license = self._rest_license(req)
         if isinstance(license, Reply):
             return license
+        if (req.method == "PUT") != (self._flavour(req) == "2024"):  # 2024: PUT ([I] mock)
+            return _rest_error(405, f"method {req.method} not allowed")
         body = self._rest_body(req)
         rows = body if isinstance(body, list) else [body]
         with self.store.transaction():
@@ -695,12 +829,15 @@ class BioTrackApi:
                     ],
                 }
             )
-        return Reply(200, out)
+        # 2024 lists answer objects ([I]; the key is the sandbox's guess)
+        return Reply(200, {"Transfer": out} if self._flavour(req) == "2024" else out)
 
     def rest_receive(self, req: Request) -> Reply:
         license = self._rest_license(req)
         if isinstance(license, Reply):
             return license
+        if (req.method == "PUT") != (self._flavour(req) == "2024"):  # 2024: PUT ([I] mock)
+            return _rest_error(405, f"method {req.method} not allowed")
         body = self._rest_body(req)
         lines = body.get("Item") if isinstance(body, dict) else None
         if not isinstance(lines, list) or not req.params["id"].isdigit():

@@ -14,11 +14,15 @@ METRC_USER_NAME = "demo.budtender"
 # A second person's key, so per-employee keys can be exercised.
 METRC_MANAGER_KEY = "demo-user-key-0002"
 METRC_MANAGER_NAME = "demo.manager"
-METRC_LICENSE = "SF-SBX-CO-24-8002"
-METRC_FACILITY_NAME = "Demo Dispensary (Retail Store)"
-METRC_TIME_ZONE = "America/Denver"
-# A cultivator that ships to the demo store.
-SHIPPER_LICENSE = "SF-SBX-CO-21-8001"
+# The demo store's own facility: a California retailer (DCC licence form ``C10-nnnnnnn-LIC``), in the store's
+# state and time zone, since Metrc writes SalesDateTime in the facility's local time. It must agree with
+# ``hub.demo.DEMO_TOML`` ([store] licence, jurisdiction, time_zone); the hub refuses to start otherwise.
+METRC_LICENSE = "C10-0000001-LIC"
+METRC_FACILITY_NAME = "Green Counter Demo Dispensary (Retail)"
+METRC_STATE = "CA"
+METRC_TIME_ZONE = "America/Los_Angeles"
+# A cultivator that ships to the demo store (DCC cultivation licence form).
+SHIPPER_LICENSE = "CCL21-0000801"
 SHIPPER_NAME = "Demo Cultivation LLC"
 
 # BioTrack 2014 JSON-RPC and 2022/2024 REST.
@@ -50,11 +54,11 @@ INCOMING_PACKAGES: list[tuple[str, str, str, str, float]] = [
 
 # (patient licence, active, flower oz available, THC oz available, purchase amount days)
 PATIENTS: list[tuple[str, bool, float, float, float]] = [
-    ("CO-MED-000101", True, 2.0, 0.28, 30.0),
-    ("CO-MED-000102", True, 0.5, 0.1, 30.0),
-    ("CO-MED-000103", False, 0.0, 0.0, 30.0),
+    ("PTN-000101", True, 2.0, 0.28, 30.0),
+    ("PTN-000102", True, 0.5, 0.1, 30.0),
+    ("PTN-000103", False, 0.0, 0.0, 30.0),
 ]
-CAREGIVERS: list[tuple[str, bool]] = [("CO-CG-000201", True), ("CO-CG-000202", False)]
+CAREGIVERS: list[tuple[str, bool]] = [("CGN-000201", True), ("CGN-000202", False)]
 
 # BioTrack inventory: (barcode, product name, quantity, unit "g" or "ea")
 BIOTRACK_INVENTORY: list[tuple[str, str, float, str]] = [

@@ -69,12 +69,12 @@ class Reply:
 
 
 def message(status: int, text: str) -> Reply:
-    """Metrc's ErrorResponse shape: {"message": …}."""
-    return Reply(status, {"message": text})
+    """A single error object as Metrc has been observed to send it: ``{"Message": …}`` (M6)."""
+    return Reply(status, {"Message": text})
 
 
 def row_errors(errors: list[tuple[int, str]]) -> Reply:
-    """Metrc's validation failure: HTTP 400 with one {row, message} per problem."""
+    """Metrc's validation failure (observed): HTTP 400 with one lower-case {row, message} per problem."""
     return Reply(400, [{"row": row, "message": text} for row, text in errors])
 
 

@@ -1,9 +1,18 @@
 """The Metrc v2 endpoints the hub uses, emulated over the sandbox store.
 
 Request bodies are bound case-insensitively (Metrc's own examples use PascalCase, the OpenAPI description
-camelCase; ASP.NET accepts both). Responses use the description's shapes. Validation mirrors what Metrc is
-known to refuse: unknown or finished packages, quantities that would go below zero, a ``SalesDateTime``
-carrying a time zone, missing ``licenseNumber``, windows over 24 hours, pages over 20 records.
+camelCase; ASP.NET accepts both). Responses follow what Metrc itself documents
+(``reference/state-api-documented-shapes.md``, Part M), not the community OpenAPI file:
+
+- PascalCase keys; a switch (``casing = "camel"``) answers camelCase instead, as some states have been seen to;
+- bare arrays (customer types, units, package states, facilities, patient statuses), bare objects (a receipt by
+  id or by external number, a package, a caregiver), the paged wrapper ``Data, Total, …`` where documented;
+- ``{"Ids": [..], "Warnings": null}`` for a POST, no body for the PUTs and the DELETE;
+- 400 as ``[{"row": i, "message": …}]`` (observed) or ``{"Message": …}``; 401/403/429 with the sentences
+  independent clients reproduce (M6), and no ``Retry-After`` header (none is documented).
+
+Validation mirrors what Metrc is known to refuse: unknown or finished packages, quantities that would go below
+zero, a ``SalesDateTime`` carrying a time zone, missing ``licenseNumber``, windows over 24 hours, pages over 20.
 """
 
 from __future__ import annotations
@@ -19,7 +28,10 @@ from sandbox.store import SandboxStore, iso_z, utc_now
 
 MAX_PAGE_SIZE = 20
 MAX_WINDOW = timedelta(hours=24)
-CUSTOMER_TYPES = ["Consumer", "Patient", "Caregiver", "ExternalPatient"]
+CUSTOMER_TYPES = ["Consumer", "Patient", "Caregiver", "ExternalPatient", "NonResidentConsumer"]
+# M6: the sentences independent clients reproduce from Metrc's "Server Responses" section
+UNAUTHORIZED = "Invalid or no authentication provided."
+FORBIDDEN = "The authenticated user does not have access to the requested resource."
 # name → (quantity type, grams per unit or 1 for Each)
 UNITS: dict[str, tuple[str, str, float]] = {
     "Each": ("CountBased", "ea", 1.0),
@@ -85,12 +97,40 @@ def convert(quantity: float, from_unit: str, to_unit: str) -> float | None:
     return quantity * from_g / to_g
 
 
+def cased(value: Any, casing: str) -> Any:
+    """Every object key in PascalCase (documented) or camelCase (seen in some states), at every depth."""
+    if isinstance(value, dict):
+        return {_case(k, casing): cased(v, casing) for k, v in value.items()}
+    if isinstance(value, list):
+        return [cased(v, casing) for v in value]
+    return value
+
+
+def _case(key: str, casing: str) -> str:
+    if not key:
+        return key
+    return (key[0].lower() if casing == "camel" else key[0].upper()) + key[1:]
+
+
 class MetrcApi:
-    def __init__(self, store: SandboxStore) -> None:
+    def __init__(self, store: SandboxStore, casing: str = "pascal") -> None:
         self.store = store
+        self.casing = casing  # "pascal" (documented) or "camel"
+
+    def _cased(self, handler: Any) -> Any:
+        def answer(req: Request) -> Reply:
+            reply = handler(req)
+            # 400 row arrays keep their observed lower-case ``row``/``message``
+            if isinstance(reply.body, dict) or (reply.status < 300 and isinstance(reply.body, list)):
+                reply.body = cased(reply.body, self.casing)
+            return reply
+
+        return answer
 
     def routes(self, router: Router) -> None:
-        r = router.add
+        def r(method: str, pattern: str, handler: Any) -> None:
+            router.add(method, pattern, self._cased(handler))
+
         r("GET", "/facilities/v2", self.facilities)
         r("GET", "/sales/v2/customertypes", self.customer_types)
         r("GET", "/unitsofmeasure/v2/active", self.units_active)
@@ -123,13 +163,13 @@ class MetrcApi:
         """(user key, user name) for valid HTTP Basic vendor:user keys, else a 401 reply."""
         creds = req.basic_auth()
         if creds is None:
-            return message(401, "Authorization has been denied for this request.")
+            return message(401, UNAUTHORIZED)
         vendor, user = creds
         if self.store.one("SELECT 1 FROM vendors WHERE vendor_key = ?", vendor) is None:
-            return message(401, "Authorization has been denied for this request.")
+            return message(401, UNAUTHORIZED)
         row = self.store.one("SELECT name FROM users WHERE user_key = ?", user)
         if row is None:
-            return message(401, "Authorization has been denied for this request.")
+            return message(401, UNAUTHORIZED)
         return user, row["name"]
 
     def facility(self, req: Request, user_key: str, *, required: bool = True) -> Any:
@@ -146,7 +186,8 @@ class MetrcApi:
             user_key,
         )
         if row is None:
-            return message(401, f"License number {license} is not valid for the current user.")
+            # a facility the user has no access to (M6: 403); an unknown licence is the same to the caller
+            return message(403, FORBIDDEN)
         return row
 
     def _open(self, req: Request, *, license_required: bool = True) -> tuple[str, str, Any] | Reply:
@@ -182,14 +223,14 @@ class MetrcApi:
         return Reply(
             200,
             {
-                "data": data,
-                "total": total,
-                "totalRecords": total,
-                "pageSize": size,
-                "recordsOnPage": len(data),
-                "page": number,
-                "currentPage": number,
-                "totalPages": pages,
+                "Data": data,
+                "Total": total,
+                "TotalRecords": total,
+                "PageSize": size,
+                "RecordsOnPage": len(data),
+                "Page": number,
+                "CurrentPage": number,
+                "TotalPages": pages,
             },
         )
 
@@ -222,18 +263,34 @@ class MetrcApi:
             return opened
         user_key = opened[0]
         rows = self.store.all(
-            "SELECT f.* FROM facilities f JOIN user_facilities u ON u.license = f.license "
+            "SELECT f.rowid, f.* FROM facilities f JOIN user_facilities u ON u.license = f.license "
             "WHERE u.user_key = ? ORDER BY f.license",
             user_key,
         )
         out = []
         for row in rows:
             retail = row["license_type"] == "Retail Store"
+            flags = {
+                "IsMedical": True,
+                "IsRetail": retail,
+                "IsHemp": False,
+                "CanGrowPlants": not retail,
+                "CanCreateOpeningBalancePackages": True,
+                "CanSellToConsumers": retail,
+                "CanSellToPatients": retail,
+                "CanSellToExternalPatients": False,
+                "CanSellToCaregivers": retail,
+                "AdvancedSales": retail,
+                "SalesRequirePatientNumber": retail,
+            }
             out.append(
                 {
+                    "FacilityId": row["rowid"],
                     "HireDate": "2020-01-01",
                     "IsOwner": False,
                     "IsManager": True,
+                    "IsFinancialContact": False,
+                    "Email": None,
                     "Occupations": [],
                     "Name": row["name"],
                     "Alias": row["name"],
@@ -241,26 +298,16 @@ class MetrcApi:
                     "CredentialedDate": "2020-01-01",
                     "SupportActivationDate": None,
                     "SupportExpirationDate": None,
-                    "SupportLastPaidDate": None,
-                    "FacilityType": {
-                        "isMedical": True,
-                        "isRetail": retail,
-                        "isHemp": False,
-                        "canSellToConsumers": retail,
-                        "canSellToPatients": retail,
-                        "canSellToCaregivers": retail,
-                        "canSellToExternalPatients": False,
-                        "salesRequirePatientNumber": retail,
-                        "canGrowPlants": not retail,
-                        "canCreateOpeningBalancePackages": True,
-                    },
+                    "FacilityType": flags,
                     "License": {
                         "Number": row["license"],
+                        "EmployeeLicenseNumber": row["license"],
                         "StartDate": "2020-01-01",
                         "EndDate": "2030-12-31",
                         "LicenseType": row["license_type"],
                     },
-                    "isFinancialContact": False,
+                    "AllowTransferOfOnHoldPackages": None,
+                    "AllowTransferOfOnRecallPackages": None,
                 }
             )
         return Reply(200, out)
@@ -269,20 +316,20 @@ class MetrcApi:
         opened = self._open(req, license_required=False)
         if isinstance(opened, Reply):
             return opened
-        return self._page(req, list(CUSTOMER_TYPES))
+        return Reply(200, list(CUSTOMER_TYPES))  # a bare array (M1)
 
     def units_active(self, req: Request) -> Reply:
         opened = self._open(req, license_required=False)
         if isinstance(opened, Reply):
             return opened
-        units = [{"name": n, "quantityType": t, "abbreviation": a} for n, (t, a, _) in UNITS.items()]
-        return self._page(req, units)
+        units = [{"QuantityType": t, "Name": n, "Abbreviation": a} for n, (t, a, _) in UNITS.items()]
+        return Reply(200, units)  # a bare array (M5)
 
     def units_inactive(self, req: Request) -> Reply:
         opened = self._open(req, license_required=False)
         if isinstance(opened, Reply):
             return opened
-        return self._page(req, [])
+        return Reply(200, [{"QuantityType": "WeightBased", "Name": "Tonns", "Abbreviation": "t"}])  # sic (M5)
 
     def item_categories(self, req: Request) -> Reply:
         opened = self._open(req, license_required=False)
@@ -299,7 +346,10 @@ class MetrcApi:
                 "requiresUnitVolume": name == "Tincture",
                 "canContainSeeds": name in FLOWER_CATEGORIES,
                 "canBeRemediated": True,
+                "canBeDecontaminated": False,
                 "canBeDestroyed": True,
+                "requiresProductPhotos": 0,
+                "labTestBatchNames": [],
             }
             for name, kind, qtype in ITEM_CATEGORIES
         ]
@@ -333,6 +383,7 @@ class MetrcApi:
             "patientLicenseNumber": row["patient_license"],
             "caregiverLicenseNumber": row["caregiver_license"],
             "identificationMethod": row["identification_method"],
+            "patientRegistrationLocationId": None,
             "externalReceiptNumber": row["external_number"],
             "totalPackages": len({line["package_label"] for line in lines}),
             "totalPrice": round(sum(line["total_amount"] for line in lines), 2),
@@ -385,12 +436,20 @@ class MetrcApi:
         opened = self._open(req)
         if isinstance(opened, Reply):
             return opened
+        number = req.params["externalNumber"]
         rows = self.store.all(
             "SELECT * FROM receipts WHERE license = ? AND external_number = ? ORDER BY id",
             opened[2]["license"],
-            req.params["externalNumber"],
+            number,
         )
-        return self._page(req, [self._receipt_json(r) for r in rows])
+        if not rows:
+            # documented: "if the Sales Receipt is not valid for the specified License Number, a 401
+            # Unauthorized status will be returned"; an unknown number is answered the same way here (the
+            # stricter reading: a client must not take this 401 for bad keys)
+            return message(401, UNAUTHORIZED)
+        # a bare receipt object (2026 documentation); should the number repeat, the live one
+        live = [r for r in rows if r["archived_date"] is None]
+        return Reply(200, self._receipt_json((live or rows)[0]))
 
     def receipt_by_id(self, req: Request) -> Reply:
         opened = self._open(req, license_required=False)
@@ -402,7 +461,7 @@ class MetrcApi:
         if row is None:
             return message(404, "Receipt not found.")
         if opened[2] is not None and row["license"] != opened[2]["license"]:
-            return message(401, "The Receipt is not valid for the specified License Number.")
+            return message(401, UNAUTHORIZED)  # documented for a receipt of another licence
         return Reply(200, self._receipt_json(row))
 
     def receipts_post(self, req: Request) -> Reply:
@@ -422,38 +481,43 @@ class MetrcApi:
             return message(400, "The request body is not valid JSON.")
         if not isinstance(body, list) or not body:
             return message(400, "The request body must be a non-empty array of receipts.")
+        ids: list[int] = []
         try:
             with self.store.transaction():
                 errors: list[tuple[int, str]] = []
                 for row_no, receipt in enumerate(body):
-                    errors += self._apply_receipt(row_no, receipt, fac, user_name, update=update)
+                    problems, receipt_id = self._apply_receipt(row_no, receipt, fac, user_name, update=update)
+                    errors += problems
+                    ids.append(receipt_id)
                 if errors:
                     raise _Refused(errors)
         except _Refused as refused:
             return row_errors(refused.errors)
-        return Reply(200)
+        # documented: POST answers {"Ids": [...], "Warnings": null}; PUT answers no body
+        return Reply(200) if update else Reply(200, {"Ids": ids, "Warnings": None})
 
     def _apply_receipt(
         self, row_no: int, receipt: Any, fac: Any, user_name: str, *, update: bool
-    ) -> list[tuple[int, str]]:
+    ) -> tuple[list[tuple[int, str]], int]:
+        """(row errors, receipt id)."""
         errors: list[tuple[int, str]] = []
         if not isinstance(receipt, dict):
-            return [(row_no, "Each receipt must be an object.")]
+            return [(row_no, "Each receipt must be an object.")], 0
         license = fac["license"]
         existing = None
         if update:
             receipt_id = field(receipt, "Id")
             if not isinstance(receipt_id, int):
-                return [(row_no, "Id is required to update a receipt.")]
+                return [(row_no, "Id is required to update a receipt.")], 0
             existing = self.store.one(
                 "SELECT * FROM receipts WHERE id = ? AND license = ?", receipt_id, license
             )
             if existing is None:
-                return [(row_no, f"Receipt {receipt_id} does not exist in the current Facility.")]
+                return [(row_no, f"Receipt {receipt_id} does not exist in the current Facility.")], 0
             if existing["archived_date"] is not None:
-                return [(row_no, f"Receipt {receipt_id} has been voided and cannot be updated.")]
+                return [(row_no, f"Receipt {receipt_id} has been voided and cannot be updated.")], 0
             if existing["is_final"]:
-                return [(row_no, f"Receipt {receipt_id} is finalized and cannot be updated.")]
+                return [(row_no, f"Receipt {receipt_id} is finalized and cannot be updated.")], 0
             self._restore_lines(existing["id"], license)
         when_raw = field(receipt, "SalesDateTime")
         sales_dt = None
@@ -545,7 +609,7 @@ class MetrcApi:
                 self._charge_patient(patient, pkg, in_pkg_unit)
             lines.append((label, float(qty), str(unit), round(float(amount), 2)))
         if errors or sales_dt is None:
-            return errors
+            return errors, 0
         now = iso_z(utc_now())
         fields = (
             sales_dt.isoformat(timespec="milliseconds"),
@@ -576,7 +640,7 @@ class MetrcApi:
                 "INSERT INTO receipt_lines VALUES (?, ?, ?, ?, ?, ?)",
                 (receipt_id, i, label, qty, unit, amount),
             )
-        return []
+        return [], receipt_id
 
     def _set_quantity(self, package_id: int, quantity: float) -> None:
         self.store.db.execute(
@@ -639,15 +703,21 @@ class MetrcApi:
         unit = pkg["unit"]
         category = item["category"] if item else None
         quantity_type = UNITS.get(unit, ("WeightBased", "", 1.0))[0]
+        # the documented package keys (M2) that the sandbox has values for; ``Item``'s enums are integers
         return {
             "id": pkg["id"],
             "label": pkg["label"],
+            "externalId": None,
             "packageType": "Product",
             "sourceHarvestNames": None,
+            "sourcePackageLabels": None,
             "locationId": None,
             "locationName": None,
+            "sublocationId": None,
+            "sublocationName": None,
             "locationTypeName": None,
             "quantity": pkg["quantity"],
+            "originalPackageQuantity": pkg["quantity"],
             "unitOfMeasureName": unit,
             "unitOfMeasureAbbreviation": UNITS.get(unit, ("", unit, 1.0))[1],
             "patientLicenseNumber": None,
@@ -655,6 +725,9 @@ class MetrcApi:
             "itemFromFacilityName": pkg["received_from_name"],
             "note": pkg["note"],
             "packagedDate": pkg["packaged_date"],
+            "expirationDate": None,
+            "sellByDate": None,
+            "useByDate": None,
             "initialLabTestingState": pkg["lab_state"],
             "labTestingState": pkg["lab_state"],
             "labTestingStateDate": pkg["packaged_date"],
@@ -671,24 +744,20 @@ class MetrcApi:
             "receivedFromFacilityName": pkg["received_from_name"],
             "isOnHold": bool(pkg["on_hold"]),
             "archivedDate": None,
+            "isFinished": pkg["finished_date"] is not None,
             "finishedDate": pkg["finished_date"],
+            "isOnRetailerDelivery": False,
             "lastModified": pkg["last_modified"],
             "item": {
                 "id": item["id"] if item else 0,
                 "name": item["name"] if item else None,
                 "productCategoryName": category,
-                "productCategoryType": category,
-                "quantityType": quantity_type,
-                "defaultLabTestingState": "TestPassed",
+                "productCategoryType": 0,
+                "quantityType": 0 if quantity_type == "CountBased" else 1,
+                "defaultLabTestingState": 0,
                 "unitOfMeasureName": unit,
-                "approvalStatus": "Approved",
+                "approvalStatus": 0,
             },
-            "isOnTrip": False,
-            "isOnRetailerDelivery": False,
-            "isFinished": pkg["finished_date"] is not None,
-            "expirationDate": None,
-            "sellByDate": None,
-            "useByDate": None,
         }
 
     def packages_active(self, req: Request) -> Reply:
@@ -734,6 +803,7 @@ class MetrcApi:
         if not isinstance(body, list) or not body:
             return message(400, "The request body must be a non-empty array of adjustments.")
         reasons = dict(ADJUST_REASONS)
+        ids: list[int] = []
         try:
             with self.store.transaction():
                 errors: list[tuple[int, str]] = []
@@ -779,7 +849,7 @@ class MetrcApi:
                         errors.append((row_no, f"Package {label} quantity cannot be adjusted below zero."))
                         continue
                     self._set_quantity(pkg["id"], max(0.0, new_quantity))
-                    self.store.db.execute(
+                    cur = self.store.db.execute(
                         "INSERT INTO adjustments (license, label, quantity, unit, reason, adjustment_date, note, "
                         "mode, recorded_at, recorded_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
@@ -795,11 +865,13 @@ class MetrcApi:
                             user_name,
                         ),
                     )
+                    ids.append(int(cur.lastrowid or 0))
                 if errors:
                     raise _Refused(errors)
         except _Refused as refused:
             return row_errors(refused.errors)
-        return Reply(200)
+        # documented: POST answers {"Ids": [...], "Warnings": null}; PUT answers no body
+        return Reply(200) if absolute else Reply(200, {"Ids": ids, "Warnings": None})
 
     def finish(self, req: Request, *, finish: bool) -> Reply:
         opened = self._open(req)
@@ -885,15 +957,16 @@ class MetrcApi:
                 {
                     "id": row["id"],
                     "manifestNumber": row["manifest_number"],
-                    "shipmentLicenseType": "Licensed",
+                    "invoiceNumber": None,
+                    "shipmentLicenseType": 0,
                     "shipperFacilityLicenseNumber": row["shipper_license"],
                     "shipperFacilityName": row["shipper_name"],
                     "name": None,
                     "transporterFacilityLicenseNumber": row["shipper_license"],
                     "transporterFacilityName": row["shipper_name"],
                     "driverName": "Demo Driver",
-                    "driverOccupationalLicenseNumber": None,
-                    "driverVehicleLicenseNumber": None,
+                    "driverOccupationalLicenseNumber": "",
+                    "driverVehicleLicenseNumber": "",
                     "vehicleMake": "Ford",
                     "vehicleModel": "Transit",
                     "vehicleLicensePlateNumber": "DEMO-001",
@@ -924,6 +997,7 @@ class MetrcApi:
                     "deliveryReceivedPackageCount": received,
                     "receivedDateTime": row["received_at"],
                     "isVoided": bool(row["voided"]),
+                    "originatingTemplateId": None,
                 }
             )
         return self._page(req, out)
@@ -944,10 +1018,13 @@ class MetrcApi:
             out.append(
                 {
                     "id": row["id"],
+                    "manifestNumber": None,
+                    "deliveryNumber": 0,
                     "recipientFacilityLicenseNumber": row["recipient_license"],
                     "recipientFacilityName": row["recipient_name"],
                     "shipmentTypeName": "Wholesale Manifest",
                     "shipmentTransactionType": "Wholesale",
+                    "invoiceNumber": None,
                     "estimatedDepartureDateTime": None,
                     "actualDepartureDateTime": None,
                     "estimatedArrivalDateTime": row["estimated_arrival"],
@@ -960,6 +1037,7 @@ class MetrcApi:
                     "deliveryReceivedPackageCount": int(counts["received"] or 0),
                     "receivedDateTime": row["received_at"],
                     "rejectedPackagesReturned": False,
+                    "PDFDocumentFileSystemId": None,
                 }
             )
         if not out and self.store.one("SELECT 1 FROM transfers WHERE id = ?", int(req.params["id"])) is None:
@@ -984,8 +1062,9 @@ class MetrcApi:
                     "packageId": row["id"],
                     "packageLabel": row["label"],
                     "packageType": "Product",
-                    "productName": row["item_name"],
-                    "productCategoryName": row["category"],
+                    "sourceHarvestNames": None,
+                    "sourcePackageLabels": None,
+                    "itemId": 0,
                     "itemName": row["item_name"],
                     "itemCategoryName": row["category"],
                     "labTestingState": "TestPassed",
@@ -1005,6 +1084,8 @@ class MetrcApi:
                     "receivedUnitOfMeasureName": row["shipped_unit"]
                     if row["received_quantity"] is not None
                     else None,
+                    "externalId": None,
+                    "isFinishedGood": False,
                 }
             )
         return self._page(req, out)
@@ -1013,7 +1094,7 @@ class MetrcApi:
         opened = self._open(req, license_required=False)
         if isinstance(opened, Reply):
             return opened
-        return self._page(req, list(DELIVERY_PACKAGE_STATES))
+        return Reply(200, list(DELIVERY_PACKAGE_STATES))  # a bare array (M3)
 
     # -- patients ----------------------------------------------------------------------------------------
 
@@ -1025,15 +1106,31 @@ class MetrcApi:
         row = self.store.one("SELECT * FROM patients WHERE patient_license = ?", number)
         if row is None:
             return message(404, f"Patient {number} was not found.")
+        # a bare array, one element per registration, with the 19 documented keys (M4)
+        flower, thc = round(row["flower_oz"], 4), round(row["thc_oz"], 4)
         return Reply(
             200,
             [
                 {
-                    "patientLicenseNumber": row["patient_license"],
-                    "active": bool(row["active"]),
-                    "flowerOuncesAvailable": round(row["flower_oz"], 4),
-                    "thcOuncesAvailable": round(row["thc_oz"], 4),
-                    "purchaseAmountDays": row["purchase_days"],
+                    "PatientLicenseNumber": row["patient_license"],
+                    "IdentificationMethod": None,
+                    "RegistrationNumber": f"REG-{row['patient_license']}",
+                    "Active": bool(row["active"]),
+                    "FlowerOuncesAllowed": flower,
+                    "ThcOuncesAllowed": thc,
+                    "ConcentrateOuncesAllowed": 0.0,
+                    "InfusedOuncesAllowed": 0.0,
+                    "FlowerOuncesPurchased": 0.0,
+                    "ThcOuncesPurchased": 0.0,
+                    "ConcentrateOuncesPurchased": 0.0,
+                    "InfusedOuncesPurchased": 0.0,
+                    "FlowerOuncesAvailable": flower,
+                    "ThcOuncesAvailable": thc,
+                    "ConcentrateOuncesAvailable": 0.0,
+                    "InfusedOuncesAvailable": 0.0,
+                    "PurchaseAmountDays": row["purchase_days"],
+                    "PatientLicenseExpirationDate": "2030-01-01",
+                    "PatientRegistrationStartDate": "2024-01-01",
                 }
             ],
         )
@@ -1046,7 +1143,15 @@ class MetrcApi:
         row = self.store.one("SELECT * FROM caregivers WHERE caregiver_license = ?", number)
         if row is None:
             return message(404, f"Caregiver {number} was not found.")
-        return Reply(200, {"caregiverLicenseNumber": row["caregiver_license"], "active": bool(row["active"])})
+        patients = [r["patient_license"] for r in self.store.all("SELECT patient_license FROM patients")]
+        return Reply(
+            200,
+            {
+                "CaregiverLicenseNumber": row["caregiver_license"],
+                "Active": bool(row["active"]),
+                "Patients": patients[:2],
+            },
+        )
 
 
 def _parse_instant(raw: str) -> datetime:

@@ -18,6 +18,8 @@ Admin endpoints (no auth; bind to loopback):
          get_concurrency (int)          concurrent GETs per facility (Metrc: 10)
          seed (int)                     seeds the random source of error_rate
     DELETE /_sandbox/faults             clear all faults, restore Metrc's limits
+    GET|PUT /_sandbox/casing            {"casing": "pascal"} (Metrc's documented keys, the default) or
+                                        {"casing": "camel"} (as some states answer)
     POST /_sandbox/reset                wipe all state; body {"seed": "demo"} to reseed
     GET  /_sandbox/state                everything stored (receipts with lines, packages, adjustments,
                                         transfers, deliveries, patients, BioTrack sales, counters)
@@ -59,6 +61,9 @@ from sandbox.metrc_api import MetrcApi
 from sandbox.store import SandboxStore
 
 MAX_BODY = 1_000_000
+RATE_LIMITED = (
+    "The limit of API calls allowed has been exceeded. Please pace the usage rate of the API more apart."
+)
 
 
 @dataclass
@@ -67,6 +72,7 @@ class SandboxConfig:
     host: str = "127.0.0.1"
     port: int = 0  # 0 = any free port; the bound URL is reported through task_status
     seed: str | None = None
+    casing: str = "pascal"  # Metrc answers: "pascal" as documented, "camel" as some states answer
 
 
 @dataclass
@@ -90,11 +96,11 @@ class SandboxHandle:
 
 
 class SandboxApp:
-    def __init__(self, store: SandboxStore) -> None:
+    def __init__(self, store: SandboxStore, casing: str = "pascal") -> None:
         self.store = store
         self.faults = Faults()
         self.limits = GetLimits()
-        self.metrc = MetrcApi(store)
+        self.metrc = MetrcApi(store, casing)
         self.biotrack = BioTrackApi(store)
         self.router = Router()
         self.metrc.routes(self.router)
@@ -107,6 +113,8 @@ class SandboxApp:
         a("POST", "/_sandbox/faults", self._set_faults)
         a("DELETE", "/_sandbox/faults", self._clear_faults)
         a("POST", "/_sandbox/reset", self._reset)
+        a("GET", "/_sandbox/casing", lambda req: Reply(200, {"casing": self.metrc.casing}))
+        a("PUT", "/_sandbox/casing", self._set_casing)
         a(
             "GET",
             "/_sandbox/state",
@@ -167,9 +175,8 @@ class SandboxApp:
             ):
                 faults.rate_limited += 1
                 limit_key = None
-                return Reply(
-                    429, {"message": "Too many requests; rate limit exceeded."}, [("retry-after", "1")]
-                )
+                # M6: the reproduced sentence; no rate-limit headers are documented, so none are sent
+                return self.metrc._cased(lambda r: message(429, RATE_LIMITED))(req)
         try:
             if faults.latency_ms:
                 await trio.sleep(faults.latency_ms / 1000)
@@ -222,6 +229,17 @@ class SandboxApp:
         if problems:
             return Reply(400, {"message": "; ".join(problems)})
         return Reply(200, self.faults.as_json())
+
+    def _set_casing(self, req: Request) -> Reply:
+        try:
+            body = req.json() or {}
+        except ValueError:
+            body = {}
+        casing = body.get("casing") if isinstance(body, dict) else None
+        if casing not in ("pascal", "camel"):
+            return message(400, 'The body must be {"casing": "pascal"} or {"casing": "camel"}.')
+        self.metrc.casing = casing
+        return Reply(200, {"casing": casing})
 
     def _clear_faults(self, req: Request) -> Reply:
         self.faults = Faults()
@@ -377,7 +395,7 @@ async def serve(
             store.seed_demo()
         elif config.seed is not None:
             raise ValueError(f"unknown seed {config.seed!r}; the only seed is 'demo'")
-        app = SandboxApp(store)
+        app = SandboxApp(store, config.casing)
         hc = HypercornConfig()
         hc.bind = [f"{config.host}:{config.port}"]
         hc.accesslog = None
@@ -405,8 +423,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--data", type=Path, default=Path("sandbox-data"))
     parser.add_argument("--seed", choices=["demo"], default=None)
+    parser.add_argument("--casing", choices=["pascal", "camel"], default="pascal")
     args = parser.parse_args(argv)
-    config = SandboxConfig(data_dir=args.data, host=args.host, port=args.port, seed=args.seed)
+    config = SandboxConfig(
+        data_dir=args.data, host=args.host, port=args.port, seed=args.seed, casing=args.casing
+    )
 
     async def run() -> None:
         async with trio.open_nursery() as nursery:

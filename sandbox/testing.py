@@ -14,9 +14,13 @@ from sandbox.server import SandboxConfig, SandboxHandle, serve
 
 
 @asynccontextmanager
-async def running_sandbox(data_dir: Path, *, seed: str | None = "demo") -> AsyncIterator[SandboxHandle]:
+async def running_sandbox(
+    data_dir: Path, *, seed: str | None = "demo", casing: str = "pascal"
+) -> AsyncIterator[SandboxHandle]:
     async with trio.open_nursery() as nursery:
-        handle: SandboxHandle = await nursery.start(serve, SandboxConfig(data_dir=data_dir, seed=seed))
+        handle: SandboxHandle = await nursery.start(
+            serve, SandboxConfig(data_dir=data_dir, seed=seed, casing=casing)
+        )
         try:
             yield handle
         finally:
@@ -69,6 +73,9 @@ class SandboxAdmin:
 
     async def receive_delivery(self, delivery_id: int, packages: list[dict[str, Any]]) -> dict[str, Any]:
         return await self._call("POST", f"/_sandbox/deliveries/{delivery_id}/receive", {"packages": packages})
+
+    async def set_casing(self, casing: str) -> dict[str, Any]:
+        return await self._call("PUT", "/_sandbox/casing", {"casing": casing})
 
     async def expire_biotrack_sessions(self) -> dict[str, Any]:
         return await self._call("POST", "/_sandbox/biotrack/expire-sessions")

@@ -18,11 +18,18 @@ import tempfile
 import msgspec
 import trio
 
-from drivers.sim.payment_terminal import PaymentTerminalSimulator
 from drivers.sim.printer import PrinterSimulator
 from drivers.sim.scale import ScaleSimulator
 from drivers.sim.scanner import ScannerSimulator
-from hub.domain.devices import PaymentTerminalConfig, PrinterConfig, ScaleConfig, ScannerConfig
+from hub.domain.devices import (
+    CashlessAtm,
+    PaymentTerminalConfig,
+    PrinterConfig,
+    ScaleConfig,
+    ScannerConfig,
+    Secret,
+)
+from sandbox.spin import SpinEmulator
 
 
 class DemoDevices(msgspec.Struct, kw_only=True):
@@ -30,7 +37,7 @@ class DemoDevices(msgspec.Struct, kw_only=True):
     scanner: ScannerSimulator
     receipt_printer: PrinterSimulator
     label_printer: PrinterSimulator
-    payment_terminal: PaymentTerminalSimulator
+    payment_terminal: SpinEmulator  # a Dejavoo SPIn terminal (sandbox/spin.py), set up for cashless ATM too
     scale_config: ScaleConfig
     scanner_config: ScannerConfig
     receipt_printer_config: PrinterConfig
@@ -55,7 +62,7 @@ async def run_demo_devices(
             scanner = await nursery.start(ScannerSimulator(link_dir=link_dir).run)
             receipt = await nursery.start(PrinterSimulator().run)
             label = await nursery.start(PrinterSimulator().run)
-            terminal = await nursery.start(PaymentTerminalSimulator().run)
+            terminal = await nursery.start(SpinEmulator().run)
             scale.set_weight(0)
             task_status.started(
                 DemoDevices(
@@ -81,7 +88,13 @@ async def run_demo_devices(
                         device_id="label-1", address=label.address, language="zpl", paired_with=register_id
                     ),
                     payment_terminal_config=PaymentTerminalConfig(
-                        device_id="terminal-1", address=terminal.address, paired_with=register_id
+                        device_id="terminal-1",
+                        address=terminal.url,
+                        paired_with=register_id,
+                        driver="spin",
+                        tpn=terminal.tpn,
+                        auth_key=Secret(terminal.auth_key),
+                        cashless_atm=CashlessAtm(increment_cents=500, fee_cents=300),
                     ),
                 )
             )

@@ -2,12 +2,14 @@
 
 Control API:
     address                         "127.0.0.1:<port>" for PaymentTerminalConfig.address
-    mode = "approve" | "decline" | "timeout"    how the next charges end ("timeout": never answers
-                                    until cancelled — the customer walked away from the PIN pad)
+    mode = "approve" | "decline" | "timeout" | "lose_answer"    how the next charges end ("timeout":
+                                    never answers until cancelled — the customer walked away from the PIN
+                                    pad; "lose_answer": approves, then drops the connection unanswered)
     go_offline() / come_online()    stop listening and drop connections / listen again, same port
     charges                         every charge request received (reference, amount)
     results                         stored outcome per reference (a repeated reference gets it again)
     cancels                         references cancelled
+    voids                           references voided
 """
 
 from __future__ import annotations
@@ -24,8 +26,13 @@ from drivers.payment import (
     ChargeRequest,
     LineReader,
     LinkLost,
+    LookupReply,
+    LookupRequest,
+    RefundRequest,
     StatusReply,
     StatusRequest,
+    VoidReply,
+    VoidRequest,
     encode_line,
     request_decoder,
 )
@@ -35,8 +42,10 @@ class PaymentTerminalSimulator:
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
         self.port = port
-        self.mode: Literal["approve", "decline", "timeout"] = "approve"
+        self.mode: Literal["approve", "decline", "timeout", "lose_answer"] = "approve"
         self.decline_reason = "insufficient funds"
+        self.decline_code = "51"
+        self.voids: list[str] = []
         self.charges: list[tuple[str, int]] = []
         self.results: dict[str, ChargeReply] = {}
         self.cancels: list[str] = []
@@ -99,6 +108,22 @@ class PaymentTerminalSimulator:
                     return
 
     async def _answer(self, request):
+        if isinstance(request, LookupRequest):
+            found = self.results.get(request.reference)
+            return found if found is not None else LookupReply(request.reference, False)
+        if isinstance(request, VoidRequest):
+            done = self.results.get(request.reference)
+            ok = done is not None and done.result == "approved" and request.reference not in self.voids
+            if ok:
+                self.voids.append(request.reference)
+            return VoidReply(request.reference, ok)
+        if isinstance(request, RefundRequest):
+            if request.reference not in self.results:
+                self._auth += 1
+                self.results[request.reference] = ChargeReply(
+                    request.reference, "approved", request.amount_cents, auth_code=f"R{self._auth}"
+                )
+            return self.results[request.reference]
         if isinstance(request, StatusRequest):
             return StatusReply(busy=self.busy, detail="waiting for card" if self.busy else "ready")
         if isinstance(request, CancelRequest):
@@ -119,12 +144,22 @@ class PaymentTerminalSimulator:
             reply = ChargeReply(request.reference, "cancelled", request.amount_cents)
         elif self.mode == "decline":
             reply = ChargeReply(
-                request.reference, "declined", request.amount_cents, reason=self.decline_reason
+                request.reference,
+                "declined",
+                request.amount_cents,
+                reason=self.decline_reason,
+                code=self.decline_code,
             )
         else:
             self._auth += 1
             reply = ChargeReply(
-                request.reference, "approved", request.amount_cents, auth_code=f"A{self._auth}"
+                request.reference,
+                "approved",
+                request.amount_cents,
+                auth_code=f"A{self._auth}",
+                card_last4="4242",
             )
         self.results[request.reference] = reply
+        if self.mode == "lose_answer":
+            return None  # charged, but the answer never leaves the terminal
         return reply

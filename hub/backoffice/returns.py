@@ -3,7 +3,7 @@
 The returned product never goes back on sale: the package's sellable quantity is left as it is and the units
 are held as ``ReturnedStock`` (quarantined) until they are destroyed with a waste adjustment. The state hears
 of the return through the outbox (Metrc has no return call: the receipt is rewritten, see
-``hub.domain.state_payloads.sale_after_return``). A manager approves every return with their PIN.
+``hub.domain.state_payloads.sale_after_return``; each rewrite carries the sale minus every return so far). A manager approves every return with their PIN.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from hub.domain.state_payloads import StateReturn, StateReturnLine, StateSale, S
 from hub.domain.tender import Tender
 from hub.errors import BadRequest, NotFound
 from hub.sale import protocol as p
-from hub.sale.service import Refused, add_outbox, approve, open_drawer_id, record_drawer_event, refuse
+from hub.sale.card import attempt_reference
+from hub.sale.service import Refused, add_outbox, approve, ctx_of, open_drawer_id, record_drawer_event, refuse
 from hub.store.env import decode, encode, put
 from hub.store.keys import text, u64
 
@@ -68,6 +69,18 @@ def _original_state_sale(txn: lmdb.Transaction, store: Any, key: str, receipt: R
     )
 
 
+def _earlier_returns(txn: lmdb.Transaction, store: Any, key: str) -> tuple[StateReturnLine, ...]:
+    """What the sale's earlier returns reported, in order: a Metrc PUT replaces the whole receipt, so the
+    next one must carry the sale minus all of them (``sale_after_return``)."""
+    prefix = f"return-{key}-"
+    out: list[StateReturnLine] = []
+    for _, raw in scan_prefix(txn, store, "outbox", b""):
+        entry = decode(raw, OutboxEntry)
+        if entry.kind == "return" and entry.idempotency_key.startswith(prefix):
+            out += decode(entry.payload, StateReturn).returned
+    return tuple(out)
+
+
 @handles(p.ReturnItems)
 async def return_items(req: Request, msg: p.ReturnItems) -> Any:
     hub = req.hub
@@ -101,19 +114,44 @@ async def return_items(req: Request, msg: p.ReturnItems) -> Any:
     if isinstance(lines, Refusal):
         raise refuse(lines)
     refund = sum(ln.refund_cents for ln in lines)
-    card = [t for t in receipt.tenders if t.kind != "cash"]
-    if msg.refund_kind == "original" and card:
-        # the terminal interface charges and cancels a same-day authorisation; a card refund is the
-        # processor's business, so the hub refunds a returned card sale in cash and says so
+    card = [t for t in receipt.tenders if t.kind in ("debit", "cashless_atm")]
+    others = [t for t in receipt.tenders if t.kind not in ("cash", "debit", "cashless_atm")]
+    if msg.refund_kind == "original" and others:
         raise Refused(
-            "This sale was paid by card: refund it in cash (the terminal cannot refund).", code="card_refund"
+            "This sale was paid by bank app: refund it in cash or in the provider's portal.",
+            code="card_refund",
+        )
+    if msg.refund_kind == "original" and card and card[0].terminal_id not in ctx_of(hub).terminals:
+        raise Refused(
+            "The card terminal of this sale is not connected: refund it in cash.", code="card_refund"
         )
     override = await approve(
         req, msg.approval, "return", detail={"receipt": msg.receipt_number, "refund_cents": refund}
     )
     now = datetime.now(UTC)
     licence = hub.config.store.licence
-    tz = hub.config.store.time_zone
+    tz = hub.config.facility_time_zone  # the state facility's zone (the hub refuses to start on a mismatch)
+    refund_tender = Tender(kind="cash", amount_cents=refund)
+    if msg.refund_kind == "original" and card:
+        # a return to the card is its own terminal transaction (SPIn Return: "an independent operation",
+        # the customer presents the card again), with its own reference
+        terminal = ctx_of(hub).terminals[card[0].terminal_id]
+        reference = attempt_reference(f"ret{receipt.receipt_number}", 0)
+        outcome = await terminal.refund(refund, reference)
+        if outcome.status != "approved":
+            raise Refused(
+                f"The card refund did not go through ({outcome.message or outcome.status}): nothing was "
+                "refunded. Try again or refund in cash.",
+                code="card_refund_failed",
+            )
+        refund_tender = Tender(
+            kind=card[0].kind,
+            amount_cents=refund,
+            reference=reference,
+            auth_code=outcome.approval_code,
+            terminal_id=card[0].terminal_id,
+            card_last4=outcome.card_last4,
+        )
 
     def fn(txn: lmdb.Transaction) -> Any:
         kv = store.db("kv")
@@ -121,7 +159,7 @@ async def return_items(req: Request, msg: p.ReturnItems) -> Any:
         number = (int.from_bytes(raw, "big") if raw is not None else 0) + 1
         txn.put(RETURN_SEQ, number.to_bytes(8, "big"), db=store.db("meta"))
         drawer_id = open_drawer_id(txn, store, req.register_id)
-        if not drawer_id:
+        if not drawer_id and refund_tender.kind == "cash":
             raise Refused("No open drawer on this register: the cash refund needs one.", code="no_drawer")
         ret = ReturnRecord(
             return_number=number,
@@ -130,7 +168,7 @@ async def return_items(req: Request, msg: p.ReturnItems) -> Any:
             returned_at=now,
             lines=lines,
             refund_cents=refund,
-            refund_tenders=(Tender(kind="cash", amount_cents=refund),),
+            refund_tenders=(refund_tender,),
             manager_id=override.manager_id,
             reason=override.reason,
             drawer_session_id=drawer_id,
@@ -151,21 +189,22 @@ async def return_items(req: Request, msg: p.ReturnItems) -> Any:
                 at=now,
             )
             put(txn, store, "kv", RETURNED_STOCK_PREFIX + u64(number) + text(ln.package_tag), stock)
-        record_drawer_event(
-            txn,
-            store,
-            drawer_id,
-            DrawerEvent(
-                kind="cash_refund",
-                amount_cents=refund,
-                at=now,
-                by=req.staff_id,
-                reason=f"return: {override.reason}",
-                manager_id=override.manager_id,
-                override_ref=override.reference,
-                receipt_number=receipt.receipt_number,
-            ),
-        )
+        if refund_tender.kind == "cash":
+            record_drawer_event(
+                txn,
+                store,
+                drawer_id,
+                DrawerEvent(
+                    kind="cash_refund",
+                    amount_cents=refund,
+                    at=now,
+                    by=req.staff_id,
+                    reason=f"return: {override.reason}",
+                    manager_id=override.manager_id,
+                    override_ref=override.reference,
+                    receipt_number=receipt.receipt_number,
+                ),
+            )
         key = f"{licence}-{receipt.receipt_number}"
         state_return = StateReturn(
             sale=_original_state_sale(txn, store, key, receipt, tz),
@@ -179,6 +218,7 @@ async def return_items(req: Request, msg: p.ReturnItems) -> Any:
                 for ln in lines
             ),
             returned_at=now,
+            earlier=_earlier_returns(txn, store, key),
         )
         labels = tuple(sorted({ln.package_tag for ln in lines}))
         add_outbox(

@@ -87,13 +87,42 @@ class PrinterConfig(msgspec.Struct, frozen=True, kw_only=True):
     paired_with: str = ""
 
 
+class Secret(str):
+    """A credential (a terminal's auth key): its ``repr`` never shows it, so a config in a log line or a
+    traceback does not leak it."""
+
+    def __repr__(self) -> str:
+        return "'***'" if self else "''"
+
+
+class CashlessAtm(msgspec.Struct, frozen=True, kw_only=True):
+    """Cashless ATM on a terminal: the charge is a PIN-debit cash withdrawal rounded up to ``increment_cents``
+    plus the processor's ``fee_cents``; the difference to the sale is handed back from the drawer."""
+
+    increment_cents: int
+    fee_cents: int = 0
+
+
 class PaymentTerminalConfig(msgspec.Struct, frozen=True, kw_only=True):
     device_id: str
-    address: str  # host:port of the terminal (or its semi-integrated gateway)
+    # "generic": host:port of a gateway speaking drivers/payment.py's line JSON;
+    # "spin": the SPIn proxy's base URL (https://spinpos.net, or the emulator)
+    address: str
     charge_timeout_s: float = 90.0  # a customer needs time to insert the card and type the PIN
     connect_timeout_s: float = 3.0
     status_interval_s: float = 5.0
     paired_with: str = ""
+    driver: Literal["generic", "spin"] = "generic"
+    tpn: str = ""  # SPIn: the terminal profile number
+    auth_key: str = ""  # SPIn: the merchant's auth key (a ``Secret``)
+    payment_type: Literal["Debit", "Credit", "Card"] = "Debit"
+    cashless_atm: CashlessAtm | None = None
+
+    @property
+    def wait_s(self) -> float:
+        """How long the hub waits for a charge's result: longer than the terminal's own timeout plus the
+        time to abort and ask for the real outcome, so the register never gives up first."""
+        return self.charge_timeout_s + 15.0 + 60.0
 
 
 # --------------------------------------------------------------------------------------------- outputs
@@ -166,8 +195,9 @@ PaymentOutcome = Literal["approved", "declined", "timed_out", "offline", "cancel
 
 
 class PaymentResult(msgspec.Struct, frozen=True, kw_only=True):
-    """``timed_out``: the outcome is unknown (the actor asks the terminal to cancel); ``offline``: the
-    terminal cannot be reached, so the register switches to cash only."""
+    """``timed_out``: the outcome is still unknown after the actor cancelled and asked the terminal;
+    ``offline``: the terminal cannot be reached, so the register switches to cash only. ``recovered``: the
+    terminal did not answer in time and this outcome was fetched from it afterwards (SPIn Status)."""
 
     device_id: str
     reference: str
@@ -176,6 +206,19 @@ class PaymentResult(msgspec.Struct, frozen=True, kw_only=True):
     auth_code: str = ""
     detail: str = ""
     at: datetime | None = None
+    operation: Literal["sale", "void", "return"] = "sale"
+    decline_code: str = ""  # the processor's code of a decline ("51"), for a plain reason at the register
+    card_last4: str = ""
+    recovered: bool = False
+
+
+class PaymentProgress(msgspec.Struct, frozen=True, kw_only=True):
+    """What the terminal is doing with a charge, for the register's "waiting" screen."""
+
+    device_id: str
+    reference: str
+    state: Literal["waiting", "recovering"]
+    detail: str = ""
 
 
 # --------------------------------------------------------------------------------------------- documents
@@ -254,10 +297,24 @@ class CancelCharge(msgspec.Struct, frozen=True, tag=True, kw_only=True):
     reference: str
 
 
+class VoidCharge(msgspec.Struct, frozen=True, tag=True, kw_only=True):
+    """Take back an approved charge (same batch): a failed sale commit, a voided sale."""
+
+    reference: str
+    amount_cents: int
+
+
+class RefundCharge(msgspec.Struct, frozen=True, tag=True, kw_only=True):
+    """A return to the customer's card: a new attempt with its own reference."""
+
+    reference: str
+    amount_cents: int
+
+
 class TerminalStatusRequest(msgspec.Struct, frozen=True, tag=True, kw_only=True):
     request_id: str = ""
 
 
 ScaleCommand = ZeroScale | TareScale
 PrinterCommand = PrintReceipt | PrintLabel | OpenDrawer
-PaymentCommand = Charge | CancelCharge | TerminalStatusRequest
+PaymentCommand = Charge | CancelCharge | VoidCharge | RefundCharge | TerminalStatusRequest

@@ -46,7 +46,18 @@ DENOMINATIONS: tuple[Denomination, ...] = (
 )
 _VALUE = {d.code: d.cents for d in DENOMINATIONS}
 
-EventKind = Literal["cash_sale", "cash_refund", "drop", "paid_out", "paid_in", "adjustment"]
+# atm_change: the cash handed back from the drawer on a cashless-ATM withdrawal rounded above the sale;
+# atm_change_returned: that change coming back when the sale is voided
+EventKind = Literal[
+    "cash_sale",
+    "cash_refund",
+    "drop",
+    "paid_out",
+    "paid_in",
+    "adjustment",
+    "atm_change",
+    "atm_change_returned",
+]
 # Issue 7: drops, paid-outs and adjustments need a manager PIN; a paid-in (cash added from the safe) too.
 NEEDS_MANAGER: frozenset[str] = frozenset({"drop", "paid_out", "paid_in", "adjustment"})
 NEEDS_REASON: frozenset[str] = frozenset({"cash_refund", "drop", "paid_out", "paid_in", "adjustment"})
@@ -91,7 +102,7 @@ class DrawerEvent(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def effect_cents(self) -> int:
         """What the event does to the cash in the drawer."""
-        if self.kind in ("cash_sale", "paid_in", "adjustment"):
+        if self.kind in ("cash_sale", "paid_in", "adjustment", "atm_change_returned"):
             return self.amount_cents
         return -self.amount_cents
 
@@ -304,6 +315,7 @@ class CloseSummary(msgspec.Struct, frozen=True, kw_only=True):
     needs_sign_off: bool
     signed_off_by: str = ""
     note: str = ""
+    atm_change_cents: int = 0  # cash handed back on cashless-ATM withdrawals
 
 
 def close_summary(session: DrawerSession) -> CloseSummary | Refusal:
@@ -332,6 +344,7 @@ def close_summary(session: DrawerSession) -> CloseSummary | Refusal:
         needs_sign_off=session.status == "counted",
         signed_off_by=session.sign_off.manager_id if session.sign_off else "",
         note=session.sign_off.note if session.sign_off else "",
+        atm_change_cents=total("atm_change"),
     )
 
 

@@ -97,6 +97,11 @@ class EodReport(msgspec.Struct, frozen=True, kw_only=True):
     cash_from_sales_cents: int = 0  # cash tendered − change (what sales put in drawers)
     drawer_cash_sales_cents: int = 0  # Σ cash_sale events of the day's drawers
     refunds_by_tender: dict[str, int] = msgspec.field(default_factory=dict)
+    # cashless ATM: what the terminal withdrew, the change paid back from drawers, the processor's fees
+    # (fees are not sales: the customer's bank pays them to the processor)
+    atm_withdrawn_cents: int = 0
+    atm_change_cents: int = 0
+    atm_fees_cents: int = 0
 
 
 class DayReports(msgspec.Struct, frozen=True, kw_only=True):
@@ -148,8 +153,15 @@ def build_eod_report(
     hours: dict[int, list[int]] = {}
     overrides: list[OverrideLine] = []
     tendered = change = cash_from_sales = 0
+    atm_withdrawn = atm_change = atm_fees = 0
     for sale in day_sales:
         r = sale.receipt
+        atm = [t for t in r.tenders if t.kind == "cashless_atm"]
+        atm_withdrawn += sum(t.amount_cents for t in atm)
+        atm_fees += sum(t.fee_cents for t in atm)
+        if atm:  # change comes off cash first (Settlement.by_kind); the rest was paid for the withdrawal
+            cash_in = sum(t.amount_cents for t in r.tenders if t.kind == "cash")
+            atm_change += max(r.change_cents - cash_in, 0)
         for t in r.taxes:
             prev = tax_totals.get(t.code)
             amount = t.amount_cents + (prev.amount_cents if prev else 0)
@@ -219,6 +231,7 @@ def build_eod_report(
                 DrawerLine(session_id=d.session_id, register_id=d.register_id, status=d.status, summary=None)
             )
     drawer_cash_sales = sum(e.amount_cents for d in day_drawers for e in d.events if e.kind == "cash_sale")
+    drawer_cash_sales -= sum(e.amount_cents for d in day_drawers for e in d.events if e.kind == "atm_change")
 
     unreported = [f"sale {s.receipt_number}" for s in day_sales_all if s.state_status not in _DONE]
     unreported += [f"void {v.receipt_number}" for v in day_voids if v.state_status not in _DONE]
@@ -281,6 +294,9 @@ def build_eod_report(
         cash_from_sales_cents=cash_from_sales,
         drawer_cash_sales_cents=drawer_cash_sales,
         refunds_by_tender=dict(sorted(refunds_by_tender.items())),
+        atm_withdrawn_cents=atm_withdrawn,
+        atm_change_cents=atm_change,
+        atm_fees_cents=atm_fees,
     )
 
 

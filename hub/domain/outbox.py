@@ -3,9 +3,10 @@
 Every sale, void, return and adjustment is written as an ``OutboxEntry`` in the same transaction as the event.
 The state-sync actor asks this module what to do next and records the answer:
 
-- ``action(entry)``: ``"send"``, or ``"lookup"`` when the last attempt's outcome is unknown. Exactly once
-  means: before re-sending an entry whose request may have been applied, ask the state whether it has it
-  (Metrc: ``GET /sales/v2/receipts/external/{n}``; BioTrack: ``RequestID`` / nonce).
+- ``action(entry)``: ``"send"``, or ``"lookup"`` when the last attempt's outcome is unknown (or a person
+  retries a dead letter). Exactly once means: before re-sending an entry whose request may have been
+  applied, ask the state whether it has it. What is asked, per system and kind, is the one table
+  ``hub.state_channel.senders.LOOKUPS``.
 - ``begin(entry, now)``: mark it in flight *before* the request leaves. After a crash an in-flight entry is
   ``recover``-ed as unknown, because the request may have reached the state.
 - ``decide(entry, outcome, …)``: the next state and the next attempt time, with exponential backoff and jitter
@@ -163,12 +164,16 @@ def _default_code(outcome: Outcome) -> str:
 
 
 def retry_dead(entry: OutboxEntry, now: datetime, payload: bytes | None = None) -> OutboxEntry:
-    """A person fixed the cause (and maybe the payload); send it again."""
+    """A person fixed the cause (and maybe the payload); try it again, *looking it up first*.
+
+    A dead letter may have reached the state after all (a lookup that could not tell, a 400 to a resend
+    whose first attempt had landed, a person who fixed it in the state's own screens): what the state
+    already has decides what is sent, so the retried entry starts as "unknown" (``action`` -> lookup)."""
     if entry.state != "dead":
         raise ValueError(f"entry {entry.seq} is {entry.state}, not dead")
     return msgspec.structs.replace(
         entry,
-        state="pending",
+        state="unknown",
         attempts=0,
         next_attempt_at=now,
         payload=entry.payload if payload is None else payload,

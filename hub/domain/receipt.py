@@ -332,6 +332,30 @@ def _qty_text(line: ReceiptLine) -> str:
     return f"{line.quantity} @ {cents(line.unit_price_cents)}"
 
 
+TENDER_LABELS = {
+    "cash": "Cash",
+    "debit": "Debit",
+    "cashless_atm": "Cashless ATM withdrawal",
+    "store_credit": "Store credit",
+    "pay_by_bank": "Pay by bank",
+}
+
+
+def tender_rows(receipt: Receipt) -> list[tuple[str, int]]:
+    """The payment lines of a receipt. A cashless-ATM withdrawal shows for what it is: the amount
+    withdrawn, the processor's fee (charged to the customer's account, not part of the sale) and the change
+    handed back in cash."""
+    rows: list[tuple[str, int]] = []
+    for t in receipt.tenders:
+        label = TENDER_LABELS.get(t.kind, t.kind.replace("_", " ").title())
+        rows.append((label + (f" ****{t.card_last4}" if t.card_last4 else ""), t.amount_cents))
+        if t.kind == "cashless_atm" and t.fee_cents:
+            rows.append(("ATM fee (not part of the sale)", t.fee_cents))
+    atm = any(t.kind == "cashless_atm" for t in receipt.tenders)
+    rows.append(("Change (cash)" if atm else "Change", receipt.change_cents))
+    return rows
+
+
 def render_receipt_html(receipt: Receipt) -> str:
     """A complete, self-contained HTML page. Every value from data is escaped."""
     e = html.escape
@@ -356,12 +380,8 @@ def render_receipt_html(receipt: Receipt) -> str:
         totals.append((label, t.amount_cents))
     total_rows = "".join(f'<tr><td>{e(k)}</td><td class="n">{e(cents(v))}</td></tr>' for k, v in totals)
     total_rows += f'<tr class="tot"><td>Total</td><td class="n">{e(cents(receipt.total_cents))}</td></tr>'
-    for tender in receipt.tenders:
-        label = tender.kind.replace("_", " ").title() + (
-            f" ****{tender.card_last4}" if tender.card_last4 else ""
-        )
-        total_rows += f'<tr><td>{e(label)}</td><td class="n">{e(cents(tender.amount_cents))}</td></tr>'
-    total_rows += f'<tr><td>Change</td><td class="n">{e(cents(receipt.change_cents))}</td></tr>'
+    for label, amount in tender_rows(receipt):
+        total_rows += f'<tr><td>{e(label)}</td><td class="n">{e(cents(amount))}</td></tr>'
     allot = "".join(f"<li>{e(a.bucket)}: {e(a.left)}</li>" for a in receipt.allotment_left)
     loyalty = ""
     if (
@@ -426,9 +446,8 @@ def render_receipt_text(receipt: Receipt, width: int = 42) -> str:
     for t in receipt.taxes:
         out.append(pair(f"{t.name} ({format_rate(t.rate_ppm)})", cents(t.amount_cents)))
     out.append(pair("TOTAL", cents(receipt.total_cents)))
-    for tender in receipt.tenders:
-        out.append(pair(tender.kind.replace("_", " ").title(), cents(tender.amount_cents)))
-    out.append(pair("Change", cents(receipt.change_cents)))
+    for label, amount in tender_rows(receipt):
+        out.append(pair(label, cents(amount)))
     if receipt.allotment_left:
         out.append("-" * width)
         out.append("Purchase limit left today")

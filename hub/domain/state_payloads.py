@@ -88,11 +88,15 @@ class StateReturnLine(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class StateReturn(msgspec.Struct, frozen=True, kw_only=True):
-    """A customer return of part of a sale; Metrc has no return call, so the receipt is rewritten (PUT)."""
+    """A customer return of part of a sale; Metrc has no return call, so the receipt is rewritten (PUT).
+
+    A PUT replaces the receipt as a whole, so it must carry the sale minus *every* return of it so far:
+    ``earlier`` holds what the sale's earlier returns took back (written when this return is committed)."""
 
     sale: StateSale  # as originally reported
     returned: tuple[StateReturnLine, ...]
     returned_at: datetime
+    earlier: tuple[StateReturnLine, ...] = ()  # new fields go last, with defaults
 
 
 class StateAdjustment(msgspec.Struct, frozen=True, kw_only=True):
@@ -182,6 +186,7 @@ def metrc_receipt(sale: StateSale) -> dict[str, Any]:
         "PatientLicenseNumber": sale.patient_license,
         "CaregiverLicenseNumber": sale.caregiver_license,
         "IdentificationMethod": sale.identification_method,
+        "PatientRegistrationLocationId": None,  # documented key; the hub registers no out-of-state patients
         "Transactions": [metrc_transaction(line) for line in sale.lines],
     }
 
@@ -191,10 +196,11 @@ def metrc_receipt_update(sale: StateSale, receipt_id: int) -> dict[str, Any]:
     return {"Id": receipt_id, **metrc_receipt(sale)}
 
 
-def sale_after_return(ret: StateReturn) -> StateSale | None:
-    """The sale as it stands after the return; None when nothing is left (void the receipt instead)."""
+def sale_after_return(ret: StateReturn, *, include_this: bool = True) -> StateSale | None:
+    """The sale as it stands after this return and every earlier one; None when nothing is left (void the
+    receipt instead). ``include_this=False``: as it stood just before this return."""
     returned: dict[str, tuple[int, int, int]] = {}
-    for r in ret.returned:
+    for r in ret.earlier + (ret.returned if include_this else ()):
         mg, units, cents = returned.get(r.package_label, (0, 0, 0))
         returned[r.package_label] = (mg + r.quantity_mg, units + r.units, cents + r.refund_cents)
     kept: list[StateSaleLine] = []
@@ -252,6 +258,16 @@ def _biotrack_quantity(unit_of_measure: str, quantity_mg: int, units: int) -> fl
     return quantity_mg / 1000
 
 
+def _unit_price(total_cents: int, quantity: float) -> str:
+    """The 2014 ``price``: a decimal string of the price of *one* unit (gram or each), as OpenTHC's
+    ``sale_dispense`` sends it ([I] ``openthc/cre-adapter`` ``lib/BioTrack.php``; ``openthc/pos``
+    ``Commit.php`` sends ``unit_price``). Rounded to the cent: BioTrack's own documents would say more."""
+    if quantity <= 0:
+        raise PayloadError("a line must have a positive quantity to have a unit price")
+    cents = round(total_cents / quantity)
+    return f"{cents // 100}.{cents % 100:02d}"
+
+
 def biotrack_2014_dispense(sale: StateSale) -> dict[str, Any]:
     """``sale_dispense`` fields (the client adds action, sessionid, nonce)."""
     if not sale.lines:
@@ -259,12 +275,12 @@ def biotrack_2014_dispense(sale: StateSale) -> dict[str, Any]:
     data = []
     for line in sale.lines:
         _check_line_quantity(line.package_label, line.quantity_mg, line.units)
+        quantity = _biotrack_quantity(line.unit_of_measure, line.quantity_mg, line.units)
         data.append(
             {
                 "barcodeid": line.package_label,
-                "quantity": _biotrack_quantity(line.unit_of_measure, line.quantity_mg, line.units),
-                # the 2014 API takes the price as a decimal string
-                "price": f"{line.total_price_cents // 100}.{line.total_price_cents % 100:02d}",
+                "quantity": quantity,
+                "price": _unit_price(line.total_price_cents, quantity),
             }
         )
     out: dict[str, Any] = {
@@ -278,21 +294,32 @@ def biotrack_2014_dispense(sale: StateSale) -> dict[str, Any]:
 
 
 def biotrack_2014_refund_items(ret: StateReturn) -> list[dict[str, Any]]:
+    """``sale_refund`` data: what comes back, priced per unit like ``sale_dispense``."""
     units_of = {line.package_label: line.unit_of_measure for line in ret.sale.lines}
-    return [
-        {
-            "barcodeid": r.package_label,
-            "quantity": _biotrack_quantity(units_of.get(r.package_label, "Grams"), r.quantity_mg, r.units),
-            "price": f"{r.refund_cents // 100}.{r.refund_cents % 100:02d}",
-        }
-        for r in ret.returned
-    ]
+    out = []
+    for r in ret.returned:
+        quantity = _biotrack_quantity(units_of.get(r.package_label, "Grams"), r.quantity_mg, r.units)
+        out.append(
+            {"barcodeid": r.package_label, "quantity": quantity, "price": _unit_price(r.refund_cents, quantity)}
+        )
+    return out
 
 
 def biotrack_rest_dispense(
-    sale: StateSale, *, location_license: str, request_id: str, flavour: Literal["2022", "2024"] = "2022"
+    sale: StateSale,
+    *,
+    location_license: str,
+    request_id: str,
+    flavour: Literal["2022", "2024"] = "2022",
+    card_key: str | None = None,
 ) -> dict[str, Any]:
-    """POST /v1/dispense (2022) or /v1/sale (2024). Numbers must be JSON numbers; time RFC 3339 with offset."""
+    """POST /v1/dispense (2022) or /v1/sale (2024). Numbers must be JSON numbers; time RFC 3339 with offset.
+
+    2022 ([I] ``openthc/bunk`` mock comments, ``openthc/pos`` ``Commit.php``): ``LocationLicense``, ``Items``
+    with ``Tax``; a medical sale sends ``"Type": "MEDICAL"`` and ``PatientCardKey``, the ``CardKey`` the patient
+    lookup answered. 2024 ([I] ``openthc/bunk`` ``lib/BioTrack2024``; its request bodies are not in the
+    mock, so these names follow its sale object): ``Location`` as an integer, ``Item`` with ``TaxCollected``,
+    ``CardID`` for a medical sale."""
     if not sale.lines:
         raise PayloadError("a sale must have at least one line")
     items = []
@@ -318,8 +345,14 @@ def biotrack_rest_dispense(
     if flavour == "2022":
         body |= {"LocationLicense": location_license, "Items": items}
     else:
-        body |= {"Location": location_license, "Item": items}
-    if medical:
+        if not location_license.isdigit():
+            raise PayloadError(f"BioTrack 2024 takes the location as a number, not {location_license!r}")
+        body |= {"Location": int(location_license), "Item": items}
+    if medical and flavour == "2022":
+        if not card_key:
+            raise PayloadError("a 2022 medical sale needs the card key the patient lookup answers")
+        body["PatientCardKey"] = card_key
+    elif medical:
         body["CardID"] = sale.patient_license
     return body
 

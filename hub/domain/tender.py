@@ -2,8 +2,9 @@
 
 Kinds: ``cash``; ``debit`` (PIN debit through the payment terminal); ``cashless_atm`` (the terminal runs a
 cash withdrawal from the customer's bank, usually rounded up to whole dollars, and the store hands back the
-difference in cash, which is why it may give change); ``store_credit`` (refunds and goodwill). Credit cards
-are not a kind: the card networks forbid cannabis purchases on credit.
+difference in cash, which is why it may give change); ``pay_by_bank`` (an app such as Aeropay or CanPay:
+the customer approves the payment on a phone, the bank account is debited); ``store_credit`` (refunds and
+goodwill). Credit cards are not a kind: the card networks forbid cannabis purchases on credit.
 
 Rules: the tenders must cover the total; change comes only out of the change-giving tenders (cash and
 cashless ATM), so a debit tender may never exceed what is left to pay.
@@ -18,8 +19,8 @@ import msgspec
 
 from hub.domain.catalog import Refusal
 
-TenderKind = Literal["cash", "debit", "cashless_atm", "store_credit"]
-TENDER_KINDS: tuple[str, ...] = ("cash", "debit", "cashless_atm", "store_credit")
+TenderKind = Literal["cash", "debit", "cashless_atm", "store_credit", "pay_by_bank"]
+TENDER_KINDS: tuple[str, ...] = ("cash", "debit", "cashless_atm", "store_credit", "pay_by_bank")
 GIVES_CHANGE: frozenset[str] = frozenset({"cash", "cashless_atm"})
 NEEDS_TERMINAL: frozenset[str] = frozenset({"debit", "cashless_atm"})
 
@@ -31,6 +32,41 @@ class Tender(msgspec.Struct, frozen=True, kw_only=True):
     terminal_id: str = ""
     card_last4: str = ""  # never the full number
     fee_cents: int = 0  # cashless-ATM convenience fee charged by the processor, if disclosed
+    auth_code: str = ""  # the processor's approval code (``reference`` is the attempt's id at the terminal)
+
+    @property
+    def charged_cents(self) -> int:
+        """What the customer's account is debited: a cashless-ATM withdrawal plus its fee."""
+        return self.amount_cents + self.fee_cents
+
+
+class AtmWithdrawal(msgspec.Struct, frozen=True, kw_only=True):
+    """A cashless-ATM payment of ``due_cents``: the terminal runs a cash withdrawal of ``withdrawal_cents``
+    (the due amount rounded up to the increment) plus the processor's ``fee_cents``; the store hands the
+    customer ``change_cents`` in cash from the drawer. The fee is not part of the sale."""
+
+    due_cents: int
+    withdrawal_cents: int
+    fee_cents: int
+    change_cents: int
+
+    @property
+    def charged_cents(self) -> int:
+        return self.withdrawal_cents + self.fee_cents
+
+
+def cashless_atm_withdrawal(due_cents: int, increment_cents: int, fee_cents: int) -> AtmWithdrawal:
+    """$43.10 with a $5 increment and a $3 fee: $45.00 withdrawn + $3.00 fee, $1.90 change."""
+    if due_cents <= 0:
+        raise ValueError("a withdrawal covers a positive amount")
+    step = max(increment_cents, 1)
+    withdrawal = -(-due_cents // step) * step
+    return AtmWithdrawal(
+        due_cents=due_cents,
+        withdrawal_cents=withdrawal,
+        fee_cents=fee_cents,
+        change_cents=withdrawal - due_cents,
+    )
 
 
 class Settlement(msgspec.Struct, frozen=True, kw_only=True):

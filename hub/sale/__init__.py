@@ -100,6 +100,11 @@ def install(
     hub.snapshot_providers.append(sale_snapshot)
     # the register's sale is loaded before each command, so a failed command rolls back to it
     hub.extensions.setdefault("register_loaders", []).append(service.sale_of)
+    from hub.sale import bank
+
+    provider = bank.provider_from_config(hub.config.pay_by_bank)
+    if provider is not None:
+        hub.extensions["pay_by_bank"] = provider
 
 
 def seed_demo_catalogue(hub: Hub, ctx: Any) -> None:

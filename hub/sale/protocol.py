@@ -127,14 +127,19 @@ class RecallCart(Command, tag="recall_cart"):
 
 
 class TenderLine(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    kind: Literal["cash", "debit", "cashless_atm"]
+    kind: Literal["cash", "debit", "cashless_atm", "pay_by_bank"]
     amount_cents: Cents
+    phone: Annotated[str, msgspec.Meta(max_length=20)] = ""  # pay by bank: where the request is sent
 
 
 class Pay(Command, tag="pay"):
     """Take payment and commit the sale. Card tenders go through the payment terminal first."""
 
     tenders: Annotated[list[TenderLine], msgspec.Meta(min_length=1, max_length=4)]
+
+
+class CancelPayment(Command, tag="cancel_payment"):
+    """Cancel the card payment the terminal is waiting on (the terminal aborts; nothing is charged)."""
 
 
 class VoidSale(Command, tag="void_sale"):
@@ -180,6 +185,10 @@ class DemoScale(Command, tag="demo_scale"):
 
 
 class DemoTerminal(Command, tag="demo_terminal"):
-    """Demo store only: make the simulated payment terminal approve, decline, time out or go offline."""
+    """Demo store only: make the simulated card terminal (the SPIn emulator) approve, decline (with an
+    ISO 8583 code: "51" insufficient funds, "55" wrong PIN …), wait for a card that never comes, time out
+    after ``timeout_seconds`` (the terminal approves, the proxy gives up), lose its answer, or go offline."""
 
-    mode: Literal["approve", "decline", "timeout", "offline"]
+    mode: Literal["approve", "decline", "wait", "timeout", "lose_answer", "offline"]
+    decline_code: Annotated[str, msgspec.Meta(pattern="^[0-9A-Z]{2}$")] = "51"
+    timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=600)] = 120.0

@@ -52,8 +52,9 @@ from hub.domain.receipt import (
 from hub.domain.scan_classify import classify
 from hub.domain.state_payloads import StateSale, StateSaleLine, StateVoid
 from hub.domain.tax import TaxTable
-from hub.domain.tender import Settlement, Tender, settle
+from hub.domain.tender import NEEDS_TERMINAL, Settlement, Tender, cashless_atm_withdrawal, cents, settle
 from hub.errors import BadRequest, Conflict, Forbidden, HubError, NotFound
+from hub.sale import bank, card
 from hub.sale import inventory as inv
 from hub.sale import protocol as p
 from hub.store.env import decode, encode, next_seq, put, tget
@@ -1112,7 +1113,7 @@ def commit_sale(
     # 3. cash needs an open drawer on this register
     drawer_id = open_drawer_id(txn, store, register_id)
     cash = settlement.cash_received_cents
-    if cash and not drawer_id:
+    if (cash or settlement.change_cents) and not drawer_id:
         raise Refused(
             "No open drawer on this register: a manager opens one with a counted float.", code="no_drawer"
         )
@@ -1174,6 +1175,21 @@ def commit_sale(
     )
     # 8. the drawer
     if drawer_id and (cash or settlement.change_cents):
+        if settlement.drawer_delta_cents < 0:
+            # change beyond the cash received: a cashless-ATM withdrawal's rounding, paid from the drawer
+            # (refused when the drawer does not hold it)
+            record_drawer_event(
+                txn,
+                store,
+                drawer_id,
+                DrawerEvent(
+                    kind="atm_change",
+                    amount_cents=-settlement.drawer_delta_cents,
+                    at=now,
+                    by=staff,
+                    receipt_number=number,
+                ),
+            )
         if settlement.drawer_delta_cents > 0:
             record_drawer_event(
                 txn,
@@ -1219,7 +1235,7 @@ def _left_text(ctx: SaleContext, bucket_id: str, left: int) -> str:
     return f"{format_amount(left * b.scale, b, round_up=False)} left"
 
 
-@handles(p.Pay)
+@handles(p.Pay, timeout_s=card.PAY_WAIT_S)
 async def pay(req: Request, msg: p.Pay) -> Any:
     hub = req.hub
     ctx, actor = ctx_of(hub), _actor(req)
@@ -1229,58 +1245,74 @@ async def pay(req: Request, msg: p.Pay) -> Any:
     if cart is None or not cart.lines:
         raise Refused("The cart is empty.", code="cart_empty")
     priced = _price(ctx, cart, sale)
-    tenders = [Tender(kind=t.kind, amount_cents=t.amount_cents) for t in msg.tenders]
+    terminal = ctx.terminals.get(paired_device(hub, req.register_id, "payment_terminal"))
+    tenders = [_tender(terminal, t.kind, t.amount_cents) for t in msg.tenders]
     settlement = settle(priced.total_cents, tenders)
     if isinstance(settlement, Refusal):
         raise refuse(settlement)
-    # card tenders go through the terminal before the commit; a failed commit cancels them
-    charged = []
-    for i, t in enumerate(settlement.tenders):
-        if t.kind in ("debit", "cashless_atm"):
-            approved = await charge_card(req, t, f"{cart.cart_id}-{i}")
-            charged.append(approved)
-            tenders[i] = approved
-    if charged:
-        settlement = msgspec.structs.replace(settlement, tenders=tuple(tenders))
+    if settlement.change_cents and any(t.kind in NEEDS_TERMINAL or t.kind == "pay_by_bank" for t in tenders):
+        _check_change_in_drawer(req, settlement.change_cents)
     now = datetime.now(UTC)
     staff, cashier = req.staff_id, (req.session.name if req.session else req.staff_id)
     cart_for_commit = msgspec.structs.replace(cart, customer_id=customer.customer_id)
     cleared = RegisterSale(register_id=sale.register_id, parked=sale.parked)
-
-    def fn(txn: lmdb.Transaction) -> Any:
-        receipt = commit_sale(
-            txn,
-            ctx,
-            register_id=req.register_id,
-            staff=staff,
-            cashier=cashier,
-            cart=cart_for_commit,
-            customer=customer,
-            priced=priced,
-            settlement=settlement,
-            now=now,
-        )
-        cleared.last_receipt_number = receipt.receipt_number
-        cleared.notice = {
-            "level": "info",
-            "text": f"Sale {receipt.receipt_number} done. Change due {receipt.change_cents / 100:.2f}.",
-        }
-        txn.put(text(sale.register_id), encode(cleared), db=hub.store.db("carts"))
-        return {
-            "receipt_number": receipt.receipt_number,
-            "total_cents": receipt.total_cents,
-            "change_cents": receipt.change_cents,
-        }
-
+    # cards and bank apps are charged before the commit; from the first approval on, ANY failure or
+    # cancellation gives the money back (shielded), so no customer is charged without a sale
+    charged: list[Tender] = []
     try:
+        for i, t in enumerate(settlement.tenders):
+            if t.kind in NEEDS_TERMINAL:
+                tenders[i] = await card.take_card(actor, terminal, t, card.attempt_reference(cart.cart_id, i))
+                charged.append(tenders[i])
+            elif t.kind == "pay_by_bank":
+                reference = card.attempt_reference(cart.cart_id, i)
+                tenders[i] = await bank.take_bank(req, actor, t, reference, msg.tenders[i].phone)
+                charged.append(tenders[i])
+        if charged:
+            settlement = msgspec.structs.replace(settlement, tenders=tuple(tenders))
+
+        def fn(txn: lmdb.Transaction) -> Any:
+            receipt = commit_sale(
+                txn,
+                ctx,
+                register_id=req.register_id,
+                staff=staff,
+                cashier=cashier,
+                cart=cart_for_commit,
+                customer=customer,
+                priced=priced,
+                settlement=settlement,
+                now=now,
+            )
+            cleared.last_receipt_number = receipt.receipt_number
+            cleared.notice = {
+                "level": "info",
+                "text": f"Sale {receipt.receipt_number} done. Change due {cents(receipt.change_cents)}.",
+            }
+            txn.put(text(sale.register_id), encode(cleared), db=hub.store.db("carts"))
+            return {
+                "receipt_number": receipt.receipt_number,
+                "total_cents": receipt.total_cents,
+                "change_cents": receipt.change_cents,
+            }
+
         result = await req.commit(fn, label="sale")
-    except HubError as exc:
+    except BaseException as exc:
         for t in charged:
-            await cancel_card(req, t)
-        _notice(sale, "error", exc.message)
-        actor.publish()
+            await _give_back(req, terminal, t)
+        if isinstance(exc, HubError):
+            _notice(sale, "error", exc.message)
+            actor.publish()
+        elif charged and isinstance(exc, Exception):
+            # answered, not crashed: a crashed command is redelivered, which would charge the card again
+            log.error("sale not saved after its payment was taken (%s); the payment was given back", exc)
+            message = "The sale could not be saved, so its payment was given back. Try again."
+            _notice(sale, "error", message)
+            actor.publish()
+            raise HubError(message, code="sale_not_saved") from exc
         raise
     actor.extensions["sale"] = cleared
+    card.clear(actor)
     ctx.ledger_generation += 1
     hub.metrics.sales.labels(req.register_id).inc()
     actor.publish()
@@ -1292,36 +1324,61 @@ async def pay(req: Request, msg: p.Pay) -> Any:
     return result
 
 
-async def charge_card(req: Request, tender: Tender, reference: str) -> Tender:
+async def _void_payments(req: Request, record: SaleRecord, now: datetime) -> tuple[Tender, ...]:
+    """Before a sale is voided, its card and bank payments are taken back at the terminal or the provider;
+    if one of them refuses, the void is refused and nothing changes."""
     ctx = ctx_of(req.hub)
-    terminal = ctx.terminals.get(paired_device(req.hub, req.register_id, "payment_terminal"))
-    if terminal is None:
-        raise Refused("No card terminal on this register: cash only.", code="terminal_offline")
-    result = await terminal.charge(tender.amount_cents, reference)
-    status = getattr(result, "status", "")
-    if status != "approved":
-        message = getattr(result, "message", "") or {
-            "declined": "The card was declined.",
-            "timeout": "The terminal did not answer in time; nothing was charged. Try again or take cash.",
-            "offline": "The card terminal is offline: cash only for now.",
-        }.get(status, "The card was not charged.")
-        raise Refused(message, code=f"card_{status or 'failed'}")
-    return msgspec.structs.replace(
-        tender,
-        reference=getattr(result, "approval_code", "") or reference,
-        terminal_id=getattr(terminal, "device_id", ""),
-        card_last4=getattr(result, "card_last4", ""),
-    )
+    if (refusal := void_refusal(record, ctx.today(record.receipt.sold_at), ctx.today(now))) is not None:
+        raise refuse(refusal)
+    back: list[Tender] = []
+    for t in record.receipt.tenders:
+        if t.kind in NEEDS_TERMINAL and t.reference:
+            terminal = ctx.terminals.get(t.terminal_id)
+            if terminal is None or not await terminal.void(t.reference, t.charged_cents):
+                raise Refused(
+                    "The card terminal did not void this sale's card payment: nothing was changed. "
+                    "Try again when the terminal is online, or return the items instead.",
+                    code="card_void_failed",
+                )
+            back.append(t)
+        elif t.kind == "pay_by_bank" and t.reference:
+            if not await bank.give_back(req, t):
+                raise Refused(
+                    "The pay-by-bank provider did not reverse this sale's payment: nothing was changed.",
+                    code="bank_void_failed",
+                )
+            back.append(t)
+    return tuple(back)
 
 
-async def cancel_card(req: Request, tender: Tender) -> None:
-    ctx = ctx_of(req.hub)
-    for terminal in ctx.terminals.values():
-        if getattr(terminal, "device_id", "") == tender.terminal_id:
-            try:
-                await terminal.cancel(tender.reference)
-            except Exception:
-                log.exception("could not cancel card payment %s after a failed commit", tender.reference)
+def _tender(terminal: Any, kind: str, amount_cents: int) -> Tender:
+    """A tender as the register asked for it; a cashless-ATM tender on a terminal set up for it becomes the
+    withdrawal the terminal will run (rounded up to its increment, with its fee)."""
+    tender = Tender(kind=kind, amount_cents=amount_cents)  # type: ignore[arg-type]
+    atm = getattr(terminal, "cashless_atm", None)
+    if kind == "cashless_atm" and atm is not None and amount_cents > 0:
+        w = cashless_atm_withdrawal(amount_cents, atm.increment_cents, atm.fee_cents)
+        tender = msgspec.structs.replace(tender, amount_cents=w.withdrawal_cents, fee_cents=w.fee_cents)
+    return tender
+
+
+def _check_change_in_drawer(req: Request, change_cents: int) -> None:
+    """The drawer must be able to give the change (drawer.change_refusal, checked again in the commit);
+    asked before any card or bank app is charged, so a refusal never costs the customer a charge and a
+    void (a cashless-ATM withdrawal's rounding comes back as change)."""
+    store = req.hub.store
+    with store.read() as txn:
+        drawer_id = open_drawer_id(txn, store, req.register_id)
+        session = tget(txn, store, "drawers", text(drawer_id), DrawerSession) if drawer_id else None
+    if (r := change_refusal(session, change_cents)) is not None:
+        raise refuse(r)
+
+
+async def _give_back(req: Request, terminal: Any, tender: Tender) -> None:
+    if tender.kind == "pay_by_bank":
+        await bank.give_back(req, tender)
+    elif terminal is not None:
+        await card.give_back(terminal, tender)
 
 
 # ---------------------------------------------------------------------------------------------- void
@@ -1335,6 +1392,7 @@ async def void_sale(req: Request, msg: p.VoidSale) -> Any:
         raise NotFound(f"There is no sale {msg.receipt_number}.")
     override = await approve(req, msg.approval, "void", detail={"receipt": msg.receipt_number})
     now = datetime.now(UTC)
+    given_back = await _void_payments(req, record, now)
 
     def fn(txn: lmdb.Transaction) -> Any:
         rec = tget(txn, store, "sales", u64(msg.receipt_number), SaleRecord)
@@ -1357,7 +1415,7 @@ async def void_sale(req: Request, msg: p.VoidSale) -> Any:
             entry.voided = True  # the allotment is given back
             txn.put(lk, encode(entry), db=store.db("ledger"))
         cash = sum(t.amount_cents for t in r.tenders if t.kind == "cash") - r.change_cents
-        refund = (Tender(kind="cash", amount_cents=cash),) if cash > 0 else ()
+        refund = ((Tender(kind="cash", amount_cents=cash),) if cash > 0 else ()) + given_back
         void = VoidRecord(
             receipt_number=r.receipt_number,
             register_id=req.register_id,
@@ -1382,6 +1440,22 @@ async def void_sale(req: Request, msg: p.VoidSale) -> Any:
                     reason=f"void: {override.reason}",
                     manager_id=override.manager_id,
                     override_ref=override.reference,
+                    receipt_number=r.receipt_number,
+                ),
+            )
+        if cash < 0 and void.drawer_session_id:
+            # a cashless-ATM sale: the withdrawal is voided at the terminal and the customer hands back
+            # the change the drawer paid out
+            record_drawer_event(
+                txn,
+                store,
+                void.drawer_session_id,
+                DrawerEvent(
+                    kind="atm_change_returned",
+                    amount_cents=-cash,
+                    at=now,
+                    by=req.staff_id,
+                    reason=f"void: {override.reason}",
                     receipt_number=r.receipt_number,
                 ),
             )
@@ -1414,7 +1488,11 @@ async def void_sale(req: Request, msg: p.VoidSale) -> Any:
                 "refund_cents": cash,
             },
         )
-        return {"receipt_number": r.receipt_number, "refund_cents": cash}
+        return {
+            "receipt_number": r.receipt_number,
+            "refund_cents": max(cash, 0),
+            "change_back_cents": max(-cash, 0),  # cash the customer returns (cashless-ATM change)
+        }
 
     result = await req.commit(fn, label="void")
     ctx.ledger_generation += 1
@@ -1456,7 +1534,7 @@ async def demo_terminal(req: Request, msg: p.DemoTerminal) -> Any:
     sim = hub.extensions.get("demo_terminal_sim", {}).get(req.register_id)
     if sim is None:
         raise Refused("The demo store runs without a simulated terminal.", code="no_terminal")
-    sim.set_mode(msg.mode)
+    sim.set_mode(msg.mode, decline_code=msg.decline_code, timeout_seconds=msg.timeout_seconds)
     _actor(req).publish()
     return {}
 

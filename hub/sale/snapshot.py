@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from hub.domain.catalog import format_quantity
 from hub.domain.limits.engine import format_amount  # noqa: F401  (re-exported for the UI texts)
+from hub.sale import card
 from hub.sale.service import _price, allotment_view, ctx_of, paired_device, sale_of
 
 if TYPE_CHECKING:
@@ -100,8 +101,15 @@ def sale_snapshot(actor: RegisterActor) -> dict[str, Any]:
     )
     term = ctx.terminals.get(paired_device(hub, actor.id, "payment_terminal"))
     up = bool(term is not None and getattr(term, "up", True))
-    state["payment"] = {
-        "terminal": getattr(term, "device_id", None) if term is not None else None,
+    # the payment in progress (card or pay by bank), or None: see hub/sale/card.py
+    state["payment"] = card.payment_view(actor, cart_open=cart is not None)
+    atm = getattr(term, "cashless_atm", None)
+    state["terminal"] = {
+        "id": getattr(term, "device_id", None) if term is not None else None,
+        "cashless_atm": None
+        if atm is None
+        else {"increment_cents": atm.increment_cents, "fee_cents": atm.fee_cents},
+        "pay_by_bank": "pay_by_bank" in hub.extensions,
         "up": up,
         "cash_only": not up,
         "message": ""

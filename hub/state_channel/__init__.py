@@ -10,7 +10,8 @@ the dead-letter list, pulls (packages, incoming manifests), receiving deliveries
 
 Licences: the outbox is keyed by the store's licence (``[store] licence``); one actor per such licence sends
 its entries to the state facility ``[state_system] license_number`` (the store licence when empty). In the
-demo that facility is the sandbox's ``SF-SBX-CO-24-8002``: see ``hub.state_channel.demo``.
+demo that facility is the sandbox's, in the store's state and zone: see ``hub.state_channel.demo``. A store
+whose facility is in another state or time zone does not start (``hub.config.check_facility``).
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ def install(hub: Hub, demo_options: dict[str, Any] | None = None, **options: Any
 
         sandbox = InProcessSandbox(hub.config.data_dir / "sandbox", free_port())
         point_at_sandbox(hub, sandbox.url)
+    from hub.config import check_facility
+
+    check_facility(hub.config)  # a store and its facility in one state and zone, or the hub does not start
 
     async def starter(h: Hub, sup: Any) -> None:
         from hub.supervisor import ChildSpec
@@ -166,7 +170,7 @@ async def start_channel(
         licence=licence,
         facility=facility,
         system=st.kind,
-        time_zone=cfg.store.time_zone,
+        time_zone=cfg.facility_time_zone,
         reporting=policy_for(cfg.store.jurisdiction),
         retry_policy=retry_policy or DEFAULT_POLICY,
         poll_seconds=poll_seconds,

@@ -61,7 +61,7 @@ class CardStatusAnswer:
 
 def card_answer(card: Any, today: date) -> CardStatusAnswer:
     exp = card.card_expiration
-    expired = exp is not None and date(exp.year, exp.month, exp.day) < today
+    expired = exp is not None and exp.as_date() < today
     limit = max(0.0, float(card.card_limit))
     return CardStatusAnswer(
         card_id=card.card_id or "",
@@ -133,19 +133,15 @@ class BioTrackRestReader:
         """The location's active inventory. BioTrack REST has no last-modified window: always all of it."""
         rows = await self.client.inventory()
         return [
-            StatePackage(
-                label=str(r.get("Barcode", "")),
-                quantity=float(r.get("Quantity") or 0.0),
-                unit_of_measure_name=unit_name(r.get("UOM")),
-            )
+            StatePackage(label=r.barcode, quantity=float(r.quantity), unit_of_measure_name=unit_name(r.uom))
             for r in rows
-            if r.get("Active", True)
+            if r.active
         ]
 
     async def adjust_reasons(self) -> list[AdjustReason]:
         return [AdjustReason(name) for name in BIOTRACK_REASONS]
 
-    async def inbound_transfers(self) -> list[dict[str, Any]]:
+    async def inbound_transfers(self) -> list[Any]:
         if not self.receives_transfers:
             return []
         return await self.client.inbound_transfers()  # type: ignore[no-any-return]
@@ -163,6 +159,6 @@ class BioTrackRestReader:
                 transfers = await self.client.inbound_transfers()
             except StateUnavailable:
                 raise exc from None
-            if any(int(t.get("TransferID", -1)) == transfer_id and t.get("Received") for t in transfers):
+            if any(t.transfer_id == transfer_id and t.received for t in transfers):
                 return "already"
             raise

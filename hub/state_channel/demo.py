@@ -1,9 +1,11 @@
 """The demo's state system: the bundled sandbox, run in-process, and a demo store whose packages it knows.
 
-Licences: the demo store keeps its own licence (``C10-0000001-LIC``, on receipts and in the outbox), while
-the sandbox seeds one Metrc facility (``sandbox.demo.METRC_LICENSE``). The hub reports *to* the facility
-named in ``[state_system] license_number``; in the demo that is the sandbox facility. The outbox keeps the
-store licence (one actor per store licence) and the actor sends that licence's entries to the facility.
+Licences: the sandbox seeds one Metrc facility (``sandbox.demo.METRC_LICENSE``), and it is the demo store's
+own: a California retailer licence, in the store's state and time zone (Metrc writes ``SalesDateTime`` in the
+facility's local time). The hub reports *to* the facility named in ``[state_system] license_number``; the
+outbox keeps the store licence (one actor per store licence) and the actor sends that licence's entries to
+the facility. ``point_at_sandbox`` also sets the facility's state and zone, and ``hub.config.check_facility``
+refuses a store that disagrees with them.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ def point_at_sandbox(hub: Hub, url: str) -> None:
     st.kind = "metrc"
     st.base_url = url
     st.license_number = sandbox_demo.METRC_LICENSE
+    st.facility_state = sandbox_demo.METRC_STATE
+    st.facility_time_zone = sandbox_demo.METRC_TIME_ZONE
     st.vendor_key = sandbox_demo.METRC_VENDOR_KEY
     st.user_key = sandbox_demo.METRC_USER_KEY
     hub.extensions["sandbox_url"] = url

@@ -368,38 +368,38 @@ async def _metrc_manifests(client: Any) -> list[Manifest]:
     return pulled
 
 
-def biotrack_manifests(transfers: list[dict[str, Any]]) -> list[Manifest]:
-    """BioTrack 2024 ``/v1/inventory/transfer/inbound``: one transfer is one delivery; units ``g``/``ea``
-    become the hub's unit names; the state says only *whether* it was received, so the time is when the hub
-    first saw it so."""
+def biotrack_manifests(transfers: list[Any]) -> list[Manifest]:
+    """BioTrack 2024 ``/v1/inventory/transfer/inbound`` (``drivers.biotrack.InboundTransfer``): one transfer
+    is one delivery; units ``g``/``ea`` become the hub's unit names; the state says only *whether* it was
+    received, so the time is when the hub first saw it so."""
     from hub.state_channel.biotrack import unit_name
 
     now = datetime.now(UTC).isoformat(timespec="seconds")
     out = []
     for t in transfers:
-        tid = int(t.get("TransferID") or 0)
+        tid = int(t.transfer_id or 0)
         lines = [
             ManifestLine(
-                label=str(i.get("Barcode", "")),
-                item_name=str(i.get("ProductName") or ""),
-                category=str(i.get("Category") or ""),
-                unit=unit_name(i.get("UOM")),
-                shipped=float(i.get("Quantity") or 0.0),
-                state_received=None if i.get("ReceivedQuantity") is None else float(i["ReceivedQuantity"]),
-                state_status=str(i.get("Status") or ""),
+                label=i.barcode,
+                item_name=i.product_name or "",
+                category=i.category or "",
+                unit=unit_name(i.uom),
+                shipped=float(i.quantity or 0.0),
+                state_received=None if i.received_quantity is None else float(i.received_quantity),
+                state_status=i.status or "",
             )
-            for i in t.get("Item") or []
+            for i in t.item or []
         ]
         out.append(
             Manifest(
-                manifest=str(t.get("Manifest") or tid),
+                manifest=str(t.manifest or tid),
                 transfer_id=tid,
                 delivery_id=tid,
-                shipper_license=str(t.get("FromLicense") or ""),
-                shipper_name=str(t.get("FromName") or ""),
-                estimated_arrival=str(t.get("EstimatedArrival") or ""),
+                shipper_license=t.from_license or "",
+                shipper_name=t.from_name or "",
+                estimated_arrival=t.estimated_arrival or "",
                 lines=lines,
-                state_received_at=now if t.get("Received") else None,
+                state_received_at=now if t.received else None,
             )
         )
     return out

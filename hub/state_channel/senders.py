@@ -11,9 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import msgspec
+
 from drivers.state_errors import (
     OutcomeUnknown,
     RateLimited,
+    RowError,
     StateAuthError,
     StateError,
     StateRejected,
@@ -21,6 +24,7 @@ from drivers.state_errors import (
 )
 from hub.domain.outbox import OutboxEntry, Outcome
 from hub.domain.state_payloads import (
+    MG_PER_UNIT,
     PayloadError,
     StateAdjustment,
     StateReturn,
@@ -33,6 +37,7 @@ from hub.domain.state_payloads import (
     metrc_adjustment,
     metrc_receipt,
     metrc_receipt_update,
+    metrc_transaction,
     sale_after_return,
     state_quantity,
 )
@@ -93,6 +98,37 @@ async def guarded(coro: Any) -> Attempt:
     return result if isinstance(result, Attempt) else Attempt("sent")
 
 
+# -- what the state is asked before anything is sent again -------------------------------------------------
+#
+# An entry whose outcome is unknown (an answer lost, a crash mid-send, a dead letter a person retries) is
+# looked up before it is sent again: what the state already has decides what is sent. This table is the
+# whole of that rule, one row per system and outbox kind; each sender's ``_lookup_<kind>`` does its row, and
+# the tests hold every row to "stored, but the answer lost".
+LOOKUPS: dict[str, dict[str, str]] = {
+    "metrc": {
+        "sale": "GET /sales/v2/receipts/external/{n}: a receipt, live or archived, means it is there: sent",
+        "void": "GET /sales/v2/receipts/external/{n}: archived and none live: sent; live: send the DELETE",
+        "return": "GET /sales/v2/receipts/external/{n}: partial return: the live receipt's lines equal the sale "
+        "minus every return so far: sent, else send the PUT (it sets the whole receipt); full return "
+        "(DELETE): archived and none live: sent, live: send",
+        "adjustment": "GET /packages/v2/{label}: the quantity after the change: sent; the quantity before: "
+        "send; anything else: a person compares (dead letter)",
+    },
+    "biotrack-2014": {
+        kind: "nonce_replay with the entry's nonce ([I] openthc/cre-adapter): an answer: sent (a sale takes "
+        "its transactionid from it); no such nonce: send, with the same nonce"
+        for kind in ("sale", "void", "return", "adjustment")
+    },
+    "biotrack-rest": {
+        "sale": "GET /v1/sale?RequestID=…: the sale: sent (its TransactionID)",
+        "void": "the sale by its RequestID: Deleted (2024) or Voided: sent; else send",
+        "return": "the sale by its RequestID: refunded per barcode minus what earlier returns refunded equals "
+        "this return: sent; equals nothing: send; anything else: a person (dead letter)",
+        "adjustment": "none: the adjustment sets the package's new quantity, so sending it again is harmless",
+    },
+}
+
+
 class MetrcSender:
     """Sales, voids, returns and adjustments to one Metrc facility."""
 
@@ -108,65 +144,74 @@ class MetrcSender:
         return await guarded(self._send(entry))
 
     async def lookup(self, entry: OutboxEntry) -> Attempt:
-        return await guarded(self._lookup(entry))
+        body = decode(entry.payload, PAYLOAD_TYPES[entry.kind])
+        return await guarded(getattr(self, f"_lookup_{entry.kind}")(body))
 
-    async def _live_receipt(self, external: str) -> Any:
+    async def _receipts(self, external: str) -> tuple[Any, Any]:
+        """(the live receipt or None, an archived one or None) for an external receipt number."""
         receipts = await self.client.receipts_by_external_number(external)
         live = [r for r in receipts if not r.archived_date]
-        return live[0] if live else None
+        archived = [r for r in receipts if r.archived_date]
+        return (live[0] if live else None), (archived[0] if archived else None)
 
     async def _send(self, entry: OutboxEntry) -> Attempt:
         body = decode(entry.payload, PAYLOAD_TYPES[entry.kind])
         if entry.kind == "sale":
-            await self.client.post_receipts([metrc_receipt(body)])
-            return Attempt("sent")
+            ids = await self.client.post_receipts([metrc_receipt(body)])
+            return Attempt("sent", state_ref=str(ids[0]) if ids else "")
         if entry.kind == "void":
-            receipt = await self._live_receipt(body.external_receipt_number)
-            if receipt is None:
-                archived = await self.client.receipts_by_external_number(body.external_receipt_number)
-                if archived:  # already voided (a lost answer to an earlier DELETE)
-                    return Attempt("sent", state_ref=str(archived[0].id))
-                return Attempt(
-                    "rejected",
-                    f"Receipt {body.external_receipt_number} is not in Metrc; its sale must reach Metrc first.",
-                    "void_without_sale",
-                )
-            await self.client.delete_receipt(receipt.id)
-            return Attempt("sent", state_ref=str(receipt.id))
+            return await self._delete(body.external_receipt_number, "void_without_sale")
         if entry.kind == "return":
-            receipt = await self._live_receipt(body.sale.external_receipt_number)
+            remaining = sale_after_return(body)
+            if remaining is None:  # everything came back: the receipt is voided
+                return await self._delete(body.sale.external_receipt_number, "return_without_sale")
+            receipt, _ = await self._receipts(body.sale.external_receipt_number)
             if receipt is None:
                 return Attempt(
-                    "rejected", "the returned sale's receipt is not in Metrc", "return_without_sale"
+                    "rejected", "the returned sale's receipt is not live in Metrc", "return_without_sale"
                 )
-            remaining = sale_after_return(body)
-            if remaining is None:
-                await self.client.delete_receipt(receipt.id)
-            else:
-                await self.client.put_receipts([metrc_receipt_update(remaining, receipt.id)])
+            # the PUT replaces the receipt: the sale minus *every* return so far (``earlier`` + this one)
+            await self.client.put_receipts([metrc_receipt_update(remaining, receipt.id)])
             return Attempt("sent", state_ref=str(receipt.id))
         if entry.kind == "adjustment":
-            await self.client.adjust_packages([metrc_adjustment(body)])
-            return Attempt("sent")
+            ids = await self.client.adjust_packages([metrc_adjustment(body)])
+            return Attempt("sent", state_ref=str(ids[0]) if ids else "")
         return Attempt("rejected", f"unknown entry kind {entry.kind!r}", "unknown_kind")
 
-    async def _lookup(self, entry: OutboxEntry) -> Attempt:
-        body = decode(entry.payload, PAYLOAD_TYPES[entry.kind])
-        if entry.kind == "sale":
-            # Metrc: GET /sales/v2/receipts/external/{n} before any resend
-            receipts = await self.client.receipts_by_external_number(body.external_receipt_number)
-            if receipts:
-                return Attempt("found", state_ref=str(receipts[0].id))
+    async def _delete(self, external: str, code: str) -> Attempt:
+        """Archive the receipt; what is already at Metrc decides (a lost answer to an earlier DELETE)."""
+        receipt, archived = await self._receipts(external)
+        if receipt is None:
+            if archived is not None:
+                return Attempt("sent", state_ref=str(archived.id))
+            return Attempt(
+                "rejected", f"Receipt {external} is not in Metrc; its sale must reach Metrc first.", code
+            )
+        await self.client.delete_receipt(receipt.id)
+        return Attempt("sent", state_ref=str(receipt.id))
+
+    # -- LOOKUPS["metrc"] ------------------------------------------------------------------------------------
+
+    async def _lookup_sale(self, sale: StateSale) -> Attempt:
+        receipt, archived = await self._receipts(sale.external_receipt_number)
+        found = receipt or archived
+        return Attempt("found", state_ref=str(found.id)) if found is not None else Attempt("not_found")
+
+    async def _lookup_void(self, void: StateVoid) -> Attempt:
+        receipt, archived = await self._receipts(void.external_receipt_number)
+        if receipt is None and archived is not None:
+            return Attempt("found", state_ref=str(archived.id))
+        return Attempt("not_found")
+
+    async def _lookup_return(self, ret: StateReturn) -> Attempt:
+        receipt, archived = await self._receipts(ret.sale.external_receipt_number)
+        remaining = sale_after_return(ret)
+        if remaining is None:  # a full return is a DELETE
+            if receipt is None and archived is not None:
+                return Attempt("found", state_ref=str(archived.id))
             return Attempt("not_found")
-        if entry.kind == "void":
-            receipts = await self.client.receipts_by_external_number(body.external_receipt_number)
-            if receipts and all(r.archived_date for r in receipts):
-                return Attempt("found", state_ref=str(receipts[0].id))
-            return Attempt("not_found")
-        if entry.kind == "return":
-            return Attempt("not_found")  # a PUT sets the receipt as a whole: sending it again is harmless
-        if entry.kind == "adjustment":
-            return await self._lookup_adjustment(body)
+        if receipt is not None and receipt_lines(receipt) == expected_lines(remaining):
+            return Attempt("found", state_ref=str(receipt.id))
         return Attempt("not_found")
 
     async def _lookup_adjustment(self, adj: StateAdjustment) -> Attempt:
@@ -193,15 +238,29 @@ class MetrcSender:
         )
 
 
-def _mg_per(unit: str) -> float:
-    from hub.domain.state_payloads import MG_PER_UNIT
+def expected_lines(sale: StateSale) -> list[tuple[str, float, float]]:
+    """(label, quantity, total amount) of each line as the hub sends it to Metrc."""
+    return sorted(
+        (t["PackageLabel"], round(float(t["Quantity"]), 6), round(float(t["TotalAmount"]), 2))
+        for t in (metrc_transaction(line) for line in sale.lines)
+    )
 
+
+def receipt_lines(receipt: Any) -> list[tuple[str, float, float]]:
+    """The same, as a Metrc receipt shows them."""
+    return sorted(
+        (t.package_label or "", round(float(t.quantity), 6), round(float(t.total_amount), 2))
+        for t in receipt.transactions or []
+    )
+
+
+def _mg_per(unit: str) -> float:
     return float(MG_PER_UNIT.get(unit, 1000))
 
 
 class BioTrack2014Sender:
-    """The 2014 JSON-RPC: the nonce is the idempotency key; the state answers a repeated nonce from its
-    memory, so a lookup is simply the same request with the same nonce."""
+    """The 2014 JSON-RPC: the nonce is the idempotency key. A request whose answer was lost is asked after
+    with ``nonce_replay`` (a separate action, as OpenTHC's client has it), never by resending the request."""
 
     system = "biotrack-2014"
 
@@ -216,7 +275,19 @@ class BioTrack2014Sender:
         return await guarded(self._send(entry))
 
     async def lookup(self, entry: OutboxEntry) -> Attempt:
-        return Attempt("not_found")  # resending with the same nonce is answered from the state's memory
+        return await guarded(self._lookup(entry))
+
+    async def _lookup(self, entry: OutboxEntry) -> Attempt:
+        # LOOKUPS["biotrack-2014"]: the same question for every kind
+        reply = await self.client.nonce_replay(entry.idempotency_key)
+        if reply is None:
+            return Attempt("not_found")
+        tid = reply.get("transactionid")
+        if tid is None and entry.kind in ("void", "return"):
+            body = decode(entry.payload, PAYLOAD_TYPES[entry.kind])
+            sale = body.external_receipt_number if entry.kind == "void" else body.sale.external_receipt_number
+            tid = self.refs.get(sale)
+        return Attempt("found", state_ref=str(tid or ""))
 
     async def _send(self, entry: OutboxEntry) -> Attempt:
         body = decode(entry.payload, PAYLOAD_TYPES[entry.kind])
@@ -262,7 +333,8 @@ class BioTrackRestSender:
         self.client = client
         self.location_license = location_license
         self.refs = refs
-        # what earlier returns of the same sale already refunded, per barcode (read from the outbox)
+        # what earlier returns of the same sale already refunded, per barcode, for returns written before
+        # ``StateReturn.earlier`` existed (read from the outbox)
         self.returned_before = returned_before
 
     async def aclose(self) -> None:
@@ -274,21 +346,22 @@ class BioTrackRestSender:
     async def lookup(self, entry: OutboxEntry) -> Attempt:
         return await guarded(self._lookup(entry))
 
-    async def _sale(self, external: str) -> dict[str, Any] | None:
-        found = await self.client.sales_by_request_id(external)
+    async def _sale(self, request_id: str) -> Any:
+        found = await self.client.sales_by_request_id(request_id)
         return found[0] if found else None
 
     async def _lookup(self, entry: OutboxEntry) -> Attempt:
+        # LOOKUPS["biotrack-rest"]
         body = decode(entry.payload, PAYLOAD_TYPES[entry.kind])
         if entry.kind == "sale":
             sale = await self._sale(entry.idempotency_key)
             if sale is not None:
-                return Attempt("found", state_ref=str(sale.get("TransactionID", "")))
+                return Attempt("found", state_ref=str(sale.transaction_id))
             return Attempt("not_found")
         if entry.kind == "void":
             sale = await self._sale(body.external_receipt_number)
-            if sale is not None and sale.get("Voided"):
-                return Attempt("found", state_ref=str(sale.get("TransactionID", "")))
+            if sale is not None and sale.is_voided:
+                return Attempt("found", state_ref=str(sale.transaction_id))
             return Attempt("not_found")
         if entry.kind == "return":
             return await self._lookup_return(entry, body)
@@ -300,34 +373,54 @@ class BioTrackRestSender:
         sale = await self._sale(ret.sale.external_receipt_number)
         if sale is None:
             return Attempt("not_found")
-        state: dict[str, float] = {}
-        for r in sale.get("Refunded") or []:
-            state[str(r.get("barcode"))] = state.get(str(r.get("barcode")), 0.0) + float(r.get("quantity", 0))
-        before = self.returned_before(entry, ret.sale.external_receipt_number) if self.returned_before else {}
+        state = sale.refunded_quantities()
+        if ret.earlier:
+            earlier = msgspec.structs.replace(ret, returned=ret.earlier)
+            before: dict[str, float] = {}
+            for i in _rest_refund_items(earlier):
+                before[i["Barcode"]] = before.get(i["Barcode"], 0.0) + i["Quantity"]
+        elif self.returned_before:
+            before = self.returned_before(entry, ret.sale.external_receipt_number)
+        else:
+            before = {}
         now = {i["Barcode"]: i["Quantity"] for i in _rest_refund_items(ret)}
         if all(abs(state.get(b, 0.0) - before.get(b, 0.0) - q) < 1e-6 for b, q in now.items()):
-            return Attempt("found", state_ref=str(sale.get("TransactionID", "")))
+            return Attempt("found", state_ref=str(sale.transaction_id))
         if all(abs(state.get(b, 0.0) - before.get(b, 0.0)) < 1e-6 for b in now):
             return Attempt("not_found")
         return Attempt(
             "rejected",
-            f"BioTrack shows refunds on transaction {sale.get('TransactionID')} that the hub cannot match "
+            f"BioTrack shows refunds on transaction {sale.transaction_id} that the hub cannot match "
             f"with this return ({state} refunded, {before} before it); check it in BioTrack.",
             "return_unclear",
         )
 
+    async def _card_key(self, sale: StateSale) -> str | None:
+        """2022: a medical sale carries the ``CardKey`` the patient lookup answers (``PatientCardKey``)."""
+        if sale.customer_type == "Consumer" or getattr(self.client, "flavour", "2022") != "2022":
+            return None
+        card = await self.client.patient_lookup(sale.patient_license or "")
+        if card is None or not card.card_key:
+            raise StateRejected(
+                "BioTrack does not know the patient's card; the sale cannot be reported as medical.",
+                [RowError(0, "card not found")],
+                system="biotrack",
+            )
+        return str(card.card_key)
+
     async def _send(self, entry: OutboxEntry) -> Attempt:
         body = decode(entry.payload, PAYLOAD_TYPES[entry.kind])
         if entry.kind == "sale":
-            reply = await self.client.dispense(
+            tid = await self.client.dispense(
                 biotrack_rest_dispense(
                     body,
                     location_license=self.location_license,
                     request_id=entry.idempotency_key,
                     flavour=getattr(self.client, "flavour", "2022"),
+                    card_key=await self._card_key(body),
                 )
             )
-            return Attempt("sent", state_ref=str(reply.get("TransactionID", "")))
+            return Attempt("sent", state_ref="" if tid is None else str(tid))
         if entry.kind == "void":
             tid = self.refs.get(body.external_receipt_number)
             if not tid:

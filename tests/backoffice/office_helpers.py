@@ -13,15 +13,21 @@ FLOAT = {"B20": 10, "B5": 10, "C25": 40}  # $260.00
 
 
 class FakeTerminal:
-    """The payment-terminal interface the sale uses: charge, cancel, device_id, up."""
+    """The payment-terminal interface the sale uses: charge, cancel, void, device_id, up."""
 
     device_id = "fake-terminal"
     up = True
+    cashless_atm = None
 
     def __init__(self) -> None:
         self.charges: list[tuple[int, str]] = []
+        self.voids: list[tuple[str, int]] = []
 
-    async def charge(self, amount_cents: int, reference: str) -> Any:
+    async def void(self, reference: str, amount_cents: int) -> bool:
+        self.voids.append((reference, amount_cents))
+        return True
+
+    async def charge(self, amount_cents: int, reference: str, on_progress: Any = None) -> Any:
         self.charges.append((amount_cents, reference))
         return SimpleNamespace(
             status="approved", approval_code=f"AP{len(self.charges):04d}", card_last4="4242"

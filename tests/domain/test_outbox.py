@@ -99,7 +99,9 @@ def test_rejected_goes_to_dead_letter_and_can_be_retried_after_a_fix():
     with pytest.raises(ValueError):
         begin(e, T0)
     fixed_entry = retry_dead(e, T0 + timedelta(hours=1), payload=b'{"fixed":true}')
-    assert (fixed_entry.state, fixed_entry.attempts, fixed_entry.payload) == ("pending", 0, b'{"fixed":true}')
+    # it is looked up before it is sent again (it may have reached the state after all)
+    assert (fixed_entry.state, fixed_entry.attempts, fixed_entry.payload) == ("unknown", 0, b'{"fixed":true}')
+    assert action(fixed_entry) == "lookup"
     with pytest.raises(ValueError):
         retry_dead(fixed_entry, T0)
 

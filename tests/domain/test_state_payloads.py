@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
+import msgspec
 import pytest
 
 from hub.domain.state_payloads import (
@@ -179,8 +180,9 @@ def test_biotrack_2014_dispense():
         "terminal_id": "REG-1",
         "sale_time": 1_720_060_215,
         "data": [
-            {"barcodeid": "1A4A", "quantity": 3.543, "price": "34.99"},
-            {"barcodeid": "1A4B", "quantity": 2.0, "price": "24.00"},
+            # the unit price (per gram, per each), as OpenTHC's sale_dispense sends it
+            {"barcodeid": "1A4A", "quantity": 3.543, "price": "9.88"},
+            {"barcodeid": "1A4B", "quantity": 2.0, "price": "12.00"},
         ],
     }
 
@@ -213,3 +215,31 @@ def test_biotrack_rest_dispense_uses_numbers_and_rfc3339():
     )
     assert medical["Type"] == "MEDICAL" and medical["CardID"] == "NM-1"
     assert medical["Item"][0]["TaxCollected"] == {"Excise": 4.23, "Other": 2.47}
+    assert medical["Location"] == 90090  # 2024: an integer
+
+
+def test_biotrack_2022_medical_sale_sends_the_card_key():
+    line = StateSaleLine(package_label="6647", unit_of_measure="Each", units=1, total_price_cents=1000)
+    medical = sale(lines=(line,), customer_type="Patient", patient_license="NM-1")
+    body = biotrack_rest_dispense(medical, location_license="90090", request_id="r", card_key="eyJ.key")
+    assert body["Type"] == "MEDICAL" and body["PatientCardKey"] == "eyJ.key" and "CardID" not in body
+    with pytest.raises(PayloadError, match="card key"):
+        biotrack_rest_dispense(medical, location_license="90090", request_id="r")
+
+
+def test_a_second_partial_return_keeps_the_first():
+    """Three sold, one back, then one more back: the receipt ends at 1, not 2."""
+    three = StateSaleLine(package_label="1A4B", unit_of_measure="Each", units=3, total_price_cents=3_600)
+    first = StateReturnLine(package_label="1A4B", units=1, refund_cents=1_200)
+    second = StateReturn(
+        sale=sale(lines=(three,)),
+        returned=(StateReturnLine(package_label="1A4B", units=1, refund_cents=1_200),),
+        returned_at=datetime(2024, 7, 6, tzinfo=UTC),
+        earlier=(first,),
+    )
+    after = sale_after_return(second)
+    assert after is not None and [(ln.units, ln.total_price_cents) for ln in after.lines] == [(1, 1_200)]
+    before = sale_after_return(second, include_this=False)
+    assert before is not None and [ln.units for ln in before.lines] == [2]
+    last = msgspec.structs.replace(second, earlier=(first, first))
+    assert sale_after_return(last) is None  # all three back: the receipt is voided

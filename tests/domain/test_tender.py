@@ -83,3 +83,25 @@ def test_settlement_ties_out(total, specs):
         assert sum(result.by_kind().values()) == total
         assert all(v >= 0 for v in result.by_kind().values())
         assert result.change_cents <= sum(t.amount_cents for t in result.tenders if t.kind != "debit")
+
+
+def test_cashless_atm_rounds_up_to_the_increment_with_the_fee() -> None:
+    from hub.domain.tender import cashless_atm_withdrawal
+
+    w = cashless_atm_withdrawal(4310, 500, 300)
+    assert (w.withdrawal_cents, w.fee_cents, w.change_cents, w.charged_cents) == (4500, 300, 190, 4800)
+    exact = cashless_atm_withdrawal(4500, 500, 300)
+    assert (exact.withdrawal_cents, exact.change_cents) == (4500, 0)
+    assert cashless_atm_withdrawal(4501, 500, 0).withdrawal_cents == 5000
+    s = settle(4310, [Tender(kind="cashless_atm", amount_cents=4500, fee_cents=300)])
+    assert isinstance(s, Settlement)
+    assert (s.change_cents, s.drawer_delta_cents, s.by_kind()) == (190, -190, {"cashless_atm": 4310})
+
+
+def test_card_declines_read_as_plain_sentences() -> None:
+    from hub.domain import card_outcome
+
+    assert "not enough money" in card_outcome.declined("51").text
+    assert "PIN" in card_outcome.declined("55").text
+    assert card_outcome.declined("zz").reason == "The bank declined the card."
+    assert "nothing was charged" in card_outcome.timed_out("not_charged").text

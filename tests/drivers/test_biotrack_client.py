@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -93,27 +96,34 @@ async def test_2014_dispense_void_refund_and_sync(rpc, admin):
         assert [row["id"] for row in changed] == [UNITS_ITEM]
         assert changed[0]["remaining_quantity"] == "40.000000"
         sales = await rpc.sync_sale(start)
-        assert sales[0]["TransactionID"] == int(tid) and sales[0]["Voided"]
+        # [I] the mock's row shape: strings, transactionid_original the sale
+        assert sales[0]["transactionid_original"] == tid and sales[0]["deleted"] == "1"
         assert await rpc.sync_check() > start
 
 
-async def test_2014_same_nonce_is_applied_once(rpc, admin):
+async def test_2014_a_nonce_names_one_request_and_nonce_replay_fetches_its_answer(rpc, admin):
+    """[I] openthc/cre-adapter: a per-request nonce and a separate ``nonce_replay`` action. Sending the
+    same request again with its nonce is not how to ask; ``nonce_replay`` is."""
     with trio.fail_after(10):
         fields = biotrack_2014_dispense(sale())
         first = await rpc.sale_dispense(fields, nonce="same")
-        again = await rpc.sale_dispense(fields, nonce="same")
-        assert first == again
+        with pytest.raises(StateRejected, match="already been used"):
+            await rpc.sale_dispense(fields, nonce="same")
         assert len((await admin.state())["biotrack_sales"]) == 1
+        replayed = await rpc.nonce_replay("same")
+        assert replayed is not None and replayed["transactionid"] == first
+        assert await rpc.nonce_replay("never-sent") is None
 
 
-async def test_2014_lost_answer_then_resend_with_same_nonce(rpc, admin):
+async def test_2014_lost_answer_is_found_by_nonce_replay_not_resent(rpc, admin):
     with trio.fail_after(10):
         await rpc.sync_check()  # logged in
         await admin.set_faults(drop_every=1, drop_methods=["POST"])
         with pytest.raises(OutcomeUnknown):
             await rpc.sale_dispense(biotrack_2014_dispense(sale()), nonce="lost-1")
         await admin.clear_faults()
-        await rpc.sale_dispense(biotrack_2014_dispense(sale()), nonce="lost-1")
+        replayed = await rpc.nonce_replay("lost-1")
+        assert replayed is not None and replayed["transactionid"]
         assert len((await admin.state())["biotrack_sales"]) == 1
         assert quantity(await admin.state(), UNITS_ITEM) == 38
 
@@ -174,13 +184,15 @@ async def test_rest_dispense_is_idempotent_by_request_id(sandbox, admin, flavour
                 flavour=flavour,
             )
             first = await client.dispense(body)
-            assert (await client.dispense(body))["TransactionID"] == first["TransactionID"]
+            assert first is not None and await client.dispense(body) == first
             assert quantity(await admin.state(), GRAMS_ITEM) == pytest.approx(453.592 - 3.5)
             [found] = await client.sales_by_request_id("req-1")
-            assert found["TransactionID"] == first["TransactionID"] and found["ExternalID"] == "S-1"
+            assert found.transaction_id == first and found.external_id == "S-1" and not found.is_voided
             assert await client.sales_by_request_id("req-404") == []
-            await client.void_sale(first["TransactionID"])
+            await client.void_sale(first)
             assert quantity(await admin.state(), GRAMS_ITEM) == pytest.approx(453.592)
+            [voided] = await client.sales_by_request_id("req-1")
+            assert voided.is_voided  # 2024: ``Deleted``; 2022 (sandbox): ``Voided``
 
 
 async def test_rest_lost_answer_then_lookup_by_request_id(sandbox, admin):
@@ -212,6 +224,8 @@ async def test_rest_patient_lookup_and_relogin(sandbox, admin):
         async with rest(sandbox, "2024") as client:
             card = await client.patient_lookup(demo.BIOTRACK_CARDS[0][0])
             assert card.card_active and card.card_limit == 230.0 and card.card_key == "key-101"
+            # [I] the mock's sample: one Privileges string, string date parts
+            assert card.privileges == "Qualified Patient (QP)" and card.card_expiration.as_date().year > 2000
             await admin.expire_biotrack_sessions()
             inactive = await client.patient_lookup(demo.BIOTRACK_CARDS[1][0])
             assert not inactive.card_active
@@ -239,7 +253,7 @@ async def test_rest_adjust_and_receive_transfer(sandbox, admin):
             await client.inventory_adjust(
                 [{"Barcode": UNITS_ITEM, "Quantity": 39, "Type": 2, "Reason": "shoplifted"}]
             )
-            assert (await client.inventory(UNITS_ITEM))[0]["Quantity"] == 39
+            assert (await client.inventory(UNITS_ITEM))[0].quantity == 39
             with pytest.raises(StateRejected, match="below zero"):
                 await client.inventory_adjust(
                     [{"Barcode": UNITS_ITEM, "Quantity": -1, "Type": 4, "Reason": "x"}]
@@ -247,15 +261,15 @@ async def test_rest_adjust_and_receive_transfer(sandbox, admin):
             [inbound] = await client.inbound_transfers()
             flower, gummies = demo.BIOTRACK_INBOUND
             await client.receive_transfer(
-                inbound["TransferID"],
+                inbound.transfer_id,
                 [{"Barcode": flower[0], "ReceivedQuantity": 220.0, "Status": "accepted"}],
             )
             [after] = await client.inbound_transfers()
-            status = {i["Barcode"]: (i["Status"], i["ReceivedQuantity"]) for i in after["Item"]}
+            status = {i.barcode: (i.status, i.received_quantity) for i in after.item}
             assert status == {flower[0]: ("accepted", 220.0), gummies[0]: ("rejected", 0.0)}
-            assert (await client.inventory(flower[0]))[0]["Quantity"] == 220.0
+            assert (await client.inventory(flower[0]))[0].quantity == 220.0
             with pytest.raises(StateRejected, match="already been received"):
-                await client.receive_transfer(inbound["TransferID"], [])
+                await client.receive_transfer(inbound.transfer_id, [])
 
 
 async def test_rest_bad_credentials(sandbox):
@@ -270,3 +284,54 @@ async def test_rest_bad_credentials(sandbox):
         async with client:
             with pytest.raises(StateAuthError):
                 await client.inventory()
+
+
+# -- the public samples ([C] confirmed, [I] inferred from OpenTHC's client and mocks) ----------------------
+
+BT_SAMPLES = json.loads((Path(__file__).parents[1] / "state" / "documented" / "biotrack.json").read_text())
+
+
+def test_the_public_samples_decode() -> None:
+    from drivers.biotrack import CardStatus, Dispensed, RestSale, listed
+    from drivers.state_http import convert
+
+    def read(name: str, type_: Any) -> Any:
+        return convert(BT_SAMPLES[name]["response"], type_, system="biotrack", endpoint=name)
+
+    card = read("patient_lookup_2022", CardStatus)
+    assert card.card_active and card.card_limit == pytest.approx(229.49762)
+    assert card.card_expiration.as_date().isoformat() == "2023-09-16"  # string parts
+    assert card.privileges == "Qualified Patient (QP)" and card.card_key.startswith("eyJ")
+    # 2022 answers the sale's id at the top; 2024 inside Sale[] (the top-level one is something else)
+    assert read("dispense_2022", Dispensed).sale_transaction_id == 1234
+    assert read("post_sale_2024", Dispensed).sale_transaction_id == 77
+    sale = convert(BT_SAMPLES["sale_2024"]["response"]["Sale"], RestSale, system="biotrack", endpoint="s")
+    assert sale.is_voided and sale.item[0].barcode == "string"  # ``Deleted`` means voided
+    rows = listed(BT_SAMPLES["sales_2024"]["response"], "Sale")
+    assert len(rows) == 1 and rows[0]["Deleted"] is True
+
+
+def test_the_2022_dispense_body_has_the_sample_s_names_and_types() -> None:
+    sample = BT_SAMPLES["dispense_2022"]["request"]
+    body = biotrack_rest_dispense(sale(), location_license="90090", request_id="r-1")
+    assert set(body) == set(sample)
+    for key, value in body.items():
+        assert type(value) is type(sample[key]) or {type(value), type(sample[key])} <= {int, float}, key
+    assert set(body["Items"][0]) == set(sample["Items"][0])
+
+
+async def test_the_sandbox_2024_sale_has_the_mock_s_keys(sandbox) -> None:
+    documented = BT_SAMPLES["sale_2024"]["response"]["Sale"]
+    async with rest(sandbox, "2024") as client:
+        body = biotrack_rest_dispense(
+            sale(), location_license=demo.BIOTRACK_LICENSE, request_id="k-1", flavour="2024"
+        )
+        tid = await client.dispense(body)
+        await client.void_sale(tid)
+        response = await client._http.get(
+            f"/v1/sale/{tid}", headers={"authorization": f"Bearer {client._token}"}
+        )
+    got = response.json()["Sale"]
+    assert set(documented) <= set(got) and set(got) - set(documented) <= {"Refund"}
+    assert got["Deleted"] is True and isinstance(got["Location"], int)
+    assert set(got["Item"][0]) == set(documented["Item"][0])

@@ -1,4 +1,5 @@
-"""The Metrc client against the real sandbox over loopback HTTP."""
+"""The Metrc client against the real sandbox over loopback HTTP, once with the sandbox answering Metrc's
+documented PascalCase and once with the camelCase some states answer."""
 
 from __future__ import annotations
 
@@ -19,9 +20,9 @@ BLUE_DREAM = demo.METRC_PACKAGES[0][0]  # 40 Each
 BULK_OG = demo.METRC_PACKAGES[2][0]  # 453.592 Grams
 
 
-@pytest.fixture
-async def sandbox(tmp_path):
-    async with running_sandbox(tmp_path) as handle:
+@pytest.fixture(params=["pascal", "camel"])
+async def sandbox(request, tmp_path):
+    async with running_sandbox(tmp_path, casing=request.param) as handle:
         yield handle
 
 

@@ -8,7 +8,16 @@ import trio
 from actors import payment_terminal as payment_actor
 from drivers.payment import Approved, Declined, Offline, TcpJsonTerminal, TimedOut
 from drivers.sim.payment_terminal import PaymentTerminalSimulator
-from hub.domain.devices import CancelCharge, Charge, DeviceHealth, PaymentResult, PaymentTerminalConfig
+from hub.domain.devices import (
+    CancelCharge,
+    Charge,
+    DeviceHealth,
+    PaymentProgress,
+    PaymentResult,
+    PaymentTerminalConfig,
+    RefundCharge,
+    VoidCharge,
+)
 
 # --------------------------------------------------------------------------- driver
 
@@ -127,7 +136,8 @@ async def test_actor_timeout_cancels_at_terminal():
         sim.mode = "timeout"
         await inbox.send(Charge(reference="sale-12", amount_cents=4200))
         r = await out.wait(result_for("sale-12"))
-        assert r.outcome == "timed_out"
+        # issue 11: the real outcome is fetched from the terminal after the cancel, not left unknown
+        assert r.outcome == "cancelled" and r.recovered
         assert "sale-12" in sim.cancels  # cancelled before the register heard of it
         assert sim.results["sale-12"].result == "cancelled"
         nursery.cancel_scope.cancel()
@@ -172,5 +182,35 @@ async def test_actor_one_charge_at_a_time():
         await inbox.send(Charge(reference="b", amount_cents=100))
         r = await out.wait(result_for("b"))
         assert r.outcome == "error" and "busy" in r.detail
-        assert (await out.wait(result_for("a"))).outcome == "timed_out"
+        a = await out.wait(result_for("a"))
+        assert a.outcome == "cancelled" and a.recovered  # timed out, then its real outcome fetched
+        nursery.cancel_scope.cancel()
+
+
+async def test_actor_lost_answer_is_looked_up_not_recharged():
+    """The terminal approved but the answer never came back: the actor asks (lookup) and reports the
+    approval; the terminal saw one charge."""
+    async with trio.open_nursery() as nursery:
+        sim, out, inbox = await start(nursery)
+        sim.mode = "lose_answer"
+        await inbox.send(Charge(reference="sale-16", amount_cents=2500))
+        progress = await out.wait(lambda m: isinstance(m, PaymentProgress) and m.state == "recovering")
+        assert progress.reference == "sale-16"
+        r = await out.wait(result_for("sale-16"))
+        assert r.outcome == "approved" and r.recovered and r.auth_code
+        assert sim.charges == [("sale-16", 2500)]
+        nursery.cancel_scope.cancel()
+
+
+async def test_actor_void_and_refund():
+    async with trio.open_nursery() as nursery:
+        sim, out, inbox = await start(nursery)
+        await inbox.send(Charge(reference="sale-17", amount_cents=3000))
+        assert (await out.wait(result_for("sale-17"))).outcome == "approved"
+        await inbox.send(VoidCharge(reference="sale-17", amount_cents=3000))
+        v = await out.wait(lambda m: isinstance(m, PaymentResult) and m.operation == "void")
+        assert v.outcome == "approved" and sim.voids == ["sale-17"]
+        await inbox.send(RefundCharge(reference="ret-1", amount_cents=1200))
+        r = await out.wait(lambda m: isinstance(m, PaymentResult) and m.operation == "return")
+        assert r.outcome == "approved" and r.reference == "ret-1"
         nursery.cancel_scope.cancel()

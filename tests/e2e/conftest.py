@@ -53,9 +53,10 @@ def free_port() -> int:
 class HubProcess:
     """``storehub demo`` in a subprocess; stop() and start() again keep its ports and data directory."""
 
-    def __init__(self, data: Path, log: Path) -> None:
+    def __init__(self, data: Path, log: Path, *, devices: bool = False) -> None:
         self.data = data
         self.log_path = log
+        self.devices = devices  # the demo's simulated devices (card terminal: the SPIn emulator)
         self.http_port = free_port()
         self.ws_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -86,7 +87,7 @@ class HubProcess:
                 str(self.http_port),
                 "--ws-port",
                 str(self.ws_port),
-                "--no-devices",
+                *([] if self.devices else ["--no-devices"]),
                 "--no-sandbox",
                 "--log-level",
                 "WARNING",

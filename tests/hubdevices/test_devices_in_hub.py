@@ -109,7 +109,7 @@ async def test_terminal_offline_register_told_and_cash_still_works(device_hub: H
     with trio.fail_after(40):
         async with connect(ws_url(hub)) as c:
             await ready(c)
-            await c.wait_snapshot(lambda s: s["payment"]["up"])
+            await c.wait_snapshot(lambda s: s["terminal"]["up"])
             await c.request("scan", data=d.customer("adult").id_scan)
             await c.request("add_package", tag=pkg.tag)
             snap = await c.wait_snapshot(lambda s: s["cart"] and s["cart"]["lines"])
@@ -122,8 +122,8 @@ async def test_terminal_offline_register_told_and_cash_still_works(device_hub: H
             with pytest.raises(ClientError) as e:
                 await c.request("pay", tenders=[{"kind": "debit", "amount_cents": total}])
             assert e.value.code in ("card_offline", "terminal_offline")
-            snap = await c.wait_snapshot(lambda s: s["payment"]["cash_only"])
-            assert "cash only" in snap["state"]["payment"]["message"].lower()
+            snap = await c.wait_snapshot(lambda s: s["terminal"]["cash_only"])
+            assert "cash only" in snap["state"]["terminal"]["message"].lower()
             paid = await c.request("pay", tenders=[{"kind": "cash", "amount_cents": total}])
             assert paid["receipt_number"] >= 1
 

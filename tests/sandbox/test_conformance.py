@@ -1,9 +1,8 @@
-"""The sandbox's Metrc answers conform to the Metrc v2 OpenAPI description, for every endpoint the hub uses.
-
-Real responses from the running sandbox are validated against the response schemas in
-``reference/metrc-openapi-v2.yaml`` with a small validator for the OpenAPI 3.0 schema subset the description
-uses ($ref, oneOf, nullable, type, properties, additionalProperties, required, pattern, enum, minLength).
-The hub's request payloads are validated against the request schemas the same way.
+"""What stays of the check against the community Metrc v2 OpenAPI description: every operation the hub calls
+exists there, and the hub's request payloads validate against its request schemas (a small validator for the
+OpenAPI 3.0 subset the description uses). Its *response* shapes contradict Metrc's own documentation
+(state-api-documented-shapes.md M7), so answers are checked against the documented examples instead
+(``test_documented_contract.py``).
 
 Known weaknesses of the description (reference/state-systems.md), handled explicitly:
 - request property names are camelCase there, PascalCase in Metrc's own documentation: requests are matched
@@ -19,9 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import trio
 import yaml
 
 from hub.domain.state_payloads import (
@@ -32,7 +29,6 @@ from hub.domain.state_payloads import (
     metrc_receipt,
 )
 from sandbox import demo
-from sandbox.testing import SandboxAdmin, running_sandbox
 
 # the Metrc v2 OpenAPI description (MIT, Code Cooper; licence beside it), kept with the tests so they always run
 SPEC_PATH = Path(__file__).parent / "data" / "metrc-openapi-v2.yaml"
@@ -181,16 +177,13 @@ def test_the_validator_catches_what_it_should(spec):
     )
 
 
-def local_now() -> str:
-    from zoneinfo import ZoneInfo
+def test_requests_conform_where_the_description_agrees_with_the_documentation(spec):
+    """The hub's request bodies against the community request schemas, names matched case-insensitively.
 
-    now = datetime.now(UTC).astimezone(ZoneInfo(demo.METRC_TIME_ZONE)) - timedelta(minutes=1)
-    return now.replace(tzinfo=None).isoformat(timespec="milliseconds")
-
-
-async def test_sandbox_answers_conform(spec, tmp_path):
-    v = Validator(spec)
-    lic = {"licenseNumber": demo.METRC_LICENSE}
+    The sandbox's *answers* are no longer checked against this file: it contradicts Metrc's own examples
+    (bare arrays, bare receipt objects, ``{"Ids": …}``, PascalCase; state-api-documented-shapes.md M7). They
+    are checked against the documented examples in ``test_documented_contract.py``.
+    """
     label = demo.METRC_PACKAGES[0][0]
     sale = StateSale(
         external_receipt_number="CONF-1",
@@ -207,172 +200,9 @@ async def test_sandbox_answers_conform(spec, tmp_path):
         adjusted_at=datetime.now(UTC),
         store_time_zone=demo.METRC_TIME_ZONE,
     )
-    receipt_body = [metrc_receipt(sale)]
-    adjust_body = [metrc_adjustment(adjustment)]
     loose = Validator(spec, case_insensitive=True)
-    assert loose.errors(receipt_body, request_schema(spec, "post", "/sales/v2/receipts"), name="") == []
-    assert loose.errors(adjust_body, request_schema(spec, "post", "/packages/v2/adjust")) == []
-
-    checked: set[tuple[str, str]] = set()
-
-    async def check(client, method, template, url, *, params=None, body=None, status=200):
-        response = await client.request(method.upper(), url, params=params, json=body)
-        assert response.status_code == status, (url, response.text)
-        schema = response_schema(spec, method, template, status)
-        if schema is not None:
-            problems = v.errors(response.json(), schema)
-            assert problems == [], (template, problems[:10])
-        else:
-            assert response.content == b"", template
-        checked.add((method, template))
-        return response.json() if response.content else None
-
-    with trio.fail_after(30):
-        async with running_sandbox(tmp_path) as sandbox, SandboxAdmin(sandbox.url) as admin:
-            auth = (demo.METRC_VENDOR_KEY, demo.METRC_USER_KEY)
-            async with httpx.AsyncClient(base_url=sandbox.url, auth=auth) as c:
-                await check(c, "get", "/facilities/v2", "/facilities/v2")
-                await check(c, "get", "/sales/v2/customertypes", "/sales/v2/customertypes")
-                await check(c, "get", "/unitsofmeasure/v2/active", "/unitsofmeasure/v2/active")
-                await check(c, "get", "/items/v2/categories", "/items/v2/categories", params=lic)
-                await check(
-                    c, "post", "/sales/v2/receipts", "/sales/v2/receipts", params=lic, body=receipt_body
-                )
-                found = await check(
-                    c,
-                    "get",
-                    "/sales/v2/receipts/external/{externalNumber}",
-                    "/sales/v2/receipts/external/CONF-1",
-                    params=lic,
-                )
-                receipt_id = found["data"][0]["id"]
-                await check(
-                    c, "get", "/sales/v2/receipts/{id}", f"/sales/v2/receipts/{receipt_id}", params=lic
-                )
-                update = [{"Id": receipt_id, **receipt_body[0]}]
-                await check(c, "put", "/sales/v2/receipts", "/sales/v2/receipts", params=lic, body=update)
-                await check(
-                    c,
-                    "get",
-                    "/sales/v2/receipts/active",
-                    "/sales/v2/receipts/active",
-                    params=lic | {"pageSize": 20},
-                )
-                await check(
-                    c, "delete", "/sales/v2/receipts/{id}", f"/sales/v2/receipts/{receipt_id}", params=lic
-                )
-                await check(
-                    c, "get", "/sales/v2/receipts/inactive", "/sales/v2/receipts/inactive", params=lic
-                )
-                window = {
-                    "lastModifiedStart": (datetime.now(UTC) - timedelta(hours=1)).strftime(
-                        "%Y-%m-%dT%H:%M:%SZ"
-                    ),
-                    "lastModifiedEnd": (datetime.now(UTC) + timedelta(minutes=1)).strftime(
-                        "%Y-%m-%dT%H:%M:%SZ"
-                    ),
-                }
-                page = await check(
-                    c,
-                    "get",
-                    "/packages/v2/active",
-                    "/packages/v2/active",
-                    params=lic | window | {"pageSize": 5},
-                )
-                assert page["recordsOnPage"] == 5 and page["totalPages"] == 2
-                await check(c, "get", "/packages/v2/{label}", f"/packages/v2/{label}", params=lic)
-                await check(
-                    c,
-                    "get",
-                    "/packages/v2/{label}",
-                    "/packages/v2/1A4FF0300000387000099999",
-                    params=lic,
-                    status=404,
-                )
-                await check(
-                    c, "get", "/packages/v2/adjust/reasons", "/packages/v2/adjust/reasons", params=lic
-                )
-                await check(
-                    c, "post", "/packages/v2/adjust", "/packages/v2/adjust", params=lic, body=adjust_body
-                )
-                today = datetime.now(UTC).date().isoformat()
-                set_zero = [
-                    {
-                        "Label": label,
-                        "Quantity": 0,
-                        "UnitOfMeasure": "Each",
-                        "AdjustmentReason": "Drying",
-                        "AdjustmentDate": today,
-                    }
-                ]
-                await check(c, "put", "/packages/v2/adjust", "/packages/v2/adjust", params=lic, body=set_zero)
-                await check(
-                    c,
-                    "put",
-                    "/packages/v2/finish",
-                    "/packages/v2/finish",
-                    params=lic,
-                    body=[{"Label": label, "ActualDate": today}],
-                )
-                await check(
-                    c,
-                    "put",
-                    "/packages/v2/unfinish",
-                    "/packages/v2/unfinish",
-                    params=lic,
-                    body=[{"Label": label}],
-                )
-                transfers = await check(
-                    c, "get", "/transfers/v2/incoming", "/transfers/v2/incoming", params=lic
-                )
-                transfer_id = transfers["data"][0]["id"]
-                deliveries = await check(
-                    c, "get", "/transfers/v2/{id}/deliveries", f"/transfers/v2/{transfer_id}/deliveries"
-                )
-                delivery_id = deliveries["data"][0]["id"]
-                await admin.receive_delivery(
-                    delivery_id,
-                    [{"label": demo.INCOMING_PACKAGES[0][0], "received_quantity": 50, "status": "accepted"}],
-                )
-                await check(
-                    c,
-                    "get",
-                    "/transfers/v2/deliveries/{id}/packages",
-                    f"/transfers/v2/deliveries/{delivery_id}/packages",
-                )
-                await check(
-                    c,
-                    "get",
-                    "/transfers/v2/deliveries/packages/states",
-                    "/transfers/v2/deliveries/packages/states",
-                )
-                await check(
-                    c, "get", "/transfers/v2/incoming", "/transfers/v2/incoming", params=lic
-                )  # after receiving: the received fields conform too
-                await check(
-                    c,
-                    "get",
-                    "/patients/v2/statuses/{patientLicenseNumber}",
-                    f"/patients/v2/statuses/{demo.PATIENTS[0][0]}",
-                    params=lic,
-                )
-                await check(
-                    c,
-                    "get",
-                    "/caregivers/v2/status/{caregiverLicenseNumber}",
-                    f"/caregivers/v2/status/{demo.CAREGIVERS[0][0]}",
-                    params=lic,
-                )
-                await check(
-                    c,
-                    "get",
-                    "/caregivers/v2/status/{caregiverLicenseNumber}",
-                    "/caregivers/v2/status/NOBODY",
-                    params=lic,
-                    status=404,
-                )
-                await admin.set_faults(get_rate_per_second=1)
-                await c.get("/sales/v2/customertypes")
-                await check(c, "get", "/sales/v2/customertypes", "/sales/v2/customertypes", status=429)
-                await admin.clear_faults()
-    assert checked == set(USED_OPERATIONS)
+    receipt_body = [metrc_receipt(sale)]
+    assert loose.errors(receipt_body, request_schema(spec, "post", "/sales/v2/receipts")) == []
+    assert loose.errors([metrc_adjustment(adjustment)], request_schema(spec, "post", "/packages/v2/adjust")) == []
+    update = [{"Id": 7, **receipt_body[0]}]
+    assert loose.errors(update, request_schema(spec, "put", "/sales/v2/receipts")) == []

@@ -157,17 +157,20 @@ async def test_rest_medical_sale_respects_the_card(http):
                     "Password": demo.BIOTRACK_PASSWORD,
                 },
             )
-        ).json()["Session"]
+        ).json()["session"]  # 2024 ([I] mock): lower-case
         headers = {"authorization": f"Bearer {token}"}
         grams = demo.BIOTRACK_INVENTORY[1][0]
         body = {
-            "Location": demo.BIOTRACK_LICENSE,
+            "Location": demo.BIOTRACK_LICENSE,  # a string: 2024 takes an integer ([I] mock)
             "RequestID": "m-1",
             "Datetime": "2024-01-01T00:00:00-07:00",
             "Type": "MEDICAL",
             "CardID": demo.BIOTRACK_CARDS[1][0],
             "Item": [{"Barcode": grams, "Price": 10.0, "Quantity": 1.0}],
         }
+        as_text = await http.post("/biotrack/v1/sale", json=body, headers=headers)
+        assert as_text.status_code == 400 and "Location of type int" in as_text.json()["Error"]
+        body["Location"] = int(demo.BIOTRACK_LICENSE)
         inactive = await http.post("/biotrack/v1/sale", json=body, headers=headers)
         assert inactive.status_code == 400 and "not active" in inactive.json()["Error"]
         body |= {

@@ -57,10 +57,13 @@ async def test_auth_and_licence_are_checked(sandbox, http):
         async with httpx.AsyncClient(base_url=sandbox.url, auth=("bogus-vendor", demo.METRC_USER_KEY)) as bad:
             assert (await bad.get("/packages/v2/active", params=LIC)).status_code == 401
         missing = await http.get("/packages/v2/active")
-        assert missing.status_code == 400 and "licenseNumber" in missing.json()["message"]
-        assert (
-            await http.get("/packages/v2/active", params={"licenseNumber": demo.SHIPPER_LICENSE})
-        ).status_code == 401
+        assert missing.status_code == 400 and "licenseNumber" in missing.json()["Message"]
+        # a facility the user has no access to: 403 with the documented sentence (M6)
+        other = await http.get("/packages/v2/active", params={"licenseNumber": demo.SHIPPER_LICENSE})
+        assert other.status_code == 403
+        assert other.json() == {
+            "Message": "The authenticated user does not have access to the requested resource."
+        }
         # licence names bind case-insensitively, as ASP.NET binds them
         assert (
             await http.get("/packages/v2/active", params={"LICENSENUMBER": demo.METRC_LICENSE})
@@ -77,9 +80,9 @@ async def test_paging_limits(http):
     with trio.fail_after(10):
         assert (await http.get("/packages/v2/active", params=LIC | {"pageSize": 21})).status_code == 400
         page2 = (await http.get("/packages/v2/active", params=LIC | {"pageSize": 3, "pageNumber": 2})).json()
-        assert (page2["page"], page2["recordsOnPage"], page2["totalPages"], page2["total"]) == (2, 3, 3, 8)
+        assert (page2["Page"], page2["RecordsOnPage"], page2["TotalPages"], page2["Total"]) == (2, 3, 3, 8)
         everything = (await http.get("/packages/v2/active", params=LIC)).json()
-        assert everything["recordsOnPage"] == 8  # paging is off unless asked for
+        assert everything["RecordsOnPage"] == 8  # paging is off unless asked for
 
 
 async def test_windows_at_most_24_hours_and_exclusive(http):
@@ -96,12 +99,12 @@ async def test_windows_at_most_24_hours_and_exclusive(http):
             "salesDateEnd": z(now),
         }
         response = await http.get("/sales/v2/receipts/active", params=LIC | both)
-        assert response.status_code == 400 and "mutually exclusive" in response.json()["message"]
+        assert response.status_code == 400 and "mutually exclusive" in response.json()["Message"]
         offset = {
             "lastModifiedStart": (now - timedelta(hours=2)).isoformat(),
             "lastModifiedEnd": now.isoformat(),
         }
-        assert (await http.get("/packages/v2/active", params=LIC | offset)).json()["total"] == 8
+        assert (await http.get("/packages/v2/active", params=LIC | offset)).json()["Total"] == 8
 
 
 async def test_receipt_validation_rows(http):
@@ -120,7 +123,8 @@ async def test_receipt_validation_rows(http):
         assert sorted({r["row"] for r in rows}) == [1, 2, 3, 4]
         assert all(set(r) == {"row", "message"} for r in rows)
         # all or nothing: the good first row was not kept either
-        assert (await http.get("/sales/v2/receipts/external/OK-1", params=LIC)).json()["data"] == []
+        # an unknown external number: 401, as documented for one "not valid for the License Number"
+        assert (await http.get("/sales/v2/receipts/external/OK-1", params=LIC)).status_code == 401
 
 
 async def test_camel_case_bodies_bind_too(http):
@@ -144,7 +148,12 @@ async def test_get_rate_limit_answers_429(http, admin):
         statuses = [(await http.get("/sales/v2/customertypes")).status_code for _ in range(8)]
         assert statuses[:5] == [200] * 5 and set(statuses[5:]) == {429}
         limited = await http.get("/sales/v2/customertypes")
-        assert limited.headers["retry-after"] == "1"
+        # M6: the reproduced sentence, and no rate-limit headers (none are documented)
+        assert "retry-after" not in limited.headers
+        assert limited.json() == {
+            "Message": "The limit of API calls allowed has been exceeded. "
+            "Please pace the usage rate of the API more apart."
+        }
         # writes are not rate limited
         assert (await http.post("/sales/v2/receipts", params=LIC, json=[receipt("W-1")])).status_code == 200
 
@@ -176,9 +185,8 @@ async def test_fault_admin(http, admin):
         response = await http.post("/sales/v2/receipts", params=LIC, json=[receipt("E-1")])
         assert response.status_code == 500
         await admin.clear_faults()
-        assert (await http.get("/sales/v2/receipts/external/E-1", params=LIC)).json()[
-            "data"
-        ] == []  # not applied
+        not_applied = await http.get("/sales/v2/receipts/external/E-1", params=LIC)
+        assert not_applied.status_code == 401  # no such receipt for this licence
 
 
 async def test_outage_window_ends_by_itself(http, admin):
@@ -228,9 +236,9 @@ async def test_state_persists_across_restarts(tmp_path):
                 ).status_code == 200
         async with running_sandbox(tmp_path) as second:  # reseeding keeps what is there
             async with httpx.AsyncClient(base_url=second.url, auth=AUTH) as http:
-                found = (await http.get("/sales/v2/receipts/external/P-1", params=LIC)).json()["data"]
-                assert len(found) == 1
-                assert (await http.get(f"/packages/v2/{LABEL}", params=LIC)).json()["quantity"] == 35
+                found = (await http.get("/sales/v2/receipts/external/P-1", params=LIC)).json()
+                assert found["ExternalReceiptNumber"] == "P-1"  # a bare receipt object
+                assert (await http.get(f"/packages/v2/{LABEL}", params=LIC)).json()["Quantity"] == 35
 
 
 def test_main_rejects_bad_arguments():

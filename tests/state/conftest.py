@@ -85,18 +85,24 @@ class World:
 
 
 @pytest.fixture
-async def world(nursery: trio.Nursery, tmp_path: Path, hub_factory: Callable[..., Any]) -> Any:
-    from hub import sale, state_channel
+async def world(
+    nursery: trio.Nursery, tmp_path: Path, hub_factory: Callable[..., Any], request: pytest.FixtureRequest
+) -> Any:
+    """A hub and a sandbox; parametrize ``world`` indirectly with "pascal" (Metrc's documented keys, the
+    default) or "camel" (as some states answer) to choose how the sandbox answers."""
+    from hub import backoffice, sale, state_channel
     from hub.state_channel.demo import align_sandbox
 
+    casing = getattr(request, "param", "pascal")
     handle: SandboxHandle = await nursery.start(
-        serve, SandboxConfig(data_dir=tmp_path / "sandbox", seed="demo")
+        serve, SandboxConfig(data_dir=tmp_path / "sandbox", seed="demo", casing=casing)
     )
     config = make_config(tmp_path / "data", state_toml(handle.url))
     config.server.demo = True
 
     def install(h: Hub) -> None:
         sale.install(h, demo=True)
+        backoffice.install(h)  # returns
         state_channel.install(
             h,
             None,

@@ -38,13 +38,13 @@ STOCK = [  # (barcode, product id, units)
 MANAGER = {"manager": "maria", "pin": PINS["maria"]}
 
 
-def state_toml(kind: str, url: str) -> str:
+def state_toml(kind: str, url: str, api: str = "2024") -> str:
     base = f"{url}/biotrack" if kind == "biotrack-rest" else f"{url}/biotrack/serverjson.asp"
     return f"""
 [state_system]
 kind = "{kind}"
 base_url = "{base}"
-biotrack_api = "2024"
+biotrack_api = "{api}"
 license_number = "{sbx.BIOTRACK_LICENSE}"
 ubi = "{sbx.BIOTRACK_UBI}"
 username = "{sbx.BIOTRACK_USERNAME}"
@@ -123,13 +123,14 @@ async def biotrack_world(
     tmp_path: Path,
     hub_factory: Callable[..., Any],
     jurisdiction: str | None = None,
+    api: str = "2024",
 ) -> AsyncIterator[World]:
     from hub import backoffice, sale, state_channel
 
     handle: SandboxHandle = await nursery.start(
         serve, SandboxConfig(data_dir=tmp_path / "sandbox", seed="demo")
     )
-    config = make_config(tmp_path / "data", state_toml(kind, handle.url))
+    config = make_config(tmp_path / "data", state_toml(kind, handle.url, api))
     config.server.demo = True
     if jurisdiction:
         config.store.jurisdiction = jurisdiction
@@ -168,16 +169,18 @@ async def _void(c: HubClient, receipt_number: int) -> None:
 # ---------------------------------------------------------------------------------- sales and voids
 
 
-@pytest.mark.parametrize("kind", ["biotrack-rest", "biotrack-2014"])
-async def test_sales_and_voids_exactly_once_through_outage_and_lost_answers(
-    kind: str, nursery: trio.Nursery, tmp_path: Path, hub_factory: Callable[..., Any]
+@pytest.mark.parametrize(
+    ("kind", "api"), [("biotrack-rest", "2024"), ("biotrack-rest", "2022"), ("biotrack-2014", "2024")]
+)
+async def test_sales_voids_and_refunds_exactly_once_through_outage_and_lost_answers(
+    kind: str, api: str, nursery: trio.Nursery, tmp_path: Path, hub_factory: Callable[..., Any]
 ) -> None:
-    async with biotrack_world(kind, nursery, tmp_path, hub_factory) as w:
+    async with biotrack_world(kind, nursery, tmp_path, hub_factory, api=api) as w:
         licence = w.hub.config.store.licence
         tags = [barcode for barcode, _, _ in STOCK]
         sold: dict[str, str] = {}  # hub receipt number -> barcode
         receipts: list[int] = []
-        with trio.fail_after(20):
+        with trio.fail_after(30):
             async with connect(ws_url(w.hub)) as c:
                 await ready(c)
                 # an outage: the registers keep selling, nothing reaches the state
@@ -190,7 +193,11 @@ async def test_sales_and_voids_exactly_once_through_outage_and_lost_answers(
                     receipts.append(paid["receipt_number"])
                 await trio.sleep(0.4)
                 assert await w.sales() == []
-                assert all(e.state in ("pending", "unknown") for e in w.outbox())
+                # every entry waits (an attempt caught in flight settles as pending or unknown)
+                with trio.fail_after(5):
+                    while not all(e.state in ("pending", "unknown") for e in w.outbox()):
+                        assert not any(e.state in ("sent", "dead") for e in w.outbox())
+                        await trio.sleep(0.02)
                 # back, but every third request is applied and its answer lost
                 await w.admin.set_faults(outage=False, drop_every=3)
                 for i in range(6):
@@ -200,25 +207,51 @@ async def test_sales_and_voids_exactly_once_through_outage_and_lost_answers(
                 voided = [receipts[1], receipts[8]]  # one sold in the outage, one after
                 for number in voided:
                     await _void(c, number)
-            await w.wait_drained()
-        faults = await w.admin.faults()
-        assert faults["counters"]["dropped"] >= 3  # answers really were lost
+                # a refund whose answer is lost: one unit of a sale of two
+                await w.wait_drained(20)
+                refunded_tag = tags[0]
+                two = await sell(c, w.adult, refunded_tag, quantity=2)
+                sold[f"{licence}-{two['receipt_number']}"] = refunded_tag
+                await w.wait_drained(20)
+                await w.admin.set_faults(drop_every=1, drop_methods=["POST"])
+                await c.request(
+                    "return_items",
+                    receipt_number=two["receipt_number"],
+                    lines={"1": 1},
+                    approval=MANAGER | {"reason": "sealed unit, unopened"},
+                )
+                with trio.fail_after(10):
+                    while (await w.admin.faults())["counters"]["dropped"] == 0:
+                        await trio.sleep(0.05)
+                await w.admin.clear_faults()
+            await w.wait_drained(20)
         sales = await w.sales()
         counts = Counter(w.number_of(s) for s in sales)
         assert set(counts) == set(sold) and set(counts.values()) == {1}, counts
+        two_key = f"{licence}-{two['receipt_number']}"
         for s in sales:
-            assert [(i["barcode"], i["quantity"]) for i in s["items"]] == [(sold[w.number_of(s)], 1.0)]
+            quantity = 2.0 if w.number_of(s) == two_key else 1.0
+            assert [(i["barcode"], i["quantity"]) for i in s["items"]] == [(sold[w.number_of(s)], quantity)]
             assert s["api"] == ("rest" if kind == "biotrack-rest" else "2014")
             assert s["voided"] == (w.number_of(s) in {f"{licence}-{n}" for n in voided})
-        # the state's inventory moved exactly as the hub's: sold minus voided
+            # the refund landed once, on its own sale
+            assert [r["quantity"] for r in s["refunded"]] == ([1.0] if w.number_of(s) == two_key else [])
+        # the state's inventory moved exactly as the hub sold it: sold minus voided minus refunded
         for barcode, _, units in STOCK:
-            net = sum(1 for n, t in sold.items() if t == barcode) - sum(
+            net = sum(2 if n == two_key else 1 for n, t in sold.items() if t == barcode) - sum(
                 1 for n in voided if sold[f"{licence}-{n}"] == barcode
             )
-            assert await w.state_quantity(barcode) == units - net
+            refunded = 1 if barcode == refunded_tag else 0
+            assert await w.state_quantity(barcode) == units - net + refunded
+            # the hub quarantines a returned unit instead of putting it back on sale
             assert inventory.package(w.hub.store, barcode).quantity == units - net  # type: ignore[union-attr]
-        assert {e.kind for e in w.outbox()} == {"sale", "void"}
-        assert w.hub.metrics.state_errors.labels(licence, "outcome_unknown")._value.get() >= 1
+        assert Counter(e.kind for e in w.outbox()) == {"sale": 13, "void": 2, "return": 1}
+        assert all(e.state == "sent" for e in w.outbox())
+        assert w.hub.metrics.state_errors.labels(licence, "outcome_unknown")._value.get() >= 2
+        # the gauge is set at the end of the actor's pass, just after the last entry is stored as sent
+        with trio.fail_after(5):
+            while w.hub.metrics.state_backlog.labels(licence)._value.get() != 0:
+                await trio.sleep(0.02)
         assert w.hub.metrics.state_backlog.labels(licence)._value.get() == 0
 
 
@@ -270,8 +303,8 @@ async def test_rest_2024_receives_a_transfer_with_a_short_and_a_missing_line(res
                 (gummies, "Each", 24.0),
             ]
             assert m["state_received_at"] is None
-            # the receive call is applied at the state and its answer lost; the hub checks and goes on
-            await w.admin.set_faults(drop_every=1, drop_methods=["POST"])
+            # the receive call (2024: PUT) is applied at the state and its answer lost; the hub checks
+            await w.admin.set_faults(drop_every=1, drop_methods=["PUT"])
             resp = await http.post(
                 "/api/state/manifests/BT-0000501/receive",
                 json={

@@ -14,7 +14,7 @@ from tests.state.conftest import World, ready
 
 
 @pytest.fixture
-async def world(nursery, tmp_path, hub_factory, monkeypatch):  # type: ignore[no-untyped-def]
+async def world(nursery, tmp_path, hub_factory, monkeypatch, request):  # type: ignore[no-untyped-def]
     """A Michigan store: Metrc keeps the patient registry and its own allotment."""
     import tests.state.conftest as base
 
@@ -27,7 +27,7 @@ async def world(nursery, tmp_path, hub_factory, monkeypatch):  # type: ignore[no
         return cfg
 
     monkeypatch.setattr(base, "make_config", michigan)
-    async for w in base.world.__wrapped__(nursery, tmp_path, hub_factory):  # type: ignore[attr-defined]
+    async for w in base.world.__wrapped__(nursery, tmp_path, hub_factory, request):  # type: ignore[attr-defined]
         yield w
 
 

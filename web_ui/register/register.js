@@ -249,6 +249,7 @@ function render(s, before) {
   const r = s.last_receipt;
   if (r && before && (!before.last_receipt || before.last_receipt.number !== r.number)) showReceipt(r);
   if ($("#dlg-parked").open) renderParked(s);
+  if ($("#dlg-tender").open) renderCardPayment(s);
 }
 
 function renderNotice(n) {
@@ -384,7 +385,7 @@ function renderCheckout(s) {
   const box = $("#checkout");
   const cart = s.cart;
   const lines = cart?.lines?.length || 0;
-  const pay = s.payment || {};
+  const pay = s.terminal || {};
   const drawer = s.drawer || {};
   const parked = s.parked || [];
   const blocked = !s.customer || !s.customer.decision?.allowed || (s.limit_problems || []).length > 0;
@@ -595,11 +596,19 @@ function openTender() {
   f.reset();
   f.cash.value = "";
   f.debit.value = "";
-  const cashOnly = Boolean(s?.payment?.cash_only || s?.payment?.up === false);
+  const cashOnly = Boolean(s?.terminal?.cash_only || s?.terminal?.up === false);
   $("#tender-cash-only").hidden = !cashOnly;
-  $("#tender-cash-only").textContent = s?.payment?.message || "Card terminal offline: cash only.";
+  $("#tender-cash-only").textContent = s?.terminal?.message || "Card terminal offline: cash only.";
   f.debit.disabled = cashOnly;
   $("#tender-debit-all").disabled = cashOnly;
+  const atm = s?.terminal?.cashless_atm;
+  $("#tender-atm").hidden = !atm;
+  $("#tender-atm").disabled = cashOnly;
+  if (atm) $("#tender-atm").textContent = `Cashless ATM (rounds up to ${money(atm.increment_cents)}, ${money(atm.fee_cents)} fee)`;
+  $("#tender-bank-row").hidden = !s?.terminal?.pay_by_bank;
+  $("#tender-phone").value = "";
+  ui.cardShown = false; // a finished payment of an earlier try is not news for this one
+  renderCardPayment(s);
   updateChange();
   openDialog("#dlg-tender");
   setTimeout(() => f.cash.focus(), 0);
@@ -618,8 +627,87 @@ function updateChange() {
   $("#tender-change").textContent = money(Math.max(0, change));
   const short = change < 0;
   $("#tender-error").textContent = short ? `${money(-change)} still to pay.` : debit > total ? "Debit cannot be more than the total." : "";
-  $("#tender-submit").disabled = short || debit > total;
+  $("#tender-submit").disabled = short || debit > total || cardBusy(ui.state);
 }
+
+// ---- card payment states (the snapshot's `payment`, see hub/sale/card.py)
+const CARD_TITLES = {
+  waiting: "Waiting for the card…",
+  recovering: "Checking with the terminal…",
+  approved: "Approved",
+  declined: "Not approved",
+  timed_out: "The terminal timed out",
+  cancelled: "Cancelled",
+};
+const BANK_TITLES = { waiting: "Waiting for the customer's approval in the app…" };
+function cardBusy(s) {
+  const st = s?.payment?.state;
+  return st === "waiting" || st === "recovering";
+}
+function renderCardPayment(s) {
+  const box = $("#card-status");
+  if (!box) return;
+  const p = s?.payment;
+  // an outcome is shown once this dialog has seen the payment start (not a stale one from before)
+  if (p && cardBusy(s)) ui.cardShown = true;
+  if (!p || !ui.cardShown) {
+    box.hidden = true;
+    return;
+  }
+  box.hidden = false;
+  box.dataset.state = p.state;
+  const title = (p.tender === "pay_by_bank" && BANK_TITLES[p.state]) || CARD_TITLES[p.state] || p.state;
+  $("#card-status-title").textContent = `${title} — ${money(p.amount_cents)}`;
+  $("#card-status-text").textContent = p.message;
+  $("#card-cancel").hidden = !cardBusy(s);
+  $("#card-cancel").textContent = p.tender === "pay_by_bank" ? "Cancel the request" : "Cancel at the terminal";
+  $("#tender-submit").disabled = cardBusy(s) || $("#tender-submit").disabled;
+  if (!cardBusy(s)) updateChangeOnly();
+}
+function updateChangeOnly() {
+  const { change, debit, total } = tenderNumbers();
+  $("#tender-submit").disabled = change < 0 || debit > total;
+}
+$("#card-cancel").addEventListener("click", async () => {
+  $("#card-cancel").disabled = true;
+  try {
+    await live.request("cancel_payment", {});
+  } catch (e) {
+    $("#card-status-text").textContent = plain(e);
+  } finally {
+    $("#card-cancel").disabled = false;
+  }
+});
+$("#tender-bank").addEventListener("click", async () => {
+  const total = ui.state?.cart?.total_cents ?? 0;
+  const phone = $("#tender-phone").value.trim();
+  const err = $("#tender-error");
+  err.textContent = "";
+  if (!phone) {
+    err.textContent = "Type the customer's phone number first.";
+    return;
+  }
+  $("#tender-bank").disabled = true;
+  try {
+    await live.request("pay", { tenders: [{ kind: "pay_by_bank", amount_cents: total, phone }] });
+    $("#dlg-tender").close();
+  } catch (e) {
+    err.textContent = plain(e);
+  } finally {
+    $("#tender-bank").disabled = false;
+  }
+});
+$("#tender-atm").addEventListener("click", async () => {
+  const total = ui.state?.cart?.total_cents ?? 0;
+  const err = $("#tender-error");
+  err.textContent = "";
+  try {
+    await live.request("pay", { tenders: [{ kind: "cashless_atm", amount_cents: total }] });
+    $("#dlg-tender").close();
+  } catch (e) {
+    err.textContent = plain(e);
+  }
+});
 $("#tender-form").addEventListener("input", updateChange);
 $("#tender-quick").addEventListener("click", (ev) => {
   const b = ev.target.closest("[data-cash]");
@@ -645,7 +733,13 @@ bindForm("#tender-form", async () => {
   if (debit > 0) tenders.push({ kind: "debit", amount_cents: debit });
   if (cash > 0 || !tenders.length) tenders.push({ kind: "cash", amount_cents: cash });
   if (cash + debit < total) throw new LiveError("short", "Not enough tendered.");
-  await live.request("pay", { tenders });
+  try {
+    await live.request("pay", { tenders });
+  } catch (e) {
+    // a card that did not go through: the payment status above says why and what to do next
+    if (/^(card|bank)_/.test(e?.code || "") && ui.cardShown) $("#tender-error").textContent = "The card was not charged for this sale.";
+    throw e;
+  }
 });
 
 // ---- drawer
@@ -828,7 +922,11 @@ $("#demo-panel").addEventListener("click", (ev) => {
   const w = ev.target.closest("[data-demo-weight]");
   if (w) $("#demo-weight").value = Number(w.dataset.demoWeight).toFixed(2);
   const t = ev.target.closest("[data-demo-terminal]");
-  if (t) fire("demo_terminal", { mode: t.dataset.demoTerminal });
+  if (t) {
+    const f = { mode: t.dataset.demoTerminal };
+    if (t.dataset.timeout) f.timeout_seconds = Number(t.dataset.timeout);
+    fire("demo_terminal", f);
+  }
 });
 $("#demo-scale-set").addEventListener("click", () =>
   fire("demo_scale", { weight_mg: Math.round(Number($("#demo-weight").value || 0) * 1000), motion: $("#demo-motion").checked }),
