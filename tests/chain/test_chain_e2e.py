@@ -72,17 +72,20 @@ async def test_three_stores_through_nats_restart_hq_kill_and_store_kill(tmp_path
         assert backlog >= 3
         assert await metric(stores[0], "storehub_chain_link_up") == 0
         await trio.sleep(1.0)
-        nats.start()
 
         # 2. HQ is SIGKILLed in the middle of a batch: PostgreSQL holds the batch's transaction on a lock
+        # (taken before NATS is back, so the outage's sales cannot reach HQ before it)
         with psycopg.connect(pg_dsn) as blocker:
             blocker.execute("LOCK TABLE sales IN ACCESS EXCLUSIVE MODE")
+            nats.start()
 
             async def hq_waiting() -> bool:
+                # any HQ statement waiting on that lock is inside a batch's transaction (events inserted,
+                # nothing committed or acknowledged)
                 with psycopg.connect(pg_dsn, autocommit=True) as probe:
                     row = probe.execute(
                         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                        " AND query LIKE 'INSERT INTO sales%%'"
+                        " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
                     ).fetchone()
                 return bool(row and row[0])
 
