@@ -139,6 +139,12 @@ def _use_promotions(hub: Hub, promos: Any) -> None:
     ctx = hub.extensions.get("sale")
     if ctx is not None and promos is not None:
         ctx.settings.promotions = tuple(promos)
+        live = hub.extensions.get("catalogue")
+        if live is not None:  # the live catalogue (issue 16) re-prices every register's cart
+            live.promotions = ctx.settings.promotions
+            live.refresh()
+        elif hasattr(ctx, "price_cache"):
+            ctx.price_cache.clear()
 
 
 async def apply_catalogue(hub: Hub, doc: catalogue.CatalogueDoc) -> bool:
