@@ -140,6 +140,16 @@ class SecuritySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     lockout_minutes: Annotated[int, msgspec.Meta(ge=1)] = 5
 
 
+class CrmSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The CRM or loyalty service's webhook (hub/domain/crm.py documents the JSON it receives)."""
+
+    url: str
+    secret: str  # HMAC-SHA256 signing secret shared with the service
+    style: Literal["generic", "springbig", "alpineiq"] = "generic"
+    api_key: str = ""  # sent as x-apikey where the service wants one
+    timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+
+
 class ChannelSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """An e-commerce channel that sends orders (the store's web menu, Jane, Weedmaps, Dutchie Plus…)."""
 
@@ -188,6 +198,9 @@ class StoreConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     taxes: dict[str, Any] | None = None
     # promotions as data (hub/domain/promotions.py): [[promotions]] kind = "category_percent" | "buy_n_get_one"
     promotions: list[dict[str, Any]] = []
+    # loyalty as data (hub/domain/loyalty.py LoyaltyProgram): points_per_dollar, excluded_categories, tiers...
+    loyalty: dict[str, Any] | None = None
+    crm: CrmSection | None = None
     channels: list[ChannelSection] = []
     orders: OrdersSection = msgspec.field(default_factory=OrdersSection)
     notices: NoticesSection = msgspec.field(default_factory=NoticesSection)
@@ -254,6 +267,18 @@ def _check(config: StoreConfig) -> StoreConfig:
                 msgspec.convert(promo, Promotion)
             except msgspec.ValidationError as exc:
                 raise ConfigError(f"promotions[{i}]: {_humane(str(exc))}") from None
+    if config.loyalty is not None:
+        from hub.domain.loyalty import LoyaltyProgram, problems
+
+        try:
+            program = msgspec.convert(config.loyalty, LoyaltyProgram)
+        except msgspec.ValidationError as exc:
+            raise ConfigError(f"loyalty: {_humane(str(exc))}") from None
+        wrong = problems(program)
+        if wrong:
+            raise ConfigError(f"loyalty: {wrong[0]}")
+    if config.crm is not None and not config.crm.url.startswith(("http://", "https://")):
+        raise ConfigError("crm.url: the webhook is an http:// or https:// URL")
     if len({c.id for c in config.channels}) != len(config.channels):
         raise ConfigError("channels: a channel id is listed twice")
     if bool(config.server.tls_cert) != bool(config.server.tls_key):

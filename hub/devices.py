@@ -557,6 +557,12 @@ async def print_exit_label(req: Request, msg: PrintExitLabel) -> Any:
     from hub.sale import inventory as inv
     from hub.sale.service import Refused
 
+    if "catalogue" in req.hub.extensions:
+        # the jurisdiction's label template: warning, potency, licence, dates, COA QR (hub/catalogue/labels.py)
+        from hub.catalogue.labels import print_label
+
+        return await print_label(req.hub, req.register_id, msg.tag, "exit", msg.copies)
+
     devices: DeviceHub = req.hub.extensions["devices"]
     reg = req.hub.config.register(req.register_id)
     printer_id = (reg.label_printer if reg else "") or next(

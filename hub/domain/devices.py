@@ -296,6 +296,13 @@ class PrintBagLabel(msgspec.Struct, frozen=True, tag=True, kw_only=True):
     label: BagLabel
 
 
+class PrintZpl(msgspec.Struct, frozen=True, tag=True, kw_only=True):
+    """A label already rendered as ZPL (the jurisdiction's template, hub/domain/labels.py)."""
+
+    job_id: str
+    zpl: bytes
+
+
 class OpenDrawer(msgspec.Struct, frozen=True, tag=True, kw_only=True):
     """Kick the drawer without a receipt (manager "no sale", counted in the audit log by the hub)."""
 

@@ -38,6 +38,7 @@ from hub.domain.limits.engine import (
 from hub.domain.limits.rules import Jurisdiction
 from hub.domain.outbox import OutboxEntry
 from hub.domain.pricing import Discount, DiscountPolicy, LoyaltyPolicy, PricedCart, needs_manager, price_cart
+from hub.domain.promotions import eligible
 from hub.domain.receipt import (
     AllotmentLeft,
     Receipt,
@@ -163,6 +164,17 @@ class SaleContext:
         self.receipt_views: dict[int, dict[str, Any]] = {}
         self.price_cache: dict[str, tuple[Any, Cart, PricedCart]] = {}
         self.terminals: dict[str, Any] = {}  # device id -> payment-terminal handle (see actors)
+        # the live catalogue and loyalty (hub/customers): which promotions and loyalty policy price a cart
+        # of this customer now; None prices with ``settings`` as loaded
+        self.pricing_for: Callable[[Cart, CheckedIn | None, datetime], tuple[Any, LoyaltyPolicy]] | None = (
+            None
+        )
+        # booked inside the sale's transaction: loyalty ledger, CRM event (hub/customers)
+        self.in_sale_txn: list[Callable[..., None]] = []
+        # a void gives the sale's points back (hub/customers)
+        self.in_void_txn: list[Callable[..., None]] = []
+        # told of every licence scanned at a register (hub/customers: enrolment prefills from it)
+        self.licence_seen: list[Callable[[str, aamva.DriverLicence], None]] = []
         self.printers: dict[str, Any] = {}
         self.store_identity = StoreIdentity(
             name=hub.config.store.name,
@@ -542,6 +554,8 @@ async def scan(req: Request, msg: p.Scan) -> Any:
                 lic = aamva.parse_licence(sc.data.encode() if serial_licence else sc.data)
             except aamva.AamvaError as exc:
                 raise Refused(str(exc), code="bad_id") from None
+            for seen in ctx.licence_seen:
+                seen(req.register_id, lic)
             checked = _check_in_licence(ctx, lic, "adult")
             return await _apply_check_in(req, sale, checked, f"scan:{msg.source}")
         if sc.kind in ("metrc_package", "biotrack_barcode"):
@@ -1012,20 +1026,26 @@ def _price(ctx: SaleContext, cart: Cart, sale: RegisterSale) -> PricedCart:
     hit = ctx.price_cache.get(cart.cart_id)
     if hit is not None and hit[0] == key and hit[1] is cart:
         return hit[2]
-    priced = _price_now(ctx, cart, local_now, points)
+    priced = _price_now(ctx, cart, local_now, points, sale.customer)
     if len(ctx.price_cache) > 256:
         ctx.price_cache.clear()
     ctx.price_cache[cart.cart_id] = (key, cart, priced)
     return priced
 
 
-def _price_now(ctx: SaleContext, cart: Cart, local_now: datetime, points: int) -> PricedCart:
+def _price_now(
+    ctx: SaleContext, cart: Cart, local_now: datetime, points: int, customer: CheckedIn | None = None
+) -> PricedCart:
+    # a promotion that asks for a code applies only when the customer gave it
+    promotions, loyalty = eligible(ctx.settings.promotions, codes=cart.promo_codes), ctx.settings.loyalty
+    if ctx.pricing_for is not None:
+        promotions, loyalty = ctx.pricing_for(cart, customer, local_now)
     return price_cart(
         cart,
         ctx.settings.tax_table,
         local_now=local_now,
-        promotions=ctx.settings.promotions,
-        loyalty=ctx.settings.loyalty,
+        promotions=promotions,
+        loyalty=loyalty,
         available_points=points,
     )
 
@@ -1218,8 +1238,13 @@ def commit_sale(
                     receipt_number=number,
                 ),
             )
-    # 9. loyalty: only for customers the store keeps a record of (they consented)
+    # 9. loyalty: only for customers the store keeps a record of (they consented); with the customers
+    # feature installed it books the loyalty ledger and the CRM event in this transaction instead
+    for hook in ctx.in_sale_txn:
+        hook(txn, ctx, receipt=receipt, customer=customer, priced=priced, staff=staff, now=now)
     known = tget(txn, store, "customers", text(customer.customer_id), Customer)
+    if ctx.in_sale_txn:
+        known = None
     if known is not None and (priced.loyalty_points_redeemed or priced.loyalty_points_earned):
         balance = known.loyalty_points - priced.loyalty_points_redeemed + priced.loyalty_points_earned
         if balance < 0:
@@ -1504,6 +1529,8 @@ async def void_sale(req: Request, msg: p.VoidSale) -> Any:
             labels=sv.package_labels,
             now=now,
         )
+        for hook in ctx.in_void_txn:
+            hook(txn, ctx, receipt=r, customer_id=rec.customer_id, staff=req.staff_id, now=now)
         audit.append(
             txn,
             store,

@@ -55,6 +55,13 @@ TABLES = (
     "notices",  # u64 seq -> Delivery (customer notices)
     "order_replays",  # channel NUL signature -> u64 unix seconds (signatures seen in the skew window)
     "orders_open",  # order id -> b"" for every order not yet closed
+    # customers, loyalty and the live catalogue (issue 16)
+    "customer_index",  # b"p:" phone hash -> id; b"n:" name token NUL id -> b""
+    "loyalty_ledger",  # customer id NUL u64 micros u64 seq -> LoyaltyEntry
+    "crm_outbox",  # u64 seq -> OutboxEntry (kinds "customer" and "sale", licence "crm")
+    "promotions",  # promotion id -> StoredPromotion
+    "price_changes",  # u64 micros(effective) NUL product id -> PriceChange
+    "lab_results",  # package tag -> LabResult
 )
 
 _encoder = msgspec.msgpack.Encoder()

@@ -7,6 +7,7 @@ import { WedgeScanner } from "../shared/wedge.js";
 import { barChart, columnChart, divergingChart, money } from "./charts.js";
 import { installStatePages } from "./state.js";
 import { installOrderPages } from "./orders.js";
+import { installCustomerPages } from "./customers.js";
 
 // A storage namespace of its own, so a browser that is also a register keeps the two enrolments apart.
 const prefixed = (store, prefix) => ({
@@ -404,6 +405,12 @@ installStatePages(pages, {
 });
 
 installOrderPages(pages, { h, api }); // online orders and the customer notices (orders.js)
+
+// customers, promotions, the catalogue and Form 8300 worksheets (customers.js)
+installCustomerPages(pages, {
+  h, api, message, live, route: () => route(),
+  onScan: (fn, root) => { scanHandler = { fn, root }; wedge.enabled = true; },
+});
 
 pages.devices = async (root) => {
   const d = await api("/api/backoffice/devices");
