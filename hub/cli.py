@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-devices", action="store_true", help="start without simulated devices")
     d.add_argument("--no-sandbox", action="store_true", help="start without the state-system sandbox")
     d.add_argument("--log-level", default="INFO")
+    d.add_argument("--chain", action="store_true", help="two demo stores and an HQ (nats-server, PostgreSQL)")
+    d.add_argument("--chain-toml", help="a TOML file with a [chain] table: this demo store joins that chain")
 
     r = sub.add_parser("run", help="run the hub with a store.toml")
     r.add_argument("--config", required=True)
@@ -98,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "tls", help="TLS certificates for the store LAN (storehub tls init --help)", add_help=False
     )
+    sub.add_parser("hq", help="headquarters of a chain (storehub hq --help)", add_help=False)
     return parser
 
 
@@ -108,6 +111,7 @@ DELEGATED = {
     "report": "hub.report_cli",
     "import": "hub.import_cli",
     "tls": "hub.tls_cli",
+    "hq": "hub.hq.cli",
 }
 
 
@@ -144,8 +148,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from hub import demo, logs
 
     logs.setup(args.log_level)
+    if args.chain:
+        from hub.hq.demo import run_chain_demo
+
+        return run_chain_demo(args)
     data = args.data or tempfile.mkdtemp(prefix="storehub-demo-")
     cfg = demo.demo_config(data, host=args.host, http_port=args.http_port, ws_port=args.ws_port)
+    if args.chain_toml:
+        cfg = demo.join_chain(cfg, Path(args.chain_toml))
     options = {
         "scale_protocol": args.scale_protocol,
         "devices": not args.no_devices,

@@ -201,6 +201,27 @@ class NoticesSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 10.0
 
 
+ChainId = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class ChainSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """This store as one of a chain: its events go to headquarters over NATS JetStream (hub/chain/)."""
+
+    chain: ChainId  # the chain's id; subjects are chain.<chain>.<store>.*
+    store_id: ChainId  # this store's id in the chain (its NATS user may publish only as this store)
+    nats_url: str = "nats://127.0.0.1:4222"  # HQ's server, or the store's own leaf node
+    user: str = ""
+    password: str = ""
+    creds_file: str = ""  # NATS .creds (nkey + JWT), instead of user/password
+    tls_ca: str = ""  # verify the server with this CA (tls:// URLs)
+    tls_cert: str = ""  # client certificate, when the server asks for one
+    tls_key: str = ""
+    batch: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 256
+    poll_seconds: Annotated[float, msgspec.Meta(gt=0)] = 0.25
+    catalogue_poll_seconds: Annotated[float, msgspec.Meta(gt=0)] = 2.0
+    status_seconds: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+
+
 class StoreConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     store: StoreSection
     server: ServerSection = msgspec.field(default_factory=ServerSection)
@@ -220,6 +241,8 @@ class StoreConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     channels: list[ChannelSection] = []
     orders: OrdersSection = msgspec.field(default_factory=OrdersSection)
     notices: NoticesSection = msgspec.field(default_factory=NoticesSection)
+    # one store of a chain (hub/chain/): ship events to HQ, take catalogue and prices from it
+    chain: ChainSection | None = None
 
     @property
     def zone(self) -> ZoneInfo:

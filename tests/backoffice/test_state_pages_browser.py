@@ -27,7 +27,7 @@ from tests.backoffice.test_backoffice_browser import (  # noqa: F401
     pw,
     register_day,
 )
-from tests.e2e.conftest import HubProcess, Shots, wedge_type
+from tests.e2e.conftest import HubProcess, Shots
 
 
 class SandboxHub(HubProcess):
@@ -81,7 +81,7 @@ def sandbox_hub(tmp_path: Path, output_dir: Path) -> Iterator[SandboxHub]:
 def wedge(page: Page, data: str) -> None:
     """A keyboard-wedge scan: every character as a fast key, then Enter, with nothing editable focused."""
     page.locator("#page h1").first.click()
-    wedge_type(page, data + "\n")
+    page.keyboard.type(data + "\n")
 
 
 @pytest.mark.parametrize(

@@ -175,7 +175,7 @@ def test_wedge_scan_anywhere_keeps_the_licence_whole(page: Page, hub: HubProcess
     # a package tag scanned while a button has focus: Enter must not press the button
     tag = next(p.tag for p in demo_store().packages if p.status == "active")
     page.locator("#btn-logout").focus()
-    page.keyboard.type(tag + "\n")
+    wedge_type(page, tag + "\n")
     page.wait_for_function("() => window.__scans.length === 2", timeout=5_000)
     assert page.evaluate("() => window.__scans[1].data") == tag
     expect(page.locator("#screen-register")).to_be_visible()  # still logged in
