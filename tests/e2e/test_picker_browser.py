@@ -18,6 +18,7 @@ from hub.domain import signing
 from hub.domain.catalog import Package
 from hub.orders.api import DEMO_CHANNEL, DEMO_SECRET
 from hub.store.env import decode
+from tests.e2e.axe import assert_accessible
 from tests.e2e.conftest import HubProcess, Shots
 
 HANDHELD = {"width": 390, "height": 844}
@@ -73,12 +74,14 @@ def test_claim_scan_weigh_short_ready_on_a_handheld(hub: HubProcess, page: Page,
     for box in page.locator("#queue button").evaluate_all("els => els.map(e => e.getBoundingClientRect())"):
         assert box["height"] >= 48 and box["right"] <= HANDHELD["width"]
     shot("queue")
+    assert_accessible(page, shot.folder / "axe-queue.json")
     order = channel_get(hub, "/api/v1/orders/W000001")
     lines = {row["category"]: row for row in order["pick_list"]}
     page.click('[data-claim="W000001"]')
     expect(page.locator("#screen-pick")).to_be_visible()
     expect(page.locator("#pick-title")).to_have_text("Order W000001")
     shot("claimed")
+    assert_accessible(page, shot.folder / "axe-claimed.json")
 
     preroll = lines["pre-roll"]
     wedge(page, tags_of(hub.data, preroll["product_id"])[0])
@@ -118,4 +121,5 @@ def test_claim_scan_weigh_short_ready_on_a_handheld(hub: HubProcess, page: Page,
     expect(page.locator("#screen-queue")).to_be_visible()
     expect(page.locator('[data-order="W000001"] .badge.ready')).to_be_visible()
     shot("ready")
+    assert_accessible(page, shot.folder / "axe-ready.json")
     assert channel_get(hub, "/api/v1/orders/W000001")["state"] == "ready"
