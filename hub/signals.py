@@ -165,7 +165,8 @@ def report_gauges(
     m.state_next_deadline.labels(licence).set(
         min(e.created_at + deadline for e in sending).timestamp() if sending else 0
     )
-    m.state_overdue.labels(licence).set(sum(1 for e in unsent if overdue(e, now, deadline)))
+    # dead letters page as StateSyncDeadLetter: counted here they would stand for, and hide, an outage
+    m.state_overdue.labels(licence).set(sum(1 for e in sending if overdue(e, now, deadline)))
     m.state_dead_letter.labels(licence).set(sum(1 for e in unsent if e.state == "dead"))
     if last_sent is not None:
         m.state_last_sent.labels(licence).set(last_sent.timestamp())

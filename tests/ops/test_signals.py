@@ -63,8 +63,9 @@ def test_each_entry_has_its_own_deadline_and_dead_letters_page_apart() -> None:
     now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
     deadline = timedelta(minutes=5)  # Ohio
     entries = [
-        entry(1, now - timedelta(minutes=9), "dead"),  # overdue, but a person's job: its own alert
-        entry(2, now - timedelta(minutes=6)),  # overdue
+        entry(1, now - timedelta(minutes=9), "dead"),  # past the deadline, but a person's job: its own alert
+        entry(2, now - timedelta(minutes=6)),  # overdue and still being sent
+        entry(5, now - timedelta(minutes=5, seconds=30), "unknown"),  # overdue, outcome unknown: still being sent
         entry(3, now - timedelta(minutes=1)),
         entry(4, now - timedelta(minutes=20), "sent"),
     ]
@@ -72,7 +73,12 @@ def test_each_entry_has_its_own_deadline_and_dead_letters_page_apart() -> None:
     assert m.state_oldest_unsent.labels("L1")._value.get() == (now - timedelta(minutes=9)).timestamp()
     # the earliest deadline among the entries still being sent: entry 2's
     assert m.state_next_deadline.labels("L1")._value.get() == (now - timedelta(minutes=1)).timestamp()
+    # only entries still being sent count as overdue: a dead letter pages as StateSyncDeadLetter, and an
+    # old one must not stand in for (and, by the alerts' no-double-paging rule, hide) a real outage
     assert m.state_overdue.labels("L1")._value.get() == 2
+    assert m.state_dead_letter.labels("L1")._value.get() == 1
+    report_gauges(m, "L1", [entries[0], entries[3]], now, deadline, None)  # a dead letter, one not due
+    assert m.state_overdue.labels("L1")._value.get() == 0
     assert m.state_dead_letter.labels("L1")._value.get() == 1
     assert m.state_last_sent.labels("L1")._value.get() == (now - timedelta(minutes=30)).timestamp()
     report_gauges(m, "L1", [], now, deadline, None)
