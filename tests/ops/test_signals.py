@@ -65,7 +65,7 @@ def test_each_entry_has_its_own_deadline_and_dead_letters_page_apart() -> None:
     entries = [
         entry(1, now - timedelta(minutes=9), "dead"),  # past the deadline, but a person's job: its own alert
         entry(2, now - timedelta(minutes=6)),  # overdue and still being sent
-        entry(5, now - timedelta(minutes=5, seconds=30), "unknown"),  # overdue, outcome unknown: still being sent
+        entry(5, now - timedelta(minutes=5, seconds=30), "unknown"),  # overdue, outcome unknown: sending
         entry(3, now - timedelta(minutes=1)),
         entry(4, now - timedelta(minutes=20), "sent"),
     ]
