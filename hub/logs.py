@@ -3,8 +3,8 @@ staff and registers by id, customers never by name or ID number.
 
 Code should never put a PIN, a token or a customer's data in a message; ``scrub`` is the safety net for
 what slips through anyway (a ``repr`` of a command, an exception quoting its input): values of secret or
-personal fields (``pin='3333'``, ``"token": "…"``, ``vendor_key=…``) and raw licence scans (AAMVA ``ANSI …`` blocks) are
-replaced before the line is written, in the message and in the traceback alike."""
+personal fields (``pin='3333'``, ``"token": "…"``, ``vendor_key=…``) and raw licence scans (AAMVA
+``ANSI …`` blocks) are replaced before the line is written, in the message and in the traceback alike."""
 
 from __future__ import annotations
 
