@@ -221,6 +221,12 @@ class Metrics:
             ["device", "kind"],
             registry=r,
         )
+        self.printer_paper_out = Gauge(
+            p + "printer_paper_out",
+            "1 while the printer says its paper (a Zebra: its media) is out, 0 otherwise or while unreachable",
+            ["device", "kind"],
+            registry=r,
+        )
 
         # ---- the state system ----
         self.state_backlog = Gauge(
@@ -361,6 +367,7 @@ class Metrics:
         self.device_last_reading.labels(device_id, kind).set(0)
         if kind in ("printer", "label_printer"):
             self.printer_queued_jobs.labels(device_id, kind).set(0)
+            self.printer_paper_out.labels(device_id, kind).set(0)
 
     def actor(self, name: str) -> None:
         self.actor_restarts.labels(name)
