@@ -14,7 +14,7 @@ import pytest
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
-from hub import audit
+from hub import audit, signals
 from hub.app import Hub
 from hub.domain.outbox import OutboxEntry
 from hub.metrics import Metrics
@@ -216,3 +216,21 @@ def test_opening_hours_that_are_no_time_are_refused_naming_the_field() -> None:
             parse_config(TEST_TOML.replace(zone, f'{zone}\nopening_hours = "{bad}"'))
     ok = parse_config(TEST_TOML.replace(zone, f'{zone}\nopening_hours = "00:00-24:00"'))
     assert ok.store.opening_hours == "00:00-24:00"
+
+
+async def test_whole_tables_are_read_at_most_every_ten_seconds(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Drawers, cash flags and manifests are read whole on the trio thread: a flood of /metrics requests
+    must not repeat that more than once per Signals.TABLES_EVERY_S; the gauges keep their last values."""
+    reads: list[int] = []
+    real = signals.drawers
+    monkeypatch.setattr(signals, "drawers", lambda store: (reads.append(1), real(store))[1])
+    for _ in range(5):
+        text_ = await scrape(hub)
+        assert value(hub, text_, "storehub_drawers_open") == 0
+    assert len(reads) == 1
+    assert hub.signals.tables_read_at is not None
+    hub.signals.tables_read_at -= signals.Signals.TABLES_EVERY_S  # ten seconds later
+    await scrape(hub)
+    assert len(reads) == 2
