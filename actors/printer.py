@@ -16,7 +16,14 @@ from drivers import escpos, zpl
 from drivers.errors import DeviceError
 from drivers.health import HealthTracker, Publish
 from drivers.printer_transport import PrintSpooler
-from hub.domain.devices import OpenDrawer, PrinterConfig, PrintJobUpdate, PrintLabel, PrintReceipt
+from hub.domain.devices import (
+    OpenDrawer,
+    PrintBagLabel,
+    PrinterConfig,
+    PrintJobUpdate,
+    PrintLabel,
+    PrintReceipt,
+)
 
 log = logging.getLogger("storehub.devices.printer")
 
@@ -73,6 +80,10 @@ class _Printer:
             if self.config.language != "zpl":
                 return None
             return command.job_id, zpl.render_label(command.label)
+        if isinstance(command, PrintBagLabel):
+            if self.config.language != "zpl":
+                return None
+            return command.job_id, zpl.render_bag_label(command.label)
         return None
 
     async def handle(self, command: object) -> None:

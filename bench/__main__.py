@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import dataset, raw
+from bench import orders as bench_orders
 from bench.hubproc import HubProcess, lookup_timings, machine
 from bench.stats import histogram_delta, histogram_quantile, parse_metrics
 
@@ -48,6 +49,15 @@ FULL: dict[str, Any] = {
     "max_sales_per_register": 5_000,
     "lookups": 20_000,
     "map_mb": 8192,
+    # online orders (issue 14): a large menu and open orders, measured over HTTP
+    "orders": {
+        "products": 5_000,
+        "packages_per_product": 4,
+        "open_orders": 200,
+        "requests": 200,
+        "menus": 20,
+        "feed_pause": 0.02,
+    },
 }
 QUICK: dict[str, Any] = {
     **FULL,
@@ -63,6 +73,14 @@ QUICK: dict[str, Any] = {
     "max_sales_per_register": 500,
     "lookups": 3_000,
     "map_mb": 512,
+    "orders": {
+        "products": 1_000,
+        "packages_per_product": 2,
+        "open_orders": 50,
+        "requests": 30,
+        "menus": 5,
+        "feed_pause": 0.05,
+    },
 }
 TARGETS = {
     "lookup_vs_lmdb": ("<=", 2.0),
@@ -406,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         profile = Path(args.profile) if args.profile else None
         small = run_dataset("small", p["small"], p, work, profile)
         large = run_dataset("large", p["large"], p, work, profile)
+        order_figures = bench_orders.run_orders(p["orders"], p, work, log)
         ok = True
     finally:
         if args.keep or not ok:
@@ -419,8 +438,10 @@ def main(argv: list[str] | None = None) -> int:
         "profile": {k: (list(v) if isinstance(v, tuple) else v) for k, v in p.items()},
         "raw": raw_,
         "hub": {"small": small, "large": large},
+        "orders": order_figures,
     }
     result["ratios"] = ratios(raw_, small, large, p)
+    result["ratios"].update(bench_orders.ratios(order_figures, raw_))
     result["elapsed_s"] = time.perf_counter() - started
     print(table(result))
     out = Path(args.out)

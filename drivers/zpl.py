@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-from hub.domain.devices import PackageLabel
+from hub.domain.devices import BagLabel, PackageLabel
 
 HOST_STATUS_REQUEST = b"~HS"
 # "When a ~HS command is sent the printer will not send a response to the host if the printer is in one
@@ -79,6 +79,29 @@ def render_label(
     # Code 128 of the tag, interpretation line printed below it (the tag in text, as the state requires).
     lines.append(f"^FO{d(24)},{d(y + 6)}^BY2^BCN,{d(70)},Y,N,N" + _field(label.tag))
     lines.append(f"^PQ{max(1, label.copies)}")
+    lines.append("^XZ")
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def render_bag_label(label: BagLabel, *, dpi: int = 203, width_in: float = 4.0) -> bytes:
+    """An online order's bag: order number large and as Code 128, the customer, then every package tag."""
+    dots = dpi / 203
+
+    def d(n: int) -> int:
+        return round(n * dots)
+
+    y = 190 + 30 * len(label.tags)
+    lines = [
+        "^XA",
+        "^CI28",
+        f"^PW{int(width_in * dpi)}",
+        f"^LL{d(y + 20)}",
+        f"^FO{d(24)},{d(20)}^A0N,{d(48)},{d(48)}" + _field(f"ORDER {label.order_id}"),
+        f"^FO{d(24)},{d(74)}^A0N,{d(28)},{d(28)}" + _field(f"{label.customer[:30]} - {label.fulfilment}"),
+        f"^FO{d(24)},{d(108)}^BY2^BCN,{d(50)},N,N,N" + _field(label.order_id),
+    ]
+    for i, tag in enumerate(label.tags):
+        lines.append(f"^FO{d(24)},{d(176 + 30 * i)}^A0N,{d(24)},{d(24)}" + _field(tag))
     lines.append("^XZ")
     return ("\n".join(lines) + "\n").encode("utf-8")
 

@@ -155,7 +155,7 @@ class Hub:
                 from actors.register import RegisterActor
 
                 for reg in cfg.registers:
-                    actor = RegisterActor(self, reg)
+                    actor = self.extensions.get("actor_kinds", {}).get(reg.kind, RegisterActor)(self, reg)
                     self.registers[reg.id] = actor
                     await sup.start(ChildSpec(name=f"register:{reg.id}", run=actor.run))
                 for starter in self.extensions.get("starters", []):

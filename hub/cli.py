@@ -198,6 +198,10 @@ def _announce(hub: Any, demo: bool) -> None:
         lines.append(
             "  Demo staff (ID / PIN): " + ", ".join(f"{s} / {p} ({role})" for s, _, role, p in DEMO_STAFF)
         )
+        if "P1" in DEMO_PAIRING and cfg.register("P1") is not None:
+            lines.append(
+                f"  Picker (handheld): {scheme}://{host}:{hub.http_port}/picker/  pairing code {DEMO_PAIRING['P1']}"
+            )
         sandbox_url = hub.extensions.get("sandbox_url")
         if sandbox_url:
             lines.append(f"  State-system sandbox: {sandbox_url}")

@@ -71,6 +71,8 @@ class RegisterSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     printer: str = ""
     label_printer: str = ""
     payment_terminal: str = ""
+    # a handheld that picks online orders is enrolled and logged in like a register (issue 14)
+    kind: Literal["register", "picker"] = "register"
 
 
 class DeviceSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -138,6 +140,41 @@ class SecuritySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     lockout_minutes: Annotated[int, msgspec.Meta(ge=1)] = 5
 
 
+class ChannelSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """An e-commerce channel that sends orders (the store's web menu, Jane, Weedmaps, Dutchie Plus…)."""
+
+    id: Identifier
+    secret: Annotated[str, msgspec.Meta(min_length=16)]  # the shared HMAC-SHA256 key
+    callback_url: str = ""  # order status changes are POSTed here, signed the same way
+    name: str = ""
+
+
+class OrdersSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # an order not collected this long after its promised time expires and releases its stock
+    expire_after_minutes: Annotated[int, msgspec.Meta(ge=1)] = 24 * 60
+    max_skew_seconds: Annotated[int, msgspec.Meta(ge=1, le=3600)] = 300
+    auto_accept: bool = False
+    callback_timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+
+
+class NoticesSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Customer notices (accepted, substitution, ready, cancelled). "sink" keeps them in the store for the
+    back office (the demo); "none" sends nothing."""
+
+    email: Literal["smtp", "sink", "none"] = "sink"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: Port = 25
+    smtp_from: str = "orders@store.invalid"
+    smtp_starttls: bool = False
+    smtp_username: str = ""
+    smtp_password: str = ""
+    sms: Literal["http", "sink", "none"] = "sink"
+    # the gateway gets POST {"to": "+1…", "message": "…"} with ``Authorization: Bearer <sms_token>``
+    sms_url: str = ""
+    sms_token: str = ""
+    timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+
+
 class StoreConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     store: StoreSection
     server: ServerSection = msgspec.field(default_factory=ServerSection)
@@ -151,6 +188,9 @@ class StoreConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     taxes: dict[str, Any] | None = None
     # promotions as data (hub/domain/promotions.py): [[promotions]] kind = "category_percent" | "buy_n_get_one"
     promotions: list[dict[str, Any]] = []
+    channels: list[ChannelSection] = []
+    orders: OrdersSection = msgspec.field(default_factory=OrdersSection)
+    notices: NoticesSection = msgspec.field(default_factory=NoticesSection)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -214,6 +254,8 @@ def _check(config: StoreConfig) -> StoreConfig:
                 msgspec.convert(promo, Promotion)
             except msgspec.ValidationError as exc:
                 raise ConfigError(f"promotions[{i}]: {_humane(str(exc))}") from None
+    if len({c.id for c in config.channels}) != len(config.channels):
+        raise ConfigError("channels: a channel id is listed twice")
     if bool(config.server.tls_cert) != bool(config.server.tls_key):
         raise ConfigError("server.tls_cert and server.tls_key: give both or neither")
     for i, dev in enumerate(config.devices):

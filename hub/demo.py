@@ -41,6 +41,18 @@ name = "Register 2"
 [[registers]]
 id = "OFFICE"
 name = "Back office"
+
+# a handheld that picks online orders (issue 14), paired and logged in like a register
+[[registers]]
+id = "P1"
+name = "Picker 1"
+kind = "picker"
+
+# the store's own web menu: orders come in signed with this secret (see hub/orders/api.py)
+[[channels]]
+id = "demo-web"
+name = "Demo web menu"
+secret = "demo-channel-secret-not-for-production"
 """
 
 # staff id, name, role, PIN: printed by `storehub demo`, never used outside a demo store
@@ -51,7 +63,7 @@ DEMO_STAFF = (
     ("root", "Store Admin", "admin", "4444"),
 )
 # fixed demo pairing codes, so the README and the browser tests can use them
-DEMO_PAIRING = {"R1": "11111111", "R2": "22222222", "OFFICE": "33333333"}
+DEMO_PAIRING = {"R1": "11111111", "R2": "22222222", "OFFICE": "33333333", "P1": "44444444"}
 
 
 def demo_config(

@@ -18,6 +18,7 @@ FEATURES = (
     "hub.devices",  # scales, scanners, printers, payment terminals (issue 6)
     "hub.state_channel",  # outbox to Metrc / BioTrack, pulls, receiving, reconciliation (issue 5)
     "hub.backoffice",  # drawers, reports, counts, cash compliance, back office (issue 7)
+    "hub.orders",  # online orders, the menu feed, handheld picking, notices, pickup (issue 14)
 )
 
 

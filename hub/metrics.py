@@ -344,7 +344,8 @@ class Metrics:
         """Create every configured register's and device's series at 0, before anything happens."""
         for reg in config.registers:
             if not is_back_office(reg.id):
-                self.register_connected.labels(reg.id).set(0)
+                if reg.kind != "picker":  # a handheld asleep in its cradle is not a register down
+                    self.register_connected.labels(reg.id).set(0)
                 self.sales.labels(reg.id)
                 self.drawer_variance_cents.labels(reg.id).set(0)
         for dev in config.devices:

@@ -293,7 +293,7 @@ class Signals:
         m = hub.metrics
         m.store_open.set(1 if is_open(hub.config.store.opening_hours, datetime.now(hub.config.zone)) else 0)
         for reg_id, actor in hub.registers.items():
-            if not is_back_office(reg_id):
+            if not is_back_office(reg_id) and actor.config.kind != "picker":
                 m.register_connected.labels(reg_id).set(1 if actor.connected else 0)
         success, failure = backup_status(hub.config.storage.backup_dir)
         m.backup_last_success.set(success)

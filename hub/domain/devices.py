@@ -283,6 +283,20 @@ class PrintLabel(msgspec.Struct, frozen=True, tag=True, kw_only=True):
     label: PackageLabel
 
 
+class BagLabel(msgspec.Struct, frozen=True, kw_only=True):
+    """The label on an online order's bag: the order number (text and Code 128) and every package tag."""
+
+    order_id: str
+    customer: str
+    fulfilment: str
+    tags: list[str]
+
+
+class PrintBagLabel(msgspec.Struct, frozen=True, tag=True, kw_only=True):
+    job_id: str
+    label: BagLabel
+
+
 class OpenDrawer(msgspec.Struct, frozen=True, tag=True, kw_only=True):
     """Kick the drawer without a receipt (manager "no sale", counted in the audit log by the hub)."""
 

@@ -54,6 +54,7 @@ from hub.domain.state_payloads import StateSale, StateSaleLine, StateVoid
 from hub.domain.tax import TaxTable
 from hub.domain.tender import NEEDS_TERMINAL, Settlement, Tender, cashless_atm_withdrawal, cents, settle
 from hub.errors import BadRequest, Conflict, Forbidden, HubError, NotFound
+from hub.orders import stock as order_stock
 from hub.sale import bank, card
 from hub.sale import inventory as inv
 from hub.sale import protocol as p
@@ -102,6 +103,7 @@ class CheckedIn(msgspec.Struct, kw_only=True):
     # the state registry's own remaining allotment, per bucket in the bucket's unit (Metrc patient status)
     state_remaining: dict[str, int] | None = None
     registry_status: str = ""
+    family_name: str = ""  # from the ID, only to match an online order's customer at pickup
 
 
 class ScaleState(msgspec.Struct, kw_only=True):
@@ -123,6 +125,7 @@ class RegisterSale(msgspec.Struct, kw_only=True):
     parked: list[Cart] = []
     notice: dict[str, str] | None = None
     last_receipt_number: int = 0
+    order_id: str = ""  # the online order this cart picks up (issue 14)
 
     def checkpoint(self) -> RegisterSale:
         """A copy to go back to if the command now applied fails (carts and customers are replaced,
@@ -381,6 +384,7 @@ def _check_in_licence(
         loyalty_points=known.loyalty_points if known is not None else 0,
         manual_reason=manual_reason,
         checked_in_at=now,
+        family_name=lic.family_name,
     )
 
 
@@ -514,6 +518,7 @@ async def end_customer(req: Request, msg: p.EndCustomer) -> Any:
     sale = sale_of(_actor(req))
     sale.customer = None
     sale.cart = None
+    sale.order_id = ""  # a recalled online order stays ready for its pickup
     _notice(sale, "info", "Ready for the next customer.")
     return await _save(req, sale, reply={})
 
@@ -636,6 +641,11 @@ async def _change_cart(
     before = sale.cart
     try:
         change = _apply(sale, transition(_cart(sale, req.register_id)))
+        # units an online order holds are not for this cart (issue 14)
+        held = order_stock.cart_refusal(req.hub.store, change.cart, change.line_id, ctx.today(), except_order=sale.order_id)
+        if held is not None:
+            _notice(sale, "error", held.message)
+            raise refuse(held)
     except Refused:
         sale.cart = before
         _actor(req).publish()
@@ -819,6 +829,7 @@ async def park_cart(req: Request, msg: p.ParkCart) -> Any:
     sale.parked.append(change.cart)
     sale.cart = None
     sale.customer = None
+    sale.order_id = ""
     return await _save(req, sale, reply={"cart_id": change.cart.cart_id})
 
 
@@ -1087,6 +1098,7 @@ def commit_sale(
     priced: PricedCart,
     settlement: Settlement,
     now: datetime,
+    order_id: str = "",
 ) -> Receipt:
     """The sale as one transaction: re-check stock and allotment, then write everything or nothing."""
     store = ctx.hub.store
@@ -1104,6 +1116,9 @@ def commit_sale(
             raise Conflict(r.message, code=r.code)
         assert pkg is not None
         packages[tag] = pkg
+    held = order_stock.taking_refusal_in_txn(txn, store, packages, taking, today, except_order=order_id)
+    if held is not None:
+        raise Conflict(held.message, code=held.code)
     # 2. the allotment, against the ledger as it is now (another register may have sold to them)
     decision = check_limits(ctx, txn, customer, cart, now, fresh=True)
     if not decision.allowed:
@@ -1283,7 +1298,21 @@ async def pay(req: Request, msg: p.Pay) -> Any:
                 priced=priced,
                 settlement=settlement,
                 now=now,
+                order_id=sale.order_id,
             )
+            if sale.order_id:  # pickup of an online order: it completes with its sale, in this transaction
+                from hub.orders.pickup import complete_in_txn
+
+                complete_in_txn(
+                    txn,
+                    hub,
+                    sale.order_id,
+                    customer,
+                    receipt.receipt_number,
+                    by=staff,
+                    register=req.register_id,
+                    now=now,
+                )
             cleared.last_receipt_number = receipt.receipt_number
             cleared.notice = {
                 "level": "info",

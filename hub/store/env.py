@@ -47,6 +47,14 @@ TABLES = (
     "manifests",
     "reconciliations",
     "kv",
+    # online orders (issue 14): hub/orders/store.py
+    "orders",  # order id -> Order
+    "orders_by_external",  # channel NUL external id -> order id
+    "order_reservations",  # product id -> ProductReservations (what open orders hold)
+    "order_callbacks",  # u64 seq -> Delivery (status changes to the channel)
+    "notices",  # u64 seq -> Delivery (customer notices)
+    "order_replays",  # channel NUL signature -> u64 unix seconds (signatures seen in the skew window)
+    "orders_open",  # order id -> b"" for every order not yet closed
 )
 
 _encoder = msgspec.msgpack.Encoder()

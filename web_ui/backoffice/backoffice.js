@@ -6,6 +6,7 @@ import { LiveClient, LiveError } from "../shared/live.js";
 import { WedgeScanner } from "../shared/wedge.js";
 import { barChart, columnChart, divergingChart, money } from "./charts.js";
 import { installStatePages } from "./state.js";
+import { installOrderPages } from "./orders.js";
 
 // A storage namespace of its own, so a browser that is also a register keeps the two enrolments apart.
 const prefixed = (store, prefix) => ({
@@ -401,6 +402,8 @@ installStatePages(pages, {
   h, api, message, live, route: () => route(),
   onScan: (fn, root) => { scanHandler = { fn, root }; wedge.enabled = true; },
 });
+
+installOrderPages(pages, { h, api }); // online orders and the customer notices (orders.js)
 
 pages.devices = async (root) => {
   const d = await api("/api/backoffice/devices");

@@ -6,6 +6,7 @@
 
 import { LiveClient, LiveError } from "../shared/live.js";
 import { WedgeScanner } from "../shared/wedge.js";
+import { renderReadyOrders } from "./ready-orders.js";
 
 const $ = (sel, root = document) => root.querySelector(sel);
 const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
@@ -240,6 +241,7 @@ function render(s, before) {
   renderCart(s);
   renderCheckout(s);
   renderDevices(s);
+  renderReadyOrders(s, send);
   // the customer left (sale done or ended): the next customer starts with a clean search
   if (before?.customer && !s.customer) {
     searchInput.value = "";
