@@ -21,6 +21,7 @@ import trio
 
 from drivers.health import HealthTracker, Publish
 from drivers.payment import (
+    RECOVER_STEP_S,
     Approved,
     Cancelled,
     ChargeResult,
@@ -29,6 +30,7 @@ from drivers.payment import (
     PaymentTerminal,
     TcpJsonTerminal,
     TimedOut,
+    Unresolved,
 )
 from drivers.spin import SpinTerminal
 from hub.domain.devices import (
@@ -123,7 +125,7 @@ class _Terminal:
         await self._progress(
             command, "recovering", "The terminal did not answer in time: asking it for the outcome."
         )
-        with trio.move_on_after(30):
+        with trio.move_on_after(RECOVER_STEP_S):
             cancelled = await self.terminal.cancel(command.reference)
             log.warning(
                 "payment %s: %s timed out; cancel %s",
@@ -132,7 +134,7 @@ class _Terminal:
                 "accepted" if cancelled else "not confirmed",
             )
         found: ChargeResult | None = timed_out
-        with trio.move_on_after(30):
+        with trio.move_on_after(RECOVER_STEP_S):
             found = await self.terminal.lookup(command.reference)
         if found is None:  # the terminal has no such attempt: nothing was charged
             return Declined(
@@ -148,7 +150,10 @@ class _Terminal:
         self, command: Charge, result: ChargeResult, *, operation: str = "sale", recovered: bool = False
     ) -> None:
         outcome, auth, detail, code, last4 = "error", "", "", "", ""
-        if isinstance(result, Approved):
+        amount = command.amount_cents
+        if isinstance(result, Unresolved):  # money may be taken (what the terminal holds, not the charge)
+            outcome, detail, amount = "unresolved", result.detail, result.amount_cents
+        elif isinstance(result, Approved):
             outcome, auth, last4 = "approved", result.auth_code, result.card_last4
         elif isinstance(result, Declined):
             outcome, detail, code = "declined", result.reason, result.code
@@ -163,7 +168,7 @@ class _Terminal:
                 device_id=self.config.device_id,
                 reference=command.reference,
                 outcome=outcome,  # type: ignore[arg-type]
-                amount_cents=command.amount_cents,
+                amount_cents=amount,
                 auth_code=auth,
                 detail=detail,
                 at=utc_now(),

@@ -23,6 +23,7 @@ from hub.domain.devices import (
     PrintJobUpdate,
     PrintLabel,
     PrintReceipt,
+    PrintZpl,
 )
 
 log = logging.getLogger("storehub.devices.printer")
@@ -84,6 +85,10 @@ class _Printer:
             if self.config.language != "zpl":
                 return None
             return command.job_id, zpl.render_bag_label(command.label)
+        if isinstance(command, PrintZpl):
+            if self.config.language != "zpl":
+                return None
+            return command.job_id, command.zpl
         return None
 
     async def handle(self, command: object) -> None:

@@ -198,6 +198,24 @@ class Facility(Wire):
     display_name: str | None = None
 
 
+class MetrcLabTest(Wire):
+    """One row of GET /labtests/v2/results: one test type of one lab result (OpenAPI schema LabTest)."""
+
+    package_id: int = 0
+    lab_test_result_id: int = 0
+    lab_facility_license_number: str | None = None
+    lab_facility_name: str | None = None
+    source_package_label: str | None = None
+    test_performed_date: str | None = None
+    overall_passed: bool | None = None
+    result_released: bool | None = None
+    test_type_name: str | None = None
+    test_passed: bool | None = None
+    test_result_level: float | None = None
+    test_comment: str | None = None
+    revoked_date: str | None = None
+
+
 class WriteResult(Wire):
     """``{"Ids": [..], "Warnings": null}``: the documented answer to a POST."""
 
@@ -504,6 +522,14 @@ class MetrcClient:
     async def caregiver_status(self, caregiver_license: str) -> CaregiverStatus | None:
         return await self._get_one(
             f"/caregivers/v2/status/{_quote(caregiver_license)}", CaregiverStatus, self._params()
+        )
+
+    # -- lab results -------------------------------------------------------------------------------------
+
+    async def lab_test_results(self, package_id: int) -> list[MetrcLabTest]:
+        """GET /labtests/v2/results?packageId= (permission: View Packages): one row per test type."""
+        return await self._get_all(
+            "/labtests/v2/results", MetrcLabTest, self._params({"packageId": package_id})
         )
 
     # -- reference data ----------------------------------------------------------------------------------

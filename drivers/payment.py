@@ -14,6 +14,8 @@
 The meanings matter for the money:
 
 - ``Offline``: the terminal could not be reached, so nothing was charged; the register goes cash-only.
+- ``Unresolved``: money may have been taken and could not be given back (a partial approval whose void
+  failed): the register says "void it at the terminal" and the hub retries the void until confirmed.
 - ``TimedOut``: the request reached the terminal but no answer came back in time — the outcome is
   unknown. The caller cancels and then asks ``lookup`` for the real outcome before anything is resent,
   so one attempt is charged at most once.
@@ -66,7 +68,25 @@ class Cancelled(msgspec.Struct, frozen=True, tag="cancelled"):
     amount_cents: int
 
 
-ChargeResult = Approved | Declined | TimedOut | Offline | Cancelled
+class Unresolved(msgspec.Struct, frozen=True, tag="unresolved"):
+    """Money may have been taken and could not be given back (a partial approval whose void the terminal
+    did not confirm): never a decline. The register tells the budtender to void it at the terminal, and the
+    hub keeps a pending reversal of ``amount_cents`` until the terminal confirms."""
+
+    reference: str
+    amount_cents: int
+    detail: str
+
+
+ChargeResult = Approved | Declined | TimedOut | Offline | Cancelled | Unresolved
+# the actor's recovery after a TimedOut: Abort, then Status, each bounded by this (actors/payment_terminal.py)
+RECOVER_STEP_S = 30.0
+
+
+def worst_case_s(charge_timeout_s: float, connect_timeout_s: float) -> float:
+    """The longest one charge of the generic driver can take: connect, the charge's own timeout, then the
+    actor's Abort and lookup (PaymentTerminalConfig.wait_s adds a margin)."""
+    return connect_timeout_s + charge_timeout_s + 2 * RECOVER_STEP_S
 
 
 class TerminalStatus(msgspec.Struct, frozen=True):
@@ -197,6 +217,10 @@ class TcpJsonTerminal:
         self.host, self.port = host, int(port)
         self.connect_timeout_s = connect_timeout_s
         self.charge_timeout_s = charge_timeout_s
+
+    @property
+    def worst_case_s(self) -> float:
+        return worst_case_s(self.charge_timeout_s, self.connect_timeout_s)
 
     async def _connect(self) -> trio.SocketStream:
         with trio.fail_after(self.connect_timeout_s):

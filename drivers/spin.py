@@ -34,6 +34,7 @@ import msgspec
 import trio
 
 from drivers.payment import (
+    RECOVER_STEP_S,
     Approved,
     Cancelled,
     ChargeResult,
@@ -41,6 +42,7 @@ from drivers.payment import (
     Offline,
     TerminalStatus,
     TimedOut,
+    Unresolved,
 )
 
 log = logging.getLogger("storehub.devices.spin")
@@ -183,6 +185,8 @@ NOT_FOUND = ("1001", "2009")  # terminal: no matching record; proxy: transaction
 CANCELED = "1012"
 DUPLICATE_REFERENCE = "1011"
 DECLINED = "1015"
+# "Error Codes and Messages": the only codes that say the host or the terminal refused the card
+DECLINES = (DECLINED,)
 PROXY_TIMED_OUT = "2007"  # "Terminal did not provide response during timeout time" (default 120 s)
 TERMINAL_IN_USE = "2008"
 # the request did not reach the terminal: nothing was charged
@@ -190,6 +194,22 @@ NOT_CONNECTED = ("2001", "2004", "2005", "2010", "2011")
 BAD_CREDENTIALS = ("1009", "2002", "2003")  # auth key mismatch, auth key not found, register (TPN) not found
 
 DEFAULT_PROXY_TIMEOUT_S = 120  # 2007: "Default timeout is 120 seconds"
+STATUS_READ_S = 30.0
+ABORT_READ_S = 15.0
+VOID_READ_S = 60.0
+
+
+def worst_case_s(proxy_timeout_s: float, connect_timeout_s: float) -> float:
+    """The longest one SPIn charge can take, every wait of this driver and of the actor's recovery added
+    up, so the hub never stops waiting before the terminal does (PaymentTerminalConfig.wait_s): the Sale
+    (proxy timeout + 15 s), then either the lost answer / 2007 / 2008 path (Status here, then the actor's
+    Abort and Status, each ≤ RECOVER_STEP_S) or a partial approval's Void and its Status check. Every
+    HTTP call may first wait ``connect_timeout_s`` to connect."""
+    sale = connect_timeout_s + proxy_timeout_s + 15.0
+    status = connect_timeout_s + STATUS_READ_S
+    lost = status + 2 * RECOVER_STEP_S
+    partial = connect_timeout_s + VOID_READ_S + status
+    return sale + max(lost, partial)
 
 
 def dollars(cents: int) -> float:
@@ -243,6 +263,10 @@ class SpinTerminal:
         """How long a Sale may take: the proxy's own timeout plus a margin, so the proxy's 2007 answer
         arrives before our HTTP timeout does."""
         return self.proxy_timeout_s + 15.0
+
+    @property
+    def worst_case_s(self) -> float:
+        return worst_case_s(self.proxy_timeout_s, self.connect_timeout_s)
 
     # ------------------------------------------------------------------------------- transport
     async def _call(
@@ -344,15 +368,23 @@ class SpinTerminal:
             log.warning("SPIn %s %s: %s; asking Status before anything else", path, reference, exc)
             return await self._resolve(reference, amount_cents, str(exc))
         code = answer.general_response.status_code
-        if code in (PROXY_TIMED_OUT, DUPLICATE_REFERENCE):
-            # 2007: the terminal did not answer the proxy in time; 1011: this ReferenceId already has a
-            # transaction in the batch. Either way the truth is in Status, never in a second Sale.
+        if code in (PROXY_TIMED_OUT, TERMINAL_IN_USE, DUPLICATE_REFERENCE):
+            # 2007: the terminal did not answer the proxy in time; 2008: the proxy says the terminal is busy;
+            # 1011: this ReferenceId already has a transaction in the batch. The truth is in Status, never
+            # in a second Sale.
             return await self._resolve(reference, amount_cents, answer.general_response.detailed_message)
         result = self._outcome(reference, amount_cents, answer)
         if code == PARTIAL_APPROVAL:
-            # a partly approved cannabis sale cannot be completed: give the money back, tell the register
-            await self.void(reference, cents(answer.amounts.amount if answer.amounts else 0) or amount_cents)
-            return Declined(reference, amount_cents, "only part of the amount was approved; voided", code)
+            # a partly approved cannabis sale cannot be completed: give the money back, tell the register.
+            # A void that is not confirmed is NOT a decline: the money may still be taken.
+            taken = cents(answer.amounts.amount if answer.amounts else 0) or amount_cents
+            if await self.void(reference, taken):
+                return Declined(reference, amount_cents, "only part of the amount was approved; voided", code)
+            return Unresolved(
+                reference,
+                taken,
+                "only part of the amount was approved and the terminal did not confirm its void",
+            )
         return result
 
     async def _resolve(self, reference: str, amount_cents: int, why: str) -> ChargeResult:
@@ -384,18 +416,22 @@ class SpinTerminal:
             return Offline(reference, amount_cents, f"{g.message or 'terminal not connected'} ({code})")
         if code in BAD_CREDENTIALS:
             return Offline(reference, amount_cents, f"SPIn refused the TPN or auth key ({code})")
-        if code == TERMINAL_IN_USE:
-            return Declined(reference, amount_cents, "the terminal is busy with another payment", code)
-        # 1015 Declined and the rest: the processor's own code says why ("51" insufficient funds)
-        reason = g.host_response_message.strip() or g.detailed_message or g.message or "declined"
-        return Declined(reference, amount_cents, reason, g.host_response_code or code)
+        if code in DECLINES:  # the only codes that mean "not charged, the host said no"
+            reason = g.host_response_message.strip() or g.detailed_message or g.message or "declined"
+            return Declined(reference, amount_cents, reason, g.host_response_code or code)
+        # 2007 timed out, 2008 terminal in use, an empty or unknown code, no GeneralResponse at all: we do
+        # not know whether money was taken, so the caller keeps asking (Abort, then Status)
+        what = f"status code {code}" if code else "no status code"
+        return TimedOut(
+            reference, amount_cents, f"SPIn answered without an outcome ({what}); outcome unknown"
+        )
 
     async def lookup(self, reference: str) -> ChargeResult | None:
         body = StatusRequest(
             payment_type=self.payment_type, reference_id=reference, tpn=self.tpn, authkey=self._auth_key
         )
         try:
-            answer = await self._payment("/v2/Payment/Status", body, read_s=30.0)
+            answer = await self._payment("/v2/Payment/Status", body, read_s=STATUS_READ_S)
         except SpinError as exc:
             return Offline(reference, 0, str(exc))
         except AnswerLost as exc:
@@ -407,7 +443,7 @@ class SpinTerminal:
     async def cancel(self, reference: str) -> bool:
         body = AbortRequest(reference_id=reference, tpn=self.tpn, authkey=self._auth_key)
         try:
-            raw = await self._call("POST", "/v2/Payment/AbortTransaction", body=body, read_s=15.0)
+            raw = await self._call("POST", "/v2/Payment/AbortTransaction", body=body, read_s=ABORT_READ_S)
             answer = abort_response.decode(raw)
         except (SpinError, AnswerLost, msgspec.MsgspecError):
             return False
@@ -422,12 +458,15 @@ class SpinTerminal:
             authkey=self._auth_key,
         )
         try:
-            answer = await self._payment("/v2/Payment/Void", body, read_s=60.0)
+            answer = await self._payment("/v2/Payment/Void", body, read_s=VOID_READ_S)
         except (SpinError, AnswerLost):
-            # unknown: Status tells whether the void went through ("Voided": true)
-            found = await self.lookup(reference)
-            return isinstance(found, Cancelled)
-        return answer.general_response.status_code == APPROVED
+            answer = None
+        if answer is not None and answer.general_response.status_code == APPROVED:
+            return True
+        # refused or unknown: Status tells whether the transaction is voided ("Voided": true) — also the
+        # answer when a retried void finds the transaction voided already (idempotent)
+        found = await self.lookup(reference)
+        return isinstance(found, Cancelled)
 
     async def status(self) -> TerminalStatus:
         params = {"request.tpn": self.tpn, "request.authkey": self._auth_key}

@@ -13,7 +13,7 @@ from typing import Any
 
 import trio
 
-from hub.config import ConfigError, StoreConfig, load_config, preflight
+from hub.config import ConfigError, StoreConfig, check_tls, load_config, preflight
 from hub.errors import NoStore
 
 
@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("sandbox", help="run the state-system sandbox emulator", add_help=False)
     sub.add_parser("report", help="reports (readiness, eod)", add_help=False)
     sub.add_parser("import", help="import products and packages from CSV", add_help=False)
+    sub.add_parser(
+        "tls", help="TLS certificates for the store LAN (storehub tls init --help)", add_help=False
+    )
     return parser
 
 
@@ -104,6 +107,7 @@ DELEGATED = {
     "sandbox": "sandbox.server",
     "report": "hub.report_cli",
     "import": "hub.import_cli",
+    "tls": "hub.tls_cli",
 }
 
 
@@ -154,7 +158,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from hub import logs
 
     logs.setup(args.log_level)
-    return run_hub(load_config(args.config))
+    cfg = load_config(args.config)
+    preflight(cfg)  # a host that does not resolve is said first
+    check_tls(cfg)  # the demo may run plain on any address; a store may not by accident
+    return run_hub(cfg)
 
 
 def run_hub(cfg: StoreConfig, *, demo_options: dict[str, Any] | None = None) -> int:

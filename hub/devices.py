@@ -41,6 +41,7 @@ OUTCOME_STATUS = {
     "offline": "offline",
     "cancelled": "cancelled",
     "error": "error",
+    "unresolved": "unresolved",
 }
 
 
@@ -51,6 +52,7 @@ class ChargeOutcome(msgspec.Struct, kw_only=True):
     card_last4: str = ""
     decline_code: str = ""
     recovered: bool = False  # timed out, then the real outcome was fetched from the terminal
+    amount_cents: int = 0  # "unresolved": what the terminal may hold
 
 
 Progress = Callable[[dev.PaymentProgress], None]
@@ -72,8 +74,11 @@ class TerminalHandle:
         self.inbox = inbox
         self.config = config
         self.up = False
-        self._waiting: dict[tuple[str, str], trio.MemorySendChannel[dev.PaymentResult]] = {}
+        # every caller waiting for (operation, reference): a retried void may overlap with another
+        self._waiting: dict[tuple[str, str], list[trio.MemorySendChannel[dev.PaymentResult]]] = {}
         self._progress: dict[str, Progress] = {}
+        # a sale result nobody waits for any more (DeviceHub: an approval is voided, audited)
+        self.on_orphan: Callable[[dev.PaymentResult], None] | None = None
 
     @property
     def wait_s(self) -> float:
@@ -85,13 +90,41 @@ class TerminalHandle:
 
     async def _call(self, operation: str, command: Any, reference: str) -> dev.PaymentResult:
         send, recv = trio.open_memory_channel[dev.PaymentResult](1)
-        self._waiting[(operation, reference)] = send
+        key = (operation, reference)
+        self._waiting.setdefault(key, []).append(send)
         try:
             await self.inbox.send(command)
             with trio.fail_after(self.wait_s):
                 return await recv.receive()
+        except BaseException:
+            if operation == "sale":
+                self._give_up(reference, recv)
+            raise
         finally:
-            self._waiting.pop((operation, reference), None)
+            waiting = self._waiting.get(key, [])
+            if send in waiting:
+                waiting.remove(send)
+            if not waiting:
+                self._waiting.pop(key, None)
+
+    def _give_up(self, reference: str, recv: trio.MemoryReceiveChannel[dev.PaymentResult]) -> None:
+        """The hub stops waiting for a charge (too slow, or ``pay`` cancelled): tell the terminal to stop,
+        and treat a result that already arrived as one nobody waits for."""
+        try:
+            self.inbox.send_nowait(dev.CancelCharge(reference=reference))
+        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+            log.error("could not ask terminal %s to cancel %s", self.device_id, reference)
+        try:
+            late = recv.receive_nowait()
+        except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+            return
+        self._orphan(late)
+
+    def _orphan(self, result: dev.PaymentResult) -> None:
+        if self.on_orphan is not None:
+            self.on_orphan(result)
+        else:
+            log.error("card payment %s: %s result with nobody waiting", result.reference, result.outcome)
 
     async def charge(
         self, amount_cents: int, reference: str, on_progress: Progress | None = None
@@ -126,12 +159,15 @@ class TerminalHandle:
         await self.inbox.send(dev.CancelCharge(reference=reference))
 
     def resolve(self, result: dev.PaymentResult) -> None:
-        ch = self._waiting.get((result.operation, result.reference))
-        if ch is not None:
+        delivered = False
+        for ch in self._waiting.get((result.operation, result.reference), []):
             try:
                 ch.send_nowait(result)
-            except trio.WouldBlock:
+                delivered = True
+            except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
                 pass
+        if not delivered and result.operation == "sale":  # a late approval must not keep the customer's money
+            self._orphan(result)
 
     def progress(self, p: dev.PaymentProgress) -> None:
         listener = self._progress.get(p.reference)
@@ -147,6 +183,7 @@ def _outcome(result: dev.PaymentResult) -> ChargeOutcome:
         card_last4=result.card_last4,
         decline_code=result.decline_code,
         recovered=result.recovered,
+        amount_cents=result.amount_cents,
     )
 
 
@@ -161,6 +198,8 @@ class DeviceHub:
         self.errors_seen: dict[str, int] = {}
         self._scan_ids = itertools.count(1)
         self.specs: list[tuple[str, Any, Any]] = []  # (device id, actor run, config)
+        # card payments to give back (late approvals, unconfirmed voids): hub/sale/reversals.py
+        self.reversals_in, self._reversals_out = trio.open_memory_channel[dev.PaymentResult](256)
 
     def add(self, device_id: str, kind: str, register_id: str, run: Any, config: Any) -> None:
         send, recv = trio.open_memory_channel[Any](64)
@@ -185,6 +224,7 @@ class DeviceHub:
             handle = TerminalHandle(
                 device_id, send, config if isinstance(config, dev.PaymentTerminalConfig) else None
             )
+            handle.on_orphan = self.orphaned
             self.hub.extensions.setdefault("terminal_handles", {})[device_id] = handle
             try:
                 ctx_of(self.hub).terminals[device_id] = handle
@@ -199,6 +239,30 @@ class DeviceHub:
             ctx.terminals[device_id] = handle
         for device_id, run, _config in self.specs:
             await sup.start(ChildSpec(name=f"device:{device_id}", run=run, max_restarts=10, window=60))
+        if hub.extensions.get("terminal_handles"):
+            from hub.sale import reversals
+
+            run_reversals = functools.partial(reversals.run, hub, self._reversals_out)
+            await sup.start(ChildSpec(name="card-reversals", run=run_reversals, max_restarts=10, window=60))
+
+    def orphaned(self, result: dev.PaymentResult) -> None:
+        """A sale's result that nobody waits for: an approval (or money the terminal may hold) is given
+        back by hub/sale/reversals.py, recorded and audited first; anything else is only logged."""
+        if result.outcome == "unresolved":
+            return  # queued by ``publish`` already, waiter or not
+        if result.outcome != "approved":
+            log.warning(
+                "card payment %s ended %s after the register stopped waiting",
+                result.reference,
+                result.outcome,
+            )
+            return
+        try:
+            self.reversals_in.send_nowait(result)
+        except trio.WouldBlock:
+            log.error(
+                "card payment %s approved with nobody waiting: void it at the terminal", result.reference
+            )
 
     # ---- what the device actors publish ----
     async def publish(self, msg: Any) -> None:
@@ -211,6 +275,10 @@ class DeviceHub:
                 self._health(msg)
             elif isinstance(msg, dev.PaymentResult):
                 handle = self.hub.extensions.get("terminal_handles", {}).get(msg.device_id)
+                if msg.outcome == "unresolved" and msg.operation == "sale":
+                    # money may be held (a partial approval whose void failed): a pending reversal first,
+                    # whether or not the register still waits
+                    self.reversals_in.send_nowait(msg)
                 if handle is not None:
                     handle.resolve(msg)
             elif isinstance(msg, dev.PaymentProgress):
@@ -557,6 +625,12 @@ class PrintExitLabel(Command, tag="print_exit_label"):
 async def print_exit_label(req: Request, msg: PrintExitLabel) -> Any:
     from hub.sale import inventory as inv
     from hub.sale.service import Refused
+
+    if "catalogue" in req.hub.extensions:
+        # the jurisdiction's label template: warning, potency, licence, dates, COA QR (hub/catalogue/labels.py)
+        from hub.catalogue.labels import print_label
+
+        return await print_label(req.hub, req.register_id, msg.tag, "exit", msg.copies)
 
     devices: DeviceHub = req.hub.extensions["devices"]
     reg = req.hub.config.register(req.register_id)

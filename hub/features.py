@@ -19,6 +19,8 @@ FEATURES = (
     "hub.state_channel",  # outbox to Metrc / BioTrack, pulls, receiving, reconciliation (issue 5)
     "hub.backoffice",  # drawers, reports, counts, cash compliance, back office (issue 7)
     "hub.orders",  # online orders, the menu feed, handheld picking, notices, pickup (issue 14)
+    "hub.customers",  # customer records, consent, loyalty ledger, CRM bridge, retention purge (issue 16)
+    "hub.catalogue",  # live catalogue: products, prices, promotions, imports, labels, lab results (issue 16)
 )
 
 

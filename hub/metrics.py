@@ -202,6 +202,16 @@ class Metrics:
         # ---- selling ----
         self.logins = Counter(p + "logins", "Staff login attempts", ["result"], registry=r)
         self.sales = Counter(p + "sales", "Sales committed", ["register"], registry=r)
+        self.card_reversals_failed = Counter(
+            p + "card_reversals_failed",
+            "Card payments to give back whose void the terminal did not confirm (money may be taken)",
+            registry=r,
+        )
+        self.card_reversals_pending = Gauge(
+            p + "card_reversals_pending",
+            "Card payments still to give back at the terminal (retried until confirmed)",
+            registry=r,
+        )
         self.scan_seconds = Histogram(p + "scan_seconds", "Scan to cart update", buckets=FAST, registry=r)
 
         # ---- devices ----

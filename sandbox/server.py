@@ -35,6 +35,10 @@ Admin endpoints (no auth; bind to loopback):
                                         received_quantity, status: accepted|rejected, reason}]};
                                         packages not listed are recorded missing
     POST /_sandbox/biotrack/expire-sessions   end every BioTrack session (forces re-login)
+    GET  /_sandbox/crm                  every request the CRM endpoint (/crm/...) received; PUT {"secret"}
+                                        sets its signing secret; DELETE forgets them (sandbox/crm.py)
+    POST /_sandbox/labtests             plant a package's lab result: {label, lab?, tested?, results:
+                                        [{type, level?, passed?}]} (GET /labtests/v2/results, sandbox/labtests.py)
 """
 
 from __future__ import annotations
@@ -55,8 +59,10 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from sandbox import demo
 from sandbox.biotrack_api import BioTrackApi, receive_delivery
+from sandbox.crm import CrmEndpoint
 from sandbox.faults import Faults, GetLimits
 from sandbox.http import Refusal, Reply, Request, Router, message
+from sandbox.labtests import LabTests
 from sandbox.metrc_api import MetrcApi
 from sandbox.store import SandboxStore
 
@@ -105,7 +111,14 @@ class SandboxApp:
         self.router = Router()
         self.metrc.routes(self.router)
         self.biotrack.routes(self.router)
+        # issue 16: a CRM webhook receiver and Metrc lab results (modules of their own)
+        self.crm = CrmEndpoint()
+        self.crm.routes(self.router)
+        self.labtests = LabTests(self.metrc)
+        self.labtests.routes(self.router)
         self.admin = Router()
+        self.crm.admin_routes(self.admin)
+        self.labtests.admin_routes(self.admin)
         a = self.admin.add
         a("GET", "/_sandbox", lambda req: Reply(200, (__doc__ or "").encode(), content_type="text/plain"))
         a("GET", "/_sandbox/faults", lambda req: Reply(200, self.faults.as_json()))

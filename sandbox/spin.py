@@ -16,6 +16,14 @@ Control (attributes, set by tests or the demo):
                                ``proxy_timeout_s`` (the money was taken; only Status tells)
                 "lose_answer"  the terminal approves, the connection drops before the answer is sent
                 "offline"      the terminal is not connected to the proxy: Sale 2001, TerminalStatus Offline
+    partial_cents   when set, an approved Sale is only partly approved (0001 Partial Approval) for this
+                    amount
+    status_code     when set, every Status is answered with this proxy code ("2007" timed out, "2008"
+                    terminal in use) instead of the transaction
+    void_mode   "ok"; "refuse" (Void answered 2001 Terminal not connected); "lose" (the connection drops
+                before the Void's answer, nothing voided)
+    ignore_abort    the customer already tapped: Abort finds nothing to stop (2301) and the held Sale goes
+                    on until ``finish_waiting`` (a late approval)
     sales       every Sale request received: (ReferenceId, amount in cents)
     batch       ReferenceId -> Transaction (the terminal's open batch)
     aborts      ReferenceIds aborted
@@ -78,6 +86,11 @@ class SpinEmulator:
         self.mode: Mode = "approve"
         self.decline_host_code = "51"
         self.proxy_timeout_s = 120.0
+        self.partial_cents: int | None = None
+        self.status_code: str | None = None
+        self.void_mode: Literal["ok", "refuse", "lose"] = "ok"
+        self.ignore_abort = False
+        self.voids: list[tuple[str, int]] = []
         self.progress_text = "Insert, tap or swipe card"  # the terminal's intermediate status while waiting
         self.sales: list[tuple[str, int]] = []
         self.returns: list[tuple[str, int]] = []
@@ -128,8 +141,19 @@ class SpinEmulator:
         if path == "/v2/Payment/Return":
             return await self._sale(body, "Return")
         if path == "/v2/Payment/Status":
+            if self.status_code is not None:  # the proxy could not ask the terminal
+                code = self.status_code
+                text = "Terminal in use" if code == "2008" else "The operation has timed out"
+                return 200, self._general("2", code, text, text)
             return 200, self._status(body)
         if path == "/v2/Payment/Void":
+            self.voids.append((str(body.get("ReferenceId") or ""), _cents(body.get("Amount"))))
+            if self.void_mode == "refuse":
+                return 200, self._general(
+                    "2", "2001", "Terminal not connected", "Terminal not connected to SPIn Proxy server"
+                )
+            if self.void_mode == "lose":
+                return None
             return 200, self._void(body)
         if path == "/v2/Payment/AbortTransaction":
             return 200, self._abort(body)
@@ -213,6 +237,11 @@ class SpinEmulator:
                 "A transaction is declined by the host",
                 host=(code, HOST_DECLINES.get(code, "DECLINED")),
             )
+        if self.partial_cents is not None and kind == "Sale":
+            t = self._approve(ref, kind, self.partial_cents)
+            answer = self._approved(t, body.get("PaymentType", "Credit"))
+            answer["GeneralResponse"].update(StatusCode="0001", Message="Partial Approval")
+            return 200, answer
         t = self._approve(ref, kind, amount)
         answer = self._approved(t, body.get("PaymentType", "Credit"))
         if mode == "lose_answer":
@@ -262,7 +291,7 @@ class SpinEmulator:
 
     def _void(self, body: dict[str, Any]) -> dict[str, Any]:
         t = self.batch.get(str(body.get("ReferenceId") or ""))
-        if t is None or t.state != "approved":
+        if t is None or t.state != "approved" or t.voided:  # a voided transaction cannot be voided again
             return self._payment(
                 body, "Void", "1", "1001", "Not Found", "Void request could not find the transaction"
             )
@@ -279,7 +308,7 @@ class SpinEmulator:
         ref = str(body.get("ReferenceId") or "")
         self.aborts.append(ref)
         event = self.waiting.get(ref) if ref else next(iter(self.waiting.values()), None)
-        if event is None:
+        if event is None or self.ignore_abort:
             return self._general("2", "2301", "There is no processing request now", "")
         event.set()  # no finish recorded: the held Sale ends as 1012 Canceled
         return self._general("0", "0000", "", "")

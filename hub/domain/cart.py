@@ -113,6 +113,7 @@ class Cart(msgspec.Struct, frozen=True, kw_only=True):
     next_line_id: int = 1
     opened_at: datetime | None = None
     parked_at: datetime | None = None
+    promo_codes: tuple[str, ...] = ()  # codes the customer gave (hub/domain/promotions.py ``eligible``)
 
     def line(self, line_id: int) -> CartLine | None:
         for line in self.lines:

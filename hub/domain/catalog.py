@@ -76,8 +76,10 @@ class Product(msgspec.Struct, frozen=True, kw_only=True):
     cbd_bp: int = 0
     thc_mg_per_unit: int = 0  # for dosed products (edibles, beverages, capsules)
     cbd_mg_per_unit: int = 0
-    coa_ref: str = ""  # certificate-of-analysis reference (lab + report number)
+    coa_ref: str = ""  # certificate-of-analysis reference (lab + report number, or the COA's URL)
     active: bool = True
+    image_url: str = ""
+    shelf_location: str = ""  # where the product sits on the sales floor ("A3")
 
     @property
     def is_cannabis(self) -> bool:
@@ -98,6 +100,28 @@ class Package(msgspec.Struct, frozen=True, kw_only=True):
     location: str = ""
     received_at: datetime | None = None  # UTC; FIFO picking goes oldest first
     batch: str = ""  # source harvest / production batch, for recalls and spot checks
+    packaged_on: date | None = None  # the state's PackagedDate
+    harvested_on: date | None = None  # the source harvest's date, where the state gives it
+
+
+ConsentKind = Literal["profile", "marketing", "sms"]
+
+
+class Consent(msgspec.Struct, frozen=True, kw_only=True):
+    """One answer of the customer: the words they were shown, yes or no, when, and who asked."""
+
+    kind: ConsentKind
+    granted: bool
+    text: str
+    at: datetime
+    staff: str
+    where: str = ""  # register id or "backoffice"
+
+
+class CustomerNote(msgspec.Struct, frozen=True, kw_only=True):
+    text: str
+    at: datetime
+    staff: str
 
 
 class Customer(msgspec.Struct, frozen=True, kw_only=True):
@@ -115,6 +139,19 @@ class Customer(msgspec.Struct, frozen=True, kw_only=True):
     loyalty_points: int = 0
     consent_to_retain: bool = False
     display_name: str = ""  # only with consent; the register greets by it
+    # enrolment (hub/domain/customers.py): contact details only with a consent to be contacted
+    family_name: str = ""
+    phone_hash: str = ""  # keyed hash of the phone number: found by phone without keeping it
+    phone: str = ""  # kept only with SMS or marketing consent
+    email: str = ""  # kept only with marketing consent
+    consents: tuple[Consent, ...] = ()
+    notes: tuple[CustomerNote, ...] = ()
+    groups: tuple[str, ...] = ()  # promotion groups: "veteran", "senior", "staff"...
+    enrolled_at: datetime | None = None
+    enrolled_by: str = ""
+    last_visit_at: datetime | None = None
+    lifetime_points: int = 0  # points ever earned: the loyalty tier
+    merged_into: str = ""  # set on a duplicate folded into another record
 
 
 def sellability(

@@ -103,6 +103,9 @@ class CashlessAtm(msgspec.Struct, frozen=True, kw_only=True):
     fee_cents: int = 0
 
 
+WAIT_MARGIN_S = 10.0  # the hub's wait for a charge beyond the driver's worst case (event routing)
+
+
 class PaymentTerminalConfig(msgspec.Struct, frozen=True, kw_only=True):
     device_id: str
     # "generic": host:port of a gateway speaking drivers/payment.py's line JSON;
@@ -120,9 +123,18 @@ class PaymentTerminalConfig(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def wait_s(self) -> float:
-        """How long the hub waits for a charge's result: longer than the terminal's own timeout plus the
-        time to abort and ask for the real outcome, so the register never gives up first."""
-        return self.charge_timeout_s + 15.0 + 60.0
+        """How long the hub waits for a charge's result: the driver's own worst case (its timeout, the
+        abort, every Status lookup, a partial approval's void) plus a margin, so the register never gives
+        up first."""
+        if self.driver == "spin":
+            from drivers import spin  # as actors/payment_terminal.py's make_terminal sets it up
+
+            return (
+                spin.worst_case_s(max(1, int(self.charge_timeout_s)), self.connect_timeout_s) + WAIT_MARGIN_S
+            )
+        from drivers import payment
+
+        return payment.worst_case_s(self.charge_timeout_s, self.connect_timeout_s) + WAIT_MARGIN_S
 
 
 # --------------------------------------------------------------------------------------------- outputs
@@ -192,7 +204,8 @@ class PrintJobUpdate(msgspec.Struct, frozen=True, kw_only=True):
     detail: str = ""
 
 
-PaymentOutcome = Literal["approved", "declined", "timed_out", "offline", "cancelled", "error"]
+# "unresolved": money may be taken and the terminal did not confirm giving it back (void at the terminal)
+PaymentOutcome = Literal["approved", "declined", "timed_out", "offline", "cancelled", "error", "unresolved"]
 
 
 class PaymentResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -295,6 +308,13 @@ class BagLabel(msgspec.Struct, frozen=True, kw_only=True):
 class PrintBagLabel(msgspec.Struct, frozen=True, tag=True, kw_only=True):
     job_id: str
     label: BagLabel
+
+
+class PrintZpl(msgspec.Struct, frozen=True, tag=True, kw_only=True):
+    """A label already rendered as ZPL (the jurisdiction's template, hub/domain/labels.py)."""
+
+    job_id: str
+    zpl: bytes
 
 
 class OpenDrawer(msgspec.Struct, frozen=True, tag=True, kw_only=True):

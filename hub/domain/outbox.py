@@ -24,7 +24,7 @@ from typing import Literal
 
 import msgspec
 
-EntryKind = Literal["sale", "void", "return", "adjustment"]
+EntryKind = Literal["sale", "void", "return", "adjustment", "customer"]  # "customer": the CRM bridge
 EntryState = Literal["pending", "in_flight", "unknown", "sent", "dead"]
 Outcome = Literal[
     "sent",  # the state accepted it

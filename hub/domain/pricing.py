@@ -55,6 +55,9 @@ class LoyaltyPolicy(msgspec.Struct, frozen=True, kw_only=True):
     points_per_dollar: int = 1  # earned on what the customer paid before tax, whole dollars
     cents_per_point: int = 1  # 100 points = $1.00 off
     min_redeem_points: int = 100
+    # categories that neither earn nor take redemption (hub/domain/loyalty.py: giveaway laws)
+    excluded_categories: tuple[str, ...] = ()
+    earn_multiplier_bp: int = BP  # the customer's tier and birthday (hub/domain/loyalty.py)
 
 
 def discount_amount(discount: Discount, amount_cents: int) -> int:
@@ -186,8 +189,10 @@ def price_cart(
         line_disc.append(got)
         amounts.append(amount)
 
-    def spread(want: int) -> list[int]:
+    def spread(want: int, only: list[bool] | None = None) -> list[int]:
         rooms = [max(a - f, 0) for a, f in zip(amounts, floors, strict=True)]
+        if only is not None:
+            rooms = [r if ok else 0 for r, ok in zip(rooms, only, strict=True)]
         got = min(max(want, 0), sum(rooms))
         if got < want:
             for i, r in enumerate(rooms):
@@ -202,13 +207,14 @@ def price_cart(
 
     points_redeemed = 0
     loyalty_cents = [0] * len(lines)
+    earning = [loyalty is None or line.category not in loyalty.excluded_categories for line in lines]
     if loyalty is not None and cart.loyalty_points_to_redeem > 0:
         points = min(cart.loyalty_points_to_redeem, available_points)
         if points >= loyalty.min_redeem_points:
-            rooms_total = sum(max(a - f, 0) for a, f in zip(amounts, floors, strict=True))
+            rooms_total = sum(max(a - f, 0) for a, f, ok in zip(amounts, floors, earning, strict=True) if ok)
             points = min(points, rooms_total // loyalty.cents_per_point)  # never burn points for nothing
             points_redeemed = points
-            loyalty_cents = spread(points * loyalty.cents_per_point)
+            loyalty_cents = spread(points * loyalty.cents_per_point, earning)
 
     priced: list[PricedLine] = []
     for i, line in enumerate(lines):
@@ -233,7 +239,8 @@ def price_cart(
     pretax = sum(p.pretax_cents for p in priced)
     earned = 0
     if loyalty is not None and cart.customer_id:
-        earned = (pretax // 100) * loyalty.points_per_dollar
+        eligible = sum(p.pretax_cents for p, ok in zip(priced, earning, strict=True) if ok)
+        earned = (eligible // 100) * loyalty.points_per_dollar * loyalty.earn_multiplier_bp // BP
     return PricedCart(
         lines=tuple(priced),
         subtotal_cents=sum(bases.values()),

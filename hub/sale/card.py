@@ -106,7 +106,9 @@ async def take_card(actor: RegisterActor, terminal: Any, tender: Tender, referen
 
     try:
         result = await terminal.charge(charged, reference, on_progress=progress)
-    except trio.TooSlowError:  # the terminal actor never answered: say so, never crash the register
+    except trio.TooSlowError:
+        # the terminal actor never answered: say so, never crash the register. The handle has asked the
+        # terminal to cancel, and an approval that still comes is given back (hub/sale/reversals.py)
         payment.state, payment.message = "timed_out", card_outcome.timed_out("unknown").text
         actor.publish()
         raise HubError(payment.message, code="card_timeout") from None
@@ -127,6 +129,17 @@ async def take_card(actor: RegisterActor, terminal: Any, tender: Tender, referen
             terminal_id=getattr(terminal, "device_id", ""),
             card_last4=last4,
         )
+    if status == "unresolved":
+        # never a decline: the terminal may hold money it did not give back (a partial approval whose void
+        # failed); hub/sale/reversals.py keeps retrying the void, the budtender voids it at the terminal
+        payment.state = "timed_out"
+        payment.message = (
+            f"Money may have been taken from the card ({cents(getattr(result, 'amount_cents', 0) or charged)}) "
+            f"and the terminal did not give it back: void it at the terminal (reference {reference}). "
+            "The hub keeps trying too."
+        )
+        actor.publish()
+        raise HubError(payment.message, code="card_unresolved")
     recovered = bool(getattr(result, "recovered", False))
     if status in ("declined", "cancelled", "error") and recovered:
         state, msg = "timed_out", card_outcome.timed_out("not_charged")

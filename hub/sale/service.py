@@ -38,6 +38,7 @@ from hub.domain.limits.engine import (
 from hub.domain.limits.rules import Jurisdiction
 from hub.domain.outbox import OutboxEntry
 from hub.domain.pricing import Discount, DiscountPolicy, LoyaltyPolicy, PricedCart, needs_manager, price_cart
+from hub.domain.promotions import eligible
 from hub.domain.receipt import (
     AllotmentLeft,
     Receipt,
@@ -55,7 +56,7 @@ from hub.domain.tax import TaxTable
 from hub.domain.tender import NEEDS_TERMINAL, Settlement, Tender, cashless_atm_withdrawal, cents, settle
 from hub.errors import BadRequest, Conflict, Forbidden, HubError, NotFound
 from hub.orders import stock as order_stock
-from hub.sale import bank, card
+from hub.sale import bank, card, reversals
 from hub.sale import inventory as inv
 from hub.sale import protocol as p
 from hub.store.env import decode, encode, next_seq, put, tget
@@ -163,6 +164,17 @@ class SaleContext:
         self.receipt_views: dict[int, dict[str, Any]] = {}
         self.price_cache: dict[str, tuple[Any, Cart, PricedCart]] = {}
         self.terminals: dict[str, Any] = {}  # device id -> payment-terminal handle (see actors)
+        # the live catalogue and loyalty (hub/customers): which promotions and loyalty policy price a cart
+        # of this customer now; None prices with ``settings`` as loaded
+        self.pricing_for: Callable[[Cart, CheckedIn | None, datetime], tuple[Any, LoyaltyPolicy]] | None = (
+            None
+        )
+        # booked inside the sale's transaction: loyalty ledger, CRM event (hub/customers)
+        self.in_sale_txn: list[Callable[..., None]] = []
+        # a void gives the sale's points back (hub/customers)
+        self.in_void_txn: list[Callable[..., None]] = []
+        # told of every licence scanned at a register (hub/customers: enrolment prefills from it)
+        self.licence_seen: list[Callable[[str, aamva.DriverLicence], None]] = []
         self.printers: dict[str, Any] = {}
         self.store_identity = StoreIdentity(
             name=hub.config.store.name,
@@ -542,6 +554,8 @@ async def scan(req: Request, msg: p.Scan) -> Any:
                 lic = aamva.parse_licence(sc.data.encode() if serial_licence else sc.data)
             except aamva.AamvaError as exc:
                 raise Refused(str(exc), code="bad_id") from None
+            for seen in ctx.licence_seen:
+                seen(req.register_id, lic)
             checked = _check_in_licence(ctx, lic, "adult")
             return await _apply_check_in(req, sale, checked, f"scan:{msg.source}")
         if sc.kind in ("metrc_package", "biotrack_barcode"):
@@ -887,12 +901,20 @@ def _potency(bp: int, mg: int) -> str:
 async def approve(
     req: Request, a: p.ManagerApproval, what: str, *, detail: dict[str, Any] | None = None
 ) -> ManagerOverride:
-    """Check a manager's ID and PIN at the register; audit the override; return its reference."""
+    """Check a manager's ID and PIN at the register (the shared lockout); audit the override; return its
+    reference."""
     hub = req.hub
-    member = hub.store.get("staff", text(a.manager), auth.StaffMember)
-    ok = await auth.verify_pin(member, a.pin)
     now = datetime.now(UTC)
-    if not ok or member is None or auth.ROLE_RANK[member.role] < auth.ROLE_RANK["manager"]:
+    try:
+        member = await auth.authenticate(
+            hub, a.manager, a.pin, register_id=req.register_id, purpose="approval", acting=req.staff_id
+        )
+        if auth.ROLE_RANK[member.role] < auth.ROLE_RANK["manager"]:
+            raise Forbidden(
+                "The manager ID or PIN is not right, or that person is not a manager.",
+                code="approval_refused",
+            )
+    except HubError:
         await hub.writer.write(
             lambda txn: audit.append(
                 txn,
@@ -903,9 +925,7 @@ async def approve(
                 detail={"what": what, "manager": a.manager},
             )
         )
-        raise Forbidden(
-            "The manager ID or PIN is not right, or that person is not a manager.", code="approval_refused"
-        )
+        raise
     entry = await hub.writer.write(
         lambda txn: audit.append(
             txn,
@@ -939,12 +959,13 @@ def open_drawer_id(txn: lmdb.Transaction, store: Any, register_id: str) -> str:
     return bytes(raw).decode() if raw is not None else ""
 
 
-async def staff_by_pin(hub: Hub, staff_id: str, pin: str, who: str) -> auth.StaffMember:
-    """A second person confirms with their own PIN (witness, incoming cashier, approving manager)."""
-    member = hub.store.get("staff", text(staff_id), auth.StaffMember)
-    if not await auth.verify_pin(member, pin) or member is None:
-        raise Forbidden(f"The {who} ID or PIN is not right.", code="approval_refused")
-    return member
+async def staff_by_pin(req: Request, staff_id: str, pin: str, who: str) -> auth.StaffMember:
+    """A second person confirms with their own PIN (witness, incoming cashier): the shared lockout, every
+    attempt audited; a locked account is refused even with the right PIN."""
+    purpose: auth.PinPurpose = "incoming" if who == "incoming" else "witness"
+    return await auth.authenticate(
+        req.hub, staff_id, pin, register_id=req.register_id, purpose=purpose, acting=req.staff_id
+    )
 
 
 async def open_drawer_session(
@@ -996,7 +1017,7 @@ async def open_drawer_session(
 async def open_drawer(req: Request, msg: p.OpenDrawer) -> Any:
     if msg.witness is None or msg.witness_pin is None:
         raise BadRequest("Opening a drawer needs a witness who enters their PIN.", field="witness")
-    member = await staff_by_pin(req.hub, msg.witness, msg.witness_pin, "witness")
+    member = await staff_by_pin(req, msg.witness, msg.witness_pin, "witness")
     if (r := may_open(req.role, member.role)) is not None:
         raise Forbidden(r.message, code="forbidden")
     return await open_drawer_session(req, req.register_id, msg.counted, member)
@@ -1012,20 +1033,26 @@ def _price(ctx: SaleContext, cart: Cart, sale: RegisterSale) -> PricedCart:
     hit = ctx.price_cache.get(cart.cart_id)
     if hit is not None and hit[0] == key and hit[1] is cart:
         return hit[2]
-    priced = _price_now(ctx, cart, local_now, points)
+    priced = _price_now(ctx, cart, local_now, points, sale.customer)
     if len(ctx.price_cache) > 256:
         ctx.price_cache.clear()
     ctx.price_cache[cart.cart_id] = (key, cart, priced)
     return priced
 
 
-def _price_now(ctx: SaleContext, cart: Cart, local_now: datetime, points: int) -> PricedCart:
+def _price_now(
+    ctx: SaleContext, cart: Cart, local_now: datetime, points: int, customer: CheckedIn | None = None
+) -> PricedCart:
+    # a promotion that asks for a code applies only when the customer gave it
+    promotions, loyalty = eligible(ctx.settings.promotions, codes=cart.promo_codes), ctx.settings.loyalty
+    if ctx.pricing_for is not None:
+        promotions, loyalty = ctx.pricing_for(cart, customer, local_now)
     return price_cart(
         cart,
         ctx.settings.tax_table,
         local_now=local_now,
-        promotions=ctx.settings.promotions,
-        loyalty=ctx.settings.loyalty,
+        promotions=promotions,
+        loyalty=loyalty,
         available_points=points,
     )
 
@@ -1218,8 +1245,13 @@ def commit_sale(
                     receipt_number=number,
                 ),
             )
-    # 9. loyalty: only for customers the store keeps a record of (they consented)
+    # 9. loyalty: only for customers the store keeps a record of (they consented); with the customers
+    # feature installed it books the loyalty ledger and the CRM event in this transaction instead
+    for hook in ctx.in_sale_txn:
+        hook(txn, ctx, receipt=receipt, customer=customer, priced=priced, staff=staff, now=now)
     known = tget(txn, store, "customers", text(customer.customer_id), Customer)
+    if ctx.in_sale_txn:
+        known = None
     if known is not None and (priced.loyalty_points_redeemed or priced.loyalty_points_earned):
         balance = known.loyalty_points - priced.loyalty_points_redeemed + priced.loyalty_points_earned
         if balance < 0:
@@ -1327,8 +1359,18 @@ async def pay(req: Request, msg: p.Pay) -> Any:
 
         result = await req.commit(fn, label="sale")
     except BaseException as exc:
-        for t in charged:
-            await _give_back(req, terminal, t)
+        kept = [t for t in charged if not await _give_back(req, terminal, t)]
+        if kept and isinstance(exc, Exception):
+            # the customer's money is still taken: say so plainly, never "given back"
+            refs = ", ".join(t.reference for t in kept)
+            log.error("sale not saved (%s) and its payment NOT given back: %s", exc, refs)
+            message = (
+                "The sale could not be saved and its payment was NOT given back: "
+                f"void it at the terminal (reference {refs}). The hub keeps trying too."
+            )
+            _notice(sale, "error", message)
+            actor.publish()
+            raise HubError(message, code="payment_not_given_back") from exc
         if isinstance(exc, HubError):
             _notice(sale, "error", exc.message)
             actor.publish()
@@ -1353,13 +1395,58 @@ async def pay(req: Request, msg: p.Pay) -> Any:
     return result
 
 
-async def _void_payments(req: Request, record: SaleRecord, now: datetime) -> tuple[Tender, ...]:
-    """Before a sale is voided, its card and bank payments are taken back at the terminal or the provider;
-    if one of them refuses, the void is refused and nothing changes."""
+class VoidIntent(msgspec.Struct, kw_only=True):
+    """A void whose payments are being given back (``kv`` ``void-intent:<receipt>``), cleared by the
+    void's own commit: one left behind names a sale whose card may be voided while the sale is active."""
+
+    receipt_number: int
+    references: tuple[str, ...]
+    started_at: datetime
+    staff: str
+    register: str
+
+
+def void_intent_key(receipt_number: int) -> bytes:
+    return b"void-intent:" + u64(receipt_number)
+
+
+async def _record_void_intent(req: Request, record: SaleRecord, now: datetime) -> None:
+    ctx, store = ctx_of(req.hub), req.hub.store
+    if (refusal := void_refusal(record, ctx.today(record.receipt.sold_at), ctx.today(now))) is not None:
+        raise refuse(refusal)
+    refs = tuple(t.reference for t in record.receipt.tenders if t.reference)
+    if not refs:
+        return  # nothing to give back outside the void's own commit
+    intent = VoidIntent(
+        receipt_number=record.receipt.receipt_number,
+        references=refs,
+        started_at=now,
+        staff=req.staff_id,
+        register=req.register_id,
+    )
+
+    def fn(txn: lmdb.Transaction) -> None:
+        put(txn, store, "kv", void_intent_key(intent.receipt_number), intent)
+        audit.append(
+            txn,
+            store,
+            "void_started",
+            staff=req.staff_id,
+            register=req.register_id,
+            detail={"receipt": intent.receipt_number, "references": list(refs)},
+        )
+
+    await req.hub.writer.write(fn, label="void-intent")
+
+
+async def _void_payments(
+    req: Request, record: SaleRecord, now: datetime, back: list[Tender]
+) -> tuple[Tender, ...]:
+    """Before a sale is voided, its card and bank payments are taken back at the terminal or the provider
+    (``back``: those given back so far); if one of them refuses, the void is refused."""
     ctx = ctx_of(req.hub)
     if (refusal := void_refusal(record, ctx.today(record.receipt.sold_at), ctx.today(now))) is not None:
         raise refuse(refusal)
-    back: list[Tender] = []
     for t in record.receipt.tenders:
         if t.kind in NEEDS_TERMINAL and t.reference:
             terminal = ctx.terminals.get(t.terminal_id)
@@ -1403,11 +1490,26 @@ def _check_change_in_drawer(req: Request, change_cents: int) -> None:
         raise refuse(r)
 
 
-async def _give_back(req: Request, terminal: Any, tender: Tender) -> None:
+async def _give_back(req: Request, terminal: Any, tender: Tender) -> bool:
+    """Give an approved payment back after its sale failed; False when it is still taken. A card void the
+    terminal did not confirm becomes a pending reversal (audited, counted, retried until confirmed)."""
     if tender.kind == "pay_by_bank":
-        await bank.give_back(req, tender)
-    elif terminal is not None:
-        await card.give_back(terminal, tender)
+        return bool(await bank.give_back(req, tender))
+    if terminal is None:
+        ok = False
+    else:
+        ok = await card.give_back(terminal, tender)
+    if not ok:
+        await reversals.record(
+            req.hub,
+            reference=tender.reference,
+            device_id=tender.terminal_id or getattr(terminal, "device_id", ""),
+            amount_cents=tender.charged_cents,
+            reason="the sale was not saved and the terminal did not confirm the void",
+            register=req.register_id,
+            staff=req.staff_id,
+        )
+    return ok
 
 
 # ---------------------------------------------------------------------------------------------- void
@@ -1421,11 +1523,28 @@ async def void_sale(req: Request, msg: p.VoidSale) -> Any:
         raise NotFound(f"There is no sale {msg.receipt_number}.")
     override = await approve(req, msg.approval, "void", detail={"receipt": msg.receipt_number})
     now = datetime.now(UTC)
-    given_back = await _void_payments(req, record, now)
+    # 1. the intent first, durably: if the payments are given back and the final commit then fails, the
+    # store still says this sale's void is under way (and a retry re-checks each card void at the terminal,
+    # which answers "voided already" as done: drivers/spin.py's void is idempotent)
+    await _record_void_intent(req, record, now)
+    # 2. the money back at the terminal / the provider (refused: nothing changed, the intent withdrawn)
+    returned: list[Tender] = []
+    try:
+        given_back = await _void_payments(req, record, now, returned)
+    except Refused:
+        if returned:  # a split payment partly given back: the intent stays, the retry re-checks each one
+            raise
+        await hub.writer.write(
+            lambda txn: txn.delete(void_intent_key(msg.receipt_number), db=store.db("kv")),
+            label="void-intent",
+        )
+        raise
 
+    # 3. the void itself, the intent cleared in the same commit
     def fn(txn: lmdb.Transaction) -> Any:
         rec = tget(txn, store, "sales", u64(msg.receipt_number), SaleRecord)
         assert rec is not None
+        txn.delete(void_intent_key(msg.receipt_number), db=store.db("kv"))
         r = rec.receipt
         if (refusal := void_refusal(rec, ctx.today(r.sold_at), ctx.today(now))) is not None:
             raise refuse(refusal)
@@ -1504,6 +1623,8 @@ async def void_sale(req: Request, msg: p.VoidSale) -> Any:
             labels=sv.package_labels,
             now=now,
         )
+        for hook in ctx.in_void_txn:
+            hook(txn, ctx, receipt=r, customer_id=rec.customer_id, staff=req.staff_id, now=now)
         audit.append(
             txn,
             store,

@@ -23,8 +23,8 @@ TABLES = (
     "audit",  # u64 seq -> AuditEntry (hash-chained)
     "staff",  # staff id -> StaffMember
     "devices",  # sha256(device token) -> EnrolledDevice
-    "pairing_codes",  # code -> PairingCode
-    "replies",  # device id + NUL + message id -> StoredReply (idempotent retries)
+    "pairing_codes",  # sha256 of the code -> PairingCode (the code itself is never stored)
+    "replies",  # device id + NUL + message id -> StoredReply (idempotent retries; never a secret)
     "incidents",  # u64 seq -> Incident
     "quarantine",  # u64 seq -> QuarantinedMessage
     "products",
@@ -55,6 +55,13 @@ TABLES = (
     "notices",  # u64 seq -> Delivery (customer notices)
     "order_replays",  # channel NUL signature -> u64 unix seconds (signatures seen in the skew window)
     "orders_open",  # order id -> b"" for every order not yet closed
+    # customers, loyalty and the live catalogue (issue 16)
+    "customer_index",  # b"p:" phone hash -> id; b"n:" name token NUL id -> b""
+    "loyalty_ledger",  # customer id NUL u64 micros u64 seq -> LoyaltyEntry
+    "crm_outbox",  # u64 seq -> OutboxEntry (kinds "customer" and "sale", licence "crm")
+    "promotions",  # promotion id -> StoredPromotion
+    "price_changes",  # u64 micros(effective) NUL product id -> PriceChange
+    "lab_results",  # package tag -> LabResult
 )
 
 _encoder = msgspec.msgpack.Encoder()

@@ -266,9 +266,16 @@ auth_key = "{key}"
         parse_config(TEST_TOML + spin_device.format(key="short"))
     with pytest.raises(ConfigError, match="charge_timeout_seconds"):
         parse_config(TEST_TOML + spin_device.format(key="zbhRAW9N6x") + "charge_timeout_seconds = 900\n")
-    # issue 11: the register waits longer than the slowest terminal allowed, abort and Status included
-    slowest = PaymentTerminalConfig(device_id="t", address="x", charge_timeout_s=200)
-    assert HANDLERS[p.Pay].timeout_s == card.PAY_WAIT_S > slowest.wait_s > 200 + 15
+    # issue 11: the register waits longer than the slowest terminal allowed, abort and Status included.
+    # SPIn's real worst case (drivers/spin.py): the Sale's HTTP wait (proxy timeout + 15 s), the driver's
+    # Status (≤ 30 s + 3 s connect), the actor's Abort (≤ 30 s) and Status (≤ 30 s); or a partial
+    # approval's Void (≤ 60 s) and its Status check. The old "charge timeout + 75 s" fell short of it.
+    slowest_spin = PaymentTerminalConfig(device_id="t", address="x", charge_timeout_s=200, driver="spin")
+    spin_bound = 3 + 200 + 15 + max((3 + 30) + 30 + 30, (3 + 60) + (3 + 30))
+    assert slowest_spin.wait_s > spin_bound > 200 + 75
+    slowest_generic = PaymentTerminalConfig(device_id="t", address="h:1", charge_timeout_s=200)
+    assert slowest_generic.wait_s > 3 + 200 + 30 + 30
+    assert HANDLERS[p.Pay].timeout_s == card.PAY_WAIT_S > max(slowest_spin.wait_s, slowest_generic.wait_s)
 
 
 async def test_terminal_progress_and_status_lookup_are_reported(spin: SpinEmulator) -> None:
@@ -290,3 +297,81 @@ async def test_terminal_progress_and_status_lookup_are_reported(spin: SpinEmulat
     assert seen[-1][0] == "recovering"
     sale = next(b for p, b in spin.requests if p == "/v2/Payment/Sale")
     assert sale["IsReadyForIS"] is True
+
+
+# --------------------------------------------------------------------------- never a false decline
+
+
+@pytest.mark.parametrize("code", ["2007", "2008"])
+async def test_status_answering_busy_or_timed_out_is_not_a_decline(spin: SpinEmulator, code: str) -> None:
+    """The answer to a Sale is lost and Status answers 2007 (timed out) or 2008 (terminal in use): the
+    outcome is unknown (TimedOut, so the actor aborts and asks again), never Declined — the terminal did
+    approve it."""
+    from drivers.payment import TimedOut
+
+    spin.mode = "lose_answer"
+    spin.status_code = code
+    term = terminal(spin)
+    with trio.fail_after(10):
+        result = await term.charge(1234, f"B{code}")
+        assert isinstance(result, TimedOut), result
+        assert isinstance(await term.lookup(f"B{code}"), TimedOut)
+        spin.status_code = None  # the terminal answers again: the approval is found
+        assert isinstance(await term.lookup(f"B{code}"), Approved)
+    assert spin.batch[f"B{code}"].state == "approved" and len(spin.sales) == 1
+
+
+def test_only_documented_decline_codes_mean_declined() -> None:
+    """1015 (declined by the host) is a decline; a missing GeneralResponse, an empty or unknown status code,
+    2007 and 2008 mean the outcome is unknown."""
+    from drivers.payment import TimedOut
+
+    term = SpinTerminal("http://unused", tpn="Z11NATASHA98", auth_key="zbhRAW9N6x")
+    declined = payment_response.decode(
+        b'{"GeneralResponse": {"ResultCode": "1", "StatusCode": "1015", "HostResponseCode": "51",'
+        b' "HostResponseMessage": "INSUFF FUNDS"}}'
+    )
+    assert term._outcome("r", 100, declined) == Declined("r", 100, "INSUFF FUNDS", "51")
+    unknown = [
+        b"{}",
+        b'{"GeneralResponse": {"ResultCode": "2", "StatusCode": ""}}',
+        b'{"GeneralResponse": {"ResultCode": "2", "StatusCode": "2007", "Message": "The operation has timed out"}}',
+        b'{"GeneralResponse": {"ResultCode": "2", "StatusCode": "2008", "Message": "Terminal in use"}}',
+        b'{"GeneralResponse": {"ResultCode": "1", "StatusCode": "1999"}}',
+        b'{"GeneralResponse": {"ResultCode": "0", "StatusCode": ""}}',
+    ]
+    for raw in unknown:
+        assert isinstance(term._outcome("r", 100, payment_response.decode(raw)), TimedOut), raw
+
+
+async def test_partial_approval_whose_void_fails_is_not_a_decline(spin: SpinEmulator) -> None:
+    """0001 Partial Approval and the Void is not confirmed (the terminal dropped off): the money may be
+    taken, so the result is Unresolved with the partial amount, never Declined "…; voided"."""
+    from drivers.payment import Unresolved
+
+    spin.partial_cents = 2000
+    spin.void_mode = "refuse"
+    term = terminal(spin)
+    with trio.fail_after(10):
+        result = await term.charge(5000, "PA1")
+    assert isinstance(result, Unresolved) and result.amount_cents == 2000, result
+    assert spin.voids == [("PA1", 2000)] and not spin.batch["PA1"].voided
+    spin.void_mode = "ok"
+    with trio.fail_after(10):
+        assert await term.charge(5000, "PA2") == Declined(
+            "PA2", 5000, "only part of the amount was approved; voided", "0001"
+        )
+    assert spin.batch["PA2"].voided
+
+
+async def test_void_is_idempotent_and_rechecked(spin: SpinEmulator) -> None:
+    """A second void of a voided transaction is refused by the terminal; the driver re-checks with Status
+    and reports it voided. A void whose answer is lost is re-checked the same way."""
+    term = terminal(spin)
+    with trio.fail_after(10):
+        assert isinstance(await term.charge(800, "V1"), Approved)
+        assert await term.void("V1", 800)
+        assert await term.void("V1", 800)  # refused as already voided; Status says Voided
+        assert isinstance(await term.charge(800, "V2"), Approved)
+        spin.void_mode = "lose"
+        assert not await term.void("V2", 800)  # lost and not voided: Status says approved

@@ -18,7 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -223,7 +223,55 @@ def pair_and_login(page: Page, hub: HubProcess, staff: str = "ana", pin: str = "
 def wedge_scan(page: Page, data: str) -> None:
     """Type a scan the way a keyboard-wedge scanner does: every character as a key, then Enter."""
     page.locator("#customer h2").click()  # focus on nothing editable, as on a busy counter
-    page.keyboard.type(data + "\n")
+    wedge_type(page, data + "\n")
+
+
+def _wedge_key(ch: str) -> dict[str, Any]:
+    """The CDP key event a US-layout wedge makes for one character (line breaks are Enter)."""
+    if ch in "\r\n":
+        return {"key": "Enter", "code": "Enter", "windowsVirtualKeyCode": 13, "text": "\r"}
+    if ch == " ":
+        return {"key": " ", "code": "Space", "windowsVirtualKeyCode": 32, "text": " "}
+    if ch == "@":
+        return {"key": "@", "code": "Digit2", "windowsVirtualKeyCode": 50, "text": "@", "modifiers": 8}
+    if ch.isascii() and ch.isdigit():
+        return {"key": ch, "code": f"Digit{ch}", "windowsVirtualKeyCode": ord(ch), "text": ch}
+    if ch.isascii() and ch.isalpha():
+        code = {"code": f"Key{ch.upper()}", "windowsVirtualKeyCode": ord(ch.upper())}
+        return {"key": ch, **code, "text": ch, "modifiers": 8 if ch.isupper() else 0}
+    return {"key": ch, "text": ch}
+
+
+def wedge_type(
+    page: Page,
+    data: str,
+    gaps_ms: Sequence[float] = (),
+    pause_s: float = 0.0,
+    after: tuple[float, float] | None = None,
+) -> float:
+    """Type ``data`` the way a keyboard-wedge scanner does: each key stamped with the time the scanner made
+    it (4 ms apart, or ``gaps_ms[i]`` before key i + 1), however late the browser gets to it (``pause_s``
+    of wall time between keys). Playwright's own typing makes every key a round trip to the browser, tens
+    of ms apart on a busy machine, which no scanner does. RS (0x1E) has no key on a US layout and is lost,
+    as with most wedges. ``after=(stamp, ms)`` makes the first key ``ms`` after a key stamped ``stamp``
+    (what this returns for its last key), to type one scan in parts."""
+    keys = [c for c in data if c != "\x1e"]
+    gaps = [gaps_ms[i] if i < len(gaps_ms) else 4.0 for i in range(len(keys) - 1)]
+    at = after[0] + after[1] / 1000 if after else time.time() - sum(gaps) / 1000
+    cdp = page.context.new_cdp_session(page)
+    try:
+        for i, ch in enumerate(keys):
+            if i:
+                at += gaps[i - 1] / 1000
+                if pause_s:
+                    time.sleep(pause_s)
+            key = _wedge_key(ch)
+            cdp.send("Input.dispatchKeyEvent", {"type": "keyDown", "timestamp": at, **key})
+            up = {k: v for k, v in key.items() if k != "text"}
+            cdp.send("Input.dispatchKeyEvent", {"type": "keyUp", "timestamp": at + 0.001, **up})
+    finally:
+        cdp.detach()
+    return at
 
 
 # ---------------------------------------------------------------- a WebSocket path we can cut

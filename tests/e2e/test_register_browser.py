@@ -26,6 +26,7 @@ from tests.e2e.conftest import (
     pair,
     pair_and_login,
     wedge_scan,
+    wedge_type,
 )
 
 DEMO_JURISDICTION = "CA"  # hub/demo.py DEMO_TOML
@@ -186,6 +187,34 @@ def test_wedge_scan_anywhere_keeps_the_licence_whole(page: Page, hub: HubProcess
     page.wait_for_timeout(300)
     assert page.evaluate("() => window.__scans.length") == 2
     shot("after-scans")
+
+
+def test_wedge_scan_survives_a_busy_page_and_a_stalling_scanner(page: Page, hub: HubProcess) -> None:
+    pair_and_login(page, hub)
+    record_scans(page)
+    adult = demo_store().customer("adult")
+    tag = next(p.tag for p in demo_store().packages if p.status == "active")
+    page.locator("#customer h2").click()
+
+    # a busy page gets to each key 60 ms after the last (more than a scan's start may take), but the
+    # scanner made them 4 ms apart: the keys' own times count
+    wedge_type(page, tag + "\n", pause_s=0.06)
+    page.wait_for_function("() => window.__scans.length === 1", timeout=5_000)
+
+    # a licence whose first keys come 150 ms apart (a scanner waking up) and that stalls for a second in
+    # the middle is still one scan: "@" and a line break say a licence has begun, its header says how long
+    half = len(adult.id_scan) // 2
+    stamp = wedge_type(page, adult.id_scan[:half], gaps_ms=[150.0] * 4)
+    time.sleep(1.0)
+    wedge_type(page, adult.id_scan[half:] + "\n", after=(stamp, 1000.0))
+    page.wait_for_function("() => window.__scans.length >= 2", timeout=5_000)
+    page.wait_for_timeout(500)  # a licence cut in two would show as a third scan by now
+    scans = page.evaluate("() => window.__scans")
+    assert [s["data"] for s in scans][:1] == [tag] and len(scans) == 2, scans
+    data = scans[1]["data"]
+    assert data.startswith("@\n\x1e\rANSI ")
+    assert classify(data).valid
+    assert parse_licence(data) == parse_licence(adult.id_scan)
 
 
 # ---------------------------------------------------------------- the sale (needs the server side of issue 4)

@@ -157,6 +157,8 @@ async def test_fresh_hub_metrics_pass_promtool_and_start_at_zero(fresh_demo_hub:
     ):
         assert series(name) == {(("licence", licence),): 0.0}, name
     assert {dict(k)["action"] for k in series("storehub_audit_events_total")} >= {"void", "return", "lockout"}
+    assert series("storehub_card_reversals_failed_total") == {(): 0.0}
+    assert series("storehub_card_reversals_pending") == {(): 0.0}
     # the state client's timeout (10 s) sits inside the buckets, not in +Inf
     les = {float(dict(k)["le"]) for k in series("storehub_state_send_seconds_bucket")}
     assert max(le for le in les if le != float("inf")) > hub.config.state_system.timeout_seconds

@@ -3,7 +3,9 @@
 approve on retry, abort while waiting, a lost answer resolved by Status (one charge), a proxy timeout with
 the outcome recovered, terminal offline → cash only, void and return; a charge whose sale fails to commit
 (storage error, cancellation) is voided; cashless ATM rounding with change from the drawer and a Z report
-that ties out; pay by bank approved, declined and refunded."""
+that ties out; pay by bank approved, declined and refunded. Never orphaned: a partial approval whose void
+fails, an approval after the hub stopped waiting, a sale not saved whose void is not confirmed, a void whose
+commit fails after the card was voided."""
 
 from __future__ import annotations
 
@@ -17,13 +19,17 @@ import pytest
 import trio
 
 from hub.app import Hub
+from hub.audit import AuditEntry, iter_entries
 from hub.client import ClientError, HubClient, connect
 from hub.config import DeviceSection, PayByBankSection, StoreConfig
+from hub.devices import TerminalHandle
 from hub.domain.catalog import Package
 from hub.domain.demo_catalogue import DemoStore
 from hub.domain.drawer import DrawerSession
 from hub.domain.receipt import SaleRecord, render_receipt_html
-from hub.sale import inventory
+from hub.sale import inventory, reversals
+from hub.sale.service import VoidIntent, void_intent_key
+from hub.store.env import decode
 from hub.store.keys import text, u64
 from sandbox.paybybank import PayByBankEmulator
 from sandbox.spin import SpinEmulator
@@ -444,3 +450,150 @@ async def test_pay_by_bank_cancelled_by_the_budtender(rig: Rig) -> None:
             snap = await c.wait_snapshot(lambda s: s["payment"] and s["payment"]["state"] == "cancelled")
             assert snap["state"]["payment"]["tender"] == "pay_by_bank"
     assert len(bank.requests) == 1 and not bank.transactions and not bank.reversals  # nothing was charged
+
+
+# --------------------------------------------------------------------------- never orphaned
+
+
+def audit_actions(hub: Any) -> list[AuditEntry]:
+    return [decode(raw, AuditEntry) for _, raw in iter_entries(hub.store)]
+
+
+def failed_total(hub: Any) -> float:
+    value = hub.metrics.registry.get_sample_value("storehub_card_reversals_failed_total")
+    return float(value or 0)
+
+
+async def until(check: Callable[[], bool], what: str, timeout: float = 15) -> None:
+    with trio.fail_after(timeout):
+        while not check():
+            await trio.sleep(0.05)
+
+
+async def test_failed_reversals_start_at_zero(rig: Rig) -> None:
+    assert rig.hub.metrics.registry.get_sample_value("storehub_card_reversals_failed_total") == 0
+    assert rig.hub.metrics.registry.get_sample_value("storehub_card_reversals_pending") == 0
+
+
+async def test_partial_approval_whose_void_fails_is_told_as_money_taken(rig: Rig) -> None:
+    """0001 Partial Approval, and the terminal does not confirm the void: the register hears "money may
+    have been taken: void it at the terminal" (not a decline), the reversal is pending, audited, counted,
+    and retried until the terminal confirms."""
+    hub, spin = rig.hub, rig.spin
+    with trio.fail_after(40):
+        async with connect(ws_url(hub)) as c:
+            await ready(c, hub)
+            total = await cart_of_one(c, hub)
+            spin.partial_cents = total // 2
+            spin.void_mode = "refuse"
+            with pytest.raises(ClientError) as e:
+                await c.request("pay", tenders=[{"kind": "debit", "amount_cents": total}])
+            assert e.value.code == "card_unresolved", e.value
+            assert "void it at the terminal" in e.value.message
+            [(ref, _)] = spin.sales
+            await until(lambda: bool(reversals.pending(hub)), "pending reversal")
+            [rev] = reversals.pending(hub)
+            assert (rev.reference, rev.amount_cents, rev.device_id) == (ref, total // 2, "spin-1")
+            assert failed_total(hub) >= 1
+            pending = [a for a in audit_actions(hub) if a.action == "card_reversal_pending"]
+            assert pending and pending[0].detail["reference"] == ref
+            assert not spin.batch[ref].voided
+            spin.void_mode = "ok"
+            assert await reversals.retry_once(hub) == 0
+    assert spin.batch[ref].voided
+    assert any(a.action == "card_reversal_done" for a in audit_actions(hub))
+    assert hub.metrics.registry.get_sample_value("storehub_card_reversals_pending") == 0
+
+
+async def test_late_approval_after_the_hub_gave_up_is_voided(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hub stops waiting (its wait shortened here): it asks the terminal to cancel; the customer had
+    already tapped, so the approval still comes — nobody waits for it, and it is voided and audited."""
+    hub, spin = rig.hub, rig.spin
+    monkeypatch.setattr(TerminalHandle, "wait_s", property(lambda self: 1.0))
+    with trio.fail_after(40):
+        async with connect(ws_url(hub)) as c:
+            await ready(c, hub)
+            total = await cart_of_one(c, hub)
+            spin.mode = "wait"
+            spin.ignore_abort = True
+            with pytest.raises(ClientError) as e:
+                await c.request("pay", tenders=[{"kind": "debit", "amount_cents": total}])
+            assert e.value.code == "card_timeout"
+            [(ref, _)] = spin.sales
+            await until(lambda: ref in spin.aborts, "CancelCharge reached the terminal")
+            spin.finish_waiting(approve=True)
+            await until(lambda: spin.batch.get(ref) is not None and spin.batch[ref].voided, "late void")
+    actions = {a.action: a for a in audit_actions(hub)}
+    assert actions["card_charge_orphaned"].detail["reference"] == ref
+    assert actions["card_reversal_done"].detail["reference"] == ref
+    assert reversals.pending(hub) == []
+
+
+async def test_sale_not_saved_and_void_not_confirmed(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commit fails and the terminal does not confirm the void: the register hears "NOT given back —
+    void it at the terminal", never "given back"; audited, counted, pending and retried until confirmed."""
+    hub, spin = rig.hub, rig.spin
+    real = hub.writer.write
+
+    async def failing(fn: Any, *, label: str = "write") -> Any:
+        if label == "sale":
+            raise lmdb.DiskError("No space left on device")
+        return await real(fn, label=label)
+
+    with trio.fail_after(40):
+        async with connect(ws_url(hub)) as c:
+            await ready(c, hub)
+            total = await cart_of_one(c, hub)
+            monkeypatch.setattr(hub.writer, "write", failing)
+            spin.void_mode = "refuse"
+            with pytest.raises(ClientError) as e:
+                await c.request("pay", tenders=[{"kind": "debit", "amount_cents": total}])
+            assert e.value.code == "payment_not_given_back", e.value
+            assert "NOT given back" in e.value.message and "void it at the terminal" in e.value.message
+            [(ref, _)] = spin.sales
+            assert not spin.batch[ref].voided
+            [rev] = reversals.pending(hub)
+            assert (rev.reference, rev.amount_cents) == (ref, total)
+            assert failed_total(hub) == 1
+            entry = next(a for a in audit_actions(hub) if a.action == "card_reversal_pending")
+            assert entry.detail["reference"] == ref and entry.register == "R1"
+            assert await reversals.retry_once(hub) == 1  # still refused: kept
+            spin.void_mode = "ok"
+            assert await reversals.retry_once(hub) == 0
+    assert spin.batch[ref].voided and reversals.pending(hub) == []
+
+
+async def test_void_sale_whose_commit_fails_is_finished_on_retry(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The void's intent is saved first; the card is voided; the final commit fails (injected): the store
+    still says the void is under way, and a retry finds the card voided already and finishes the void."""
+    hub, spin = rig.hub, rig.spin
+    real = hub.writer.write
+
+    async def failing(fn: Any, *, label: str = "write") -> Any:
+        if label == "void":
+            raise lmdb.DiskError("No space left on device")
+        return await real(fn, label=label)
+
+    with trio.fail_after(60):
+        async with connect(ws_url(hub)) as c:
+            await ready(c, hub)
+            total = await cart_of_one(c, hub)
+            sold = await c.request("pay", tenders=[{"kind": "debit", "amount_cents": total}])
+            number = sold["receipt_number"]
+            ref = spin.sales[-1][0]
+            monkeypatch.setattr(hub.writer, "write", failing)
+            with pytest.raises(ClientError):
+                await c.request("void_sale", receipt_number=number, approval=APPROVAL)
+            assert spin.batch[ref].voided and not sale_record(hub, number).voided
+            intent = hub.store.get("kv", void_intent_key(number), VoidIntent)
+            assert intent is not None and intent.references == (ref,)
+            monkeypatch.setattr(hub.writer, "write", real)
+            done = await c.request("void_sale", receipt_number=number, approval=APPROVAL)
+    assert done["receipt_number"] == number and sale_record(hub, number).voided
+    assert hub.store.get("kv", void_intent_key(number), VoidIntent) is None
+    # the crashed void was redelivered once, then retried: each later void found it voided (Status)
+    assert [r for r, _ in spin.voids].count(ref) >= 2 and spin.batch[ref].voided

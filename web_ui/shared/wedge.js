@@ -10,7 +10,11 @@
 // length (largest subfile offset + length, as the serial framer reads it) says when it is whole; the
 // Enter suffix after that is dropped. If the header cannot be read the licence ends after `holdMs` of
 // quiet. Once a burst is recognised as a scanner, a stall of up to `holdMs` (USB polling, a busy
-// machine) does not cut it in two; only before that must keys come within `gapMs`.
+// machine) does not cut it in two; only before that must keys come within `gapMs`. A licence is
+// recognised from its first keys ("@", a line break, "A": no person types that), so it needs no fast
+// start, and until its header is read and its declared length reached it may stall for `stallMs`.
+// Times are the keys' own (`event.timeStamp`, when the key was made), not when a busy page got round to
+// them: a late event loop delivers a scanner's keys late but still close together.
 //
 // What a wedge can mangle, and what we do about it (devices.md §2; hub/domain/aamva.py):
 // - LF and CR inside a licence (AAMVA element separator and segment terminator) arrive as Enter, kept
@@ -36,6 +40,24 @@ export function restoreAamvaHeader(data) {
 }
 
 const FILE_TYPES = ["ANSI ", "AAMVA"];
+// how a licence begins: "@", line breaks (RS is often lost), then its file type, "ANSI " or "AAMVA"
+const LICENCE_BEGUN = /^@([\n\r\x1e]+(A|$)|$)/;
+
+// when the key was made (the platform's time, in performance.now()'s clock), not when we got to it
+function keyTime(e) {
+  return e.timeStamp > 0 ? e.timeStamp : performance.now();
+}
+
+/** Whether `buf` may still become a readable AAMVA header: too short yet, not malformed so far. */
+function aamvaHeaderPending(buf) {
+  if (buf.length < 17) return true;
+  const version = buf.slice(15, 17);
+  if (!/^\d\d$/.test(version)) return false;
+  const head = Number(version) >= 2 ? 21 : 19;
+  if (buf.length < head) return true;
+  const entries = buf.slice(head - 2, head);
+  return /^\d\d$/.test(entries) && buf.length < head + 10 * Number(entries);
+}
 
 /** Total length an AAMVA header declares, or null (mirrors hub/domain/scan_classify.aamva_declared_length). */
 export function aamvaDeclaredLength(buf) {
@@ -57,10 +79,14 @@ export function aamvaDeclaredLength(buf) {
 }
 
 export class WedgeScanner {
-  constructor(onScan, { gapMs = 50, holdMs = 300, graceMs = 40, minLength = 6, target = window } = {}) {
+  constructor(
+    onScan,
+    { gapMs = 50, holdMs = 300, stallMs = 2000, graceMs = 40, minLength = 6, target = window } = {},
+  ) {
     this.onScan = onScan;
     this.gapMs = gapMs;
     this.holdMs = holdMs;
+    this.stallMs = stallMs;
     this.graceMs = graceMs;
     this.minLength = minLength;
     this.target = target;
@@ -91,6 +117,18 @@ export class WedgeScanner {
     return this.buf.length >= this.minLength && this.fast + 1 >= this.minLength;
   }
 
+  // how long the burst may wait for `next` (the text of the key that arrives) and still be one scan
+  _patience(next) {
+    const sofar = this.buf + next;
+    if (LICENCE_BEGUN.test(sofar)) {
+      // a licence's header is on its way, or has said that more is coming
+      const full = restoreAamvaHeader(sofar);
+      const declared = aamvaDeclaredLength(full);
+      if (declared ? full.length <= declared : aamvaHeaderPending(full)) return this.stallMs;
+    }
+    return this.established ? this.holdMs : this.gapMs;
+  }
+
   _reset() {
     this.buf = "";
     this.fast = 0;
@@ -104,10 +142,10 @@ export class WedgeScanner {
     this._timer = setTimeout(() => this._finish(), ms);
   }
 
-  // a key arrived at `now`: continue the burst or start a new one
-  _tick(now) {
+  // a key with `text` was made at `now`: continue the burst or start a new one
+  _tick(now, text) {
     const gap = now - this.last;
-    if (this.buf && gap <= (this.established ? this.holdMs : this.gapMs)) {
+    if (this.buf && gap <= this._patience(text)) {
       this.fast += 1;
     } else {
       if (this.established) this._finish(); // a scan that ended without a suffix
@@ -140,7 +178,7 @@ export class WedgeScanner {
       return;
     }
     if (ch === "\n" && !this.buf) return; // a person pressing Enter
-    this._tick(performance.now());
+    this._tick(keyTime(e), ch);
     if (ch !== "\n") {
       if (ch.charCodeAt(0) < 32 && this.buf.length > 0) this._swallow(e); // Ctrl+J etc. inside a scan
       this._add(ch);
@@ -174,7 +212,7 @@ export class WedgeScanner {
         return this._arm(this.graceMs);
       }
     }
-    this._arm(this.holdMs);
+    this._arm(Math.max(this.holdMs, this._patience("")));
     return undefined;
   }
 
@@ -182,7 +220,7 @@ export class WedgeScanner {
     if (!this.enabled || typeof e.data !== "string" || !e.data) return;
     // only control characters that arrived without a keydown (text typed by keys is counted in _key)
     if (!/^[\x00-\x1f]+$/.test(e.data)) return;
-    this._tick(performance.now());
+    this._tick(keyTime(e), e.data);
     e.preventDefault();
     this._add(e.data);
   }

@@ -132,6 +132,34 @@ class RetentionPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     consent_required_for_profile: bool = False
     note: str = ""
     source: str = ""
+    # a customer profile is purged this many days after the last visit (hub/customers: the nightly job)
+    profile_days: int = 0
+    profile_source: str = ""
+
+
+# what an exit or shelf label may be asked to carry (hub/domain/labels.py renders each)
+LABEL_FIELDS = (
+    "product",
+    "warning",
+    "thc",
+    "cbd",
+    "licence",
+    "package_tag",
+    "harvest_date",
+    "packaged_date",
+    "net_weight",
+    "lab_qr",
+)
+
+
+class LabelPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What the state requires on a retail package's label, and the warning's words."""
+
+    required: list[str] = []
+    warning: str = ""
+    symbol: str = ""  # the state's universal symbol, named (printed as text where no image is loaded)
+    source: str = ""
+    confirmed: bool = False
 
 
 class CheckInPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -162,6 +190,7 @@ class JurisdictionSpec(msgspec.Struct, forbid_unknown_fields=True):
     ounce: str = "28.349523125 g"
     warnings: list[str] = []
     sources: list[str] = []
+    label: LabelPolicy = msgspec.field(default_factory=LabelPolicy)
 
 
 # ---------------------------------------------------------------------------- compiled (integer) form
@@ -226,6 +255,7 @@ class Jurisdiction(msgspec.Struct, frozen=True):
     rules: tuple[Rule, ...]
     check_in: CheckInPolicy
     sources: tuple[str, ...]
+    label: LabelPolicy = msgspec.field(default_factory=LabelPolicy)
 
     def class_label(self, customer_class: str) -> str:
         policy = self.classes.get(customer_class)
@@ -367,6 +397,13 @@ def _compile(spec: JurisdictionSpec, origin: str) -> Jurisdiction:
             and not any(cls in r.classes for r in rules)
         ):
             raise fail(f"class {cls} is served but has no rules")
+    for f in spec.label.required:
+        if f not in LABEL_FIELDS:
+            raise fail(f"label.required: unknown field {f!r}; one of {', '.join(LABEL_FIELDS)}")
+    if "warning" in spec.label.required and not spec.label.warning.strip():
+        raise fail("label: the warning is required but its text is empty")
+    if spec.check_in.retention.profile_days < 0:
+        raise fail("check_in.retention.profile_days must not be negative")
 
     return Jurisdiction(
         code=spec.code,
@@ -380,6 +417,7 @@ def _compile(spec: JurisdictionSpec, origin: str) -> Jurisdiction:
         rules=tuple(rules),
         check_in=spec.check_in,
         sources=tuple(spec.sources),
+        label=spec.label,
     )
 
 
