@@ -61,6 +61,7 @@ class _Printer:
 
     async def _health_changed(self, up: bool, detail: str) -> None:
         self.health.set_queued(self.spooler.queued)
+        self.health.set_paper_out(self.spooler.paper_out)
         if up:
             self.health.reading()
             await self.health.set_up(detail)

@@ -32,6 +32,7 @@ class HealthTracker:
         self.errors = 0
         self.reconnects = 0
         self.queued_jobs = 0
+        self.paper_out = False
         self.last_reading_at: float | None = None
         self._dirty = True
         self._last_published = -float("inf")
@@ -47,6 +48,11 @@ class HealthTracker:
     def set_queued(self, n: int) -> None:
         if n != self.queued_jobs:
             self.queued_jobs = n
+            self._dirty = True
+
+    def set_paper_out(self, paper_out: bool) -> None:
+        if paper_out != self.paper_out:
+            self.paper_out = paper_out
             self._dirty = True
 
     async def set_up(self, detail: str = "") -> None:
@@ -76,6 +82,7 @@ class HealthTracker:
             at=utc_now(),
             reconnects=self.reconnects,
             queued_jobs=self.queued_jobs,
+            paper_out=self.paper_out,
         )
 
     async def publish_now(self) -> None:

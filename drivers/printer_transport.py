@@ -91,6 +91,7 @@ async def open_printer_link(
 class PrinterStatus(msgspec.Struct, frozen=True):
     ready: bool
     detail: str  # "ready", "paper near end", "paper out", "head open", "paused"
+    paper_out: bool = False  # ESC/POS paper end sensor; Zebra: paper out (~HS) or "media out" (~HQES)
 
 
 async def read_status(
@@ -107,7 +108,7 @@ async def read_status(
         if status is None:
             raise DeviceProtocolError(f"bad paper status byte {buf[-1]:#04x}")
         if status.paper_out:
-            return PrinterStatus(False, "paper out")
+            return PrinterStatus(False, "paper out", paper_out=True)
         return PrinterStatus(True, "paper near end" if status.near_end else "ready")
     raise DeviceTimeout("printer did not answer the status request")
 
@@ -124,7 +125,7 @@ async def _zebra_status(link: PrinterLink, *, timeout_s: float) -> PrinterStatus
             zstatus = zpl.parse_host_status(buf)
             if zstatus is not None:
                 if zstatus.paper_out:
-                    return PrinterStatus(False, "paper out")
+                    return PrinterStatus(False, "paper out", paper_out=True)
                 if zstatus.head_open:
                     return PrinterStatus(False, "head open")
                 if zstatus.ribbon_out:
@@ -142,7 +143,9 @@ async def _zebra_status(link: PrinterLink, *, timeout_s: float) -> PrinterStatus
             errors = zpl.parse_error_status(buf)
             if errors is not None:
                 if errors.errors:
-                    return PrinterStatus(False, ", ".join(errors.errors))
+                    return PrinterStatus(
+                        False, ", ".join(errors.errors), paper_out=zpl.MEDIA_OUT in errors.errors
+                    )
                 break  # no error, yet ~HS went unanswered: say what Zebra documents
             if len(buf) > 1024:
                 raise DeviceProtocolError("error status answer too long")
@@ -201,6 +204,7 @@ class PrintSpooler:
         self._link: PrinterLink | None = None
         self.up = False
         self.detail = "not connected yet"
+        self.paper_out = False  # as the printer last said; not known (False) while it does not answer
         self.printed = 0
 
     @property
@@ -223,6 +227,7 @@ class PrintSpooler:
 
     async def _drop_link(self) -> None:
         link, self._link = self._link, None
+        self.paper_out = False  # an unreachable printer pages as down, not as out of paper
         if link is not None:
             with trio.CancelScope(shield=True):
                 try:
@@ -238,6 +243,7 @@ class PrintSpooler:
             )
         if self.status_check:
             status = await read_status(self._link, self.language, timeout_s=self.status_timeout_s)
+            self.paper_out = status.paper_out
             if not status.ready:
                 raise _NotReady(status.detail)
             await self._health(True, status.detail)

@@ -19,8 +19,9 @@ HOST_ERROR_QUERY = b"~HQES"
 SILENT_CONDITIONS = "out of media or ribbon, head open, rewinder full or head too hot"
 
 # ~HQES "ERRORS:" group 1 flags (ZPL Programming Guide, ~HQ error flags table), lowest nibbles first.
+MEDIA_OUT = "media out"
 ERROR_FLAGS = (
-    (0x00000001, "media out"),
+    (0x00000001, MEDIA_OUT),
     (0x00000002, "ribbon out"),
     (0x00000004, "head open"),
     (0x00000008, "cutter fault"),

@@ -363,6 +363,7 @@ class DeviceHub:
             m.device_last_reading.labels(h.device_id, kind).set(time.time() - h.last_reading_age_s)
         if kind in ("printer", "label_printer"):
             m.printer_queued_jobs.labels(h.device_id, kind).set(h.queued_jobs)
+            m.printer_paper_out.labels(h.device_id, kind).set(1 if h.paper_out else 0)
         health = self.hub.extensions.setdefault("device_health", {})
         entry = health.setdefault(
             h.device_id, {"id": h.device_id, "kind": h.kind, "register": self.paired.get(h.device_id)}

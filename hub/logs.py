@@ -3,8 +3,8 @@ staff and registers by id, customers never by name or ID number.
 
 Code should never put a PIN, a token or a customer's data in a message; ``scrub`` is the safety net for
 what slips through anyway (a ``repr`` of a command, an exception quoting its input): values of secret or
-personal fields (``pin='3333'``, ``"token": "…"``) and raw licence scans (AAMVA ``ANSI …`` blocks) are
-replaced before the line is written, in the message and in the traceback alike."""
+personal fields (``pin='3333'``, ``"token": "…"``, ``vendor_key=…``) and raw licence scans (AAMVA
+``ANSI …`` blocks) are replaced before the line is written, in the message and in the traceback alike."""
 
 from __future__ import annotations
 
@@ -27,12 +27,16 @@ def bind(**fields: Any) -> None:
 
 
 _FIELDS = (
-    r"[A-Za-z_]*(?:pin|token|token_hash|password|secret|licen[cs]e(?:_number)?|name|first_name|last_name"
+    r"[A-Za-z_]*(?:pin|token|token_hash|password|passwd|passphrase|secret|credentials?|authorization"
+    # credentials named by their role: Metrc's vendor_key/user_key, a terminal's auth_key, api_key
+    r"|_key|apikey"
+    r"|licen[cs]e(?:_number)?|name|first_name|last_name"
     r"|dob|date_of_birth|birth_date|address|street|city|postal_code|zip|id_number|id_scan|customer_id)"
 )
-# key='value', key="value", key=value, "key": "value", 'key': 'value'
+# key='value', key="value", key=value, "key": "value", 'key': 'value'; an unquoted "Bearer x" whole
 _KEYED = re.compile(
-    rf"""(?P<key>["']?\b{_FIELDS}["']?\s*[:=]\s*)(?P<val>'[^']*'|"[^"]*"|[^\s,;)}}\]]+)""",
+    rf"""(?P<key>["']?\b{_FIELDS}["']?\s*[:=]\s*)"""
+    r"""(?P<val>'[^']*'|"[^"]*"|(?:Bearer|Basic)\s+[^\s,;)}\]]+|[^\s,;)}\]]+)""",
     re.IGNORECASE,
 )
 # an AAMVA PDF417 payload: "@" LF RS CR "ANSI " IIN ... (up to the end of the quoted string or line)

@@ -180,6 +180,7 @@ class DeviceHealth(msgspec.Struct, frozen=True, kw_only=True):
     at: datetime | None = None
     reconnects: int = 0
     queued_jobs: int = 0  # printers: jobs held while the printer is down
+    paper_out: bool = False  # printers: the printer says its paper (a Zebra: its media) is out
 
 
 class DeviceCommandResult(msgspec.Struct, frozen=True, kw_only=True):

@@ -26,6 +26,7 @@ import msgspec
 
 from hub.domain.catalog import LabTesting, Package, PackageStatus, Product, tag_system
 from hub.domain.items import LimitAttributes
+from hub.domain.scan_classify import catalogue_barcode
 
 CATEGORIES = frozenset(
     {
@@ -225,7 +226,7 @@ def iter_products(text: str) -> Iterator[tuple[int, Product]]:
             strain=v.get("strain", ""),
             strain_type=v.get("strain_type", "").lower(),
             tax_class=v.get("tax_class") or ("general" if category == "accessory" else "cannabis"),
-            barcode=v.get("barcode", ""),
+            barcode=catalogue_barcode(v.get("barcode", "")),  # UPC-E stored as its UPC-A, as scanned
             thc_bp=thc_bp,
             cbd_bp=cbd_bp,
             thc_mg_per_unit=thc_mg,

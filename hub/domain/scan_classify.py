@@ -146,6 +146,18 @@ def upc_e_to_upc_a(code: str) -> str:
     return ns + body + check
 
 
+def catalogue_barcode(code: str) -> str:
+    """The form a product barcode is stored and looked up in: a UPC-E becomes the UPC-A it stands for, as
+    a scan of it does (``_eight_digits``), so a catalogue row holding the printed ``04963406`` is found by
+    the scan; any other code is kept as typed (an EAN-8 whose digits are no valid UPC-E stays EAN-8)."""
+    code = code.strip()
+    if len(code) == 8 and code.isdigit() and code[0] in "01":
+        upc_a = upc_e_to_upc_a(code)
+        if gs1_check_digit(upc_a[:-1]) == int(upc_a[-1]):
+            return upc_a
+    return code
+
+
 def _eight_digits(data: str) -> ScanClass:
     """UPC-E (number system 0 or 1) or EAN-8. UPC-E's check digit belongs to its UPC-A expansion, and the
     product is looked up by that UPC-A (GS1: UPC-E is a compressed UPC-A, not a code of its own)."""

@@ -24,6 +24,7 @@ import msgspec
 
 from hub.domain.catalog import Customer, Package, Product
 from hub.domain.limits.engine import LimitItem
+from hub.domain.scan_classify import catalogue_barcode
 from hub.store.env import Store, decode, encode, put, tget
 from hub.store.keys import joined, micros, text, u64
 
@@ -158,6 +159,9 @@ def history(txn: lmdb.Transaction, store: Store, customer_id: str, since: dateti
 
 # ---- writes (inside the writer's transaction) ----
 def put_product(txn: lmdb.Transaction, store: Store, p: Product) -> None:
+    barcode = catalogue_barcode(p.barcode)  # a scan of a UPC-E looks up its UPC-A
+    if barcode != p.barcode:
+        p = msgspec.structs.replace(p, barcode=barcode)
     put(txn, store, "products", text(p.id), p)
     if p.barcode:
         txn.put(text(p.barcode), text(p.id), db=store.db("product_barcodes"))

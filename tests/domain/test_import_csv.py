@@ -143,3 +143,14 @@ def test_changed_fields_say_what_an_update_would_change() -> None:
     new = Package(tag="1A4FF0100000022000000001", product_id="FLW-9", quantity=999)
     assert changed_fields(old, new) == ["quantity: 10 -> 999"]
     assert changed_fields(old, old) == []
+
+
+def test_a_upc_e_barcode_is_stored_as_the_upc_a_a_scan_looks_up():
+    # issue 18's real product code: UPC-E 04963406 is UPC-A 049000006346 (GS1 zero-suppression)
+    rows = HEADER.replace("\n", ",barcode\n") + (
+        "ACC-2,Rolling papers,Raw,accessory,each,3,,,04963406\n"
+        "ACC-3,Lighter,Bic,accessory,each,2,,,96385074\n"  # an EAN-8 (starts with 9): as typed
+    )
+    by_id = {p.id: p for p in parse_products(rows)}
+    assert by_id["ACC-2"].barcode == "049000006346"
+    assert by_id["ACC-3"].barcode == "96385074"

@@ -199,7 +199,7 @@ async def test_paper_out_holds_job_until_paper_is_back():
         sim.paper_out = True
         out, inbox = await start_printer(nursery, sim.address)
         down = await out.wait(lambda m: isinstance(m, DeviceHealth) and not m.up and m.detail == "paper out")
-        assert down.kind == "printer"
+        assert down.kind == "printer" and down.paper_out
         await inbox.send(OpenDrawer(job_id="no-sale-1"))
         await out.wait(job("queued", "no-sale-1"))
         await trio.sleep(0.3)
@@ -207,6 +207,30 @@ async def test_paper_out_holds_job_until_paper_is_back():
         sim.paper_out = False
         await out.wait(job("printed", "no-sale-1"))
         assert bytes(sim.received) == KICK
+        nursery.cancel_scope.cancel()
+
+
+async def test_paper_out_is_its_own_signal_and_an_unreachable_printer_is_not_out_of_paper():
+    """DeviceHealth.paper_out feeds storehub_printer_paper_out (PrinterPaperOut): set while the printer
+    answers "paper end", cleared when paper is back, and not claimed for a printer that does not answer."""
+    async with trio.open_nursery() as nursery:
+        sim = await nursery.start(PrinterSimulator().run)
+        out, inbox = await start_printer(nursery, sim.address)
+        up = await out.wait(lambda m: isinstance(m, DeviceHealth) and m.up)
+        assert not up.paper_out
+        sim.paper_out = True
+        await inbox.send(OpenDrawer(job_id="kick-1"))  # a job makes the spooler ask at once (idle: every 5 s)
+        await out.wait(lambda m: isinstance(m, DeviceHealth) and m.paper_out and not m.up)
+        sim.paper_out = False
+        back = await out.wait(lambda m: isinstance(m, DeviceHealth) and m.up)
+        assert not back.paper_out
+        await out.wait(job("printed", "kick-1"))
+        sim.paper_out = True
+        await inbox.send(OpenDrawer(job_id="kick-2"))
+        await out.wait(lambda m: isinstance(m, DeviceHealth) and m.paper_out)
+        sim.go_offline()
+        gone = await out.wait(lambda m: isinstance(m, DeviceHealth) and m.detail != "paper out")
+        assert not gone.up and not gone.paper_out, gone
         nursery.cancel_scope.cancel()
 
 
@@ -253,6 +277,7 @@ async def test_zebra_silent_to_host_status_is_reported_as_its_condition_not_as_a
         out, inbox = await start_printer(nursery, sim.address, language="zpl")
         down = await out.wait(lambda m: isinstance(m, DeviceHealth) and not m.up and m.detail != "starting")
         assert down.detail == detail
+        assert down.paper_out is (condition == "paper_out")  # ~HQES "media out" is the paper signal
         label = PackageLabel(tag="1A4060300002EE1000012345", product="Blue Dream", weight_mg=3_500)
         await inbox.send(PrintLabel(job_id="held", label=label))
         await out.wait(job("queued", "held"))

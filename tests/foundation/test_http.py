@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import importlib
+
 import httpx
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
+from hub import features
 from hub.app import Hub
+from hub.commands import HANDLERS
 from hub.config import StoreConfig
+from hub.metrics import FAST
+from hub.sale import protocol as p
 
 
 async def test_healthz_503_while_starting_then_200(nursery: trio.Nursery, config: StoreConfig) -> None:
@@ -64,3 +70,12 @@ async def test_static_pages_and_traversal(hub: Hub) -> None:
             assert r.status_code == 404
             r = await http.get("/api/hub")
             assert r.json()["ws_port"] == hub.ws_port
+
+
+def test_message_handling_buckets_reach_past_the_longest_handler_wait() -> None:
+    """A `pay` that waits minutes for the card must land in a bucket, not in +Inf beside a hung handler."""
+    for name in (*features.FEATURES, "hub.sale.service"):
+        importlib.import_module(name)
+    longest = max(spec.timeout_s for spec in HANDLERS.values())
+    assert HANDLERS[p.Pay].timeout_s == longest > 60  # the handler that waits longest is still registered
+    assert FAST[-1] > longest, (FAST[-1], longest)

@@ -60,3 +60,37 @@ def test_secret_and_personal_values_are_scrubbed_from_messages_and_tracebacks() 
     assert "witness_pin=[redacted]" in first["msg"] and "'B20': 5" in first["msg"]
     assert "'staff': 'ana'" in second["msg"]
     assert "[licence scan]" in third["exc"] and "ValueError" in third["exc"]
+
+
+def test_keys_passwords_and_secrets_are_scrubbed_whatever_their_prefix() -> None:
+    """Vendor credentials reach logs as `api_key=…`, `"vendor_key": …` (Metrc's user and vendor keys, a
+    terminal's auth key) in a repr or a config error; each value is replaced, the field name is kept."""
+    lines = [
+        "StateSystemConfig(vendor_key='vk-1111', user_key='uk-2222', base_url='https://sandbox')",
+        '{"api_key": "ak-3333", "auth_key": "au-4444", "licence_count": 2}',
+        "terminal auth_key=au-5555 api_key=ak-6666; PASSWORD=pw-7777 secret: 'sc-8888'",
+        "{'password': 'pw-9999', 'client_secret': 'cs-1010', 'db_passwd': 'pd-1212', 'passphrase': 'pp-1313'}",
+        "headers={'Authorization': 'Basic dms6dWs=', 'Accept': 'application/json'}",
+        "Authorization: Bearer tok-1414",
+    ]
+    text = "\n".join(logs.scrub(line) for line in lines)
+    for secret in (
+        "vk-1111",
+        "uk-2222",
+        "ak-3333",
+        "au-4444",
+        "au-5555",
+        "ak-6666",
+        "pw-7777",
+        "sc-8888",
+        "pw-9999",
+        "cs-1010",
+        "pd-1212",
+        "pp-1313",
+        "dms6dWs=",
+        "tok-1414",
+    ):
+        assert secret not in text, (secret, text)
+    assert "vendor_key='[redacted]'" not in text  # the quotes go with the value
+    assert "vendor_key=[redacted]" in text and "base_url='https://sandbox'" in text
+    assert "'Accept': 'application/json'" in text

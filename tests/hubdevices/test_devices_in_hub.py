@@ -166,3 +166,32 @@ async def test_exit_label_printed_in_zpl(device_hub: Hub) -> None:
     zpl = bytes(sims.label_printer.received)
     assert b"^XA" in zpl and b"^BC" in zpl and b"^XZ" in zpl
     assert not sims.receipt_printer.received  # labels never go to the receipt printer
+
+
+async def test_a_zebra_out_of_media_sets_the_printer_paper_signal_until_media_is_back(
+    device_hub: Hub,
+) -> None:
+    """storehub_printer_paper_out (alert PrinterPaperOut) from the Zebra's own answer: silent to ~HS, "media
+    out" in ~HQES. 0 from the start for every printer, 1 while out, 0 again once media is back."""
+    hub = device_hub
+    sims = hub.extensions["demo_devices"]
+    paper_out = hub.metrics.printer_paper_out
+    pkg = next(p for p in inventory.packages_of(hub.store, "FLW-001") if p.status == "active")
+    assert paper_out.labels("label-1", "label_printer")._value.get() == 0
+    with trio.fail_after(30):
+        async with connect(ws_url(hub)) as c:
+            await ready(c)
+            receipt = next(
+                x
+                for x in (await c.wait_snapshot(lambda s: True))["state"]["devices"]
+                if x["kind"] == "printer"
+            )
+            assert paper_out.labels(receipt["id"], "printer")._value.get() == 0
+            sims.label_printer.paper_out = True
+            await c.request("print_exit_label", tag=pkg.tag)  # the job makes the spooler ask at once
+            while paper_out.labels("label-1", "label_printer")._value.get() != 1:
+                await trio.sleep(0.05)
+            sims.label_printer.paper_out = False
+            while pkg.tag.encode() not in bytes(sims.label_printer.received):
+                await trio.sleep(0.05)
+            assert paper_out.labels("label-1", "label_printer")._value.get() == 0

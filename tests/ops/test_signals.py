@@ -14,7 +14,7 @@ import pytest
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
-from hub import audit
+from hub import audit, signals
 from hub.app import Hub
 from hub.domain.outbox import OutboxEntry
 from hub.metrics import Metrics
@@ -63,8 +63,9 @@ def test_each_entry_has_its_own_deadline_and_dead_letters_page_apart() -> None:
     now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
     deadline = timedelta(minutes=5)  # Ohio
     entries = [
-        entry(1, now - timedelta(minutes=9), "dead"),  # overdue, but a person's job: its own alert
-        entry(2, now - timedelta(minutes=6)),  # overdue
+        entry(1, now - timedelta(minutes=9), "dead"),  # past the deadline, but a person's job: its own alert
+        entry(2, now - timedelta(minutes=6)),  # overdue and still being sent
+        entry(5, now - timedelta(minutes=5, seconds=30), "unknown"),  # overdue, outcome unknown: sending
         entry(3, now - timedelta(minutes=1)),
         entry(4, now - timedelta(minutes=20), "sent"),
     ]
@@ -72,7 +73,12 @@ def test_each_entry_has_its_own_deadline_and_dead_letters_page_apart() -> None:
     assert m.state_oldest_unsent.labels("L1")._value.get() == (now - timedelta(minutes=9)).timestamp()
     # the earliest deadline among the entries still being sent: entry 2's
     assert m.state_next_deadline.labels("L1")._value.get() == (now - timedelta(minutes=1)).timestamp()
+    # only entries still being sent count as overdue: a dead letter pages as StateSyncDeadLetter, and an
+    # old one must not stand in for (and, by the alerts' no-double-paging rule, hide) a real outage
     assert m.state_overdue.labels("L1")._value.get() == 2
+    assert m.state_dead_letter.labels("L1")._value.get() == 1
+    report_gauges(m, "L1", [entries[0], entries[3]], now, deadline, None)  # a dead letter, one not due
+    assert m.state_overdue.labels("L1")._value.get() == 0
     assert m.state_dead_letter.labels("L1")._value.get() == 1
     assert m.state_last_sent.labels("L1")._value.get() == (now - timedelta(minutes=30)).timestamp()
     report_gauges(m, "L1", [], now, deadline, None)
@@ -210,3 +216,21 @@ def test_opening_hours_that_are_no_time_are_refused_naming_the_field() -> None:
             parse_config(TEST_TOML.replace(zone, f'{zone}\nopening_hours = "{bad}"'))
     ok = parse_config(TEST_TOML.replace(zone, f'{zone}\nopening_hours = "00:00-24:00"'))
     assert ok.store.opening_hours == "00:00-24:00"
+
+
+async def test_whole_tables_are_read_at_most_every_ten_seconds(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Drawers, cash flags and manifests are read whole on the trio thread: a flood of /metrics requests
+    must not repeat that more than once per Signals.TABLES_EVERY_S; the gauges keep their last values."""
+    reads: list[int] = []
+    real = signals.drawers
+    monkeypatch.setattr(signals, "drawers", lambda store: (reads.append(1), real(store))[1])
+    for _ in range(5):
+        text_ = await scrape(hub)
+        assert value(hub, text_, "storehub_drawers_open") == 0
+    assert len(reads) == 1
+    assert hub.signals.tables_read_at is not None
+    hub.signals.tables_read_at -= signals.Signals.TABLES_EVERY_S  # ten seconds later
+    await scrape(hub)
+    assert len(reads) == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 import trio
 
@@ -335,3 +336,23 @@ async def test_promotions_as_data_apply_in_the_cart(store_hub: Hub) -> None:
     assert lines[preroll.name]["discount_cents"] == preroll.price_cents // 2
     # topicals 15 % off
     assert lines[topical.name]["discount_cents"] == (topical.price_cents * 15 + 50) // 100
+
+
+async def test_a_product_stored_with_its_upc_e_is_added_by_scanning_that_upc_e(store_hub: Hub) -> None:
+    """A catalogue row holding the printed 8-digit UPC-E (issue 18's `04963406`): the scan looks the product
+    up by the UPC-A it expands to (049000006346), so the product write stores that form."""
+    hub = store_hub
+    d = demo(hub)
+    product = inventory.product(hub.store, "FLW-001")
+    assert product is not None
+    stored = msgspec.structs.replace(product, barcode="04963406")
+    await hub.writer.write(lambda txn: inventory.put_product(txn, hub.store, stored), label="t")
+    assert inventory.product_by_barcode(hub.store, "049000006346").id == "FLW-001"  # type: ignore[union-attr]
+    with trio.fail_after(30):
+        async with connect(ws_url(hub)) as c:
+            await ready_register(c)
+            await c.request("scan", data=d.customer("adult").id_scan)
+            res = await c.request("scan", data="04963406")
+            snap = await c.wait_snapshot(lambda s: s["cart"] and s["cart"]["lines"])
+    lines = snap["state"]["cart"]["lines"]
+    assert [ln["product"] for ln in lines] == [product.name] and lines[0]["quantity"] == 1, res
