@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -44,10 +45,12 @@ class DeliveryActor:
         retry_policy: RetryPolicy = DEFAULT_POLICY,
         poll_seconds: float = 2.0,
         rng: Callable[[], float] = random.random,
-        close: Callable[[], Awaitable[None]] | None = None,
+        session: Callable[[], AbstractAsyncContextManager[object]] | None = None,
     ) -> None:
         self.hub = hub
-        self.close = close  # the transport's connections, closed when the actor stops
+        # the transport's connections, opened afresh by every run: the supervisor restarts ``run`` after a
+        # crash, and a client closed by the run that crashed would refuse every delivery after it
+        self.session = session
         self.table = table
         self.transport = transport
         self.retry_policy = retry_policy
@@ -61,17 +64,13 @@ class DeliveryActor:
         self._wake.set()
 
     async def run(self, *, task_status: trio.TaskStatus[DeliveryActor] = trio.TASK_STATUS_IGNORED) -> None:
-        task_status.started(self)
-        try:
+        async with self.session() if self.session is not None else nullcontext():
+            task_status.started(self)
             while True:
                 await self.pass_once()
                 with trio.move_on_after(self.poll_seconds):
                     await self._wake.wait()
                 self._wake = trio.Event()
-        finally:
-            if self.close is not None:
-                with trio.CancelScope(shield=True), trio.move_on_after(2):
-                    await self.close()
 
     async def pass_once(self) -> None:
         now = datetime.now(UTC)
@@ -81,6 +80,9 @@ class DeliveryActor:
                 await self.transport(entry)
             except DeliveryFailed as exc:
                 ok, error, permanent = False, exc.message, exc.permanent
+            except Exception as exc:  # a transport's surprise is one failed attempt, retried, not a crash
+                log.exception("%s %d: the transport failed unexpectedly", self.table, entry.seq)
+                ok, error = False, f"{type(exc).__name__}: {exc}"
             updated = after(
                 entry,
                 ok,

@@ -8,6 +8,8 @@ shows it, and counts as delivered.
 from __future__ import annotations
 
 import smtplib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from email.message import EmailMessage
 
 import httpx
@@ -22,7 +24,19 @@ class Notifier:
     def __init__(self, settings: NoticesSection, store_name: str) -> None:
         self.settings = settings
         self.store_name = store_name
-        self.client = httpx.AsyncClient(timeout=httpx.Timeout(settings.timeout_seconds))
+        self.client: httpx.AsyncClient | None = None
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[None]:
+        """One HTTP client per run of the delivery actor (a restarted run gets a fresh one)."""
+        client = httpx.AsyncClient(timeout=httpx.Timeout(self.settings.timeout_seconds))
+        self.client = client
+        try:
+            yield
+        finally:
+            self.client = None
+            with trio.CancelScope(shield=True), trio.move_on_after(2):
+                await client.aclose()
 
     async def send(self, entry: Delivery) -> None:
         mode = self.settings.email if entry.route == "email" else self.settings.sms
@@ -61,17 +75,17 @@ class Notifier:
         s = self.settings
         if not s.sms_url:
             raise DeliveryFailed("no SMS gateway URL configured", permanent=True)
+        if self.client is None:
+            raise DeliveryFailed("the notifier is not running")
         headers = {"authorization": f"Bearer {s.sms_token}"} if s.sms_token else {}
+        body = {"to": entry.to, "message": entry.payload.decode()}
         try:
-            r = await self.client.post(
-                s.sms_url, json={"to": entry.to, "message": entry.payload.decode()}, headers=headers
-            )
-        except httpx.HTTPError as exc:
+            async with self.client.stream("POST", s.sms_url, json=body, headers=headers) as r:
+                await r.aread()
+                status = r.status_code
+        except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
             raise DeliveryFailed(f"SMS gateway: {type(exc).__name__}: {exc}") from None
-        if r.status_code >= 500 or r.status_code == 429:
-            raise DeliveryFailed(f"SMS gateway answered {r.status_code}")
-        if r.status_code >= 400:
-            raise DeliveryFailed(f"SMS gateway refused the message ({r.status_code})", permanent=True)
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
+        if status >= 500 or status == 429:
+            raise DeliveryFailed(f"SMS gateway answered {status}")
+        if status >= 400:
+            raise DeliveryFailed(f"SMS gateway refused the message ({status})", permanent=True)

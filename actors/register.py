@@ -21,7 +21,7 @@ from hub.config import RegisterSection
 from hub.errors import BadRequest, HubError
 from hub.protocol import CreatePairingCode, Login, Logout, ReportIncident
 from hub.store.env import next_seq, put
-from hub.store.keys import text, u64
+from hub.store.keys import u64
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -62,13 +62,21 @@ class RegisterActor:
     async def _handle(self, call: Call) -> None:
         req: Request = call.payload
         # a redelivered message after a crash may already have been committed
-        frame = stored_reply(self.hub, self.id, req.msg.id)
+        try:
+            frame = stored_reply(self.hub, self.id, req.msg.id, req.fingerprint)
+        except HubError as exc:
+            call.fail(exc)
+            return
         if frame is not None:
             req.committed_frame = frame
             call.reply(None)
             return
         spec = HANDLERS[type(req.msg)]
-        req.session = self.live_session()
+        live = self.live_session()
+        if req.connection is None:  # a serial scanner of this register acts for whoever is logged in
+            req.session = live
+        else:  # a screen acts only with the session its own PIN (or resumed token) opened
+            req.session = live if live is not None and req.connection.staff_session() is live else None
         # what the register holds in memory goes back to this point if the command fails, whatever the
         # failure (a refused or failed commit, a bug): a half-applied change must not outlive its command
         for load in self.hub.extensions.get("register_loaders", ()):
@@ -103,7 +111,7 @@ class RegisterActor:
         idle = timedelta(minutes=self.hub.config.store.session_idle_minutes)
         if datetime.now(UTC) - s.last_seen > idle:
             self.session = None
-            self.hub.sessions.pop(s.token_hash, None)  # its token no longer opens REST either
+            auth.drop_session(self.hub.sessions, s)  # its tokens no longer open REST either
             self.publish()
             return None
         return s
@@ -135,39 +143,29 @@ def _what(msg: Any) -> str:
 async def login(req: Request, msg: Login) -> dict[str, Any]:
     hub = req.hub
     actor = hub.registers[req.register_id]
-    member = hub.store.get("staff", text(msg.staff), auth.StaffMember)
-    # scrypt costs tens of ms: never on the trio thread, where every register's scans are served
-    pin_ok = await auth.verify_pin(member, msg.pin)
-    sec = hub.config.security
+    m = await auth.authenticate(hub, msg.staff, msg.pin, register_id=req.register_id, purpose="login")
     now = datetime.now(UTC)
-    result = await hub.writer.write(
-        lambda txn: auth.record_login(
-            txn,
-            hub.store,
-            msg.staff,
-            pin_ok,
-            register_id=req.register_id,
-            now=now,
-            max_failures=sec.lockout_after_failures,
-            lockout=timedelta(minutes=sec.lockout_minutes),
-        ),
-        label="login",
-    )
-    hub.metrics.logins.labels("ok" if result.ok else ("locked" if result.locked_until else "failed")).inc()
-    if not result.ok:
-        auth.raise_for(result)
-    m = result.member
-    assert m is not None
     token = secrets.token_urlsafe(24)
-    actor.session = auth.StaffSession(
-        staff_id=m.id,
-        name=m.name,
-        role=m.role,
-        register_id=req.register_id,
-        token_hash=auth.token_hash(token),
-        last_seen=now,
-    )
-    hub.sessions[actor.session.token_hash] = actor.session
+    live = actor.live_session()
+    if live is not None and live.staff_id == m.id:
+        # a second screen of this register, the same person, after their PIN: it joins the session
+        session = live
+        session.last_seen = now
+    else:
+        if live is not None:
+            auth.drop_session(hub.sessions, live)  # another person takes the register over
+        session = auth.StaffSession(
+            staff_id=m.id,
+            name=m.name,
+            role=m.role,
+            register_id=req.register_id,
+            token_hash=auth.token_hash(token),
+            last_seen=now,
+        )
+        actor.session = session
+    hub.sessions[auth.token_hash(token)] = session
+    if req.connection is not None:
+        req.connection.session_hash = auth.token_hash(token)
     actor.publish()
     return {"staff": {"id": m.id, "name": m.name, "role": m.role}, "session_token": token}
 
@@ -176,7 +174,7 @@ async def login(req: Request, msg: Login) -> dict[str, Any]:
 async def logout(req: Request, msg: Logout) -> dict[str, Any]:
     actor = req.hub.registers[req.register_id]
     if actor.session is not None:
-        req.hub.sessions.pop(actor.session.token_hash, None)
+        auth.drop_session(req.hub.sessions, actor.session)
         staff = actor.session.staff_id
         await req.hub.writer.write(
             lambda txn: audit.append(txn, req.hub.store, "logout", staff=staff, register=req.register_id)
@@ -186,8 +184,10 @@ async def logout(req: Request, msg: Logout) -> dict[str, Any]:
     return {}
 
 
-@handles(CreatePairingCode, role="manager")
+@handles(CreatePairingCode, role="manager", idempotent=False)
 async def create_pairing_code(req: Request, msg: CreatePairingCode) -> dict[str, Any]:
+    """Not a stored reply: the code is a secret shown once (a retried id makes another code; the unused one
+    expires)."""
     if msg.register_id not in req.hub.registers:
         raise BadRequest(f"There is no register {msg.register_id!r} in this store.", field="register_id")
     now = datetime.now(UTC)
@@ -196,7 +196,7 @@ async def create_pairing_code(req: Request, msg: CreatePairingCode) -> dict[str,
         pc = auth.create_pairing_code(txn, req.hub.store, msg.register_id, by=req.staff_id, now=now)
         return {"code": pc.code, "register_id": pc.register_id, "expires_at": pc.expires_at.isoformat()}
 
-    return await req.commit(fn)
+    return await req.hub.writer.write(fn, label="create_pairing_code")
 
 
 @handles(ReportIncident)

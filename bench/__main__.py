@@ -414,7 +414,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--profile", metavar="DIR", help="record py-spy (raw stacks) of the hub during each load point"
     )
+    ap.add_argument(
+        "--chain",
+        action="store_true",
+        help="HQ ingest from 50 simulated stores (needs nats-server, PostgreSQL)",
+    )
     args = ap.parse_args(argv)
+    if args.chain:
+        from bench.chain import run_chain
+
+        out = Path(args.out) if args.out != str(DEFAULT_OUT) else DEFAULT_OUT.with_name("chain.json")
+        return run_chain(args.quick, out)
     p = QUICK if args.quick else FULL
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="storehub-bench-", dir=os.environ.get("BENCH_DATA_DIR")))

@@ -25,11 +25,12 @@ class HubProcess:
         self.config = config
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
+        self._out: Any = None
         self.ws_url = ""
         self.metrics_url = ""
 
     def start(self, timeout: float = 120) -> HubProcess:
-        out = self.log.open("wb")
+        out = self._out = self.log.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "hub.cli", "run", "--config", str(self.config), "--log-level", "WARNING"],
             stdout=out,
@@ -64,14 +65,19 @@ class HubProcess:
         return self.proc.pid
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
         try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+            if self.proc is None or self.proc.poll() is not None:
+                return
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        finally:
+            if self._out is not None:
+                self._out.close()
+                self._out = None
 
 
 def lookup_timings(data_dir: Path, config_path: Path, plan: dict[str, Any], n: int) -> dict[str, Any]:

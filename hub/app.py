@@ -111,7 +111,7 @@ class Hub:
         # (register, message id) being applied now: a retry of the same id waits for it, then reads the reply
         self.in_flight: dict[tuple[str | None, str], trio.Event] = {}
         # replies of write-behind commands whose commit has not landed yet (see Request.commit_behind)
-        self.pending_replies: dict[bytes, bytes] = {}
+        self.pending_replies: dict[bytes, tuple[bytes, bytes]] = {}  # key -> (frame, fingerprint)
         self.topics: dict[str, Topic] = {}
         self.snapshot_providers: list[Callable[[RegisterActor], dict[str, Any]]] = []
         self.quarantine: list[QuarantinedMessage] = []

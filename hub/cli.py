@@ -13,7 +13,7 @@ from typing import Any
 
 import trio
 
-from hub.config import ConfigError, StoreConfig, load_config, preflight
+from hub.config import ConfigError, StoreConfig, check_tls, load_config, preflight
 from hub.errors import NoStore
 
 
@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-devices", action="store_true", help="start without simulated devices")
     d.add_argument("--no-sandbox", action="store_true", help="start without the state-system sandbox")
     d.add_argument("--log-level", default="INFO")
+    d.add_argument("--chain", action="store_true", help="two demo stores and an HQ (nats-server, PostgreSQL)")
+    d.add_argument("--chain-toml", help="a TOML file with a [chain] table: this demo store joins that chain")
 
     r = sub.add_parser("run", help="run the hub with a store.toml")
     r.add_argument("--config", required=True)
@@ -95,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("sandbox", help="run the state-system sandbox emulator", add_help=False)
     sub.add_parser("report", help="reports (readiness, eod)", add_help=False)
     sub.add_parser("import", help="import products and packages from CSV", add_help=False)
+    sub.add_parser(
+        "tls", help="TLS certificates for the store LAN (storehub tls init --help)", add_help=False
+    )
+    sub.add_parser("hq", help="headquarters of a chain (storehub hq --help)", add_help=False)
     return parser
 
 
@@ -104,6 +110,8 @@ DELEGATED = {
     "sandbox": "sandbox.server",
     "report": "hub.report_cli",
     "import": "hub.import_cli",
+    "tls": "hub.tls_cli",
+    "hq": "hub.hq.cli",
 }
 
 
@@ -140,8 +148,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from hub import demo, logs
 
     logs.setup(args.log_level)
+    if args.chain:
+        from hub.hq.demo import run_chain_demo
+
+        return run_chain_demo(args)
     data = args.data or tempfile.mkdtemp(prefix="storehub-demo-")
     cfg = demo.demo_config(data, host=args.host, http_port=args.http_port, ws_port=args.ws_port)
+    if args.chain_toml:
+        cfg = demo.join_chain(cfg, Path(args.chain_toml))
     options = {
         "scale_protocol": args.scale_protocol,
         "devices": not args.no_devices,
@@ -154,7 +168,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from hub import logs
 
     logs.setup(args.log_level)
-    return run_hub(load_config(args.config))
+    cfg = load_config(args.config)
+    preflight(cfg)  # a host that does not resolve is said first
+    check_tls(cfg)  # the demo may run plain on any address; a store may not by accident
+    return run_hub(cfg)
 
 
 def run_hub(cfg: StoreConfig, *, demo_options: dict[str, Any] | None = None) -> int:

@@ -8,6 +8,7 @@ reconnect) is answered from the stored reply and never applied twice.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ import lmdb
 import msgspec
 
 from hub.auth import ROLE_RANK, StaffSession
-from hub.errors import Forbidden, NotAuthenticated
+from hub.errors import Conflict, Forbidden, NotAuthenticated
 from hub.protocol import Command, Ok, encode_bytes
 from hub.store.keys import joined, text
 
@@ -70,6 +71,13 @@ def reply_key(register_id: str, msg_id: str) -> bytes:
 class StoredReply(msgspec.Struct):
     at: datetime
     frame: bytes
+    # what the command was (type and body): a retried id must be the same command to get this reply
+    fingerprint: bytes = b""
+
+
+def fingerprint(msg: Command) -> bytes:
+    """The command without its id: its type and body, canonically encoded and hashed."""
+    return hashlib.sha256(msgspec.json.encode(msgspec.structs.replace(msg, id="-"))).digest()[:16]
 
 
 @dataclass
@@ -80,6 +88,7 @@ class Request:
     session: StaffSession | None
     connection: Any = None
     committed_frame: bytes | None = None
+    fingerprint: bytes = b""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -99,13 +108,14 @@ class Request:
         store = self.hub.store
         key = reply_key(self.register_id, self.msg.id)
         msg_id = self.msg.id
+        fp = self.fingerprint
 
         def apply(txn: lmdb.Transaction) -> tuple[Any, bytes]:
             result = fn(txn)
             frame = encode_bytes(Ok(id=msg_id, result=result))
             txn.put(
                 key,
-                msgspec.msgpack.encode(StoredReply(at=datetime.now(UTC), frame=frame)),
+                msgspec.msgpack.encode(StoredReply(at=datetime.now(UTC), frame=frame, fingerprint=fp)),
                 db=store.db("replies"),
             )
             return result, frame
@@ -124,14 +134,15 @@ class Request:
         store = self.hub.store
         key = reply_key(self.register_id, self.msg.id)
         frame = encode_bytes(Ok(id=self.msg.id, result=result))
+        fp = self.fingerprint
         pending = self.hub.pending_replies
-        pending[key] = frame
+        pending[key] = (frame, fp)
 
         def apply(txn: lmdb.Transaction) -> None:
             fn(txn)
             txn.put(
                 key,
-                msgspec.msgpack.encode(StoredReply(at=datetime.now(UTC), frame=frame)),
+                msgspec.msgpack.encode(StoredReply(at=datetime.now(UTC), frame=frame, fingerprint=fp)),
                 db=store.db("replies"),
             )
 
@@ -143,15 +154,26 @@ class Request:
         return result
 
 
-def stored_reply(hub: Hub, register_id: str, msg_id: str) -> bytes | None:
+def stored_reply(hub: Hub, register_id: str, msg_id: str, fp: bytes = b"") -> bytes | None:
+    """The stored reply of ``msg_id``, if any; a different command under a used id is refused, never
+    answered with the first command's reply (the client would think it was done)."""
     pending = hub.pending_replies.get(reply_key(register_id, msg_id))
     if pending is not None:
-        return pending
-    with hub.store.read() as txn:
-        raw = txn.get(reply_key(register_id, msg_id), db=hub.store.db("replies"))
-        if raw is None:
-            return None
-        return msgspec.msgpack.decode(raw, type=StoredReply).frame
+        frame, stored_fp = pending
+    else:
+        with hub.store.read() as txn:
+            raw = txn.get(reply_key(register_id, msg_id), db=hub.store.db("replies"))
+            if raw is None:
+                return None
+            stored = msgspec.msgpack.decode(raw, type=StoredReply)
+        frame, stored_fp = stored.frame, stored.fingerprint
+    if fp and stored_fp and fp != stored_fp:
+        raise Conflict(
+            f"The id {msg_id!r} was already used for another command; send this one with a new id.",
+            code="id_reused",
+            field="id",
+        )
+    return frame
 
 
 def check_access(spec: HandlerSpec, session: StaffSession | None, what: str) -> None:

@@ -5,6 +5,7 @@ Decoded with msgspec into Structs, so an invalid file is refused with the field'
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import ssl
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import httpx
 import msgspec
 
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
@@ -48,6 +50,14 @@ class ServerSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     heartbeat_seconds: Annotated[float, msgspec.Meta(gt=0)] = 15.0
     # in demo mode the register page shows a panel that simulates scans of demo IDs and packages
     demo: bool = False
+    # "required": `storehub run` refuses plain ws:// and http:// on an address other than loopback (a
+    # store LAN carries PINs and session tokens); "off" is the explicit, deliberate exception
+    tls: Literal["required", "off"] = "required"
+    # bounded resources of the live protocol: open connections, how long a connection may stay unpaired
+    # without saying anything, how deep a JSON message may nest
+    max_connections: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 500
+    unpaired_idle_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 60.0
+    max_json_depth: Annotated[int, msgspec.Meta(ge=4, le=256)] = 32
 
 
 class StorageSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -136,8 +146,14 @@ class PayByBankSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
 class SecuritySection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # keyed hashes of ID numbers use this secret; keep it out of backups of the config if you can
     id_hash_key: str = ""
+    # without id_hash_key the key is generated into this file on first start (default: id_hash.key beside
+    # store.toml); it never lives in the store, so a copy of data.mdb alone cannot test ID numbers
+    id_hash_key_file: str = ""
     lockout_after_failures: Annotated[int, msgspec.Meta(ge=1)] = 5
     lockout_minutes: Annotated[int, msgspec.Meta(ge=1)] = 5
+    # pairing attempts allowed per minute on one connection and from one source address
+    pairing_attempts_per_connection: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 5
+    pairing_attempts_per_address: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 20
 
 
 class CrmSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -185,6 +201,27 @@ class NoticesSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 10.0
 
 
+ChainId = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class ChainSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """This store as one of a chain: its events go to headquarters over NATS JetStream (hub/chain/)."""
+
+    chain: ChainId  # the chain's id; subjects are chain.<chain>.<store>.*
+    store_id: ChainId  # this store's id in the chain (its NATS user may publish only as this store)
+    nats_url: str = "nats://127.0.0.1:4222"  # HQ's server, or the store's own leaf node
+    user: str = ""
+    password: str = ""
+    creds_file: str = ""  # NATS .creds (nkey + JWT), instead of user/password
+    tls_ca: str = ""  # verify the server with this CA (tls:// URLs)
+    tls_cert: str = ""  # client certificate, when the server asks for one
+    tls_key: str = ""
+    batch: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 256
+    poll_seconds: Annotated[float, msgspec.Meta(gt=0)] = 0.25
+    catalogue_poll_seconds: Annotated[float, msgspec.Meta(gt=0)] = 2.0
+    status_seconds: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+
+
 class StoreConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     store: StoreSection
     server: ServerSection = msgspec.field(default_factory=ServerSection)
@@ -204,6 +241,8 @@ class StoreConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     channels: list[ChannelSection] = []
     orders: OrdersSection = msgspec.field(default_factory=OrdersSection)
     notices: NoticesSection = msgspec.field(default_factory=NoticesSection)
+    # one store of a chain (hub/chain/): ship events to HQ, take catalogue and prices from it
+    chain: ChainSection | None = None
 
     @property
     def zone(self) -> ZoneInfo:
@@ -281,6 +320,11 @@ def _check(config: StoreConfig) -> StoreConfig:
         raise ConfigError("crm.url: the webhook is an http:// or https:// URL")
     if len({c.id for c in config.channels}) != len(config.channels):
         raise ConfigError("channels: a channel id is listed twice")
+    for i, ch in enumerate(config.channels):
+        _check_http_url(f"channels[{i}].callback_url", ch.callback_url)
+    _check_http_url("notices.sms_url", config.notices.sms_url)
+    if config.notices.sms == "http" and not config.notices.sms_url:
+        raise ConfigError('notices.sms_url: sms = "http" needs the gateway\'s URL')
     if bool(config.server.tls_cert) != bool(config.server.tls_key):
         raise ConfigError("server.tls_cert and server.tls_key: give both or neither")
     for i, dev in enumerate(config.devices):
@@ -292,6 +336,28 @@ def _check(config: StoreConfig) -> StoreConfig:
                 raise ConfigError(f"pay_by_bank.{name}: {bank.provider} needs it")
     check_facility(config)
     return config
+
+
+def is_loopback(host: str) -> bool:
+    if host.strip("[]") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_tls(config: StoreConfig) -> None:
+    """PINs and session tokens cross the store LAN: plain ws:// and http:// only on loopback, or when the
+    configuration says so in as many words (``tls = "off"``)."""
+    s = config.server
+    if s.tls_cert or s.tls == "off" or is_loopback(s.host):
+        return
+    raise ConfigError(
+        f"server.tls: the hub would listen on {s.host} without TLS; run `storehub tls init --config FILE` "
+        'and set server.tls_cert and server.tls_key, or set tls = "off" under [server] to accept plain '
+        "ws:// and http:// on this network"
+    )
 
 
 def _check_payment_terminal(i: int, dev: DeviceSection) -> None:
@@ -339,6 +405,21 @@ def check_facility(config: StoreConfig) -> None:
         )
 
 
+def _check_http_url(field: str, url: str) -> None:
+    """An address the hub POSTs to (a channel's callbacks, the SMS gateway): refused at start-up rather than
+    by every delivery attempt afterwards. Empty means none."""
+    if not url:
+        return
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        raise ConfigError(f"{field}: {url!r} is not a URL ({exc})") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host or any(c.isspace() for c in url):
+        raise ConfigError(f"{field}: {url!r} must be an http:// or https:// URL with a host")
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise ConfigError(f"{field}: {url!r} has no valid port")
+
+
 def parse_config(text: str, *, source: str = "store.toml") -> StoreConfig:
     try:
         raw = tomllib.loads(text)
@@ -364,7 +445,10 @@ def load_config(path: str | Path) -> StoreConfig:
         raise ConfigError(
             f"{p}: line {line}: byte 0x{data[exc.start]:02x} is not UTF-8; TOML files are UTF-8 text"
         ) from None
-    return parse_config(text, source=str(p))
+    config = parse_config(text, source=str(p))
+    if not config.security.id_hash_key_file:
+        config.security.id_hash_key_file = str(p.resolve().parent / "id_hash.key")
+    return config
 
 
 def preflight(config: StoreConfig) -> None:

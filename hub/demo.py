@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from hub import auth
@@ -74,6 +75,22 @@ def demo_config(
     cfg.server.host = host
     cfg.server.http_port = http_port
     cfg.server.ws_port = ws_port
+    return cfg
+
+
+def join_chain(cfg: StoreConfig, chain_toml: Path) -> StoreConfig:
+    """The demo store as one store of a chain: the file's ``[chain]`` table (hub/chain/)."""
+    import tomllib
+
+    import msgspec
+
+    from hub.config import ChainSection, ConfigError
+
+    try:
+        raw = tomllib.loads(chain_toml.read_text(encoding="utf-8"))
+        cfg.chain = msgspec.convert(raw["chain"], ChainSection)
+    except (OSError, KeyError, ValueError) as exc:
+        raise ConfigError(f"{chain_toml}: not a usable [chain] table ({exc})") from None
     return cfg
 
 

@@ -21,6 +21,7 @@ FEATURES = (
     "hub.orders",  # online orders, the menu feed, handheld picking, notices, pickup (issue 14)
     "hub.customers",  # customer records, consent, loyalty ledger, CRM bridge, retention purge (issue 16)
     "hub.catalogue",  # live catalogue: products, prices, promotions, imports, labels, lab results (issue 16)
+    "hub.chain",  # events to HQ over NATS JetStream, catalogue and prices from HQ (issue 17)
 )
 
 

@@ -9,21 +9,27 @@ from __future__ import annotations
 import json
 import logging
 import mimetypes
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import parse_qs
 
+import msgspec
 import trio
 from hypercorn.config import Config as HyperConfig
 from hypercorn.trio import serve
 
+from hub.errors import BadRequest
 from hub.metrics import CONTENT_TYPE
+from hub.protocol import MAX_JSON_DEPTH, explain, json_depth_exceeds
 
 if TYPE_CHECKING:
     from hub.app import Hub
 
 log = logging.getLogger("hub.http")
 WEB_UI = Path(__file__).resolve().parent.parent / "web_ui"
+T = TypeVar("T")
 
 
 class HttpRequest:
@@ -36,7 +42,21 @@ class HttpRequest:
         self.body = body
 
     def json(self) -> Any:
+        if json_depth_exceeds(self.body, MAX_JSON_DEPTH):  # before decoding: no RecursionError, no 500
+            raise BadRequest(f"The body nests deeper than {MAX_JSON_DEPTH} levels.")
         return json.loads(self.body or b"null")
+
+    def decode(self, type_: type[T]) -> T:
+        """The body as a bounded message type (msgspec ``Meta``), refused with the field named."""
+        if json_depth_exceeds(self.body, MAX_JSON_DEPTH):
+            raise BadRequest(f"The body nests deeper than {MAX_JSON_DEPTH} levels.")
+        try:
+            return msgspec.json.decode(self.body or b"{}", type=type_)
+        except msgspec.ValidationError as exc:
+            field, text = explain(str(exc))
+            raise BadRequest(text, field=field) from None
+        except msgspec.DecodeError:
+            raise BadRequest("The body must be JSON.") from None
 
 
 class HttpResponse:
@@ -176,7 +196,10 @@ def make_app(hub: Hub) -> Callable[..., Awaitable[None]]:
                     "storage_full": 503,
                     "storage_error": 503,
                 }.get(exc.code, 400)
-                resp = HttpResponse.json({"code": exc.code, "message": exc.message}, status)
+                answer = {"code": exc.code, "message": exc.message}
+                if exc.field:
+                    answer["field"] = exc.field
+                resp = HttpResponse.json(answer, status)
             else:
                 log.exception("HTTP %s %s failed", req.method, req.path)
                 resp = HttpResponse.json(
@@ -215,18 +238,31 @@ async def serve_http(hub: Hub, *, task_status: trio.TaskStatus[int] = trio.TASK_
         task_status.started(port)
 
 
+def query_int(req: HttpRequest, name: str, default: int | None, lo: int, hi: int) -> int | None:
+    """A whole number from the query string, bounded; refused with the field named (never a 500)."""
+    raw = parse_qs(req.query).get(name, [""])[-1]
+    if raw == "":
+        return default
+    if not re.fullmatch(r"-?[0-9]{1,19}", raw) or not lo <= int(raw) <= hi:
+        raise BadRequest(f"{name} is a whole number from {lo} to {hi}.", field=name)
+    return int(raw)
+
+
 def require_staff(hub: Hub, req: HttpRequest, role: str = "budtender") -> Any:
     """The staff session behind ``Authorization: Bearer <session token>`` (the token a WebSocket login
     returned), checked for ``role``. Raises NotAuthenticated / Forbidden (answered 401 / 403)."""
     from hub.auth import ROLE_RANK, token_hash
     from hub.errors import Forbidden, NotAuthenticated
 
+    if "token" in parse_qs(req.query):
+        # a token in a URL lands in browser history, proxies' logs and Referer headers: header or cookie only
+        raise NotAuthenticated(
+            "Send the session token in the Authorization header, never in the address.", code="token_in_url"
+        )
     header = req.headers.get("authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else ""
     if not token:
-        from urllib.parse import parse_qs
-
-        token = parse_qs(req.query).get("token", [""])[0]
+        token = _cookie(req.headers.get("cookie", ""), "storehub_session")
     session = hub.sessions.get(token_hash(token)) if token else None
     actor = hub.registers.get(session.register_id) if session is not None else None
     # the token is good only while it is the register's live session (not logged out, not idle too long)
@@ -238,6 +274,14 @@ def require_staff(hub: Hub, req: HttpRequest, role: str = "budtender") -> Any:
 
     session.last_seen = datetime.now(UTC)  # using the back office keeps its session alive
     return session
+
+
+def _cookie(header: str, name: str) -> str:
+    for part in header.split(";"):
+        k, _, v = part.strip().partition("=")
+        if k == name:
+            return v.strip()
+    return ""
 
 
 @route("GET", "/api/quarantine")

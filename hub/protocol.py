@@ -48,7 +48,7 @@ class Hello(Command, tag="hello"):
     device_token: Annotated[str, msgspec.Meta(min_length=16, max_length=128)]
     session_token: Annotated[str, msgspec.Meta(max_length=128)] = ""
     # newest snapshot version the register already has; the hub always sends the current one anyway
-    known_version: int = 0
+    known_version: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)] = 0
 
 
 class Login(Command, tag="login"):
@@ -173,8 +173,32 @@ _MISSING = re.compile(r"Object missing required field `(?P<field>[^`]+)`")
 _UNKNOWN = re.compile(r"Object contains unknown field `(?P<field>[^`]+)`")
 
 
-def decode_command(data: str | bytes) -> Command:
+MAX_JSON_DEPTH = 32
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
+_BRACKETS = re.compile(rb"[\[\]{}]")
+
+
+def json_depth_exceeds(data: str | bytes, limit: int) -> bool:
+    """True when the JSON text nests deeper than ``limit`` (checked before decoding: a decoder's recursion
+    must never be what stops a hostile frame). Strings are skipped; only brackets are counted."""
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    depth = 0
+    for m in _BRACKETS.finditer(_STRING.sub(b'""', raw)):
+        if m.group() in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+def decode_command(data: str | bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Command:
     """Decode one client frame or raise ProtocolError with a clear, field-naming message."""
+    if json_depth_exceeds(data, max_depth):
+        raise ProtocolError(None, "malformed", f"The message nests deeper than {max_depth} levels.")
     try:
         env = _envelope.decode(data)
     except msgspec.ValidationError:
@@ -193,11 +217,11 @@ def decode_command(data: str | bytes) -> Command:
     try:
         return _command_decoder().decode(data)
     except msgspec.ValidationError as exc:
-        field, text = _explain(str(exc))
+        field, text = explain(str(exc))
         raise ProtocolError(msg_id, "invalid", text, field=field) from None
 
 
-def _explain(message: str) -> tuple[str | None, str]:
+def explain(message: str) -> tuple[str | None, str]:
     m = _AT.match(message)
     if m:
         path = m.group("path") or None
@@ -209,6 +233,9 @@ def _explain(message: str) -> tuple[str | None, str]:
     if m:
         return m.group("field"), f"Field `{m.group('field')}` is not part of this message."
     return None, message
+
+
+_explain = explain  # the name other modules knew it by
 
 
 def encode(frame: Any) -> str:

@@ -4,24 +4,35 @@ Each connection is isolated: its handler catches everything, so a failing connec
 never the server. Each connection has its own bounded outbox task, so one slow browser never blocks the
 register actors or other browsers; snapshots are coalesced (only the newest per topic is sent). Heartbeat
 pings detect dead peers; the Origin header is checked against an allow-list.
+
+Resources are bounded at the edge: a connection limit, an idle timeout for connections that never pair, a
+JSON nesting limit checked before decoding, pairing attempts throttled per connection and per address.
+A connection is logged in only by a PIN typed on it (or a resumed session token it proves): several screens
+of one register share the staff session only after a PIN on each.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
+import ipaddress
 import logging
 import secrets
 import ssl
 import time
+from collections import deque
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import msgspec
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, serve_websocket
+from wsproto.connection import ConnectionState
+from wsproto.events import CloseConnection
 
 from hub import auth
-from hub.commands import HANDLERS, Request, StoredReply, check_access, reply_key, stored_reply
+from hub.commands import HANDLERS, Request, check_access, fingerprint, stored_reply
 from hub.errors import HubError, NotAuthenticated
 from hub.logs import bind
 from hub.protocol import (
@@ -35,9 +46,7 @@ from hub.protocol import (
     Welcome,
     decode_command,
     encode,
-    encode_bytes,
 )
-from hub.store.env import put
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -50,6 +59,24 @@ IN_FLIGHT_PER_CONNECTION = 16
 
 class SlowConsumer(Exception):
     pass
+
+
+_library_close_event = WebSocketConnection._handle_close_connection_event
+
+
+async def _close_event_tells_the_peer(self: WebSocketConnection, event: CloseConnection) -> None:
+    """wsproto reports a frame it cannot accept (invalid UTF-8 in a text frame: 1007, RFC 6455 8.1) as a close
+    event while the connection is still open, and trio-websocket then drops TCP without a word; send the
+    close frame with its code first, as the RFC asks."""
+    if self._wsproto.state == ConnectionState.OPEN and event.code in (1002, 1007, 1009):
+        try:
+            await self._send(CloseConnection(code=event.code, reason=(event.reason or "")[:120]))
+        except Exception:  # the peer is gone already: nothing to tell
+            log.debug("could not send close %s", event.code, exc_info=True)
+    await _library_close_event(self, event)
+
+
+WebSocketConnection._handle_close_connection_event = _close_event_tells_the_peer  # type: ignore[method-assign]
 
 
 def _frame_text(item: Any) -> str:
@@ -78,18 +105,113 @@ def origin_allowed(hub: Hub, headers: list[tuple[bytes, bytes]], host_header: st
     allowed = hub.config.server.allowed_origins
     if allowed:
         return origin in allowed
-    # default: the browser page must come from this hub's own HTTP listener (same host, its HTTP port)
-    o = urlsplit(origin)
-    host = urlsplit("//" + h.get("host", "")).hostname
-    return o.hostname is not None and o.hostname == host and o.port == hub.http_port
+    # default: the browser page must come from this hub's own HTTP listener: the configured host (or, on a
+    # loopback or wildcard listener, a loopback or literal address) and the HTTP port. A DNS-rebinding page
+    # (attacker.example resolving to the hub) names itself in Origin and Host, and is refused though they agree
+    try:
+        o = urlsplit(origin)
+        o_port = o.port or (443 if o.scheme == "https" else 80)
+        target = urlsplit("//" + h.get("host", "")).hostname
+    except ValueError:
+        return False
+    if o.hostname is None or target is None or o.hostname != target or o_port != hub.http_port:
+        return False
+    return _is_own_host(hub, o.hostname)
+
+
+def _is_own_host(hub: Hub, name: str) -> bool:
+    """The configured host, or a loopback name when the hub listens on loopback or everywhere."""
+    configured = hub.config.server.host
+    loopback = {"127.0.0.1", "localhost", "::1", "[::1]"}
+    if name == configured or name.strip("[]") == configured:
+        return True
+    if configured in ("0.0.0.0", "::", ""):
+        # listening on every address: any literal IP of this machine is its own; names must be configured
+        return _is_ip_literal(name) or name in loopback
+    return configured in loopback and name in loopback
+
+
+def _is_ip_literal(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+class PairingThrottle:
+    """Sliding one-minute windows of pairing attempts, per connection and per source address (an 8-digit
+    code must not be guessable at thousands of tries a second). Clock injected for tests."""
+
+    def __init__(self, per_connection: int, per_address: int, *, window: float = 60.0) -> None:
+        self.per_connection = per_connection
+        self.per_address = per_address
+        self.window = window
+        self._by_address: dict[str, deque[float]] = {}
+
+    def allow(self, connection_attempts: deque[float], address: str, now: float) -> bool:
+        self._prune(connection_attempts, now)
+        by_addr = self._by_address.setdefault(address, deque())
+        self._prune(by_addr, now)
+        if len(connection_attempts) >= self.per_connection or len(by_addr) >= self.per_address:
+            return False
+        connection_attempts.append(now)
+        by_addr.append(now)
+        if len(self._by_address) > 4096:  # forget quiet addresses so the table stays small
+            for a in [a for a, q in self._by_address.items() if not q or q[-1] < now - self.window]:
+                del self._by_address[a]
+        return True
+
+    def _prune(self, q: deque[float], now: float) -> None:
+        while q and q[0] <= now - self.window:
+            q.popleft()
+
+
+_LIBC = ctypes.util.find_library("c")
+_libc = ctypes.CDLL(_LIBC) if _LIBC else None  # glibc's malloc_trim; absent elsewhere (then nothing to do)
+
+
+def return_memory() -> None:
+    """After a connection storm, hand freed heap back to the OS (glibc keeps it otherwise). Runs off the trio
+    thread; the collection first, on the trio thread, frees the closed connections' reference cycles."""
+    trim = getattr(_libc, "malloc_trim", None)
+    if trim is not None:
+        trim(0)
+
+
+class Gate:
+    """Per-server limits of the live protocol: open connections, pairing throttle, memory after storms."""
+
+    def __init__(self, hub: Hub) -> None:
+        s, sec = hub.config.server, hub.config.security
+        self.open = 0
+        self.peak = 0
+        self.max_connections = s.max_connections
+        self.pairing = PairingThrottle(sec.pairing_attempts_per_connection, sec.pairing_attempts_per_address)
+
+    def closed(self) -> None:
+        self.open -= 1
+
+    async def return_memory_after_storms(self, every: float = 2.0) -> None:
+        """Once many connections have closed since the last look (a storm passed), give the memory back.
+        Freed heap goes back to the OS fully when the hub runs with PYTHONMALLOC=malloc (ops/storehub.service;
+        bench/connection_storm.py measures both)."""
+        while True:
+            await trio.sleep(every)
+            if self.peak - self.open >= 128:
+                self.peak = self.open
+                gc.collect()  # closed connections sit in reference cycles (nurseries, tasks) until collected
+                await trio.to_thread.run_sync(return_memory)
 
 
 async def serve_ws(hub: Hub, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     s = hub.config.server
+    gate = Gate(hub)
     async with trio.open_nursery() as handlers:
+        handlers.start_soon(gate.return_memory_after_storms)
 
         async def handler(request: WebSocketRequest) -> None:
-            await handle_request(hub, request)
+            await handle_request(hub, request, gate)
 
         server = await handlers.start(
             lambda task_status: serve_websocket(
@@ -108,7 +230,7 @@ async def serve_ws(hub: Hub, *, task_status: trio.TaskStatus[int] = trio.TASK_ST
         task_status.started(server.port)
 
 
-async def handle_request(hub: Hub, request: WebSocketRequest) -> None:
+async def handle_request(hub: Hub, request: WebSocketRequest, gate: Gate) -> None:
     try:
         # wsproto keeps the Host header apart from the others
         host_header = str(getattr(getattr(request, "_event", None), "host", "") or "")
@@ -116,11 +238,22 @@ async def handle_request(hub: Hub, request: WebSocketRequest) -> None:
             hub.metrics.ws_rejected.labels("origin").inc()
             await request.reject(403, body=b"origin not allowed")
             return
-        ws = await request.accept()
+        if gate.open >= gate.max_connections:
+            hub.metrics.ws_rejected.labels("limit").inc()
+            await request.reject(503, body=b"too many connections")
+            return
     except Exception:  # a broken handshake is that client's problem only
         log.debug("handshake failed", exc_info=True)
         return
-    conn = Connection(hub, ws)
+    gate.open += 1  # taken before the accept awaits: concurrent handshakes cannot all slip under the limit
+    gate.peak = max(gate.peak, gate.open)
+    try:
+        ws = await request.accept()
+    except Exception:
+        gate.closed()
+        log.debug("handshake failed", exc_info=True)
+        return
+    conn = Connection(hub, ws, gate)
     hub.metrics.ws_connections.inc()
     try:
         await conn.run()
@@ -131,14 +264,23 @@ async def handle_request(hub: Hub, request: WebSocketRequest) -> None:
     finally:
         hub.metrics.ws_connections.dec()
         conn.detach()
+        gate.closed()
 
 
 class Connection:
-    def __init__(self, hub: Hub, ws: WebSocketConnection) -> None:
+    def __init__(self, hub: Hub, ws: WebSocketConnection, gate: Gate | None = None) -> None:
         self.hub = hub
         self.ws = ws
+        self.gate = gate or Gate(hub)
         self.register_id: str | None = None
         self.device_name = ""
+        # the staff session this screen proved (a PIN typed here, or its own resumed token): never inherited
+        self.session_hash: bytes | None = None
+        self._pair_attempts: deque[float] = deque()
+        self._throttle_audited = False
+        self._last_heard = trio.current_time()
+        remote = getattr(ws, "remote", None)
+        self.peer = str(getattr(remote, "address", remote) or "")
         self._out_send, self._out_recv = trio.open_memory_channel[Any](OUTBOX_SIZE)
         self._snap_pending: list[str] = []
         self._snap_wakeup = trio.Event()
@@ -186,6 +328,27 @@ class Connection:
                     await self.ws.send_message(t.encoded())
             await trio.sleep(SNAPSHOT_INTERVAL)
 
+    def staff_session(self) -> auth.StaffSession | None:
+        """The register's live session if this connection proved it, else None."""
+        if self.register_id is None or self.session_hash is None:
+            return None
+        live = self.hub.registers[self.register_id].live_session()
+        if live is None or self.hub.sessions.get(self.session_hash) is not live:
+            return None
+        return live
+
+    async def _unpaired_watch(self) -> None:
+        """A connection that neither pairs nor says hello is closed after a quiet while (sockets that only
+        hold memory are how a storm of idle connections fills the hub)."""
+        idle = self.hub.config.server.unpaired_idle_seconds
+        while self.register_id is None:
+            left = self._last_heard + idle - trio.current_time()
+            if left <= 0:
+                log.info("unpaired connection from %s idle for %ss; closing", self.peer, idle)
+                await self.ws.aclose(1008, "pair or say hello first")
+                return
+            await trio.sleep(min(left, 1.0))
+
     async def _heartbeat(self) -> None:
         interval = self.hub.config.server.heartbeat_seconds
         while True:
@@ -215,11 +378,13 @@ class Connection:
                 nursery.start_soon(self._sender)
                 nursery.start_soon(self._snapshot_sender)
                 nursery.start_soon(self._heartbeat)
+                nursery.start_soon(self._unpaired_watch)
                 while True:
                     try:
                         message = await self.ws.get_message()
                     except ConnectionClosed:
                         break
+                    self._last_heard = trio.current_time()
                     await self._limiter.acquire()
                     nursery.start_soon(self._handle_one, message)
                 nursery.cancel_scope.cancel()
@@ -239,7 +404,7 @@ class Connection:
         kind = "invalid"
         try:
             try:
-                msg = decode_command(message)
+                msg = decode_command(message, max_depth=self.hub.config.server.max_json_depth)
             except ProtocolError as exc:
                 self.hub.metrics.message_errors.labels(exc.code).inc()
                 self.send_frame(exc.frame())
@@ -279,22 +444,30 @@ class Connection:
             raise HubError(f"{type(msg).__name__} is not handled by this hub.", code="unsupported")
         actor = hub.registers[self.register_id]
         if not isinstance(msg, PRE_LOGIN):
-            check_access(spec, actor.live_session(), type(msg).__name__)
+            check_access(spec, self.staff_session(), type(msg).__name__)
         if spec.scope == "connection":  # beside the actor, not queued behind it (cancel_payment)
             req = Request(
-                hub=hub, msg=msg, register_id=self.register_id, session=actor.live_session(), connection=self
+                hub=hub, msg=msg, register_id=self.register_id, session=self.staff_session(), connection=self
             )
             self.send_frame(Ok(id=msg.id, result=await spec.fn(req, msg)))
             return
+        fp = fingerprint(msg)
         if spec.idempotent:
-            frame = await self._deduplicated(msg.id)
+            frame = await self._deduplicated(msg.id, fp)
             if frame is not None:
                 self.send_frame(frame)
                 return
         key = (self.register_id, msg.id)
         done = hub.in_flight[key] = trio.Event()
         try:
-            req = Request(hub=hub, msg=msg, register_id=self.register_id, session=None, connection=self)
+            req = Request(
+                hub=hub,
+                msg=msg,
+                register_id=self.register_id,
+                session=self.staff_session(),
+                connection=self,
+                fingerprint=fp,
+            )
             result = await actor.mailbox.call(req, timeout=spec.timeout_s)
             self.send_frame(
                 req.committed_frame if req.committed_frame is not None else Ok(id=msg.id, result=result)
@@ -303,41 +476,54 @@ class Connection:
             done.set()
             hub.in_flight.pop(key, None)
 
-    async def _deduplicated(self, msg_id: str) -> bytes | None:
+    async def _deduplicated(self, msg_id: str, fp: bytes) -> bytes | None:
         pending = self.hub.in_flight.get((self.register_id, msg_id))
         if pending is not None:  # the same id is still being applied: wait for it, then answer from store
             await pending.wait()
         assert self.register_id is not None
-        return stored_reply(self.hub, self.register_id, msg_id)
+        return stored_reply(self.hub, self.register_id, msg_id, fp)
 
     async def _pair(self, msg: Pair) -> None:
+        """Enrol with a one-time code. The code is checked before anything else: a used code never
+        answers again, whatever the id (no stored reply holds a device token). Attempts are throttled per
+        connection and per address; every refusal is audited in a transaction of its own."""
         hub = self.hub
-        # a browser that lost the answer re-sends the same id: answer it from the stored reply
-        scope = f"pair:{msg.code}"
-        frame = stored_reply(hub, scope, msg.id)
-        if frame is not None:
-            reply = msgspec.json.decode(frame)
-            self._attach(reply["result"]["register_id"], msg.device_name or "browser")
-            self.send_frame(frame)
-            return
-        token = secrets.token_urlsafe(32)
         now = datetime.now(UTC)
-
-        def fn(txn: Any) -> Any:
-            dev = auth.enroll(txn, hub.store, msg.code, msg.device_name or "browser", now=now, token=token)
-            ok = Ok(id=msg.id, result={"device_token": token, "register_id": dev.register_id})
-            put(
-                txn,
-                hub.store,
-                "replies",
-                reply_key(scope, msg.id),
-                StoredReply(at=now, frame=encode_bytes(ok)),
+        name = msg.device_name or "browser"
+        if not self.gate.pairing.allow(self._pair_attempts, self.peer, trio.current_time()):
+            hub.metrics.ws_rejected.labels("pairing_rate").inc()
+            if not self._throttle_audited:  # once per connection: a flood must not become a flood of writes
+                self._throttle_audited = True
+                await self._pairing_failed("too many attempts", name)
+            raise HubError(
+                "Too many pairing attempts: wait a minute, then type the code again.", code="rate_limited"
             )
-            return dev
-
-        dev = await hub.writer.write(fn, label="pair")
+        if not auth.pairing_code_valid(hub.store, msg.code, now):
+            await self._pairing_failed("unknown, used or expired code", name)
+            raise NotAuthenticated(
+                "That pairing code is not valid or has expired. Ask a manager for a new one.",
+                code="bad_pairing_code",
+            )
+        token = secrets.token_urlsafe(32)
+        try:
+            dev = await hub.writer.write(
+                lambda txn: auth.enroll(txn, hub.store, msg.code, name, now=now, token=token), label="pair"
+            )
+        except NotAuthenticated:  # used by a concurrent pairing in the meantime
+            await self._pairing_failed("unknown, used or expired code", name)
+            raise
         self._attach(dev.register_id, dev.name)
+        self.session_hash = None  # a new screen starts logged out
         self.send_frame(Ok(id=msg.id, result={"device_token": token, "register_id": dev.register_id}))
+
+    async def _pairing_failed(self, reason: str, name: str) -> None:
+        hub = self.hub
+        await hub.writer.write(
+            lambda txn: auth.record_pairing_failure(
+                txn, hub.store, reason=reason, peer=self.peer, device_name=name
+            ),
+            label="pairing_failed",
+        )
 
     def _hello(self, msg: Hello) -> None:
         dev = self.hub.store.get("devices", auth.token_hash(msg.device_token), auth.EnrolledDevice)
@@ -348,16 +534,15 @@ class Connection:
         self._attach(dev.register_id, dev.name)
         actor = self.hub.registers[dev.register_id]
         resumed = False
+        self.session_hash = None
         if msg.session_token:
-            s = self.hub.sessions.get(auth.token_hash(msg.session_token))
+            h = auth.token_hash(msg.session_token)
+            s = self.hub.sessions.get(h)
             live = actor.live_session()
             if s is not None and live is s:
                 resumed = True
-        if not resumed and actor.session is not None:
-            # a browser that cannot prove the staff session must not inherit it: the staff logs in again
-            self.hub.sessions.pop(actor.session.token_hash, None)
-            actor.session = None
-            actor.publish()
+                self.session_hash = h
+        # a screen that cannot prove the staff session starts logged out; other screens keep theirs
         staff = actor.session
         self.send_frame(
             Ok(

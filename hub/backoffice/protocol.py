@@ -16,7 +16,13 @@ from hub.sale.protocol import ManagerApproval
 
 Reason = Annotated[str, msgspec.Meta(min_length=3, max_length=300)]
 RegisterRef = Annotated[str, msgspec.Meta(max_length=40)]
-Pieces = dict[str, Annotated[int, msgspec.Meta(ge=0, le=100_000)]]
+Pieces = Annotated[
+    dict[
+        Annotated[str, msgspec.Meta(min_length=1, max_length=8)],
+        Annotated[int, msgspec.Meta(ge=0, le=100_000)],
+    ],
+    msgspec.Meta(max_length=32),
+]
 Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 
 
@@ -101,7 +107,9 @@ class ApproveAdjustments(Command, tag="approve_adjustments"):
 
     count_id: Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
     tags: Annotated[list[Tag], msgspec.Meta(max_length=500)] = []
-    reasons: dict[str, str] = {}
+    reasons: Annotated[
+        dict[Tag, Annotated[str, msgspec.Meta(max_length=300)]], msgspec.Meta(max_length=500)
+    ] = {}
     note: Annotated[str, msgspec.Meta(max_length=200)] = ""
 
 

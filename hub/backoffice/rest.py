@@ -18,7 +18,7 @@ from hub.backoffice import cash_flags, counts, readiness, records
 from hub.backoffice.drawers import drawer_row
 from hub.domain.eod import render_csv, render_html, render_json
 from hub.errors import BadRequest, NotFound
-from hub.http_server import HttpRequest, HttpResponse, require_staff, route
+from hub.http_server import HttpRequest, HttpResponse, query_int, require_staff, route
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -112,10 +112,7 @@ async def eod(hub: Hub, req: HttpRequest) -> HttpResponse:
 @route("GET", "/api/reports/variance")
 async def variance(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "manager")
-    try:
-        days = max(1, min(int(_q(req).get("days", "30")), 366))
-    except ValueError:
-        raise BadRequest("days is a whole number.", field="days") from None
+    days = query_int(req, "days", 30, 1, 366) or 30
     points = records.variance_by_day(hub.store, hub.config.zone, today=_today(hub), days=days)
     return HttpResponse.json({"days": points})
 
@@ -172,12 +169,8 @@ def _csv_safe(value: str) -> str:
 @route("GET", "/api/backoffice/audit")
 async def audit_log(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "manager")
-    q = _q(req)
-    try:
-        before = int(q["before"]) if q.get("before") else None
-        limit = max(1, min(int(q.get("limit", "100")), 500))
-    except ValueError:
-        raise BadRequest("before and limit are whole numbers.") from None
+    before = query_int(req, "before", None, 0, 2**63 - 1)
+    limit = query_int(req, "limit", 100, 1, 500) or 100
     return HttpResponse.json({"entries": records.audit_page(hub.store, before=before, limit=limit)})
 
 
@@ -266,10 +259,9 @@ async def receipt(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "manager")
     from hub.sale.service import receipt_html
 
-    try:
-        number = int(_q(req).get("number", ""))
-    except ValueError:
-        raise BadRequest("number is the receipt number.", field="number") from None
+    number = query_int(req, "number", None, 1, 10**12)
+    if number is None:
+        raise BadRequest("number is the receipt number.", field="number")
     page = receipt_html(hub, number)
     if page is None:
         raise NotFound(f"There is no sale {number}.")

@@ -36,6 +36,11 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 # a weighed pick may land a little over or under what was ordered (nobody cuts a bud to the milligram)
 WEIGHT_TOLERANCE_PPM = 50_000
+# "similar" is applied without asking the customer, so it must stay what they would recognise as the same
+# thing at the same money: potency and price each within a quarter of the ordered product's. A quarter is
+# about one price tier and one potency step of a dispensary menu (e.g. 20 % -> 25 % THC flower, $40 -> $50);
+# anything further is a different product and goes to staff, who ask the customer.
+SIMILAR_BAND_PERCENT = 25
 
 Short = Annotated[str, msgspec.Meta(max_length=120)]
 
@@ -67,7 +72,8 @@ class OrderIntake(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     customer: IntakeCustomer
     lines: Annotated[list[IntakeLine], msgspec.Meta(min_length=1, max_length=50)]
     fulfilment: Fulfilment = "pickup"
-    promised_at: datetime
+    # with its offset: a naive time cannot be compared with the hub's clock (expiry, lateness, the queue)
+    promised_at: Annotated[datetime, msgspec.Meta(tz=True)]
     substitution: SubstitutionPreference = "none"
     notes: Annotated[str, msgspec.Meta(max_length=1000)] = ""
 
@@ -614,8 +620,9 @@ def substitution_candidates(
     *,
     limit: int = 5,
 ) -> list[Product]:
-    """Same category and sale unit, in stock for ``quantity``, within the customer's limits; the closest in
-    potency and price first, and the same strain (another size of the product) before anything else."""
+    """Same category and sale unit, in stock for ``quantity``, within the customer's limits, and either
+    another size of the product or :func:`similar` (price and potency within the band); the same strain
+    first, then the closest in potency and price."""
 
     def distance(p: Product) -> tuple[int, int, str]:
         same_strain = 0 if (p.strain and p.strain == missing.strain and p.brand == missing.brand) else 1
@@ -631,11 +638,34 @@ def substitution_candidates(
         and p.category == missing.category
         and p.sold_by == missing.sold_by
         and (not missing.strain_type or p.strain_type == missing.strain_type)
+        and (same_product(p, missing) or similar(p, missing))
         and free.get(p.id, 0) >= quantity
         and fits_limits(p, quantity)
     ]
     out.sort(key=distance)
     return out[:limit]
+
+
+def same_product(p: Product, missing: Product) -> bool:
+    """Another size of the same product: the same strain of the same brand."""
+    return bool(p.strain) and p.strain == missing.strain and p.brand == missing.brand
+
+
+def _within(value: int, ordered: int, percent: int = SIMILAR_BAND_PERCENT) -> bool:
+    return abs(value - ordered) * 100 <= ordered * percent
+
+
+def similar(p: Product, missing: Product) -> bool:
+    """Same category, sale unit and type (indica, sativa, hybrid), potency and price within
+    ``SIMILAR_BAND_PERCENT`` of the ordered product's: what "similar" may replace without asking."""
+    return (
+        p.category == missing.category
+        and p.sold_by == missing.sold_by
+        and p.strain_type == missing.strain_type
+        and _within(p.thc_bp, missing.thc_bp)
+        and _within(p.thc_mg_per_unit, missing.thc_mg_per_unit)
+        and _within(p.price_cents, missing.price_cents)
+    )
 
 
 def preferred_substitute(
@@ -645,11 +675,8 @@ def preferred_substitute(
     if preference == "none" or not candidates:
         return None
     if preference == "same_product_other_size":
-        return next(
-            (p for p in candidates if p.strain and p.strain == missing.strain and p.brand == missing.brand),
-            None,
-        )
-    return candidates[0]
+        return next((p for p in candidates if same_product(p, missing)), None)
+    return next((p for p in candidates if similar(p, missing)), None)
 
 
 def family_name_matches(order_name: str, family_name: str) -> bool:

@@ -38,15 +38,17 @@ def verify(
     secret: str, timestamp: str, given: str, body: bytes, now: float, max_skew: int = MAX_SKEW_SECONDS
 ) -> Refusal | None:
     """None when the signature is the channel's and the timestamp is fresh; otherwise why not."""
-    try:
-        ts = int(timestamp)
-    except ValueError:
+    # ASCII digits only: int() would also take other scripts' digits and surrounding blanks
+    if not (timestamp.isascii() and timestamp.lstrip("-").isdigit()):
         return Refusal(code="bad_timestamp", message=f"{HEADER_TIMESTAMP} must be Unix seconds.")
+    ts = int(timestamp)
     if abs(now - ts) > max_skew:
         return Refusal(
             code="stale_timestamp",
             message=f"The request's timestamp is more than {max_skew} s from the store's clock.",
         )
-    if not hmac.compare_digest(signature(secret, ts, body), given.strip()):
+    # bytes on both sides: compare_digest refuses a str with non-ASCII characters (a TypeError, a 500)
+    given_bytes = given.strip().encode("utf-8", "surrogateescape")
+    if not hmac.compare_digest(signature(secret, ts, body).encode(), given_bytes):
         return Refusal(code="bad_signature", message="The signature does not match the body and timestamp.")
     return None

@@ -56,12 +56,12 @@ def install(
         await h.extensions["orders_menu"].refresh(h.store, ctx.today())
         callbacks = ChannelCallbacks(ctx.channels, cfg.orders.callback_timeout_seconds)
         notifier = Notifier(cfg.notices, cfg.store.name)
-        for name, table, transport, close in (
-            ("order-callbacks", "order_callbacks", callbacks.send, callbacks.aclose),
-            ("notifier", "notices", notifier.send, notifier.aclose),
+        for name, table, transport, session in (
+            ("order-callbacks", "order_callbacks", callbacks.send, callbacks.session),
+            ("notifier", "notices", notifier.send, notifier.session),
         ):
             actor = DeliveryActor(
-                h, table, transport, retry_policy=policy, poll_seconds=poll_seconds, close=close
+                h, table, transport, retry_policy=policy, poll_seconds=poll_seconds, session=session
             )
             ctx.wakers.append(actor.wake)
             h.extensions[f"orders_{table}"] = actor

@@ -116,9 +116,12 @@ async def intake_order(
     known = {k: v for k, v in products.items() if v is not None}
 
     def fn(txn: lmdb.Transaction) -> tuple[int, dict[str, Any]]:
-        if ostore.seen_signature(txn, store, channel.id, sig, now.timestamp()):
-            raise NotAuthenticated("This signed request was already received (a replay).", code="replayed")
+        seen = ostore.seen_signature(txn, store, channel.id, sig, now.timestamp())
         existing = ostore.by_external_in_txn(txn, store, channel.id, intake.external_id)
+        if seen and (existing is None or existing.body_hash != body_hash):
+            raise NotAuthenticated("This signed request was already received (a replay).", code="replayed")
+        # the identical request again (a channel resending after its timeout) is answered as a retry: the
+        # order it made, 200, nothing changed; a different body under the same id stays a 409
         if existing is not None:
             if existing.body_hash != body_hash:
                 raise Conflict(

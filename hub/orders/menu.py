@@ -141,7 +141,8 @@ class Menu:
 
     async def refresh(self, store: Store, today: date) -> None:
         async with self.lock:
-            if int(store.env.info()["last_txnid"]) == self.txnid:
+            # nothing written and the same day: the menu stands (a new day expires packages by itself)
+            if int(store.env.info()["last_txnid"]) == self.txnid and today == self.tables.today:
                 return
 
             def work() -> tuple[int, dict[str, dict[str, Any] | None]]:

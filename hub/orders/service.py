@@ -44,7 +44,8 @@ class OrdersContext:
     notices: NoticesSection
     generation: int = 0
     wakers: list[Callable[[], None]] = field(default_factory=list)
-    _view: tuple[int, list[dict[str, Any]]] | None = None
+    # the queue as last built, with its key: (order changes, the store's last transaction, the minute)
+    _view: tuple[tuple[int, int, datetime], list[dict[str, Any]]] | None = None
 
     _ready: frozenset[str] = frozenset()
 
@@ -263,9 +264,15 @@ async def expire_due(hub: Hub, at: datetime | None = None) -> list[str]:
     at = at or datetime.now(UTC)
     after = timedelta(minutes=ctx.settings.expire_after_minutes)
     due = [o.id for o in ostore.open_orders(hub.store) if core.expiry_due(o, at, after)]
-    if not due:
-        return []
     now = datetime.now(UTC)
+    # signatures older than any acceptable timestamp can no longer be replayed: forget them on every pass
+    forget_before = now.timestamp() - 4 * ctx.settings.max_skew_seconds
+    if not due:
+        if ostore.has_signatures_before(hub.store, forget_before):
+            await hub.writer.write(
+                lambda txn: ostore.prune_signatures(txn, hub.store, forget_before), label="orders_replays"
+            )
+        return []
 
     def fn(txn: lmdb.Transaction) -> list[str]:
         done = []
@@ -275,7 +282,7 @@ async def expire_due(hub: Hub, at: datetime | None = None) -> list[str]:
                 continue
             change_in_txn(txn, hub, oid, lambda o: core.expire(o, now), by="hub", now=now)
             done.append(oid)
-        ostore.prune_signatures(txn, hub.store, now.timestamp() - 4 * ctx.settings.max_skew_seconds)
+        ostore.prune_signatures(txn, hub.store, forget_before)
         return done
 
     done: list[str] = await hub.writer.write(fn, label="orders_expire")
@@ -298,8 +305,10 @@ async def housekeeping(
 
 
 def decode_intake(body: bytes) -> core.OrderIntake:
-    from hub.protocol import _explain
+    from hub.protocol import MAX_JSON_DEPTH, _explain, json_depth_exceeds
 
+    if json_depth_exceeds(body, MAX_JSON_DEPTH):  # before decoding: a decoder's recursion is no limit
+        raise BadRequest(f"The body nests deeper than {MAX_JSON_DEPTH} levels.", field="body")
     try:
         return msgspec.json.decode(body, type=core.OrderIntake)
     except msgspec.ValidationError as exc:

@@ -9,10 +9,12 @@ change it guards see the same stock).
 from __future__ import annotations
 
 import json
+import logging
 from datetime import date, datetime
 from typing import Any
 
 import lmdb
+import msgspec
 
 from hub import audit
 from hub.domain.catalog import Package, Product
@@ -22,6 +24,7 @@ from hub.store.env import Store, decode, next_seq, put, tget
 from hub.store.keys import joined, text, u64
 
 NOTICE_KINDS = ("accepted", "substitution", "ready", "cancelled")
+log = logging.getLogger("hub.orders")
 
 
 # ---------------------------------------------------------------------------------------------- reads
@@ -39,12 +42,26 @@ def by_external_in_txn(txn: lmdb.Transaction, store: Store, channel: str, extern
 
 
 def open_orders(store: Store) -> list[Order]:
+    """The open orders the queue, expiry and metrics can reason about. One stored order that cannot be read,
+    or whose promised time has no offset (intake accepted that before it demanded one), is logged and left
+    out: it must not take the queue, expiry and /metrics down for every other order."""
     with store.read() as txn:
         out = []
         for key in txn.cursor(db=store.db("orders_open")).iternext(values=False):
-            o = order_in_txn(txn, store, bytes(key).decode())
-            if o is not None:
-                out.append(o)
+            oid = bytes(key).decode(errors="replace")
+            try:
+                o = order_in_txn(txn, store, oid)
+            except (msgspec.DecodeError, ValueError) as exc:
+                log.error("open order %s cannot be read, left out of the queue and expiry: %s", oid, exc)
+                continue
+            if o is None:
+                continue
+            if o.promised_at.tzinfo is None or o.created_at.tzinfo is None:
+                log.error(
+                    "open order %s has a promised time without offset, left out of the queue and expiry", oid
+                )
+                continue
+            out.append(o)
         return out
 
 
@@ -104,6 +121,13 @@ def seen_signature(txn: lmdb.Transaction, store: Store, channel: str, sig: str, 
         return True
     txn.put(key, u64(int(now)), db=db)
     return False
+
+
+def has_signatures_before(store: Store, before: float) -> bool:
+    with store.read() as txn:
+        return any(
+            int.from_bytes(bytes(v), "big") < before for _, v in txn.cursor(db=store.db("order_replays"))
+        )
 
 
 def prune_signatures(txn: lmdb.Transaction, store: Store, before: float) -> int:

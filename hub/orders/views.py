@@ -82,14 +82,17 @@ def flags_of(o: Order, free: dict[str, int]) -> tuple[str, ...]:
 
 
 def queue_view(hub: Hub) -> list[dict[str, Any]]:
+    """The open orders by promised time, cached per order change, store write and minute: a package put on
+    hold or sold at a register (no order changed) flips "out_of_stock", the clock alone flips "late"."""
     ctx = ctx_of(hub)
-    if ctx._view is not None and ctx._view[0] == ctx.generation:
-        return ctx._view[1]
     now = datetime.now(UTC)
+    key = (ctx.generation, int(hub.store.env.info()["last_txnid"]), now.replace(second=0, microsecond=0))
+    if ctx._view is not None and ctx._view[0] == key:
+        return ctx._view[1]
     orders = sorted(ostore.open_orders(hub.store), key=lambda o: (o.promised_at, o.id))
     free = shortages(hub, orders)
     view = [order_view(hub, o, now, free=free) for o in orders]
-    ctx._view = (ctx.generation, view)
+    ctx._view = (key, view)
     return view
 
 

@@ -68,7 +68,7 @@ def install(
     demo = demo if demo is not None else demo_options is not None
     from hub.domain.limits.rules import store_jurisdiction
     from hub.domain.tax import TaxTable
-    from hub.sale import demo_api, service  # noqa: F401  (demo_api registers its route)
+    from hub.sale import demo_api, reprint, service  # noqa: F401  (they register their handlers)
     from hub.sale.inventory import all_products, id_hash_key
     from hub.sale.snapshot import sale_snapshot
 
@@ -86,7 +86,14 @@ def install(
 
         promos = cfg.promotions or (DEMO_PROMOTIONS if demo else [])
         promotions = tuple(msgspec.convert(p, Promotion) for p in promos)
-        key = await trio.to_thread.run_sync(id_hash_key, h.store, cfg.security.id_hash_key)
+        key = await trio.to_thread.run_sync(
+            lambda: id_hash_key(
+                h.store,
+                cfg.security.id_hash_key,
+                cfg.security.id_hash_key_file,
+                warn_beside_data=not cfg.server.demo,
+            )
+        )
         ctx = service.SaleContext(
             h, jurisdiction, service.SaleSettings(tax_table=table, promotions=promotions), key
         )

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import os
 import secrets
 from collections.abc import Iterable
 from datetime import datetime
+from pathlib import Path
 
 import lmdb
 import msgspec
@@ -25,6 +28,7 @@ from hub.store.env import Store, decode, encode, put, tget
 from hub.store.keys import joined, micros, text, u64
 
 ID_HASH_KEY = b"id_hash_key"
+log = logging.getLogger("hub.sale.inventory")
 
 
 class LedgerEntry(msgspec.Struct, kw_only=True):
@@ -40,16 +44,53 @@ def id_hash(key: bytes, jurisdiction: str, number: str) -> str:
     return hmac.new(key, f"{jurisdiction}:{number.strip().upper()}".encode(), hashlib.sha256).hexdigest()
 
 
-def id_hash_key(store: Store, configured: str = "") -> bytes:
-    """The configured key, else one made for this store at first start and kept in its store."""
+def id_hash_key(
+    store: Store, configured: str = "", key_file: str = "", *, warn_beside_data: bool = True
+) -> bytes:
+    """The configured key, else the key file (made at first start, 0600). The key never lives in the store
+    beside the hashes it protects: a store from before keeps its key, moved out into the file."""
     if configured:
         return configured.encode()
+    path = Path(key_file) if key_file else store.path / "id_hash.key"
+    if warn_beside_data and path.resolve().parent in (store.path.resolve(), store.path.resolve().parent):
+        log.warning(
+            "the ID-hash key %s sits beside the data it protects: a copy of both can test ID numbers; "
+            "set security.id_hash_key_file outside the data directory (e.g. /etc/storehub/id_hash.key)",
+            path,
+        )
     with store.env.begin(write=True) as txn:
-        key = txn.get(ID_HASH_KEY, db=store.db("meta"))
-        if key is None:
-            key = secrets.token_bytes(32)
-            txn.put(ID_HASH_KEY, key, db=store.db("meta"))
-        return bytes(key)
+        kept = txn.get(ID_HASH_KEY, db=store.db("meta"))
+        kept = None if kept is None else bytes(kept)
+        if path.exists():
+            key = bytes.fromhex(path.read_text().strip())
+            if kept is not None and kept != key:
+                raise ValueError(
+                    f"security.id_hash_key_file: {path} holds another key than the store's own; "
+                    "restore the matching key file (customers' ID hashes depend on it)"
+                )
+        else:
+            key = kept if kept is not None else secrets.token_bytes(32)
+            _write_key(path, key)
+        if kept is not None:
+            txn.delete(ID_HASH_KEY, db=store.db("meta"))  # moved out: only after the file is on disk
+        return key
+
+
+def _write_key(path: Path, key: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, key.hex().encode() + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
 
 
 # ---- reads (inline, short) ----

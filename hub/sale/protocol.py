@@ -17,6 +17,14 @@ from hub.protocol import Command, Pin, StaffId
 Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 Reason = Annotated[str, msgspec.Meta(min_length=3, max_length=300)]
 Cents = Annotated[int, msgspec.Meta(ge=0, le=100_000_000)]
+# every number and text of a message is bounded here, before any handler runs (a 2^64 must be refused as
+# a field error, never reach the cart or the store)
+ReceiptNumber = Annotated[int, msgspec.Meta(ge=1, le=10**12)]
+LineNumber = Annotated[int, msgspec.Meta(ge=0, le=10_000)]
+Denomination = Annotated[str, msgspec.Meta(min_length=1, max_length=8)]
+Counted = Annotated[
+    dict[Denomination, Annotated[int, msgspec.Meta(ge=0, le=100_000)]], msgspec.Meta(max_length=32)
+]
 
 
 class ManagerApproval(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -40,7 +48,7 @@ class CheckInManual(Command, tag="check_in_manual"):
 
     birth_date: date
     id_expiry: date
-    id_jurisdiction: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$")]
+    id_jurisdiction: Annotated[str, msgspec.Meta(min_length=2, max_length=2, pattern=r"^[A-Z]{2}$")]
     id_number: Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
     reason: Reason
 
@@ -75,7 +83,7 @@ class AddProduct(Command, tag="add_product"):
 
 
 class SetQuantity(Command, tag="set_quantity"):
-    line: int
+    line: LineNumber
     quantity: Annotated[int, msgspec.Meta(ge=1, le=1000)]
 
 
@@ -97,16 +105,16 @@ class ManualWeight(Command, tag="manual_weight"):
 
 
 class RemoveLine(Command, tag="remove_line"):
-    line: int
+    line: LineNumber
 
 
 class ApplyDiscount(Command, tag="apply_discount"):
     """A line discount (``line`` given) or a cart discount; beyond the role's threshold it needs approval."""
 
     kind: Literal["percent", "fixed"]
-    value: Annotated[int, msgspec.Meta(ge=0)]  # percent: whole percent 1-100; fixed: cents
+    value: Cents  # percent: whole percent 1-100; fixed: cents
     reason: Reason
-    line: int | None = None
+    line: LineNumber | None = None
     approval: ManagerApproval | None = None
 
 
@@ -115,7 +123,7 @@ class ClearDiscounts(Command, tag="clear_discounts"):
 
 
 class RedeemPoints(Command, tag="redeem_points"):
-    points: Annotated[int, msgspec.Meta(ge=0)]
+    points: Annotated[int, msgspec.Meta(ge=0, le=100_000_000)]
 
 
 class ParkCart(Command, tag="park_cart"):
@@ -143,15 +151,22 @@ class CancelPayment(Command, tag="cancel_payment"):
 
 
 class VoidSale(Command, tag="void_sale"):
-    receipt_number: int
+    receipt_number: ReceiptNumber
     approval: ManagerApproval
 
 
 class ReturnItems(Command, tag="return_items"):
     """Return lines of an earlier sale: the product goes to quarantine (never back on sale)."""
 
-    receipt_number: int
-    lines: dict[str, int]  # receipt line id (as a string) -> units or mg returned
+    receipt_number: ReceiptNumber
+    # receipt line id (as a string) -> units or mg returned
+    lines: Annotated[
+        dict[
+            Annotated[str, msgspec.Meta(min_length=1, max_length=8)],
+            Annotated[int, msgspec.Meta(ge=0, le=10**9)],
+        ],
+        msgspec.Meta(min_length=1, max_length=200),
+    ]
     approval: ManagerApproval
     refund_kind: Literal["cash", "original"] = "cash"
 
@@ -160,7 +175,7 @@ class OpenDrawer(Command, tag="open_drawer"):
     """Open this register's drawer with a counted float: denomination code (``B20``, ``C25``: see
     ``hub/domain/drawer.py``) -> pieces counted. A second person witnesses with their PIN."""
 
-    counted: dict[str, int]
+    counted: Counted
     witness: StaffId | None = None
     witness_pin: Pin | None = None
 
@@ -174,7 +189,9 @@ class ScaleTare(Command, tag="scale_tare"):
 
 
 class ReprintReceipt(Command, tag="reprint_receipt"):
-    receipt_number: int
+    """Print a receipt again on this register's printer (marked as a copy) and show it."""
+
+    receipt_number: ReceiptNumber
 
 
 class DemoScale(Command, tag="demo_scale"):
@@ -190,5 +207,5 @@ class DemoTerminal(Command, tag="demo_terminal"):
     after ``timeout_seconds`` (the terminal approves, the proxy gives up), lose its answer, or go offline."""
 
     mode: Literal["approve", "decline", "wait", "timeout", "lose_answer", "offline"]
-    decline_code: Annotated[str, msgspec.Meta(pattern="^[0-9A-Z]{2}$")] = "51"
+    decline_code: Annotated[str, msgspec.Meta(min_length=2, max_length=2, pattern="^[0-9A-Z]{2}$")] = "51"
     timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=600)] = 120.0

@@ -902,12 +902,20 @@ def _potency(bp: int, mg: int) -> str:
 async def approve(
     req: Request, a: p.ManagerApproval, what: str, *, detail: dict[str, Any] | None = None
 ) -> ManagerOverride:
-    """Check a manager's ID and PIN at the register; audit the override; return its reference."""
+    """Check a manager's ID and PIN at the register (the shared lockout); audit the override; return its
+    reference."""
     hub = req.hub
-    member = hub.store.get("staff", text(a.manager), auth.StaffMember)
-    ok = await auth.verify_pin(member, a.pin)
     now = datetime.now(UTC)
-    if not ok or member is None or auth.ROLE_RANK[member.role] < auth.ROLE_RANK["manager"]:
+    try:
+        member = await auth.authenticate(
+            hub, a.manager, a.pin, register_id=req.register_id, purpose="approval", acting=req.staff_id
+        )
+        if auth.ROLE_RANK[member.role] < auth.ROLE_RANK["manager"]:
+            raise Forbidden(
+                "The manager ID or PIN is not right, or that person is not a manager.",
+                code="approval_refused",
+            )
+    except HubError:
         await hub.writer.write(
             lambda txn: audit.append(
                 txn,
@@ -918,9 +926,7 @@ async def approve(
                 detail={"what": what, "manager": a.manager},
             )
         )
-        raise Forbidden(
-            "The manager ID or PIN is not right, or that person is not a manager.", code="approval_refused"
-        )
+        raise
     entry = await hub.writer.write(
         lambda txn: audit.append(
             txn,
@@ -954,12 +960,13 @@ def open_drawer_id(txn: lmdb.Transaction, store: Any, register_id: str) -> str:
     return bytes(raw).decode() if raw is not None else ""
 
 
-async def staff_by_pin(hub: Hub, staff_id: str, pin: str, who: str) -> auth.StaffMember:
-    """A second person confirms with their own PIN (witness, incoming cashier, approving manager)."""
-    member = hub.store.get("staff", text(staff_id), auth.StaffMember)
-    if not await auth.verify_pin(member, pin) or member is None:
-        raise Forbidden(f"The {who} ID or PIN is not right.", code="approval_refused")
-    return member
+async def staff_by_pin(req: Request, staff_id: str, pin: str, who: str) -> auth.StaffMember:
+    """A second person confirms with their own PIN (witness, incoming cashier): the shared lockout, every
+    attempt audited; a locked account is refused even with the right PIN."""
+    purpose: auth.PinPurpose = "incoming" if who == "incoming" else "witness"
+    return await auth.authenticate(
+        req.hub, staff_id, pin, register_id=req.register_id, purpose=purpose, acting=req.staff_id
+    )
 
 
 async def open_drawer_session(
@@ -1011,7 +1018,7 @@ async def open_drawer_session(
 async def open_drawer(req: Request, msg: p.OpenDrawer) -> Any:
     if msg.witness is None or msg.witness_pin is None:
         raise BadRequest("Opening a drawer needs a witness who enters their PIN.", field="witness")
-    member = await staff_by_pin(req.hub, msg.witness, msg.witness_pin, "witness")
+    member = await staff_by_pin(req, msg.witness, msg.witness_pin, "witness")
     if (r := may_open(req.role, member.role)) is not None:
         raise Forbidden(r.message, code="forbidden")
     return await open_drawer_session(req, req.register_id, msg.counted, member)

@@ -4,7 +4,9 @@ incoming manifests and receiving, reconciliation and adjustments. JSON in, JSON 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
+
+import msgspec
 
 from hub.domain.outbox import OutboxEntry, overdue
 from hub.errors import BadRequest, NotFound
@@ -33,16 +35,29 @@ def entry_json(e: OutboxEntry) -> dict[str, Any]:
     }
 
 
-def _body(req: HttpRequest) -> dict[str, Any]:
-    try:
-        body = req.json()
-    except ValueError:
-        raise BadRequest("The body must be JSON.") from None
-    if body is None:
-        return {}
-    if not isinstance(body, dict):
-        raise BadRequest("The body must be a JSON object.")
-    return body
+Label = Annotated[str, msgspec.Meta(max_length=128)]
+Note = Annotated[str, msgspec.Meta(max_length=500)]
+SEQ_DIGITS = 18  # a path's number fits the store's u64 keys (never a 500 for 2^64)
+
+
+class ReceivedLine(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One manifest line as received (the receiving page's body); bounded before pulls.receive sees it."""
+
+    label: Label = ""
+    status: Annotated[str, msgspec.Meta(max_length=20)] = "received"
+    received_quantity: Annotated[float, msgspec.Meta(ge=0, le=1e9)] | None = None
+    reason: Note = ""
+    product_id: Annotated[str, msgspec.Meta(max_length=64)] = ""
+
+
+class ReceiveBody(msgspec.Struct, kw_only=True):
+    lines: Annotated[list[ReceivedLine], msgspec.Meta(max_length=5000)] = []
+
+
+class AdjustBody(msgspec.Struct, kw_only=True):
+    label: Label = ""
+    reason: Annotated[str, msgspec.Meta(max_length=120)] = ""
+    note: Note = ""
 
 
 def _tail(req: HttpRequest, prefix: str) -> list[str]:
@@ -85,7 +100,12 @@ async def dead_letter(hub: Hub, req: HttpRequest) -> HttpResponse:
 async def dead_letter_retry(hub: Hub, req: HttpRequest) -> HttpResponse:
     session = require_staff(hub, req, "manager")
     parts = _tail(req, "/api/state/dead-letter/")
-    if len(parts) != 2 or parts[1] != "retry" or not parts[0].isdigit():
+    if (
+        len(parts) != 2
+        or parts[1] != "retry"
+        or not (parts[0].isascii() and parts[0].isdigit())
+        or len(parts[0]) > SEQ_DIGITS
+    ):
         raise NotFound("Use POST /api/state/dead-letter/{seq}/retry.")
     again = await hub.writer.write(
         box.retry(hub.store, int(parts[0]), datetime.now(UTC), session.staff_id), label="dead-letter"
@@ -136,10 +156,7 @@ async def manifest_receive(hub: Hub, req: HttpRequest) -> HttpResponse:
     parts = _tail(req, "/api/state/manifests/")
     if len(parts) != 2 or parts[1] != "receive":
         raise NotFound("Use POST /api/state/manifests/{manifest}/receive.")
-    body = _body(req)
-    scans = body.get("lines", [])
-    if not isinstance(scans, list) or not all(isinstance(s, dict) for s in scans):
-        raise BadRequest("lines must be a list of {label, status, received_quantity, reason, product_id}.")
+    scans: list[dict[str, Any]] = msgspec.to_builtins(req.decode(ReceiveBody).lines)
     ch = channel_of(hub)
     number = parts[0]
     if getattr(ch.reader, "receives_transfers", False):
@@ -228,18 +245,23 @@ async def reconciliations(hub: Hub, req: HttpRequest) -> HttpResponse:
 async def adjust(hub: Hub, req: HttpRequest) -> HttpResponse:
     session = require_staff(hub, req, "manager")
     parts = _tail(req, "/api/state/reconciliations/")
-    if len(parts) != 2 or parts[1] != "adjust" or not parts[0].isdigit():
+    if (
+        len(parts) != 2
+        or parts[1] != "adjust"
+        or not (parts[0].isascii() and parts[0].isdigit())
+        or len(parts[0]) > SEQ_DIGITS
+    ):
         raise NotFound("Use POST /api/state/reconciliations/{id}/adjust.")
-    body = _body(req)
+    body = req.decode(AdjustBody)
     ch = channel_of(hub)
     result = await hub.writer.write(
         pulls.adjust_from_discrepancy(
             hub.store,
             ch,
             int(parts[0]),
-            str(body.get("label", "")),
-            str(body.get("reason", "")),
-            str(body.get("note", "")),
+            body.label,
+            body.reason,
+            body.note,
             session.staff_id,
         ),
         label="adjustment",

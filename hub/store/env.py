@@ -23,8 +23,8 @@ TABLES = (
     "audit",  # u64 seq -> AuditEntry (hash-chained)
     "staff",  # staff id -> StaffMember
     "devices",  # sha256(device token) -> EnrolledDevice
-    "pairing_codes",  # code -> PairingCode
-    "replies",  # device id + NUL + message id -> StoredReply (idempotent retries)
+    "pairing_codes",  # sha256 of the code -> PairingCode (the code itself is never stored)
+    "replies",  # device id + NUL + message id -> StoredReply (idempotent retries; never a secret)
     "incidents",  # u64 seq -> Incident
     "quarantine",  # u64 seq -> QuarantinedMessage
     "products",

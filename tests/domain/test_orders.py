@@ -204,10 +204,37 @@ def test_candidates_are_same_category_in_stock_within_limits_closest_first() -> 
     ]
     free = {p.id: 5 for p in cat} | {"NO-STOCK": 1}
     got = core.substitution_candidates(missing, 2, cat, free, lambda p, q: p.id != "OVER-LIMIT")
-    assert [p.id for p in got] == ["SAME-STRAIN", "CLOSE", "FAR"]
+    # FAR (half again the potency, double the price) is no substitute; SAME-STRAIN is another size of the
+    # product (for staff, or "same_product_other_size"), but at 1.5x the price not "similar" (the old test
+    # took both as candidates for "similar": the review found the customer could be charged double)
+    assert [p.id for p in got] == ["SAME-STRAIN", "CLOSE"]
     assert core.preferred_substitute("none", missing, got) is None
-    assert core.preferred_substitute("similar", missing, got).id == "SAME-STRAIN"  # type: ignore[union-attr]
+    assert core.preferred_substitute("similar", missing, got).id == "CLOSE"  # type: ignore[union-attr]
+    assert core.preferred_substitute("same_product_other_size", missing, got).id == "SAME-STRAIN"  # type: ignore[union-attr]
     assert core.preferred_substitute("same_product_other_size", missing, got[1:]) is None
+
+
+@pytest.mark.parametrize(
+    ("thc", "price", "strain_type", "similar"),
+    [
+        (2000, 4000, "hybrid", True),
+        (2500, 5000, "hybrid", True),  # +25 % both: the edge of the band
+        (1500, 3000, "hybrid", True),  # -25 % both
+        (2501, 4000, "hybrid", False),
+        (2000, 5001, "hybrid", False),
+        (2000, 2999, "hybrid", False),
+        (2000, 4000, "indica", False),
+    ],
+)
+def test_similar_is_bounded_in_potency_price_and_type(
+    thc: int, price: int, strain_type: str, similar: bool
+) -> None:
+    missing = product("M", category="flower", thc=2000, price=4000, strain_type="hybrid")
+    p = product("P", category="flower", thc=thc, price=price, strain_type=strain_type)
+    assert core.SIMILAR_BAND_PERCENT == 25
+    assert core.similar(p, missing) is similar
+    got = core.substitution_candidates(missing, 1, [p], {"P": 5}, lambda p, q: True)
+    assert (core.preferred_substitute("similar", missing, got) is not None) is similar
 
 
 def test_free_stock_and_the_register_refusal() -> None:
@@ -232,7 +259,8 @@ def test_expiry_is_due_after_the_promised_time_plus_the_setting() -> None:
 
 
 @pytest.mark.parametrize(
-    ("ts_delta", "code"), [(0, None), (300, None), (301, "stale_timestamp"), (-301, "stale_timestamp")]
+    ("ts_delta", "code"),
+    [(0, None), (300, None), (-300, None), (301, "stale_timestamp"), (-301, "stale_timestamp")],
 )
 def test_signatures_and_clock_skew(ts_delta: int, code: str | None) -> None:
     body = b'{"external_id":"1"}'
@@ -242,6 +270,25 @@ def test_signatures_and_clock_skew(ts_delta: int, code: str | None) -> None:
     r = signing.verify("s3cret-s3cret-s3cret", str(ts), sig, body, now)
     assert (r.code if r else None) == code
     assert signing.verify("s3cret-s3cret-s3cret", str(now), sig.replace("a", "b", 1), body, now) is not None
+    # the digest itself tampered (its last hex digit), the "sha256=" prefix intact
+    prefix, digest = sig.split("=", 1)
+    tampered = f"{prefix}={digest[:-1]}{'0' if digest[-1] != '0' else '1'}"
+    r = signing.verify("s3cret-s3cret-s3cret", str(ts), tampered, body, now)
+    assert r is not None and r.code in ("bad_signature", "stale_timestamp")
+    if code is None:
+        assert r.code == "bad_signature"
+
+
+def test_a_signature_or_timestamp_with_non_ascii_characters_is_refused_not_a_crash() -> None:
+    body = b'{"external_id":"1"}'
+    now = 1_767_000_000
+    sig = signing.signature("s3cret-s3cret-s3cret", now, body)
+    for given in ("sha256=\u00e9" + sig[8:], sig[:-1] + "\u0663", "\udcff"):
+        r = signing.verify("s3cret-s3cret-s3cret", str(now), given, body, now)
+        assert r is not None and r.code == "bad_signature", given
+    arabic_digits = "".join(chr(0x0660 + int(d)) for d in str(now))  # int() would take these
+    r = signing.verify("s3cret-s3cret-s3cret", arabic_digits, sig, body, now)
+    assert r is not None and r.code == "bad_timestamp"
 
 
 def test_family_name_match() -> None:

@@ -171,13 +171,18 @@ async def test_foreign_origin_refused(hub: Hub) -> None:
     assert hub.metrics.ws_rejected.labels("origin")._value.get() == 2
 
 
-async def test_pair_retried_after_a_lost_answer_is_answered_again(hub: Hub) -> None:
+async def test_pair_replayed_with_a_used_code_is_refused_whatever_the_id(hub: Hub) -> None:
+    # issue 11: a replay with the original id used to be answered from the stored reply, device token and
+    # all; a used code now never answers again (a register that lost the answer asks for a new code)
     with trio.fail_after(20):
         async with connect(ws_url(hub)) as c:
             first = await c.request("pair", id="pair-1", code=DEMO_PAIRING["R2"], device_name="counter 2")
+            assert len(first["device_token"]) > 30
         async with connect(ws_url(hub)) as c:
-            again = await c.request("pair", id="pair-1", code=DEMO_PAIRING["R2"], device_name="counter 2")
-            assert again == first
+            with pytest.raises(ClientError) as e:
+                await c.request("pair", id="pair-1", code=DEMO_PAIRING["R2"], device_name="counter 2")
+            assert e.value.code == "bad_pairing_code"
+            assert first["device_token"] not in json.dumps(e.value.frame)
             assert c.welcome["boot"] == hub.boot_id
             with pytest.raises(ClientError) as e:  # a new message with the used code is still refused
                 await c.request("pair", id="pair-2", code=DEMO_PAIRING["R2"])

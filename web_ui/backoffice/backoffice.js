@@ -46,6 +46,29 @@ function h(tag, attrs = {}, ...children) {
   return e;
 }
 
+/** A link to a REST page that needs the session. The token travels in the Authorization header, never in
+ * an address (browser history, proxy logs, Referer): the page is fetched, then shown or saved from a blob. */
+function authLink(path, { id, label, download = "", cls = null }) {
+  return h("a", {
+    href: path, id, class: cls,
+    onclick: async (ev) => {
+      ev.preventDefault();
+      const w = download ? null : window.open("", "_blank"); // opened at the click: no popup blocker
+      try {
+        const r = await fetch(path, { headers: { authorization: `Bearer ${live.sessionToken}` }, cache: "no-store" });
+        if (!r.ok) throw new Error(`HTTP ${r.status}`);
+        const url = URL.createObjectURL(await r.blob());
+        if (w) w.location.href = url;
+        else { const a = h("a", { href: url, download }); document.body.append(a); a.click(); a.remove(); }
+        setTimeout(() => URL.revokeObjectURL(url), 60000);
+      } catch (e) {
+        if (w) w.close();
+        message(`Could not open it: ${e.message}`);
+      }
+    },
+  }, label);
+}
+
 function show(id) {
   for (const s of document.querySelectorAll("main > section")) s.hidden = s.id !== id;
 }
@@ -271,7 +294,7 @@ pages.eod = async (root, params) => {
     ev.preventDefault();
     location.hash = `#eod?date=${picker.elements.date.value}&register=${picker.elements.register.value}`;
   });
-  const q = `date=${date}${reg ? `&register=${encodeURIComponent(reg)}` : ""}&token=${encodeURIComponent(live.sessionToken)}`;
+  const q = `date=${date}${reg ? `&register=${encodeURIComponent(reg)}` : ""}`;
   const hours = [];
   const byHour = new Map(rep.by_hour.map((x) => [x.hour, x.total_cents]));
   const hs = rep.by_hour.map((x) => x.hour);
@@ -288,9 +311,9 @@ pages.eod = async (root, params) => {
     h("h1", {}, `Z report ${date} — ${rep.scope}`), picker,
     h("p", { id: "tie-out", class: rep.tie_out.ok ? "ok" : "bad" }, rep.tie_out.sentence),
     h("p", { class: rep.all_reported ? "ok" : "bad" }, rep.all_reported ? "Every sale reached the state system." : `Not yet at the state system: ${rep.unreported.join(", ")}`),
-    h("p", {}, h("a", { href: `/api/reports/eod?format=html&${q}`, target: "_blank", id: "eod-print" }, "Printable page"), " · ",
-      h("a", { href: `/api/reports/eod?format=csv&${q}`, id: "eod-csv" }, "CSV"), " · ",
-      h("a", { href: `/api/reports/eod?format=json&${q}`, target: "_blank" }, "JSON")),
+    h("p", {}, authLink(`/api/reports/eod?format=html&${q}`, { id: "eod-print", label: "Printable page" }), " · ",
+      authLink(`/api/reports/eod?format=csv&${q}`, { id: "eod-csv", label: "CSV", download: `z-report-${date}.csv` }), " · ",
+      authLink(`/api/reports/eod?format=json&${q}`, { id: "eod-json", label: "JSON" })),
     h("div", { class: "grid" },
       h("div", { class: "card" }, h("table", { id: "eod-figures" }, h("tbody", {}, figures.map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", { class: "n" }, v)))))),
       h("div", { class: "card" },
@@ -393,14 +416,14 @@ pages.flags = async (root) => {
 pages.incidents = async (root) => {
   const { incidents } = await api("/api/backoffice/incidents");
   root.append(h("h1", {}, "Incident log"),
-    h("p", {}, h("a", { href: `/api/backoffice/incidents?format=csv&token=${encodeURIComponent(live.sessionToken)}`, id: "incidents-csv" }, "Export CSV")),
+    h("p", {}, authLink("/api/backoffice/incidents?format=csv", { id: "incidents-csv", label: "Export CSV", download: "incidents.csv" })),
     h("table", { id: "incidents" }, h("thead", {}, h("tr", {}, ["#", "When", "Register", "Staff", "Category", "What happened"].map((t) => h("th", {}, t)))),
       h("tbody", {}, incidents.map((i) => h("tr", {}, h("td", {}, i.seq), h("td", {}, new Date(i.at).toLocaleString()), h("td", {}, i.register), h("td", {}, i.staff), h("td", {}, i.category), h("td", {}, i.description))))));
 };
 
 // receiving, reconciliation, dead letters and the state channel's status (state.js)
 installStatePages(pages, {
-  h, api, message, live, route: () => route(),
+  h, api, message, live, authLink, route: () => route(),
   onScan: (fn, root) => { scanHandler = { fn, root }; wedge.enabled = true; },
 });
 
@@ -408,7 +431,7 @@ installOrderPages(pages, { h, api }); // online orders and the customer notices 
 
 // customers, promotions, the catalogue and Form 8300 worksheets (customers.js)
 installCustomerPages(pages, {
-  h, api, message, live, route: () => route(),
+  h, api, message, live, authLink, route: () => route(),
   onScan: (fn, root) => { scanHandler = { fn, root }; wedge.enabled = true; },
 });
 

@@ -420,13 +420,12 @@ export function installCustomerPages(pages, ui) {
 
   pages.form8300 = async (root) => {
     const { flags } = await api("/api/backoffice/cash-flags-8300");
-    const token = encodeURIComponent(ui.live.sessionToken);
     root.append(h("h1", {}, "Form 8300 worksheets"),
       h("p", { class: "muted" }, "Cash over $10,000 from one customer in 24 hours is reported to the IRS within 15 days. Review a flag on the Cash flags page: \"filed\" closes it, \"no action\" dismisses it with your reason."),
       flags.length ? h("table", { id: "flags-8300" }, h("thead", {}, h("tr", {}, ["Flag", "Customer", "Cash", "Status", ""].map((t) => h("th", {}, t)))),
         h("tbody", {}, flags.map((f) => h("tr", { "data-flag": f.flag_id }, h("td", {}, f.sentence), h("td", {}, f.customer_id), h("td", { class: "n" }, money(f.total_cents)),
           h("td", { class: f.status === "open" ? "warn" : "ok" }, f.status + (f.status_reason ? `: ${f.status_reason}` : "")),
-          h("td", {}, h("a", { href: `/api/backoffice/form8300/${encodeURIComponent(f.flag_id)}?token=${token}`, target: "_blank" }, "Worksheet"))))))
+          h("td", {}, ui.authLink(`/api/backoffice/form8300/${encodeURIComponent(f.flag_id)}`, { label: "Worksheet" }))))))
         : h("p", { class: "ok" }, "No cash flags."));
   };
 }

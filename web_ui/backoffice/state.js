@@ -35,9 +35,9 @@ export function seconds(s, suffix = "", zero = "0 s") {
   return `${Math.round(s / 86400)} days${suffix}`;
 }
 
-/** Add the pages to `pages`; `ui` is the shell's { h, api, message, live, route, onScan }. */
+/** Add the pages to `pages`; `ui` is the shell's { h, api, message, live, authLink, route, onScan }. */
 export function installStatePages(pages, ui) {
-  const { h, api, message, live, route } = ui;
+  const { h, api, message, live, authLink, route } = ui;
 
   // ------------------------------------------------------------------------------------- receiving
 
@@ -206,7 +206,6 @@ export function installStatePages(pages, ui) {
 
   function reportView(m) {
     const r = m.report;
-    const token = encodeURIComponent(live.sessionToken);
     return h("div", { class: "card", id: "receiving-report" },
       h("h2", {}, `Receiving report · manifest ${m.manifest}`),
       h("p", {}, `From ${m.shipper_name} (${m.shipper_license}) · received ${new Date(r.received_at).toLocaleString()} by ${r.by}`),
@@ -221,7 +220,7 @@ export function installStatePages(pages, ui) {
       r.state_steps.length ? h("div", { id: "state-steps" }, h("h3", {}, "What to do in the state system"), stepList(r.state_steps)) : null,
       h("div", { class: "row" },
         h("button", { class: "btn primary", type: "button", id: "report-print", onclick: () => window.print() }, "Print report"),
-        h("a", { class: "btn", href: `/api/state/manifests/${encodeURIComponent(m.manifest)}/report?token=${token}`, target: "_blank", id: "report-text" }, "Plain-text report")));
+        authLink(`/api/state/manifests/${encodeURIComponent(m.manifest)}/report`, { cls: "btn", id: "report-text", label: "Plain-text report" })));
   }
 
   function stepList(steps) {

@@ -22,7 +22,7 @@ const ui = {
   messageTimer: null,
 };
 const wedge = new WedgeScanner((data) => {
-  if (!ui.auth?.paired || !ui.state?.staff) return; // nothing to do with a scan before login
+  if (!loggedInHere()) return; // nothing to do with a scan before login
   fire("scan", { data, source: "wedge" });
 });
 // PIN and pairing fields are typed by people: a fast typist must never be taken for a scanner there,
@@ -101,11 +101,18 @@ function showScreen(name) {
   if (name === "pair") setTimeout(() => $("#pair-code").focus(), 0);
 }
 
+// This screen is logged in only by a PIN typed on it (or its own resumed session token): someone logged in
+// on another screen of the register shows in the snapshot, and opens nothing here.
+function loggedInHere() {
+  const mine = ui.auth?.paired ? ui.auth.staff : null;
+  const current = ui.state ? ui.state.staff : mine;
+  return Boolean(mine && current && current.id === mine.id);
+}
+
 function chooseScreen() {
   if (!ui.auth) return showScreen("connecting");
   if (!ui.auth.paired) return showScreen("pair");
-  const staff = ui.state ? ui.state.staff : ui.auth.staff;
-  if (!staff) return showScreen("login");
+  if (!loggedInHere()) return showScreen("login");
   showScreen("register");
 }
 
