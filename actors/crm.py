@@ -83,6 +83,7 @@ class CrmActor:
 
     async def pass_once(self, sender: Sender) -> float:
         now = self.clock()
+        self._gauges(box.unsent(self.hub.store))  # also while paused: the backlog grows during an outage
         if self.paused_until is not None and now < self.paused_until:
             return min(self.poll_seconds, (self.paused_until - now).total_seconds())
         self.paused_until = None
@@ -95,6 +96,7 @@ class CrmActor:
                 self.paused_until = updated.next_attempt_at
                 break
         entries = box.unsent(self.hub.store)
+        self._gauges(entries)
         await self._advance_low_water(entries)
         due = [e.next_attempt_at for e in entries if e.state in ("pending", "unknown")]
         if self.paused_until is not None:
@@ -145,6 +147,13 @@ class CrmActor:
                 target = from_u64(cur.key()) + 1 if cur.last() else 0
         if target > current:
             await self.hub.writer.write(box.set_low_water(store, target), label="crm")
+
+    def _gauges(self, entries: list[OutboxEntry]) -> None:
+        """The backlog as the state channel exports its own: a count, and the oldest entry's creation as a
+        timestamp (an age would freeze if this actor stalled)."""
+        m = self.hub.metrics
+        m.crm_outbox_pending.set(len(entries))
+        m.crm_outbox_oldest_pending.set(min(e.created_at for e in entries).timestamp() if entries else 0)
 
     def status(self) -> dict[str, Any]:
         entries = box.unsent(self.hub.store)

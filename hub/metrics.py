@@ -238,6 +238,18 @@ class Metrics:
             registry=r,
         )
 
+        # ---- the CRM bridge (its own outbox, hub/crm/outbox_store.py) ----
+        self.crm_outbox_pending = Gauge(
+            p + "crm_outbox_pending",
+            "CRM outbox entries not yet accepted by the CRM (dead letters too)",
+            registry=r,
+        )
+        self.crm_outbox_oldest_pending = Gauge(
+            p + "crm_outbox_oldest_pending_timestamp_seconds",
+            "When the oldest CRM outbox entry not yet accepted was created (0: none)",
+            registry=r,
+        )
+
         # ---- the state system ----
         self.state_backlog = Gauge(
             p + "state_backlog", "Outbox entries not yet accepted by the state", ["licence"], registry=r
@@ -371,6 +383,8 @@ class Metrics:
         for code in ("storage_full", "storage_error"):
             self.store_write_failures.labels(code)
         self.audit_chain_ok.set(1)
+        self.crm_outbox_pending.set(0)
+        self.crm_outbox_oldest_pending.set(0)
 
     def device(self, device_id: str, kind: str) -> None:
         self.device_up.labels(device_id, kind).set(0)

@@ -54,13 +54,14 @@ from hub.domain.scan_classify import classify
 from hub.domain.state_payloads import StateSale, StateSaleLine, StateVoid
 from hub.domain.tax import TaxTable
 from hub.domain.tender import NEEDS_TERMINAL, Settlement, Tender, cashless_atm_withdrawal, cents, settle
-from hub.errors import BadRequest, Conflict, Forbidden, HubError, NotFound
+from hub.errors import BadRequest, Conflict, Forbidden, HubError, NotFound, StorageError
 from hub.orders import stock as order_stock
 from hub.sale import bank, card, reversals
 from hub.sale import inventory as inv
 from hub.sale import protocol as p
 from hub.store.env import decode, encode, next_seq, put, tget
 from hub.store.keys import joined, text, u64
+from hub.store.writer import as_storage_error
 
 if TYPE_CHECKING:
     from actors.register import RegisterActor
@@ -1645,11 +1646,28 @@ async def void_sale(req: Request, msg: p.VoidSale) -> Any:
             "change_back_cents": max(-cash, 0),  # cash the customer returns (cashless-ATM change)
         }
 
-    result = await req.commit(fn, label="void")
+    try:
+        result = await req.commit(fn, label="void")
+    except StorageError as exc:  # disk or map full, or the disk failed
+        raise _void_not_saved(exc, given_back) from exc
+    except (lmdb.Error, OSError) as exc:
+        # answered, not crashed: a crashed command is redelivered and then quarantined
+        raise _void_not_saved(as_storage_error(exc), given_back) from exc
     ctx.ledger_generation += 1
     req.hub.notify_outbox()
     _actor(req).publish()
     return result
+
+
+def _void_not_saved(err: StorageError, given_back: tuple[Tender, ...]) -> StorageError:
+    """The void's final commit failed: its intent is saved and the terminal's void is idempotent, so
+    voiding the sale again (once the store writes again) finishes it."""
+    log.error("void not saved (%s); its intent is kept for the retry", err.__cause__ or err)
+    money = " Its card payments are given back already." if given_back else ""
+    message = f"The void could not be saved ({err.message}).{money} Void the sale again to finish it."
+    out = StorageError(message, code=err.code)
+    out.__cause__ = err
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- demo

@@ -226,3 +226,50 @@ async def test_springbig_and_alpineiq_styles_reach_their_operations(
             )
             assert got["body"]["visit"]["pos_id"] == "L:sale:42"
     sbx.stop()
+
+
+async def test_the_crm_backlog_is_exported_as_a_count_and_the_oldest_entrys_time(crm_shop: Shop) -> None:
+    """/metrics says how many CRM events wait and since when (0 and 0 at start and once delivered); an
+    outage grows the count while the bridge is paused, as the state channel's backlog does."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    hub, sbx = crm_shop.hub, crm_shop.sandbox
+    assert sbx is not None
+    admin = httpx.AsyncClient(base_url=sbx.url, timeout=5)
+    names = ("storehub_crm_outbox_pending", "storehub_crm_outbox_oldest_pending_timestamp_seconds")
+
+    async def scrape() -> tuple[float, float]:
+        async with httpx.AsyncClient() as http:
+            text = (await http.get(f"http://127.0.0.1:{hub.http_port}/metrics")).text
+        found = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+        return found[names[0]], found[names[1]]
+
+    with trio.fail_after(60):
+        assert await scrape() == (0, 0)  # exported at 0 from the start
+        await admin.put("/_sandbox/faults", json={"outage": True})
+        async with connect(ws_url(hub)) as reg:
+            token = await ready(reg, "R1", "ana")
+            buyer = licence("C5550000009", given="RITA", family="OKAFOR")
+            async with crm_shop.rest(token) as http:
+                enrolled = await http.post(
+                    "/api/customers/enrol",
+                    json={
+                        "licence": buyer,
+                        "email": "rita@example.com",
+                        "consent_profile": True,
+                        "consent_marketing": True,
+                    },
+                )
+                assert enrolled.status_code == 200, enrolled.text
+            await sell(reg, buyer, crm_shop.packages("PRE-", 1)[0].tag)
+        waiting = crm_store.unsent(hub.store)
+        assert len(waiting) >= 2  # the customer and the sale, held by the outage
+        expected = (float(len(waiting)), min(e.created_at for e in waiting).timestamp())
+        while (seen := await scrape()) != expected:
+            await trio.sleep(0.05)
+        assert seen[1] > 0
+        await admin.put("/_sandbox/faults", json={"outage": False})
+        while await scrape() != (0, 0):
+            await trio.sleep(0.05)
+    assert not crm_store.unsent(hub.store)
+    await admin.aclose()

@@ -68,10 +68,18 @@ async def test_partial_refund_and_bad_credentials(
 
 
 async def test_the_phone_answers_later(bank: PayByBankEmulator) -> None:
+    """The phone answers a while after the payment link arrives: polled before then the payment is pending,
+    then it turns approved. Robust under load: the phone's delay is far longer than the two loopback round
+    trips before the first poll, and the approval is awaited by polling (bounded), not by a fixed sleep."""
     p = provider(bank)
-    bank.auto, bank.auto_after_s = "approve", 0.2
+    delay = 1.5
+    bank.auto, bank.auto_after_s = "approve", delay
     with trio.fail_after(10):
+        t0 = trio.current_time()
         await p.request_payment(1000, "cartD3cc", "+15555550103")
-        assert (await p.payment("cartD3cc")).state == "pending"
-        await trio.sleep(0.4)
-        assert (await p.payment("cartD3cc")).state == "approved"
+        first = await p.payment("cartD3cc")
+        assert first.state == "pending", f"first poll {trio.current_time() - t0:.2f}s after the request"
+        while (state := (await p.payment("cartD3cc")).state) == "pending":
+            await trio.sleep(0.05)
+        assert state == "approved"
+        assert trio.current_time() - t0 >= delay  # the phone answered later, not at once

@@ -129,3 +129,4 @@ async def test_every_metric_in_alerts_and_dashboard_is_exported(full_demo_hub: H
     ]
     assert [s.value for s in drawers] == [1]
     assert "storehub_device_up" in exported and "storehub_state_backlog" in exported
+    assert {"storehub_crm_outbox_pending", "storehub_crm_outbox_oldest_pending_timestamp_seconds"} <= exported

@@ -595,5 +595,41 @@ async def test_void_sale_whose_commit_fails_is_finished_on_retry(
             done = await c.request("void_sale", receipt_number=number, approval=APPROVAL)
     assert done["receipt_number"] == number and sale_record(hub, number).voided
     assert hub.store.get("kv", void_intent_key(number), VoidIntent) is None
-    # the crashed void was redelivered once, then retried: each later void found it voided (Status)
+    # the failed void was answered, then retried: the retry found it voided (Status)
     assert [r for r, _ in spin.voids].count(ref) >= 2 and spin.batch[ref].voided
+
+
+@pytest.mark.parametrize("failure", [lmdb.DiskError, lmdb.MapFullError])
+async def test_void_sale_whose_commit_hits_a_storage_error_is_answered_not_crashed(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch, failure: type[lmdb.Error]
+) -> None:
+    """A storage error in the void's final commit is answered as a clear error (storage_full): the register
+    actor does not crash, so the message is neither redelivered (a second terminal void) nor quarantined."""
+    hub, spin = rig.hub, rig.spin
+    real = hub.writer.write
+
+    async def failing(fn: Any, *, label: str = "write") -> Any:
+        if label == "void":
+            raise failure("No space left on device")
+        return await real(fn, label=label)
+
+    with trio.fail_after(60):
+        async with connect(ws_url(hub)) as c:
+            await ready(c, hub)
+            total = await cart_of_one(c, hub)
+            sold = await c.request("pay", tenders=[{"kind": "debit", "amount_cents": total}])
+            number = sold["receipt_number"]
+            ref = spin.sales[-1][0]
+            monkeypatch.setattr(hub.writer, "write", failing)
+            with pytest.raises(ClientError) as refused:
+                await c.request("void_sale", receipt_number=number, approval=APPROVAL)
+            assert refused.value.code == "storage_full"
+            assert "Void the sale again" in refused.value.message
+            assert [r for r, _ in spin.voids].count(ref) == 1  # handled once: not redelivered
+            with hub.store.env.begin() as txn:
+                assert not list(txn.cursor(db=hub.store.db("quarantine")))
+            assert spin.batch[ref].voided and not sale_record(hub, number).voided
+            monkeypatch.setattr(hub.writer, "write", real)
+            done = await c.request("void_sale", receipt_number=number, approval=APPROVAL)
+    assert done["receipt_number"] == number and sale_record(hub, number).voided
+    assert hub.store.get("kv", void_intent_key(number), VoidIntent) is None
