@@ -15,6 +15,7 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -97,9 +98,16 @@ async def _storm(port: int, n: int, hub: HubProcess) -> dict[str, Any]:
 
 
 def run(
-    connections: int, max_connections: int, settle: float = 5.0, *, allocator: str = "malloc"
+    connections: int,
+    max_connections: int,
+    settle: float = 5.0,
+    *,
+    allocator: str = "malloc",
+    settled: Callable[[float, float, float], bool] | None = None,
 ) -> dict[str, Any]:
-    """``allocator``: "malloc" as ops/storehub.service runs the hub, "pymalloc" for Python's default."""
+    """``allocator``: "malloc" as ops/storehub.service runs the hub, "pymalloc" for Python's default.
+    ``settled(before_mb, peak_mb, now_mb)``: stop waiting for the memory to come back as soon as it holds
+    (looked at twice a second); ``settle`` seconds is then the longest wait."""
     if allocator == "malloc":
         os.environ["PYTHONMALLOC"] = "malloc"  # the hub process inherits it
     else:
@@ -118,8 +126,14 @@ def run(
             time.sleep(1.0)  # blocking-ok: plain synchronous driver, no event loop here
             before = hub.memory()
             result = trio.run(_storm, ws, connections, hub)
-            time.sleep(settle)  # blocking-ok: the hub notices the closes and gives memory back
-            after = hub.memory()
+            deadline = time.monotonic() + settle
+            while True:
+                # the hub notices the closes and gives memory back
+                time.sleep(0.5 if settled else settle)  # blocking-ok: plain synchronous driver
+                after = hub.memory()
+                done = settled is not None and settled(before["VmRSS"], result["peak"]["VmRSS"], after["VmRSS"])
+                if done or time.monotonic() >= deadline:
+                    break
         finally:
             hub.stop()
 

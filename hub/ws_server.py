@@ -196,12 +196,19 @@ class Gate:
         """Once many connections have closed since the last look (a storm passed), give the memory back.
         Freed heap goes back to the OS fully when the hub runs with PYTHONMALLOC=malloc (ops/storehub.service;
         bench/connection_storm.py measures both)."""
+        draining = False  # the last look trimmed: the storm's last connections may still be closing
         while True:
             await trio.sleep(every)
-            if self.peak - self.open >= 128:
+            closed = self.peak - self.open
+            # a look that lands mid-storm (under load the hub takes seconds to notice every close) must not
+            # be the last: the connections closing after it are given back at the next looks too
+            if closed >= 128 or (draining and closed > 0):
+                draining = True
                 self.peak = self.open
                 gc.collect()  # closed connections sit in reference cycles (nurseries, tasks) until collected
                 await trio.to_thread.run_sync(return_memory)
+            else:
+                draining = False
 
 
 async def serve_ws(hub: Hub, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:

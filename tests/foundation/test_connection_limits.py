@@ -68,7 +68,10 @@ async def test_an_unpaired_idle_connection_is_closed(
 def test_memory_of_a_connection_storm_is_returned() -> None:
     """1,500 idle connections opened and closed against a hub process (as ops/storehub.service runs it):
     most of the memory they took is back once they closed. `python -m bench.connection_storm` for more."""
-    r = connection_storm.run(1500, 3000, settle=12.0)
+    # waits until most of it is back, for up to a minute (a loaded machine slows the hub's noticing the closes)
+    r = connection_storm.run(
+        1500, 3000, settle=60.0, settled=lambda before, peak, now: now - before < 0.5 * (peak - before)
+    )
     assert r["accepted"] == 1500, r
     grown = r["rss_peak_mb"] - r["rss_before_mb"]
     kept = r["rss_after_mb"] - r["rss_before_mb"]

@@ -31,6 +31,8 @@ from hub.store.env import decode
 
 ROOT = Path(__file__).resolve().parents[2]
 KILLS = max(3, int(os.environ.get("STOREHUB_CRASH_KILLS", "3")))
+START_S = 30  # a demo hub's start, at most
+RETRY_S = 20  # one register's retry of its unanswered pay, at most
 ACKS_PER_ROUND = 6  # acknowledged sales (all registers) before a kill may come
 T = TypeVar("T")
 PINS = {s: p for s, _, _, p in DEMO_STAFF}
@@ -131,7 +133,7 @@ async def start_demo(data: Path) -> tuple[trio.Process, int, str]:
     assert proc.stderr is not None
     text = ""
     try:
-        with trio.fail_after(30):
+        with trio.fail_after(START_S):
             while "Ctrl-C to stop" not in text:
                 chunk = await proc.stderr.receive_some(4096)
                 assert chunk, f"the demo exited early:\n{text}"
@@ -245,7 +247,11 @@ async def test_crash_loop_loses_and_doubles_nothing(tmp_path: Path) -> None:
     registers = [Register(*s) for s in SELLERS]
     rng = random.Random()
     tags: list[str] = []
-    with trio.fail_after(60 + 45 * KILLS):
+    # a guard against a hang only: each phase below has its own bound, and this one is their sum (a loaded CI
+    # machine may use much of each; a tighter total would fail a run whose every phase was in time)
+    round_s = START_S + 5 + 30 + 0.4 + 15
+    last_s = START_S + RETRY_S * len(registers) + 5 + 60 + 15
+    with trio.fail_after(round_s * KILLS + last_s):
         for _ in range(KILLS):
             proc, ws, url = await start_demo(data)
             if not tags:
@@ -325,7 +331,7 @@ async def _retry_only(reg: Register, port: int) -> None:
     """Ask the hub once more for a pay whose answer was lost in the last kill (same id, same body)."""
     from hub.client import ClientError, connect
 
-    with trio.fail_after(20):
+    with trio.fail_after(RETRY_S):
         async with connect(f"ws://127.0.0.1:{port}") as c:
             await c.pair(DEMO_PAIRING[reg.register])
             await c.login(reg.staff, PINS[reg.staff])
