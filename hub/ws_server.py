@@ -196,19 +196,23 @@ class Gate:
         """Once many connections have closed since the last look (a storm passed), give the memory back.
         Freed heap goes back to the OS fully when the hub runs with PYTHONMALLOC=malloc (ops/storehub.service;
         bench/connection_storm.py measures both)."""
-        draining = False  # the last look trimmed: the storm's last connections may still be closing
+        # looks left after a storm: a look that lands mid-storm must not be the last (under load the hub
+        # takes seconds to notice every close), and a closed connection's memory is freed a little after
+        # it counts as closed (trio-websocket's own closing ends after the handler): trim again on the next
+        # few looks, and as long as connections keep closing
+        after_storm = 0
         while True:
             await trio.sleep(every)
             closed = self.peak - self.open
-            # a look that lands mid-storm (under load the hub takes seconds to notice every close) must not
-            # be the last: the connections closing after it are given back at the next looks too
-            if closed >= 128 or (draining and closed > 0):
-                draining = True
-                self.peak = self.open
-                gc.collect()  # closed connections sit in reference cycles (nurseries, tasks) until collected
-                await trio.to_thread.run_sync(return_memory)
+            if closed >= 128 or (after_storm and closed > 0):
+                after_storm = 3
+            elif after_storm:
+                after_storm -= 1
             else:
-                draining = False
+                continue
+            self.peak = self.open
+            gc.collect()  # closed connections sit in reference cycles (nurseries, tasks) until collected
+            await trio.to_thread.run_sync(return_memory)
 
 
 async def serve_ws(hub: Hub, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
