@@ -27,17 +27,16 @@ was lost arrived (the bundled sandbox does; without it the store re-sends and th
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import msgspec
 
+from hub.domain.signing import HEADER_SIGNATURE, HEADER_TIMESTAMP, signature
+
 SCHEMA = "storehub.crm.v1"
 EventType = Literal["customer.upserted", "sale.completed", "message.sms"]
-HEADER_TIMESTAMP = "x-storehub-timestamp"
-HEADER_SIGNATURE = "x-storehub-signature"
 HEADER_EVENT = "x-storehub-event"
 STYLES = ("generic", "springbig", "alpineiq")
 
@@ -101,17 +100,13 @@ def utc(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def signature(secret: str, timestamp: int, body: bytes) -> str:
-    mac = hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256)
-    return "sha256=" + mac.hexdigest()
-
-
 def verify(secret: str, timestamp: str, given: str, body: bytes, now: float, max_skew: int = 300) -> bool:
-    try:
-        ts = int(timestamp)
-    except ValueError:
+    """The CRM webhook is signed like the order API (``hub.domain.signing``): HMAC-SHA256 of timestamp + body."""
+    if not (timestamp.isascii() and timestamp.isdigit()):
         return False
-    return abs(now - ts) <= max_skew and hmac.compare_digest(signature(secret, ts, body), given.strip())
+    ts = int(timestamp)
+    expected = signature(secret, ts, body).encode()
+    return abs(now - ts) <= max_skew and hmac.compare_digest(expected, given.strip().encode("utf-8", "replace"))
 
 
 class Request(msgspec.Struct, frozen=True, kw_only=True):
