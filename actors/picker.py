@@ -11,8 +11,8 @@ from hub.actor import Call
 from hub.commands import Request
 from hub.orders.protocol import PickScan
 from hub.orders.views import held_by
+from hub.sale.context import sale_of
 from hub.sale.protocol import Scan
-from hub.sale.service import sale_of
 
 
 class PickerActor(RegisterActor):

@@ -33,7 +33,7 @@ UNIT_PRODUCTS = ("PRE-001", "PRE-002", "PRE-004", "PRE-006")
 WEIGHT_PRODUCT = "FLW-B16"
 MANAGER = ("maria", "Maria Manager", "manager", "3333")
 FLOAT = {"B100": 5, "B20": 10, "B5": 10, "C25": 40}  # $760.00 counted into every drawer (change for $500)
-RECEIPT_SEQ = b"receipt_seq"  # hub.sale.service.RECEIPT_SEQ: history takes the first numbers
+RECEIPT_SEQ = b"receipt_seq"  # hub.sale.commit.RECEIPT_SEQ: history takes the first numbers
 
 STORE_TOML = """\
 [store]
@@ -160,10 +160,10 @@ def _history_template(products: tuple[Product, ...], today: date) -> Any:
     from hub.domain import cart as carts
     from hub.domain.pricing import price_cart
     from hub.domain.receipt import SaleRecord, StoreIdentity, build_receipt
+    from hub.domain.sale_plan import limit_items
     from hub.domain.tax import TaxTable
     from hub.domain.tender import Tender, settle
     from hub.sale import DEFAULT_TAXES
-    from hub.sale.service import limit_items
 
     now = datetime.now(UTC)
     pkgs = _packages(products, len(products), today)

@@ -17,7 +17,7 @@ from bench.dataset import FACILITY
 from bench.stats import summary
 from hub.domain.catalog import Package
 
-# What one sale writes in the hub's commit (hub/sale/service.py commit_sale + the cart and stored reply):
+# What one sale writes in the hub's commit (hub/sale/commit.py commit_sale + the cart and stored reply):
 # sale record, sales_by_day, 3 packages, ledger, outbox, drawer, audit entry, audit head, receipt seq,
 # cart, stored reply. Sizes in bytes, as the hub encodes them.
 SALE_WRITE_SET = (1500, 0, 210, 210, 210, 160, 520, 700, 420, 72, 8, 60, 200)

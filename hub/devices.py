@@ -219,7 +219,7 @@ class DeviceHub:
         }
         self.hub.metrics.device(device_id, kind)  # every series at 0 from the start
         if kind == "payment_terminal":
-            from hub.sale.service import ctx_of
+            from hub.sale.context import ctx_of
 
             handle = TerminalHandle(
                 device_id, send, config if isinstance(config, dev.PaymentTerminalConfig) else None
@@ -232,7 +232,7 @@ class DeviceHub:
                 pass
 
     async def start(self, hub: Hub, sup: Supervisor) -> None:
-        from hub.sale.service import ctx_of
+        from hub.sale.context import ctx_of
 
         ctx = ctx_of(hub)
         for device_id, handle in hub.extensions.get("terminal_handles", {}).items():
@@ -307,7 +307,7 @@ class DeviceHub:
             actor.publish()
 
     def _reading(self, r: dev.ScaleReading) -> None:
-        from hub.sale.service import ScaleState, ctx_of
+        from hub.sale.context import ScaleState, ctx_of
 
         ctx = ctx_of(self.hub)
         prev = ctx.scales.get(r.device_id)
@@ -349,7 +349,7 @@ class DeviceHub:
             log.warning("register %s did not take a scan in time", actor.id)
 
     def _health(self, h: dev.DeviceHealth) -> None:
-        from hub.sale.service import ctx_of
+        from hub.sale.context import ctx_of
 
         m = self.hub.metrics
         # the configured kind labels the series (a label printer's actor reports as "printer")
@@ -624,7 +624,7 @@ class PrintExitLabel(Command, tag="print_exit_label"):
 @handles(PrintExitLabel)
 async def print_exit_label(req: Request, msg: PrintExitLabel) -> Any:
     from hub.sale import inventory as inv
-    from hub.sale.service import Refused
+    from hub.sale.context import Refused
 
     if "catalogue" in req.hub.extensions:
         # the jurisdiction's label template: warning, potency, licence, dates, COA QR (hub/catalogue/labels.py)
@@ -675,7 +675,7 @@ async def scale_tare(req: Request, msg: Any) -> Any:
 
 
 async def _scale_command(req: Request, command: Any) -> Any:
-    from hub.sale.service import Refused
+    from hub.sale.context import Refused
 
     devices: DeviceHub = req.hub.extensions["devices"]
     scale_id = next(

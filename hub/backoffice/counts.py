@@ -22,7 +22,8 @@ from hub.domain.catalog import Package, Product, Refusal
 from hub.domain.state_payloads import StateAdjustment
 from hub.errors import BadRequest, NotFound
 from hub.sale import inventory as inv
-from hub.sale.service import add_outbox, refuse
+from hub.sale.commit import add_outbox
+from hub.sale.context import refuse
 from hub.store.env import Store, decode, encode, put, tget
 from hub.store.keys import text
 

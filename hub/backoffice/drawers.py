@@ -31,7 +31,9 @@ from hub.domain.drawer import (
     submit_blind_count,
 )
 from hub.errors import BadRequest, NotFound
-from hub.sale.service import Refused, approve, open_drawer_id, open_drawer_session, refuse, staff_by_pin
+from hub.sale.approvals import approve, staff_by_pin
+from hub.sale.context import Refused, refuse
+from hub.sale.drawer import open_drawer_id, open_drawer_session
 from hub.store.env import put, tget
 from hub.store.keys import text
 

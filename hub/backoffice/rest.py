@@ -257,7 +257,7 @@ async def returned(hub: Hub, req: HttpRequest) -> HttpResponse:
 @route("GET", "/api/backoffice/receipt")
 async def receipt(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "manager")
-    from hub.sale.service import receipt_html
+    from hub.sale.view import receipt_html
 
     number = query_int(req, "number", None, 1, 10**12)
     if number is None:

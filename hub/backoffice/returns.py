@@ -28,45 +28,29 @@ from hub.domain.catalog import Refusal
 from hub.domain.drawer import DrawerEvent
 from hub.domain.outbox import OutboxEntry
 from hub.domain.receipt import Receipt, ReturnRecord, SaleRecord, return_lines
-from hub.domain.state_payloads import StateReturn, StateReturnLine, StateSale, StateSaleLine
+from hub.domain.state_payloads import StateReturn, StateReturnLine, StateSale, sale_key, state_sale
 from hub.domain.tender import Tender
 from hub.errors import BadRequest, NotFound
 from hub.sale import protocol as p
+from hub.sale.approvals import approve
 from hub.sale.card import attempt_reference
-from hub.sale.service import Refused, add_outbox, approve, ctx_of, open_drawer_id, record_drawer_event, refuse
+from hub.sale.commit import add_outbox
+from hub.sale.context import Refused, ctx_of, refuse
+from hub.sale.drawer import open_drawer_id, record_drawer_event
 from hub.store.env import decode, encode, put
 from hub.store.keys import text, u64
 
 
-def _original_state_sale(txn: lmdb.Transaction, store: Any, key: str, receipt: Receipt, tz: str) -> StateSale:
+def _original_state_sale(
+    txn: lmdb.Transaction, store: Any, licence: str, receipt: Receipt, tz: str
+) -> StateSale:
     """The sale as it was reported (from its outbox entry), else rebuilt from the receipt."""
+    key = sale_key(licence, receipt.receipt_number)
     for _, raw in scan_prefix(txn, store, "outbox", b""):
         entry = decode(raw, OutboxEntry)
         if entry.kind == "sale" and entry.idempotency_key == key:
             return decode(entry.payload, StateSale)
-    lines = []
-    for ln in receipt.lines:
-        weighed = ln.sold_by == "weight"
-        excise = sum(t.amount_cents for t in ln.taxes if t.code == "excise")
-        lines.append(
-            StateSaleLine(
-                package_label=ln.package_tag,
-                unit_of_measure="Grams" if weighed else "Each",
-                quantity_mg=ln.weight_mg if weighed else 0,
-                units=0 if weighed else ln.quantity,
-                total_price_cents=ln.pretax_cents,
-                excise_tax_cents=excise,
-                other_tax_cents=sum(t.amount_cents for t in ln.taxes) - excise,
-            )
-        )
-    return StateSale(
-        external_receipt_number=key,
-        sold_at=receipt.sold_at,
-        store_time_zone=tz,
-        lines=tuple(lines),
-        customer_type="Consumer" if receipt.customer_type == "adult" else "Patient",
-        terminal_id=receipt.register_id,
-    )
+    return state_sale(receipt, licence=licence, time_zone=tz, terminal_id=receipt.register_id)
 
 
 def _earlier_returns(txn: lmdb.Transaction, store: Any, key: str) -> tuple[StateReturnLine, ...]:
@@ -205,9 +189,9 @@ async def return_items(req: Request, msg: p.ReturnItems) -> Any:
                     receipt_number=receipt.receipt_number,
                 ),
             )
-        key = f"{licence}-{receipt.receipt_number}"
+        key = sale_key(licence, receipt.receipt_number)
         state_return = StateReturn(
-            sale=_original_state_sale(txn, store, key, receipt, tz),
+            sale=_original_state_sale(txn, store, licence, receipt, tz),
             returned=tuple(
                 StateReturnLine(
                     package_label=ln.package_tag,

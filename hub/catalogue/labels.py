@@ -108,7 +108,7 @@ def label_printer_of(hub: Hub, register_id: str) -> str:
 async def print_label(
     hub: Hub, register_id: str, tag: str, kind: LabelKind, copies: int = 1
 ) -> dict[str, Any]:
-    from hub.sale.service import Refused
+    from hub.sale.context import Refused
 
     devices = hub.extensions.get("devices")
     printer_id = label_printer_of(hub, register_id)

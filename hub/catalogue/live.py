@@ -32,7 +32,7 @@ from hub.store.keys import joined, micros, text, u64
 
 if TYPE_CHECKING:
     from hub.app import Hub
-    from hub.sale.service import SaleContext
+    from hub.sale.context import SaleContext
 
 log = logging.getLogger("hub.catalogue")
 SEEDED = b"promotions_seeded"

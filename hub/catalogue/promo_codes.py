@@ -9,7 +9,7 @@ import msgspec
 
 from hub.commands import Request, handles
 from hub.protocol import Command
-from hub.sale import service
+from hub.sale import context as service
 
 
 class ApplyPromoCode(Command, tag="apply_promo_code"):
@@ -28,13 +28,13 @@ async def apply_promo_code(req: Request, msg: ApplyPromoCode) -> Any:
     code = msg.code.strip().upper()
     if not live.knows_code(code):
         raise service.Refused(f"No promotion has the code {code!r}.", code="unknown_promo_code")
-    cart = service._cart(sale, req.register_id)
+    cart = service.cart_of(sale, req.register_id)
     if code not in cart.promo_codes:
         sale.cart = msgspec.structs.replace(
             cart, promo_codes=(*cart.promo_codes, code), version=cart.version + 1
         )
-    service._notice(sale, "info", f"Promo code {code} applied.")
-    return await service._save(req, sale, reply={"code": code})
+    service.notice(sale, "info", f"Promo code {code} applied.")
+    return await service.save(req, sale, reply={"code": code})
 
 
 @handles(RemovePromoCode)
@@ -47,4 +47,4 @@ async def remove_promo_code(req: Request, msg: RemovePromoCode) -> Any:
         sale.cart = msgspec.structs.replace(
             cart, promo_codes=tuple(c for c in cart.promo_codes if c != code), version=cart.version + 1
         )
-    return await service._save(req, sale, reply={"removed": code})
+    return await service.save(req, sale, reply={"removed": code})

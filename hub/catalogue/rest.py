@@ -28,7 +28,7 @@ from hub.domain.receipt import SaleRecord
 from hub.errors import BadRequest, NotFound
 from hub.http_server import HttpRequest, HttpResponse, require_staff, route
 from hub.sale import inventory as inv
-from hub.sale.service import sale_of
+from hub.sale.context import sale_of
 from hub.store.keys import u64
 
 if TYPE_CHECKING:

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from hub.app import Hub
     from hub.domain.cart import Cart
     from hub.domain.receipt import Receipt
-    from hub.sale.service import CheckedIn, SaleContext
+    from hub.sale.context import CheckedIn, SaleContext
 
 log = logging.getLogger("hub.customers")
 PURGE_AT = time(3, 0)  # store-local: the nightly retention purge
@@ -120,7 +120,7 @@ class Customers:
         staff: str,
         now: datetime,
     ) -> None:
-        from hub.sale.service import Refused
+        from hub.sale.context import Refused
 
         store = self.hub.store
         known = tget(txn, store, "customers", text(customer.customer_id), Customer)
@@ -248,7 +248,7 @@ class Customers:
                 now=now,
                 customer_type=customer_type,
                 existing=existing,
-                # the id an anonymous visit already used (hub.sale.service): earlier purchases stay linked
+                # the id an anonymous visit already used (hub.sale.context): earlier purchases stay linked
                 new_id=facts.id_hash[:24],
             )
             if isinstance(result, Refusal):

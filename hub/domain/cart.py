@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
+from fractions import Fraction
 from typing import Literal
 
 import msgspec
 
 from hub.domain.catalog import Package, Product, Refusal, format_grams, format_quantity, sellability
+from hub.domain.discounts import Discount, DiscountPolicy, needs_manager
 from hub.domain.items import LimitAttributes
-from hub.domain.pricing import Discount, DiscountPolicy, line_base_cents, needs_manager
+from hub.domain.tax import round_half_up
 
 __all__ = [
     "Cart",
@@ -518,3 +520,11 @@ def line_limit_attributes(line: CartLine) -> tuple[LimitAttributes, int]:
 def cart_limit_items(cart: Cart) -> list[tuple[LimitAttributes, int]]:
     """The input of the limits engine (``hub.domain.limits``) for the whole cart; accessories excluded."""
     return [line_limit_attributes(ln) for ln in cart.lines if ln.is_cannabis]
+
+
+def line_base_cents(line: CartLine) -> int:
+    """What a line costs before any promotion, discount or tax."""
+    if line.sold_by == "weight":
+        # price is per gram, weight in mg
+        return round_half_up(Fraction(line.unit_price_cents * line.weight_mg, 1000))
+    return line.unit_price_cents * line.quantity

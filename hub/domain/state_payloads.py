@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
+from hub.domain.receipt import Receipt
+
 CustomerType = Literal["Consumer", "Patient", "Caregiver", "ExternalPatient"]
 
 # Metrc unit name → milligrams in one unit; "Each" is counted, not weighed.
@@ -72,6 +74,50 @@ class StateSale(msgspec.Struct, frozen=True, kw_only=True):
     caregiver_license: str | None = None
     identification_method: str | None = None
     terminal_id: str = ""
+
+
+def sale_key(licence: str, receipt_number: int) -> str:
+    """The state's idempotency key of a sale (Metrc's ``ExternalReceiptNumber``): ``<licence>-<receipt>``.
+    A void's (``void-<key>``) and a return's (``return-<key>-<n>``) keys derive from it."""
+    return f"{licence}-{receipt_number}"
+
+
+def state_sale(
+    receipt: Receipt,
+    *,
+    licence: str,
+    time_zone: str,
+    terminal_id: str,
+    patient_license: str | None = None,
+    identification_method: str | None = None,
+) -> StateSale:
+    """A receipt as the state system records the sale: per line the package, the amount, the pre-tax price
+    and the excise apart from the other taxes."""
+    lines = []
+    for ln in receipt.lines:
+        weighed = ln.sold_by == "weight"
+        excise = sum(t.amount_cents for t in ln.taxes if t.code == "excise")
+        lines.append(
+            StateSaleLine(
+                package_label=ln.package_tag,
+                unit_of_measure="Grams" if weighed else "Each",
+                quantity_mg=ln.weight_mg if weighed else 0,
+                units=0 if weighed else ln.quantity,
+                total_price_cents=ln.pretax_cents,
+                excise_tax_cents=excise,
+                other_tax_cents=sum(t.amount_cents for t in ln.taxes) - excise,
+            )
+        )
+    return StateSale(
+        external_receipt_number=sale_key(licence, receipt.receipt_number),
+        sold_at=receipt.sold_at,
+        store_time_zone=time_zone,
+        lines=tuple(lines),
+        customer_type="Consumer" if receipt.customer_type == "adult" else "Patient",
+        patient_license=patient_license,
+        identification_method=identification_method,
+        terminal_id=terminal_id,
+    )
 
 
 class StateVoid(msgspec.Struct, frozen=True, kw_only=True):
@@ -300,7 +346,11 @@ def biotrack_2014_refund_items(ret: StateReturn) -> list[dict[str, Any]]:
     for r in ret.returned:
         quantity = _biotrack_quantity(units_of.get(r.package_label, "Grams"), r.quantity_mg, r.units)
         out.append(
-            {"barcodeid": r.package_label, "quantity": quantity, "price": _unit_price(r.refund_cents, quantity)}
+            {
+                "barcodeid": r.package_label,
+                "quantity": quantity,
+                "price": _unit_price(r.refund_cents, quantity),
+            }
         )
     return out
 

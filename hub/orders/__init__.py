@@ -3,7 +3,7 @@ order queue with reservations, the picker actor's commands, channel callbacks an
 their own durable outboxes, pickup at the register, expiry, metrics and the demo's orders.
 
 ``install(hub, demo_options)`` wires it into a hub before it starts (after ``hub.sale``, which it builds
-on). Kept import-light: ``hub.sale.service`` imports ``hub.orders.stock`` at its top.
+on). Kept import-light: ``hub.sale.cart`` imports ``hub.orders.stock`` at its top.
 """
 
 from __future__ import annotations

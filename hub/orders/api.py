@@ -32,7 +32,7 @@ from hub.orders.service import (
 )
 from hub.orders.views import order_view, queue_view
 from hub.sale import inventory as inv
-from hub.sale.service import Refused
+from hub.sale.context import Refused
 
 if TYPE_CHECKING:
     from hub.app import Hub

@@ -31,8 +31,8 @@ from hub.orders.service import (
     run_change,
 )
 from hub.sale import inventory as inv
-from hub.sale.service import Refused, paired_device
-from hub.sale.service import ctx_of as sale_ctx_of
+from hub.sale.context import Refused, paired_device
+from hub.sale.context import ctx_of as sale_ctx_of
 
 if TYPE_CHECKING:
     from hub.app import Hub

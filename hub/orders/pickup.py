@@ -19,8 +19,9 @@ from hub.orders import protocol as op
 from hub.orders import store as ostore
 from hub.orders.service import change_in_txn, ctx_of, refused
 from hub.sale import inventory as inv
-from hub.sale.service import Refused, _limit_guard, _save, sale_of
-from hub.sale.service import ctx_of as sale_ctx_of
+from hub.sale.cart import limit_guard
+from hub.sale.context import Refused, sale_of, save
+from hub.sale.context import ctx_of as sale_ctx_of
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -87,12 +88,12 @@ async def recall_order(req: Request, msg: op.RecallOrder) -> Any:
     before = sale.cart
     sale.cart = cart
     sale.order_id = o.id
-    _limit_guard(sale_ctx_of(hub), sale, before)
+    limit_guard(sale_ctx_of(hub), sale, before)
     sale.notice = {
         "level": "info",
         "text": f"Order {o.id} loaded: scan the customer's ID, then take payment.",
     }
-    return await _save(req, sale, reply={"order_id": o.id, "lines": len(cart.lines)})
+    return await save(req, sale, reply={"order_id": o.id, "lines": len(cart.lines)})
 
 
 def complete_in_txn(

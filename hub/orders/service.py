@@ -26,8 +26,8 @@ from hub.domain.orders import Order
 from hub.errors import BadRequest, NotFound
 from hub.orders import store as ostore
 from hub.sale import inventory as inv
-from hub.sale.service import Refused
-from hub.sale.service import ctx_of as sale_ctx_of
+from hub.sale.context import Refused
+from hub.sale.context import ctx_of as sale_ctx_of
 from hub.store.env import tget
 
 if TYPE_CHECKING:

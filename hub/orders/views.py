@@ -11,7 +11,7 @@ from hub.domain.orders import Order
 from hub.orders import store as ostore
 from hub.orders.service import ctx_of
 from hub.sale import inventory as inv
-from hub.sale.service import sale_of
+from hub.sale.context import sale_of
 
 if TYPE_CHECKING:
     from hub.app import Hub

@@ -68,8 +68,20 @@ def install(
     demo = demo if demo is not None else demo_options is not None
     from hub.domain.limits.rules import store_jurisdiction
     from hub.domain.tax import TaxTable
-    from hub.sale import browse, demo_api, receipts, reprint, service  # noqa: F401  (their handlers)
+    from hub.sale import (  # noqa: F401  (their handlers)
+        browse,
+        cart,
+        checkin,
+        demo_api,
+        drawer,
+        pay,
+        receipts,
+        reprint,
+        void,
+    )
+    from hub.sale import demo as demo_commands  # noqa: F401  (its handlers)
     from hub.sale import queue as customer_queue  # registers the queue's commands and its scan
+    from hub.sale.context import SaleContext, SaleSettings, sale_of
     from hub.sale.inventory import all_products, id_hash_key
     from hub.sale.snapshot import sale_snapshot
 
@@ -95,9 +107,7 @@ def install(
                 warn_beside_data=not cfg.server.demo,
             )
         )
-        ctx = service.SaleContext(
-            h, jurisdiction, service.SaleSettings(tax_table=table, promotions=promotions), key
-        )
+        ctx = SaleContext(h, jurisdiction, SaleSettings(tax_table=table, promotions=promotions), key)
         h.extensions["sale"] = ctx
         if demo:
             await trio.to_thread.run_sync(seed_demo_catalogue, h, ctx)
@@ -108,7 +118,7 @@ def install(
     hub.snapshot_providers.append(sale_snapshot)
     hub.snapshot_providers.append(customer_queue.queue_snapshot)
     # the register's sale is loaded before each command, so a failed command rolls back to it
-    hub.extensions.setdefault("register_loaders", []).append(service.sale_of)
+    hub.extensions.setdefault("register_loaders", []).append(sale_of)
     from hub.sale import bank
 
     provider = bank.provider_from_config(hub.config.pay_by_bank)

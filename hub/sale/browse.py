@@ -10,7 +10,8 @@ from hub.commands import Request, handles
 from hub.domain.catalog import Product, format_quantity, sellability
 from hub.sale import inventory as inv
 from hub.sale import protocol as p
-from hub.sale import service as sv
+from hub.sale.cart import potency
+from hub.sale.context import ctx_of
 
 CATEGORY_LABELS = {
     "flower": "Flower",
@@ -33,7 +34,7 @@ def category_label(category: str) -> str:
 
 def in_stock(req: Request) -> list[tuple[Product, int]]:
     """Active products with sellable stock today, by name."""
-    today = sv.ctx_of(req.hub).today()
+    today = ctx_of(req.hub).today()
     out = []
     for product in inv.all_products(req.hub.store):
         if not product.active:
@@ -71,8 +72,8 @@ async def browse(req: Request, msg: p.Browse) -> Any:
                 "price_cents": product.price_cents,
                 "sold_by": product.sold_by,
                 "stock_text": format_quantity(product, stock),
-                "thc_text": sv._potency(product.thc_bp, product.thc_mg_per_unit),
-                "cbd_text": sv._potency(product.cbd_bp, product.cbd_mg_per_unit),
+                "thc_text": potency(product.thc_bp, product.thc_mg_per_unit),
+                "cbd_text": potency(product.cbd_bp, product.cbd_mg_per_unit),
                 "lab_testing": "passed",
                 "coa_ref": product.coa_ref,
             }

@@ -32,8 +32,8 @@ def demo_store(hub: Hub) -> Any:
     if seeded is None:
         return None
     from hub.domain.demo_catalogue import build_demo_store
+    from hub.sale.context import ctx_of
     from hub.sale.inventory import id_hash
-    from hub.sale.service import ctx_of
 
     key = ctx_of(hub).id_key
     d = build_demo_store(

@@ -5,7 +5,7 @@ queue, shown on every register, and the screen asks whether to keep them waiting
 (the open cart is parked for the first customer). A budtender takes the next customer (or one by ticket)
 with ``take_customer``.
 
-This module registers the ``scan`` handler again, in front of ``hub.sale.service.scan``: a licence at a
+This module registers the ``scan`` handler again, in front of ``hub.sale.cart.scan``: a licence at a
 busy register is routed here; every other scan goes on to the service unchanged.
 """
 
@@ -26,9 +26,12 @@ from hub.domain import cart as carts
 from hub.domain import queue as rules
 from hub.domain.catalog import Refusal
 from hub.domain.scan_classify import classify
+from hub.sale import cart as sale_cart
 from hub.sale import inventory as inv
 from hub.sale import protocol as p
-from hub.sale import service as sv
+from hub.sale.checkin import check_in_licence
+from hub.sale.context import CheckedIn, Refused, actor_of, ctx_of, notice, sale_of
+from hub.sale.view import allotment_view
 from hub.store.env import decode, encode
 from hub.store.keys import text
 
@@ -43,7 +46,7 @@ ALLOTMENT_SHOWN = 10  # waiting customers whose allotment every register shows
 class QueuedCustomer(rules.Waiting, kw_only=True):
     """A waiting customer with the check-in the register takes over when serving them."""
 
-    customer: sv.CheckedIn
+    customer: CheckedIn
 
 
 class QueueState(msgspec.Struct, kw_only=True):
@@ -80,8 +83,8 @@ def queue_of(hub: Hub) -> CustomerQueue:
     return q
 
 
-def _refused(r: Refusal) -> sv.Refused:
-    return sv.Refused(r.message, code=r.code)
+def _refused(r: Refusal) -> Refused:
+    return Refused(r.message, code=r.code)
 
 
 # ---------------------------------------------------------------------------------------------- commands
@@ -89,7 +92,7 @@ def _refused(r: Refusal) -> sv.Refused:
 async def scan(req: Request, msg: p.Scan) -> Any:
     """A licence while another customer is buying at this register joins the queue; anything else is the
     service's scan (check-in at a free register, a package tag, a barcode)."""
-    sale = sv.sale_of(sv._actor(req))
+    sale = sale_of(actor_of(req))
     current = sale.customer
     # an open sale: a customer who may buy and a cart with something in it (a refused customer, or one
     # who has not chosen anything yet, is simply replaced by the next ID, as before)
@@ -99,24 +102,24 @@ async def scan(req: Request, msg: p.Scan) -> Any:
     # of the classifier would refuse it
     serial = sc is not None and sc.kind == "aamva" and msg.source == "serial"
     if current is None or sc is None or sc.kind != "aamva" or not (sc.valid or serial):
-        return await sv.scan(req, msg)
+        return await sale_cart.scan(req, msg)
     try:
         lic = aamva.parse_licence(sc.data.encode() if serial else sc.data)
     except aamva.AamvaError:
-        return await sv.scan(req, msg)  # the service says why in its own words
-    ctx = sv.ctx_of(req.hub)
-    checked = sv._check_in_licence(ctx, lic, "adult")
+        return await sale_cart.scan(req, msg)  # the service says why in its own words
+    ctx = ctx_of(req.hub)
+    checked = check_in_licence(ctx, lic, "adult")
     if checked.id_hash == current.id_hash:
-        return await sv.scan(req, msg)  # the same person's ID again: checked afresh, same sale
+        return await sale_cart.scan(req, msg)  # the same person's ID again: checked afresh, same sale
     if not checked.allowed:
         # nobody waits who may not buy; the open sale is left as it is
-        sv._notice(sale, "error", "Second ID refused: " + "; ".join(checked.reasons))
-        sv._actor(req).publish()
+        notice(sale, "error", "Second ID refused: " + "; ".join(checked.reasons))
+        actor_of(req).publish()
         return {"kind": "id", "allowed": False, "reasons": checked.reasons, "label": checked.label}
     return await _join(req, checked, f"scan:{msg.source}")
 
 
-async def _join(req: Request, checked: sv.CheckedIn, how: str) -> dict[str, Any]:
+async def _join(req: Request, checked: CheckedIn, how: str) -> dict[str, Any]:
     q = queue_of(req.hub)
     known = inv.customer_by_hash(req.hub.store, checked.id_hash)
     now = datetime.now(UTC)
@@ -160,8 +163,8 @@ async def _join(req: Request, checked: sv.CheckedIn, how: str) -> dict[str, Any]
 
         out = await req.commit(fn, label="queue_join")
         q.state = new
-    sale = sv.sale_of(sv._actor(req))
-    sv._notice(sale, "info", f"{placed.label} is waiting (ticket {placed.ticket}); this sale is unchanged.")
+    sale = sale_of(actor_of(req))
+    notice(sale, "info", f"{placed.label} is waiting (ticket {placed.ticket}); this sale is unchanged.")
     q.publish_all()
     return out  # type: ignore[no-any-return]
 
@@ -170,11 +173,11 @@ async def _join(req: Request, checked: sv.CheckedIn, how: str) -> dict[str, Any]
 async def take_customer(req: Request, msg: p.TakeCustomer) -> Any:
     """Serve the next customer (or ``ticket``). With ``park_current`` the open cart is parked for the
     customer at the counter first (kept for them, recalled when they return)."""
-    actor = sv._actor(req)
-    sale = sv.sale_of(actor)
+    actor = actor_of(req)
+    sale = sale_of(actor)
     busy = sale.customer is not None or (sale.cart is not None and bool(sale.cart.lines))
     if busy and not msg.park_current:
-        raise sv.Refused(
+        raise Refused(
             "Finish, park or end the current sale before taking the next customer.", code="register_busy"
         )
     q = queue_of(req.hub)
@@ -272,12 +275,12 @@ def queue_snapshot(actor: RegisterActor) -> dict[str, Any]:
 def queue_view(hub: Hub) -> dict[str, Any]:
     """The queue as every register shows it: ticket, who, medical or adult, minutes waiting, and what
     they may still buy today (so the budtender can say it before the first scan)."""
-    ctx = sv.ctx_of(hub)
+    ctx = ctx_of(hub)
     now = datetime.now(UTC)
     view = []
     for i, w in enumerate(rules.expire(queue_of(hub).state.waiting, now)):
         # what the next few may buy; further back it would only cost every register's snapshot time
-        gauges = sv.allotment_view(ctx, w.customer, None)["allotment"] if i < ALLOTMENT_SHOWN else []
+        gauges = allotment_view(ctx, w.customer, None)["allotment"] if i < ALLOTMENT_SHOWN else []
         view.append(
             {
                 "ticket": w.ticket,

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 from hub.domain.catalog import format_quantity
 from hub.domain.limits.engine import format_amount  # noqa: F401  (re-exported for the UI texts)
 from hub.sale import card
-from hub.sale.service import _price, allotment_view, ctx_of, paired_device, sale_of
+from hub.sale.context import ctx_of, paired_device, sale_of
+from hub.sale.view import allotment_view, price_of
 
 if TYPE_CHECKING:
     from actors.register import RegisterActor
@@ -42,7 +43,7 @@ def sale_snapshot(actor: RegisterActor) -> dict[str, Any]:
     if cart is None:
         state["cart"] = None
     else:
-        priced = _price(ctx, cart, sale)
+        priced = price_of(ctx, cart, sale)
         lines = []
         for ln in cart.lines:
             pl = priced.line(ln.line_id)
@@ -87,7 +88,7 @@ def sale_snapshot(actor: RegisterActor) -> dict[str, Any]:
             "cart_id": pc.cart_id,
             "parked_at": pc.parked_at.isoformat() if pc.parked_at else None,
             "lines": len(pc.lines),
-            "total_cents": _price(ctx, pc, sale).total_cents,
+            "total_cents": price_of(ctx, pc, sale).total_cents,
         }
         for pc in sale.parked
     ]

@@ -184,7 +184,7 @@ def adjust_from_discrepancy(
 ) -> Callable[[lmdb.Transaction], dict[str, Any]]:
     """A manager turns a discrepancy into a state adjustment (local count is what is on the shelf):
     one outbox entry, written with the change to the reconciliation record and an audit entry."""
-    from hub.sale.service import add_outbox
+    from hub.sale.commit import add_outbox
 
     def fn(txn: lmdb.Transaction) -> dict[str, Any]:
         rec = tget(txn, store, "reconciliations", u64(rec_id), Reconciliation)

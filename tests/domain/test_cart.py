@@ -26,8 +26,8 @@ from hub.domain.cart import (
     set_quantity,
 )
 from hub.domain.catalog import Package, Product, Refusal
+from hub.domain.discounts import Discount, DiscountPolicy
 from hub.domain.items import LimitAttributes
-from hub.domain.pricing import Discount, DiscountPolicy
 
 TODAY = date(2026, 3, 14)
 NOW = datetime(2026, 3, 14, 18, 0, tzinfo=UTC)

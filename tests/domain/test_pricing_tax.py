@@ -6,8 +6,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hub.domain.cart import CartLine, new_cart
+from hub.domain.discounts import Discount
 from hub.domain.items import LimitAttributes
-from hub.domain.pricing import Discount, LoyaltyPolicy, allocate, price_cart
+from hub.domain.pricing import LoyaltyPolicy, allocate, price_cart
 from hub.domain.promotions import BuyNGetOne, CategoryPercent, TimeWindow
 from hub.domain.tax import TaxRule, TaxTable, format_rate, round_half_up, tax_line
 

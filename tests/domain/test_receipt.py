@@ -13,8 +13,9 @@ from hub.domain.cart import (
     new_cart,
 )
 from hub.domain.catalog import Package, Product, Refusal
+from hub.domain.discounts import Discount, DiscountPolicy
 from hub.domain.items import LimitAttributes
-from hub.domain.pricing import Discount, DiscountPolicy, price_cart
+from hub.domain.pricing import price_cart
 from hub.domain.receipt import (
     AllotmentLeft,
     Receipt,

@@ -246,11 +246,11 @@ def test_config_refuses_an_incomplete_spin_terminal_and_the_register_outwaits_it
     from hub.commands import HANDLERS
     from hub.config import ConfigError, parse_config
     from hub.domain.devices import PaymentTerminalConfig
-    from hub.sale import card, service
+    from hub.sale import card, pay
     from hub.sale import protocol as p
     from tests.conftest import TEST_TOML
 
-    assert service.pay  # importing the sale registers its handlers
+    assert pay.pay  # importing the sale registers its handlers
 
     spin_device = """
 [[devices]]

@@ -74,7 +74,7 @@ async def test_static_pages_and_traversal(hub: Hub) -> None:
 
 def test_message_handling_buckets_reach_past_the_longest_handler_wait() -> None:
     """A `pay` that waits minutes for the card must land in a bucket, not in +Inf beside a hung handler."""
-    for name in (*features.FEATURES, "hub.sale.service"):
+    for name in (*features.FEATURES, "hub.sale.pay"):
         importlib.import_module(name)
     longest = max(spec.timeout_s for spec in HANDLERS.values())
     assert HANDLERS[p.Pay].timeout_s == longest > 60  # the handler that waits longest is still registered

@@ -28,7 +28,7 @@ from hub.domain.demo_catalogue import DemoStore
 from hub.domain.drawer import DrawerSession
 from hub.domain.receipt import SaleRecord, render_receipt_html
 from hub.sale import inventory, reversals
-from hub.sale.service import VoidIntent, void_intent_key
+from hub.sale.void import VoidIntent, void_intent_key
 from hub.store.env import decode
 from hub.store.keys import text, u64
 from sandbox.paybybank import PayByBankEmulator
@@ -282,7 +282,7 @@ async def test_cancelled_during_commit_voids_the_charge(rig: Rig, monkeypatch: p
     """``pay`` cancelled after the approval (the register actor stopped mid-commit): the void is shielded."""
     from hub.commands import Request
     from hub.sale import protocol as p
-    from hub.sale.service import pay
+    from hub.sale.pay import pay
 
     hub, spin = rig.hub, rig.spin
     real = hub.writer.write

@@ -12,8 +12,8 @@ import trio
 
 from hub.app import Hub
 from hub.client import ClientError, HubClient, connect
+from hub.sale import context as sale_service
 from hub.sale import inventory
-from hub.sale import service as sale_service
 from hub.store.writer import WriteRequest
 from tests.conftest import ws_url
 from tests.sale.test_sale_live import demo, open_drawer, ready_register, sellable_unit_package

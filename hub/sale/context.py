@@ -1,0 +1,236 @@
+"""What the sale feature keeps and shares: the register's sale (cart, customer, parked carts), the per-hub
+sale context and settings, and the few helpers every sale module uses (save, notice, the refusal error).
+
+Other packages (orders, customers, back office, catalogue) use these names; the handlers live by concern
+in checkin.py, cart.py, pay.py, void.py, with what the register shows in view.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+
+import lmdb
+import msgspec
+
+from hub.commands import Request
+from hub.domain import aamva, identity
+from hub.domain import cart as carts
+from hub.domain.cart import Cart
+from hub.domain.catalog import CatalogIndex, Refusal
+from hub.domain.discounts import DiscountPolicy
+from hub.domain.limits.engine import (
+    LimitDecision,
+)
+from hub.domain.limits.rules import Jurisdiction
+from hub.domain.pricing import LoyaltyPolicy, PricedCart
+from hub.domain.receipt import (
+    StoreIdentity,
+)
+from hub.domain.tax import TaxTable
+from hub.errors import BadRequest, HubError
+from hub.store.env import encode
+from hub.store.keys import text
+
+if TYPE_CHECKING:
+    from actors.register import RegisterActor
+    from hub.app import Hub
+
+log = logging.getLogger("hub.sale")
+
+
+class Refused(HubError):
+    """The core said no; the message is the core's sentence."""
+
+    code = "refused"
+
+
+def refuse(r: Refusal | identity.Refusal) -> Refused:
+    return Refused(r.message, code=r.code)
+
+
+class CheckedIn(msgspec.Struct, kw_only=True):
+    """The customer at the counter, as the register needs them (no name unless they consented)."""
+
+    customer_id: str
+    id_hash: str
+    customer_type: str  # adult | medical | caregiver
+    customer_class: str | None
+    age: int
+    resident: bool
+    id_jurisdiction: str
+    birth_date: date
+    id_expiry: date
+    label: str
+    allowed: bool
+    reasons: list[str] = []
+    warnings: list[str] = []
+    registration_number: str = ""
+    registration_expiry: date | None = None
+    loyalty_points: int = 0
+    manual_reason: str = ""
+    checked_in_at: datetime | None = None
+    # the state registry's own remaining allotment, per bucket in the bucket's unit (Metrc patient status)
+    state_remaining: dict[str, int] | None = None
+    registry_status: str = ""
+    family_name: str = ""  # from the ID, only to match an online order's customer at pickup
+
+
+class ScaleState(msgspec.Struct, kw_only=True):
+    device: str
+    weight_mg: int = 0
+    stable: bool = False
+    state: str = "down"
+    up: bool = False
+    certificate: str = ""
+    at: datetime | None = None
+
+
+class RegisterSale(msgspec.Struct, kw_only=True):
+    """What a register is in the middle of; persisted on every change so a reconnect or restart finds it."""
+
+    register_id: str
+    cart: Cart | None = None
+    customer: CheckedIn | None = None
+    parked: list[Cart] = []
+    notice: dict[str, str] | None = None
+    last_receipt_number: int = 0
+    order_id: str = ""  # the online order this cart picks up (issue 14)
+
+    def checkpoint(self) -> RegisterSale:
+        """A copy to go back to if the command now applied fails (carts and customers are replaced,
+        never changed in place; the parked list is)."""
+        return msgspec.structs.replace(self, parked=list(self.parked))
+
+    def restore(self, saved: RegisterSale) -> None:
+        """Back to ``saved`` after a failed command: the screen never shows what the store did not keep.
+        The notice stays (it says why the command failed)."""
+        self.cart, self.customer, self.parked = saved.cart, saved.customer, saved.parked
+        self.last_receipt_number = saved.last_receipt_number
+
+
+class SaleSettings(msgspec.Struct, kw_only=True):
+    tax_table: TaxTable
+    discount_policy: DiscountPolicy = msgspec.field(default_factory=DiscountPolicy)
+    loyalty: LoyaltyPolicy = msgspec.field(default_factory=LoyaltyPolicy)
+    promotions: tuple[Any, ...] = ()
+
+
+class SaleContext:
+    """Per-hub state of the sale feature (not per register)."""
+
+    def __init__(self, hub: Hub, jurisdiction: Jurisdiction, settings: SaleSettings, id_key: bytes) -> None:
+        self.hub = hub
+        self.jurisdiction = jurisdiction
+        self.settings = settings
+        self.id_key = id_key
+        self.index = CatalogIndex()
+        self.scales: dict[str, ScaleState] = {}
+        # bumped by every sale and void: a customer's purchase history may have changed
+        self.ledger_generation = 0
+        self.limits_cache: dict[str, tuple[Any, LimitDecision]] = {}
+        self.usage_cache: dict[str, tuple[Any, dict[str, int]]] = {}
+        self.receipt_views: dict[int, dict[str, Any]] = {}
+        self.price_cache: dict[str, tuple[Any, Cart, PricedCart]] = {}
+        self.terminals: dict[str, Any] = {}  # device id -> payment-terminal handle (see actors)
+        # the live catalogue and loyalty (hub/customers): which promotions and loyalty policy price a cart
+        # of this customer now; None prices with ``settings`` as loaded
+        self.pricing_for: Callable[[Cart, CheckedIn | None, datetime], tuple[Any, LoyaltyPolicy]] | None = (
+            None
+        )
+        # booked inside the sale's transaction: loyalty ledger, CRM event (hub/customers)
+        self.in_sale_txn: list[Callable[..., None]] = []
+        # a void gives the sale's points back (hub/customers)
+        self.in_void_txn: list[Callable[..., None]] = []
+        # told of every licence scanned at a register (hub/customers: enrolment prefills from it)
+        self.licence_seen: list[Callable[[str, aamva.DriverLicence], None]] = []
+        self.printers: dict[str, Any] = {}
+        self.store_identity = StoreIdentity(
+            name=hub.config.store.name,
+            licence=hub.config.store.licence,
+            address=hub.config.store.address,
+            timezone=hub.config.store.time_zone,
+        )
+
+    @property
+    def zone(self) -> Any:
+        return self.hub.config.zone
+
+    def today(self, now: datetime | None = None) -> date:
+        return (now or datetime.now(UTC)).astimezone(self.zone).date()
+
+
+def ctx_of(hub: Hub) -> SaleContext:
+    return hub.extensions["sale"]  # type: ignore[no-any-return]
+
+
+def sale_of(actor: RegisterActor) -> RegisterSale:
+    s = actor.extensions.get("sale")
+    if s is None:
+        stored = actor.hub.store.get("carts", text(actor.id), RegisterSale)
+        s = actor.extensions["sale"] = stored or RegisterSale(register_id=actor.id)
+    return s  # type: ignore[no-any-return]
+
+
+def actor_of(req: Request) -> RegisterActor:
+    return req.hub.registers[req.register_id]
+
+
+async def save(req: Request, sale: RegisterSale, *, reply: Any = None) -> Any:
+    """Persist the register's sale state with this command's reply, behind the answer (a cart being
+    built; the sale itself is committed before it is acknowledged)."""
+    store = req.hub.store
+    try:
+        blob = encode(sale)
+    except (OverflowError, msgspec.EncodeError):
+        # a number beyond what the store keeps (2^64): refused, and the register rolls the change back
+        raise BadRequest("A number in this change is out of range; nothing was changed.") from None
+
+    def fn(txn: lmdb.Transaction) -> None:
+        txn.put(text(sale.register_id), blob, db=store.db("carts"))
+
+    result = await req.commit_behind(fn, reply, label="cart")
+    actor_of(req).publish()
+    return result
+
+
+def notice(sale: RegisterSale, level: str, text_: str) -> None:
+    sale.notice = {"level": level, "text": text_}
+
+
+def cart_of(sale: RegisterSale, register_id: str) -> Cart:
+    if sale.cart is None:
+        now = datetime.now(UTC)
+        sale.cart = carts.new_cart(
+            f"{register_id}-{secrets.token_hex(4)}",
+            register_id,
+            now,
+            sale.customer.customer_id if sale.customer else "",
+        )
+    return sale.cart
+
+
+def need_customer(sale: RegisterSale) -> CheckedIn:
+    c = sale.customer
+    if c is None:
+        raise Refused("Check in the customer first: scan their ID.", code="no_customer")
+    if not c.allowed:
+        raise Refused("This customer may not buy: " + "; ".join(c.reasons), code="customer_refused")
+    return c
+
+
+def paired_device(hub: Hub, register_id: str, kind: str) -> str:
+    """The device of ``kind`` serving a register: from store.toml, else one paired at start (the demo's)."""
+    reg = hub.config.register(register_id)
+    configured = getattr(reg, kind, "") if reg is not None else ""
+    if configured:
+        return str(configured)
+    devices = hub.extensions.get("devices")
+    if devices is not None:
+        for device_id, r in devices.paired.items():
+            if r == register_id and devices.kinds.get(device_id) == kind:
+                return str(device_id)
+    return f"demo-{kind.replace('_', '-')}-{register_id}"

@@ -1,0 +1,271 @@
+"""Voiding a sale: the intent recorded first, the card and bank payments given back, then the void
+committed with the stock, the allotment and the drawer given back and the state told through the outbox.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import lmdb
+import msgspec
+
+from hub import audit
+from hub.commands import Request, handles
+from hub.domain.drawer import DrawerEvent
+from hub.domain.receipt import (
+    SaleRecord,
+    VoidRecord,
+    void_refusal,
+)
+from hub.domain.state_payloads import StateVoid, sale_key
+from hub.domain.tender import NEEDS_TERMINAL, Tender
+from hub.errors import NotFound, StorageError
+from hub.sale import bank
+from hub.sale import inventory as inv
+from hub.sale import protocol as p
+from hub.sale.approvals import approve
+from hub.sale.commit import add_outbox
+from hub.sale.context import (
+    Refused,
+    actor_of,
+    ctx_of,
+    refuse,
+)
+from hub.sale.drawer import open_drawer_id, record_drawer_event
+from hub.store.env import decode, encode, put, tget
+from hub.store.keys import u64
+from hub.store.writer import as_storage_error
+
+if TYPE_CHECKING:
+    pass
+
+log = logging.getLogger("hub.sale")
+
+
+class VoidIntent(msgspec.Struct, kw_only=True):
+    """A void whose payments are being given back (``kv`` ``void-intent:<receipt>``), cleared by the
+    void's own commit: one left behind names a sale whose card may be voided while the sale is active."""
+
+    receipt_number: int
+    references: tuple[str, ...]
+    started_at: datetime
+    staff: str
+    register: str
+
+
+def void_intent_key(receipt_number: int) -> bytes:
+    return b"void-intent:" + u64(receipt_number)
+
+
+async def _record_void_intent(req: Request, record: SaleRecord, now: datetime) -> None:
+    ctx, store = ctx_of(req.hub), req.hub.store
+    if (refusal := void_refusal(record, ctx.today(record.receipt.sold_at), ctx.today(now))) is not None:
+        raise refuse(refusal)
+    refs = tuple(t.reference for t in record.receipt.tenders if t.reference)
+    if not refs:
+        return  # nothing to give back outside the void's own commit
+    intent = VoidIntent(
+        receipt_number=record.receipt.receipt_number,
+        references=refs,
+        started_at=now,
+        staff=req.staff_id,
+        register=req.register_id,
+    )
+
+    def fn(txn: lmdb.Transaction) -> None:
+        put(txn, store, "kv", void_intent_key(intent.receipt_number), intent)
+        audit.append(
+            txn,
+            store,
+            "void_started",
+            staff=req.staff_id,
+            register=req.register_id,
+            detail={"receipt": intent.receipt_number, "references": list(refs)},
+        )
+
+    await req.hub.writer.write(fn, label="void-intent")
+
+
+async def _void_payments(
+    req: Request, record: SaleRecord, now: datetime, back: list[Tender]
+) -> tuple[Tender, ...]:
+    """Before a sale is voided, its card and bank payments are taken back at the terminal or the provider
+    (``back``: those given back so far); if one of them refuses, the void is refused."""
+    ctx = ctx_of(req.hub)
+    if (refusal := void_refusal(record, ctx.today(record.receipt.sold_at), ctx.today(now))) is not None:
+        raise refuse(refusal)
+    for t in record.receipt.tenders:
+        if t.kind in NEEDS_TERMINAL and t.reference:
+            terminal = ctx.terminals.get(t.terminal_id)
+            if terminal is None or not await terminal.void(t.reference, t.charged_cents):
+                raise Refused(
+                    "The card terminal did not void this sale's card payment: nothing was changed. "
+                    "Try again when the terminal is online, or return the items instead.",
+                    code="card_void_failed",
+                )
+            back.append(t)
+        elif t.kind == "pay_by_bank" and t.reference:
+            if not await bank.give_back(req, t):
+                raise Refused(
+                    "The pay-by-bank provider did not reverse this sale's payment: nothing was changed.",
+                    code="bank_void_failed",
+                )
+            back.append(t)
+    return tuple(back)
+
+
+@handles(p.VoidSale)
+async def void_sale(req: Request, msg: p.VoidSale) -> Any:
+    hub = req.hub
+    ctx = ctx_of(hub)
+    store = hub.store
+    record = store.get("sales", u64(msg.receipt_number), SaleRecord)
+    if record is None:
+        raise NotFound(f"There is no sale {msg.receipt_number}.")
+    override = await approve(req, msg.approval, "void", detail={"receipt": msg.receipt_number})
+    now = datetime.now(UTC)
+    # 1. the intent first, durably: if the payments are given back and the final commit then fails, the
+    # store still says this sale's void is under way (and a retry re-checks each card void at the terminal,
+    # which answers "voided already" as done: drivers/spin.py's void is idempotent)
+    await _record_void_intent(req, record, now)
+    # 2. the money back at the terminal / the provider (refused: nothing changed, the intent withdrawn)
+    returned: list[Tender] = []
+    try:
+        given_back = await _void_payments(req, record, now, returned)
+    except Refused:
+        if returned:  # a split payment partly given back: the intent stays, the retry re-checks each one
+            raise
+        await hub.writer.write(
+            lambda txn: txn.delete(void_intent_key(msg.receipt_number), db=store.db("kv")),
+            label="void-intent",
+        )
+        raise
+
+    # 3. the void itself, the intent cleared in the same commit
+    def fn(txn: lmdb.Transaction) -> Any:
+        rec = tget(txn, store, "sales", u64(msg.receipt_number), SaleRecord)
+        assert rec is not None
+        txn.delete(void_intent_key(msg.receipt_number), db=store.db("kv"))
+        r = rec.receipt
+        if (refusal := void_refusal(rec, ctx.today(r.sold_at), ctx.today(now))) is not None:
+            raise refuse(refusal)
+        for ln in r.lines:
+            pkg = inv.package_in_txn(txn, store, ln.package_tag)
+            if pkg is not None:
+                back = ln.weight_mg if ln.sold_by == "weight" else ln.quantity
+                status = "active" if pkg.status == "finished" else pkg.status
+                inv.put_package(
+                    txn, store, msgspec.structs.replace(pkg, quantity=pkg.quantity + back, status=status)
+                )
+        lk = inv.ledger_key(rec.customer_id, r.sold_at, r.receipt_number)
+        raw = txn.get(lk, db=store.db("ledger"))
+        if raw is not None:
+            entry = decode(raw, inv.LedgerEntry)
+            entry.voided = True  # the allotment is given back
+            txn.put(lk, encode(entry), db=store.db("ledger"))
+        cash = sum(t.amount_cents for t in r.tenders if t.kind == "cash") - r.change_cents
+        refund = ((Tender(kind="cash", amount_cents=cash),) if cash > 0 else ()) + given_back
+        void = VoidRecord(
+            receipt_number=r.receipt_number,
+            register_id=req.register_id,
+            voided_at=now,
+            manager_id=override.manager_id,
+            reason=override.reason,
+            refund_tenders=refund,
+            drawer_session_id=open_drawer_id(txn, store, req.register_id),
+        )
+        put(txn, store, "sales", u64(r.receipt_number), msgspec.structs.replace(rec, voided=True))
+        put(txn, store, "kv", b"void:" + u64(r.receipt_number), void)
+        if cash > 0 and void.drawer_session_id:
+            record_drawer_event(
+                txn,
+                store,
+                void.drawer_session_id,
+                DrawerEvent(
+                    kind="cash_refund",
+                    amount_cents=cash,
+                    at=now,
+                    by=req.staff_id,
+                    reason=f"void: {override.reason}",
+                    manager_id=override.manager_id,
+                    override_ref=override.reference,
+                    receipt_number=r.receipt_number,
+                ),
+            )
+        if cash < 0 and void.drawer_session_id:
+            # a cashless-ATM sale: the withdrawal is voided at the terminal and the customer hands back
+            # the change the drawer paid out
+            record_drawer_event(
+                txn,
+                store,
+                void.drawer_session_id,
+                DrawerEvent(
+                    kind="atm_change_returned",
+                    amount_cents=-cash,
+                    at=now,
+                    by=req.staff_id,
+                    reason=f"void: {override.reason}",
+                    receipt_number=r.receipt_number,
+                ),
+            )
+        ext = sale_key(hub.config.store.licence, r.receipt_number)
+        sv = StateVoid(
+            external_receipt_number=ext,
+            voided_at=now,
+            package_labels=tuple(sorted({ln.package_tag for ln in r.lines})),
+        )
+        add_outbox(
+            txn,
+            store,
+            kind="void",
+            licence=hub.config.store.licence,
+            key=f"void-{ext}",
+            payload=encode(sv),
+            labels=sv.package_labels,
+            now=now,
+        )
+        for hook in ctx.in_void_txn:
+            hook(txn, ctx, receipt=r, customer_id=rec.customer_id, staff=req.staff_id, now=now)
+        audit.append(
+            txn,
+            store,
+            "void",
+            staff=req.staff_id,
+            register=req.register_id,
+            detail={
+                "receipt": r.receipt_number,
+                "manager": override.manager_id,
+                "reason": override.reason,
+                "refund_cents": cash,
+            },
+        )
+        return {
+            "receipt_number": r.receipt_number,
+            "refund_cents": max(cash, 0),
+            "change_back_cents": max(-cash, 0),  # cash the customer returns (cashless-ATM change)
+        }
+
+    try:
+        result = await req.commit(fn, label="void")
+    except StorageError as exc:  # disk or map full, or the disk failed
+        raise _void_not_saved(exc, given_back) from exc
+    except (lmdb.Error, OSError) as exc:
+        # answered, not crashed: a crashed command is redelivered and then quarantined
+        raise _void_not_saved(as_storage_error(exc), given_back) from exc
+    ctx.ledger_generation += 1
+    req.hub.notify_outbox()
+    actor_of(req).publish()
+    return result
+
+
+def _void_not_saved(err: StorageError, given_back: tuple[Tender, ...]) -> StorageError:
+    """The void's final commit failed: its intent is saved and the terminal's void is idempotent, so
+    voiding the sale again (once the store writes again) finishes it."""
+    log.error("void not saved (%s); its intent is kept for the retry", err.__cause__ or err)
+    money = " Its card payments are given back already." if given_back else ""
+    message = f"The void could not be saved ({err.message}).{money} Void the sale again to finish it."
+    out = StorageError(message, code=err.code)
+    out.__cause__ = err
+    return out
