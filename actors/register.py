@@ -25,6 +25,8 @@ from hub.store.keys import u64
 
 if TYPE_CHECKING:
     from hub.app import Hub
+    from hub.sale.card import CardPayment
+    from hub.sale.context import RegisterSale
 
 log = logging.getLogger("actors.register")
 
@@ -38,6 +40,22 @@ class Incident(msgspec.Struct, kw_only=True):
     description: str
 
 
+class RegisterState:
+    """What a register holds in memory; only its actor changes it (others ask through the actor's methods).
+
+    ``sale``: the cart, customer and parked carts (hub/sale), read from the store on first use and put back
+    as it was when a command fails. ``card_payment``: the terminal's progress shown on the screen.
+    ``last_pick``: a picker's last scan (hub/orders). ``screens``: the WebSocket connections attached."""
+
+    __slots__ = ("card_payment", "last_pick", "sale", "screens")
+
+    def __init__(self) -> None:
+        self.sale: RegisterSale | None = None
+        self.card_payment: CardPayment | None = None
+        self.last_pick: dict[str, Any] | None = None
+        self.screens = 0
+
+
 class RegisterActor:
     def __init__(self, hub: Hub, config: RegisterSection) -> None:
         self.hub = hub
@@ -47,8 +65,48 @@ class RegisterActor:
             f"register:{self.id}", 128, metrics=hub.metrics, on_quarantine=hub.record_quarantine
         )
         self.session: auth.StaffSession | None = None
-        self.extensions: dict[str, Any] = {}  # per-feature state (cart, scale reading, …)
-        self.connected = 0
+        self.state = RegisterState()
+
+    @property
+    def connected(self) -> int:
+        """How many screens are attached to this register now."""
+        return self.state.screens
+
+    def screen_attached(self) -> None:
+        self.state.screens += 1
+        self.publish()
+
+    def screen_detached(self) -> None:
+        self.state.screens = max(0, self.state.screens - 1)
+        self.publish()
+
+    @property
+    def sale(self) -> RegisterSale | None:
+        """The sale this register holds in memory (None until the sale feature first reads it)."""
+        return self.state.sale
+
+    def set_sale(self, sale: RegisterSale | None) -> None:
+        """A new sale state, e.g. the cleared one after a committed sale (None: read it from the store
+        again on next use)."""
+        self.state.sale = sale
+
+    @property
+    def card_payment(self) -> CardPayment | None:
+        return self.state.card_payment
+
+    def show_payment(self, payment: CardPayment | None) -> None:
+        """The terminal's progress on the screen (None: nothing to show)."""
+        self.state.card_payment = payment
+        self.publish()
+
+    @property
+    def last_pick(self) -> dict[str, Any] | None:
+        return self.state.last_pick
+
+    def show_pick(self, outcome: dict[str, Any]) -> None:
+        """A picker's last scan, as the picker screen shows it."""
+        self.state.last_pick = outcome
+        self.publish()
 
     @property
     def topic(self) -> str:
@@ -81,7 +139,7 @@ class RegisterActor:
         # failure (a refused or failed commit, a bug): a half-applied change must not outlive its command
         for load in self.hub.extensions.get("register_loaders", ()):
             load(self)
-        saved = {k: v.checkpoint() for k, v in self.extensions.items() if hasattr(v, "checkpoint")}
+        saved = self.state.sale.checkpoint() if self.state.sale is not None else None
         try:
             check_access(spec, req.session, _what(req.msg))
             result = await spec.fn(req, req.msg)
@@ -96,12 +154,13 @@ class RegisterActor:
         if req.session is not None and self.session is not None:
             self.session.last_seen = datetime.now(UTC)
 
-    def _roll_back(self, saved: dict[str, Any]) -> None:
-        for key, value in list(self.extensions.items()):
-            if key in saved:
-                value.restore(saved[key])
-            elif hasattr(value, "checkpoint"):
-                del self.extensions[key]  # created by the failed command: read again from the store
+    def _roll_back(self, saved: RegisterSale | None) -> None:
+        if saved is None:
+            self.state.sale = None  # created by the failed command: read again from the store
+        elif self.state.sale is not None:
+            self.state.sale.restore(saved)
+        else:
+            self.state.sale = saved
         self.publish()
 
     def live_session(self) -> auth.StaffSession | None:

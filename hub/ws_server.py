@@ -406,8 +406,7 @@ class Connection:
         self.hub.unsubscribe(self)
         if self.register_id and self.register_id in self.hub.registers:
             actor = self.hub.registers[self.register_id]
-            actor.connected = max(0, actor.connected - 1)
-            actor.publish()
+            actor.screen_detached()
         self._out_send.close()
 
     async def _handle_one(self, message: str | bytes) -> None:
@@ -575,6 +574,5 @@ class Connection:
         self.register_id = register_id
         self.device_name = name
         actor = self.hub.registers[register_id]
-        actor.connected += 1
         self.hub.subscribe(self, actor.topic)
-        actor.publish()
+        actor.screen_attached()

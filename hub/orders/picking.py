@@ -138,13 +138,9 @@ async def pick_scan(req: Request, msg: op.PickScan) -> Any:
     try:
         tag = tag_of(msg.data.strip())
     except HubError as exc:
-        hub.registers[req.register_id].extensions["last_pick"] = {
-            "ok": False,
-            "code": exc.code,
-            "message": exc.message,
-            "tag": "",
-        }
-        hub.registers[req.register_id].publish()
+        hub.registers[req.register_id].show_pick(
+            {"ok": False, "code": exc.code, "message": exc.message, "tag": ""}
+        )
         raise
     weight = scale_reading(hub, req.register_id)
     today = ctx_of(hub).today()
@@ -201,11 +197,9 @@ async def pick_scan(req: Request, msg: op.PickScan) -> Any:
     try:
         result = await run_change(req, fn)
     except HubError as exc:
-        actor.extensions["last_pick"] = {"ok": False, "code": exc.code, "message": exc.message, "tag": tag}
-        actor.publish()
+        actor.show_pick({"ok": False, "code": exc.code, "message": exc.message, "tag": tag})
         raise
-    actor.extensions["last_pick"] = {"ok": True, "code": "picked", "message": result["message"], "tag": tag}
-    actor.publish()
+    actor.show_pick({"ok": True, "code": "picked", "message": result["message"], "tag": tag})
     return result
 
 

@@ -113,7 +113,7 @@ def snapshot(actor: Any) -> dict[str, Any]:
             "holding": None
             if holding is None
             else order_view(hub, ostore.order(hub.store, holding["id"]), datetime.now(UTC), detail=True),  # type: ignore[arg-type]
-            "last_pick": actor.extensions.get("last_pick"),
+            "last_pick": actor.last_pick,
         }
     return out
 

@@ -57,15 +57,11 @@ def attempt_reference(cart_id: str, index: int) -> str:
 
 
 def show_payment(actor: RegisterActor, payment: CardPayment | None) -> None:
-    if payment is None:
-        actor.extensions.pop("card_payment", None)
-    else:
-        actor.extensions["card_payment"] = payment
-    actor.publish()
+    actor.show_payment(payment)
 
 
 def payment_view(actor: RegisterActor, cart_open: bool) -> dict[str, Any] | None:
-    payment: CardPayment | None = actor.extensions.get("card_payment")
+    payment = actor.card_payment
     if payment is None:
         return None
     if not cart_open and payment.state not in ("waiting", "recovering"):
@@ -79,7 +75,7 @@ def payment_view(actor: RegisterActor, cart_open: bool) -> dict[str, Any] | None
 
 
 def clear(actor: RegisterActor) -> None:
-    if "card_payment" in actor.extensions:
+    if actor.card_payment is not None:
         show_payment(actor, None)
 
 
@@ -192,7 +188,7 @@ async def give_back(terminal: Any, tender: Tender) -> bool:
 @handles(p.CancelPayment, scope="connection", idempotent=False)
 async def cancel_payment(req: Request, msg: p.CancelPayment) -> Any:
     actor = req.hub.registers[req.register_id]
-    payment: CardPayment | None = actor.extensions.get("card_payment")
+    payment = actor.card_payment
     if payment is None or payment.state not in ("waiting", "recovering"):
         raise HubError("No card payment is waiting at the terminal.", code="no_payment")
     if payment.stop is not None:  # pay by bank: stop waiting and withdraw the request

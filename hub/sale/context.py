@@ -168,11 +168,11 @@ def ctx_of(hub: Hub) -> SaleContext:
 
 
 def sale_of(actor: RegisterActor) -> RegisterSale:
-    s = actor.extensions.get("sale")
+    s = actor.sale
     if s is None:
-        stored = actor.hub.store.get("carts", text(actor.id), RegisterSale)
-        s = actor.extensions["sale"] = stored or RegisterSale(register_id=actor.id)
-    return s  # type: ignore[no-any-return]
+        s = actor.hub.store.get("carts", text(actor.id), RegisterSale) or RegisterSale(register_id=actor.id)
+        actor.set_sale(s)
+    return s
 
 
 def actor_of(req: Request) -> RegisterActor:

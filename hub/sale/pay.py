@@ -185,7 +185,7 @@ async def pay(req: Request, msg: p.Pay) -> Any:
             actor.publish()
             raise HubError(message, code="sale_not_saved") from exc
         raise
-    actor.extensions["sale"] = cleared
+    actor.set_sale(cleared)
     card.clear(actor)
     ctx.ledger_generation += 1
     hub.metrics.sales.labels(req.register_id).inc()
