@@ -1,5 +1,4 @@
-"""Manual discounts and who may give them: the discount a cashier applies and the role thresholds beyond
-which a manager approves (used by the cart's transitions and by pricing, so neither imports the other)."""
+"""Manual discounts and who may give them (the cart and pricing share them; neither imports the other)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,4 @@
-"""A second person at the register: a manager's approval (an audited override) and a witness's or incoming
-cashier's PIN.
-"""
+"""A second person at the register: a manager's audited approval, a witness's or incoming cashier's PIN."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""The cart at the register: a scan, adding packages and products, weighing, quantities, removing lines,
-discounts, points, parking and recalling carts, and the catalogue search. Every change is refused whole
-when it breaks a limit or takes units an online order holds.
+"""The cart at the register: scans, adding, weighing, quantities, discounts, points, park/recall, search.
+
+Every change is refused whole when it breaks a limit or takes units an online order holds.
 """
 
 from __future__ import annotations

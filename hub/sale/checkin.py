@@ -1,5 +1,6 @@
-"""Checking a customer in at the register: a scanned or typed ID, the customer's type and registration
-(with the state's registry where it keeps one), and ending the customer's visit.
+"""Checking a customer in: a scanned or typed ID, customer type and registration, the state's registry.
+
+Also ending the customer's visit at the register.
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ from drivers.state_errors import StateError
 from hub import audit
 from hub.commands import Request, handles
 from hub.domain import aamva, identity
-from hub.domain.limits.engine import (
-    state_remaining_from_ounces,
-)
+from hub.domain.limits.engine import state_remaining_from_ounces
 from hub.sale import inventory as inv
 from hub.sale import protocol as p
 from hub.sale.context import (

@@ -1,6 +1,7 @@
-"""The sale's writer: reads what the sale plan needs inside the sale's transaction, asks the core
-(hub/domain/sale_plan.py) what to write, and applies the plan as it is. Also the one outbox writer the
-sale, the void, returns, counts and pulls share.
+"""The sale's writer: reads inside the sale's transaction, asks the core for the plan, applies it as it is.
+
+The plan is hub/domain/sale_plan.py. Also the outbox writer the sale, the void, returns, counts and pulls
+share.
 """
 
 from __future__ import annotations

@@ -1,5 +1,4 @@
-"""What the sale feature keeps and shares: the register's sale (cart, customer, parked carts), the per-hub
-sale context and settings, and the few helpers every sale module uses (save, notice, the refusal error).
+"""The sale's shared state: the register's sale, the per-hub context, the helpers every sale module uses.
 
 Other packages (orders, customers, back office, catalogue) use these names; the handlers live by concern
 in checkin.py, cart.py, pay.py, void.py, with what the register shows in view.py.
@@ -7,7 +6,6 @@ in checkin.py, cart.py, pay.py, void.py, with what the register shows in view.py
 
 from __future__ import annotations
 
-import logging
 import secrets
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -22,14 +20,10 @@ from hub.domain import cart as carts
 from hub.domain.cart import Cart
 from hub.domain.catalog import CatalogIndex, Refusal
 from hub.domain.discounts import DiscountPolicy
-from hub.domain.limits.engine import (
-    LimitDecision,
-)
+from hub.domain.limits.engine import LimitDecision
 from hub.domain.limits.rules import Jurisdiction
 from hub.domain.pricing import LoyaltyPolicy, PricedCart
-from hub.domain.receipt import (
-    StoreIdentity,
-)
+from hub.domain.receipt import StoreIdentity
 from hub.domain.tax import TaxTable
 from hub.errors import BadRequest, HubError
 from hub.store.env import encode
@@ -38,8 +32,6 @@ from hub.store.keys import text
 if TYPE_CHECKING:
     from actors.register import RegisterActor
     from hub.app import Hub
-
-log = logging.getLogger("hub.sale")
 
 
 class Refused(HubError):

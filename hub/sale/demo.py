@@ -8,13 +8,7 @@ from typing import TYPE_CHECKING, Any
 from hub.commands import Request, handles
 from hub.errors import Forbidden
 from hub.sale import protocol as p
-from hub.sale.context import (
-    Refused,
-    ScaleState,
-    actor_of,
-    ctx_of,
-    paired_device,
-)
+from hub.sale.context import Refused, ScaleState, actor_of, ctx_of, paired_device
 
 if TYPE_CHECKING:
     pass

@@ -1,5 +1,6 @@
-"""The register's cash drawer in the store: which session is open on a register, opening one with a
-counted float and a witness, and recording a cash movement inside a transaction (the core decides).
+"""The register's cash drawer in the store: its open session, opening one, recording cash movements.
+
+A movement is recorded inside the caller's transaction; the core (hub/domain/drawer.py) decides it.
 """
 
 from __future__ import annotations

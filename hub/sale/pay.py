@@ -1,5 +1,6 @@
-"""Paying for a sale: the tenders settled, cards and bank apps charged before the commit (and given back
-if the sale is not saved), the sale committed, the register cleared for the next customer.
+"""Paying for a sale: tenders settled, cards charged, the sale committed, the register cleared.
+
+Cards and bank apps are charged before the commit and given back if the sale is not saved.
 """
 
 from __future__ import annotations

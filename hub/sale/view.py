@@ -1,5 +1,6 @@
-"""What the register shows of a sale: the customer's limits over the cart (cached per change), the
-allotment gauges, the priced cart, a receipt's page.
+"""What the register shows of a sale: limits over the cart, allotment gauges, the priced cart, receipts.
+
+The limits decision is cached per cart change, so the guard that refuses an item and the gauges share it.
 """
 
 from __future__ import annotations
@@ -20,17 +21,10 @@ from hub.domain.limits.engine import (
 )
 from hub.domain.pricing import PricedCart, price_cart
 from hub.domain.promotions import eligible
-from hub.domain.receipt import (
-    SaleRecord,
-    render_receipt_html,
-)
+from hub.domain.receipt import SaleRecord, render_receipt_html
 from hub.domain.sale_plan import limit_items
 from hub.sale import inventory as inv
-from hub.sale.context import (
-    CheckedIn,
-    RegisterSale,
-    SaleContext,
-)
+from hub.sale.context import CheckedIn, RegisterSale, SaleContext
 from hub.store.keys import u64
 
 if TYPE_CHECKING:

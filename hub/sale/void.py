@@ -1,5 +1,7 @@
-"""Voiding a sale: the intent recorded first, the card and bank payments given back, then the void
-committed with the stock, the allotment and the drawer given back and the state told through the outbox.
+"""Voiding a sale: the intent first, card and bank payments given back, then the void committed.
+
+The commit gives back the stock, the allotment and the drawer's cash and tells the state through the
+outbox.
 """
 
 from __future__ import annotations
@@ -14,11 +16,7 @@ import msgspec
 from hub import audit
 from hub.commands import Request, handles
 from hub.domain.drawer import DrawerEvent
-from hub.domain.receipt import (
-    SaleRecord,
-    VoidRecord,
-    void_refusal,
-)
+from hub.domain.receipt import SaleRecord, VoidRecord, void_refusal
 from hub.domain.state_payloads import StateVoid, sale_key
 from hub.domain.tender import NEEDS_TERMINAL, Tender
 from hub.errors import NotFound, StorageError
@@ -27,12 +25,7 @@ from hub.sale import inventory as inv
 from hub.sale import protocol as p
 from hub.sale.approvals import approve
 from hub.sale.commit import add_outbox
-from hub.sale.context import (
-    Refused,
-    actor_of,
-    ctx_of,
-    refuse,
-)
+from hub.sale.context import Refused, actor_of, ctx_of, refuse
 from hub.sale.drawer import open_drawer_id, record_drawer_event
 from hub.store.env import decode, encode, put, tget
 from hub.store.keys import u64
