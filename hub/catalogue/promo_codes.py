@@ -9,7 +9,7 @@ import msgspec
 
 from hub.commands import Request, handles
 from hub.protocol import Command
-from hub.sale import context as service
+from hub.sale.context import Refused, cart_of, notice, sale_of, save
 
 
 class ApplyPromoCode(Command, tag="apply_promo_code"):
@@ -24,27 +24,27 @@ class RemovePromoCode(Command, tag="remove_promo_code"):
 async def apply_promo_code(req: Request, msg: ApplyPromoCode) -> Any:
     live = req.hub.extensions["catalogue"]
     actor = req.hub.registers[req.register_id]
-    sale = service.sale_of(actor)
+    sale = sale_of(actor)
     code = msg.code.strip().upper()
     if not live.knows_code(code):
-        raise service.Refused(f"No promotion has the code {code!r}.", code="unknown_promo_code")
-    cart = service.cart_of(sale, req.register_id)
+        raise Refused(f"No promotion has the code {code!r}.", code="unknown_promo_code")
+    cart = cart_of(sale, req.register_id)
     if code not in cart.promo_codes:
         sale.cart = msgspec.structs.replace(
             cart, promo_codes=(*cart.promo_codes, code), version=cart.version + 1
         )
-    service.notice(sale, "info", f"Promo code {code} applied.")
-    return await service.save(req, sale, reply={"code": code})
+    notice(sale, "info", f"Promo code {code} applied.")
+    return await save(req, sale, reply={"code": code})
 
 
 @handles(RemovePromoCode)
 async def remove_promo_code(req: Request, msg: RemovePromoCode) -> Any:
     actor = req.hub.registers[req.register_id]
-    sale = service.sale_of(actor)
+    sale = sale_of(actor)
     code = msg.code.strip().upper()
     if sale.cart is not None and code in sale.cart.promo_codes:
         cart = sale.cart
         sale.cart = msgspec.structs.replace(
             cart, promo_codes=tuple(c for c in cart.promo_codes if c != code), version=cart.version + 1
         )
-    return await service.save(req, sale, reply={"removed": code})
+    return await save(req, sale, reply={"removed": code})
