@@ -1,4 +1,4 @@
-"""The sale commit's rules: from what the store holds now, decide everything a sale writes, or refuse it.
+"""The sale and void commits' rules: from what the store holds now, decide everything they write, or refuse.
 
 ``plan_sale`` does no I/O. The writer (hub/sale/commit.py) reads the inputs inside the sale's transaction,
 asks for the plan and applies it as it is: the receipt and its record, the inventory decrements, the
@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from hub.domain import cart as carts
-from hub.domain.cart import Cart
+from hub.domain.cart import Cart, ManagerOverride
 from hub.domain.catalog import Package, Product, Refusal, sellability
 from hub.domain.drawer import DrawerEvent, DrawerSession, change_refusal
 from hub.domain.drawer import record as drawer_record
@@ -26,11 +26,13 @@ from hub.domain.receipt import (
     Receipt,
     SaleRecord,
     StoreIdentity,
+    VoidRecord,
     build_receipt,
     sale_overrides,
+    void_refusal,
 )
-from hub.domain.state_payloads import StateSale, state_sale
-from hub.domain.tender import Settlement
+from hub.domain.state_payloads import StateSale, StateVoid, sale_key, state_sale
+from hub.domain.tender import Settlement, Tender
 
 IDENTIFICATION_METHOD = "Driver's licence"  # the check-in scans or types a government ID
 
@@ -261,4 +263,117 @@ def plan_sale(
             "customer": buyer.customer_id,
             "overrides": len(record.overrides),
         },
+    )
+
+
+class VoidPlan(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything voiding a sale writes, decided."""
+
+    record: SaleRecord  # the sale, marked voided
+    void: VoidRecord
+    packages: tuple[Package, ...]  # each package the sale took from, with its units back
+    state_void: StateVoid  # the outbox entry's payload; its key is ``void-<sale key>``
+    drawer: DrawerSession | None  # the drawer session after the refund, None if untouched
+    drawer_events: tuple[DrawerEvent, ...]
+    audit_detail: dict[str, Any]
+    cash_back_cents: int  # cash the drawer pays back; negative: cash the customer returns (ATM change)
+
+    @property
+    def outbox_key(self) -> str:
+        return f"void-{self.state_void.external_receipt_number}"
+
+
+def plan_void(
+    record: SaleRecord,
+    *,
+    packages: dict[str, Package | None],
+    given_back: tuple[Tender, ...],
+    drawer_id: str,
+    drawer: DrawerSession | None,
+    override: ManagerOverride,
+    licence: str,
+    register_id: str,
+    staff: str,
+    now: datetime,
+    sold_on: date,
+    today: date,
+) -> VoidPlan | SaleRefused:
+    """A void takes the sale back as if it never happened, on the day it was made: its units back on their
+    packages (a finished package is active again), its cash back from the drawer (or, for a cashless-ATM
+    sale, the change the drawer paid out back into it), the state told. ``given_back``: the card and bank
+    payments the terminal and the provider gave back already."""
+    if (refusal := void_refusal(record, sold_on, today)) is not None:
+        return SaleRefused(refusal=refusal)
+    r = record.receipt
+    back: dict[str, Package] = {}
+    for ln in r.lines:
+        pkg = back.get(ln.package_tag) or packages.get(ln.package_tag)
+        if pkg is not None:
+            units = ln.weight_mg if ln.sold_by == "weight" else ln.quantity
+            status = "active" if pkg.status == "finished" else pkg.status
+            back[ln.package_tag] = msgspec.structs.replace(pkg, quantity=pkg.quantity + units, status=status)
+    cash = sum(t.amount_cents for t in r.tenders if t.kind == "cash") - r.change_cents
+    refund = ((Tender(kind="cash", amount_cents=cash),) if cash > 0 else ()) + given_back
+    void = VoidRecord(
+        receipt_number=r.receipt_number,
+        register_id=register_id,
+        voided_at=now,
+        manager_id=override.manager_id,
+        reason=override.reason,
+        refund_tenders=refund,
+        drawer_session_id=drawer_id,
+    )
+    events: list[DrawerEvent] = []
+    if cash > 0 and drawer_id:
+        events.append(
+            DrawerEvent(
+                kind="cash_refund",
+                amount_cents=cash,
+                at=now,
+                by=staff,
+                reason=f"void: {override.reason}",
+                manager_id=override.manager_id,
+                override_ref=override.reference,
+                receipt_number=r.receipt_number,
+            )
+        )
+    if cash < 0 and drawer_id:
+        # a cashless-ATM sale: the withdrawal is voided at the terminal and the customer hands back the
+        # change the drawer paid out
+        events.append(
+            DrawerEvent(
+                kind="atm_change_returned",
+                amount_cents=-cash,
+                at=now,
+                by=staff,
+                reason=f"void: {override.reason}",
+                receipt_number=r.receipt_number,
+            )
+        )
+    for event in events:
+        if drawer is None:
+            message = f"The drawer session {drawer_id} has no record."
+            return SaleRefused(refusal=Refusal(code="conflict", message=message), stock_changed=True)
+        updated = drawer_record(drawer, event)
+        if isinstance(updated, Refusal):
+            return SaleRefused(refusal=updated)
+        drawer = updated
+    return VoidPlan(
+        record=msgspec.structs.replace(record, voided=True),
+        void=void,
+        packages=tuple(back.values()),
+        state_void=StateVoid(
+            external_receipt_number=sale_key(licence, r.receipt_number),
+            voided_at=now,
+            package_labels=tuple(sorted({ln.package_tag for ln in r.lines})),
+        ),
+        drawer=drawer if events else None,
+        drawer_events=tuple(events),
+        audit_detail={
+            "receipt": r.receipt_number,
+            "manager": override.manager_id,
+            "reason": override.reason,
+            "refund_cents": cash,
+        },
+        cash_back_cents=cash,
     )

@@ -15,20 +15,20 @@ import msgspec
 
 from hub import audit
 from hub.commands import Request, handles
-from hub.domain.drawer import DrawerEvent
-from hub.domain.receipt import SaleRecord, VoidRecord, void_refusal
-from hub.domain.state_payloads import StateVoid, sale_key
+from hub.domain.drawer import DrawerSession
+from hub.domain.receipt import SaleRecord, void_refusal
+from hub.domain.sale_plan import SaleRefused, plan_void
 from hub.domain.tender import NEEDS_TERMINAL, Tender
-from hub.errors import NotFound, StorageError
+from hub.errors import Conflict, NotFound, StorageError
 from hub.sale import bank
 from hub.sale import inventory as inv
 from hub.sale import protocol as p
 from hub.sale.approvals import approve
 from hub.sale.commit import add_outbox
 from hub.sale.context import Refused, actor_of, ctx_of, refuse
-from hub.sale.drawer import open_drawer_id, record_drawer_event
+from hub.sale.drawer import open_drawer_id
 from hub.store.env import decode, encode, put, tget
-from hub.store.keys import u64
+from hub.store.keys import text, u64
 from hub.store.writer import as_storage_error
 
 if TYPE_CHECKING:
@@ -136,104 +136,58 @@ async def void_sale(req: Request, msg: p.VoidSale) -> Any:
         )
         raise
 
-    # 3. the void itself, the intent cleared in the same commit
+    # 3. the void itself, the intent cleared in the same commit: the core decides, this applies it
     def fn(txn: lmdb.Transaction) -> Any:
         rec = tget(txn, store, "sales", u64(msg.receipt_number), SaleRecord)
         assert rec is not None
         txn.delete(void_intent_key(msg.receipt_number), db=store.db("kv"))
         r = rec.receipt
-        if (refusal := void_refusal(rec, ctx.today(r.sold_at), ctx.today(now))) is not None:
-            raise refuse(refusal)
-        for ln in r.lines:
-            pkg = inv.package_in_txn(txn, store, ln.package_tag)
-            if pkg is not None:
-                back = ln.weight_mg if ln.sold_by == "weight" else ln.quantity
-                status = "active" if pkg.status == "finished" else pkg.status
-                inv.put_package(
-                    txn, store, msgspec.structs.replace(pkg, quantity=pkg.quantity + back, status=status)
-                )
+        drawer_id = open_drawer_id(txn, store, req.register_id)
+        plan = plan_void(
+            rec,
+            packages={ln.package_tag: inv.package_in_txn(txn, store, ln.package_tag) for ln in r.lines},
+            given_back=given_back,
+            drawer_id=drawer_id,
+            drawer=tget(txn, store, "drawers", text(drawer_id), DrawerSession) if drawer_id else None,
+            override=override,
+            licence=hub.config.store.licence,
+            register_id=req.register_id,
+            staff=req.staff_id,
+            now=now,
+            sold_on=ctx.today(r.sold_at),
+            today=ctx.today(now),
+        )
+        if isinstance(plan, SaleRefused):
+            refusal = plan.refusal
+            raise Conflict(refusal.message, code=refusal.code) if plan.stock_changed else refuse(refusal)
+        for pkg in plan.packages:
+            inv.put_package(txn, store, pkg)
         lk = inv.ledger_key(rec.customer_id, r.sold_at, r.receipt_number)
         raw = txn.get(lk, db=store.db("ledger"))
         if raw is not None:
             entry = decode(raw, inv.LedgerEntry)
             entry.voided = True  # the allotment is given back
             txn.put(lk, encode(entry), db=store.db("ledger"))
-        cash = sum(t.amount_cents for t in r.tenders if t.kind == "cash") - r.change_cents
-        refund = ((Tender(kind="cash", amount_cents=cash),) if cash > 0 else ()) + given_back
-        void = VoidRecord(
-            receipt_number=r.receipt_number,
-            register_id=req.register_id,
-            voided_at=now,
-            manager_id=override.manager_id,
-            reason=override.reason,
-            refund_tenders=refund,
-            drawer_session_id=open_drawer_id(txn, store, req.register_id),
-        )
-        put(txn, store, "sales", u64(r.receipt_number), msgspec.structs.replace(rec, voided=True))
-        put(txn, store, "kv", b"void:" + u64(r.receipt_number), void)
-        if cash > 0 and void.drawer_session_id:
-            record_drawer_event(
-                txn,
-                store,
-                void.drawer_session_id,
-                DrawerEvent(
-                    kind="cash_refund",
-                    amount_cents=cash,
-                    at=now,
-                    by=req.staff_id,
-                    reason=f"void: {override.reason}",
-                    manager_id=override.manager_id,
-                    override_ref=override.reference,
-                    receipt_number=r.receipt_number,
-                ),
-            )
-        if cash < 0 and void.drawer_session_id:
-            # a cashless-ATM sale: the withdrawal is voided at the terminal and the customer hands back
-            # the change the drawer paid out
-            record_drawer_event(
-                txn,
-                store,
-                void.drawer_session_id,
-                DrawerEvent(
-                    kind="atm_change_returned",
-                    amount_cents=-cash,
-                    at=now,
-                    by=req.staff_id,
-                    reason=f"void: {override.reason}",
-                    receipt_number=r.receipt_number,
-                ),
-            )
-        ext = sale_key(hub.config.store.licence, r.receipt_number)
-        sv = StateVoid(
-            external_receipt_number=ext,
-            voided_at=now,
-            package_labels=tuple(sorted({ln.package_tag for ln in r.lines})),
-        )
+        put(txn, store, "sales", u64(r.receipt_number), plan.record)
+        put(txn, store, "kv", b"void:" + u64(r.receipt_number), plan.void)
+        if plan.drawer is not None:
+            put(txn, store, "drawers", text(drawer_id), plan.drawer)
         add_outbox(
             txn,
             store,
             kind="void",
             licence=hub.config.store.licence,
-            key=f"void-{ext}",
-            payload=encode(sv),
-            labels=sv.package_labels,
+            key=plan.outbox_key,
+            payload=encode(plan.state_void),
+            labels=plan.state_void.package_labels,
             now=now,
         )
         for hook in ctx.in_void_txn:
             hook(txn, ctx, receipt=r, customer_id=rec.customer_id, staff=req.staff_id, now=now)
         audit.append(
-            txn,
-            store,
-            "void",
-            staff=req.staff_id,
-            register=req.register_id,
-            detail={
-                "receipt": r.receipt_number,
-                "manager": override.manager_id,
-                "reason": override.reason,
-                "refund_cents": cash,
-            },
+            txn, store, "void", staff=req.staff_id, register=req.register_id, detail=plan.audit_detail
         )
+        cash = plan.cash_back_cents
         return {
             "receipt_number": r.receipt_number,
             "refund_cents": max(cash, 0),

@@ -7,14 +7,23 @@ from datetime import UTC, date, datetime, timedelta
 import msgspec
 import pytest
 
-from hub.domain.cart import Cart, WeightReading, add_package, new_cart, redeem_points
+from hub.domain.cart import Cart, ManagerOverride, WeightReading, add_package, new_cart, redeem_points
 from hub.domain.catalog import Package, Product, Refusal
 from hub.domain.drawer import DrawerSession, open_session
 from hub.domain.items import LimitAttributes
 from hub.domain.limits import LimitCustomer, evaluate, load_jurisdiction
 from hub.domain.pricing import LoyaltyPolicy, PricedCart, price_cart
 from hub.domain.receipt import StoreIdentity
-from hub.domain.sale_plan import Buyer, SalePlan, SaleReads, SaleRefused, limit_items, plan_sale
+from hub.domain.sale_plan import (
+    Buyer,
+    SalePlan,
+    SaleReads,
+    SaleRefused,
+    VoidPlan,
+    limit_items,
+    plan_sale,
+    plan_void,
+)
 from hub.domain.state_payloads import sale_key
 from hub.domain.tax import TaxRule, TaxTable
 from hub.domain.tender import Settlement, Tender, settle
@@ -234,3 +243,57 @@ def test_a_patient_sale_reports_the_registration():
 def test_receipt_numbers_follow_the_last(last: int):
     result = plan(gummies_cart(1), last_receipt_number=last)
     assert isinstance(result, SalePlan) and result.receipt_number == last + 1
+
+
+OVERRIDE = ManagerOverride(manager_id="mgr", reason="wrong item", reference="audit:7", at=NOW)
+
+
+def void_of(sold: SalePlan, **changes: object):
+    args: dict[str, object] = {
+        "packages": {pk.tag: pk for pk in sold.packages},
+        "given_back": (),
+        "drawer_id": "D1",
+        "drawer": sold.drawer,
+        "override": OVERRIDE,
+        "licence": "AU-R-000123",
+        "register_id": "R1",
+        "staff": "ana",
+        "now": NOW + timedelta(minutes=5),
+        "sold_on": TODAY,
+        "today": TODAY,
+    }
+    args.update(changes)
+    return plan_void(sold.record, **args)  # type: ignore[arg-type]
+
+
+def test_a_void_gives_the_units_and_the_cash_back():
+    cart = gummies_cart(3)
+    p = priced(cart)
+    sold = plan(cart, pay_cash(p, extra_cents=500))
+    assert isinstance(sold, SalePlan) and sold.packages[0].status == "finished"
+    v = void_of(sold)
+    assert isinstance(v, VoidPlan)
+    assert [(pk.quantity, pk.status) for pk in v.packages] == [(3, "active")]  # finished is active again
+    assert v.record.voided and v.void.refund_tenders == (Tender(kind="cash", amount_cents=p.total_cents),)
+    assert [(e.kind, e.amount_cents) for e in v.drawer_events] == [("cash_refund", p.total_cents)]
+    assert v.cash_back_cents == p.total_cents and v.audit_detail["refund_cents"] == p.total_cents
+    assert v.outbox_key == "void-AU-R-000123-42" and v.state_void.package_labels == (GUMMY_PKG.tag,)
+
+
+def test_a_void_the_next_day_is_refused():
+    sold = plan(gummies_cart(1))
+    assert isinstance(sold, SalePlan)
+    r = refusal(void_of(sold, today=TODAY + timedelta(days=1)))
+    assert not r.stock_changed and r.refusal.code
+
+
+def test_a_card_void_needs_no_drawer():
+    cart = gummies_cart(1)
+    p = priced(cart)
+    s = settle(p.total_cents, [Tender(kind="debit", amount_cents=p.total_cents)])
+    assert isinstance(s, Settlement)
+    sold = plan(cart, s, p, drawer_id="", drawer=None)
+    assert isinstance(sold, SalePlan)
+    back = (Tender(kind="debit", amount_cents=p.total_cents, reference="R1"),)
+    v = void_of(sold, drawer_id="", drawer=None, given_back=back)
+    assert isinstance(v, VoidPlan) and v.drawer is None and v.void.refund_tenders == back
