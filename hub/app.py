@@ -90,7 +90,7 @@ class Topic:
 
     def encoded(self) -> str:
         if self._text_version != self.version:
-            from hub.protocol import Snapshot, encode
+            from hub.live.frames import Snapshot, encode
 
             state = self.current()
             self._text = encode(Snapshot(topic=self.name, version=self.version, state=state))

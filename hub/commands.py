@@ -19,7 +19,7 @@ import msgspec
 
 from hub.auth import ROLE_RANK, StaffSession
 from hub.errors import Conflict, Forbidden, NotAuthenticated
-from hub.protocol import Command, Ok, encode_bytes
+from hub.live.frames import Command, Ok, encode_bytes
 from hub.store.keys import joined, text
 
 if TYPE_CHECKING:

@@ -23,7 +23,7 @@ import trio
 from hub.commands import Request, handles
 from hub.domain import devices as dev
 from hub.domain.receipt import tender_rows
-from hub.protocol import Command
+from hub.live.frames import Command
 from hub.supervisor import ChildSpec
 
 if TYPE_CHECKING:

@@ -34,8 +34,7 @@ from wsproto.events import CloseConnection
 from hub import auth
 from hub.commands import HANDLERS, Request, check_access, fingerprint, stored_reply
 from hub.errors import HubError, NotAuthenticated
-from hub.logs import bind
-from hub.protocol import (
+from hub.live.frames import (
     PRE_LOGIN,
     Error,
     Hello,
@@ -47,6 +46,7 @@ from hub.protocol import (
     decode_command,
     encode,
 )
+from hub.logs import bind
 
 if TYPE_CHECKING:
     from hub.app import Hub

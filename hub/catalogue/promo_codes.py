@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import msgspec
 
 from hub.commands import Request, handles
-from hub.protocol import Command
+from hub.live.frames import Command
 from hub.sale import service
 
 

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from hub.protocol import Command, Pin, StaffId
+from hub.live.frames import Command, Pin, StaffId
 
 Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 Reason = Annotated[str, msgspec.Meta(min_length=3, max_length=300)]
