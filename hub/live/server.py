@@ -1,14 +1,13 @@
-"""The live-protocol server (trio-websocket).
+"""The live-protocol server: trio-websocket transport around the sans-I/O session (hub/live/session.py).
 
-Each connection is isolated: its handler catches everything, so a failing connection closes itself and
-never the server. Each connection has its own bounded outbox task, so one slow browser never blocks the
-register actors or other browsers; snapshots are coalesced (only the newest per topic is sent). Heartbeat
-pings detect dead peers; the Origin header is checked against an allow-list.
-
-Resources are bounded at the edge: a connection limit, an idle timeout for connections that never pair, a
-JSON nesting limit checked before decoding, pairing attempts throttled per connection and per address.
-A connection is logged in only by a PIN typed on it (or a resumed session token it proves): several screens
-of one register share the staff session only after a PIN on each.
+It accepts (Origin allow-list, connection limit), reads frames, feeds them to the connection's
+:class:`~hub.live.session.Session` and executes the effects it answers with (send, persist a pairing, audit,
+dispatch to the register actor, wait for an id in flight, close); ``ConnectionClosed`` is handled here and
+nowhere else. Each connection is isolated: its handler catches everything, so a failing connection closes
+itself and never the server. Each connection has its own bounded outbox task, so one slow browser never
+blocks the register actors or other browsers; snapshots are coalesced (only the newest per topic is sent).
+Heartbeat pings detect dead peers. Resources are bounded at the edge: a connection limit, an idle timeout
+for connections that never pair, a frame size limit (1009), a JSON nesting limit checked before decoding.
 """
 
 from __future__ import annotations
@@ -21,8 +20,7 @@ import logging
 import secrets
 import ssl
 import time
-from collections import deque
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -32,19 +30,24 @@ from wsproto.connection import ConnectionState
 from wsproto.events import CloseConnection
 
 from hub import auth
-from hub.commands import HANDLERS, Request, check_access, fingerprint, stored_reply
+from hub.commands import HANDLERS, HandlerSpec, Request
 from hub.errors import HubError, NotAuthenticated
-from hub.live.frames import (
-    PRE_LOGIN,
-    Error,
-    Hello,
-    Ok,
-    Pair,
-    Ping,
-    ProtocolError,
-    Welcome,
-    decode_command,
-    encode,
+from hub.live.frames import Command, Error, ProtocolError, encode
+from hub.live.session import (
+    Attach,
+    AuditPairingFailure,
+    Close,
+    Dispatch,
+    Effect,
+    EndStaffSession,
+    PairingThrottle,
+    PersistPairing,
+    Rejected,
+    RunBeside,
+    Send,
+    Session,
+    SessionConfig,
+    WaitInFlight,
 )
 from hub.logs import bind
 
@@ -55,10 +58,6 @@ log = logging.getLogger("hub.ws")
 OUTBOX_SIZE = 256
 SNAPSHOT_INTERVAL = 0.04  # at most 25 snapshots a second per topic and connection
 IN_FLIGHT_PER_CONNECTION = 16
-
-
-class SlowConsumer(Exception):
-    pass
 
 
 _library_close_event = WebSocketConnection._handle_close_connection_event
@@ -139,34 +138,6 @@ def _is_ip_literal(name: str) -> bool:
     return True
 
 
-class PairingThrottle:
-    """Sliding one-minute windows of pairing attempts, per connection and per source address (an 8-digit
-    code must not be guessable at thousands of tries a second). Clock injected for tests."""
-
-    def __init__(self, per_connection: int, per_address: int, *, window: float = 60.0) -> None:
-        self.per_connection = per_connection
-        self.per_address = per_address
-        self.window = window
-        self._by_address: dict[str, deque[float]] = {}
-
-    def allow(self, connection_attempts: deque[float], address: str, now: float) -> bool:
-        self._prune(connection_attempts, now)
-        by_addr = self._by_address.setdefault(address, deque())
-        self._prune(by_addr, now)
-        if len(connection_attempts) >= self.per_connection or len(by_addr) >= self.per_address:
-            return False
-        connection_attempts.append(now)
-        by_addr.append(now)
-        if len(self._by_address) > 4096:  # forget quiet addresses so the table stays small
-            for a in [a for a, q in self._by_address.items() if not q or q[-1] < now - self.window]:
-                del self._by_address[a]
-        return True
-
-    def _prune(self, q: deque[float], now: float) -> None:
-        while q and q[0] <= now - self.window:
-            q.popleft()
-
-
 _LIBC = ctypes.util.find_library("c")
 _libc = ctypes.CDLL(_LIBC) if _LIBC else None  # glibc's malloc_trim; absent elsewhere (then nothing to do)
 
@@ -188,6 +159,14 @@ class Gate:
         self.peak = 0
         self.max_connections = s.max_connections
         self.pairing = PairingThrottle(sec.pairing_attempts_per_connection, sec.pairing_attempts_per_address)
+        self.session_config = SessionConfig(
+            store_name=hub.config.store.name,
+            boot_id=hub.boot_id,
+            demo=s.demo,
+            max_json_depth=s.max_json_depth,
+            unpaired_idle_seconds=s.unpaired_idle_seconds,
+            staff_idle=timedelta(minutes=hub.config.store.session_idle_minutes),
+        )
 
     def closed(self) -> None:
         self.open -= 1
@@ -278,25 +257,79 @@ async def handle_request(hub: Hub, request: WebSocketRequest, gate: Gate) -> Non
         gate.closed()
 
 
+class HubLookups:
+    """What a session reads, answered from the hub's store, actors and replies."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    def handler(self, cls: type[Command]) -> HandlerSpec | None:
+        return HANDLERS.get(cls)
+
+    def pairing_code_valid(self, code: str, now: datetime) -> bool:
+        return auth.pairing_code_valid(self.hub.store, code, now)
+
+    def device(self, token_hash: bytes) -> auth.EnrolledDevice | None:
+        return self.hub.store.get("devices", token_hash, auth.EnrolledDevice)
+
+    def register_known(self, register_id: str) -> bool:
+        return register_id in self.hub.registers
+
+    def register_session(self, register_id: str) -> auth.StaffSession | None:
+        return self.hub.registers[register_id].session
+
+    def session_by_token(self, token_hash: bytes) -> auth.StaffSession | None:
+        return self.hub.sessions.get(token_hash)
+
+    def stored_reply(self, register_id: str, msg_id: str, fp: bytes) -> bytes | None:
+        return self.hub.replies.lookup(self.hub.store, register_id, msg_id, fp)
+
+    def in_flight(self, register_id: str, msg_id: str) -> bool:
+        return (register_id, msg_id) in self.hub.replies.in_flight
+
+
 class Connection:
+    """One WebSocket: its session, its outbox and snapshot tasks, and the effects it executes."""
+
     def __init__(self, hub: Hub, ws: WebSocketConnection, gate: Gate | None = None) -> None:
         self.hub = hub
         self.ws = ws
         self.gate = gate or Gate(hub)
-        self.register_id: str | None = None
-        self.device_name = ""
-        # the staff session this screen proved (a PIN typed here, or its own resumed token): never inherited
-        self.session_hash: bytes | None = None
-        self._pair_attempts: deque[float] = deque()
-        self._throttle_audited = False
-        self._last_heard = trio.current_time()
         remote = getattr(ws, "remote", None)
         self.peer = str(getattr(remote, "address", remote) or "")
+        self.session = Session(
+            config=self.gate.session_config,
+            lookups=HubLookups(hub),
+            throttle=self.gate.pairing,
+            peer=self.peer,
+            clock=trio.current_time(),
+        )
         self._out_send, self._out_recv = trio.open_memory_channel[Any](OUTBOX_SIZE)
         self._snap_pending: list[str] = []
         self._snap_wakeup = trio.Event()
         self._limiter = trio.Semaphore(IN_FLIGHT_PER_CONNECTION)
         self._nursery: trio.Nursery | None = None
+
+    @property
+    def register_id(self) -> str | None:
+        return self.session.register_id
+
+    @property
+    def session_hash(self) -> bytes | None:
+        return self.session.session_hash
+
+    @session_hash.setter
+    def session_hash(self, token_hash: bytes | None) -> None:  # the login handler, after a PIN typed here
+        self.session.logged_in(token_hash)
+
+    def staff_session(self) -> auth.StaffSession | None:
+        """The register's live session if this connection proved it, else None."""
+        effects: list[Effect] = []
+        live = self.session.staff_session(datetime.now(UTC), effects)
+        for effect in effects:
+            if isinstance(effect, EndStaffSession):
+                self._end_staff_session(effect.register_id)
+        return live
 
     # ---- outbound ----
     def push_snapshot(self, topic: str) -> None:
@@ -305,11 +338,10 @@ class Connection:
         self._snap_wakeup.set()
 
     def send_frame(self, frame: Any) -> None:
-        self._enqueue(frame)
-
-    def _enqueue(self, item: Any) -> None:
+        if isinstance(frame, Error):
+            self.hub.metrics.message_errors.labels(frame.code).inc()
         try:
-            self._out_send.send_nowait(item)
+            self._out_send.send_nowait(frame)
         except trio.WouldBlock:
             # a browser that cannot keep up is disconnected; it reconnects and takes the newest snapshot
             log.warning("connection %s too slow; closing it", self.register_id)
@@ -339,26 +371,15 @@ class Connection:
                     await self.ws.send_message(t.encoded())
             await trio.sleep(SNAPSHOT_INTERVAL)
 
-    def staff_session(self) -> auth.StaffSession | None:
-        """The register's live session if this connection proved it, else None."""
-        if self.register_id is None or self.session_hash is None:
-            return None
-        live = self.hub.registers[self.register_id].live_session()
-        if live is None or self.hub.sessions.get(self.session_hash) is not live:
-            return None
-        return live
-
     async def _unpaired_watch(self) -> None:
-        """A connection that neither pairs nor says hello is closed after a quiet while (sockets that only
-        hold memory are how a storm of idle connections fills the hub)."""
-        idle = self.hub.config.server.unpaired_idle_seconds
-        while self.register_id is None:
-            left = self._last_heard + idle - trio.current_time()
-            if left <= 0:
-                log.info("unpaired connection from %s idle for %ss; closing", self.peer, idle)
-                await self.ws.aclose(1008, "pair or say hello first")
+        """Close a connection that neither pairs nor says hello within the idle time (the session decides)."""
+        while self.session.register_id is None:
+            effects = self.session.tick(trio.current_time())
+            if effects:
+                log.info("unpaired connection from %s idle; closing", self.peer)
+                await self._execute(effects)
                 return
-            await trio.sleep(min(left, 1.0))
+            await trio.sleep(min(max(self.session.idle_deadline() - trio.current_time(), 0.0), 1.0))
 
     async def _heartbeat(self) -> None:
         interval = self.hub.config.server.heartbeat_seconds
@@ -373,16 +394,7 @@ class Connection:
 
     # ---- lifecycle ----
     async def run(self) -> None:
-        cfg = self.hub.config
-        self.send_frame(
-            Welcome(
-                protocol=1,
-                store=cfg.store.name,
-                server_time=datetime.now(UTC).isoformat(),
-                demo=cfg.server.demo,
-                boot=self.hub.boot_id,
-            )
-        )
+        await self._execute(self.session.welcome(datetime.now(UTC)))
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -395,7 +407,6 @@ class Connection:
                         message = await self.ws.get_message()
                     except ConnectionClosed:
                         break
-                    self._last_heard = trio.current_time()
                     await self._limiter.acquire()
                     nursery.start_soon(self._handle_one, message)
                 nursery.cancel_scope.cancel()
@@ -415,166 +426,111 @@ class Connection:
         kind = "invalid"
         try:
             try:
-                msg = decode_command(message, max_depth=self.hub.config.server.max_json_depth)
+                msg = self.session.decode(message, trio.current_time())
             except ProtocolError as exc:
-                self.hub.metrics.message_errors.labels(exc.code).inc()
                 self.send_frame(exc.frame())
                 return
-            kind = type(msg).__struct_config__.tag  # type: ignore[assignment]
+            kind = str(type(msg).__struct_config__.tag)
             bind(register=self.register_id or "", request_id=msg.id, message=kind)
             try:
-                await self._dispatch(msg)
-            except HubError as exc:
-                self.hub.metrics.message_errors.labels(exc.code).inc()
-                self.send_frame(Error(id=msg.id, code=exc.code, message=exc.message, field=exc.field))
+                await self._execute(
+                    self.session.handle(msg, now=datetime.now(UTC), clock=trio.current_time())
+                )
+            except HubError as exc:  # a write the session asked for was refused (a full disk)
+                await self._execute(self.session.failed(msg.id, exc))
             except trio.TooSlowError:
-                self.hub.metrics.message_errors.labels("timeout").inc()
-                self.send_frame(Error(id=msg.id, code="timeout", message="The hub took too long; try again."))
+                await self._execute(self.session.timed_out(msg.id))
         finally:
             self._limiter.release()
-            self.hub.metrics.message_seconds.labels(str(kind)).observe(time.perf_counter() - t0)
+            self.hub.metrics.message_seconds.labels(kind).observe(time.perf_counter() - t0)
 
-    async def _dispatch(self, msg: Any) -> None:
+    # ---- effects ----
+    async def _execute(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            await self._apply(effect)
+
+    async def _apply(self, effect: Effect) -> None:
         hub = self.hub
-        if isinstance(msg, Ping):
-            self.send_frame(Ok(id=msg.id, result={"server_time": datetime.now(UTC).isoformat()}))
-            return
-        if isinstance(msg, Pair):
-            await self._pair(msg)
-            return
-        if isinstance(msg, Hello):
-            self._hello(msg)
-            return
-        if self.register_id is None:
-            raise NotAuthenticated(
-                "This browser is not enrolled as a register yet: pair it with a code first.",
-                code="not_paired",
-            )
-        spec = HANDLERS.get(type(msg))
-        if spec is None:
-            raise HubError(f"{type(msg).__name__} is not handled by this hub.", code="unsupported")
-        actor = hub.registers[self.register_id]
-        if not isinstance(msg, PRE_LOGIN):
-            check_access(spec, self.staff_session(), type(msg).__name__)
-        if spec.scope == "connection":  # beside the actor, not queued behind it (cancel_payment)
-            req = Request(
-                hub=hub, msg=msg, register_id=self.register_id, session=self.staff_session(), connection=self
-            )
-            self.send_frame(Ok(id=msg.id, result=await spec.fn(req, msg)))
-            return
-        fp = fingerprint(msg)
-        if spec.idempotent:
-            frame = await self._deduplicated(msg.id, fp)
-            if frame is not None:
+        match effect:
+            case Send(frame=frame):
                 self.send_frame(frame)
-                return
-        key = (self.register_id, msg.id)
-        done = hub.in_flight[key] = trio.Event()
-        try:
-            req = Request(
-                hub=hub,
-                msg=msg,
-                register_id=self.register_id,
-                session=self.staff_session(),
-                connection=self,
-                fingerprint=fp,
-            )
-            result = await actor.mailbox.call(req, timeout=spec.timeout_s)
-            self.send_frame(
-                req.committed_frame if req.committed_frame is not None else Ok(id=msg.id, result=result)
-            )
-        finally:
-            done.set()
-            hub.in_flight.pop(key, None)
+            case Close(code=code, reason=reason):
+                await self.ws.aclose(code, reason)
+            case Attach(register_id=register_id):
+                self._attach(register_id)
+            case Rejected(reason=reason):
+                hub.metrics.ws_rejected.labels(reason).inc()
+            case AuditPairingFailure():
+                await hub.writer.write(
+                    lambda txn: auth.record_pairing_failure(
+                        txn, hub.store, reason=effect.reason, peer=effect.peer, device_name=effect.device_name
+                    ),
+                    label="pairing_failed",
+                )
+            case PersistPairing():
+                await self._persist_pairing(effect)
+            case EndStaffSession(register_id=register_id):
+                self._end_staff_session(register_id)
+            case RunBeside() | Dispatch():
+                await self._run_command(effect)
+            case WaitInFlight():
+                pending = hub.replies.in_flight.get((effect.register_id, effect.msg.id))
+                if pending is not None:
+                    await pending.wait()
+                await self._execute(self.session.in_flight_done(effect))
 
-    async def _deduplicated(self, msg_id: str, fp: bytes) -> bytes | None:
-        pending = self.hub.in_flight.get((self.register_id, msg_id))
-        if pending is not None:  # the same id is still being applied: wait for it, then answer from store
-            await pending.wait()
-        assert self.register_id is not None
-        return stored_reply(self.hub, self.register_id, msg_id, fp)
-
-    async def _pair(self, msg: Pair) -> None:
-        """Enrol with a one-time code. The code is checked before anything else: a used code never
-        answers again, whatever the id (no stored reply holds a device token). Attempts are throttled per
-        connection and per address; every refusal is audited in a transaction of its own."""
+    async def _persist_pairing(self, effect: PersistPairing) -> None:
         hub = self.hub
-        now = datetime.now(UTC)
-        name = msg.device_name or "browser"
-        if not self.gate.pairing.allow(self._pair_attempts, self.peer, trio.current_time()):
-            hub.metrics.ws_rejected.labels("pairing_rate").inc()
-            if not self._throttle_audited:  # once per connection: a flood must not become a flood of writes
-                self._throttle_audited = True
-                await self._pairing_failed("too many attempts", name)
-            raise HubError(
-                "Too many pairing attempts: wait a minute, then type the code again.", code="rate_limited"
-            )
-        if not auth.pairing_code_valid(hub.store, msg.code, now):
-            await self._pairing_failed("unknown, used or expired code", name)
-            raise NotAuthenticated(
-                "That pairing code is not valid or has expired. Ask a manager for a new one.",
-                code="bad_pairing_code",
-            )
-        token = secrets.token_urlsafe(32)
         try:
             dev = await hub.writer.write(
-                lambda txn: auth.enroll(txn, hub.store, msg.code, name, now=now, token=token), label="pair"
+                lambda txn: auth.enroll(
+                    txn, hub.store, effect.code, effect.device_name, now=effect.at, token=effect.token
+                ),
+                label="pair",
             )
-        except NotAuthenticated:  # used by a concurrent pairing in the meantime
-            await self._pairing_failed("unknown, used or expired code", name)
-            raise
-        self._attach(dev.register_id, dev.name)
-        self.session_hash = None  # a new screen starts logged out
-        self.send_frame(Ok(id=msg.id, result={"device_token": token, "register_id": dev.register_id}))
-
-    async def _pairing_failed(self, reason: str, name: str) -> None:
-        hub = self.hub
-        await hub.writer.write(
-            lambda txn: auth.record_pairing_failure(
-                txn, hub.store, reason=reason, peer=self.peer, device_name=name
-            ),
-            label="pairing_failed",
-        )
-
-    def _hello(self, msg: Hello) -> None:
-        dev = self.hub.store.get("devices", auth.token_hash(msg.device_token), auth.EnrolledDevice)
-        if dev is None or dev.revoked or dev.register_id not in self.hub.registers:
-            raise NotAuthenticated(
-                "This register's enrolment is not known here; pair it again.", code="not_paired"
-            )
-        self._attach(dev.register_id, dev.name)
-        actor = self.hub.registers[dev.register_id]
-        resumed = False
-        self.session_hash = None
-        if msg.session_token:
-            h = auth.token_hash(msg.session_token)
-            s = self.hub.sessions.get(h)
-            live = actor.live_session()
-            if s is not None and live is s:
-                resumed = True
-                self.session_hash = h
-        # a screen that cannot prove the staff session starts logged out; other screens keep theirs
-        staff = actor.session
-        self.send_frame(
-            Ok(
-                id=msg.id,
-                result={
-                    "register_id": dev.register_id,
-                    "resumed": resumed,
-                    "staff": None
-                    if not resumed or staff is None
-                    else {"id": staff.staff_id, "name": staff.name, "role": staff.role},
-                },
-            )
-        )
-
-    def _attach(self, register_id: str, name: str) -> None:
-        if self.register_id == register_id:
+        except NotAuthenticated as exc:  # used by a concurrent pairing in the meantime
+            await self._execute(self.session.pairing_refused(effect.msg_id, effect.device_name, exc.message))
             return
+        await self._execute(self.session.paired(effect, dev.register_id, dev.name))
+
+    async def _run_command(self, effect: RunBeside | Dispatch) -> None:
+        """Run a command's handler: beside the actor, or through its mailbox with the id marked in flight."""
+        hub, msg = self.hub, effect.msg
+        req = Request(
+            hub=hub,
+            msg=msg,
+            register_id=effect.register_id,
+            session=self.staff_session(),
+            connection=self,
+            fingerprint=effect.fingerprint if isinstance(effect, Dispatch) else b"",
+        )
+        key = (effect.register_id, msg.id)
+        done: trio.Event | None = None
+        try:
+            if isinstance(effect, RunBeside):
+                result = await effect.spec.fn(req, msg)
+            else:
+                done = hub.replies.in_flight[key] = trio.Event()
+                result = await hub.registers[effect.register_id].mailbox.call(
+                    req, timeout=effect.spec.timeout_s
+                )
+            effects = self.session.answered(msg.id, result, req.committed_frame)
+        except HubError as exc:
+            effects = self.session.failed(msg.id, exc)
+        except trio.TooSlowError:
+            effects = self.session.timed_out(msg.id)
+        finally:
+            if done is not None:
+                done.set()
+                hub.replies.in_flight.pop(key, None)
+        await self._execute(effects)
+
+    def _attach(self, register_id: str) -> None:
         self.hub.unsubscribe(self)
-        self.register_id = register_id
-        self.device_name = name
         actor = self.hub.registers[register_id]
         actor.connected += 1
         self.hub.subscribe(self, actor.topic)
         actor.publish()
+
+    def _end_staff_session(self, register_id: str) -> None:
+        self.hub.registers[register_id].live_session()  # idle too long: the register drops it and publishes
