@@ -49,26 +49,36 @@ class Replies:
         # replies of write-behind commands whose commit has not landed yet (see Request.commit_behind)
         self.pending: dict[bytes, tuple[bytes, bytes]] = {}  # key -> (frame, fingerprint)
 
-    def lookup(self, store: Store, register_id: str, msg_id: str, fp: bytes = b"") -> bytes | None:
-        """The stored reply of ``msg_id``, if any; a different command under a used id is refused, never
-        answered with the first command's reply (the client would think it was done)."""
+    def find(self, store: Store, register_id: str, msg_id: str) -> tuple[bytes, bytes] | None:
+        """The reply frame stored (or pending) for this id and its command's fingerprint, if any."""
         pending = self.pending.get(reply_key(register_id, msg_id))
         if pending is not None:
-            frame, stored_fp = pending
-        else:
-            with store.read() as txn:
-                raw = txn.get(reply_key(register_id, msg_id), db=store.db("replies"))
-                if raw is None:
-                    return None
-                stored = msgspec.msgpack.decode(raw, type=StoredReply)
-            frame, stored_fp = stored.frame, stored.fingerprint
-        if fp and stored_fp and fp != stored_fp:
-            raise Conflict(
-                f"The id {msg_id!r} was already used for another command; send this one with a new id.",
-                code="id_reused",
-                field="id",
-            )
-        return frame
+            return pending
+        with store.read() as txn:
+            raw = txn.get(reply_key(register_id, msg_id), db=store.db("replies"))
+            if raw is None:
+                return None
+            stored = msgspec.msgpack.decode(raw, type=StoredReply)
+        return stored.frame, stored.fingerprint
+
+    def lookup(self, store: Store, register_id: str, msg_id: str, fp: bytes = b"") -> bytes | None:
+        """The stored reply of ``msg_id`` if it was this same command (see :func:`same_command`)."""
+        found = self.find(store, register_id, msg_id)
+        if found is None:
+            return None
+        same_command(msg_id, fp, found[1])
+        return found[0]
+
+
+def same_command(msg_id: str, fp: bytes, stored_fp: bytes) -> None:
+    """A different command under a used id is refused, never answered with the first command's reply
+    (the client would think it was done)."""
+    if fp and stored_fp and fp != stored_fp:
+        raise Conflict(
+            f"The id {msg_id!r} was already used for another command; send this one with a new id.",
+            code="id_reused",
+            field="id",
+        )
 
 
 def stored_reply(hub: Hub, register_id: str, msg_id: str, fp: bytes = b"") -> bytes | None:

@@ -281,8 +281,8 @@ class HubLookups:
     def session_by_token(self, token_hash: bytes) -> auth.StaffSession | None:
         return self.hub.sessions.get(token_hash)
 
-    def stored_reply(self, register_id: str, msg_id: str, fp: bytes) -> bytes | None:
-        return self.hub.replies.lookup(self.hub.store, register_id, msg_id, fp)
+    def stored_reply(self, register_id: str, msg_id: str) -> tuple[bytes, bytes] | None:
+        return self.hub.replies.find(self.hub.store, register_id, msg_id)
 
     def in_flight(self, register_id: str, msg_id: str) -> bool:
         return (register_id, msg_id) in self.hub.replies.in_flight

@@ -29,7 +29,7 @@ from hub.commands import HandlerSpec, check_access
 from hub.errors import HubError, NotAuthenticated
 from hub.live.frames import PRE_LOGIN, Command, Error, Frame, Hello, Ok, Pair, Ping, ProtocolError, Welcome
 from hub.live.protocol import decode_command
-from hub.live.replies import fingerprint
+from hub.live.replies import fingerprint, same_command
 
 PAIRING_REFUSED = "That pairing code is not valid or has expired. Ask a manager for a new one."
 UNKNOWN_CODE = "unknown, used or expired code"
@@ -154,8 +154,8 @@ class Lookups(Protocol):
 
     def session_by_token(self, token_hash: bytes) -> auth.StaffSession | None: ...
 
-    def stored_reply(self, register_id: str, msg_id: str, fp: bytes) -> bytes | None:
-        """The stored reply of this id; raises ``Conflict(id_reused)`` when ``fp`` is another command's."""
+    def stored_reply(self, register_id: str, msg_id: str) -> tuple[bytes, bytes] | None:
+        """The reply frame stored for this id and the fingerprint of the command that stored it."""
         ...
 
     def in_flight(self, register_id: str, msg_id: str) -> bool: ...
@@ -290,15 +290,22 @@ class Session:
         if spec.idempotent:
             if self.lookups.in_flight(register_id, msg.id):
                 return [WaitInFlight(msg, spec, register_id, fp)]
-            frame = self.lookups.stored_reply(register_id, msg.id, fp)
+            frame = self._stored_reply(register_id, msg.id, fp)
             if frame is not None:
                 return [Send(frame)]
         return [Dispatch(msg, spec, register_id, fp)]
 
+    def _stored_reply(self, register_id: str, msg_id: str, fp: bytes) -> bytes | None:
+        found = self.lookups.stored_reply(register_id, msg_id)
+        if found is None:
+            return None
+        same_command(msg_id, fp, found[1])  # id_reused when another command stored it
+        return found[0]
+
     def in_flight_done(self, wait: WaitInFlight) -> list[Effect]:
         """The same id finished: answer from its stored reply (or apply it, when it stored none)."""
         try:
-            frame = self.lookups.stored_reply(wait.register_id, wait.msg.id, wait.fingerprint)
+            frame = self._stored_reply(wait.register_id, wait.msg.id, wait.fingerprint)
         except HubError as exc:
             return self.failed(wait.msg.id, exc)
         if frame is not None:
