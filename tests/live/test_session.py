@@ -257,6 +257,20 @@ def test_pairing_with_a_good_code_persists_then_answers_the_token() -> None:
     assert attach == Attach("R1") and sent([send])[0]["result"]["resumed"] is False
 
 
+def test_pairing_again_on_a_logged_in_screen_starts_it_logged_out() -> None:
+    hub = FakeHub(codes={"12345678": T0 + timedelta(minutes=10)})
+    s = paired_session(hub)
+    s.logged_in(hub.log_in("R1"))
+    [persist] = receive(s, frame("pair", "p1", code="12345678"))
+    assert isinstance(persist, PersistPairing)
+    hub.enroll(persist, "R2")
+    assert s.paired(persist, "R2", "browser")[0] == Attach("R2")
+    assert s.register_id == "R2" and s.session_hash is None
+    assert only_error(receive(s, frame("report_incident", "r", category="x", description="y")))["code"] == (
+        "not_logged_in"
+    )
+
+
 def test_a_bad_code_is_audited_and_throttled_after_five_a_minute() -> None:
     hub = FakeHub()
     throttle = PairingThrottle(5, 20)
