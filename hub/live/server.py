@@ -407,6 +407,7 @@ class Connection:
                         message = await self.ws.get_message()
                     except ConnectionClosed:
                         break
+                    self.session.heard(trio.current_time())
                     await self._limiter.acquire()
                     nursery.start_soon(self._handle_one, message)
                 nursery.cancel_scope.cancel()

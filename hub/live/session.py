@@ -243,9 +243,13 @@ class Session:
         """When :meth:`tick` closes this connection if it neither pairs nor says hello before."""
         return self.last_heard + self.config.unpaired_idle_seconds
 
+    def heard(self, clock: float) -> None:
+        """Something arrived on the connection (it restarts the unpaired idle wait)."""
+        self.last_heard = clock
+
     def decode(self, data: str | bytes, clock: float) -> Command:
         """One frame received: the command, or ``ProtocolError`` (its ``frame()`` names the field)."""
-        self.last_heard = clock
+        self.heard(clock)
         return decode_command(data, max_depth=self.config.max_json_depth)
 
     def receive(self, data: str | bytes, *, now: datetime, clock: float) -> list[Effect]:
