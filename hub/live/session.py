@@ -27,7 +27,19 @@ from typing import Any, Protocol
 from hub import auth
 from hub.commands import HandlerSpec, check_access
 from hub.errors import HubError, NotAuthenticated
-from hub.live.frames import PRE_LOGIN, Command, Error, Frame, Hello, Ok, Pair, Ping, ProtocolError, Welcome
+from hub.live.frames import (
+    PRE_LOGIN,
+    PROTOCOL_VERSION,
+    Command,
+    Error,
+    Frame,
+    Hello,
+    Ok,
+    Pair,
+    Ping,
+    ProtocolError,
+    Welcome,
+)
 from hub.live.protocol import decode_command
 from hub.live.replies import fingerprint, same_command
 
@@ -227,7 +239,11 @@ class Session:
         return [
             Send(
                 Welcome(
-                    protocol=1, store=c.store_name, server_time=now.isoformat(), demo=c.demo, boot=c.boot_id
+                    protocol=PROTOCOL_VERSION,
+                    store=c.store_name,
+                    server_time=now.isoformat(),
+                    demo=c.demo,
+                    boot=c.boot_id,
                 )
             )
         ]
