@@ -22,7 +22,8 @@ class RemovePromoCode(Command, tag="remove_promo_code"):
 
 @handles(ApplyPromoCode)
 async def apply_promo_code(req: Request, msg: ApplyPromoCode) -> Any:
-    live = req.hub.extensions["catalogue"]
+    live = req.hub.services.catalogue
+    assert live is not None  # wired with the catalogue, whose commands these are
     actor = req.hub.registers[req.register_id]
     sale = service.sale_of(actor)
     code = msg.code.strip().upper()
