@@ -61,9 +61,7 @@ class Services:
     devices: DeviceHub | None = None
     device_health: dict[str, dict[str, Any]] = field(default_factory=dict)  # device id -> its health
     terminal_handles: dict[str, TerminalHandle] = field(default_factory=dict)
-    # one card reversal at a time (hub/sale/reversals.py); its retry interval (tests shorten it)
-    card_reversal_lock: trio.Lock = field(default_factory=trio.Lock)
-    card_reversal_retry_s: float | None = None
+    card_reversal_lock: trio.Lock = field(default_factory=trio.Lock)  # one card reversal at a time
     state_channel: StateChannel | None = None
     state_health: StateHealthView | None = None
     state_quantity: Callable[[str], int | None] | None = None  # the state's figure per package, when offered

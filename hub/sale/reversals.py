@@ -185,7 +185,7 @@ async def run(
     task_status.started()
     paired: dict[str, str] = hub.services.devices.paired if hub.services.devices is not None else {}
     while True:
-        with trio.move_on_after(hub.services.card_reversal_retry_s or RETRY_S):
+        with trio.move_on_after(RETRY_S):
             result = await results.receive()
             unresolved = result.outcome == "unresolved"
             await record(
