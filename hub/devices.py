@@ -245,7 +245,6 @@ class DeviceHub:
         for device_id, run, _config in self.specs:
             await sup.start(ChildSpec(name=f"device:{device_id}", run=run, max_restarts=10, window=60))
         if hub.services.terminal_handles:
-
             run_reversals = functools.partial(reversals.run, hub, self._reversals_out)
             await sup.start(ChildSpec(name="card-reversals", run=run_reversals, max_restarts=10, window=60))
 

@@ -191,7 +191,9 @@ def _wire_backoffice(hub: Hub, services: Services) -> None:
 
 def _wire_orders(hub: Hub, services: Services, options: orders.OrdersOptions, *, demo: bool) -> None:
     cfg = hub.config
-    ctx = OrdersContext(hub=hub, channels={c.id: c for c in cfg.channels}, settings=cfg.orders, notices=cfg.notices)
+    ctx = OrdersContext(
+        hub=hub, channels={c.id: c for c in cfg.channels}, settings=cfg.orders, notices=cfg.notices
+    )
     services.orders = ctx
     services.orders_menu = Menu(boot=hub.boot_id)
     services.actor_kinds["picker"] = PickerActor

@@ -121,7 +121,9 @@ async def start(hub: Hub, sup: Supervisor, state: ChainState) -> None:
     except (msgspec.ValidationError, msgspec.DecodeError, ValueError):
         # the products and prices are in the store's tables anyway; only HQ's promotions wait for the next version
         log.exception("the stored catalogue document from HQ cannot be read; its promotions are not in force")
-    await sup.start(ChildSpec(name="chain-link", run=lambda task_status: run_link(hub, task_status=task_status)))
+    await sup.start(
+        ChildSpec(name="chain-link", run=lambda task_status: run_link(hub, task_status=task_status))
+    )
 
 
 def _use_promotions(hub: Hub, promos: Any) -> None:

@@ -2,7 +2,8 @@
 order queue with reservations, the picker actor's commands, channel callbacks and customer notices through
 their own durable outboxes, pickup at the register, expiry, metrics and the demo's orders.
 
-hub/wiring.py wires it after ``hub.sale``, which it builds on; ``start`` runs once the registers run. Kept import-light: ``hub.sale.service`` imports ``hub.orders.stock`` at its top.
+hub/wiring.py wires it after ``hub.sale``, which it builds on; ``start`` runs once the registers run. Kept
+import-light: ``hub.sale.service`` imports ``hub.orders.stock`` at its top.
 """
 
 from __future__ import annotations
@@ -48,14 +49,22 @@ async def start(hub: Hub, sup: Supervisor, ctx: OrdersContext, options: OrdersOp
     callbacks = ChannelCallbacks(ctx.channels, cfg.orders.callback_timeout_seconds)
     notifier = Notifier(cfg.notices, cfg.store.name)
     actor = DeliveryActor(
-        hub, "order_callbacks", callbacks.send, retry_policy=policy, poll_seconds=options.poll_seconds,
+        hub,
+        "order_callbacks",
+        callbacks.send,
+        retry_policy=policy,
+        poll_seconds=options.poll_seconds,
         session=callbacks.session,
     )
     ctx.wakers.append(actor.wake)
     hub.services.order_callbacks = actor
     await sup.start(ChildSpec(name="order-callbacks", run=actor.run))
     actor = DeliveryActor(
-        hub, "notices", notifier.send, retry_policy=policy, poll_seconds=options.poll_seconds,
+        hub,
+        "notices",
+        notifier.send,
+        retry_policy=policy,
+        poll_seconds=options.poll_seconds,
         session=notifier.session,
     )
     ctx.wakers.append(actor.wake)
@@ -74,5 +83,7 @@ async def start(hub: Hub, sup: Supervisor, ctx: OrdersContext, options: OrdersOp
 
 def after_sale(hub: Hub, register_id: str, receipt_number: int, settlement: Settlement) -> None:
     ctx = hub.services.orders
-    if ctx is not None and ctx.any_ready():  # a pickup may have completed an order: other screens list ready orders
+    if (
+        ctx is not None and ctx.any_ready()
+    ):  # a pickup may have completed an order: other screens list ready orders
         ctx.changed()

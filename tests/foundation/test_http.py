@@ -19,6 +19,7 @@ from hub.services import Services
 async def test_healthz_503_while_starting_then_200(nursery: trio.Nursery, config: StoreConfig) -> None:
     release = trio.Event()
     http_up = trio.Event()
+
     async def starting(h: Hub) -> None:
         http_up.set()
         await release.wait()

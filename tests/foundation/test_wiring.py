@@ -17,9 +17,16 @@ from tests.conftest import make_config
 
 def test_the_foundation_alone_wires_no_feature(tmp_path: Path) -> None:
     s = wiring.build(make_config(tmp_path), Features()).services
-    assert (s.sale, s.devices, s.state_channel, s.cash_watch, s.orders, s.customers, s.catalogue, s.chain) == (
-        (None,) * 8
-    )
+    assert (
+        s.sale,
+        s.devices,
+        s.state_channel,
+        s.cash_watch,
+        s.orders,
+        s.customers,
+        s.catalogue,
+        s.chain,
+    ) == ((None,) * 8)
     assert not (s.setup or s.start or s.after_sale or s.snapshot_providers or s.register_loaders)
     assert s.actor_kinds == {} and s.demo == DemoServices()
 
@@ -47,7 +54,9 @@ def test_the_demo_wires_its_simulators_sandbox_and_seeds(tmp_path: Path) -> None
     assert config.state_system.kind == "metrc" and config.state_system.base_url == s.demo.sandbox_url
     assert len(s.setup) == 4  # … and the demo staff and pairing codes last
     assert len(s.start) == 7  # the simulated devices start before the device actors
-    plain = wiring.build(make_config(tmp_path / "b"), Features.store(DemoOptions(devices=False, sandbox=False)))
+    plain = wiring.build(
+        make_config(tmp_path / "b"), Features.store(DemoOptions(devices=False, sandbox=False))
+    )
     assert plain.services.demo.sandbox_url == "" and len(plain.services.start) == 6
 
 

@@ -105,8 +105,8 @@ async def world(
         sale=SaleOptions(demo=True),
         backoffice=True,  # returns
         state_channel=state_channel.ChannelOptions(
-                retry_policy=state_channel.fast_retry_policy(), poll_seconds=0.2, schedule=False
-            ),
+            retry_policy=state_channel.fast_retry_policy(), poll_seconds=0.2, schedule=False
+        ),
     )
     hub = await hub_factory(config, features=features)
     await align_sandbox(hub, handle.url, sbx.METRC_LICENSE)

@@ -140,8 +140,8 @@ async def biotrack_world(
         sale=SaleOptions(demo=True),
         backoffice=True,  # returns
         state_channel=state_channel.ChannelOptions(
-                retry_policy=state_channel.fast_retry_policy(), poll_seconds=0.2, schedule=False
-            ),
+            retry_policy=state_channel.fast_retry_policy(), poll_seconds=0.2, schedule=False
+        ),
     )
     hub = await hub_factory(config, features=features)
     admin = SandboxAdmin(handle.url)
