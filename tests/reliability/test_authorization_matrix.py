@@ -22,7 +22,8 @@ from trio_websocket import open_websocket_url
 from hub.app import Hub
 from hub.commands import HANDLERS
 from hub.config import StoreConfig
-from hub.protocol import Command, command_types, decode_command
+from hub.live.frames import Command
+from hub.live.protocol import command_types, decode_command
 from hub.wiring import Features
 from tests.conftest import DEMO_PAIRING, PINS, ws_url
 
