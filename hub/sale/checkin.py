@@ -191,7 +191,7 @@ async def registry_lookup(
 ) -> tuple[identity.RegistryAnswer | None, dict[str, int] | None]:
     """Ask the state's registry about a medical registration (Metrc patient status, cached a minute by
     the client). Unreachable is an answer too: the jurisdiction's policy decides what that allows."""
-    ch = hub.extensions.get("state_channel")
+    ch = hub.services.state_channel
     reader = getattr(ch, "reader", None)
     if reader is None or not hasattr(reader, "patient_status"):
         return None, None

@@ -156,7 +156,10 @@ class SaleContext:
 
 
 def ctx_of(hub: Hub) -> SaleContext:
-    return hub.extensions["sale"]  # type: ignore[no-any-return]
+    ctx = hub.services.sale
+    if ctx is None:
+        raise LookupError("This hub runs no sale.")
+    return ctx
 
 
 def sale_of(actor: RegisterActor) -> RegisterSale:
@@ -220,7 +223,7 @@ def paired_device(hub: Hub, register_id: str, kind: str) -> str:
     configured = getattr(reg, kind, "") if reg is not None else ""
     if configured:
         return str(configured)
-    devices = hub.extensions.get("devices")
+    devices = hub.services.devices
     if devices is not None:
         for device_id, r in devices.paired.items():
             if r == register_id and devices.kinds.get(device_id) == kind:

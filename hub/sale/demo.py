@@ -19,7 +19,7 @@ async def demo_scale(req: Request, msg: p.DemoScale) -> Any:
     hub = req.hub
     if not hub.config.server.demo:
         raise Forbidden("Only the demo store simulates a scale.")
-    sim = hub.extensions.get("demo_scale_sim", {}).get(req.register_id)
+    sim = hub.services.demo.scale.get(req.register_id)
     if sim is not None:
         sim.set(msg.weight_mg, motion=msg.motion)  # the real scale actor reads it from the pseudo-terminal
         return {}
@@ -43,7 +43,7 @@ async def demo_terminal(req: Request, msg: p.DemoTerminal) -> Any:
     hub = req.hub
     if not hub.config.server.demo:
         raise Forbidden("Only the demo store simulates a terminal.")
-    sim = hub.extensions.get("demo_terminal_sim", {}).get(req.register_id)
+    sim = hub.services.demo.terminal.get(req.register_id)
     if sim is None:
         raise Refused("The demo store runs without a simulated terminal.", code="no_terminal")
     sim.set_mode(msg.mode, decline_code=msg.decline_code, timeout_seconds=msg.timeout_seconds)

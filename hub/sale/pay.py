@@ -191,7 +191,7 @@ async def pay(req: Request, msg: p.Pay) -> Any:
     ctx.ledger_generation += 1
     hub.metrics.sales.labels(req.register_id).inc()
     actor.publish()
-    for hook in hub.extensions.get("after_sale", []):
+    for hook in hub.services.after_sale:
         try:  # the sale is committed: a printer or a flag watcher failing must not turn it into an error
             hook(hub, req.register_id, result["receipt_number"], settlement)
         except Exception:
