@@ -85,8 +85,18 @@ class World:
 
 
 @pytest.fixture
+def state_poll_seconds() -> float:
+    """How often the state channel looks at its outbox unwoken (a test module may override it)."""
+    return 0.2
+
+
+@pytest.fixture
 async def world(
-    nursery: trio.Nursery, tmp_path: Path, hub_factory: Callable[..., Any], request: pytest.FixtureRequest
+    nursery: trio.Nursery,
+    tmp_path: Path,
+    hub_factory: Callable[..., Any],
+    request: pytest.FixtureRequest,
+    state_poll_seconds: float,
 ) -> Any:
     """A hub and a sandbox; parametrize ``world`` indirectly with "pascal" (Metrc's documented keys, the
     default) or "camel" (as some states answer) to choose how the sandbox answers."""
@@ -107,7 +117,7 @@ async def world(
             h,
             None,
             retry_policy=state_channel.fast_retry_policy(),
-            poll_seconds=0.2,
+            poll_seconds=state_poll_seconds,
             schedule=False,
         )
 
