@@ -71,6 +71,10 @@ RETURN_SEQ: Cell[int] = Cell("return_seq", "meta", b"return_seq", U64Value())  #
 # the demo planted the store's packages in its sandbox facility (hub/state_channel/demo.py)
 DEMO_ALIGNED: Cell[bool] = Cell("demo_aligned", "meta", b"state_channel:demo_aligned", Flag())
 
+# ---- stored replies (idempotent retries of the live protocol): device id NUL message id -> the msgpack of
+# hub.commands.StoredReply (its type moves here when the live session reads and writes through this table)
+REPLIES: Table[tuple[str, str], bytes] = Table("replies", "replies", Composite(str, str), Raw())
+
 # ---- still in "kv", written by hub/sale (to move in the next step, with a migration) ----
 OPEN_DRAWERS: Table[str, str] = Table("open_drawers", "kv", TEXT, TextValue(), prefix=b"open_drawer:")
 VOIDS: Table[int, VoidRecord] = Table("voids", "kv", U64, Msgpack(VoidRecord), prefix=b"void:")

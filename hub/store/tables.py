@@ -78,13 +78,13 @@ class Composite:
 
     def encode(self, value: tuple[Any, ...]) -> bytes:
         assert len(value) == len(self.parts), value
-        return self._encode(value, complete=True)
+        return self._encode(value)
 
     def prefix(self, partial: tuple[Any, ...]) -> bytes:
         assert len(partial) <= len(self.parts), partial
-        return self._encode(partial, complete=False)
+        return self._encode(partial)
 
-    def _encode(self, value: tuple[Any, ...], *, complete: bool) -> bytes:
+    def _encode(self, value: tuple[Any, ...]) -> bytes:
         out = bytearray()
         last = len(self.parts) - 1
         for i, (kind, v) in enumerate(zip(self.parts, value, strict=False)):
@@ -95,7 +95,7 @@ class Composite:
                 if b"\x00" in b:
                     raise ValueError(f"a key part may not contain NUL: {v!r}")
                 out += b
-                if i < last and (complete or i < len(value)):
+                if i < last:  # a partial key ending in text still ends the part: "ann" is not "anna"
                     out += b"\x00"
         return bytes(out)
 

@@ -92,11 +92,7 @@ def state_poll_seconds() -> float:
 
 @pytest.fixture
 async def world(
-    nursery: trio.Nursery,
-    tmp_path: Path,
-    hub_factory: Callable[..., Any],
-    request: pytest.FixtureRequest,
-    state_poll_seconds: float,
+    nursery: trio.Nursery, tmp_path: Path, hub_factory: Callable[..., Any], request: pytest.FixtureRequest
 ) -> Any:
     """A hub and a sandbox; parametrize ``world`` indirectly with "pascal" (Metrc's documented keys, the
     default) or "camel" (as some states answer) to choose how the sandbox answers."""
@@ -104,6 +100,7 @@ async def world(
     from hub.state_channel.demo import align_sandbox
 
     casing = getattr(request, "param", "pascal")
+    poll_seconds = request.getfixturevalue("state_poll_seconds")
     handle: SandboxHandle = await nursery.start(
         serve, SandboxConfig(data_dir=tmp_path / "sandbox", seed="demo", casing=casing)
     )
@@ -117,7 +114,7 @@ async def world(
             h,
             None,
             retry_policy=state_channel.fast_retry_policy(),
-            poll_seconds=state_poll_seconds,
+            poll_seconds=poll_seconds,
             schedule=False,
         )
 
