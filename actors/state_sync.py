@@ -41,6 +41,7 @@ from hub.signals import report_gauges
 from hub.state_channel import outbox_store as box
 from hub.state_channel.policy import policy_for
 from hub.state_channel.senders import Sender
+from hub.store.layout import STATE_OUTBOX_TOPIC
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -90,7 +91,7 @@ class StateSyncActor:
         sender = self.make_sender(refs)
         self.refs = refs
         # every entry added to the outbox (box.add) wakes this actor once its transaction has committed
-        stop_listening = self.hub.store.commits.listen(box.STATE_OUTBOX_TOPIC, self.wake)
+        stop_listening = self.hub.store.commits.listen(STATE_OUTBOX_TOPIC, self.wake)
         try:
             await self._recover()
             task_status.started(self)

@@ -85,12 +85,6 @@ class World:
 
 
 @pytest.fixture
-def state_poll_seconds() -> float:
-    """How often the state channel looks at its outbox unwoken (a test module may override it)."""
-    return 0.2
-
-
-@pytest.fixture
 async def world(
     nursery: trio.Nursery, tmp_path: Path, hub_factory: Callable[..., Any], request: pytest.FixtureRequest
 ) -> Any:
@@ -100,7 +94,8 @@ async def world(
     from hub.state_channel.demo import align_sandbox
 
     casing = getattr(request, "param", "pascal")
-    poll_seconds = request.getfixturevalue("state_poll_seconds")
+    # how often the channel looks at its outbox unwoken; a test module may say otherwise
+    poll_seconds = getattr(request.module, "STATE_POLL_SECONDS", 0.2)
     handle: SandboxHandle = await nursery.start(
         serve, SandboxConfig(data_dir=tmp_path / "sandbox", seed="demo", casing=casing)
     )

@@ -7,18 +7,13 @@ and every bound below would fail.
 
 from __future__ import annotations
 
-import pytest
 import trio
 
 from hub.domain.outbox import OutboxEntry
 from tests.state.conftest import World, connect, ready, sell, ws_url
 
 PROMPT_S = 1.5  # well under the 2 s poll the channel would otherwise wait for
-
-
-@pytest.fixture
-def state_poll_seconds() -> float:
-    return 600.0
+STATE_POLL_SECONDS = 600.0  # read by the ``world`` fixture (tests/state/conftest.py)
 
 
 def approval(reason: str) -> dict[str, str]:
