@@ -16,10 +16,11 @@ import trio
 
 from hub import audit, auth
 from hub.actor import Call, Mailbox, serve_mailbox
-from hub.commands import HANDLERS, Request, check_access, handles, stored_reply
+from hub.commands import HANDLERS, Request, check_access, handles
 from hub.config import RegisterSection
 from hub.errors import BadRequest, HubError
-from hub.protocol import CreatePairingCode, Login, Logout, ReportIncident
+from hub.live.frames import CreatePairingCode, Login, Logout, ReportIncident
+from hub.live.replies import stored_reply
 from hub.store.env import next_seq, put
 from hub.store.keys import u64
 

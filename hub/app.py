@@ -6,7 +6,6 @@ import functools
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +16,8 @@ from hub import audit
 from hub.actor import QuarantinedMessage, redact_legacy
 from hub.auth import StaffSession
 from hub.config import StoreConfig
+from hub.live.replies import Replies, StoredReply
+from hub.live.topics import Subscriber, Topic
 from hub.metrics import Metrics
 from hub.signals import Signals, verify_audit
 from hub.store.env import Store, decode, encode, next_seq, put
@@ -27,7 +28,6 @@ from hub.supervisor import ChildSpec, Supervisor
 
 if TYPE_CHECKING:
     from actors.register import RegisterActor
-    from hub.ws_server import Connection
 
 log = logging.getLogger("hub")
 # a browser retries a message within seconds or minutes of losing its answer; a day is plenty
@@ -54,8 +54,6 @@ def prune_replies(txn: Any, store: Store, cutoff: datetime, limit: int = 50_000)
     """Delete stored replies older than ``cutoff`` (they only serve retries of recent messages)."""
     import msgspec
 
-    from hub.commands import StoredReply
-
     db = store.db("replies")
     old: list[bytes] = []
     with txn.cursor(db=db) as cur:
@@ -69,36 +67,6 @@ def prune_replies(txn: Any, store: Store, cutoff: datetime, limit: int = 50_000)
     return len(old)
 
 
-@dataclass
-class Topic:
-    """A pushed state. Publishing only bumps the version; the state is built (and encoded, once for
-    every subscriber) when a connection sends it, so ten changes in a burst cost one build."""
-
-    name: str = ""
-    version: int = 0
-    state: Any = None
-    compute: Callable[[], Any] | None = None
-    subscribers: set[Connection] = field(default_factory=set)
-    _built: int = -1
-    _text: str = ""
-    _text_version: int = -1
-
-    def current(self) -> Any:
-        if self.compute is not None and self._built != self.version:
-            self.state = self.compute()
-            self._built = self.version
-        return self.state
-
-    def encoded(self) -> str:
-        if self._text_version != self.version:
-            from hub.protocol import Snapshot, encode
-
-            state = self.current()
-            self._text = encode(Snapshot(topic=self.name, version=self.version, state=state))
-            self._text_version = self.version
-        return self._text
-
-
 class Hub:
     def __init__(self, config: StoreConfig, *, setup: Callable[[Hub], Any] | None = None) -> None:
         self.config = config
@@ -109,10 +77,8 @@ class Hub:
         self.writer: StoreWriter = None  # type: ignore[assignment]
         self.registers: dict[str, RegisterActor] = {}
         self.sessions: dict[bytes, StaffSession] = {}
-        # (register, message id) being applied now: a retry of the same id waits for it, then reads the reply
-        self.in_flight: dict[tuple[str | None, str], trio.Event] = {}
-        # replies of write-behind commands whose commit has not landed yet (see Request.commit_behind)
-        self.pending_replies: dict[bytes, tuple[bytes, bytes]] = {}  # key -> (frame, fingerprint)
+        # stored, pending and in-flight replies: a retried message id is answered, never applied twice
+        self.replies = Replies()
         self.topics: dict[str, Topic] = {}
         self.snapshot_providers: list[Callable[[RegisterActor], dict[str, Any]]] = []
         self.quarantine: list[QuarantinedMessage] = []
@@ -129,7 +95,7 @@ class Hub:
     # ---- lifecycle ----
     async def run(self, *, task_status: trio.TaskStatus[Hub] = trio.TASK_STATUS_IGNORED) -> None:
         from hub.http_server import serve_http
-        from hub.ws_server import serve_ws
+        from hub.live.server import serve_ws
 
         cfg = self.config
         async with trio.open_nursery() as nursery:
@@ -245,7 +211,7 @@ class Hub:
             t = self.topics[name] = Topic(name=name)
         return t
 
-    def subscribe(self, conn: Connection, topic: str) -> None:
+    def subscribe(self, conn: Subscriber, topic: str) -> None:
         self._topic(topic).subscribers.add(conn)
         conn.push_snapshot(topic)
 
@@ -253,7 +219,7 @@ class Hub:
         t = self.topics.get(topic)
         return None if t is None else t.current()
 
-    def unsubscribe(self, conn: Connection) -> None:
+    def unsubscribe(self, conn: Subscriber) -> None:
         for t in self.topics.values():
             t.subscribers.discard(conn)
 

@@ -1,4 +1,4 @@
-"""Routing client commands to their handlers, with login/role checks and idempotent replies.
+"""Routing client commands to their handlers, with login/role checks; handlers commit with their reply.
 
 A handler is ``async def handle(req: Request, msg) -> result``. Handlers that change the store call
 ``await req.commit(fn)``: ``fn(txn)`` runs in the single writer's transaction and its result becomes the
@@ -8,7 +8,6 @@ reconnect) is answered from the stored reply and never applied twice.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,9 +17,9 @@ import lmdb
 import msgspec
 
 from hub.auth import ROLE_RANK, StaffSession
-from hub.errors import Conflict, Forbidden, NotAuthenticated
-from hub.protocol import Command, Ok, encode_bytes
-from hub.store.keys import joined, text
+from hub.errors import Forbidden, NotAuthenticated
+from hub.live.frames import Command, Ok, encode_bytes
+from hub.live.replies import StoredReply, reply_key
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -62,22 +61,6 @@ def handles(
         return fn
 
     return register
-
-
-def reply_key(register_id: str, msg_id: str) -> bytes:
-    return joined(text(register_id), text(msg_id))
-
-
-class StoredReply(msgspec.Struct):
-    at: datetime
-    frame: bytes
-    # what the command was (type and body): a retried id must be the same command to get this reply
-    fingerprint: bytes = b""
-
-
-def fingerprint(msg: Command) -> bytes:
-    """The command without its id: its type and body, canonically encoded and hashed."""
-    return hashlib.sha256(msgspec.json.encode(msgspec.structs.replace(msg, id="-"))).digest()[:16]
 
 
 @dataclass
@@ -135,7 +118,7 @@ class Request:
         key = reply_key(self.register_id, self.msg.id)
         frame = encode_bytes(Ok(id=self.msg.id, result=result))
         fp = self.fingerprint
-        pending = self.hub.pending_replies
+        pending = self.hub.replies.pending
         pending[key] = (frame, fp)
 
         def apply(txn: lmdb.Transaction) -> None:
@@ -152,28 +135,6 @@ class Request:
         await self.hub.writer.write_behind(apply, label=label or type(self.msg).__name__, on_done=landed)
         self.committed_frame = frame
         return result
-
-
-def stored_reply(hub: Hub, register_id: str, msg_id: str, fp: bytes = b"") -> bytes | None:
-    """The stored reply of ``msg_id``, if any; a different command under a used id is refused, never
-    answered with the first command's reply (the client would think it was done)."""
-    pending = hub.pending_replies.get(reply_key(register_id, msg_id))
-    if pending is not None:
-        frame, stored_fp = pending
-    else:
-        with hub.store.read() as txn:
-            raw = txn.get(reply_key(register_id, msg_id), db=hub.store.db("replies"))
-            if raw is None:
-                return None
-            stored = msgspec.msgpack.decode(raw, type=StoredReply)
-        frame, stored_fp = stored.frame, stored.fingerprint
-    if fp and stored_fp and fp != stored_fp:
-        raise Conflict(
-            f"The id {msg_id!r} was already used for another command; send this one with a new id.",
-            code="id_reused",
-            field="id",
-        )
-    return frame
 
 
 def check_access(spec: HandlerSpec, session: StaffSession | None, what: str) -> None:

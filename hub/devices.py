@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import trio
@@ -23,7 +23,7 @@ import trio
 from hub.commands import Request, handles
 from hub.domain import devices as dev
 from hub.domain.receipt import tender_rows
-from hub.protocol import Command
+from hub.sale.protocol import PrintExitLabel
 from hub.supervisor import ChildSpec
 
 if TYPE_CHECKING:
@@ -611,14 +611,6 @@ async def _start_demo_devices(devices: DeviceHub, protocol: str, hub: Hub, sup: 
         hub.extensions["pay_by_bank"] = AeropayProvider(
             bank.url, merchant_id=bank.merchant_id, api_key=bank.api_key, api_secret=bank.api_secret
         )
-
-
-class PrintExitLabel(Command, tag="print_exit_label"):
-    """Print the exit label of a package (tag as text and Code 128, product, weight, THC) on the
-    register's label printer."""
-
-    tag: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
-    copies: Annotated[int, msgspec.Meta(ge=1, le=20)] = 1
 
 
 @handles(PrintExitLabel)

@@ -21,8 +21,8 @@ from hypercorn.config import Config as HyperConfig
 from hypercorn.trio import serve
 
 from hub.errors import BadRequest
+from hub.live.frames import MAX_JSON_DEPTH, explain, json_depth_exceeds
 from hub.metrics import CONTENT_TYPE
-from hub.protocol import MAX_JSON_DEPTH, explain, json_depth_exceeds
 
 if TYPE_CHECKING:
     from hub.app import Hub

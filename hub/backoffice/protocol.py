@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from hub.protocol import Command, Pin, StaffId
+from hub.live.frames import Command, Pin, StaffId
 from hub.sale.protocol import ManagerApproval
 
 Reason = Annotated[str, msgspec.Meta(min_length=3, max_length=300)]

@@ -3,21 +3,13 @@ ask for it apply (``hub.domain.promotions.eligible``). An unknown code is refuse
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 
+from hub.catalogue.protocol import ApplyPromoCode, RemovePromoCode
 from hub.commands import Request, handles
-from hub.protocol import Command
 from hub.sale import service
-
-
-class ApplyPromoCode(Command, tag="apply_promo_code"):
-    code: Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
-
-
-class RemovePromoCode(Command, tag="remove_promo_code"):
-    code: Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
 
 
 @handles(ApplyPromoCode)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import msgspec
 
-from hub.protocol import Command
+from hub.live.frames import Command
 
 OrderId = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
 LineId = Annotated[int, msgspec.Meta(ge=1, le=1000)]

@@ -305,7 +305,7 @@ async def housekeeping(
 
 
 def decode_intake(body: bytes) -> core.OrderIntake:
-    from hub.protocol import MAX_JSON_DEPTH, _explain, json_depth_exceeds
+    from hub.live.frames import MAX_JSON_DEPTH, _explain, json_depth_exceeds
 
     if json_depth_exceeds(body, MAX_JSON_DEPTH):  # before decoding: a decoder's recursion is no limit
         raise BadRequest(f"The body nests deeper than {MAX_JSON_DEPTH} levels.", field="body")

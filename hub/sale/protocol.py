@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from hub.protocol import Command, Pin, StaffId
+from hub.live.frames import Command, Pin, StaffId
 
 Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 Reason = Annotated[str, msgspec.Meta(min_length=3, max_length=300)]
@@ -238,3 +238,12 @@ class LookUpReceipt(Command, tag="look_up_receipt"):
     already came back."""
 
     receipt_number: Annotated[int, msgspec.Meta(ge=1, le=2**53)]
+
+
+# ---- devices at the register ----
+class PrintExitLabel(Command, tag="print_exit_label"):
+    """Print the exit label of a package (tag as text and Code 128, product, weight, THC) on the
+    register's label printer."""
+
+    tag: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    copies: Annotated[int, msgspec.Meta(ge=1, le=20)] = 1

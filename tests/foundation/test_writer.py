@@ -105,7 +105,7 @@ def test_stored_replies_are_pruned_after_a_day(store: Store) -> None:
     import msgspec
 
     from hub.app import prune_replies
-    from hub.commands import StoredReply, reply_key
+    from hub.live.replies import StoredReply, reply_key
 
     now = datetime.now(UTC)
     with store.env.begin(write=True) as txn:

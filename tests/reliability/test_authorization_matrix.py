@@ -23,7 +23,8 @@ from hub import features
 from hub.app import Hub
 from hub.commands import HANDLERS
 from hub.config import StoreConfig
-from hub.protocol import Command, command_types, decode_command
+from hub.live.frames import Command
+from hub.live.protocol import command_types, decode_command
 from tests.conftest import DEMO_PAIRING, PINS, ws_url
 
 # the store's policy: the lowest role that may send each command once logged in (absent: any staff)

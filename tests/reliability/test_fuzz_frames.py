@@ -29,7 +29,7 @@ from trio_websocket import open_websocket_url
 
 from hub import backoffice, devices, sale  # noqa: F401  (their commands join the protocol's union)
 from hub.backoffice import protocol as _office_protocol  # noqa: F401
-from hub.protocol import command_types
+from hub.live.protocol import command_types
 from hub.sale import protocol as _sale_protocol  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]

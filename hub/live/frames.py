@@ -1,11 +1,12 @@
-"""The live protocol between browser registers (and other clients) and the hub: JSON text frames.
+"""The live protocol's base types: the ``Command`` base, the session's own commands and the server frames.
 
-Every client message is a ``Command`` (a msgspec Struct in one tagged union, tag field ``type``) with an
-``id``; every answer echoes that id as ``ok`` (with a ``result``) or ``error`` (a stable ``code``, a human
-``message`` and, for validation errors, the ``field``). The hub also pushes ``snapshot`` frames: the full
-state of a topic with a version that only grows, so a reconnecting register simply takes the newest one.
+Every client message is a ``Command`` (a msgspec Struct, tag field ``type``) with an ``id``; every answer
+echoes that id as ``ok`` (with a ``result``) or ``error`` (a stable ``code``, a human ``message`` and, for
+validation errors, the ``field``). The hub also pushes ``snapshot`` frames: the full state of a topic with a
+version that only grows, so a reconnecting register simply takes the newest one.
 
-Later modules add commands by subclassing :class:`Command`; the decoder is built from all subclasses.
+Features define their commands in their own ``protocol`` modules on top of this one; ``hub/live/protocol.py``
+names every one of them in the union the hub decodes (this module must not import it: no cycle).
 """
 
 from __future__ import annotations
@@ -26,12 +27,6 @@ class Command(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, kw_o
     """Base of every client message. Subclasses set ``tag="..."``."""
 
     id: MsgId
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        global _decoder, _types
-        _decoder = None  # a new command type: rebuild the union decoder on next use
-        _types = None
 
 
 # ---- commands before login ----
@@ -118,42 +113,7 @@ class Envelope(msgspec.Struct):
     id: Any = None
 
 
-_envelope = msgspec.json.Decoder(Envelope)
 _encoder = msgspec.json.Encoder()
-_decoder: msgspec.json.Decoder[Any] | None = None
-_types: dict[str, type[Command]] | None = None
-
-
-def _all_commands() -> set[type[Command]]:
-    out: set[type[Command]] = set()
-    stack = list(Command.__subclasses__())
-    while stack:
-        cls = stack.pop()
-        out.add(cls)
-        stack.extend(cls.__subclasses__())
-    return {c for c in out if c.__struct_config__.tag is not None}
-
-
-def command_types() -> dict[str, type[Command]]:
-    global _types
-    if _types is None:
-        _types = {c.__struct_config__.tag: c for c in _all_commands()}  # type: ignore[misc]
-    return _types
-
-
-def _command_decoder() -> msgspec.json.Decoder[Any]:
-    global _decoder
-    if _decoder is None:
-        union = tuple(sorted(_all_commands(), key=lambda c: c.__name__))
-        _decoder = msgspec.json.Decoder(union[0] if len(union) == 1 else _union(union))
-    return _decoder
-
-
-def _union(types: tuple[type, ...]) -> Any:
-    u: Any = types[0]
-    for t in types[1:]:
-        u = u | t
-    return u
 
 
 class ProtocolError(Exception):
@@ -193,32 +153,6 @@ def json_depth_exceeds(data: str | bytes, limit: int) -> bool:
         else:
             depth -= 1
     return False
-
-
-def decode_command(data: str | bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Command:
-    """Decode one client frame or raise ProtocolError with a clear, field-naming message."""
-    if json_depth_exceeds(data, max_depth):
-        raise ProtocolError(None, "malformed", f"The message nests deeper than {max_depth} levels.")
-    try:
-        env = _envelope.decode(data)
-    except msgspec.ValidationError:
-        raise ProtocolError(None, "malformed", "A message must be a JSON object.") from None
-    except msgspec.DecodeError as exc:
-        raise ProtocolError(None, "malformed", f"The message is not valid JSON ({exc}).") from None
-    msg_id = env.id if isinstance(env.id, str) and 0 < len(env.id) <= 64 else None
-    if env.id is None:
-        raise ProtocolError(None, "invalid", "Every message needs an `id` (a string).", field="id")
-    if msg_id is None:
-        raise ProtocolError(None, "invalid", "The `id` must be a string of 1 to 64 characters.", field="id")
-    if not isinstance(env.type, str):
-        raise ProtocolError(msg_id, "invalid", "Every message needs a `type` (a string).", field="type")
-    if env.type not in command_types():
-        raise ProtocolError(msg_id, "unknown_type", f"Unknown message type {env.type!r}.", field="type")
-    try:
-        return _command_decoder().decode(data)
-    except msgspec.ValidationError as exc:
-        field, text = explain(str(exc))
-        raise ProtocolError(msg_id, "invalid", text, field=field) from None
 
 
 def explain(message: str) -> tuple[str | None, str]:

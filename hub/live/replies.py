@@ -1,0 +1,86 @@
+"""Idempotent replies: the stored reply of each (register, message id), its fingerprint, and what is in flight.
+
+A command that changes the store stores its reply in the same transaction under the register and message id
+(``hub.commands.Request.commit``), so a retried id (after a reconnect) is answered from it and never applied
+twice. A retried id must carry the same command: the fingerprint (type and body, without the id) tells.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import msgspec
+import trio
+
+from hub.errors import Conflict
+from hub.live.frames import Command
+from hub.store.keys import joined, text
+
+if TYPE_CHECKING:
+    from hub.app import Hub
+    from hub.store.env import Store
+
+
+class StoredReply(msgspec.Struct):
+    at: datetime
+    frame: bytes
+    # what the command was (type and body): a retried id must be the same command to get this reply
+    fingerprint: bytes = b""
+
+
+def reply_key(register_id: str, msg_id: str) -> bytes:
+    return joined(text(register_id), text(msg_id))
+
+
+def fingerprint(msg: Command) -> bytes:
+    """The command without its id: its type and body, canonically encoded and hashed."""
+    return hashlib.sha256(msgspec.json.encode(msgspec.structs.replace(msg, id="-"))).digest()[:16]
+
+
+class Replies:
+    """The replies the hub can answer a retried id from: those stored in LMDB, those acknowledged before
+    their commit landed (write-behind cart edits), and the ids being applied right now."""
+
+    def __init__(self) -> None:
+        # (register, message id) being applied now: a retry of the same id waits for it, then reads the reply
+        self.in_flight: dict[tuple[str | None, str], trio.Event] = {}
+        # replies of write-behind commands whose commit has not landed yet (see Request.commit_behind)
+        self.pending: dict[bytes, tuple[bytes, bytes]] = {}  # key -> (frame, fingerprint)
+
+    def find(self, store: Store, register_id: str, msg_id: str) -> tuple[bytes, bytes] | None:
+        """The reply frame stored (or pending) for this id and its command's fingerprint, if any."""
+        pending = self.pending.get(reply_key(register_id, msg_id))
+        if pending is not None:
+            return pending
+        with store.read() as txn:
+            raw = txn.get(reply_key(register_id, msg_id), db=store.db("replies"))
+            if raw is None:
+                return None
+            stored = msgspec.msgpack.decode(raw, type=StoredReply)
+        return stored.frame, stored.fingerprint
+
+    def lookup(self, store: Store, register_id: str, msg_id: str, fp: bytes = b"") -> bytes | None:
+        """The stored reply of ``msg_id`` if it was this same command (see :func:`same_command`)."""
+        found = self.find(store, register_id, msg_id)
+        if found is None:
+            return None
+        same_command(msg_id, fp, found[1])
+        return found[0]
+
+
+def same_command(msg_id: str, fp: bytes, stored_fp: bytes) -> None:
+    """A different command under a used id is refused, never answered with the first command's reply
+    (the client would think it was done)."""
+    if fp and stored_fp and fp != stored_fp:
+        raise Conflict(
+            f"The id {msg_id!r} was already used for another command; send this one with a new id.",
+            code="id_reused",
+            field="id",
+        )
+
+
+def stored_reply(hub: Hub, register_id: str, msg_id: str, fp: bytes = b"") -> bytes | None:
+    """The stored reply of ``msg_id`` on ``hub`` (see :meth:`Replies.lookup`)."""
+    return hub.replies.lookup(hub.store, register_id, msg_id, fp)
