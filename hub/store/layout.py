@@ -72,7 +72,7 @@ RETURN_SEQ: Cell[int] = Cell("return_seq", "meta", b"return_seq", U64Value())  #
 DEMO_ALIGNED: Cell[bool] = Cell("demo_aligned", "meta", b"state_channel:demo_aligned", Flag())
 
 # ---- stored replies (idempotent retries of the live protocol): device id NUL message id -> the msgpack of
-# hub.commands.StoredReply (its type moves here when the live session reads and writes through this table)
+# hub.live.replies.StoredReply (bound here when hub/live/replies.py reads and writes through this table)
 REPLIES: Table[tuple[str, str], bytes] = Table("replies", "replies", Composite(str, str), Raw())
 
 # ---- still in "kv", written by hub/sale (to move in the next step, with a migration) ----

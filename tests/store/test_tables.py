@@ -34,7 +34,7 @@ def test_composite_keys_are_the_release_layouts_byte_for_byte() -> None:
     assert layout.RETURNED_STOCK.raw_key((3, "1A4")) == u64(3) + b"1A4"
     assert layout.OPEN_DRAWERS.raw_key("R1") == b"open_drawer:R1"
     assert layout.VOIDS.raw_key(2) == b"void:" + u64(2)
-    assert layout.REPLIES.raw_key(("R1", "m-1")) == joined(text("R1"), text("m-1"))  # commands.reply_key
+    assert layout.REPLIES.raw_key(("R1", "m-1")) == joined(text("R1"), text("m-1"))  # live.replies.reply_key
     with pytest.raises(ValueError):
         Composite(str, int).encode(("a\x00b", 1))
 
