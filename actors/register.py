@@ -80,7 +80,7 @@ class RegisterActor:
             req.session = live if live is not None and req.connection.staff_session() is live else None
         # what the register holds in memory goes back to this point if the command fails, whatever the
         # failure (a refused or failed commit, a bug): a half-applied change must not outlive its command
-        for load in self.hub.extensions.get("register_loaders", ()):
+        for load in self.hub.services.register_loaders:
             load(self)
         saved = {k: v.checkpoint() for k, v in self.extensions.items() if hasattr(v, "checkpoint")}
         try:
@@ -125,7 +125,7 @@ class RegisterActor:
             "staff": None if s is None else {"id": s.staff_id, "name": s.name, "role": s.role},
             "connected": self.connected,
         }
-        for provider in self.hub.snapshot_providers:
+        for provider in self.hub.services.snapshot_providers:
             state.update(provider(self))
         return state
 

@@ -8,6 +8,11 @@
    packages and no history, then 1 and 50 registers with 100k packages, 100k customers and 1M past sales.
 3. The ratios the issue asks for, each with its target, printed and written as JSON.
 
+``--only scan,sales,memory [--repeat 3]`` measures just issue 13's hot-path figures (``scan_rtt_vs_echo_1``,
+``sales_vs_ceiling_50``, the hub's RssAnon beside VmRSS and RssFile with 100k packages and 1M past sales after a
+load), each run from fresh stores, reported as median and spread with the load average: a before/after
+comparison in minutes. ``--profile DIR`` records py-spy stacks of the hub (per thread) during each measured window.
+
 ``--quick`` runs the same steps small (registers 1/4/8 stand in for 1/20/50) in well under a minute, for
 CI: it checks that everything runs and every ratio is computed, and asserts no threshold.
 """
@@ -19,6 +24,7 @@ import json
 import math
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -89,7 +95,16 @@ TARGETS = {
     "sales_vs_ceiling_50": (">=", 0.6),
     "growth_history": ("<=", 1.2),
     "rss_mb_100k": ("<=", 200.0),
+    "rss_anon_mb_100k": ("<=", 100.0),
 }
+# issue 13's targets for the hot path (``--only``): a step towards TARGETS, not a replacement
+ISSUE13_TARGETS = {
+    "scan_rtt_vs_echo_1": ("<=", 2.5),
+    "sales_vs_ceiling_50": (">=", 0.3),
+    "rss_anon_mb_100k": ("<=", 100.0),
+}
+PARTS = ("scan", "sales", "memory")
+PROFILE_RATE = 250  # py-spy samples/s: a scan is ~0.4 ms, so a 10 s window gives thousands of samples
 
 
 def log(msg: str) -> None:
@@ -173,7 +188,13 @@ def commits_per_s_at(commits: dict[int, dict[str, Any]], batch: float) -> float:
 
 # ---------------------------------------------------------------------------------------------- hub
 def run_dataset(
-    name: str, spec: dict[str, Any], p: dict[str, Any], work: Path, profile: Path | None
+    name: str,
+    spec: dict[str, Any],
+    p: dict[str, Any],
+    work: Path,
+    profile: Path | None,
+    *,
+    lookups: bool = True,
 ) -> dict[str, Any]:
     registers = sum(spec["points"])
     (work / name).mkdir(parents=True, exist_ok=True)
@@ -192,14 +213,19 @@ def run_dataset(
         map_mb=p["map_mb"],
     )
     prep_s = time.perf_counter() - t0
-    log(f"{name}: prepared in {prep_s:.1f} s; timing the hub's lookup in-process")
-    lookup = lookup_timings(data, config, plan, p["lookups"])
+    lookup = None
+    if lookups:
+        log(f"{name}: prepared in {prep_s:.1f} s; timing the hub's lookup in-process")
+        lookup = lookup_timings(data, config, plan, p["lookups"])
     hub = HubProcess(config, work / name / "hub.log")
     t0 = time.perf_counter()
     hub.start()
     start_s = time.perf_counter() - t0
     idle_mem = hub.memory()
-    log(f"{name}: hub pid {hub.pid} up in {start_s:.1f} s, RSS {idle_mem['VmRSS']:.0f} MB")
+    log(
+        f"{name}: hub pid {hub.pid} up in {start_s:.1f} s, VmRSS {idle_mem['VmRSS']:.0f} MB, "
+        f"RssAnon {idle_mem['RssAnon']:.0f} MB"
+    )
     points = {}
     try:
         first_register, first_customer = 1, 0
@@ -230,36 +256,22 @@ def run_dataset(
             first_customer += per_point_customers
             plan_file = work / name / f"plan-{n}.json"
             plan_file.write_text(json.dumps(lg_plan))
-            spy = None
             if profile is not None:
+                # the load generator starts py-spy when its measured window opens (pairing, scrypt
+                # logins and drawer counts stay out of the profile) and waits for it
                 profile.mkdir(parents=True, exist_ok=True)
-                spy = subprocess.Popen(
-                    [
-                        "py-spy",
-                        "record",
-                        "-p",
-                        str(hub.pid),
-                        "-f",
-                        "raw",
-                        "-r",
-                        "100",
-                        "--nonblocking",
-                        "-d",
-                        str(int(p["seconds"] + 15)),
-                        "-o",
-                        str(profile / f"{name}-{n}.txt"),
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
+                lg_plan["profile"] = {
+                    "pid": hub.pid,
+                    "rate": p.get("profile_rate", PROFILE_RATE),
+                    "out": str(profile / f"{name}-{n}.txt"),
+                }
+                plan_file.write_text(json.dumps(lg_plan))
             r = subprocess.run(
                 [sys.executable, "-m", "bench.loadgen", str(plan_file)],
                 capture_output=True,
                 text=True,
                 timeout=p["seconds"] + 300,
             )
-            if spy is not None:
-                spy.wait(timeout=60)
             if r.returncode != 0:
                 raise RuntimeError(f"load generator failed:\n{r.stderr[-4000:]}")
             points[n] = summarize_point(json.loads(r.stdout), hub.memory())
@@ -267,7 +279,9 @@ def run_dataset(
             log(
                 f"{name} {n} registers: {pt['sales_per_s']:.1f} sales/s, sale p50 {pt['sale_p50_ms']:.1f} ms, "
                 f"scan p50 {pt['scan_p50_ms']:.2f} ms p99 {pt['scan_p99_ms']:.2f} ms, commit p99 "
-                f"{pt['commit_p99_ms']:.2f} ms, batch {pt['batch_mean']:.1f}, RSS {pt['rss_mb']:.0f} MB, errors {pt['errors']}"
+                f"{pt['commit_p99_ms']:.2f} ms, batch {pt['batch_mean']:.1f}, VmRSS {pt['rss_mb']:.0f} MB "
+                f"(RssAnon {pt['memory_mb']['RssAnon']:.0f}, RssFile {pt['memory_mb']['RssFile']:.0f}), "
+                f"errors {pt['errors']}"
             )
     finally:
         hub.stop()
@@ -307,52 +321,198 @@ def summarize_point(lg: dict[str, Any], mem: dict[str, float]) -> dict[str, Any]
 
 
 # ---------------------------------------------------------------------------------------------- ratios
+def scan_figure(
+    echo: dict[Any, dict[str, Any]], small: dict[str, Any], p: dict[str, Any]
+) -> tuple[float, str]:
+    """``scan_rtt_vs_echo_1``: a package scan's round trip at one register against a bare echo's, 1 client."""
+    one, clients = p["small"]["points"][0], p["echo_clients"][0]
+    s1 = small["points"][one]
+    return (
+        s1["rtt"]["scan"]["p50"] / echo[clients]["p50"],
+        f"scan round trip p50, {one} register / echo p50, {clients} client",
+    )
+
+
+def sales_figure(raw_: dict[str, Any], small: dict[str, Any], p: dict[str, Any]) -> tuple[float, str]:
+    """``sales_vs_ceiling_50``: sales/s at the top register count against the lower of this machine's two
+    ceilings: echo round trips/s over the requests a sale takes, and raw durable sale write sets/s at the
+    writer's batch size."""
+    top = p["small"]["points"][-1]
+    stop = small["points"][top]
+    ceiling_rt = max(e["round_trips_per_s"] for e in raw_["echo"].values())
+    commit_ceiling = commits_per_s_at(raw_["durable_commits"], stop["batch_mean"])
+    echo_ceiling = ceiling_rt / stop["requests_per_sale"] if stop["requests_per_sale"] else math.nan
+    return (
+        stop["sales_per_s"] / min(echo_ceiling, commit_ceiling),
+        f"sales/s at {top} registers / min(echo ceiling {ceiling_rt:.0f}/s / "
+        f"{stop['requests_per_sale']:.1f} requests per sale = {echo_ceiling:.0f}, raw durable "
+        f"sales/s at batch {stop['batch_mean']:.1f} = {commit_ceiling:.0f})",
+    )
+
+
+def memory_point(large: dict[str, Any], p: dict[str, Any]) -> dict[str, Any]:
+    """The large store's last load point (the most registers): /proc/<pid>/status of the hub after it."""
+    return large["points"][p["large"]["points"][-1]]
+
+
+def judged(values: dict[str, tuple[float, str]], targets: dict[str, tuple[str, float]]) -> dict[str, Any]:
+    out = {}
+    for key, (value, how) in values.items():
+        op, target = targets[key]
+        ok = value <= target if op == "<=" else value >= target
+        out[key] = {"value": value, "target": f"{op} {target:g}", "pass": bool(ok), "how": how}
+    return out
+
+
 def ratios(
     raw_: dict[str, Any], small: dict[str, Any], large: dict[str, Any], p: dict[str, Any]
 ) -> dict[str, Any]:
     one, _, top = p["small"]["points"]
     echo = raw_["echo"]
-    echo_1, echo_top = echo[p["echo_clients"][0]], echo[p["echo_clients"][-1]]
-    ceiling_rt = max(e["round_trips_per_s"] for e in echo.values())
+    echo_top = echo[p["echo_clients"][-1]]
     s1, stop = small["points"][one], small["points"][top]
     l1 = large["points"][p["large"]["points"][0]]
-    commit_ceiling = commits_per_s_at(raw_["durable_commits"], stop["batch_mean"])
-    echo_ceiling = ceiling_rt / stop["requests_per_sale"] if stop["requests_per_sale"] else math.nan
+    mem = memory_point(large, p)
     values = {
         "lookup_vs_lmdb": (
             small["lookup"]["package_plus_allotment"]["p50"] / raw_["lmdb_get_decode"]["p50"],
             "hub package+allotment lookup p50 (10k packages) / LMDB get+decode p50",
         ),
-        "scan_rtt_vs_echo_1": (
-            s1["rtt"]["scan"]["p50"] / echo_1["p50"],
-            f"scan round trip p50, {one} register / echo p50, 1 client",
-        ),
+        "scan_rtt_vs_echo_1": scan_figure(echo, small, p),
         "scan_p99_vs_echo_p99_50": (
             stop["rtt"]["scan"]["p99"] / echo_top["p99"],
             f"scan p99, {top} registers / echo p99, {p['echo_clients'][-1]} clients",
         ),
-        "sales_vs_ceiling_50": (
-            stop["sales_per_s"] / min(echo_ceiling, commit_ceiling),
-            f"sales/s at {top} registers / min(echo ceiling {ceiling_rt:.0f}/s / "
-            f"{stop['requests_per_sale']:.1f} requests per sale = {echo_ceiling:.0f}, raw durable "
-            f"sales/s at batch {stop['batch_mean']:.1f} = {commit_ceiling:.0f})",
-        ),
+        "sales_vs_ceiling_50": sales_figure(raw_, small, p),
         "growth_history": (
             l1["sale"]["p50"] / s1["sale"]["p50"],
             f"sale p50, {large['packages']} packages + {large['history']} history / "
             f"{small['packages']} packages + none (1 register)",
         ),
         "rss_mb_100k": (
-            large["points"][p["large"]["points"][-1]]["rss_mb"],
+            mem["rss_mb"],
             f"hub VmRSS MB with {large['packages']} packages, {large['customers']} customers",
         ),
+        "rss_anon_mb_100k": (
+            mem["memory_mb"]["RssAnon"],
+            f"hub RssAnon (private) MB with {large['packages']} packages, {large['history']} past sales, "
+            f"after {p['large']['points'][-1]} registers' load; VmRSS {mem['memory_mb']['VmRSS']:.0f}, "
+            f"RssFile {mem['memory_mb']['RssFile']:.0f}",
+        ),
     }
-    out = {}
-    for key, (value, how) in values.items():
-        op, target = TARGETS[key]
-        ok = value <= target if op == "<=" else value >= target
-        out[key] = {"value": value, "target": f"{op} {target:g}", "pass": bool(ok), "how": how}
-    return out
+    return judged(values, TARGETS)
+
+
+# ---------------------------------------------------------------------------------------------- --only
+def run_parts(p: dict[str, Any], parts: tuple[str, ...], work: Path, profile: Path | None) -> dict[str, Any]:
+    """One pass over the chosen parts of the issue-13 figures, measuring only what they need:
+    ``scan``: echo with 1 client and 1 register's sales on the small store; ``sales``: echo at every client
+    count, raw durable commits and the top register count on the small store; ``memory``: the large store
+    (100k packages, 1M past sales) under the top register count, then the hub's /proc/<pid>/status."""
+    clients = p["echo_clients"] if "sales" in parts else p["echo_clients"][:1]
+    raw_: dict[str, Any] = {"echo": run_echo(clients, p["message_size"], p["echo_seconds"])}
+    if "sales" in parts:
+        raw_["durable_commits"] = {b: raw.durable_commits(b, n) for b, n in p["commits"].items()}
+    one, top = p["small"]["points"][0], p["small"]["points"][-1]
+    small_points = tuple(n for n, part in ((one, "scan"), (top, "sales")) if part in parts)
+    small = large = None
+    if small_points:
+        small = run_dataset("small", {**p["small"], "points": small_points}, p, work, profile, lookups=False)
+    if "memory" in parts:
+        spec = {**p["large"], "points": (p["large"]["points"][-1],)}
+        large = run_dataset("large", spec, p, work, profile, lookups=False)
+    values: dict[str, tuple[float, str]] = {}
+    detail: dict[str, Any] = {}
+    if small is not None and "scan" in parts:
+        values["scan_rtt_vs_echo_1"] = scan_figure(raw_["echo"], small, p)
+        pt = small["points"][one]
+        detail["scan_p50_us"] = pt["rtt"]["scan"]["p50"] * 1e6
+        detail["echo_1_p50_us"] = raw_["echo"][clients[0]]["p50"] * 1e6
+    if small is not None and "sales" in parts:
+        values["sales_vs_ceiling_50"] = sales_figure(raw_, small, p)
+        pt = small["points"][top]
+        detail["sales_per_s"] = pt["sales_per_s"]
+        detail["echo_round_trips_per_s"] = max(e["round_trips_per_s"] for e in raw_["echo"].values())
+        detail["requests_per_sale"] = pt["requests_per_sale"]
+        detail["batch_mean"] = pt["batch_mean"]
+    if large is not None:
+        mem = memory_point(large, p)["memory_mb"]
+        values["rss_anon_mb_100k"] = (
+            mem["RssAnon"],
+            f"hub RssAnon MB, {large['packages']} packages + {large['history']} past sales, after a load",
+        )
+        detail.update({f"{k}_mb": v for k, v in mem.items()})
+        detail["idle_RssAnon_mb"] = large["idle_memory_mb"]["RssAnon"]
+    return {
+        "figures": judged(values, ISSUE13_TARGETS),
+        "detail": detail,
+        "raw": raw_,
+        "hub": {"small": small, "large": large},
+    }
+
+
+def spread(values: list[float]) -> dict[str, Any]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": values}
+
+
+def run_only(
+    p: dict[str, Any], parts: tuple[str, ...], repeat: int, keep: bool, profile: Path | None
+) -> dict[str, Any]:
+    runs = []
+    for k in range(repeat):
+        work = Path(tempfile.mkdtemp(prefix="storehub-bench-", dir=os.environ.get("BENCH_DATA_DIR")))
+        load_before = os.getloadavg()
+        ok = False
+        try:
+            log(f"run {k + 1}/{repeat} of {','.join(parts)}; load average {load_before[0]:.2f}")
+            run = run_parts(p, parts, work, profile / f"run{k + 1}" if profile else None)
+            ok = True
+        finally:
+            if keep or not ok:
+                log(f"kept {work}")
+            else:
+                shutil.rmtree(work, ignore_errors=True)
+        run["load_average"] = {"before": list(load_before), "after": list(os.getloadavg())}
+        runs.append(run)
+    keys = list(runs[0]["figures"])
+    figures = {}
+    for key in keys:
+        figures[key] = {
+            **spread([r["figures"][key]["value"] for r in runs]),
+            "target": runs[0]["figures"][key]["target"],
+            "how": runs[0]["figures"][key]["how"],
+        }
+        op, target = ISSUE13_TARGETS[key]
+        m = figures[key]["median"]
+        figures[key]["pass"] = bool(m <= target if op == "<=" else m >= target)
+    detail = {key: spread([r["detail"][key] for r in runs]) for key in runs[0]["detail"]}
+    loads = [r["load_average"]["before"][0] for r in runs] + [r["load_average"]["after"][0] for r in runs]
+    return {
+        "parts": list(parts),
+        "repeat": repeat,
+        "figures": figures,
+        "detail": detail,
+        "load_average_1min": {"min": min(loads), "max": max(loads)},
+        "runs": runs,
+    }
+
+
+def only_table(result: dict[str, Any]) -> str:
+    la = result["load_average_1min"]
+    lines = [
+        f"issue 13 figures, {result['repeat']} run(s) of {','.join(result['parts'])}; "
+        f"1-min load average {la['min']:.2f}-{la['max']:.2f}",
+        f"  {'figure':<22}{'median':>10}{'min':>10}{'max':>10}  {'target':<8} result",
+    ]
+    for key, f in result["figures"].items():
+        lines.append(
+            f"  {key:<22}{f['median']:>10.3g}{f['min']:>10.3g}{f['max']:>10.3g}  {f['target']:<8} "
+            f"{'pass' if f['pass'] else 'MISS'}"
+        )
+    lines.append("  beside them (median [min-max])")
+    for key, d in result["detail"].items():
+        lines.append(f"  {key:<22}{d['median']:>10.4g}  [{d['min']:.4g}-{d['max']:.4g}]")
+    return "\n".join(lines)
 
 
 def table(result: dict[str, Any]) -> str:
@@ -383,7 +543,7 @@ def table(result: dict[str, Any]) -> str:
         "",
         "hub (storehub run), load generator in its own process",
         f"  {'dataset':<26}{'regs':>5}{'sales/s':>9}{'sale p50':>10}{'scan p50':>10}{'scan p99':>10}"
-        f"{'commit p99':>11}{'batch':>7}{'RSS MB':>8}{'errors':>8}",
+        f"{'commit p99':>11}{'batch':>7}{'VmRSS':>7}{'RssAnon':>8}{'errors':>8}",
     ]
     for name in ("small", "large"):
         d = result["hub"][name]
@@ -392,7 +552,8 @@ def table(result: dict[str, Any]) -> str:
             lines.append(
                 f"  {label:<26}{n:>5}{pt['sales_per_s']:>9.1f}{pt['sale_p50_ms']:>8.1f}ms"
                 f"{pt['scan_p50_ms']:>8.2f}ms{pt['scan_p99_ms']:>8.2f}ms{pt['commit_p99_ms']:>9.2f}ms"
-                f"{pt['batch_mean']:>7.1f}{pt['rss_mb']:>8.0f}{sum(pt['errors'].values()):>8}"
+                f"{pt['batch_mean']:>7.1f}{pt['rss_mb']:>7.0f}{pt['memory_mb']['RssAnon']:>8.0f}"
+                f"{sum(pt['errors'].values()):>8}"
             )
         lk = d["lookup"]
         lines.append(
@@ -419,7 +580,41 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="HQ ingest from 50 simulated stores (needs nats-server, PostgreSQL)",
     )
+    ap.add_argument(
+        "--only",
+        metavar="PARTS",
+        help=f"run only these of {','.join(PARTS)} (comma-separated): the issue-13 figures in minutes",
+    )
+    ap.add_argument("--repeat", type=int, default=1, help="with --only: runs, reported as median and spread")
+    ap.add_argument(
+        "--seconds", type=float, help="with --only: length of each load point (default 10, quick 2.5)"
+    )
+    ap.add_argument("--profile-rate", type=int, default=PROFILE_RATE, help="py-spy samples per second")
     args = ap.parse_args(argv)
+    if args.only:
+        parts = tuple(x.strip() for x in args.only.split(",") if x.strip())
+        unknown = set(parts) - set(PARTS)
+        if unknown or not parts:
+            ap.error(f"--only takes some of {','.join(PARTS)}, not {','.join(sorted(unknown)) or 'nothing'}")
+        if args.repeat < 1:
+            ap.error("--repeat must be at least 1")
+        p = {**(QUICK if args.quick else FULL), "profile_rate": args.profile_rate}
+        if args.seconds:
+            p["seconds"] = args.seconds
+        started = time.perf_counter()
+        result = run_only(p, parts, args.repeat, args.keep, Path(args.profile) if args.profile else None)
+        result.update(
+            when=datetime.now(UTC).isoformat(timespec="seconds"),
+            quick=args.quick,
+            machine=machine(),
+            elapsed_s=time.perf_counter() - started,
+        )
+        print(only_table(result))
+        out = Path(args.out) if args.out != str(DEFAULT_OUT) else DEFAULT_OUT.with_name("hot-path.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1, default=str))
+        log(f"wrote {out} ({result['elapsed_s']:.0f} s)")
+        return 0
     if args.chain:
         from bench.chain import run_chain
 

@@ -55,6 +55,8 @@ map_size_mb = {map_mb}
 
 [security]
 id_hash_key = "{key}"
+# every simulated register pairs from the load generator's one address within the same minute
+pairing_attempts_per_address = 10000
 """
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import random
 import resource
+import subprocess
 import sys
 import time
 import urllib.request
@@ -36,6 +37,31 @@ def scrape(url: str) -> str:
         return r.read().decode()
 
 
+def start_profiler(spec: dict[str, Any], seconds: float) -> subprocess.Popen[bytes]:
+    """py-spy on the hub for the measured window: raw stacks per thread (the trio thread and the store
+    writer apart), sampled without pausing the hub."""
+    return subprocess.Popen(
+        [
+            "py-spy",
+            "record",
+            "--pid",
+            str(spec["pid"]),
+            "--format",
+            "raw",
+            "--rate",
+            str(spec["rate"]),
+            "--threads",
+            "--nonblocking",
+            "--duration",
+            str(max(1, round(seconds))),
+            "--output",
+            spec["out"],
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 class Load:
     def __init__(self, plan: dict[str, Any]) -> None:
         self.plan = plan
@@ -53,6 +79,7 @@ class Load:
         self.window = [0.0, 0.0]
         self.metrics_before = ""
         self.sales_done = 0
+        self.spy: subprocess.Popen[bytes] | None = None
 
     def customer(self) -> int:
         i = self.next_customer
@@ -94,6 +121,8 @@ class Load:
                 self.metrics_before = await trio.to_thread.run_sync(scrape, p["metrics_url"])
                 self.window[0] = time.perf_counter()
                 self.window[1] = self.window[0] + p["seconds"]
+                if "profile" in p:
+                    self.spy = start_profiler(p["profile"], p["seconds"])
                 self.ready.set()
             await self.ready.wait()
             sales = 0
@@ -126,6 +155,8 @@ async def run(plan: dict[str, Any]) -> dict[str, Any]:
                 nursery.start_soon(load.register, reg, random.Random(k))
     end = time.perf_counter()
     metrics_after = await trio.to_thread.run_sync(scrape, plan["metrics_url"])
+    if load.spy is not None:
+        await trio.to_thread.run_sync(load.spy.wait)
     elapsed = end - load.window[0]
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return {

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import logging
 import secrets
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +18,7 @@ from hub.config import StoreConfig
 from hub.live.replies import Replies, StoredReply
 from hub.live.topics import Subscriber, Topic
 from hub.metrics import Metrics
+from hub.services import Services
 from hub.signals import Signals, verify_audit
 from hub.store.env import Store, decode, encode, next_seq, put
 from hub.store.keys import u64
@@ -68,8 +68,12 @@ def prune_replies(txn: Any, store: Store, cutoff: datetime, limit: int = 50_000)
 
 
 class Hub:
-    def __init__(self, config: StoreConfig, *, setup: Callable[[Hub], Any] | None = None) -> None:
+    """The running hub: its store, writer, registers and servers. What features it runs is in ``services``,
+    built by hub/wiring.py (a bare ``Hub(config)`` runs only the foundation: login, pairing, incidents)."""
+
+    def __init__(self, config: StoreConfig, services: Services | None = None) -> None:
         self.config = config
+        self.services = services if services is not None else Services()
         self.metrics = Metrics()
         self.metrics.configure(config)
         self.signals = Signals()
@@ -80,7 +84,6 @@ class Hub:
         # stored, pending and in-flight replies: a retried message id is answered, never applied twice
         self.replies = Replies()
         self.topics: dict[str, Topic] = {}
-        self.snapshot_providers: list[Callable[[RegisterActor], dict[str, Any]]] = []
         self.quarantine: list[QuarantinedMessage] = []
         self.supervisor: Supervisor | None = None
         self.ready = False
@@ -88,9 +91,7 @@ class Hub:
         self.ws_port = 0
         self.started_at = datetime.now(UTC)
         self.boot_id = secrets.token_hex(6)
-        self._setup = setup
         self._shutdown = trio.Event()
-        self.extensions: dict[str, Any] = {}
 
     # ---- lifecycle ----
     async def run(self, *, task_status: trio.TaskStatus[Hub] = trio.TASK_STATUS_IGNORED) -> None:
@@ -115,18 +116,16 @@ class Hub:
                 await self.writer.write(
                     functools.partial(redact_stored_quarantine, store=self.store), label="quarantine"
                 )
-                if self._setup is not None:
-                    result = self._setup(self)
-                    if hasattr(result, "__await__"):
-                        await result
+                for setup in self.services.setup:
+                    await setup(self)
                 from actors.register import RegisterActor
 
                 for reg in cfg.registers:
-                    actor = self.extensions.get("actor_kinds", {}).get(reg.kind, RegisterActor)(self, reg)
+                    actor = self.services.actor_kinds.get(reg.kind, RegisterActor)(self, reg)
                     self.registers[reg.id] = actor
                     await sup.start(ChildSpec(name=f"register:{reg.id}", run=actor.run))
-                for starter in self.extensions.get("starters", []):
-                    await starter(self, sup)
+                for start in self.services.start:
+                    await start(self, sup)
                 self.signals.start(self.store)  # audit events count from here, before any client is served
                 self.ws_port = await nursery.start(serve_ws, self)
                 nursery.start_soon(self._housekeeping)
@@ -225,8 +224,8 @@ class Hub:
 
     def notify_outbox(self) -> None:
         """Something was committed to the state-system outbox: wake whoever sends it."""
-        for hook in self.extensions.get("outbox_committed", []):
-            hook()
+        for wake in self.services.outbox_wakers:
+            wake()
 
     # ---- quarantine ----
     def record_quarantine(self, q: QuarantinedMessage) -> None:
@@ -244,4 +243,4 @@ class Hub:
                 log.exception("could not persist a quarantined message")
 
         if self.supervisor is not None:
-            self.supervisor._nursery.start_soon(persist)
+            self.supervisor.start_soon(persist)

@@ -9,13 +9,17 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from hub.config import ConfigError, StoreConfig, check_tls, load_config, preflight
 from hub.errors import NoStore
 from hub.store.env import StoreVersionError
+
+if TYPE_CHECKING:
+    from hub.app import Hub
+    from hub.wiring import DemoOptions
 
 
 def _add_data(p: argparse.ArgumentParser, *, create: bool = False) -> None:
@@ -147,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from hub import demo, logs
+    from hub.wiring import DemoOptions
 
     logs.setup(args.log_level)
     if args.chain:
@@ -157,12 +162,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     cfg = demo.demo_config(data, host=args.host, http_port=args.http_port, ws_port=args.ws_port)
     if args.chain_toml:
         cfg = demo.join_chain(cfg, Path(args.chain_toml))
-    options = {
-        "scale_protocol": args.scale_protocol,
-        "devices": not args.no_devices,
-        "sandbox": not args.no_sandbox,
-    }
-    return run_hub(cfg, demo_options=options)
+    options = DemoOptions(
+        scale_protocol=args.scale_protocol, devices=not args.no_devices, sandbox=not args.no_sandbox
+    )
+    return run_hub(cfg, demo=options)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -175,18 +178,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_hub(cfg)
 
 
-def run_hub(cfg: StoreConfig, *, demo_options: dict[str, Any] | None = None) -> int:
-    from hub.app import Hub
-    from hub.features import install
+def run_hub(cfg: StoreConfig, *, demo: DemoOptions | None = None) -> int:
+    from hub import wiring
 
     preflight(cfg)  # a bad path or host is "configuration refused: <field>", not a traceback
-    hub = Hub(cfg)
-    install(hub, demo_options=demo_options)
+    hub = wiring.build(cfg, wiring.Features.store(demo))
 
     async def main_task() -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(hub.run)
-            _announce(hub, demo_options is not None)
+            _announce(hub, demo is not None)
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async for signum in signals:
                     print(f"storehub: {signal.Signals(signum).name} received, shutting down", file=sys.stderr)
@@ -204,7 +205,7 @@ def run_hub(cfg: StoreConfig, *, demo_options: dict[str, Any] | None = None) -> 
     return 0
 
 
-def _announce(hub: Any, demo: bool) -> None:
+def _announce(hub: Hub, demo: bool) -> None:
     cfg = hub.config
     scheme = "https" if cfg.server.tls_cert else "http"
     host = cfg.server.host if cfg.server.host not in ("0.0.0.0", "::") else "localhost"
@@ -227,7 +228,7 @@ def _announce(hub: Any, demo: bool) -> None:
             lines.append(
                 f"  Picker (handheld): {scheme}://{host}:{hub.http_port}/picker/  pairing code {DEMO_PAIRING['P1']}"
             )
-        sandbox_url = hub.extensions.get("sandbox_url")
+        sandbox_url = hub.services.demo.sandbox_url
         if sandbox_url:
             lines.append(f"  State-system sandbox: {sandbox_url}")
     lines.append("  Ctrl-C to stop.")

@@ -20,13 +20,25 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import trio
 
+from actors import payment_terminal, printer, scale, scanner
+from drivers.paybybank import AeropayProvider
+from drivers.sim.demo import run_demo_devices
+from hub.catalogue.labels import print_label
 from hub.commands import Request, handles
 from hub.domain import devices as dev
-from hub.domain.receipt import tender_rows
+from hub.domain.receipt import SaleRecord, tender_rows
+from hub.errors import HubError
+from hub.sale import inventory as inv
+from hub.sale import protocol as sale_protocol
+from hub.sale import reversals
 from hub.sale.protocol import PrintExitLabel
+from hub.sale.service import Refused, ScaleState, ctx_of
+from hub.store.keys import u64
 from hub.supervisor import ChildSpec
+from sandbox.paybybank import PayByBankEmulator
 
 if TYPE_CHECKING:
+    from drivers.sim.demo import DemoDevices
     from hub.app import Hub
     from hub.config import DeviceSection
     from hub.domain.receipt import Receipt
@@ -207,8 +219,7 @@ class DeviceHub:
         self.paired[device_id] = register_id
         self.kinds[device_id] = kind
         self.specs.append((device_id, functools.partial(run, config, self.publish, recv), config))
-        health = self.hub.extensions.setdefault("device_health", {})
-        health[device_id] = {
+        self.hub.services.device_health[device_id] = {
             "id": device_id,
             "kind": kind,
             "register": register_id,
@@ -219,29 +230,21 @@ class DeviceHub:
         }
         self.hub.metrics.device(device_id, kind)  # every series at 0 from the start
         if kind == "payment_terminal":
-            from hub.sale.service import ctx_of
-
             handle = TerminalHandle(
                 device_id, send, config if isinstance(config, dev.PaymentTerminalConfig) else None
             )
             handle.on_orphan = self.orphaned
-            self.hub.extensions.setdefault("terminal_handles", {})[device_id] = handle
-            try:
-                ctx_of(self.hub).terminals[device_id] = handle
-            except KeyError:
-                pass
+            self.hub.services.terminal_handles[device_id] = handle
+            if self.hub.services.sale is not None:  # added after the sale's setup (the demo's devices)
+                self.hub.services.sale.terminals[device_id] = handle
 
     async def start(self, hub: Hub, sup: Supervisor) -> None:
-        from hub.sale.service import ctx_of
-
         ctx = ctx_of(hub)
-        for device_id, handle in hub.extensions.get("terminal_handles", {}).items():
+        for device_id, handle in hub.services.terminal_handles.items():
             ctx.terminals[device_id] = handle
         for device_id, run, _config in self.specs:
             await sup.start(ChildSpec(name=f"device:{device_id}", run=run, max_restarts=10, window=60))
-        if hub.extensions.get("terminal_handles"):
-            from hub.sale import reversals
-
+        if hub.services.terminal_handles:
             run_reversals = functools.partial(reversals.run, hub, self._reversals_out)
             await sup.start(ChildSpec(name="card-reversals", run=run_reversals, max_restarts=10, window=60))
 
@@ -274,7 +277,7 @@ class DeviceHub:
             elif isinstance(msg, dev.DeviceHealth):
                 self._health(msg)
             elif isinstance(msg, dev.PaymentResult):
-                handle = self.hub.extensions.get("terminal_handles", {}).get(msg.device_id)
+                handle = self.hub.services.terminal_handles.get(msg.device_id)
                 if msg.outcome == "unresolved" and msg.operation == "sale":
                     # money may be held (a partial approval whose void failed): a pending reversal first,
                     # whether or not the register still waits
@@ -282,11 +285,11 @@ class DeviceHub:
                 if handle is not None:
                     handle.resolve(msg)
             elif isinstance(msg, dev.PaymentProgress):
-                handle = self.hub.extensions.get("terminal_handles", {}).get(msg.device_id)
+                handle = self.hub.services.terminal_handles.get(msg.device_id)
                 if handle is not None:
                     handle.progress(msg)
             elif isinstance(msg, dev.PrintJobUpdate):
-                h = self.hub.extensions.setdefault("device_health", {}).get(msg.device_id)
+                h = self.hub.services.device_health.get(msg.device_id)
                 if h is not None:
                     h["queued_jobs"] = msg.queued_jobs
                     if msg.state == "failed":
@@ -307,8 +310,6 @@ class DeviceHub:
             actor.publish()
 
     def _reading(self, r: dev.ScaleReading) -> None:
-        from hub.sale.service import ScaleState, ctx_of
-
         ctx = ctx_of(self.hub)
         prev = ctx.scales.get(r.device_id)
         ctx.scales[r.device_id] = ScaleState(
@@ -332,14 +333,11 @@ class DeviceHub:
             self._publish_register(r.device_id)
 
     async def _scan(self, s: dev.Scan) -> None:
-        from hub.errors import HubError
-        from hub.sale import protocol as p
-
         actor = self._register(s.device_id)
         if actor is None:
             log.warning("scan from %s, which is not paired with a register", s.device_id)
             return
-        msg = p.Scan(id=f"{s.device_id}-{next(self._scan_ids)}", data=s.data, source="serial")
+        msg = sale_protocol.Scan(id=f"{s.device_id}-{next(self._scan_ids)}", data=s.data, source="serial")
         req = Request(hub=self.hub, msg=msg, register_id=actor.id, session=None)
         try:
             await actor.mailbox.call(req, timeout=30)
@@ -349,8 +347,6 @@ class DeviceHub:
             log.warning("register %s did not take a scan in time", actor.id)
 
     def _health(self, h: dev.DeviceHealth) -> None:
-        from hub.sale.service import ctx_of
-
         m = self.hub.metrics
         # the configured kind labels the series (a label printer's actor reports as "printer")
         kind = self.kind_of(h.device_id, h.kind)
@@ -364,8 +360,7 @@ class DeviceHub:
         if kind in ("printer", "label_printer"):
             m.printer_queued_jobs.labels(h.device_id, kind).set(h.queued_jobs)
             m.printer_paper_out.labels(h.device_id, kind).set(1 if h.paper_out else 0)
-        health = self.hub.extensions.setdefault("device_health", {})
-        entry = health.setdefault(
+        entry = self.hub.services.device_health.setdefault(
             h.device_id, {"id": h.device_id, "kind": h.kind, "register": self.paired.get(h.device_id)}
         )
         changed = entry.get("up") != h.up or entry.get("detail") != h.detail
@@ -382,7 +377,7 @@ class DeviceHub:
             ctx.scales[h.device_id].up = False
             ctx.scales[h.device_id].state = "down"
             ctx.scales[h.device_id].stable = False
-        handle = self.hub.extensions.get("terminal_handles", {}).get(h.device_id)
+        handle = self.hub.services.terminal_handles.get(h.device_id)
         if handle is not None:
             handle.up = h.up
         if changed:
@@ -397,9 +392,6 @@ class DeviceHub:
         inbox = self.inboxes.get(printer)
         if inbox is None:
             return
-        from hub.domain.receipt import SaleRecord
-        from hub.store.keys import u64
-
         rec = hub.store.get("sales", u64(receipt_number), SaleRecord)
         if rec is None:
             return
@@ -452,8 +444,6 @@ def receipt_document(r: Receipt, *, open_drawer: bool) -> dev.ReceiptDocument:
 
 
 def _configured(section: DeviceSection, register_id: str) -> tuple[str, Any, Any]:
-    from actors import payment_terminal, printer, scale, scanner
-
     parity = section.parity
     if section.kind == "scale":
         return (
@@ -524,26 +514,21 @@ def _configured(section: DeviceSection, register_id: str) -> tuple[str, Any, Any
     )
 
 
-def install(hub: Hub, demo_options: dict[str, Any] | None = None) -> None:
-    devices = DeviceHub(hub)
-    hub.extensions["devices"] = devices
-    for reg in hub.config.registers:
+def add_configured(devices: DeviceHub) -> None:
+    """The devices store.toml pairs with each register (a device shared by two registers is added once)."""
+    config = devices.hub.config
+    for reg in config.registers:
         for attr in ("scale", "scanner", "printer", "label_printer", "payment_terminal"):
             ref = getattr(reg, attr)
-            section = hub.config.device(ref) if ref else None
+            section = config.device(ref) if ref else None
             if section is not None and section.id not in devices.paired:
                 kind, run, cfg = _configured(section, reg.id)
                 devices.add(section.id, kind, reg.id, run, cfg)
-    starters = hub.extensions.setdefault("starters", [])
-    if demo_options is not None and demo_options.get("devices", True) and hub.config.registers:
-        starters.append(
-            functools.partial(_start_demo_devices, devices, demo_options.get("scale_protocol", "ad"))
-        )
-    starters.append(devices.start)
-    hub.extensions.setdefault("after_sale", []).append(devices.after_sale)
 
 
-class _ScaleSimControl:
+class ScaleSimControl:
+    """The demo scale's weight, set from the register's demo panel."""
+
     def __init__(self, sim: Any) -> None:
         self.sim = sim
 
@@ -551,7 +536,7 @@ class _ScaleSimControl:
         self.sim.set_weight(weight_mg, motion=motion)
 
 
-class _TerminalSimControl:
+class TerminalSimControl:
     """The demo's card terminal is the SPIn emulator (sandbox/spin.py)."""
 
     def __init__(self, sim: Any) -> None:
@@ -563,18 +548,16 @@ class _TerminalSimControl:
         self.sim.proxy_timeout_s = timeout_seconds
 
 
-async def _start_demo_devices(devices: DeviceHub, protocol: str, hub: Hub, sup: Supervisor) -> None:
+async def start_demo_devices(devices: DeviceHub, protocol: str, hub: Hub, sup: Supervisor) -> None:
     """The demo's first register gets one simulated device of each kind (real bytes on ptys and TCP)."""
-    from actors import payment_terminal, printer, scale, scanner
-    from drivers.sim.demo import run_demo_devices
-
     register_id = hub.config.registers[0].id
-    sims = await sup._nursery.start(functools.partial(run_demo_devices, protocol, register_id=register_id))
-    hub.extensions["demo_devices"] = sims
-    hub.extensions.setdefault("demo_scale_sim", {})[register_id] = _ScaleSimControl(sims.scale)
-    hub.extensions.setdefault("demo_terminal_sim", {})[register_id] = _TerminalSimControl(
-        sims.payment_terminal
+    demo = hub.services.demo
+    sims: DemoDevices = await sup.start_task(
+        functools.partial(run_demo_devices, protocol, register_id=register_id)
     )
+    demo.devices = sims
+    demo.scale[register_id] = ScaleSimControl(sims.scale)
+    demo.terminal[register_id] = TerminalSimControl(sims.payment_terminal)
     devices.add(sims.scale_config.device_id, "scale", register_id, scale.run, sims.scale_config)
     devices.add(sims.scanner_config.device_id, "scanner", register_id, scanner.run, sims.scanner_config)
     devices.add(
@@ -601,30 +584,22 @@ async def _start_demo_devices(devices: DeviceHub, protocol: str, hub: Hub, sup: 
     # the demo register prints on the simulated receipt printer
     devices.paired[sims.receipt_printer_config.device_id] = register_id
     # pay by bank: an Aeropay-shaped emulator whose customer approves on the phone two seconds later
-    if "pay_by_bank" not in hub.extensions:
-        from drivers.paybybank import AeropayProvider
-        from sandbox.paybybank import PayByBankEmulator
-
-        bank = await sup._nursery.start(PayByBankEmulator().run)
+    if hub.services.pay_by_bank is None:
+        bank: PayByBankEmulator = await sup.start_task(PayByBankEmulator().run)
         bank.auto, bank.auto_after_s = "approve", 2.0
-        hub.extensions["demo_pay_by_bank"] = bank
-        hub.extensions["pay_by_bank"] = AeropayProvider(
+        demo.pay_by_bank = bank
+        hub.services.pay_by_bank = AeropayProvider(
             bank.url, merchant_id=bank.merchant_id, api_key=bank.api_key, api_secret=bank.api_secret
         )
 
 
 @handles(PrintExitLabel)
 async def print_exit_label(req: Request, msg: PrintExitLabel) -> Any:
-    from hub.sale import inventory as inv
-    from hub.sale.service import Refused
-
-    if "catalogue" in req.hub.extensions:
+    if req.hub.services.catalogue is not None:
         # the jurisdiction's label template: warning, potency, licence, dates, COA QR (hub/catalogue/labels.py)
-        from hub.catalogue.labels import print_label
-
         return await print_label(req.hub, req.register_id, msg.tag, "exit", msg.copies)
 
-    devices: DeviceHub = req.hub.extensions["devices"]
+    devices = _devices(req.hub)
     reg = req.hub.config.register(req.register_id)
     printer_id = (reg.label_printer if reg else "") or next(
         (
@@ -656,20 +631,25 @@ async def print_exit_label(req: Request, msg: PrintExitLabel) -> Any:
     return {"job_id": job_id, "printer": printer_id}
 
 
-@handles(__import__("hub.sale.protocol", fromlist=["ScaleZero"]).ScaleZero)
-async def scale_zero(req: Request, msg: Any) -> Any:
+def _devices(hub: Hub) -> DeviceHub:
+    devices = hub.services.devices
+    if devices is None:
+        raise Refused("This hub runs no devices.", code="no_devices")
+    return devices
+
+
+@handles(sale_protocol.ScaleZero)
+async def scale_zero(req: Request, msg: sale_protocol.ScaleZero) -> Any:
     return await _scale_command(req, dev.ZeroScale(request_id=msg.id))
 
 
-@handles(__import__("hub.sale.protocol", fromlist=["ScaleTare"]).ScaleTare)
-async def scale_tare(req: Request, msg: Any) -> Any:
+@handles(sale_protocol.ScaleTare)
+async def scale_tare(req: Request, msg: sale_protocol.ScaleTare) -> Any:
     return await _scale_command(req, dev.TareScale(request_id=msg.id))
 
 
 async def _scale_command(req: Request, command: Any) -> Any:
-    from hub.sale.service import Refused
-
-    devices: DeviceHub = req.hub.extensions["devices"]
+    devices = _devices(req.hub)
     scale_id = next(
         (d for d, r in devices.paired.items() if r == req.register_id and devices.kinds[d] == "scale"), ""
     )

@@ -300,4 +300,4 @@ async def quarantine(hub: Hub, req: HttpRequest) -> HttpResponse:
 @route("GET", "/api/devices")
 async def device_health(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "budtender")
-    return HttpResponse.json({"devices": list(hub.extensions.get("device_health", {}).values())})
+    return HttpResponse.json({"devices": list(hub.services.device_health.values())})

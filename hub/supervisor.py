@@ -162,5 +162,14 @@ class Supervisor:
             )
         )
 
+    def start_soon(self, fn: Callable[[], Awaitable[object]]) -> None:
+        """A background task that is not supervised (a one-off write, an import): it ends with the hub."""
+        self._nursery.start_soon(fn)
+
+    async def start_task(self, fn: Callable[..., Awaitable[object]]) -> Any:
+        """Start an unsupervised task that reports ``task_status.started(value)``; return that value (a
+        simulator's address, say). It ends with the hub."""
+        return await self._nursery.start(fn)
+
     def all_running(self) -> bool:
         return bool(self.children) and all(c.running for c in self.children.values())

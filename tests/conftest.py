@@ -11,9 +11,11 @@ import pytest
 import trio
 from hypothesis import settings
 
+from hub import wiring
 from hub.app import Hub
 from hub.config import StoreConfig, parse_config
 from hub.demo import DEMO_PAIRING, DEMO_STAFF, seed_demo
+from hub.wiring import Features
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,16 +81,13 @@ def config(tmp_path: Path) -> StoreConfig:
 async def hub_factory(nursery: trio.Nursery) -> AsyncIterator[Callable[..., Any]]:
     hubs: list[Hub] = []
 
-    async def start(
-        config: StoreConfig, *, seed: bool = True, install: Callable[[Hub], None] | None = None
-    ) -> Hub:
+    async def start(config: StoreConfig, *, seed: bool = True, features: Features | None = None) -> Hub:
         async def setup(h: Hub) -> None:
             if seed:
                 await trio.to_thread.run_sync(seed_demo, h.store, h.config)
 
-        hub = Hub(config, setup=setup)
-        if install is not None:
-            install(hub)
+        hub = wiring.build(config, features or Features())
+        hub.services.setup.insert(0, setup)  # demo staff and pairing codes before any feature's setup
         await nursery.start(hub.run)
         hubs.append(hub)
         return hub

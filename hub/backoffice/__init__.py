@@ -1,9 +1,8 @@
 """The back office and closing the day (issue 7): drawer movements, blind counts and sign-off, returns,
 inventory counts, cash-compliance flags, readiness, Z reports, incidents, and the back-office pages.
 
-``install(hub)`` wires it into a hub before it starts: command handlers and REST routes register on import;
-the after-sale hook feeds the cash-flag watcher, which runs supervised; the back-office register's snapshot
-carries the open-flag count.
+hub/wiring.py wires it: command handlers and REST routes register on import; the after-sale hook feeds the
+cash-flag watcher, which runs supervised; the back-office register's snapshot carries the open-flag count.
 """
 
 from __future__ import annotations
@@ -12,18 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from actors.register import RegisterActor
-    from hub.app import Hub
-
-
-def install(hub: Hub, demo_options: dict[str, Any] | None = None) -> None:
-    # importing registers the handlers (@handles) and the routes (@route)
-    from hub.backoffice import cash_flags, counts, drawers, rest, returns  # noqa: F401
-
-    watch = cash_flags.CashWatch(hub)
-    hub.extensions["cash_watch"] = watch
-    hub.extensions.setdefault("after_sale", []).append(watch.after_sale)
-    hub.extensions.setdefault("starters", []).append(cash_flags.start)
-    hub.snapshot_providers.append(office_snapshot)
 
 
 def office_snapshot(actor: RegisterActor) -> dict[str, Any]:

@@ -186,7 +186,8 @@ def is_office(register_id: str) -> bool:
 async def start(hub: Hub, sup: Supervisor) -> None:
     from hub.supervisor import ChildSpec
 
-    watch: CashWatch = hub.extensions["cash_watch"]
+    watch = hub.services.cash_watch
+    assert watch is not None  # wired with the back office
     await sup.start(ChildSpec(name="cash-flags", run=watch.run))
 
 

@@ -6,7 +6,6 @@ proposed adjustments, and a manager's approval of those into the state's outbox.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,8 +57,8 @@ def packages_in_scope(store: Store, msg: bp.StartCount) -> tuple[str, list[Packa
 
 
 def _state_quantities(req: Request, tags: list[str]) -> dict[str, int]:
-    """The state's figure per package, when the state channel offers one (hub.extensions["state_quantity"])."""
-    lookup: Callable[[str], int | None] | None = req.hub.extensions.get("state_quantity")
+    """The state's figure per package, when the state channel offers one (services.state_quantity)."""
+    lookup = req.hub.services.state_quantity
     if lookup is None:
         return {}
     out = {}

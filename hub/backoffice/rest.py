@@ -64,9 +64,9 @@ async def get_readiness(hub: Hub, req: HttpRequest) -> HttpResponse:
         hub.store,
         hub.config,
         now=datetime.now(UTC),
-        device_health=hub.extensions.get("device_health", {}),
-        state_health=hub.extensions.get("state_health"),
-        extra=hub.extensions.get("readiness_checks"),
+        device_health=hub.services.device_health,
+        state_health=hub.services.state_health,
+        extra=hub.services.readiness_checks,
     )
     return HttpResponse.json(r)
 
@@ -215,9 +215,7 @@ async def devices(hub: Hub, req: HttpRequest) -> HttpResponse:
     ]
     return HttpResponse.json(
         {
-            "devices": sorted(
-                hub.extensions.get("device_health", {}).values(), key=lambda d: str(d.get("id"))
-            ),
+            "devices": sorted(hub.services.device_health.values(), key=lambda d: str(d.get("id"))),
             "registers": regs,
             "actors": actors,
         }

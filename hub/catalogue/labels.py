@@ -18,6 +18,7 @@ from hub.domain.lab_results import LabResult, from_metrc
 from hub.domain.labels import LabelFacts, LabelKind, label_text, potency, render_zpl
 from hub.errors import NotFound
 from hub.sale import inventory as inv
+from hub.sale.service import ctx_of
 from hub.store.env import put
 from hub.store.keys import text
 
@@ -80,7 +81,7 @@ def package_and_product(hub: Hub, tag: str) -> tuple[Package, Product]:
 
 def preview(hub: Hub, tag: str, kind: LabelKind) -> dict[str, Any]:
     pkg, product = package_and_product(hub, tag)
-    j = hub.extensions["sale"].jurisdiction
+    j = ctx_of(hub).jurisdiction
     facts = facts_for(hub, pkg, product)
     t = label_text(j.label, facts, kind)
     return {
@@ -96,7 +97,7 @@ def preview(hub: Hub, tag: str, kind: LabelKind) -> dict[str, Any]:
 
 
 def label_printer_of(hub: Hub, register_id: str) -> str:
-    devices = hub.extensions.get("devices")
+    devices = hub.services.devices
     if devices is None:
         return ""
     reg = hub.config.register(register_id)
@@ -110,13 +111,13 @@ async def print_label(
 ) -> dict[str, Any]:
     from hub.sale.service import Refused
 
-    devices = hub.extensions.get("devices")
+    devices = hub.services.devices
     printer_id = label_printer_of(hub, register_id)
     inbox = devices.inboxes.get(printer_id) if devices is not None else None
     if inbox is None:
         raise Refused("No label printer is connected to this register.", code="no_label_printer")
     pkg, product = package_and_product(hub, tag)
-    j = hub.extensions["sale"].jurisdiction
+    j = ctx_of(hub).jurisdiction
     zpl = render_zpl(j.label, facts_for(hub, pkg, product), kind, copies=copies)
     job_id = f"{kind}-label-{pkg.tag}-{next(_jobs)}"
     await inbox.send(PrintZpl(job_id=job_id, zpl=zpl))
@@ -130,7 +131,7 @@ async def print_label(
 async def pull_lab_result(hub: Hub, tag: str) -> LabResult | None:
     """Ask the state system for the package's lab result (Metrc only: BioTrack's retail API has no such
     read) and keep it; None when the state has none. Unreachable: the stored one stays."""
-    ch = hub.extensions.get("state_channel")
+    ch = hub.services.state_channel
     reader = getattr(ch, "reader", None)
     if reader is None or not hasattr(reader, "lab_test_results"):
         return lab_result(hub, tag)

@@ -27,6 +27,7 @@ from hub.domain.limits.rules import KNOWN_CATEGORIES
 from hub.domain.promotions import Promotion, problems
 from hub.errors import BadRequest, NotFound
 from hub.sale import inventory as inv
+from hub.sale.service import ctx_of
 from hub.store.env import decode, put, tget
 from hub.store.keys import joined, micros, text, u64
 
@@ -131,7 +132,7 @@ class LiveCatalogue:
 
     @property
     def sale(self) -> SaleContext:
-        return self.hub.extensions["sale"]  # type: ignore[no-any-return]
+        return ctx_of(self.hub)
 
     def tax_classes(self) -> set[str]:
         out: set[str] = set()

@@ -14,7 +14,8 @@ from hub.sale import service
 
 @handles(ApplyPromoCode)
 async def apply_promo_code(req: Request, msg: ApplyPromoCode) -> Any:
-    live = req.hub.extensions["catalogue"]
+    live = req.hub.services.catalogue
+    assert live is not None  # wired with the catalogue, whose commands these are
     actor = req.hub.registers[req.register_id]
     sale = service.sale_of(actor)
     code = msg.code.strip().upper()

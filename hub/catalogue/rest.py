@@ -28,7 +28,7 @@ from hub.domain.receipt import SaleRecord
 from hub.errors import BadRequest, NotFound
 from hub.http_server import HttpRequest, HttpResponse, require_staff, route
 from hub.sale import inventory as inv
-from hub.sale.service import sale_of
+from hub.sale.service import ctx_of, sale_of
 from hub.store.keys import u64
 
 if TYPE_CHECKING:
@@ -38,10 +38,10 @@ IMPORT_CHUNK = 200
 
 
 def live_of(hub: Hub) -> LiveCatalogue:
-    live = hub.extensions.get("catalogue")
+    live = hub.services.catalogue
     if live is None:
         raise NotFound("This hub has no live catalogue.")
-    return live  # type: ignore[no-any-return]
+    return live
 
 
 def _body(req: HttpRequest) -> dict[str, Any]:
@@ -96,7 +96,7 @@ def product_row(p: Product) -> dict[str, Any]:
 async def products(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "manager")
     q = _q(req).get("q", "").strip()
-    index = hub.extensions["sale"].index
+    index = ctx_of(hub).index
     found = (
         index.search(q, limit=50, include_inactive=True)
         if q
@@ -231,7 +231,7 @@ async def promotion_action(hub: Hub, req: HttpRequest) -> HttpResponse:
 def preview(hub: Hub, body: dict[str, Any]) -> dict[str, Any]:
     """What a cart would get: the live promotions, with a draft in place of the one of the same id."""
     live = live_of(hub)
-    ctx = hub.extensions["sale"]
+    ctx = ctx_of(hub)
     promos: list[Promotion] = list(live.promotions)
     draft = body.get("promotion")
     if isinstance(draft, dict):
@@ -381,7 +381,7 @@ async def import_catalogue(hub: Hub, req: HttpRequest) -> HttpResponse:
                 await hub.writer.write(fn, label="import")
                 for kind, item in chunk:
                     if kind == "p":
-                        hub.extensions["sale"].index.upsert(item)
+                        ctx_of(hub).index.upsert(item)
                 live.imports[job]["done"] = start + len(chunk)
 
             def fin(txn: Any) -> None:
@@ -405,11 +405,10 @@ async def import_catalogue(hub: Hub, req: HttpRequest) -> HttpResponse:
         except Exception as exc:  # the job's page shows it; what was written stays (chunks are whole)
             live.imports[job].update(state="failed", error=str(exc))
 
-    nursery = hub.supervisor._nursery if hub.supervisor is not None else None
-    if nursery is None:
+    if hub.supervisor is None:
         await run()
     else:
-        nursery.start_soon(run)
+        hub.supervisor.start_soon(run)
         await trio.lowlevel.checkpoint()
     return HttpResponse.json({"dry_run": False, "job": job, **summary})
 
@@ -482,7 +481,7 @@ async def register_cart(hub: Hub, req: HttpRequest) -> HttpResponse:
 async def demo_label_printer(hub: Hub, req: HttpRequest) -> HttpResponse:
     """What the demo's simulated label printer has received (the demo only)."""
     require_staff(hub, req, "budtender")
-    sims = hub.extensions.get("demo_devices")
+    sims = hub.services.demo.devices
     if sims is None:
         raise NotFound("This hub runs no simulated devices.")
     return HttpResponse(200, bytes(sims.label_printer.received), "text/plain; charset=utf-8")

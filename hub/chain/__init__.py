@@ -1,6 +1,6 @@
 """The store as one of a chain (issue 17): events up to headquarters, catalogue and prices down from it.
 
-``install(hub)`` wires the feature in: when store.toml has a ``[chain]`` section the hub supervises a child
+hub/wiring.py wires the feature in: when store.toml has a ``[chain]`` section the hub supervises a child
 process, the chain link (:mod:`hub.chain.link`), which ships the audit log to NATS JetStream and fetches
 this store's catalogue document; the hub applies that document through its writer (:mod:`.catalogue`).
 Backlog, last-ack age and the catalogue version in use are in ``/metrics`` and ``GET /api/chain/status``.
@@ -24,6 +24,7 @@ from hub.chain import catalogue
 from hub.chain.events import catalogue_version, last_seq
 from hub.chain.link import LinkSettings, load_position
 from hub.http_server import HttpRequest, HttpResponse, require_staff, route
+from hub.supervisor import ChildSpec, Supervisor
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -75,10 +76,13 @@ class ChainState:
 
 
 def chain_of(hub: Hub) -> ChainState:
-    return hub.extensions["chain"]  # type: ignore[no-any-return]
+    state = hub.services.chain
+    if state is None:
+        raise LookupError("This hub runs no chain state.")
+    return state
 
 
-def _register_metrics(hub: Hub, state: ChainState) -> None:
+def register_metrics(hub: Hub, state: ChainState) -> None:
     r = hub.metrics.registry
     Gauge(
         "storehub_chain_backlog", "Committed events not yet acknowledged by HQ's JetStream", registry=r
@@ -104,42 +108,29 @@ def _register_metrics(hub: Hub, state: ChainState) -> None:
     ).set_function(lambda: float(state.version))
 
 
-def install(hub: Hub, demo_options: dict[str, Any] | None = None) -> None:
-    state = ChainState(hub)
-    hub.extensions["chain"] = state
-    _register_metrics(hub, state)
-    if hub.config.chain is None:
-        return
-
-    async def starter(h: Hub, sup: Any) -> None:
-        from hub.supervisor import ChildSpec
-
-        pos = await trio.to_thread.run_sync(load_position, h.config.data_dir)
-        state.acked_seq, state.acked_at = pos.seq, pos.acked_at
-        state.version = catalogue_version(h.store)
-        try:
-            doc = catalogue.stored_doc(h.store)
-            if doc is not None:  # the last version from HQ stays in force across restarts
-                _, promos = catalogue.check(doc)
-                _use_promotions(h, promos)
-        except (msgspec.ValidationError, msgspec.DecodeError, ValueError):
-            # the products and prices are in the store's tables anyway; only HQ's promotions wait for the next version
-            log.exception(
-                "the stored catalogue document from HQ cannot be read; its promotions are not in force"
-            )
-        await sup.start(
-            ChildSpec(name="chain-link", run=lambda task_status: run_link(h, task_status=task_status))
-        )
-
-    hub.extensions.setdefault("starters", []).append(starter)
-    hub.snapshot_providers.append(lambda actor: {"chain": {"catalogue_version": state.version}})
+async def start(hub: Hub, sup: Supervisor, state: ChainState) -> None:
+    """The acknowledged position and the catalogue version in force, HQ's stored promotions, then the link."""
+    pos = await trio.to_thread.run_sync(load_position, hub.config.data_dir)
+    state.acked_seq, state.acked_at = pos.seq, pos.acked_at
+    state.version = catalogue_version(hub.store)
+    try:
+        doc = catalogue.stored_doc(hub.store)
+        if doc is not None:  # the last version from HQ stays in force across restarts
+            _, promos = catalogue.check(doc)
+            _use_promotions(hub, promos)
+    except (msgspec.ValidationError, msgspec.DecodeError, ValueError):
+        # the products and prices are in the store's tables anyway; only HQ's promotions wait for the next version
+        log.exception("the stored catalogue document from HQ cannot be read; its promotions are not in force")
+    await sup.start(
+        ChildSpec(name="chain-link", run=lambda task_status: run_link(hub, task_status=task_status))
+    )
 
 
 def _use_promotions(hub: Hub, promos: Any) -> None:
-    ctx = hub.extensions.get("sale")
+    ctx = hub.services.sale
     if ctx is not None and promos is not None:
         ctx.settings.promotions = tuple(promos)
-        live = hub.extensions.get("catalogue")
+        live = hub.services.catalogue
         if live is not None:  # the live catalogue (issue 16) re-prices every register's cart
             live.promotions = ctx.settings.promotions
             live.refresh()
@@ -158,7 +149,7 @@ async def apply_catalogue(hub: Hub, doc: catalogue.CatalogueDoc) -> bool:
     )
     if applied is None:
         return False
-    ctx = hub.extensions.get("sale")
+    ctx = hub.services.sale
     if ctx is not None:
         for p in applied.products:
             ctx.index.upsert(p)

@@ -38,10 +38,10 @@ if TYPE_CHECKING:
 
 
 def customers_of(hub: Hub) -> Customers:
-    c = hub.extensions.get("customers")
+    c = hub.services.customers
     if c is None:
         raise NotFound("This hub has no customer records.")
-    return c  # type: ignore[no-any-return]
+    return c
 
 
 def _body(req: HttpRequest) -> dict[str, Any]:

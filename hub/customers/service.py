@@ -25,6 +25,7 @@ from hub.domain.pricing import LoyaltyPolicy
 from hub.domain.promotions import eligible
 from hub.errors import BadRequest, Conflict, NotFound
 from hub.sale import inventory as inv
+from hub.sale.service import ctx_of
 from hub.store.env import next_seq, tget
 from hub.store.keys import text
 
@@ -61,7 +62,7 @@ class Customers:
 
     @property
     def sale(self) -> SaleContext:
-        return self.hub.extensions["sale"]  # type: ignore[no-any-return]
+        return ctx_of(self.hub)
 
     @property
     def key(self) -> bytes:

@@ -2,84 +2,88 @@
 order queue with reservations, the picker actor's commands, channel callbacks and customer notices through
 their own durable outboxes, pickup at the register, expiry, metrics and the demo's orders.
 
-``install(hub, demo_options)`` wires it into a hub before it starts (after ``hub.sale``, which it builds
-on). Kept import-light: ``hub.sale.service`` imports ``hub.orders.stock`` at its top.
+hub/wiring.py wires it after ``hub.sale``, which it builds on; ``start`` runs once the registers run. Kept
+import-light: ``hub.sale.service`` imports ``hub.orders.stock`` at its top.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from hub.app import Hub
+    from hub.domain.outbox import RetryPolicy
+    from hub.domain.tender import Settlement
+    from hub.orders.service import OrdersContext
+    from hub.supervisor import Supervisor
 
 
-def install(
-    hub: Hub,
-    demo_options: dict[str, Any] | None = None,
-    *,
-    housekeeping_every: float = 30.0,
-    retry_policy: Any = None,
-    poll_seconds: float = 2.0,
-) -> None:
+@dataclass(frozen=True)
+class OrdersOptions:
+    """How often expiry runs and how the delivery outboxes retry (tests shorten them)."""
+
+    housekeeping_every: float = 30.0
+    retry_policy: RetryPolicy | None = None
+    poll_seconds: float = 2.0
+
+
+async def start(hub: Hub, sup: Supervisor, ctx: OrdersContext, options: OrdersOptions, *, demo: bool) -> None:
+    """Metrics, the first menu, the channel-callback and notice outboxes, expiry; the demo's orders."""
     from actors.delivery import DeliveryActor
     from actors.notifier import Notifier
     from actors.order_callbacks import ChannelCallbacks
-    from actors.picker import PickerActor
     from hub.domain.outbox import DEFAULT_POLICY
-    from hub.orders import (  # noqa: F401  (register the picker's and the register's commands)
-        api,  # noqa: F401  (registers the REST routes)
-        picking,
-        pickup,
-    )
-    from hub.orders.menu import Menu
     from hub.orders.metrics import install_metrics
-    from hub.orders.service import OrdersContext, housekeeping
-    from hub.orders.views import readiness_checks, snapshot
+    from hub.orders.service import housekeeping
     from hub.supervisor import ChildSpec
 
     cfg = hub.config
-    ctx = OrdersContext(
-        hub=hub, channels={c.id: c for c in cfg.channels}, settings=cfg.orders, notices=cfg.notices
+    install_metrics(hub)
+    ctx.changed()  # the ready orders as stored
+    # the first menu walks every table: do it now rather than on a channel's first request
+    menu = hub.services.orders_menu
+    if menu is not None:
+        await menu.refresh(hub.store, ctx.today())
+    policy = options.retry_policy or DEFAULT_POLICY
+    callbacks = ChannelCallbacks(ctx.channels, cfg.orders.callback_timeout_seconds)
+    notifier = Notifier(cfg.notices, cfg.store.name)
+    actor = DeliveryActor(
+        hub,
+        "order_callbacks",
+        callbacks.send,
+        retry_policy=policy,
+        poll_seconds=options.poll_seconds,
+        session=callbacks.session,
     )
-    hub.extensions["orders"] = ctx
-    hub.extensions["orders_menu"] = Menu(boot=hub.boot_id)
-    hub.extensions.setdefault("actor_kinds", {})["picker"] = PickerActor
-    hub.snapshot_providers.append(snapshot)
-    hub.extensions.setdefault("readiness_checks", []).append(lambda: readiness_checks(hub))
-    policy = retry_policy or DEFAULT_POLICY
+    ctx.wakers.append(actor.wake)
+    hub.services.order_callbacks = actor
+    await sup.start(ChildSpec(name="order-callbacks", run=actor.run))
+    actor = DeliveryActor(
+        hub,
+        "notices",
+        notifier.send,
+        retry_policy=policy,
+        poll_seconds=options.poll_seconds,
+        session=notifier.session,
+    )
+    ctx.wakers.append(actor.wake)
+    hub.services.notices = actor
+    await sup.start(ChildSpec(name="notifier", run=actor.run))
 
-    async def starter(h: Hub, sup: Any) -> None:
-        install_metrics(h)
-        ctx.changed()  # the ready orders as stored
-        # the first menu walks every table: do it now rather than on a channel's first request
-        await h.extensions["orders_menu"].refresh(h.store, ctx.today())
-        callbacks = ChannelCallbacks(ctx.channels, cfg.orders.callback_timeout_seconds)
-        notifier = Notifier(cfg.notices, cfg.store.name)
-        for name, table, transport, session in (
-            ("order-callbacks", "order_callbacks", callbacks.send, callbacks.session),
-            ("notifier", "notices", notifier.send, notifier.session),
-        ):
-            actor = DeliveryActor(
-                h, table, transport, retry_policy=policy, poll_seconds=poll_seconds, session=session
-            )
-            ctx.wakers.append(actor.wake)
-            h.extensions[f"orders_{table}"] = actor
-            await sup.start(ChildSpec(name=name, run=actor.run))
+    async def expiry(*, task_status: Any) -> None:
+        await housekeeping(hub, options.housekeeping_every, task_status=task_status)
 
-        async def expiry(*, task_status: Any) -> None:
-            await housekeeping(h, housekeeping_every, task_status=task_status)
+    await sup.start(ChildSpec(name="order-expiry", run=expiry))
+    if demo:
+        from hub.orders.demo import seed_demo_orders
 
-        await sup.start(ChildSpec(name="order-expiry", run=expiry))
-        if demo_options is not None:
-            from hub.orders.demo import seed_demo_orders
+        await seed_demo_orders(hub)
 
-            await seed_demo_orders(h)
 
-    hub.extensions.setdefault("starters", []).append(starter)
-
-    def after_sale(h: Hub, register_id: str, receipt_number: int, settlement: Any) -> None:
-        if ctx.any_ready():  # a pickup may have completed an order: other screens list ready orders
-            ctx.changed()
-
-    hub.extensions.setdefault("after_sale", []).append(after_sale)
+def after_sale(hub: Hub, register_id: str, receipt_number: int, settlement: Settlement) -> None:
+    ctx = hub.services.orders
+    if (
+        ctx is not None and ctx.any_ready()
+    ):  # a pickup may have completed an order: other screens list ready orders
+        ctx.changed()

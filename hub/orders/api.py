@@ -172,7 +172,8 @@ async def get_menu(hub: Hub, req: HttpRequest) -> HttpResponse:
         _channel(hub, req)
     except NotAuthenticated as exc:
         return _error(401, exc.code, exc.message)
-    menu = hub.extensions["orders_menu"]
+    menu = hub.services.orders_menu
+    assert menu is not None  # wired with the orders, whose context was found above
     await menu.refresh(hub.store, ctx_of(hub).today())
     since = parse_qs(req.query).get("since", [""])[0]
     etag = menu.etag + (f";since={since}" if since else "")

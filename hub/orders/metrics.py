@@ -60,7 +60,7 @@ class OrderCollector(Collector):
 def install_metrics(hub: Hub) -> None:
     r = hub.metrics.registry
     r.register(OrderCollector(hub))
-    hub.extensions["order_pick_seconds"] = Histogram(
+    hub.services.order_pick_seconds = Histogram(
         "storehub_order_pick_seconds",
         "Time from claiming an order to ready",
         buckets=PICK_BUCKETS,
@@ -69,6 +69,6 @@ def install_metrics(hub: Hub) -> None:
 
 
 def observe_pick(hub: Hub, seconds: float) -> None:
-    h = hub.extensions.get("order_pick_seconds")
+    h = hub.services.order_pick_seconds
     if h is not None:
         h.observe(seconds)

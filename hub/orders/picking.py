@@ -352,7 +352,7 @@ async def substitute(req: Request, msg: op.Substitute) -> Any:
 async def order_ready(req: Request, msg: op.OrderReady) -> Any:
     hub = req.hub
     now = datetime.now(UTC)
-    devices = hub.extensions.get("devices")
+    devices = hub.services.devices
     printer = paired_device(hub, req.register_id, "label_printer")
     inbox = devices.inboxes.get(printer) if devices is not None else None
     done: dict[str, Order] = {}

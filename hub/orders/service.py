@@ -79,7 +79,10 @@ class OrdersContext:
 
 
 def ctx_of(hub: Hub) -> OrdersContext:
-    return hub.extensions["orders"]  # type: ignore[no-any-return]
+    ctx = hub.services.orders
+    if ctx is None:
+        raise LookupError("This hub runs no online orders.")
+    return ctx
 
 
 def refused(r: Refusal) -> Refused:

@@ -99,7 +99,7 @@ def queue_view(hub: Hub) -> list[dict[str, Any]]:
 def snapshot(actor: Any) -> dict[str, Any]:
     """The orders part of a register's and a picker's screen."""
     hub = actor.hub
-    if "orders" not in hub.extensions:
+    if hub.services.orders is None:
         return {}
     queue = queue_view(hub)
     out: dict[str, Any] = {

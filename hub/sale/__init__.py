@@ -1,5 +1,5 @@
 """The sale at the register: catalogue and inventory in the store, the register's sale commands, the
-sale commit, and the register snapshot. ``install(hub)`` wires it into a hub before it starts."""
+sale commit, and the register snapshot. hub/wiring.py opens it (``open_sale``) once the store is open."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import trio
 
 if TYPE_CHECKING:
     from hub.app import Hub
+    from hub.sale.service import SaleContext
 
 # California, the demo store's state: cannabis excise tax 19 % on gross receipts from 1 July 2025
 # (R&TC 34011.2, as amended by AB 564 restoring 15 % from 1 Oct 2025 — kept configurable); sales tax by
@@ -58,65 +59,40 @@ DEMO_PROMOTIONS: list[dict[str, Any]] = [
 ]
 
 
-def install(
-    hub: Hub,
-    demo_options: dict[str, Any] | None = None,
-    *,
-    demo: bool | None = None,
-    taxes: dict[str, Any] | None = None,
-) -> None:
-    demo = demo if demo is not None else demo_options is not None
+async def open_sale(hub: Hub, *, demo: bool, taxes: dict[str, Any] | None = None) -> SaleContext:
+    """The sale's context once the store is open: the jurisdiction's rules, the tax table and promotions
+    (the demo's when the store sets none), the ID hash key, and the product index (in the demo, after the
+    demo catalogue is seeded)."""
     from hub.domain.limits.rules import store_jurisdiction
+    from hub.domain.promotions import Promotion
     from hub.domain.tax import TaxTable
-    from hub.sale import browse, demo_api, receipts, reprint, service  # noqa: F401  (their handlers)
-    from hub.sale import queue as customer_queue  # registers the queue's commands and its scan
+    from hub.sale import service
     from hub.sale.inventory import all_products, id_hash_key
-    from hub.sale.snapshot import sale_snapshot
 
-    previous = hub._setup
-
-    async def setup(h: Hub) -> None:
-        if previous is not None:
-            r = previous(h)
-            if hasattr(r, "__await__"):
-                await r
-        cfg = h.config
-        jurisdiction = store_jurisdiction(cfg.store.jurisdiction, cfg.store.time_zone)
-        table = msgspec.convert(taxes or cfg.taxes or DEFAULT_TAXES, TaxTable)
-        from hub.domain.promotions import Promotion
-
-        promos = cfg.promotions or (DEMO_PROMOTIONS if demo else [])
-        promotions = tuple(msgspec.convert(p, Promotion) for p in promos)
-        key = await trio.to_thread.run_sync(
-            lambda: id_hash_key(
-                h.store,
-                cfg.security.id_hash_key,
-                cfg.security.id_hash_key_file,
-                warn_beside_data=not cfg.server.demo,
-            )
+    cfg = hub.config
+    jurisdiction = store_jurisdiction(cfg.store.jurisdiction, cfg.store.time_zone)
+    table = msgspec.convert(taxes or cfg.taxes or DEFAULT_TAXES, TaxTable)
+    promos = cfg.promotions or (DEMO_PROMOTIONS if demo else [])
+    promotions = tuple(msgspec.convert(p, Promotion) for p in promos)
+    key = await trio.to_thread.run_sync(
+        lambda: id_hash_key(
+            hub.store,
+            cfg.security.id_hash_key,
+            cfg.security.id_hash_key_file,
+            warn_beside_data=not cfg.server.demo,
         )
-        ctx = service.SaleContext(
-            h, jurisdiction, service.SaleSettings(tax_table=table, promotions=promotions), key
-        )
-        h.extensions["sale"] = ctx
-        if demo:
-            await trio.to_thread.run_sync(seed_demo_catalogue, h, ctx)
-        for product in all_products(h.store):
-            ctx.index.upsert(product)
-
-    hub._setup = setup
-    hub.snapshot_providers.append(sale_snapshot)
-    hub.snapshot_providers.append(customer_queue.queue_snapshot)
-    # the register's sale is loaded before each command, so a failed command rolls back to it
-    hub.extensions.setdefault("register_loaders", []).append(service.sale_of)
-    from hub.sale import bank
-
-    provider = bank.provider_from_config(hub.config.pay_by_bank)
-    if provider is not None:
-        hub.extensions["pay_by_bank"] = provider
+    )
+    ctx = service.SaleContext(
+        hub, jurisdiction, service.SaleSettings(tax_table=table, promotions=promotions), key
+    )
+    if demo:
+        await trio.to_thread.run_sync(seed_demo_catalogue, hub, ctx)
+    for product in all_products(hub.store):
+        ctx.index.upsert(product)
+    return ctx
 
 
-def seed_demo_catalogue(hub: Hub, ctx: Any) -> None:
+def seed_demo_catalogue(hub: Hub, ctx: SaleContext) -> None:
     """Load the demo catalogue, inventory and customers once (a restarted demo keeps its sales)."""
     from hub.domain.demo_catalogue import build_demo_store
     from hub.sale.inventory import id_hash, load_catalogue
@@ -133,4 +109,4 @@ def seed_demo_catalogue(hub: Hub, ctx: Any) -> None:
         )
         load_catalogue(txn, store, demo.products, demo.packages, [c.customer for c in demo.customers])
         txn.put(b"demo_catalogue", today.isoformat().encode(), db=store.db("meta"))
-        hub.extensions["demo_store"] = demo
+        hub.services.demo.store = demo

@@ -10,7 +10,7 @@ fails to commit is refunded (``give_back``, shielded from cancellation).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 import trio
@@ -40,7 +40,7 @@ def provider_from_config(section: PayByBankSection) -> PayByBankProvider | None:
 
 
 def _provider(req: Request) -> PayByBankProvider:
-    provider: PayByBankProvider | None = req.hub.extensions.get("pay_by_bank")
+    provider = req.hub.services.pay_by_bank
     if provider is None:
         raise HubError("Pay by bank is not set up in this store.", code="no_pay_by_bank")
     return provider
@@ -142,7 +142,7 @@ def _fail(actor: RegisterActor, payment: card.CardPayment, state: str, message: 
 
 
 async def give_back(req: Request, tender: Tender) -> bool:
-    provider: Any = req.hub.extensions.get("pay_by_bank")
+    provider = req.hub.services.pay_by_bank
     if provider is None:
         return False
     with trio.CancelScope(shield=True), trio.move_on_after(card.GIVE_BACK_S):

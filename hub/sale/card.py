@@ -200,7 +200,7 @@ async def cancel_payment(req: Request, msg: p.CancelPayment) -> Any:
         payment.message = "Cancelling the pay-by-bank request…"
         actor.publish()
         return {"cancelling": True}
-    terminal = req.hub.extensions.get("terminal_handles", {}).get(payment.device_id)
+    terminal = req.hub.services.terminal_handles.get(payment.device_id)
     if terminal is None:
         raise HubError("The card terminal is not connected.", code="terminal_offline")
     await terminal.cancel(payment.reference)

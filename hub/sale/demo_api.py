@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from hub.http_server import HttpRequest, HttpResponse, route
 
 if TYPE_CHECKING:
     from hub.app import Hub
+    from hub.domain.demo_catalogue import DemoStore
 
 ROLE_LABELS = {
     "adult": "Licence: adult, in-state",
@@ -21,9 +22,9 @@ ROLE_LABELS = {
 }
 
 
-def demo_store(hub: Hub) -> Any:
+def demo_store(hub: Hub) -> DemoStore | None:
     """The demo catalogue as it was seeded (rebuilt deterministically from the seeding date)."""
-    d = hub.extensions.get("demo_store")
+    d = hub.services.demo.store
     if d is not None:
         return d
     with hub.store.read() as txn:
@@ -41,7 +42,7 @@ def demo_store(hub: Hub) -> Any:
         home_jurisdiction=hub.config.store.jurisdiction,
         id_hasher=lambda j, n: id_hash(key, j, n),
     )
-    hub.extensions["demo_store"] = d
+    hub.services.demo.store = d
     return d
 
 

@@ -22,7 +22,7 @@ log = logging.getLogger("hub.sale.reprint")
 
 def _printer_of(req: Request) -> tuple[str, Any]:
     """This register's receipt printer and its job queue, if one is connected."""
-    devices = req.hub.extensions.get("devices")
+    devices = req.hub.services.devices
     if devices is None:
         return "", None
     reg = req.hub.config.register(req.register_id)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import lmdb
 import msgspec
@@ -129,13 +129,13 @@ def refresh_gauge(hub: Hub) -> None:
 
 async def retry_once(hub: Hub) -> int:
     """Try every pending reversal whose terminal is up; the number still pending afterwards."""
-    lock: trio.Lock = hub.extensions.setdefault("card_reversal_lock", trio.Lock())
+    lock = hub.services.card_reversal_lock
     async with lock:  # one retry at a time: the housekeeping loop and a caller never void twice at once
         return await _retry(hub)
 
 
 async def _retry(hub: Hub) -> int:
-    handles: dict[str, Any] = hub.extensions.get("terminal_handles", {})
+    handles = hub.services.terminal_handles
     store = hub.store
     for rev in pending(hub):
         handle = handles.get(rev.device_id)
@@ -183,9 +183,9 @@ async def run(
     it; retry the pending reversals every ``RETRY_S`` until each is confirmed."""
     refresh_gauge(hub)
     task_status.started()
-    paired: dict[str, str] = getattr(hub.extensions.get("devices"), "paired", {})
+    paired: dict[str, str] = hub.services.devices.paired if hub.services.devices is not None else {}
     while True:
-        with trio.move_on_after(hub.extensions.get("card_reversal_retry_s", RETRY_S)):
+        with trio.move_on_after(RETRY_S):
             result = await results.receive()
             unresolved = result.outcome == "unresolved"
             await record(

@@ -193,7 +193,10 @@ class SaleContext:
 
 
 def ctx_of(hub: Hub) -> SaleContext:
-    return hub.extensions["sale"]  # type: ignore[no-any-return]
+    ctx = hub.services.sale
+    if ctx is None:
+        raise LookupError("This hub runs no sale.")
+    return ctx
 
 
 def sale_of(actor: RegisterActor) -> RegisterSale:
@@ -508,7 +511,7 @@ async def registry_lookup(
     the client). Unreachable is an answer too: the jurisdiction's policy decides what that allows."""
     from drivers.state_errors import StateError
 
-    ch = hub.extensions.get("state_channel")
+    ch = hub.services.state_channel
     reader = getattr(ch, "reader", None)
     if reader is None or not hasattr(reader, "patient_status"):
         return None, None
@@ -584,7 +587,7 @@ def paired_device(hub: Hub, register_id: str, kind: str) -> str:
     configured = getattr(reg, kind, "") if reg is not None else ""
     if configured:
         return str(configured)
-    devices = hub.extensions.get("devices")
+    devices = hub.services.devices
     if devices is not None:
         for device_id, r in devices.paired.items():
             if r == register_id and devices.kinds.get(device_id) == kind:
@@ -1389,7 +1392,7 @@ async def pay(req: Request, msg: p.Pay) -> Any:
     ctx.ledger_generation += 1
     hub.metrics.sales.labels(req.register_id).inc()
     actor.publish()
-    for hook in hub.extensions.get("after_sale", []):
+    for hook in hub.services.after_sale:
         try:  # the sale is committed: a printer or a flag watcher failing must not turn it into an error
             hook(hub, req.register_id, result["receipt_number"], settlement)
         except Exception:
@@ -1676,7 +1679,7 @@ async def demo_scale(req: Request, msg: p.DemoScale) -> Any:
     hub = req.hub
     if not hub.config.server.demo:
         raise Forbidden("Only the demo store simulates a scale.")
-    sim = hub.extensions.get("demo_scale_sim", {}).get(req.register_id)
+    sim = hub.services.demo.scale.get(req.register_id)
     if sim is not None:
         sim.set(msg.weight_mg, motion=msg.motion)  # the real scale actor reads it from the pseudo-terminal
         return {}
@@ -1700,7 +1703,7 @@ async def demo_terminal(req: Request, msg: p.DemoTerminal) -> Any:
     hub = req.hub
     if not hub.config.server.demo:
         raise Forbidden("Only the demo store simulates a terminal.")
-    sim = hub.extensions.get("demo_terminal_sim", {}).get(req.register_id)
+    sim = hub.services.demo.terminal.get(req.register_id)
     if sim is None:
         raise Refused("The demo store runs without a simulated terminal.", code="no_terminal")
     sim.set_mode(msg.mode, decline_code=msg.decline_code, timeout_seconds=msg.timeout_seconds)

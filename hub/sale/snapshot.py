@@ -114,7 +114,7 @@ def sale_snapshot(actor: RegisterActor) -> dict[str, Any]:
         "cashless_atm": None
         if atm is None
         else {"increment_cents": atm.increment_cents, "fee_cents": atm.fee_cents},
-        "pay_by_bank": "pay_by_bank" in hub.extensions,
+        "pay_by_bank": hub.services.pay_by_bank is not None,
         "up": up,
         "cash_only": not up,
         "message": ""
@@ -128,7 +128,7 @@ def sale_snapshot(actor: RegisterActor) -> dict[str, Any]:
         drawer = bytes(raw).decode() if raw is not None else None
     state["drawer"] = {"open": drawer is not None, "session_id": drawer}
     state["devices"] = [
-        d for d in hub.extensions.get("device_health", {}).values() if d.get("register") in (None, actor.id)
+        d for d in hub.services.device_health.values() if d.get("register") in (None, actor.id)
     ]
     state["last_receipt"] = (
         last_receipt_view(hub, sale.last_receipt_number) if sale.last_receipt_number else None

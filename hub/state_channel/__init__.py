@@ -1,12 +1,12 @@
 """The channel to the state's track-and-trace system (issue 5): the state-sync actor draining the outbox,
 the dead-letter list, pulls (packages, incoming manifests), receiving deliveries and reconciliation.
 
-``install(hub, demo_options)`` wires it into a hub before it starts:
+hub/wiring.py wires it (``ChannelOptions``; ``start`` runs once the registers run):
 
 - with ``[state_system] kind = "none"`` (and not in the demo) the outbox simply accumulates;
-- in the demo (``demo_options["sandbox"]`` true) the bundled sandbox runs in-process on a free loopback port
+- in the demo (``DemoOptions.sandbox`` true) the bundled sandbox runs in-process on a free loopback port
   with ``--seed demo`` data under ``<data_dir>/sandbox``; the hub's state settings point at it, its URL is in
-  ``hub.extensions["sandbox_url"]``, and the demo store's packages are planted in the sandbox facility once.
+  ``hub.services.demo.sandbox_url``, and the demo store's packages are planted in the sandbox facility once.
 
 Licences: the outbox is keyed by the store's licence (``[store] licence``); one actor per such licence sends
 its entries to the state facility ``[state_system] license_number`` (the store licence when empty). In the
@@ -25,10 +25,13 @@ import trio
 
 from hub.domain.outbox import DEFAULT_POLICY, RetryPolicy
 from hub.state_channel.policy import ReportingPolicy, policy_for
+from hub.supervisor import ChildSpec, Supervisor
 
 if TYPE_CHECKING:
+    from actors.register import RegisterActor
     from actors.state_sync import StateSyncActor
     from hub.app import Hub
+    from hub.state_channel.demo import InProcessSandbox
 
 log = logging.getLogger("storehub.state_channel")
 
@@ -51,65 +54,58 @@ class StateChannel:
 
 
 def channel_of(hub: Hub) -> StateChannel:
-    ch = hub.extensions.get("state_channel")
+    ch = hub.services.state_channel
     if ch is None:
         from hub.errors import NotFound
 
         raise NotFound("This hub has no state channel.")
-    return ch  # type: ignore[no-any-return]
+    return ch
 
 
-def install(hub: Hub, demo_options: dict[str, Any] | None = None, **options: Any) -> None:
-    """``options`` (tests): retry_policy, poll_seconds, pull_every, reconcile_every, schedule (bool)."""
-    from hub.state_channel import api  # noqa: F401  (registers the REST routes)
+@dataclass(frozen=True)
+class ChannelOptions:
+    """How the channel runs (tests shorten the waits; ``schedule`` False leaves pulls to the test)."""
 
-    sandbox = None
-    if demo_options is not None and demo_options.get("sandbox", True):
-        from hub.state_channel.demo import InProcessSandbox, free_port, point_at_sandbox
-
-        sandbox = InProcessSandbox(hub.config.data_dir / "sandbox", free_port())
-        point_at_sandbox(hub, sandbox.url)
-    from hub.config import check_facility
-
-    check_facility(hub.config)  # a store and its facility in one state and zone, or the hub does not start
-
-    async def starter(h: Hub, sup: Any) -> None:
-        from hub.supervisor import ChildSpec
-
-        if sandbox is not None:
-            await sup.start(ChildSpec(name="state-sandbox", run=sandbox.run))
-            from hub.state_channel.demo import align_sandbox
-
-            try:
-                await align_sandbox(h, sandbox.url, h.config.state_system.license_number)
-            except Exception:
-                log.exception("demo: could not plant the store's packages in the sandbox")
-        await start_channel(h, sup, **options)
-
-    hub.extensions.setdefault("starters", []).append(starter)
-
-    def after_sale(h: Hub, register_id: str, receipt_number: int, settlement: Any) -> None:
-        ch = h.extensions.get("state_channel")
-        if ch is not None and ch.actor is not None:
-            ch.actor.wake()
-
-    hub.extensions.setdefault("after_sale", []).append(after_sale)
-
-    def outbox_committed() -> None:  # voids, returns, adjustments, manager retries
-        ch = hub.extensions.get("state_channel")
-        if ch is not None and ch.actor is not None:
-            ch.actor.wake()
-
-    hub.extensions.setdefault("outbox_committed", []).append(outbox_committed)
-    hub.extensions["state_health"] = StateHealthView(hub)
-    hub.snapshot_providers.append(register_state_view)
+    retry_policy: RetryPolicy | None = None
+    poll_seconds: float = 2.0
+    pull_every: float = 300.0
+    reconcile_every: float = 24 * 3600.0
+    schedule: bool = True
 
 
-def register_state_view(actor: Any) -> dict[str, Any]:
+async def start(hub: Hub, sup: Supervisor, options: ChannelOptions, sandbox: InProcessSandbox | None) -> None:
+    """The demo's sandbox first (its URL is already in the state settings), then the channel."""
+    if sandbox is not None:
+        await sup.start(ChildSpec(name="state-sandbox", run=sandbox.run))
+        from hub.state_channel.demo import align_sandbox
+
+        try:
+            await align_sandbox(hub, sandbox.url, hub.config.state_system.license_number)
+        except Exception:
+            log.exception("demo: could not plant the store's packages in the sandbox")
+    await start_channel(
+        hub,
+        sup,
+        retry_policy=options.retry_policy,
+        poll_seconds=options.poll_seconds,
+        pull_every=options.pull_every,
+        reconcile_every=options.reconcile_every,
+        schedule=options.schedule,
+    )
+
+
+def wake(hub: Hub) -> None:
+    """Something reached the outbox (a sale, a void, a return, a manager's retry): send it now."""
+    ch = hub.services.state_channel
+    if ch is not None and ch.actor is not None:
+        ch.actor.wake()
+
+
+def register_state_view(actor: RegisterActor) -> dict[str, Any]:
     """What a register shows about the state system: nothing while it answers; when it does not, that
     selling goes on and what this jurisdiction allows meanwhile (policy.py, as data)."""
     hub = actor.hub
-    health = hub.extensions.get("state_health")
+    health = hub.services.state_health
     if health is None or health.get("reachable", True):
         return {"state_system": {"ok": True, "message": ""}}
     from hub.state_channel.policy import policy_for
@@ -127,7 +123,7 @@ class StateHealthView:
         self.hub = hub
 
     def get(self, key: str, default: Any = None) -> Any:
-        ch = self.hub.extensions.get("state_channel")
+        ch = self.hub.services.state_channel
         if ch is None or ch.actor is None:
             return default
         st = ch.actor.status()
@@ -147,7 +143,7 @@ class StateHealthView:
 
 async def start_channel(
     hub: Hub,
-    sup: Any,
+    sup: Supervisor,
     *,
     retry_policy: RetryPolicy | None = None,
     poll_seconds: float = 2.0,
@@ -160,8 +156,6 @@ async def start_channel(
     from actors.state_sync import StateSyncActor
     from hub.state_channel.pulls import run_schedule
     from hub.state_channel.senders import make_sender
-    from hub.supervisor import ChildSpec
-
     cfg = hub.config
     st = cfg.state_system
     licence = cfg.store.licence
@@ -177,7 +171,7 @@ async def start_channel(
         pull_every=pull_every,
         reconcile_every=reconcile_every,
     )
-    hub.extensions["state_channel"] = channel
+    hub.services.state_channel = channel
     if st.kind == "none":
         log.warning("no state system configured: the outbox keeps every sale until one is")
         return channel

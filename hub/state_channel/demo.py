@@ -52,7 +52,7 @@ def point_at_sandbox(hub: Hub, url: str) -> None:
     st.facility_time_zone = sandbox_demo.METRC_TIME_ZONE
     st.vendor_key = sandbox_demo.METRC_VENDOR_KEY
     st.user_key = sandbox_demo.METRC_USER_KEY
-    hub.extensions["sandbox_url"] = url
+    hub.services.demo.sandbox_url = url
 
 
 def sandbox_rows(hub: Hub, facility: str) -> list[dict[str, Any]]:

@@ -10,24 +10,18 @@ import pytest
 
 from hub.app import Hub
 from hub.config import StoreConfig
+from hub.wiring import Features, SaleOptions
 from tests.backoffice.office_helpers import FakeTerminal
 
 
 @pytest.fixture
 async def office_hub(hub_factory: Callable[..., Any], config: StoreConfig) -> Hub:
-    from hub import backoffice, sale
-
     config.server.demo = True
-
-    def install(h: Hub) -> None:
-        sale.install(h, demo=True)
-        backoffice.install(h)
-
-    hub = await hub_factory(config, install=install)
+    hub = await hub_factory(config, features=Features(sale=SaleOptions(demo=True), backoffice=True))
     terminal = FakeTerminal()
     for reg in ("R1", "R2"):
         # the key the sale looks the register's terminal up by (older sale code: "demo-<register>")
-        hub.extensions["sale"].terminals[f"demo-{reg}"] = terminal
-        hub.extensions["sale"].terminals[f"demo-payment-terminal-{reg}"] = terminal
-    hub.extensions["fake_terminal"] = terminal
+        hub.services.sale.terminals[f"demo-{reg}"] = terminal
+        hub.services.sale.terminals[f"demo-payment-terminal-{reg}"] = terminal
+    hub.services.sale.terminals["demo-R1"] = terminal
     return hub

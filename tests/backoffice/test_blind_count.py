@@ -53,7 +53,7 @@ def _ints(v: Any) -> list[int]:
 
 async def test_expected_never_sent_before_the_count(office_hub: Hub) -> None:
     hub = office_hub
-    adult = hub.extensions["demo_store"].customer("adult").id_scan
+    adult = hub.services.demo.store.customer("adult").id_scan
     tag = next(
         p.tag
         for p in inventory.packages_of(hub.store, "FLW-003")

@@ -70,7 +70,7 @@ async def store_sales(hub: Hub, sales: list[SaleRecord]) -> None:
 
 async def test_related_cash_is_flagged_per_customer(office_hub: Hub) -> None:
     hub = office_hub
-    watch: CashWatch = hub.extensions["cash_watch"]
+    watch: CashWatch = hub.services.cash_watch
     now = datetime.now(UTC)
     a1 = cash_sale(hub, 9001, "cust-A", 990_000, now - timedelta(hours=3))
     b1 = cash_sale(hub, 9002, "cust-B", 20_000, now - timedelta(hours=2))  # someone else's $200

@@ -34,7 +34,7 @@ def unit_package(hub: Hub, product_id: str) -> str:
 
 async def test_day_in_the_life(office_hub: Hub) -> None:
     hub = office_hub
-    adult = hub.extensions["demo_store"].customer("adult").id_scan
+    adult = hub.services.demo.store.customer("adult").id_scan
     tag1, tag2 = unit_package(hub, "FLW-001"), unit_package(hub, "FLW-002")
     with trio.fail_after(40):
         async with (
@@ -54,8 +54,8 @@ async def test_day_in_the_life(office_hub: Hub) -> None:
             s3 = await sell(r2, adult, tag1, 1)
             s4 = await sell(r2, adult, tag2, 2)
             s5 = await sell(r1, adult, tag1, 1)
-            assert hub.extensions["fake_terminal"].charges == [
-                (s2["total_cents"], hub.extensions["fake_terminal"].charges[0][1])
+            assert hub.services.sale.terminals["demo-R1"].charges == [
+                (s2["total_cents"], hub.services.sale.terminals["demo-R1"].charges[0][1])
             ]
 
             void = await r1.request(

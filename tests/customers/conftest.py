@@ -3,6 +3,7 @@ loaded, a fake card terminal, and (for the CRM) the bundled sandbox as the CRM's
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -18,6 +19,7 @@ from hub.client import HubClient
 from hub.domain.catalog import Package
 from hub.domain.demo_catalogue import aamva_payload
 from hub.store.env import decode
+from hub.wiring import CustomersOptions, Features, SaleOptions
 from sandbox.server import SandboxConfig, SandboxHandle, serve
 from tests.backoffice.office_helpers import FakeTerminal
 from tests.conftest import DEMO_PAIRING, PINS, make_config
@@ -47,13 +49,8 @@ def licence(
     )
 
 
-def install_all(h: Hub) -> None:
-    from hub import backoffice, catalogue, customers, sale
-
-    sale.install(h, demo=True)
-    backoffice.install(h)
-    customers.install(h)
-    catalogue.install(h)
+# the sale with the demo catalogue, the back office, customers and the live catalogue
+ALL = Features(sale=SaleOptions(demo=True), backoffice=True, customers=CustomersOptions(), catalogue=True)
 
 
 @dataclass
@@ -93,11 +90,11 @@ class Shop:
 
 async def _shop(hub_factory: Callable[..., Any], config: Any) -> Hub:
     config.server.demo = True
-    hub = await hub_factory(config, install=install_all)
+    hub = await hub_factory(config, features=ALL)
     terminal = FakeTerminal()
     for reg in ("R1", "R2"):
-        hub.extensions["sale"].terminals[f"demo-{reg}"] = terminal
-        hub.extensions["sale"].terminals[f"demo-payment-terminal-{reg}"] = terminal
+        hub.services.sale.terminals[f"demo-{reg}"] = terminal
+        hub.services.sale.terminals[f"demo-payment-terminal-{reg}"] = terminal
     return hub
 
 
@@ -118,13 +115,10 @@ async def crm_shop(nursery: trio.Nursery, hub_factory: Callable[..., Any], tmp_p
     )
     config.server.demo = True
 
-    def install(h: Hub) -> None:
-        install_all(h)
-        h.extensions["crm_retry_policy"] = fast_retry_policy()
-
-    hub = await hub_factory(config, install=install)
+    features = dataclasses.replace(ALL, customers=CustomersOptions(crm_retry_policy=fast_retry_policy()))
+    hub = await hub_factory(config, features=features)
     terminal = FakeTerminal()
-    hub.extensions["sale"].terminals["demo-payment-terminal-R1"] = terminal
+    hub.services.sale.terminals["demo-payment-terminal-R1"] = terminal
     try:
         yield Shop(hub=hub, sandbox=handle)
     finally:

@@ -152,7 +152,7 @@ async def test_an_event_in_flight_at_a_crash_is_looked_up_not_sent_twice(
     hub = shop.hub
     sbx = await nursery.start(serve, SandboxConfig(data_dir=tmp_path / "sbx-crm"))
     sbx.app.crm.secret = CRM_SECRET
-    c = next(x for x in hub.extensions["demo_store"].customers if x.role == "adult").customer
+    c = next(x for x in hub.services.demo.store.customers if x.role == "adult").customer
     now = datetime.now(UTC)
     event = crm_store.customer_event(c, licence="L", store_name="S", now=now, seq_hint=1)
 

@@ -184,7 +184,7 @@ async def test_purge_removes_expired_record_and_audits(shop: Shop) -> None:
                         json={"licence": licence("C1000000002", given="NEW"), "consent_profile": True},
                     )
                 ).json()["customer"]
-        days = hub.extensions["sale"].jurisdiction.check_in.retention.profile_days
+        days = hub.services.sale.jurisdiction.check_in.retention.profile_days
         assert days == 2555  # CA: 4 CCR 15037, seven years
         # the old customer's last visit was longer ago than the retention period
         long_ago = datetime.now(UTC) - timedelta(days=days + 1)

@@ -18,7 +18,7 @@ from tests.customers.conftest import Shop, licence, ready
 
 async def test_worksheet_and_status(shop: Shop) -> None:
     hub = shop.hub
-    watch: CashWatch = hub.extensions["cash_watch"]
+    watch: CashWatch = hub.services.cash_watch
     with trio.fail_after(30):
         async with connect(ws_url(hub)) as office:
             token = await ready(office, "OFFICE", "maria", drawer=False)

@@ -100,7 +100,7 @@ async def test_enrol_from_the_licence_just_scanned(shop: Shop) -> None:
 async def test_exit_label_command_prints_the_template(shop: Shop) -> None:
     hub = shop.hub
     send, recv = trio.open_memory_channel[Any](4)
-    hub.extensions["devices"] = SimpleNamespace(
+    hub.services.devices = SimpleNamespace(
         inboxes={"lp": send}, paired={"lp": "R1"}, kinds={"lp": "label_printer"}
     )
     tag = shop.packages("FLW-00")[0].tag

@@ -4,6 +4,7 @@ sandbox's Metrc lab-test endpoint show on the product and print on the label."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,7 +25,7 @@ from sandbox import demo as sbx
 from sandbox.labtests import LabTests
 from sandbox.server import SandboxConfig, SandboxHandle, serve
 from tests.conftest import make_config, ws_url
-from tests.customers.conftest import Shop, install_all, ready
+from tests.customers.conftest import ALL, Shop, ready
 
 FACTS = LabelFacts(
     product="Blue Dream 3.5g",
@@ -102,7 +103,7 @@ def test_label_text_cannot_inject_zpl() -> None:
 async def test_label_printed_from_a_register(shop: Shop) -> None:
     hub = shop.hub
     send, recv = trio.open_memory_channel[Any](10)
-    hub.extensions["devices"] = SimpleNamespace(
+    hub.services.devices = SimpleNamespace(
         inboxes={"lp-1": send}, paired={"lp-1": "R1"}, kinds={"lp-1": "label_printer"}
     )
     tag = shop.packages("FLW-00")[0].tag
@@ -137,13 +138,10 @@ async def metrc_shop(nursery: trio.Nursery, hub_factory: Any, tmp_path: Path) ->
     config = make_config(tmp_path / "data", state_toml(handle.url))
     config.server.demo = True
 
-    def install(h: Any) -> None:
-        install_all(h)
-        state_channel.install(
-            h, None, retry_policy=state_channel.fast_retry_policy(), poll_seconds=0.2, schedule=False
-        )
-
-    hub = await hub_factory(config, install=install)
+    channel = state_channel.ChannelOptions(
+        retry_policy=state_channel.fast_retry_policy(), poll_seconds=0.2, schedule=False
+    )
+    hub = await hub_factory(config, features=dataclasses.replace(ALL, state_channel=channel))
     await align_sandbox(hub, handle.url, sbx.METRC_LICENSE)
     try:
         yield Shop(hub=hub, sandbox=handle)

@@ -29,7 +29,7 @@ async def add(reg: HubClient, product_id: str, name: str) -> dict[str, Any]:
 
 async def test_promotions_codes_prices_and_audit(shop: Shop) -> None:
     hub = shop.hub
-    adult = next(c for c in hub.extensions["demo_store"].customers if c.role == "adult")
+    adult = next(c for c in hub.services.demo.store.customers if c.role == "adult")
     with trio.fail_after(60):
         async with connect(ws_url(hub)) as reg, connect(ws_url(hub)) as office:
             await ready(reg, "R1", "ana", drawer=False)

@@ -18,6 +18,7 @@ from hub.audit import AuditEntry
 from hub.client import ClientError, connect
 from hub.config import StoreConfig
 from hub.store.env import Store, decode
+from hub.wiring import Features, SaleOptions
 from tests.conftest import DEMO_PAIRING, PINS, make_config, ws_url
 
 
@@ -203,15 +204,14 @@ async def test_dns_rebinding_handshake_is_refused(hub: Hub) -> None:
 async def test_id_hash_key_is_generated_outside_the_store(
     hub_factory: object, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from hub import sale
     from hub.sale.inventory import ID_HASH_KEY
 
     cfg = make_config(tmp_path / "data")
     cfg.security.id_hash_key_file = str(tmp_path / "etc" / "id_hash.key")
-    hub: Hub = await hub_factory(cfg, install=lambda h: sale.install(h))  # type: ignore[operator]
+    hub: Hub = await hub_factory(cfg, features=Features(sale=SaleOptions()))  # type: ignore[operator]
     key_file = Path(cfg.security.id_hash_key_file)
     assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
-    assert bytes.fromhex(key_file.read_text().strip()) == hub.extensions["sale"].id_key
+    assert bytes.fromhex(key_file.read_text().strip()) == hub.services.sale.id_key
     with hub.store.read() as txn:
         assert txn.get(ID_HASH_KEY, db=hub.store.db("meta")) is None
     assert "beside the data" not in caplog.text
@@ -220,7 +220,6 @@ async def test_id_hash_key_is_generated_outside_the_store(
 async def test_a_key_kept_in_an_older_store_moves_out_and_keeps_working(
     hub_factory: object, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from hub import sale
     from hub.sale.inventory import ID_HASH_KEY
 
     data = tmp_path / "data"
@@ -230,8 +229,8 @@ async def test_a_key_kept_in_an_older_store_moves_out_and_keeps_working(
     old.close()
     cfg = make_config(data)  # no key file configured: the default sits in the data directory
     caplog.set_level(logging.WARNING)
-    hub: Hub = await hub_factory(cfg, install=lambda h: sale.install(h))  # type: ignore[operator]
-    assert hub.extensions["sale"].id_key == b"k" * 32  # customers' hashes still match
+    hub: Hub = await hub_factory(cfg, features=Features(sale=SaleOptions()))  # type: ignore[operator]
+    assert hub.services.sale.id_key == b"k" * 32  # customers' hashes still match
     assert (data / "id_hash.key").read_text().strip() == (b"k" * 32).hex()
     with hub.store.read() as txn:
         assert txn.get(ID_HASH_KEY, db=hub.store.db("meta")) is None

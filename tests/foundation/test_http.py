@@ -8,18 +8,23 @@ import httpx
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
-from hub import features
 from hub.app import Hub
 from hub.commands import HANDLERS
 from hub.config import StoreConfig
 from hub.metrics import FAST
 from hub.sale import protocol as p
+from hub.services import Services
 
 
 async def test_healthz_503_while_starting_then_200(nursery: trio.Nursery, config: StoreConfig) -> None:
     release = trio.Event()
     http_up = trio.Event()
-    hub = Hub(config, setup=lambda h: (http_up.set(), release.wait())[1])
+
+    async def starting(h: Hub) -> None:
+        http_up.set()
+        await release.wait()
+
+    hub = Hub(config, Services(setup=[starting]))
     nursery.start_soon(hub.run)
     with trio.fail_after(20):
         await http_up.wait()
@@ -74,8 +79,7 @@ async def test_static_pages_and_traversal(hub: Hub) -> None:
 
 def test_message_handling_buckets_reach_past_the_longest_handler_wait() -> None:
     """A `pay` that waits minutes for the card must land in a bucket, not in +Inf beside a hung handler."""
-    for name in (*features.FEATURES, "hub.sale.service"):
-        importlib.import_module(name)
+    importlib.import_module("hub.wiring")  # imports every feature's handlers
     longest = max(spec.timeout_s for spec in HANDLERS.values())
     assert HANDLERS[p.Pay].timeout_s == longest > 60  # the handler that waits longest is still registered
     assert FAST[-1] > longest, (FAST[-1], longest)

@@ -9,17 +9,17 @@ from typing import Any
 import httpx
 import trio
 
-from hub import features
 from hub.app import Hub
 from hub.client import connect
 from hub.config import StoreConfig
+from hub.wiring import Features
 from tests.conftest import DEMO_PAIRING, PINS, ws_url
 
 
 async def test_rest_numbers_bodies_and_depth_are_bounded(
     hub_factory: Callable[..., Any], config: StoreConfig
 ) -> None:
-    hub: Hub = await hub_factory(config, install=lambda h: features.install(h))
+    hub: Hub = await hub_factory(config, features=Features.store())
     with trio.fail_after(30):
         async with connect(ws_url(hub)) as c:
             await c.pair(DEMO_PAIRING["OFFICE"])

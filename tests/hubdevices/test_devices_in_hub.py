@@ -13,6 +13,7 @@ from hub.client import ClientError, HubClient, connect
 from hub.config import StoreConfig
 from hub.domain.demo_catalogue import DemoStore
 from hub.sale import inventory
+from hub.wiring import DemoOptions, Features, SaleOptions
 from tests.conftest import DEMO_PAIRING, PINS, ws_url
 
 FLOAT = {"B20": 10, "B5": 10}
@@ -20,16 +21,11 @@ FLOAT = {"B20": 10, "B5": 10}
 
 @pytest.fixture
 async def device_hub(hub_factory: Callable[..., Any], config: StoreConfig) -> Hub:
-    from hub import devices, sale
-
     config.server.demo = True
-    options = {"devices": True, "scale_protocol": "nci"}
-
-    def install(h: Hub) -> None:
-        sale.install(h, options)
-        devices.install(h, options)
-
-    return await hub_factory(config, install=install)
+    options = DemoOptions(devices=True, sandbox=False, scale_protocol="nci")
+    return await hub_factory(
+        config, features=Features(sale=SaleOptions(demo=True), devices=True, demo=options)
+    )
 
 
 async def ready(c: HubClient) -> None:
@@ -39,12 +35,12 @@ async def ready(c: HubClient) -> None:
 
 
 def demo(hub: Hub) -> DemoStore:
-    return hub.extensions["demo_store"]  # type: ignore[no-any-return]
+    return hub.services.demo.store  # type: ignore[no-any-return]
 
 
 async def test_scanner_and_pty_scale_drive_a_weighed_sale(device_hub: Hub) -> None:
     hub = device_hub
-    sims = hub.extensions["demo_devices"]
+    sims = hub.services.demo.devices
     d = demo(hub)
     bulk = next(p for p in d.products if p.sold_by == "weight" and p.category == "flower")
     pkg = next(
@@ -84,7 +80,7 @@ async def test_scanner_and_pty_scale_drive_a_weighed_sale(device_hub: Hub) -> No
 
 async def test_scale_unplugged_then_back_without_restart(device_hub: Hub) -> None:
     hub = device_hub
-    sims = hub.extensions["demo_devices"]
+    sims = hub.services.demo.devices
     with trio.fail_after(30):
         async with connect(ws_url(hub)) as c:
             await ready(c)
@@ -130,7 +126,7 @@ async def test_terminal_offline_register_told_and_cash_still_works(device_hub: H
 
 async def test_printer_down_does_not_block_the_sale_and_prints_later(device_hub: Hub) -> None:
     hub = device_hub
-    sims = hub.extensions["demo_devices"]
+    sims = hub.services.demo.devices
     d = demo(hub)
     pkg = next(
         p for p in inventory.packages_of(hub.store, "FLW-001") if p.status == "active" and p.quantity > 2
@@ -154,7 +150,7 @@ async def test_printer_down_does_not_block_the_sale_and_prints_later(device_hub:
 
 async def test_exit_label_printed_in_zpl(device_hub: Hub) -> None:
     hub = device_hub
-    sims = hub.extensions["demo_devices"]
+    sims = hub.services.demo.devices
     pkg = next(p for p in inventory.packages_of(hub.store, "FLW-001") if p.status == "active")
     with trio.fail_after(20):
         async with connect(ws_url(hub)) as c:
@@ -174,7 +170,7 @@ async def test_a_zebra_out_of_media_sets_the_printer_paper_signal_until_media_is
     """storehub_printer_paper_out (alert PrinterPaperOut) from the Zebra's own answer: silent to ~HS, "media
     out" in ~HQES. 0 from the start for every printer, 1 while out, 0 again once media is back."""
     hub = device_hub
-    sims = hub.extensions["demo_devices"]
+    sims = hub.services.demo.devices
     paper_out = hub.metrics.printer_paper_out
     pkg = next(p for p in inventory.packages_of(hub.store, "FLW-001") if p.status == "active")
     assert paper_out.labels("label-1", "label_printer")._value.get() == 0

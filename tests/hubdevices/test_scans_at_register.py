@@ -13,16 +13,16 @@ from hub.app import Hub
 from hub.client import ClientError, connect
 from hub.config import StoreConfig
 from hub.sale import inventory
+from hub.wiring import Features, SaleOptions
 from tests.conftest import ws_url
 from tests.sale.test_sale_live import demo, open_drawer, ready_register, sellable_unit_package
 
 
 @pytest.fixture
 async def store_hub(hub_factory: Callable[..., Any], config: StoreConfig) -> Hub:
-    from hub import sale
 
     config.server.demo = True
-    return await hub_factory(config, install=lambda h: sale.install(h, demo=True))
+    return await hub_factory(config, features=Features(sale=SaleOptions(demo=True)))
 
 
 def retail_id_url(label: str, index: int) -> str:

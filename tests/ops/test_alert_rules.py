@@ -109,14 +109,12 @@ def test_opening_hours_come_from_the_hub_not_utc_hours() -> None:
 
 @pytest.fixture
 async def fresh_demo_hub(hub_factory: Callable[..., Any], config: StoreConfig) -> Hub:
-    from hub import features
+    from hub.wiring import DemoOptions, Features
 
     config.server.demo = True
     return await hub_factory(
         config,
-        install=lambda h: features.install(
-            h, demo_options={"devices": True, "sandbox": True, "scale_protocol": "ad"}
-        ),
+        features=Features.store(DemoOptions(devices=True, sandbox=True, scale_protocol="ad")),
     )
 
 
@@ -173,6 +171,6 @@ async def test_fresh_hub_metrics_pass_promtool_and_start_at_zero(fresh_demo_hub:
         )
         for k in series(name)
     }
-    devices = hub.extensions["devices"].kinds if "devices" in hub.extensions else {}
+    devices = hub.services.devices.kinds if hub.services.devices is not None else {}
     assert kinds and all(devices.get(d, k) == k for d, k in kinds)
     assert "label_printer" in {k for _, k in kinds} and len({d for d, _ in kinds}) == len(kinds)

@@ -64,14 +64,12 @@ def test_dashboard_is_importable_json() -> None:
 
 @pytest.fixture
 async def full_demo_hub(hub_factory: Callable[..., Any], config: StoreConfig) -> Hub:
-    from hub import features
+    from hub.wiring import DemoOptions, Features
 
     config.server.demo = True
     return await hub_factory(
         config,
-        install=lambda h: features.install(
-            h, demo_options={"devices": True, "sandbox": True, "scale_protocol": "ad"}
-        ),
+        features=Features.store(DemoOptions(devices=True, sandbox=True, scale_protocol="ad")),
     )
 
 
@@ -81,7 +79,7 @@ async def test_every_metric_in_alerts_and_dashboard_is_exported(full_demo_hub: H
     from tests.conftest import DEMO_PAIRING, PINS, ws_url
 
     hub = full_demo_hub
-    demo = hub.extensions["demo_store"]
+    demo = hub.services.demo.store
     pkg = next(
         p for p in inventory.packages_of(hub.store, "FLW-001") if p.status == "active" and p.quantity > 2
     )

@@ -25,7 +25,7 @@ import msgspec
 import pytest
 import trio
 
-from hub import features
+from hub import wiring
 from hub.app import Hub
 from hub.client import connect
 from hub.config import StoreConfig
@@ -155,8 +155,9 @@ async def prometheus(tmp_path: Path, hub_port: int) -> AsyncIterator[Prometheus]
 @asynccontextmanager
 async def demo_hub(config: StoreConfig) -> AsyncIterator[Hub]:
     """The demo store (devices on pseudo-terminals, the state sandbox) until the block ends, then stopped."""
-    hub = Hub(config)
-    features.install(hub, demo_options={"devices": True, "sandbox": True, "scale_protocol": "ad"})
+    hub = wiring.build(
+        config, wiring.Features.store(wiring.DemoOptions(devices=True, sandbox=True, scale_protocol="ad"))
+    )
     async with trio.open_nursery() as nursery:
         await nursery.start(hub.run)
         try:

@@ -207,8 +207,9 @@ def order_body(external_id: str, lines: list[dict[str, Any]], **over: Any) -> di
 
 @pytest.fixture
 async def shop(nursery: trio.Nursery, tmp_path: Path) -> Any:
-    from hub import backoffice, orders, sale, state_channel
+    from hub import state_channel, wiring
     from hub.demo import seed_demo
+    from hub.orders import OrdersOptions
     from hub.state_channel.demo import align_sandbox
 
     handle: SandboxHandle = await nursery.start(
@@ -225,15 +226,20 @@ async def shop(nursery: trio.Nursery, tmp_path: Path) -> Any:
     async def setup(h: Hub) -> None:
         await trio.to_thread.run_sync(seed_demo, h.store, h.config)
 
-    hub = Hub(config, setup=setup)
-    sale.install(hub, demo=True)
-    state_channel.install(
-        hub, None, retry_policy=state_channel.fast_retry_policy(), poll_seconds=0.2, schedule=False
+    hub = wiring.build(
+        config,
+        wiring.Features(
+            sale=wiring.SaleOptions(demo=True),
+            state_channel=state_channel.ChannelOptions(
+                retry_policy=state_channel.fast_retry_policy(), poll_seconds=0.2, schedule=False
+            ),
+            backoffice=True,
+            orders=OrdersOptions(
+                retry_policy=state_channel.fast_retry_policy(), poll_seconds=0.2, housekeeping_every=0.2
+            ),
+        ),
     )
-    backoffice.install(hub, None)
-    orders.install(
-        hub, None, retry_policy=state_channel.fast_retry_policy(), poll_seconds=0.2, housekeeping_every=0.2
-    )
+    hub.services.setup.insert(0, setup)
     try:
         # the hub runs in a nursery of its own, so it has stopped (its notifier's last SMTP session
         # included) before the SMTP server goes

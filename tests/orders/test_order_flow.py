@@ -16,7 +16,7 @@ from tests.state.conftest import ready
 
 def adult(shop: Shop) -> dict[str, str]:
     """The demo's adult customer as the web shop knows them (the demo dates move with the calendar)."""
-    c = shop.hub.extensions["demo_store"].customer("adult")
+    c = shop.hub.services.demo.store.customer("adult")
     name = f"{c.given_name.title()} {c.family_name.title()}"
     return {
         "name": name,
@@ -126,7 +126,7 @@ async def test_intake_pick_ready_pickup_sale_at_the_sandbox(shop: Shop) -> None:
 
 
 def shop_demo(shop: Shop):  # type: ignore[no-untyped-def]
-    return shop.hub.extensions["demo_store"]
+    return shop.hub.services.demo.store
 
 
 def outbox(shop: Shop) -> list:  # type: ignore[type-arg]

@@ -159,7 +159,7 @@ async def test_a_register_cannot_sell_a_reserved_unit(shop: Shop) -> None:
         await ready_picker(picker)
         await accepted_order(shop, picker, [{"product_id": "EDI-003", "quantity": total}], "res-1")
         await ready(register, "R1", "maria")
-        await register.request("scan", data=hub.extensions["demo_store"].customer("adult").id_scan)
+        await register.request("scan", data=hub.services.demo.store.customer("adult").id_scan)
         message = await refused(register.request("add_package", tag=pkgs[0].tag), "reserved")
         assert "reserved for online orders" in message
 
@@ -178,7 +178,7 @@ async def test_two_registers_and_a_picker_race_for_the_last_unit(shop: Shop) -> 
             )
 
     await hub.writer.write(leave_one)
-    adult = hub.extensions["demo_store"].customer("adult").id_scan
+    adult = hub.services.demo.store.customer("adult").id_scan
     r = await shop.post_order(order_body("race-1", [{"product_id": "EDI-004", "quantity": 1}]))
     oid = r.json()["order_id"]
     outcomes: dict[str, str] = {}
@@ -427,7 +427,7 @@ async def test_metrics_count_orders_by_state_and_time_the_picks(shop: Shop) -> N
 
 
 async def test_intake_answers_the_limits_pre_check_for_a_customer_the_store_knows(shop: Shop) -> None:
-    known = shop.hub.extensions["demo_store"].customer("adult").customer
+    known = shop.hub.services.demo.store.customer("adult").customer
     lines = [{"product_id": "FLW-001", "quantity": 9}]  # 9 x 3.5 g = 31.5 g of flower
     over = await shop.post_order(
         order_body(

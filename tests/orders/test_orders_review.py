@@ -38,7 +38,7 @@ async def test_a_promised_time_without_offset_is_refused_and_one_stored_breaks_n
     stored = shop.order(bad["order_id"])
     legacy = msgspec.structs.replace(stored, promised_at=stored.promised_at.replace(tzinfo=None))
     await shop.hub.writer.write(lambda txn: put(txn, shop.hub.store, "orders", text(legacy.id), legacy))
-    shop.hub.extensions["orders"].changed()
+    shop.hub.services.orders.changed()
     assert [q["id"] for q in queue_view(shop.hub)] == [good["order_id"]]
     assert [o.id for o in ostore.open_orders(shop.hub.store)] == [good["order_id"]]
     async with httpx.AsyncClient(timeout=10) as http:
@@ -51,7 +51,7 @@ async def test_a_promised_time_without_offset_is_refused_and_one_stored_breaks_n
 async def test_a_restarted_delivery_actor_still_delivers(shop: Shop) -> None:
     """The supervisor restarts a crashed actor's ``run``: its HTTP client must be a fresh one, not the one the
     crashed run closed (callbacks would then stop for good)."""
-    actor = shop.hub.extensions["orders_order_callbacks"]
+    actor = shop.hub.services.order_callbacks
     first = (await shop.post_order(order_body("rs-1", [{"product_id": "PRE-001", "quantity": 1}]))).json()
     await wait_for(lambda: [e["order_id"] for e in shop.receiver.events] == [first["order_id"]])
     real = actor.pass_once

@@ -19,12 +19,12 @@ import msgspec.inspect as mi
 import trio
 from trio_websocket import open_websocket_url
 
-from hub import features
 from hub.app import Hub
 from hub.commands import HANDLERS
 from hub.config import StoreConfig
 from hub.live.frames import Command
 from hub.live.protocol import command_types, decode_command
+from hub.wiring import Features
 from tests.conftest import DEMO_PAIRING, PINS, ws_url
 
 # the store's policy: the lowest role that may send each command once logged in (absent: any staff)
@@ -96,7 +96,7 @@ def all_commands() -> dict[str, type[Command]]:
 
 async def _install_all(hub_factory: Callable[..., Any], config: StoreConfig) -> Hub:
     config.server.demo = True
-    return await hub_factory(config, install=lambda h: features.install(h))
+    return await hub_factory(config, features=Features.store())
 
 
 class Screen:

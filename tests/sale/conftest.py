@@ -9,11 +9,11 @@ import pytest
 
 from hub.app import Hub
 from hub.config import StoreConfig
+from hub.wiring import Features, SaleOptions
 
 
 @pytest.fixture
 async def store_hub(hub_factory: Callable[..., Any], config: StoreConfig) -> Hub:
-    from hub import sale
 
     config.server.demo = True
-    return await hub_factory(config, install=lambda h: sale.install(h, demo=True))
+    return await hub_factory(config, features=Features(sale=SaleOptions(demo=True)))

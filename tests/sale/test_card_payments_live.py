@@ -31,6 +31,7 @@ from hub.sale import inventory, reversals
 from hub.sale.service import VoidIntent, void_intent_key
 from hub.store.env import decode
 from hub.store.keys import text, u64
+from hub.wiring import Features, SaleOptions
 from sandbox.paybybank import PayByBankEmulator
 from sandbox.spin import SpinEmulator
 from tests.conftest import DEMO_PAIRING, PINS, ws_url
@@ -48,7 +49,6 @@ class Rig(msgspec.Struct, kw_only=True):
 
 @pytest.fixture
 async def rig(hub_factory: Callable[..., Any], config: StoreConfig, nursery: trio.Nursery) -> Rig:
-    from hub import backoffice, devices, sale
 
     spin = await nursery.start(SpinEmulator().run)
     bank = await nursery.start(PayByBankEmulator().run)
@@ -77,17 +77,13 @@ async def rig(hub_factory: Callable[..., Any], config: StoreConfig, nursery: tri
         poll_seconds=0.05,
     )
 
-    def install(h: Hub) -> None:
-        sale.install(h, demo=True, taxes=NO_TAX)
-        backoffice.install(h)
-        devices.install(h, None)
-
-    hub = await hub_factory(config, install=install)
+    features = Features(sale=SaleOptions(demo=True, taxes=NO_TAX), backoffice=True, devices=True)
+    hub = await hub_factory(config, features=features)
     return Rig(hub=hub, spin=spin, bank=bank)
 
 
 def demo(hub: Hub) -> DemoStore:
-    return hub.extensions["demo_store"]  # type: ignore[no-any-return]
+    return hub.services.demo.store  # type: ignore[no-any-return]
 
 
 def unit_package(hub: Hub, product_id: str = "FLW-001") -> Package:
@@ -104,7 +100,7 @@ async def price(hub: Hub, product_id: str, cents: int) -> None:
     assert product is not None
     new = msgspec.structs.replace(product, price_cents=cents)
     await hub.writer.write(lambda txn: inventory.put_product(txn, hub.store, new), label="test-price")
-    hub.extensions["sale"].index.upsert(new)
+    hub.services.sale.index.upsert(new)
 
 
 async def ready(c: HubClient, hub: Hub) -> None:

@@ -200,7 +200,7 @@ class _FakeDevices:
 async def test_reprint_receipt_prints_a_copy_and_is_audited(store_hub: Hub) -> None:
     hub = store_hub
     send, recv = trio.open_memory_channel[Any](8)
-    hub.extensions["devices"] = _FakeDevices(send)
+    hub.services.devices = _FakeDevices(send)
     with trio.fail_after(30):
         async with connect(ws_url(hub)) as c:
             await c.pair(DEMO_PAIRING["R1"])

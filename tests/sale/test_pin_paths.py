@@ -16,6 +16,7 @@ from hub.audit import AuditEntry
 from hub.client import ClientError, HubClient, connect
 from hub.config import StoreConfig
 from hub.store.env import decode
+from hub.wiring import Features, SaleOptions
 from tests.conftest import DEMO_PAIRING, PINS, ws_url
 
 FLOAT = {"B20": 10, "B5": 10, "C25": 40}
@@ -25,15 +26,10 @@ APPROVAL_REASON = "drop to the safe"
 @pytest.fixture
 async def store_hub(hub_factory: Callable[..., Any], config: StoreConfig) -> Hub:
     """The sale and the back office (drawer movements and hand-overs carry PINs too)."""
-    from hub import backoffice, sale
 
     config.server.demo = True
 
-    def install(h: Hub) -> None:
-        sale.install(h, demo=True)
-        backoffice.install(h)
-
-    return await hub_factory(config, install=install)
+    return await hub_factory(config, features=Features(sale=SaleOptions(demo=True), backoffice=True))
 
 
 def audit_entries(hub: Hub) -> list[AuditEntry]:

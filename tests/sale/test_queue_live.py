@@ -9,6 +9,7 @@ from hub import audit
 from hub.app import Hub
 from hub.client import ClientError, connect
 from hub.sale.queue import load_stored
+from hub.wiring import Features, SaleOptions
 from tests.conftest import PINS, ws_url
 from tests.sale.test_sale_live import demo, open_drawer, ready_register, sellable_unit_package
 
@@ -114,10 +115,9 @@ async def test_second_id_mid_sale_queues_instead_of_switching_the_customer(store
 
 
 async def test_leave_queue_and_queue_survives_restart(hub_factory, config) -> None:  # type: ignore[no-untyped-def]
-    from hub import sale
 
     config.server.demo = True
-    hub = await hub_factory(config, install=lambda h: sale.install(h, demo=True))
+    hub = await hub_factory(config, features=Features(sale=SaleOptions(demo=True)))
     d = demo(hub)
     pkg = sellable_unit_package(hub, "FLW-001")
     with trio.fail_after(30):
@@ -140,7 +140,7 @@ async def test_leave_queue_and_queue_survives_restart(hub_factory, config) -> No
         while hub.ready:
             await trio.sleep(0.01)
         await trio.sleep(0.2)
-        hub2 = await hub_factory(config, seed=False, install=lambda h: sale.install(h, demo=True))
+        hub2 = await hub_factory(config, seed=False, features=Features(sale=SaleOptions(demo=True)))
         async with connect(ws_url(hub2)) as c:
             await c.hello(token)
             await c.login("maria", PINS["maria"])

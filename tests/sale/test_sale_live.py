@@ -16,13 +16,14 @@ from hub.domain.state_payloads import StateSale
 from hub.sale import inventory
 from hub.store.env import decode
 from hub.store.keys import u64
+from hub.wiring import Features, SaleOptions
 from tests.conftest import DEMO_PAIRING, PINS, ws_url
 
 FLOAT = {"B20": 10, "B5": 10, "C25": 40}  # $260.00
 
 
 def demo(hub: Hub) -> DemoStore:
-    return hub.extensions["demo_store"]  # type: ignore[no-any-return]
+    return hub.services.demo.store  # type: ignore[no-any-return]
 
 
 async def ready_register(c: HubClient, register: str = "R1", staff: str = "maria") -> None:
@@ -246,10 +247,9 @@ async def test_register_reconnects_mid_sale_and_finds_its_cart(store_hub: Hub) -
 
 
 async def test_cart_survives_hub_restart(hub_factory, config, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from hub import sale
 
     config.server.demo = True
-    hub = await hub_factory(config, install=lambda h: sale.install(h, demo=True))
+    hub = await hub_factory(config, features=Features(sale=SaleOptions(demo=True)))
     d = demo(hub)
     pkg = sellable_unit_package(hub, "FLW-001")
     with trio.fail_after(30):
@@ -262,7 +262,7 @@ async def test_cart_survives_hub_restart(hub_factory, config, tmp_path) -> None:
         while hub.ready:
             await trio.sleep(0.01)
         await trio.sleep(0.2)
-        hub2 = await hub_factory(config, seed=False, install=lambda h: sale.install(h, demo=True))
+        hub2 = await hub_factory(config, seed=False, features=Features(sale=SaleOptions(demo=True)))
         async with connect(ws_url(hub2)) as c:
             await c.hello(token)  # a restarted hub has no staff sessions: log in again
             await c.login("ana", PINS["ana"])

@@ -19,6 +19,7 @@ from hub.domain.demo_catalogue import DemoStore
 from hub.domain.outbox import OutboxEntry
 from hub.sale import inventory
 from hub.store.env import decode
+from hub.wiring import Features, SaleOptions
 from sandbox import demo as sbx
 from sandbox.server import SandboxConfig, SandboxHandle, serve
 from sandbox.testing import SandboxAdmin
@@ -47,7 +48,7 @@ class World:
 
     @property
     def demo(self) -> DemoStore:
-        return self.hub.extensions["demo_store"]  # type: ignore[no-any-return]
+        return self.hub.services.demo.store  # type: ignore[no-any-return]
 
     def outbox(self) -> list[OutboxEntry]:
         with self.hub.store.read() as txn:
@@ -90,7 +91,7 @@ async def world(
 ) -> Any:
     """A hub and a sandbox; parametrize ``world`` indirectly with "pascal" (Metrc's documented keys, the
     default) or "camel" (as some states answer) to choose how the sandbox answers."""
-    from hub import backoffice, sale, state_channel
+    from hub import state_channel
     from hub.state_channel.demo import align_sandbox
 
     casing = getattr(request, "param", "pascal")
@@ -102,18 +103,14 @@ async def world(
     config = make_config(tmp_path / "data", state_toml(handle.url))
     config.server.demo = True
 
-    def install(h: Hub) -> None:
-        sale.install(h, demo=True)
-        backoffice.install(h)  # returns
-        state_channel.install(
-            h,
-            None,
-            retry_policy=state_channel.fast_retry_policy(),
-            poll_seconds=poll_seconds,
-            schedule=False,
-        )
-
-    hub = await hub_factory(config, install=install)
+    features = Features(
+        sale=SaleOptions(demo=True),
+        backoffice=True,  # returns
+        state_channel=state_channel.ChannelOptions(
+            retry_policy=state_channel.fast_retry_policy(), poll_seconds=poll_seconds, schedule=False
+        ),
+    )
+    hub = await hub_factory(config, features=features)
     await align_sandbox(hub, handle.url, sbx.METRC_LICENSE)
     admin = SandboxAdmin(handle.url)
     try:

@@ -26,7 +26,7 @@ class _Actor:
 
 
 def _health(**status: Any) -> StateHealthView:
-    hub = SimpleNamespace(extensions={"state_channel": SimpleNamespace(actor=_Actor(**status))})
+    hub = SimpleNamespace(services=SimpleNamespace(state_channel=SimpleNamespace(actor=_Actor(**status))))
     return StateHealthView(hub)  # type: ignore[arg-type]
 
 
@@ -76,9 +76,7 @@ async def test_dead_letters_count_once_and_accepted_sales_are_reported(world: Wo
         while len(await w.receipts()) < 1 or not any(e.state == "dead" for e in w.outbox()):
             await trio.sleep(0.05)
     now = datetime.now(UTC)
-    r = readiness.readiness(
-        w.hub.store, w.hub.config, now=now, state_health=w.hub.extensions.get("state_health")
-    )
+    r = readiness.readiness(w.hub.store, w.hub.config, now=now, state_health=w.hub.services.state_health)
     dead = [c for c in r.checks if c.name == "Dead letters"]
     assert len(dead) == 1 and dead[0].message.startswith("1 entry was"), dead
     state_check = next(c for c in r.checks if c.name == "State system")

@@ -22,6 +22,7 @@ from hub.domain.catalog import Package
 from hub.domain.outbox import OutboxEntry
 from hub.sale import inventory
 from hub.store.env import decode
+from hub.wiring import Features, SaleOptions
 from sandbox import demo as sbx
 from sandbox.server import SandboxConfig, SandboxHandle, serve
 from sandbox.testing import SandboxAdmin
@@ -62,7 +63,7 @@ class World:
 
     @property
     def adult(self) -> str:
-        return self.hub.extensions["demo_store"].customer("adult").id_scan  # type: ignore[no-any-return]
+        return self.hub.services.demo.store.customer("adult").id_scan  # type: ignore[no-any-return]
 
     def outbox(self) -> list[OutboxEntry]:
         with self.hub.store.read() as txn:
@@ -125,7 +126,7 @@ async def biotrack_world(
     jurisdiction: str | None = None,
     api: str = "2024",
 ) -> AsyncIterator[World]:
-    from hub import backoffice, sale, state_channel
+    from hub import state_channel
 
     handle: SandboxHandle = await nursery.start(
         serve, SandboxConfig(data_dir=tmp_path / "sandbox", seed="demo")
@@ -135,14 +136,14 @@ async def biotrack_world(
     if jurisdiction:
         config.store.jurisdiction = jurisdiction
 
-    def install(h: Hub) -> None:
-        sale.install(h, demo=True)
-        backoffice.install(h)  # returns
-        state_channel.install(
-            h, None, retry_policy=state_channel.fast_retry_policy(), poll_seconds=0.2, schedule=False
-        )
-
-    hub = await hub_factory(config, install=install)
+    features = Features(
+        sale=SaleOptions(demo=True),
+        backoffice=True,  # returns
+        state_channel=state_channel.ChannelOptions(
+            retry_policy=state_channel.fast_retry_policy(), poll_seconds=0.2, schedule=False
+        ),
+    )
+    hub = await hub_factory(config, features=features)
     admin = SandboxAdmin(handle.url)
     try:
         await stock_biotrack_packages(hub, admin)
@@ -416,7 +417,7 @@ async def test_medical_check_in_uses_the_card_limit(
             ((datetime.now(UTC) + timedelta(days=90)).date().isoformat(),),
         )
         expiry = (datetime.now(UTC) + timedelta(days=200)).date().isoformat()
-        customer = w.hub.extensions["demo_store"].customer("medical").id_scan
+        customer = w.hub.services.demo.store.customer("medical").id_scan
         flower = next(b for b, p, _ in STOCK if p == "PRE-001")  # 1 g
         with trio.fail_after(20):
             async with connect(ws_url(w.hub)) as c:

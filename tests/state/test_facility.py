@@ -7,16 +7,14 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
 
-from hub import state_channel
+from hub import state_channel, wiring
 from hub.config import ConfigError, check_facility, load_config, parse_config
 from hub.demo import DEMO_TOML
 from hub.domain.state_payloads import StateSale, StateSaleLine, metrc_receipt
-from hub.state_channel.demo import point_at_sandbox
+from hub.wiring import DemoOptions, Features
 from sandbox import demo as sbx
 from tests.conftest import make_config
 
@@ -60,13 +58,13 @@ def test_the_hub_does_not_start_when_its_demo_facility_is_elsewhere(tmp_path: Pa
     configured in Colorado is refused when the state channel is installed, before anything is reported."""
     config = make_config(tmp_path, "")
     config.store.jurisdiction, config.store.time_zone = "CO", "America/Denver"
-    hub: Any = SimpleNamespace(config=config, extensions={}, snapshot_providers=[])
-    point_at_sandbox(hub, "http://127.0.0.1:1")
+    # the demo's sandbox: wiring points the hub at its facility, then checks it
+    features = Features(state_channel=state_channel.ChannelOptions(), demo=DemoOptions(devices=False))
     with pytest.raises(ConfigError, match="time zone"):
-        state_channel.install(hub, None)
+        wiring.build(config, features)
     config.store.jurisdiction, config.store.time_zone = "CA", "America/Los_Angeles"
-    state_channel.install(hub, None)  # the same hub in California starts
-    assert hub.extensions["starters"]
+    hub = wiring.build(config, features)  # the same hub in California starts
+    assert hub.services.start
 
 
 def test_sales_date_time_is_the_facility_s_local_time(tmp_path: Path) -> None:

@@ -1,0 +1,90 @@
+"""The typed services a running hub holds, one field per feature, and its hook lists; filled by hub/wiring.py."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+if TYPE_CHECKING:
+    from prometheus_client import Histogram
+
+    from actors.delivery import DeliveryActor
+    from actors.register import RegisterActor
+    from drivers.paybybank import PayByBankProvider
+    from drivers.sim.demo import DemoDevices
+    from hub.app import Hub
+    from hub.backoffice.cash_flags import CashWatch
+    from hub.backoffice.readiness import Check
+    from hub.catalogue.live import LiveCatalogue
+    from hub.chain import ChainState
+    from hub.customers.service import Customers
+    from hub.devices import DeviceHub, ScaleSimControl, TerminalHandle, TerminalSimControl
+    from hub.domain.demo_catalogue import DemoStore
+    from hub.domain.outbox import RetryPolicy
+    from hub.domain.tender import Settlement
+    from hub.orders.menu import Menu
+    from hub.orders.service import OrdersContext
+    from hub.sale.service import SaleContext
+    from hub.state_channel import StateChannel, StateHealthView
+    from hub.supervisor import Supervisor
+    from sandbox.paybybank import PayByBankEmulator
+
+    # a setup step runs once the store and its writer are open, before the registers start
+    SetupStep = Callable[[Hub], Awaitable[None]]
+    # a start step runs after the registers started, before the servers accept anyone
+    StartStep = Callable[[Hub, Supervisor], Awaitable[None]]
+    AfterSale = Callable[[Hub, str, int, Settlement], None]
+    SnapshotProvider = Callable[[RegisterActor], dict[str, Any]]
+
+
+@dataclass
+class DemoServices:
+    """What only `storehub demo` runs: the demo store's people and goods, simulators and their controls."""
+
+    store: DemoStore | None = None  # the demo catalogue's customers (set when it is first seeded)
+    sandbox_url: str = ""  # the in-process state-system sandbox
+    devices: DemoDevices | None = None  # simulated devices on ptys and TCP
+    pay_by_bank: PayByBankEmulator | None = None
+    scale: dict[str, ScaleSimControl] = field(default_factory=dict)  # register id -> its simulated scale
+    terminal: dict[str, TerminalSimControl] = field(default_factory=dict)
+
+
+@dataclass
+class Services:
+    """One typed field per feature (None when the hub does not run it) and the hooks, in the order they run."""
+
+    sale: SaleContext | None = None
+    pay_by_bank: PayByBankProvider | None = None
+    devices: DeviceHub | None = None
+    device_health: dict[str, dict[str, Any]] = field(default_factory=dict)  # device id -> its health
+    terminal_handles: dict[str, TerminalHandle] = field(default_factory=dict)
+    card_reversal_lock: trio.Lock = field(default_factory=trio.Lock)  # one card reversal at a time
+    state_channel: StateChannel | None = None
+    state_health: StateHealthView | None = None
+    state_quantity: Callable[[str], int | None] | None = None  # the state's figure per package, when offered
+    cash_watch: CashWatch | None = None
+    orders: OrdersContext | None = None
+    orders_menu: Menu | None = None
+    order_callbacks: DeliveryActor | None = None
+    notices: DeliveryActor | None = None
+    order_pick_seconds: Histogram | None = None
+    customers: Customers | None = None
+    crm_retry_policy: RetryPolicy | None = None
+    catalogue: LiveCatalogue | None = None
+    chain: ChainState | None = None
+    demo: DemoServices = field(default_factory=DemoServices)
+
+    # register kinds other than the plain register (e.g. "picker")
+    actor_kinds: dict[str, type[RegisterActor]] = field(default_factory=dict)
+    setup: list[SetupStep] = field(default_factory=list)
+    start: list[StartStep] = field(default_factory=list)
+    snapshot_providers: list[SnapshotProvider] = field(default_factory=list)
+    # loaded before each register command, so a failed command rolls back to it
+    register_loaders: list[Callable[[RegisterActor], object]] = field(default_factory=list)
+    after_sale: list[AfterSale] = field(default_factory=list)
+    readiness_checks: list[Callable[[], list[Check]]] = field(default_factory=list)
+    # something was committed to a state-system outbox: wake whoever sends it
+    outbox_wakers: list[Callable[[], None]] = field(default_factory=list)

@@ -1,0 +1,260 @@
+"""The composition root: which features a hub runs, their typed services and hooks, built in startup order."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+# these modules register their command handlers and REST routes when imported
+import hub.backoffice.counts
+import hub.backoffice.drawers
+import hub.backoffice.rest
+import hub.backoffice.returns
+import hub.catalogue.promo_codes
+import hub.catalogue.rest
+import hub.customers.records
+import hub.customers.rest
+import hub.orders.api
+import hub.orders.picking
+import hub.orders.pickup
+import hub.sale.browse
+import hub.sale.demo_api
+import hub.sale.queue
+import hub.sale.receipts
+import hub.sale.reprint
+import hub.state_channel.api  # noqa: F401
+from actors.picker import PickerActor
+from hub import backoffice, catalogue, chain, customers, demo, devices, orders, state_channel
+from hub.app import Hub
+from hub.backoffice import cash_flags
+from hub.backoffice.cash_flags import CashWatch
+from hub.catalogue.live import LiveCatalogue
+from hub.config import StoreConfig, check_facility
+from hub.customers.service import Customers
+from hub.domain.outbox import RetryPolicy
+from hub.domain.tender import Settlement
+from hub.orders.menu import Menu
+from hub.orders.service import OrdersContext
+from hub.orders.views import readiness_checks as orders_readiness
+from hub.orders.views import snapshot as orders_snapshot
+from hub.sale import bank, open_sale
+from hub.sale.queue import queue_snapshot
+from hub.sale.service import sale_of
+from hub.sale.snapshot import sale_snapshot
+from hub.services import Services
+from hub.state_channel import ChannelOptions, StateHealthView, register_state_view
+from hub.state_channel.demo import InProcessSandbox, free_port, point_at_sandbox
+from hub.supervisor import Supervisor
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """`storehub demo`: simulated devices on the first register, the bundled state sandbox, demo data."""
+
+    devices: bool = True
+    sandbox: bool = True
+    scale_protocol: str = "ad"
+
+
+@dataclass(frozen=True)
+class SaleOptions:
+    demo: bool = False  # the demo catalogue, customers and promotions
+    taxes: dict[str, Any] | None = None  # a tax table instead of store.toml's (tests)
+
+
+@dataclass(frozen=True)
+class CustomersOptions:
+    crm_retry_policy: RetryPolicy | None = None  # tests retry in seconds
+
+
+@dataclass(frozen=True)
+class Features:
+    """Which features a hub runs (None or False: not this one). ``Features()`` is the foundation alone:
+    login, pairing, incidents; ``Features.store()`` is a store's full hub."""
+
+    sale: SaleOptions | None = None
+    devices: bool = False
+    state_channel: ChannelOptions | None = None
+    backoffice: bool = False
+    orders: orders.OrdersOptions | None = None
+    customers: CustomersOptions | None = None
+    catalogue: bool = False
+    chain: bool = False
+    demo: DemoOptions | None = None
+
+    @classmethod
+    def store(cls, demo: DemoOptions | None = None) -> Features:
+        return cls(
+            sale=SaleOptions(demo=demo is not None),
+            devices=True,
+            state_channel=ChannelOptions(),
+            backoffice=True,
+            orders=orders.OrdersOptions(),
+            customers=CustomersOptions(),
+            catalogue=True,
+            chain=True,
+            demo=demo,
+        )
+
+
+def build(config: StoreConfig, features: Features) -> Hub:
+    """A hub that runs ``features``; its services are built here in startup order (``Hub.run`` runs the setup
+    steps once the store is open, starts the registers, then runs the start steps in this order)."""
+    services = Services()
+    hub = Hub(config, services)
+    demo_opts = features.demo
+
+    # the sale (issue 4): catalogue, check-in, cart, commit; everything below builds on it
+    if features.sale is not None:
+        _wire_sale(hub, services, features.sale)
+    # devices (issue 6): scales, scanners, printers, payment terminals
+    if features.devices:
+        _wire_devices(hub, services, demo_opts)
+    # the state system's channel (issue 5): outbox, pulls, receiving; the demo's sandbox
+    if features.state_channel is not None:
+        _wire_state_channel(hub, services, features.state_channel, demo_opts)
+    # the back office (issue 7): drawers, returns, counts, cash flags, readiness
+    if features.backoffice:
+        _wire_backoffice(hub, services)
+    # online orders and picking (issue 14)
+    if features.orders is not None:
+        _wire_orders(hub, services, features.orders, demo=demo_opts is not None)
+    # customers, loyalty and the CRM bridge (issue 16)
+    if features.customers is not None:
+        _wire_customers(hub, services, features.customers, demo=demo_opts is not None)
+    # the live catalogue (issue 16)
+    if features.catalogue:
+        _wire_catalogue(hub, services)
+    # the store as one of a chain (issue 17)
+    if features.chain:
+        _wire_chain(hub, services)
+    if demo_opts is not None:  # demo staff and pairing codes, once the store is open
+        services.setup.append(_seed_demo)
+    return hub
+
+
+def _wire_sale(hub: Hub, services: Services, options: SaleOptions) -> None:
+    async def open_the_sale(h: Hub) -> None:
+        h.services.sale = await open_sale(h, demo=options.demo, taxes=options.taxes)
+
+    services.setup.append(open_the_sale)
+    services.snapshot_providers += [sale_snapshot, queue_snapshot]
+    # the register's sale is loaded before each command, so a failed command rolls back to it
+    services.register_loaders.append(sale_of)
+    services.pay_by_bank = bank.provider_from_config(hub.config.pay_by_bank)
+
+
+def _wire_devices(hub: Hub, services: Services, demo_opts: DemoOptions | None) -> None:
+    device_hub = devices.DeviceHub(hub)
+    services.devices = device_hub
+    devices.add_configured(device_hub)
+    if demo_opts is not None and demo_opts.devices and hub.config.registers:
+        services.start.append(
+            functools.partial(devices.start_demo_devices, device_hub, demo_opts.scale_protocol)
+        )
+    services.start.append(device_hub.start)
+    services.after_sale.append(device_hub.after_sale)
+
+
+def _wire_state_channel(
+    hub: Hub, services: Services, options: ChannelOptions, demo_opts: DemoOptions | None
+) -> None:
+    sandbox = None
+    if demo_opts is not None and demo_opts.sandbox:
+        sandbox = InProcessSandbox(hub.config.data_dir / "sandbox", free_port())
+        point_at_sandbox(hub, sandbox.url)
+    check_facility(hub.config)  # a store and its facility in one state and zone, or the hub does not start
+
+    async def start(h: Hub, sup: Supervisor) -> None:
+        await state_channel.start(h, sup, options, sandbox)
+
+    def after_sale(h: Hub, register_id: str, receipt_number: int, settlement: Settlement) -> None:
+        state_channel.wake(h)
+
+    services.start.append(start)
+    services.after_sale.append(after_sale)
+    services.outbox_wakers.append(functools.partial(state_channel.wake, hub))
+    services.state_health = StateHealthView(hub)
+    services.snapshot_providers.append(register_state_view)
+
+
+def _wire_backoffice(hub: Hub, services: Services) -> None:
+    watch = CashWatch(hub)
+    services.cash_watch = watch
+    services.after_sale.append(watch.after_sale)
+    services.start.append(cash_flags.start)
+    services.snapshot_providers.append(backoffice.office_snapshot)
+
+
+def _wire_orders(hub: Hub, services: Services, options: orders.OrdersOptions, *, demo: bool) -> None:
+    cfg = hub.config
+    ctx = OrdersContext(
+        hub=hub, channels={c.id: c for c in cfg.channels}, settings=cfg.orders, notices=cfg.notices
+    )
+    services.orders = ctx
+    services.orders_menu = Menu(boot=hub.boot_id)
+    services.actor_kinds["picker"] = PickerActor
+    services.snapshot_providers.append(orders_snapshot)
+    services.readiness_checks.append(lambda: orders_readiness(hub))
+
+    async def start(h: Hub, sup: Supervisor) -> None:
+        await orders.start(h, sup, ctx, options, demo=demo)
+
+    services.start.append(start)
+    services.after_sale.append(orders.after_sale)
+
+
+def _wire_customers(hub: Hub, services: Services, options: CustomersOptions, *, demo: bool) -> None:
+    people = Customers(hub, customers.program_of(hub.config))
+    services.customers = people
+    services.crm_retry_policy = options.crm_retry_policy
+
+    async def setup(h: Hub) -> None:
+        if h.services.sale is not None:
+            await customers.attach_to_sale(h, people, h.services.sale)
+
+    async def start(h: Hub, sup: Supervisor) -> None:
+        if h.services.sale is not None:
+            await customers.start(h, sup, people, demo=demo)
+
+    services.setup.append(setup)
+    services.start.append(start)
+    services.after_sale.append(people.after_sale)
+    services.readiness_checks.append(people.readiness)
+
+
+def _wire_catalogue(hub: Hub, services: Services) -> None:
+    live = LiveCatalogue(hub)
+    services.catalogue = live
+
+    async def setup(h: Hub) -> None:
+        if h.services.sale is not None:
+            await catalogue.attach_to_sale(live, h.services.sale)
+
+    async def start(h: Hub, sup: Supervisor) -> None:
+        if h.services.sale is not None:
+            await catalogue.start(sup, live)
+
+    services.setup.append(setup)
+    services.start.append(start)
+
+
+def _wire_chain(hub: Hub, services: Services) -> None:
+    state = chain.ChainState(hub)
+    services.chain = state
+    chain.register_metrics(hub, state)
+    if hub.config.chain is None:
+        return
+
+    async def start(h: Hub, sup: Supervisor) -> None:
+        await chain.start(h, sup, state)
+
+    services.start.append(start)
+    services.snapshot_providers.append(lambda actor: {"chain": {"catalogue_version": state.version}})
+
+
+async def _seed_demo(h: Hub) -> None:
+    await trio.to_thread.run_sync(demo.seed_demo, h.store, h.config)

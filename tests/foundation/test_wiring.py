@@ -1,0 +1,74 @@
+"""The composition root: which services each choice of features builds, before the hub starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from actors.picker import PickerActor
+from hub import wiring
+from hub.config import ConfigError
+from hub.orders import OrdersOptions
+from hub.services import DemoServices
+from hub.wiring import DemoOptions, Features, SaleOptions
+from tests.conftest import make_config
+
+
+def test_the_foundation_alone_wires_no_feature(tmp_path: Path) -> None:
+    s = wiring.build(make_config(tmp_path), Features()).services
+    assert (
+        s.sale,
+        s.devices,
+        s.state_channel,
+        s.cash_watch,
+        s.orders,
+        s.customers,
+        s.catalogue,
+        s.chain,
+    ) == ((None,) * 8)
+    assert not (s.setup or s.start or s.after_sale or s.snapshot_providers or s.register_loaders)
+    assert s.actor_kinds == {} and s.demo == DemoServices()
+
+
+def test_a_store_wires_every_feature_with_its_hooks(tmp_path: Path) -> None:
+    s = wiring.build(make_config(tmp_path), Features.store()).services
+    assert s.sale is None  # opened once the store is open: the first setup step
+    assert None not in (s.devices, s.state_health, s.cash_watch, s.orders, s.orders_menu, s.customers)
+    assert None not in (s.catalogue, s.chain)
+    assert s.actor_kinds == {"picker": PickerActor}
+    # setup: the sale, then customers and the live catalogue built on it; no demo seeding outside the demo
+    assert len(s.setup) == 3
+    # start: devices, the state channel, cash flags, orders, customers, catalogue (no [chain]: no link)
+    assert len(s.start) == 6
+    # after a sale: the printer, the state channel, cash flags, pickups, loyalty
+    assert len(s.after_sale) == 5
+    assert len(s.outbox_wakers) == 1 and len(s.readiness_checks) == 2
+    assert s.demo.sandbox_url == "" and s.pay_by_bank is None
+
+
+def test_the_demo_wires_its_simulators_sandbox_and_seeds(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    s = wiring.build(config, Features.store(DemoOptions(scale_protocol="nci"))).services
+    assert s.demo.sandbox_url.startswith("http://127.0.0.1:")
+    assert config.state_system.kind == "metrc" and config.state_system.base_url == s.demo.sandbox_url
+    assert len(s.setup) == 4  # … and the demo staff and pairing codes last
+    assert len(s.start) == 7  # the simulated devices start before the device actors
+    plain = wiring.build(
+        make_config(tmp_path / "b"), Features.store(DemoOptions(devices=False, sandbox=False))
+    )
+    assert plain.services.demo.sandbox_url == "" and len(plain.services.start) == 6
+
+
+def test_a_subset_wires_only_what_it_names(tmp_path: Path) -> None:
+    features = Features(sale=SaleOptions(demo=True), orders=OrdersOptions(poll_seconds=0.2))
+    s = wiring.build(make_config(tmp_path), features).services
+    assert s.orders is not None and s.devices is None and s.cash_watch is None and s.state_health is None
+    assert len(s.setup) == 1 and len(s.start) == 1
+
+
+def test_a_facility_in_another_zone_is_refused_while_wiring(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    config.store.jurisdiction, config.store.time_zone = "CO", "America/Denver"
+    with pytest.raises(ConfigError):
+        wiring.build(config, Features.store(DemoOptions(devices=False)))
