@@ -41,6 +41,7 @@ from hub.signals import report_gauges
 from hub.state_channel import outbox_store as box
 from hub.state_channel.policy import policy_for
 from hub.state_channel.senders import Sender
+from hub.store.layout import STATE_OUTBOX_TOPIC
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -78,7 +79,7 @@ class StateSyncActor:
     # -- the outside world's handle ----------------------------------------------------------------------
 
     def wake(self) -> None:
-        """Something was committed to the outbox (a sale, a retry): look now rather than at the next poll."""
+        """Something was committed to the outbox (an entry added, a retry): look now, not at the next poll."""
         self._wake.set()
 
     # -- the actor ---------------------------------------------------------------------------------------
@@ -89,6 +90,8 @@ class StateSyncActor:
         refs = box.refs(self.hub.store)
         sender = self.make_sender(refs)
         self.refs = refs
+        # every entry added to the outbox (box.add) wakes this actor once its transaction has committed
+        stop_listening = self.hub.store.commits.listen(STATE_OUTBOX_TOPIC, self.wake)
         try:
             await self._recover()
             task_status.started(self)
@@ -96,6 +99,7 @@ class StateSyncActor:
                 delay = await self.pass_once(sender)
                 await self._idle(delay)
         finally:
+            stop_listening()
             with trio.CancelScope(shield=True):
                 await sender.aclose()
 

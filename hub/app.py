@@ -22,6 +22,7 @@ from hub.services import Services
 from hub.signals import Signals, verify_audit
 from hub.store.env import Store, decode, encode, next_seq, put
 from hub.store.keys import u64
+from hub.store.migrations import open_store
 from hub.store.writer import StoreWriter
 from hub.supervisor import ChildSpec, Supervisor
 
@@ -102,7 +103,7 @@ class Hub:
             # HTTP first, so /healthz answers 503 while the rest starts
             self.http_port = await nursery.start(serve_http, self)
             self.store = await trio.to_thread.run_sync(
-                lambda: Store(
+                lambda: open_store(
                     cfg.data_dir, map_size=cfg.storage.map_size_mb << 20, durable=cfg.storage.durable
                 )
             )

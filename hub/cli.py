@@ -15,6 +15,7 @@ import trio
 
 from hub.config import ConfigError, StoreConfig, check_tls, load_config, preflight
 from hub.errors import NoStore
+from hub.store.env import StoreVersionError
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -32,7 +33,7 @@ def _add_data(p: argparse.ArgumentParser, *, create: bool = False) -> None:
 
 def open_store(path: Path, *, create: bool = False, may_create: bool = True) -> Any:
     """The store at ``path``; a new one only when ``create`` says so."""
-    from hub.store.env import Store
+    from hub.store.migrations import open_store as open_and_upgrade
 
     if not (path / "data.mdb").exists():
         if not create:
@@ -42,7 +43,7 @@ def open_store(path: Path, *, create: bool = False, may_create: bool = True) -> 
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise NoStore(f"cannot create {path}: {exc.strerror}") from None
-    return Store(path)
+    return open_and_upgrade(path)
 
 
 def _data_dir(args: argparse.Namespace) -> Path:
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as exc:
             print(f"storehub {argv[0]}: configuration refused: {exc}", file=sys.stderr)
             return 2
-        except NoStore as exc:
+        except (NoStore, StoreVersionError) as exc:
             print(f"storehub {argv[0]}: {exc}", file=sys.stderr)
             return 2
     args = build_parser().parse_args(argv)
@@ -143,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"storehub: configuration refused: {exc}", file=sys.stderr)
         return 2
-    except NoStore as exc:
+    except (NoStore, StoreVersionError) as exc:
         print(f"storehub {args.command}: {exc}", file=sys.stderr)
         return 2
 
@@ -193,7 +194,14 @@ def run_hub(cfg: StoreConfig, *, demo: DemoOptions | None = None) -> int:
                     hub.stop()
                     break
 
-    trio.run(main_task)
+    refused: list[BaseException] = []
+    try:
+        trio.run(main_task)
+    except* StoreVersionError as group:  # a store newer than this code: said plainly, not a traceback
+        refused.extend(group.exceptions)
+    if refused:
+        print(f"storehub: {refused[0]}", file=sys.stderr)
+        return 2
     return 0
 
 

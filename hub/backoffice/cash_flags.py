@@ -26,7 +26,8 @@ from hub.domain.cash_compliance import CashEvent, CashFlag, CashPolicy, FlagRevi
 from hub.domain.receipt import SaleRecord
 from hub.errors import NotFound
 from hub.store.env import Store, decode, put, tget
-from hub.store.keys import text, u64
+from hub.store.keys import micros, text, u64
+from hub.store.layout import LEDGER
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -69,20 +70,13 @@ def events_since(store: Store, since: datetime, zone: ZoneInfo) -> list[CashEven
 def customer_cash_events(store: Store, customer_id: str, since: datetime) -> list[CashEvent]:
     """One customer's cash since ``since``, through their purchase ledger (customer, time, receipt): the
     cost follows this customer's visits, not the store's day."""
-    from hub.sale.inventory import LedgerEntry, ledger_key
-
-    prefix = text(customer_id) + b"\x00"
     out: list[CashEvent] = []
-    with store.read() as txn, txn.cursor(db=store.db("ledger")) as cur:
+    with store.read() as txn:
         sales = store.db("sales")
-        if cur.set_range(ledger_key(customer_id, since, 0)):
-            for k, v in cur:
-                if not bytes(k).startswith(prefix):
-                    break
-                entry = decode(v, LedgerEntry)
-                raw = txn.get(u64(entry.receipt_number), db=sales)
-                if raw is not None and (e := cash_event(decode(raw, SaleRecord))) is not None:
-                    out.append(e)
+        for _, entry in LEDGER.scan(txn, store, (customer_id,), start=(customer_id, micros(since))):
+            raw = txn.get(u64(entry.receipt_number), db=sales)
+            if raw is not None and (e := cash_event(decode(raw, SaleRecord))) is not None:
+                out.append(e)
     return out
 
 

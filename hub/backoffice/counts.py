@@ -21,8 +21,8 @@ from hub.domain.catalog import Package, Product, Refusal
 from hub.domain.state_payloads import StateAdjustment
 from hub.errors import BadRequest, NotFound
 from hub.sale import inventory as inv
-from hub.sale.commit import add_outbox
 from hub.sale.context import refuse
+from hub.state_channel import outbox_store
 from hub.store.env import Store, decode, encode, put, tget
 from hub.store.keys import text
 
@@ -234,7 +234,7 @@ async def approve_adjustments(req: Request, msg: bp.ApproveAdjustments) -> Any:
                 adjusted_at=now,
                 store_time_zone=tz,
             )
-            entry = add_outbox(
+            entry = outbox_store.add(
                 txn,
                 store,
                 kind="adjustment",

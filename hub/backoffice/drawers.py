@@ -36,8 +36,7 @@ from hub.sale.context import Refused, refuse
 from hub.sale.drawer import open_drawer_id, open_drawer_session
 from hub.store.env import put, tget
 from hub.store.keys import text
-
-OPEN_KEY = b"open_drawer:"
+from hub.store.layout import OPEN_DRAWERS
 
 
 def target_register(req: Request, register_id: str) -> str:
@@ -152,7 +151,7 @@ async def blind_count(req: Request, msg: bp.BlindCount) -> Any:
             submit_blind_count(session, msg.counted, counted_by=req.staff_id, witness=msg.witness, at=now)
         )
         put(txn, store, "drawers", text(session.session_id), counted)
-        txn.delete(OPEN_KEY + text(reg), db=store.db("kv"))  # no more cash on this drawer
+        OPEN_DRAWERS.delete(txn, store, reg)  # no more cash on this drawer
         summary = close_summary(counted)
         assert isinstance(summary, CloseSummary)
         audit.append(
@@ -264,7 +263,7 @@ async def hand_over_drawer(req: Request, msg: bp.HandOverDrawer) -> Any:
         old, new = out
         put(txn, store, "drawers", text(old.session_id), old)
         put(txn, store, "drawers", text(new.session_id), new)
-        txn.put(OPEN_KEY + text(reg), text(new.session_id), db=store.db("kv"))
+        OPEN_DRAWERS.put(txn, store, reg, new.session_id)
         summary = close_summary(old)
         assert isinstance(summary, CloseSummary)
         audit.append(

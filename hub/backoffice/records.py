@@ -17,31 +17,12 @@ import msgspec
 
 from hub.domain.drawer import DrawerSession
 from hub.domain.eod import DayReports, build_day_reports
-from hub.domain.receipt import ReturnRecord, SaleRecord, VoidRecord
+from hub.domain.receipt import ReturnedStock, ReturnRecord, SaleRecord, VoidRecord
 from hub.store.env import Store, decode
-from hub.store.keys import from_u64, u64
+from hub.store.keys import u64
+from hub.store.layout import RETURNED_STOCK, RETURNS, RETURNS_BY_RECEIPT, VOIDS
 
 T = TypeVar("T")
-
-VOID_PREFIX = b"void:"
-RETURN_PREFIX = b"return:"
-RETURN_OF_PREFIX = b"return_of:"  # u64 receipt + u64 return number -> b""
-RETURNED_STOCK_PREFIX = b"returned_stock:"  # u64 return number + tag -> ReturnedStock
-RETURN_SEQ = b"return_seq"
-
-
-class ReturnedStock(msgspec.Struct, frozen=True, kw_only=True):
-    """Product a customer brought back: held in quarantine, never back on sale, until destroyed."""
-
-    return_number: int
-    receipt_number: int
-    tag: str
-    product_id: str
-    name: str
-    units: int
-    weight_mg: int
-    at: datetime
-    status: str = "quarantined"
 
 
 def _has(store: Store, table: str) -> bool:
@@ -95,27 +76,23 @@ def sales_since(store: Store, since: datetime, zone: ZoneInfo) -> list[SaleRecor
 
 
 def voids(store: Store) -> list[VoidRecord]:
-    return all_of(store, "kv", VoidRecord, VOID_PREFIX)
+    return VOIDS.all(store)
 
 
 def returns(store: Store) -> list[ReturnRecord]:
-    return all_of(store, "kv", ReturnRecord, RETURN_PREFIX)
+    return RETURNS.all(store)
 
 
 def returns_of(store: Store, receipt_number: int) -> list[ReturnRecord]:
-    prefix = RETURN_OF_PREFIX + u64(receipt_number)
     with store.read() as txn:
-        numbers = [from_u64(k[len(prefix) :]) for k, _ in scan_prefix(txn, store, "kv", prefix)]
-        out = []
-        for n in numbers:
-            raw = txn.get(RETURN_PREFIX + u64(n), db=store.db("kv"))
-            if raw is not None:
-                out.append(decode(raw, ReturnRecord))
-    return out
+        found = (
+            RETURNS.get(txn, store, n) for (_, n) in RETURNS_BY_RECEIPT.keys(txn, store, (receipt_number,))
+        )
+        return [r for r in found if r is not None]
 
 
 def returned_stock(store: Store) -> list[ReturnedStock]:
-    return all_of(store, "kv", ReturnedStock, RETURNED_STOCK_PREFIX)
+    return RETURNED_STOCK.all(store)
 
 
 def drawers(store: Store) -> list[DrawerSession]:

@@ -14,31 +14,24 @@ from typing import Any
 import lmdb
 
 from hub import audit
-from hub.backoffice.records import (
-    RETURN_OF_PREFIX,
-    RETURN_PREFIX,
-    RETURN_SEQ,
-    RETURNED_STOCK_PREFIX,
-    ReturnedStock,
-    returns_of,
-    scan_prefix,
-)
+from hub.backoffice.records import returns_of, scan_prefix
 from hub.commands import Request, handles
 from hub.domain.catalog import Refusal
 from hub.domain.drawer import DrawerEvent
 from hub.domain.outbox import OutboxEntry
-from hub.domain.receipt import Receipt, ReturnRecord, SaleRecord, return_lines
+from hub.domain.receipt import Receipt, ReturnedStock, ReturnRecord, SaleRecord, return_lines
 from hub.domain.state_payloads import StateReturn, StateReturnLine, StateSale, sale_key, state_sale
 from hub.domain.tender import Tender
 from hub.errors import BadRequest, NotFound
 from hub.sale import protocol as p
 from hub.sale.approvals import approve
 from hub.sale.card import attempt_reference
-from hub.sale.commit import add_outbox
 from hub.sale.context import Refused, ctx_of, refuse
 from hub.sale.drawer import open_drawer_id, record_drawer_event
-from hub.store.env import decode, encode, put
-from hub.store.keys import text, u64
+from hub.state_channel import outbox_store
+from hub.store.env import decode, encode
+from hub.store.keys import u64
+from hub.store.layout import RETURN_SEQ, RETURNED_STOCK, RETURNS, RETURNS_BY_RECEIPT
 
 
 def _original_state_sale(
@@ -138,10 +131,8 @@ async def return_items(req: Request, msg: p.ReturnItems) -> Any:
         )
 
     def fn(txn: lmdb.Transaction) -> Any:
-        kv = store.db("kv")
-        raw = txn.get(RETURN_SEQ, db=store.db("meta"))
-        number = (int.from_bytes(raw, "big") if raw is not None else 0) + 1
-        txn.put(RETURN_SEQ, number.to_bytes(8, "big"), db=store.db("meta"))
+        number = (RETURN_SEQ.get(txn, store) or 0) + 1
+        RETURN_SEQ.put(txn, store, number)
         drawer_id = open_drawer_id(txn, store, req.register_id)
         if not drawer_id and refund_tender.kind == "cash":
             raise Refused("No open drawer on this register: the cash refund needs one.", code="no_drawer")
@@ -158,8 +149,8 @@ async def return_items(req: Request, msg: p.ReturnItems) -> Any:
             drawer_session_id=drawer_id,
             customer_id=record.customer_id,
         )
-        put(txn, store, "kv", RETURN_PREFIX + u64(number), ret)
-        txn.put(RETURN_OF_PREFIX + u64(receipt.receipt_number) + u64(number), b"", db=kv)
+        RETURNS.put(txn, store, number, ret)
+        RETURNS_BY_RECEIPT.put(txn, store, (receipt.receipt_number, number), None)
         # quarantine: held apart, never added back to the sellable package
         for ln in lines:
             stock = ReturnedStock(
@@ -172,7 +163,7 @@ async def return_items(req: Request, msg: p.ReturnItems) -> Any:
                 weight_mg=ln.weight_mg if _weighed(receipt, ln.line_id) else 0,
                 at=now,
             )
-            put(txn, store, "kv", RETURNED_STOCK_PREFIX + u64(number) + text(ln.package_tag), stock)
+            RETURNED_STOCK.put(txn, store, (number, ln.package_tag), stock)
         if refund_tender.kind == "cash":
             record_drawer_event(
                 txn,
@@ -205,7 +196,7 @@ async def return_items(req: Request, msg: p.ReturnItems) -> Any:
             earlier=_earlier_returns(txn, store, key),
         )
         labels = tuple(sorted({ln.package_tag for ln in lines}))
-        add_outbox(
+        outbox_store.add(
             txn,
             store,
             kind="return",

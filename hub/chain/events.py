@@ -21,12 +21,11 @@ import msgspec
 from hub.audit import AuditEntry
 from hub.domain.catalog import Package, Product
 from hub.domain.outbox import OutboxEntry
-from hub.domain.receipt import ReturnRecord, SaleRecord, VoidRecord
+from hub.domain.receipt import SaleRecord
 from hub.store.env import Store, decode
 from hub.store.keys import text, u64
+from hub.store.layout import RETURNS, VOIDS
 
-VOID_PREFIX = b"void:"  # hub/backoffice/records.py
-RETURN_PREFIX = b"return:"
 CATALOGUE_VERSION_KEY = b"chain_catalogue_version"
 CATALOGUE_DOC_KEY = b"chain_catalogue"
 
@@ -77,23 +76,19 @@ def encode_json(value: Any) -> bytes:
 
 def _enrich(txn: lmdb.Transaction, store: Store, entry: AuditEntry) -> dict[str, Any] | None:
     d = entry.detail
-    kv = store.tables.get("kv")
     if entry.action == "sale" and "receipt" in d:
         raw = txn.get(u64(int(d["receipt"])), db=store.db("sales"))
         if raw is not None:
             rec = decode(raw, SaleRecord)
             # the sale as committed: the void flag and the state status change later, and ship as events
             return msgspec.to_builtins(msgspec.structs.replace(rec, voided=False, state_status="pending"))
-    elif entry.action == "void" and "receipt" in d and kv is not None:
-        raw = txn.get(VOID_PREFIX + u64(int(d["receipt"])), db=kv)
-        if raw is not None:
-            return msgspec.to_builtins(
-                msgspec.structs.replace(decode(raw, VoidRecord), state_status="pending")
-            )
-    elif entry.action == "return" and "return" in d and kv is not None:
-        raw = txn.get(RETURN_PREFIX + u64(int(d["return"])), db=kv)
-        if raw is not None:
-            ret = decode(raw, ReturnRecord)
+    elif entry.action == "void" and "receipt" in d:
+        void = VOIDS.get(txn, store, int(d["receipt"]))
+        if void is not None:
+            return msgspec.to_builtins(msgspec.structs.replace(void, state_status="pending"))
+    elif entry.action == "return" and "return" in d:
+        ret = RETURNS.get(txn, store, int(d["return"]))
+        if ret is not None:
             return msgspec.to_builtins(msgspec.structs.replace(ret, state_status="pending"))
     return None
 

@@ -4,7 +4,7 @@
 - ``crm_outbox``: u64 seq -> OutboxEntry, licence ``"crm"``, kind ``"customer"`` or ``"sale"``, payload the
   msgpack of a ``hub.domain.crm.CrmEvent``; ``package_labels`` = ("customer:<id>",) keeps one customer's
   events in order (an upsert before that customer's sale).
-- ``kv`` ``crm:low``: no unsent entry below this seq.
+- ``CRM_LOW`` (hub/store/layout.py): no unsent entry below this seq.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from hub.domain.customers import has_consent, may_email, may_text
 from hub.domain.outbox import OutboxEntry
 from hub.domain.receipt import Receipt
 from hub.store.env import Store, decode, encode, next_seq, put, tget
-from hub.store.keys import from_u64, u64
+from hub.store.keys import u64
+from hub.store.layout import CRM_LOW
 
 LICENCE = "crm"
-LOW = b"crm:low"
 
 
 def shares_with_crm(c: Customer) -> bool:
@@ -128,9 +128,7 @@ def enqueue_customer(
 
 
 def low_water(store: Store) -> int:
-    with store.read() as txn:
-        raw = txn.get(LOW, db=store.db("kv"))
-        return 0 if raw is None else from_u64(raw)
+    return CRM_LOW.read(store) or 0
 
 
 def unsent(store: Store) -> list[OutboxEntry]:
@@ -181,7 +179,7 @@ def save(store: Store, expected_state: str, updated: OutboxEntry) -> Callable[[l
 
 def set_low_water(store: Store, seq: int) -> Callable[[lmdb.Transaction], None]:
     def fn(txn: lmdb.Transaction) -> None:
-        txn.put(LOW, u64(seq), db=store.db("kv"))
+        CRM_LOW.put(txn, store, seq)
 
     return fn
 

@@ -20,9 +20,10 @@ from hub.domain.catalog import Customer
 from hub.domain.customers import fold, name_tokens
 from hub.domain.loyalty import LoyaltyEntry
 from hub.domain.receipt import SaleRecord
-from hub.sale.inventory import LedgerEntry, put_customer
+from hub.sale.inventory import put_customer
 from hub.store.env import Store, decode, encode, tget
 from hub.store.keys import joined, micros, text, u64
+from hub.store.layout import LEDGER
 
 PHONE = b"p:"
 NAME = b"n:"
@@ -87,41 +88,36 @@ def all_customers(store: Store) -> list[Customer]:
 def history(store: Store, customer_id: str, limit: int = 200) -> list[dict[str, Any]]:
     """The customer's purchases, newest first: receipt, time, lines (product, package tag, quantity),
     total; voided and returned sales marked. For a medical patient this is the dispensing history."""
-    prefix = text(customer_id) + b"\x00"
     rows: list[dict[str, Any]] = []
-    with store.read() as txn, txn.cursor(db=store.db("ledger")) as cur:
+    with store.read() as txn:
         sales = store.db("sales")
-        if cur.set_range(prefix):
-            for k, v in cur:
-                if not bytes(k).startswith(prefix):
-                    break
-                entry = decode(v, LedgerEntry)
-                raw = txn.get(u64(entry.receipt_number), db=sales)
-                if raw is None:
-                    continue
-                sale = decode(raw, SaleRecord)
-                r = sale.receipt
-                rows.append(
-                    {
-                        "receipt_number": r.receipt_number,
-                        "sold_at": r.sold_at.isoformat(),
-                        "register_id": r.register_id,
-                        "customer_type": r.customer_type,
-                        "total_cents": r.total_cents,
-                        "voided": entry.voided or sale.voided,
-                        "returned": entry.returned,
-                        "lines": [
-                            {
-                                "product": ln.name,
-                                "package_tag": ln.package_tag,
-                                "quantity": ln.quantity,
-                                "weight_mg": ln.weight_mg,
-                                "total_cents": ln.total_cents,
-                            }
-                            for ln in r.lines
-                        ],
-                    }
-                )
+        for _, entry in LEDGER.scan(txn, store, (customer_id,)):
+            raw = txn.get(u64(entry.receipt_number), db=sales)
+            if raw is None:
+                continue
+            sale = decode(raw, SaleRecord)
+            r = sale.receipt
+            rows.append(
+                {
+                    "receipt_number": r.receipt_number,
+                    "sold_at": r.sold_at.isoformat(),
+                    "register_id": r.register_id,
+                    "customer_type": r.customer_type,
+                    "total_cents": r.total_cents,
+                    "voided": entry.voided or sale.voided,
+                    "returned": entry.returned,
+                    "lines": [
+                        {
+                            "product": ln.name,
+                            "package_tag": ln.package_tag,
+                            "quantity": ln.quantity,
+                            "weight_mg": ln.weight_mg,
+                            "total_cents": ln.total_cents,
+                        }
+                        for ln in r.lines
+                    ],
+                }
+            )
     rows.reverse()
     return rows[:limit]
 
@@ -172,18 +168,10 @@ def add_loyalty_entry(txn: lmdb.Transaction, store: Store, entry: LoyaltyEntry, 
 
 def move_ledger(txn: lmdb.Transaction, store: Store, src: str, dst: str) -> int:
     """A merged duplicate's purchases count for the kept record (limits windows, history)."""
-    prefix = text(src) + b"\x00"
-    db = store.db("ledger")
-    moved: list[tuple[bytes, bytes]] = []
-    with txn.cursor(db=db) as cur:
-        if cur.set_range(prefix):
-            for k, v in cur:
-                if not bytes(k).startswith(prefix):
-                    break
-                moved.append((bytes(k), bytes(v)))
-    for k, v in moved:
-        txn.delete(k, db=db)
-        txn.put(text(dst) + b"\x00" + k[len(prefix) :], v, db=db)
+    moved = list(LEDGER.scan(txn, store, (src,)))
+    for (_, at, receipt), entry in moved:
+        LEDGER.delete(txn, store, (src, at, receipt))
+        LEDGER.put(txn, store, (dst, at, receipt), entry)
     return len(moved)
 
 
@@ -220,7 +208,7 @@ def purge(txn: lmdb.Transaction, store: Store, customer_id: str) -> dict[str, in
             txn.delete(text(c.id_hash), db=store.db("customers_by_id_hash"))
     txn.delete(text(c.id), db=store.db("customers"))
     return {
-        "purchases": delete_prefixed(txn, store, "ledger", c.id),
+        "purchases": LEDGER.delete_prefix(txn, store, (c.id,)),
         "loyalty_entries": delete_prefixed(txn, store, "loyalty_ledger", c.id),
     }
 

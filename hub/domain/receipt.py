@@ -481,3 +481,17 @@ def void_refusal(record: SaleRecord, sold_on: date, today: date) -> Refusal | No
             code="not_same_day", message="Only a same-day sale can be voided; use a return instead."
         )
     return None
+
+
+class ReturnedStock(msgspec.Struct, frozen=True, kw_only=True):
+    """Product a customer brought back: held in quarantine, never back on sale, until destroyed."""
+
+    return_number: int
+    receipt_number: int
+    tag: str
+    product_id: str
+    name: str
+    units: int
+    weight_mg: int
+    at: datetime
+    status: str = "quarantined"

@@ -22,6 +22,7 @@ from hub.domain.delivery import Delivery
 from hub.domain.orders import Holding, Order, ProductReservations, free_quantity, holdings
 from hub.store.env import Store, decode, next_seq, put, tget
 from hub.store.keys import joined, text, u64
+from hub.store.layout import DELIVERY_LOW
 
 NOTICE_KINDS = ("accepted", "substitution", "ready", "cancelled")
 log = logging.getLogger("hub.orders")
@@ -311,10 +312,9 @@ def notices_for(o: Order, kind: str, email_on: bool, sms_on: bool) -> list[tuple
 
 
 def deliveries(store: Store, table: str, *, unsent_only: bool = True, limit: int = 0) -> list[Delivery]:
-    low_key = b"delivery_low:" + text(table)
     with store.read() as txn:
-        raw = txn.get(low_key, db=store.db("kv"))
-        start = 0 if raw is None or not unsent_only else int.from_bytes(bytes(raw), "big")
+        low = DELIVERY_LOW.get(txn, store, table)
+        start = 0 if low is None or not unsent_only else low
         out = []
         with txn.cursor(db=store.db(table)) as cur:
             if cur.set_range(u64(start)):
@@ -328,9 +328,7 @@ def deliveries(store: Store, table: str, *, unsent_only: bool = True, limit: int
 def save_delivery(txn: lmdb.Transaction, store: Store, table: str, entry: Delivery) -> None:
     put(txn, store, table, u64(entry.seq), entry)
     # the low-water mark: nothing below it is pending, so a pass reads only the tail
-    low_key = b"delivery_low:" + text(table)
-    low = txn.get(low_key, db=store.db("kv"))
-    low_n = 0 if low is None else int.from_bytes(bytes(low), "big")
+    low_n = DELIVERY_LOW.get(txn, store, table) or 0
     with txn.cursor(db=store.db(table)) as cur:
         n = low_n
         if cur.set_range(u64(low_n)):
@@ -341,4 +339,4 @@ def save_delivery(txn: lmdb.Transaction, store: Store, table: str, entry: Delive
                 if n - low_n > 1000:
                     break
     if n != low_n:
-        txn.put(low_key, n.to_bytes(8, "big"), db=store.db("kv"))
+        DELIVERY_LOW.put(txn, store, table, n)

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from hub.store.layout import DEMO_ALIGNED
 from sandbox import demo as sandbox_demo
 
 if TYPE_CHECKING:
     from hub.app import Hub
 
 log = logging.getLogger("storehub.state_channel")
-ALIGNED = b"state_channel:demo_aligned"
 
 # hub category -> (Metrc item category) for packages the demo plants in the sandbox
 METRC_CATEGORY = {
@@ -89,8 +89,7 @@ async def align_sandbox(hub: Hub, url: str, facility: str, *, force: bool = Fals
     """Plant the hub's packages in the sandbox facility once, so that every demo sale is valid there."""
     from sandbox.testing import SandboxAdmin
 
-    with hub.store.read() as txn:
-        done = txn.get(ALIGNED, db=hub.store.db("kv")) is not None
+    done = DEMO_ALIGNED.read(hub.store) is not None
     if done and not force:
         return 0
     rows = sandbox_rows(hub, facility)
@@ -98,7 +97,7 @@ async def align_sandbox(hub: Hub, url: str, facility: str, *, force: bool = Fals
         await admin.upsert_packages(rows)
 
     def mark(txn: Any) -> None:
-        txn.put(ALIGNED, b"1", db=hub.store.db("kv"))
+        DEMO_ALIGNED.put(txn, hub.store, True)
 
     await hub.writer.write(mark, label="demo")
     log.info("demo: planted %d hub packages in the sandbox facility %s", len(rows), facility)

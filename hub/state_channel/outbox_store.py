@@ -2,12 +2,15 @@
 
 - ``outbox``: u64 seq -> OutboxEntry. Entries stay after they are sent: the record of what the state got.
 - ``outbox_dead``: u64 seq -> b"" for every entry a person must fix (the dead-letter list).
-- ``kv`` ``state_sync:low:<licence>``: no entry of that licence below this seq is unsent, so a pass
-  scans only the tail of the table and its cost does not grow with the store's history.
-- ``kv`` ``state_ref:<idempotency key>``: the state's id for a sent entry (BioTrack transaction ids,
-  which a later void or refund needs).
+- ``STATE_LOW`` (hub/store/layout.py), per licence: no entry of that licence below this seq is unsent, so
+  a pass scans only the tail of the table and its cost does not grow with the store's history.
+- ``STATE_REFS``: the state's id for a sent entry, by idempotency key (BioTrack transaction ids, which a
+  later void or refund needs).
 
-Reads are short read transactions; writes are functions for the single writer.
+:func:`add` is the one way into the outbox: it writes the entry in the caller's transaction and marks the
+``state_outbox`` commit topic, so the sender wakes once that transaction commits (hub/store/commits.py),
+not before and not if it fails. Reads are short read transactions; writes are functions for the single
+writer.
 """
 
 from __future__ import annotations
@@ -19,26 +22,44 @@ import lmdb
 import msgspec
 
 from hub import audit
-from hub.backoffice.records import RETURN_PREFIX, VOID_PREFIX
-from hub.domain.outbox import OutboxEntry
-from hub.domain.receipt import ReturnRecord, SaleRecord, StateStatus, VoidRecord
+from hub.domain.outbox import EntryKind, OutboxEntry
+from hub.domain.receipt import SaleRecord, StateStatus
 from hub.domain.state_payloads import StateSale, StateVoid
-from hub.store.env import Store, decode, put, tget
-from hub.store.keys import from_u64, text, u64
+from hub.store.env import Store, decode, next_seq, put, tget
+from hub.store.keys import from_u64, u64
+from hub.store.layout import RETURNS, STATE_LOW, STATE_OUTBOX_TOPIC, STATE_REFS, VOIDS
 
 
-def low_key(licence: str) -> bytes:
-    return b"state_sync:low:" + text(licence)
-
-
-def ref_key(idempotency_key: str) -> bytes:
-    return b"state_ref:" + text(idempotency_key)
+def add(
+    txn: lmdb.Transaction,
+    store: Store,
+    *,
+    kind: EntryKind,
+    licence: str,
+    key: str,
+    payload: bytes,
+    labels: tuple[str, ...],
+    now: datetime,
+) -> OutboxEntry:
+    """Add an entry to the state outbox in ``txn``; its sender wakes when ``txn``'s batch commits."""
+    seq = next_seq(txn, store, "outbox")
+    entry = OutboxEntry(
+        seq=seq,
+        kind=kind,
+        licence=licence,
+        idempotency_key=key,
+        payload=payload,
+        package_labels=labels,
+        created_at=now,
+        next_attempt_at=now,
+    )
+    put(txn, store, "outbox", u64(seq), entry)
+    store.commits.mark(STATE_OUTBOX_TOPIC)
+    return entry
 
 
 def low_water(store: Store, licence: str) -> int:
-    with store.read() as txn:
-        raw = txn.get(low_key(licence), db=store.db("kv"))
-        return 0 if raw is None else from_u64(raw)
+    return STATE_LOW.read(store, licence) or 0
 
 
 def unsent(store: Store, licence: str) -> list[OutboxEntry]:
@@ -73,16 +94,8 @@ def dead_letters(store: Store, licence: str | None = None) -> list[OutboxEntry]:
 
 
 def refs(store: Store) -> dict[str, str]:
-    prefix = b"state_ref:"
-    out: dict[str, str] = {}
-    with store.read() as txn, txn.cursor(db=store.db("kv")) as cur:
-        if cur.set_range(prefix):
-            for k, v in cur:
-                kb = bytes(k)
-                if not kb.startswith(prefix):
-                    break
-                out[kb[len(prefix) :].decode()] = bytes(v).decode()
-    return out
+    with store.read() as txn:
+        return dict(STATE_REFS.scan(txn, store))
 
 
 # ---- writes (run by the single writer) ----
@@ -111,7 +124,7 @@ def save(store: Store, expected_state: str, updated: OutboxEntry) -> Callable[[l
                 },
             )
         if updated.state == "sent" and updated.state_ref:
-            txn.put(ref_key(updated.idempotency_key), text(updated.state_ref), db=store.db("kv"))
+            STATE_REFS.put(txn, store, updated.idempotency_key, updated.state_ref)
         if updated.state in _RECORD_STATUS:
             mark_record(txn, store, updated, _RECORD_STATUS[updated.state])
         return True
@@ -131,31 +144,36 @@ def _receipt_number(external_receipt_number: str) -> int | None:
 def mark_record(txn: lmdb.Transaction, store: Store, entry: OutboxEntry, status: StateStatus) -> None:
     """Set ``state_status`` on the record the entry reports (a sale, void or return), in the same
     transaction as the entry's new state: the Z report reads it from there."""
-    record_type: type[SaleRecord | VoidRecord | ReturnRecord]
     try:
         if entry.kind == "sale":
             n = _receipt_number(msgspec.msgpack.decode(entry.payload, type=StateSale).external_receipt_number)
-            table, key, record_type = "sales", None if n is None else u64(n), SaleRecord
         elif entry.kind == "void":
             n = _receipt_number(msgspec.msgpack.decode(entry.payload, type=StateVoid).external_receipt_number)
-            table, key, record_type = "kv", None if n is None else VOID_PREFIX + u64(n), VoidRecord
         elif entry.kind == "return":
             n = _receipt_number(entry.idempotency_key)  # return-<licence>-<receipt>-<return number>
-            table, key, record_type = "kv", None if n is None else RETURN_PREFIX + u64(n), ReturnRecord
         else:
             return
     except msgspec.DecodeError:
         return
-    if key is None:
+    if n is None:
         return
-    record = tget(txn, store, table, key, record_type)
-    if record is not None and record.state_status != status:
-        put(txn, store, table, key, msgspec.structs.replace(record, state_status=status))
+    if entry.kind == "sale":
+        sale = tget(txn, store, "sales", u64(n), SaleRecord)
+        if sale is not None and sale.state_status != status:
+            put(txn, store, "sales", u64(n), msgspec.structs.replace(sale, state_status=status))
+    elif entry.kind == "void":
+        void = VOIDS.get(txn, store, n)
+        if void is not None and void.state_status != status:
+            VOIDS.put(txn, store, n, msgspec.structs.replace(void, state_status=status))
+    else:
+        ret = RETURNS.get(txn, store, n)
+        if ret is not None and ret.state_status != status:
+            RETURNS.put(txn, store, n, msgspec.structs.replace(ret, state_status=status))
 
 
 def set_low_water(store: Store, licence: str, seq: int) -> Callable[[lmdb.Transaction], None]:
     def fn(txn: lmdb.Transaction) -> None:
-        txn.put(low_key(licence), u64(seq), db=store.db("kv"))
+        STATE_LOW.put(txn, store, licence, seq)
 
     return fn
 
@@ -176,9 +194,9 @@ def retry(store: Store, seq: int, now: datetime, staff: str) -> Callable[[lmdb.T
         mark_record(txn, store, again, "pending")
         txn.delete(u64(seq), db=store.db("outbox_dead"))
         # the low-water mark may have passed it; an unsent entry must be scanned again
-        low = txn.get(low_key(current.licence), db=store.db("kv"))
-        if low is not None and from_u64(low) > seq:
-            txn.put(low_key(current.licence), u64(seq), db=store.db("kv"))
+        low = STATE_LOW.get(txn, store, current.licence)
+        if low is not None and low > seq:
+            STATE_LOW.put(txn, store, current.licence, seq)
         audit.append(
             txn,
             store,

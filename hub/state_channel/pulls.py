@@ -24,8 +24,10 @@ from hub.domain.catalog import Package, Product
 from hub.domain.outbox import OutboxEntry
 from hub.domain.state_payloads import MG_PER_UNIT, StateAdjustment
 from hub.errors import BadRequest, Conflict, NotFound
+from hub.state_channel import outbox_store
 from hub.store.env import Store, decode, encode, next_seq, put, tget
 from hub.store.keys import text, u64
+from hub.store.layout import PULL_MARKS
 
 T = TypeVar("T")
 EPSILON = 1e-3  # a thousandth of the state's unit (1 mg for grams)
@@ -184,7 +186,6 @@ def adjust_from_discrepancy(
 ) -> Callable[[lmdb.Transaction], dict[str, Any]]:
     """A manager turns a discrepancy into a state adjustment (local count is what is on the shelf):
     one outbox entry, written with the change to the reconciliation record and an audit entry."""
-    from hub.sale.commit import add_outbox
 
     def fn(txn: lmdb.Transaction) -> dict[str, Any]:
         rec = tget(txn, store, "reconciliations", u64(rec_id), Reconciliation)
@@ -222,7 +223,7 @@ def adjust_from_discrepancy(
             adjusted_at=now,
             store_time_zone=channel.time_zone,
         )
-        entry: OutboxEntry = add_outbox(
+        entry: OutboxEntry = outbox_store.add(
             txn,
             store,
             kind="adjustment",
@@ -617,10 +618,8 @@ def report_text(m: Manifest) -> str:
 
 async def pull_packages(hub: Any, channel: Any) -> int:
     """Incremental pull of active packages changed since the last pull (windows of at most 24 h)."""
-    key = b"state_pull:packages:" + text(channel.licence)
-    with hub.store.read() as txn:
-        raw = txn.get(key, db=hub.store.db("kv"))
-    since = datetime.fromisoformat(bytes(raw).decode()) if raw is not None else None
+    mark = ("packages", channel.licence)
+    since = PULL_MARKS.read(hub.store, mark)
     started = datetime.now(UTC)
     if since is None:
         pkgs = await patiently(lambda: channel.reader.packages_active())
@@ -636,7 +635,7 @@ async def pull_packages(hub: Any, channel: Any) -> int:
         )
 
     def fn(txn: lmdb.Transaction) -> None:
-        txn.put(key, started.isoformat().encode(), db=hub.store.db("kv"))
+        PULL_MARKS.put(txn, hub.store, mark, started)
 
     await hub.writer.write(fn, label="pull")
     return len(pkgs)

@@ -15,7 +15,20 @@ from typing import Any, TypeVar
 import lmdb
 import msgspec
 
+from hub.store.commits import Commits
+from hub.store.keys import from_u64
+
 T = TypeVar("T")
+
+# The store layout this code writes, kept in ``meta`` under ``schema``. A store without it was written
+# before issue 13 (schema 1); hub/store/migrations.py brings an older store to this one on open.
+SCHEMA = 2
+SCHEMA_KEY = b"schema"
+
+
+class StoreVersionError(RuntimeError):
+    """The store was written by a newer storehub than this one: opening it could lose what it holds."""
+
 
 # Every table the hub keeps. Adding one is free; renaming one loses its data.
 TABLES = (
@@ -46,7 +59,14 @@ TABLES = (
     "cash_flags",
     "manifests",
     "reconciliations",
-    "kv",
+    "kv",  # left only with the layouts hub/sale still writes there (hub/store/layout.py names them)
+    # issue 13: what used to be prefixed keys in "kv" (hub/store/layout.py, hub/store/migrations.py)
+    "state_refs",  # idempotency key -> the state's id of a sent entry
+    "low_marks",  # outbox name -> u64 seq below which nothing is unsent
+    "pull_marks",  # "<kind>:<licence>" -> ISO time the last pull of that kind started
+    "returns",  # u64 return number -> ReturnRecord
+    "returns_by_receipt",  # u64 receipt + u64 return number -> b""
+    "returned_stock",  # u64 return number + package tag -> ReturnedStock
     # online orders (issue 14): hub/orders/store.py
     "orders",  # order id -> Order
     "orders_by_external",  # channel NUL external id -> order id
@@ -116,6 +136,23 @@ class Store:
         else:
             for name in TABLES:
                 self.tables[name] = self.env.open_db(name.encode())
+        self.commits = Commits()
+        found = self.schema()
+        if found > SCHEMA:
+            self.env.close()
+            raise StoreVersionError(
+                f"The store at {self.path} was written by a newer storehub (store schema {found}; this "
+                f"version knows up to {SCHEMA}). Nothing was changed: run the newer version, or restore a "
+                "backup made by this one."
+            )
+
+    def schema(self) -> int:
+        """The layout the store was written in (1: before issue 13, when ``meta`` had no ``schema``)."""
+        if "meta" not in self.tables:
+            return SCHEMA  # a read-only look at a store that has no meta table yet: nothing to read
+        with self.env.begin() as txn:
+            raw = txn.get(SCHEMA_KEY, db=self.tables["meta"])
+        return 1 if raw is None else from_u64(raw)
 
     def db(self, table: str) -> Any:
         try:
@@ -185,7 +222,5 @@ def last_key(txn: lmdb.Transaction, store: Store, table: str) -> bytes | None:
 
 def next_seq(txn: lmdb.Transaction, store: Store, table: str) -> int:
     """Next u64 sequence number for a table keyed by big-endian u64."""
-    from hub.store.keys import from_u64
-
     k = last_key(txn, store, table)
     return 1 if k is None else from_u64(k) + 1

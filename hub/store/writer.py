@@ -3,7 +3,9 @@
 Every write request is a function ``fn(txn) -> result`` run inside the writer's transaction. The writer
 drains its mailbox, runs the whole batch inside ONE ``trio.to_thread.run_sync`` call (LMDB write txns must
 stay on their thread), each request in its own nested transaction so an invalid request fails alone, then
-commits once (one fsync for the batch) and only then answers every requester.
+commits once (one fsync for the batch) and only then answers every requester. The commit topics the
+batch's successful requests marked (:mod:`hub.store.commits`) fire once the commit has landed, before the
+requesters hear it; a batch that fails fires nothing.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ R = TypeVar("R")
 
 
 class WriteRequest:
-    __slots__ = ("fn", "done", "result", "label", "on_done")
+    __slots__ = ("fn", "done", "result", "label", "on_done", "marks")
 
     def __init__(
         self,
@@ -39,6 +41,7 @@ class WriteRequest:
         self.done = trio.Event()
         self.result: outcome.Outcome[Any] | None = None
         self.on_done = on_done
+        self.marks: frozenset[str] = frozenset()
 
 
 class WriterStopped(RuntimeError):
@@ -194,6 +197,7 @@ class StoreWriter:
                 if self.storage_problem is not None:
                     log.warning("store writes again after %s", self.storage_problem.code)
                     self.storage_problem = None
+                self.store.commits.fire(t for req in batch for t in req.marks)
             dt = time.perf_counter() - t0
             self.batches += 1
             self.requests += len(batch)
@@ -222,20 +226,27 @@ class StoreWriter:
 
     def _run_batch(self, batch: list[WriteRequest]) -> None:
         env = self.store.env
+        commits = self.store.commits
         results: list[outcome.Outcome[Any]] = []
+        for req in batch:
+            req.marks = frozenset()
         with env.begin(write=True) as txn:
             for req in batch:
                 child = env.begin(write=True, parent=txn)
+                commits.begin_request()
                 try:
                     value = req.fn(child)
                 except lmdb.MapFullError:
                     child.abort()
+                    commits.drop_request()
                     raise  # the whole batch is retried after the map grows
                 except Exception as exc:  # an invalid request fails alone
                     child.abort()
+                    commits.drop_request()
                     results.append(outcome.Error(exc))
                 else:
                     child.commit()
+                    req.marks = commits.end_request()
                     results.append(outcome.Value(value))
         # the outer `with` committed (fsync) before anyone is answered
         for req, res in zip(batch, results, strict=True):

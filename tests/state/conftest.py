@@ -95,6 +95,8 @@ async def world(
     from hub.state_channel.demo import align_sandbox
 
     casing = getattr(request, "param", "pascal")
+    # how often the channel looks at its outbox unwoken; a test module may say otherwise
+    poll_seconds = getattr(request.module, "STATE_POLL_SECONDS", 0.2)
     handle: SandboxHandle = await nursery.start(
         serve, SandboxConfig(data_dir=tmp_path / "sandbox", seed="demo", casing=casing)
     )
@@ -105,7 +107,7 @@ async def world(
         sale=SaleOptions(demo=True),
         backoffice=True,  # returns
         state_channel=state_channel.ChannelOptions(
-            retry_policy=state_channel.fast_retry_policy(), poll_seconds=0.2, schedule=False
+            retry_policy=state_channel.fast_retry_policy(), poll_seconds=poll_seconds, schedule=False
         ),
     )
     hub = await hub_factory(config, features=features)

@@ -1,0 +1,83 @@
+"""Every key layout of the store, declared once: which table, how its keys are built, what its values are.
+
+Modules read and write through these (``RETURNS.get(txn, store, 7)``), never with a key built by hand. The
+section at the end names the layouts that still sit in the old ``kv`` table because hub/sale writes them
+there; they move to tables of their own (a migration step) when hub/sale reads and writes through them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from hub.domain.ledger import LedgerEntry
+from hub.domain.receipt import ReturnedStock, ReturnRecord, VoidRecord
+from hub.store.tables import (
+    TEXT,
+    U64,
+    Cell,
+    Composite,
+    Empty,
+    Flag,
+    IsoTime,
+    Msgpack,
+    Raw,
+    Table,
+    TextValue,
+    U64Value,
+)
+
+# ---- commit topics (hub/store/commits.py) ----
+LEDGER_TOPIC = "ledger"  # any purchase-ledger write: the limits caches' generation
+STATE_OUTBOX_TOPIC = "state_outbox"  # an entry was added to the state outbox: its sender wakes
+
+# ---- the purchase ledger (limits windows, a customer's history) ----
+# customer id NUL u64 micros(sold at) u64 receipt number -> LedgerEntry; scan one customer with
+# ``prefix=(customer_id,)``, a window with ``start=(customer_id, micros(since))``
+LEDGER: Table[tuple[str, int, int], LedgerEntry] = Table(
+    "ledger", "ledger", Composite(str, int, int), Msgpack(LedgerEntry), marks=LEDGER_TOPIC
+)
+
+# ---- the state outbox's companions (hub/state_channel/outbox_store.py) ----
+STATE_REFS: Table[str, str] = Table(
+    "state_refs", "state_refs", TEXT, TextValue()
+)  # idempotency key -> state id
+# low-water marks: no entry of that outbox below this seq is unsent (a pass reads only the tail)
+STATE_LOW: Table[str, int] = Table(
+    "state_low", "low_marks", TEXT, U64Value(), prefix=b"state:"
+)  # per licence
+CRM_LOW: Cell[int] = Cell("crm_low", "low_marks", b"crm", U64Value())  # hub/crm/outbox_store.py
+# per delivery table of hub/orders ("notices", "order_callbacks")
+DELIVERY_LOW: Table[str, int] = Table("delivery_low", "low_marks", TEXT, U64Value(), prefix=b"delivery:")
+
+# ---- pulls from the state system (hub/state_channel/pulls.py): kind, licence -> when the last pull began
+PULL_MARKS: Table[tuple[str, str], datetime] = Table(
+    "pull_marks", "pull_marks", Composite(str, str), IsoTime()
+)
+
+# ---- returns (hub/backoffice/returns.py, records.py) ----
+RETURNS: Table[int, ReturnRecord] = Table("returns", "returns", U64, Msgpack(ReturnRecord))
+# u64 receipt number + u64 return number -> b"": the returns of one sale
+RETURNS_BY_RECEIPT: Table[tuple[int, int], None] = Table(
+    "returns_by_receipt", "returns_by_receipt", Composite(int, int), Empty()
+)
+# u64 return number + package tag -> ReturnedStock (quarantined, never back on sale)
+RETURNED_STOCK: Table[tuple[int, str], ReturnedStock] = Table(
+    "returned_stock", "returned_stock", Composite(int, str), Msgpack(ReturnedStock)
+)
+
+# ---- meta: one-off facts of the store ----
+SCHEMA_VERSION: Cell[int] = Cell("schema", "meta", b"schema", U64Value())  # hub/store/migrations.py
+RETURN_SEQ: Cell[int] = Cell("return_seq", "meta", b"return_seq", U64Value())  # the last return number
+# the demo planted the store's packages in its sandbox facility (hub/state_channel/demo.py)
+DEMO_ALIGNED: Cell[bool] = Cell("demo_aligned", "meta", b"state_channel:demo_aligned", Flag())
+
+# ---- stored replies (idempotent retries of the live protocol): device id NUL message id -> the msgpack of
+# hub.live.replies.StoredReply (bound here when hub/live/replies.py reads and writes through this table)
+REPLIES: Table[tuple[str, str], bytes] = Table("replies", "replies", Composite(str, str), Raw())
+
+# ---- still in "kv", written by hub/sale (to move in the next step, with a migration) ----
+OPEN_DRAWERS: Table[str, str] = Table("open_drawers", "kv", TEXT, TextValue(), prefix=b"open_drawer:")
+VOIDS: Table[int, VoidRecord] = Table("voids", "kv", U64, Msgpack(VoidRecord), prefix=b"void:")
+VOID_INTENTS: Table[int, bytes] = Table("void_intents", "kv", U64, Raw(), prefix=b"void-intent:")
+PENDING_REVERSALS: Table[str, bytes] = Table("pending_reversals", "kv", TEXT, Raw(), prefix=b"reversal:")
+CUSTOMER_QUEUE: Cell[bytes] = Cell("customer_queue", "kv", b"customer_queue", Raw())

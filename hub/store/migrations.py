@@ -1,0 +1,126 @@
+"""The upgrade path: migrations that bring a store written by an earlier release to today's layout.
+
+``open_store`` opens the store and runs, in order and inside ONE write transaction, every migration from
+the store's ``schema`` (``meta``; a store without one is schema 1, written before issue 13) to
+:data:`hub.store.env.SCHEMA`. A migration moves facts from an old layout to a new one and deletes the old
+keys, so running it again finds nothing to do; a store that had something moved gets an audit entry
+(``store_upgraded``) in the same transaction. A store newer than the code refuses to open
+(:class:`hub.store.env.StoreVersionError`, raised by ``Store``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import lmdb
+
+from hub import audit
+from hub.store import layout
+from hub.store.env import SCHEMA, Store
+from hub.store.tables import Cell, Table
+
+log = logging.getLogger("hub.store.migrations")
+
+
+@dataclass(frozen=True)
+class Move:
+    """Every ``kv`` key starting with ``old`` goes to ``to``: the rest of the key, rewritten by ``rekey``
+    (the old suffix is already the new key's bytes for most layouts), with the value's bytes unchanged."""
+
+    old: bytes
+    to: Table[Any, Any] | Cell[Any]
+    rekey: Callable[[bytes], bytes] = lambda suffix: suffix
+
+    def apply(self, txn: lmdb.Transaction, store: Store) -> int:
+        kv = store.db("kv")
+        found: list[tuple[bytes, bytes]] = []
+        with txn.cursor(db=kv) as cur:
+            if cur.set_range(self.old):
+                for k, v in cur:
+                    kb = bytes(k)
+                    if not kb.startswith(self.old):
+                        break
+                    found.append((kb, bytes(v)))
+        dest = store.db(self.to.db)
+        for k, v in found:
+            suffix = k[len(self.old) :]
+            if isinstance(self.to, Cell):
+                assert suffix == b"", k  # a cell's old key is the whole key
+                new_key = self.to.key
+            else:
+                new_key = self.to.prefix + self.rekey(suffix)
+            txn.put(new_key, v, db=dest, overwrite=False)  # a value already in the new place is newer
+            txn.delete(k, db=kv)
+        return len(found)
+
+
+def _pull_key(suffix: bytes) -> bytes:
+    # "packages:<licence>" -> ("packages", licence)
+    kind, _, licence = suffix.partition(b":")
+    return layout.PULL_MARKS.key.encode((kind.decode(), licence.decode()))
+
+
+# schema 1 -> 2 (issue 13): the prefixed keys of "kv" that hub/sale does not write go to typed tables
+TO_2 = (
+    Move(b"state_ref:", layout.STATE_REFS),
+    Move(b"state_sync:low:", layout.STATE_LOW),
+    Move(b"crm:low", layout.CRM_LOW),
+    Move(b"delivery_low:", layout.DELIVERY_LOW),
+    Move(b"state_pull:", layout.PULL_MARKS, _pull_key),
+    Move(b"state_channel:demo_aligned", layout.DEMO_ALIGNED),
+    Move(b"return:", layout.RETURNS),
+    Move(b"return_of:", layout.RETURNS_BY_RECEIPT),
+    Move(b"returned_stock:", layout.RETURNED_STOCK),
+)
+
+# MIGRATIONS[n] brings schema n + 1 to n + 2
+MIGRATIONS: tuple[tuple[Move, ...], ...] = (TO_2,)
+assert len(MIGRATIONS) == SCHEMA - 1, "every schema below SCHEMA needs its migration"
+
+
+def migrate(txn: lmdb.Transaction, store: Store, found: int) -> dict[str, int]:
+    """Run the migrations from schema ``found`` on, in ``txn``; what moved, per destination."""
+    moved: dict[str, int] = {}
+    for steps in MIGRATIONS[found - 1 :]:
+        for step in steps:
+            n = step.apply(txn, store)
+            if n:
+                moved[step.to.name] = moved.get(step.to.name, 0) + n
+    layout.SCHEMA_VERSION.put(txn, store, SCHEMA)
+    return moved
+
+
+def upgrade(store: Store) -> dict[str, int]:
+    """Bring ``store`` to today's layout (nothing when it is there already); what moved, per table."""
+    found = store.schema()
+    if found >= SCHEMA:
+        return {}
+    with store.env.begin(write=True) as txn:
+        moved = migrate(txn, store, found)
+        if moved:
+            audit.append(
+                txn,
+                store,
+                "store_upgraded",
+                detail={"from_schema": found, "to_schema": SCHEMA, "moved": moved},
+            )
+    if moved:
+        log.warning("store upgraded from schema %d to %d: %s", found, SCHEMA, moved)
+    else:
+        log.info("store marked as schema %d (it was %d; nothing to move)", SCHEMA, found)
+    return moved
+
+
+def open_store(path: str | os.PathLike[str], **options: Any) -> Store:
+    """Open (or create) the store at ``path`` and upgrade it to today's layout."""
+    store = Store(path, **options)
+    try:
+        upgrade(store)
+    except BaseException:
+        store.close()
+        raise
+    return store

@@ -1,0 +1,349 @@
+"""A store written by the previous release (tests/fixtures/release_store) opens, migrates and sells.
+
+The fixture is the data directory of a demo hub of release 0.1.0 (commit 5efca09), with the old ``kv``
+layouts in it. Today's code must move every fact to its table, keep what hub/sale still reads from ``kv``,
+refuse a store newer than itself, and run a hub on the upgraded store that sells and reports each sale to
+the state exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import tarfile
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+import trio
+
+from hub import audit
+from hub.backoffice import records
+from hub.client import connect
+from hub.demo import DEMO_PAIRING, DEMO_STAFF
+from hub.domain.catalog import Customer, Package, Product
+from hub.domain.drawer import DrawerSession
+from hub.domain.orders import Order
+from hub.domain.outbox import OutboxEntry
+from hub.state_channel import outbox_store
+from hub.store import layout
+from hub.store.env import SCHEMA, Store, StoreVersionError, decode
+from hub.store.keys import text, u64
+from hub.store.migrations import TO_2, migrate, open_store, upgrade
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURE = ROOT / "tests" / "fixtures" / "release_store" / "store-0.1.0.tar.xz"
+LICENCE = "C10-0000001-LIC"
+PINS = {s: p for s, _, _, p in DEMO_STAFF}
+NOT_IN_FIXTURE = {b"crm:low"}  # no CRM in the demo (README.md of the fixture); test_the_crm_mark_moves
+
+
+def unpack(tmp: Path) -> Path:
+    with tarfile.open(FIXTURE) as tar:
+        tar.extractall(tmp, filter="data")
+    return tmp / "data"
+
+
+def kv(store: Store) -> dict[bytes, bytes]:
+    with store.read() as txn:
+        return {bytes(k): bytes(v) for k, v in txn.cursor(db=store.db("kv"))}
+
+
+def dump(store: Store) -> dict[str, dict[bytes, bytes]]:
+    """Every table's bytes."""
+    with store.read() as txn:
+        return {
+            name: {bytes(k): bytes(v) for k, v in txn.cursor(db=db)}
+            for name, db in sorted(store.tables.items())
+        }
+
+
+def test_every_fact_of_the_release_store_is_in_its_table_after_the_upgrade(tmp_path: Path) -> None:
+    store = Store(unpack(tmp_path))
+    assert store.schema() == 1
+    old = kv(store)
+    audit_before = store.count("audit")
+
+    moved = upgrade(store)
+
+    assert store.schema() == SCHEMA == 2
+    assert moved == {
+        "state_refs": 6,
+        "state_low": 1,
+        "delivery_low": 1,
+        "pull_marks": 1,
+        "demo_aligned": 1,
+        "returns": 1,
+        "returns_by_receipt": 1,
+        "returned_stock": 1,
+    }
+    # each old key's value is now under its new key, byte for byte, and the old key is gone
+    left = kv(store)
+    with store.read() as txn:
+        for step in TO_2:
+            mine = {k: v for k, v in old.items() if k.startswith(step.old)}
+            assert mine or step.old in NOT_IN_FIXTURE, f"the fixture has no {step.old!r} key"
+            for k, v in mine.items():
+                new_key = (
+                    step.to.key
+                    if isinstance(step.to, layout.Cell)
+                    else step.to.prefix + step.rekey(k[len(step.old) :])
+                )
+                assert bytes(txn.get(new_key, db=store.db(step.to.db))) == v, k
+                assert k not in left
+    # what hub/sale still reads from kv stays there, untouched
+    assert left == {
+        k: v for k, v in old.items() if k.startswith((b"open_drawer:", b"void:", b"customer_queue"))
+    }
+    assert len(left) == 3
+
+    with store.read() as txn:
+        # the open drawer of R1, still open
+        session_id = layout.OPEN_DRAWERS.get(txn, store, "R1")
+        assert session_id is not None
+        drawer = decode(txn.get(text(session_id), db=store.db("drawers")), DrawerSession)
+        assert drawer.status == "open" and drawer.register_id == "R1"
+        # the void of sale 2 and the return of sale 1, with its quarantined stock
+        [(voided, void)] = list(layout.VOIDS.scan(txn, store))
+        assert voided == void.receipt_number == 2
+        ret = layout.RETURNS.get(txn, store, 1)
+        assert ret is not None and ret.original_receipt_number == 1 and ret.state_status == "reported"
+        assert layout.RETURNS_BY_RECEIPT.keys(txn, store, (1,)) == [(1, 1)]
+        [((n, tag), stock)] = list(layout.RETURNED_STOCK.scan(txn, store))
+        assert (n, tag, stock.tag, stock.status) == (1, ret.lines[0].package_tag, tag, "quarantined")
+        # the state channel's marks and references
+        assert layout.STATE_LOW.get(txn, store, LICENCE) == 7
+        assert layout.DELIVERY_LOW.get(txn, store, "notices") == 5
+        pulled = layout.PULL_MARKS.get(txn, store, ("packages", LICENCE))
+        assert isinstance(pulled, datetime) and pulled.tzinfo is not None
+        assert layout.DEMO_ALIGNED.get(txn, store) is True
+        assert layout.RETURN_SEQ.get(txn, store) == 1
+        # the queue (a customer waiting), as hub/sale reads it
+        queue = msgspec.msgpack.decode(layout.CUSTOMER_QUEUE.get(txn, store) or b"")
+        assert len(queue["waiting"]) == 1 and queue["last_ticket"] == 1
+        # the online order, the customers and the purchase ledger are where they were
+        orders = [decode(v, Order) for _, v in txn.cursor(db=store.db("orders"))]
+        assert "fixture-1" in {o.external_id for o in orders}
+        adult = decode(txn.get(b"demo-adult", db=store.db("customers")), Customer)
+        assert adult.loyalty_points > 0
+        bought = [k for k, _ in layout.LEDGER.scan(txn, store, ("demo-adult",))]
+        assert [receipt for _, _, receipt in bought] == [1, 2, 4, 5]
+    assert outbox_store.refs(store) == {
+        f"{LICENCE}-1": "10001",
+        f"{LICENCE}-2": "10002",
+        f"{LICENCE}-3": "10003",
+        f"{LICENCE}-4": "10004",
+        f"return-{LICENCE}-1-1": "10001",
+        f"void-{LICENCE}-2": "10002",
+    }
+    [pending] = outbox_store.unsent(store, LICENCE)
+    assert pending.idempotency_key == f"{LICENCE}-5" and pending.state == "pending"
+    assert [r.return_number for r in records.returns_of(store, 1)] == [1]
+    assert [v.receipt_number for v in records.voids(store)] == [2]
+    # the upgrade is in the audit log, whose chain still holds
+    assert store.count("audit") == audit_before + 1
+    with store.read() as txn:
+        last = decode(txn.get(u64(audit_before + 1), db=store.db("audit")), audit.AuditEntry)
+    assert last.action == "store_upgraded" and last.detail["from_schema"] == 1
+    assert audit.verify(store)[1] is None
+    store.close()
+
+
+def test_the_crm_mark_moves(tmp_path: Path) -> None:
+    """The CRM bridge's low-water mark, as the release kept it (``kv`` ``crm:low``, a u64)."""
+    store = Store(tmp_path / "data")
+    with store.env.begin(write=True) as txn:
+        txn.put(b"crm:low", u64(42), db=store.db("kv"))
+    assert upgrade(store) == {"crm_low": 1}
+    assert layout.CRM_LOW.read(store) == 42 and kv(store) == {}
+    store.close()
+
+
+def test_migrating_twice_changes_nothing(tmp_path: Path) -> None:
+    data = unpack(tmp_path)
+    store = open_store(data)
+    once = dump(store)
+    assert upgrade(store) == {}  # already at today's schema
+    with store.env.begin(write=True) as txn:
+        assert migrate(txn, store, 1) == {}  # every step again, from the start: nothing left to move
+    assert dump(store) == once
+    store.close()
+    again = open_store(data)
+    assert dump(again) == once
+    again.close()
+
+
+def test_a_store_newer_than_the_code_refuses_to_open(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    store = open_store(data)
+    with store.env.begin(write=True) as txn:
+        layout.SCHEMA_VERSION.put(txn, store, SCHEMA + 1)
+    store.close()
+    for readonly in (False, True):
+        with pytest.raises(
+            StoreVersionError, match=rf"newer storehub \(store schema {SCHEMA + 1}; this version"
+        ):
+            Store(data, readonly=readonly)
+    # the command line says so and stops, and the store is left as it was
+    done = subprocess.run(
+        [sys.executable, "-m", "hub.cli", "audit", "verify", "--data", str(data)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "written by a newer storehub" in done.stderr and "Traceback" not in done.stderr
+
+
+# ------------------------------------------------------------------------- a real hub on the upgraded store
+
+
+async def start_demo(data: Path) -> tuple[trio.Process, int, str]:
+    """``storehub demo`` on ``data`` with free ports; its live-protocol port and its sandbox's URL."""
+    proc = await trio.lowlevel.open_process(
+        [
+            sys.executable,
+            "-m",
+            "hub.cli",
+            "demo",
+            "--data",
+            str(data),
+            "--http-port",
+            "0",
+            "--ws-port",
+            "0",
+            "--no-devices",
+            "--log-level",
+            "WARNING",
+        ],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stderr is not None
+    out = ""
+    try:
+        with trio.fail_after(40):
+            while "Ctrl-C to stop" not in out:
+                chunk = await proc.stderr.receive_some(4096)
+                assert chunk, f"the demo exited early:\n{out}"
+                out += chunk.decode(errors="replace")
+    except BaseException:
+        proc.kill()
+        raise
+    ws = int(re.search(r"Live protocol: ws://[^:]+:(\d+)", out).group(1))  # type: ignore[union-attr]
+    url = re.search(r"State-system sandbox: (\S+)", out).group(1)  # type: ignore[union-attr]
+    return proc, ws, url
+
+
+async def drain(stream: Any) -> None:
+    try:
+        while await stream.receive_some(65536):
+            pass
+    except (trio.ClosedResourceError, trio.BrokenResourceError):
+        pass
+
+
+def sellable_tag(data: Path) -> str:
+    store = Store(data, readonly=True)
+    try:
+        with store.read() as txn:
+            products = {p.id: p for p in (decode(v, Product) for _, v in txn.cursor(db=store.db("products")))}
+            today = datetime.now(UTC).date()
+            for _, v in txn.cursor(db=store.db("packages")):
+                p = decode(v, Package)
+                product = products.get(p.product_id)
+                if (
+                    product is not None
+                    and product.sold_by == "each"
+                    and product.price_cents <= 50_00
+                    and p.status == "active"
+                    and p.lab_testing in ("passed", "retest_passed")
+                    and p.quantity >= 5
+                    and (p.expires_on is None or p.expires_on > today)
+                ):
+                    return p.tag
+    finally:
+        store.close()
+    raise AssertionError("no sellable package in the fixture")
+
+
+def audit_actions(store: Store) -> list[str]:
+    with store.read() as txn:
+        return [decode(v, audit.AuditEntry).action for _, v in txn.cursor(db=store.db("audit"))]
+
+
+def outbox(data: Path) -> list[OutboxEntry]:
+    store = Store(data, readonly=True)
+    try:
+        with store.read() as txn:
+            return [decode(v, OutboxEntry) for _, v in txn.cursor(db=store.db("outbox"))]
+    finally:
+        store.close()
+
+
+async def test_a_hub_on_the_upgraded_release_store_sells_and_reports_exactly_once(tmp_path: Path) -> None:
+    data = unpack(tmp_path)
+    tag = sellable_tag(data)
+    before = {e.seq: e for e in outbox(data)}
+    proc, ws_port, sandbox_url = await start_demo(data)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(drain, proc.stderr)
+            with trio.fail_after(60):
+                async with connect(f"ws://127.0.0.1:{ws_port}") as c:
+                    await c.pair(DEMO_PAIRING["R1"])
+                    await c.login("maria", PINS["maria"])
+                    # no open_drawer: R1's drawer, opened under the release, is still open
+                    await c.request(
+                        "check_in_manual",
+                        birth_date="1980-01-01",
+                        id_expiry="2035-01-01",
+                        id_jurisdiction="CA",
+                        id_number="UPGRADE0001",
+                        reason="release store upgrade test",
+                    )
+                    await c.request("add_package", tag=tag)
+                    paid = await c.request("pay", tenders=[{"kind": "cash", "amount_cents": 100_00}])
+                    assert paid["receipt_number"] == 6  # the release's receipt counter goes on
+                # the pending sale of the release and the new one reach the state; nothing is sent twice
+                async with httpx.AsyncClient(base_url=sandbox_url, timeout=10) as admin:
+                    while True:
+                        receipts = (await admin.get("/_sandbox/state")).json()["receipts"]
+                        numbers = Counter(r["external_number"] for r in receipts)
+                        if numbers[f"{LICENCE}-5"] and numbers[f"{LICENCE}-6"]:
+                            break
+                        await trio.sleep(0.1)
+                assert set(numbers.values()) == {1}, numbers
+                assert set(numbers) == {f"{LICENCE}-{n}" for n in range(1, 7)}
+            proc.send_signal(signal.SIGINT)
+            with trio.fail_after(30):
+                await proc.wait()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0
+    upgraded = Store(data, readonly=True)
+    assert upgraded.schema() == SCHEMA
+    assert [a for a in audit_actions(upgraded) if a == "store_upgraded"] == ["store_upgraded"]
+    upgraded.close()
+    after = outbox(data)
+    assert [e.idempotency_key for e in after] == [e.idempotency_key for e in before.values()] + [
+        f"{LICENCE}-6"
+    ]
+    assert all(e.state == "sent" for e in after)
+    # the entries the release had sent were not sent again
+    for e in after:
+        if e.seq in before and before[e.seq].state == "sent":
+            assert e == before[e.seq]
