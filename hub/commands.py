@@ -69,7 +69,6 @@ class Request:
     msg: Command
     register_id: str
     session: StaffSession | None
-    connection: Any = None
     committed_frame: bytes | None = None
     fingerprint: bytes = b""
     extra: dict[str, Any] = field(default_factory=dict)
