@@ -77,8 +77,17 @@ TO_2 = (
     Move(b"returned_stock:", layout.RETURNED_STOCK),
 )
 
+# schema 2 -> 3 (issue 13): what hub/sale kept in "kv" goes to its tables; "kv" is left empty
+TO_3 = (
+    Move(b"open_drawer:", layout.OPEN_DRAWERS),
+    Move(b"void:", layout.VOIDS),
+    Move(b"void-intent:", layout.VOID_INTENTS),
+    Move(b"reversal:", layout.PENDING_REVERSALS),
+    Move(b"customer_queue", layout.CUSTOMER_QUEUE),
+)
+
 # MIGRATIONS[n] brings schema n + 1 to n + 2
-MIGRATIONS: tuple[tuple[Move, ...], ...] = (TO_2,)
+MIGRATIONS: tuple[tuple[Move, ...], ...] = (TO_2, TO_3)
 assert len(MIGRATIONS) == SCHEMA - 1, "every schema below SCHEMA needs its migration"
 
 
