@@ -59,8 +59,8 @@ TABLES = (
     "cash_flags",
     "manifests",
     "reconciliations",
-    "kv",  # empty from schema 3 on: the old prefixed keys, read by hub/store/migrations.py to move them
-    # issue 13: what used to be prefixed keys in "kv" (hub/store/layout.py, hub/store/migrations.py)
+    # issue 13: what used to be prefixed keys in the old "kv" table (hub/store/layout.py; a store written
+    # before has its "kv" moved and dropped by hub/store/migrations.py)
     "state_refs",  # idempotency key -> the state's id of a sent entry
     "low_marks",  # outbox name -> u64 seq below which nothing is unsent
     "pull_marks",  # "<kind>:<licence>" -> ISO time the last pull of that kind started

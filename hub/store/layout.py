@@ -1,8 +1,8 @@
 """Every key layout of the store, declared once: which table, how its keys are built, what its values are.
 
 Modules read and write through these (``RETURNS.get(txn, store, 7)``), never with a key built by hand. The
-old ``kv`` table is empty from schema 3 on: every layout it held has a table of its own here, and
-hub/store/migrations.py moves a store written before.
+old ``kv`` table of prefixed keys is gone from schema 3 on: every layout it held has a table of its own
+here, and hub/store/migrations.py moves a store written before and drops it.
 """
 
 from __future__ import annotations

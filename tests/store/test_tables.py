@@ -42,8 +42,8 @@ def test_composite_keys_are_the_release_layouts_byte_for_byte() -> None:
 
 
 def test_scans_stay_inside_their_prefix_and_order(store: Store) -> None:
-    people: Table[tuple[str, int], str] = Table("t", "kv", Composite(str, int), TextValue(), prefix=b"t:")
-    other: Table[str, str] = Table("o", "kv", TEXT, TextValue(), prefix=b"u:")
+    people: Table[tuple[str, int], str] = Table("t", "meta", Composite(str, int), TextValue(), prefix=b"t:")
+    other: Table[str, str] = Table("o", "meta", TEXT, TextValue(), prefix=b"u:")
     with store.env.begin(write=True) as txn:
         for who, n in (("ann", 2), ("ann", 1), ("anna", 1), ("bob", 5)):
             people.put(txn, store, (who, n), f"{who}{n}")
@@ -72,7 +72,7 @@ async def test_topics_fire_after_the_commit_and_only_for_requests_that_committed
     writer = StoreWriter(store)
     seen: list[tuple[str, bytes | None]] = []
     during: list[int] = []
-    box: Table[int, str] = Table("box", "kv", U64, TextValue(), prefix=b"box:")
+    box: Table[int, str] = Table("box", "meta", U64, TextValue(), prefix=b"box:")
 
     def look() -> None:  # on the trio thread, after the commit: the write is there to read
         seen.append(("wake", None if (v := box.read(store, 1)) is None else v.encode()))
@@ -111,7 +111,7 @@ async def test_a_batch_that_fails_to_commit_fires_nothing(
     store.commits.listen("box", lambda: woken.append("box"))
 
     def add(txn: lmdb.Transaction) -> None:
-        txn.put(b"box", b"1", db=store.db("kv"))
+        txn.put(b"box", b"1", db=store.db("meta"))
         store.commits.mark("box")
 
     real = writer._run_batch
@@ -155,7 +155,7 @@ async def test_every_ledger_write_moves_the_ledger_generation(store: Store) -> N
 
 
 def test_msgpack_values_round_trip(store: Store) -> None:
-    t: Table[str, LedgerEntry] = Table("l", "kv", TEXT, Msgpack(LedgerEntry), prefix=b"l:")
+    t: Table[str, LedgerEntry] = Table("l", "meta", TEXT, Msgpack(LedgerEntry), prefix=b"l:")
     e = LedgerEntry(receipt_number=3, at=datetime(2026, 1, 1, tzinfo=UTC), items=[], voided=True)
     with store.env.begin(write=True) as txn:
         t.put(txn, store, "x", e)

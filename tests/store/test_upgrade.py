@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import lmdb
 import pytest
 import trio
 
@@ -54,9 +55,23 @@ def unpack(tmp: Path) -> Path:
     return tmp / "data"
 
 
-def kv(store: Store) -> dict[bytes, bytes]:
-    with store.read() as txn:
-        return {bytes(k): bytes(v) for k, v in txn.cursor(db=store.db("kv"))}
+def kv(store: Store) -> dict[bytes, bytes] | None:
+    """The old ``kv`` table's keys (no table of today's layout: opened by name); None once it is dropped."""
+    with store.env.begin(write=True) as txn:
+        try:
+            db = store.env.open_db(b"kv", txn=txn, create=False)
+        except lmdb.NotFoundError:
+            return None
+        return {bytes(k): bytes(v) for k, v in txn.cursor(db=db)}
+
+
+def put_old(store: Store, keys: dict[bytes, bytes], *, schema: int) -> None:
+    """Write ``keys`` into the old ``kv`` table of a store of ``schema``, as a release did."""
+    with store.env.begin(write=True) as txn:
+        db = store.env.open_db(b"kv", txn=txn)
+        for k, v in keys.items():
+            txn.put(k, v, db=db)
+        layout.SCHEMA_VERSION.put(txn, store, schema)
 
 
 def dump(store: Store) -> dict[str, dict[bytes, bytes]]:
@@ -72,6 +87,7 @@ def test_every_fact_of_the_release_store_is_in_its_table_after_the_upgrade(tmp_p
     store = Store(unpack(tmp_path))
     assert store.schema() == 1
     old = kv(store)
+    assert old is not None
     audit_before = store.count("audit")
 
     moved = upgrade(store)
@@ -91,8 +107,8 @@ def test_every_fact_of_the_release_store_is_in_its_table_after_the_upgrade(tmp_p
         "voids": 1,
         "customer_queue": 1,
     }
-    # each old key's value is now under its new key, byte for byte, and the old key is gone
-    left = kv(store)
+    # each old key's value is now under its new key, byte for byte, and the old table is gone
+    assert kv(store) is None
     with store.read() as txn:
         for step in TO_2 + TO_3:
             mine = {k: v for k, v in old.items() if k.startswith(step.old)}
@@ -104,9 +120,6 @@ def test_every_fact_of_the_release_store_is_in_its_table_after_the_upgrade(tmp_p
                     else step.to.prefix + step.rekey(k[len(step.old) :])
                 )
                 assert bytes(txn.get(new_key, db=store.db(step.to.db))) == v, k
-                assert k not in left
-    # nothing is left in kv: every layout it held has its table
-    assert left == {}
 
     with store.read() as txn:
         # the open drawer of R1, still open
@@ -163,10 +176,9 @@ def test_every_fact_of_the_release_store_is_in_its_table_after_the_upgrade(tmp_p
 def test_the_crm_mark_moves(tmp_path: Path) -> None:
     """The CRM bridge's low-water mark, as the release kept it (``kv`` ``crm:low``, a u64)."""
     store = Store(tmp_path / "data")
-    with store.env.begin(write=True) as txn:
-        txn.put(b"crm:low", u64(42), db=store.db("kv"))
+    put_old(store, {b"crm:low": u64(42)}, schema=1)
     assert upgrade(store) == {"crm_low": 1}
-    assert layout.CRM_LOW.read(store) == 42 and kv(store) == {}
+    assert layout.CRM_LOW.read(store) == 42 and kv(store) is None
     store.close()
 
 
@@ -179,14 +191,20 @@ def test_a_pending_card_reversal_and_a_void_intent_move(tmp_path: Path) -> None:
         reference="REF-9", device_id="T1", amount_cents=1250, reason="timed out", created_at=at
     )
     intent = VoidIntent(receipt_number=7, references=("REF-7",), started_at=at, staff="maria", register="R1")
-    with store.env.begin(write=True) as txn:
-        layout.SCHEMA_VERSION.put(txn, store, 2)
-        txn.put(b"reversal:REF-9", encode(rev), db=store.db("kv"))
-        txn.put(b"void-intent:" + u64(7), encode(intent), db=store.db("kv"))
+    put_old(store, {b"reversal:REF-9": encode(rev), b"void-intent:" + u64(7): encode(intent)}, schema=2)
     assert upgrade(store) == {"pending_reversals": 1, "void_intents": 1}
     assert layout.PENDING_REVERSALS.all(store) == [rev]
     assert layout.VOID_INTENTS.read(store, 7) == intent
-    assert kv(store) == {} and store.schema() == SCHEMA
+    assert kv(store) is None and store.schema() == SCHEMA
+    store.close()
+
+
+def test_keys_no_migration_knows_stay_in_the_old_table(tmp_path: Path) -> None:
+    """A key in ``kv`` that no release wrote is not lost: the table stays with it, the rest moves."""
+    store = Store(tmp_path / "data")
+    put_old(store, {b"open_drawer:R1": b"D-1", b"mystery": b"?"}, schema=2)
+    assert upgrade(store) == {"open_drawers": 1}
+    assert kv(store) == {b"mystery": b"?"} and layout.OPEN_DRAWERS.read(store, "R1") == "D-1"
     store.close()
 
 
