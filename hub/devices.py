@@ -23,8 +23,9 @@ import trio
 from actors import payment_terminal, printer, scale, scanner
 from drivers.paybybank import AeropayProvider
 from drivers.sim.demo import run_demo_devices
+from hub.access import HandlerTable
 from hub.catalogue.labels import print_label
-from hub.commands import Request, handles
+from hub.commands import Request
 from hub.domain import devices as dev
 from hub.domain.receipt import SaleRecord, tender_rows
 from hub.errors import HubError
@@ -44,6 +45,9 @@ if TYPE_CHECKING:
     from hub.domain.receipt import Receipt
     from hub.domain.tender import Settlement
     from hub.supervisor import Supervisor
+
+# the commands this module answers; hub/wiring.py joins it into the hub's table
+HANDLERS = HandlerTable()
 
 log = logging.getLogger("hub.devices")
 OUTCOME_STATUS = {
@@ -593,7 +597,7 @@ async def start_demo_devices(devices: DeviceHub, protocol: str, hub: Hub, sup: S
         )
 
 
-@handles(PrintExitLabel)
+@HANDLERS.handles(PrintExitLabel)
 async def print_exit_label(req: Request, msg: PrintExitLabel) -> Any:
     if req.hub.services.catalogue is not None:
         # the jurisdiction's label template: warning, potency, licence, dates, COA QR (hub/catalogue/labels.py)
@@ -638,12 +642,12 @@ def _devices(hub: Hub) -> DeviceHub:
     return devices
 
 
-@handles(sale_protocol.ScaleZero)
+@HANDLERS.handles(sale_protocol.ScaleZero)
 async def scale_zero(req: Request, msg: sale_protocol.ScaleZero) -> Any:
     return await _scale_command(req, dev.ZeroScale(request_id=msg.id))
 
 
-@handles(sale_protocol.ScaleTare)
+@HANDLERS.handles(sale_protocol.ScaleTare)
 async def scale_tare(req: Request, msg: sale_protocol.ScaleTare) -> Any:
     return await _scale_command(req, dev.TareScale(request_id=msg.id))
 

@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from hub.access import HandlerTable
+from hub.http_server import RouteTable
+
 if TYPE_CHECKING:
     from prometheus_client import Histogram
 
@@ -76,6 +79,10 @@ class Services:
     catalogue: LiveCatalogue | None = None
     chain: ChainState | None = None
     demo: DemoServices = field(default_factory=DemoServices)
+
+    # the commands and REST routes of the wired features, joined by hub/wiring.py
+    handlers: HandlerTable = field(default_factory=HandlerTable)
+    routes: RouteTable = field(default_factory=RouteTable)
 
     # register kinds other than the plain register (e.g. "picker")
     actor_kinds: dict[str, type[RegisterActor]] = field(default_factory=dict)

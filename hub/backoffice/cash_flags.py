@@ -19,9 +19,10 @@ import msgspec
 import trio
 
 from hub import audit
+from hub.access import HandlerTable
 from hub.backoffice import protocol as bp
 from hub.backoffice.records import sales_since
-from hub.commands import Request, handles
+from hub.commands import Request
 from hub.domain.cash_compliance import CashEvent, CashFlag, CashPolicy, FlagReview, assess, flags_for_sale
 from hub.domain.receipt import SaleRecord
 from hub.errors import NotFound
@@ -32,6 +33,9 @@ from hub.store.layout import LEDGER
 if TYPE_CHECKING:
     from hub.app import Hub
     from hub.supervisor import Supervisor
+
+# the commands this module answers; hub/wiring.py joins it into the hub's table
+HANDLERS = HandlerTable()
 
 log = logging.getLogger("hub.backoffice.cash")
 POLICY = CashPolicy()
@@ -191,7 +195,7 @@ async def start(hub: Hub, sup: Supervisor) -> None:
     await sup.start(ChildSpec(name="cash-flags", run=watch.run))
 
 
-@handles(bp.ReviewCashFlag, role="manager")
+@HANDLERS.handles(bp.ReviewCashFlag, role="manager")
 async def review_cash_flag(req: Request, msg: bp.ReviewCashFlag) -> Any:
     hub = req.hub
     store = hub.store

@@ -24,7 +24,8 @@ from wsproto.connection import ConnectionState
 from wsproto.events import CloseConnection
 
 from hub import auth
-from hub.commands import HANDLERS, HandlerSpec, Request
+from hub.access import HandlerSpec
+from hub.commands import Request
 from hub.errors import HubError, NotAuthenticated
 from hub.live.edge import Gate, origin_allowed, ssl_context
 from hub.live.frames import Command, Error, ProtocolError, encode
@@ -149,7 +150,7 @@ class HubLookups:
         self.hub = hub
 
     def handler(self, cls: type[Command]) -> HandlerSpec | None:
-        return HANDLERS.get(cls)
+        return self.hub.services.handlers.get(cls)
 
     def pairing_code_valid(self, code: str, now: datetime) -> bool:
         return auth.pairing_code_valid(self.hub.store, code, now)

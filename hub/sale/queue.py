@@ -20,7 +20,8 @@ import msgspec
 import trio
 
 from hub import audit
-from hub.commands import Request, handles
+from hub.access import HandlerTable
+from hub.commands import Request
 from hub.domain import aamva
 from hub.domain import cart as carts
 from hub.domain import queue as rules
@@ -38,6 +39,9 @@ from hub.store.keys import text
 if TYPE_CHECKING:
     from actors.register import RegisterActor
     from hub.app import Hub
+
+# the commands this module answers; hub/wiring.py joins it into the hub's table
+HANDLERS = HandlerTable()
 
 QUEUE_KEY = b"customer_queue"
 ALLOTMENT_SHOWN = 10  # waiting customers whose allotment every register shows
@@ -88,7 +92,7 @@ def _refused(r: Refusal) -> Refused:
 
 
 # ---------------------------------------------------------------------------------------------- commands
-@handles(p.Scan)
+@HANDLERS.handles(p.Scan)
 async def scan(req: Request, msg: p.Scan) -> Any:
     """A licence while another customer is buying at this register joins the queue; anything else is the
     service's scan (check-in at a free register, a package tag, a barcode)."""
@@ -169,7 +173,7 @@ async def _join(req: Request, checked: CheckedIn, how: str) -> dict[str, Any]:
     return out  # type: ignore[no-any-return]
 
 
-@handles(p.TakeCustomer)
+@HANDLERS.handles(p.TakeCustomer)
 async def take_customer(req: Request, msg: p.TakeCustomer) -> Any:
     """Serve the next customer (or ``ticket``). With ``park_current`` the open cart is parked for the
     customer at the counter first (kept for them, recalled when they return)."""
@@ -239,7 +243,7 @@ async def take_customer(req: Request, msg: p.TakeCustomer) -> Any:
     return out
 
 
-@handles(p.LeaveQueue)
+@HANDLERS.handles(p.LeaveQueue)
 async def leave_queue(req: Request, msg: p.LeaveQueue) -> Any:
     q = queue_of(req.hub)
     now = datetime.now(UTC)

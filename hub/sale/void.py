@@ -14,7 +14,8 @@ import lmdb
 import msgspec
 
 from hub import audit
-from hub.commands import Request, handles
+from hub.access import HandlerTable
+from hub.commands import Request
 from hub.domain.drawer import DrawerSession
 from hub.domain.receipt import SaleRecord, void_refusal
 from hub.domain.sale_plan import SaleRefused, plan_void
@@ -33,6 +34,9 @@ from hub.store.writer import as_storage_error
 
 if TYPE_CHECKING:
     pass
+
+# the commands this module answers; hub/wiring.py joins it into the hub's table
+HANDLERS = HandlerTable()
 
 log = logging.getLogger("hub.sale")
 
@@ -109,7 +113,7 @@ async def _void_payments(
     return tuple(back)
 
 
-@handles(p.VoidSale)
+@HANDLERS.handles(p.VoidSale)
 async def void_sale(req: Request, msg: p.VoidSale) -> Any:
     hub = req.hub
     ctx = ctx_of(hub)
