@@ -112,14 +112,8 @@ def register_state_view(actor: RegisterActor) -> dict[str, Any]:
 
     rules = policy_for(hub.config.store.jurisdiction).sell_while_down
     allowed = "; ".join(f"{who}: {what}" for who, what in rules.items())
-    return {
-        "state_system": {
-            "ok": False,
-            "message": (
-                "The state system is not answering: sales are kept and sent when it is back. " + allowed
-            ).strip(),
-        }
-    }
+    return {"state_system": {"ok": False, "message": (
+        "The state system is not answering: sales are kept and sent when it is back. " + allowed).strip()}}
 
 
 class StateHealthView:
@@ -162,7 +156,6 @@ async def start_channel(
     from actors.state_sync import StateSyncActor
     from hub.state_channel.pulls import run_schedule
     from hub.state_channel.senders import make_sender
-
     cfg = hub.config
     st = cfg.state_system
     licence = cfg.store.licence

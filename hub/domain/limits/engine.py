@@ -401,7 +401,6 @@ def state_remaining_from_ounces(
         None,
     )
     thc = next((b for b in medical if j.buckets[b].unit == "mg THC"), None)
-
     def mg(ounces: float) -> int:
         # the figure arrives as a float: settle it at 1/100 mg before rounding down to whole mg, so that
         # 2.5 g sent as 0.08818490487 oz is 2500 mg again, not 2499
