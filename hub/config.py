@@ -17,6 +17,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import httpx
 import msgspec
 
+from hub.domain.loyalty import LoyaltyProgram, problems
+from hub.domain.promotions import Promotion
+from hub.domain.tax import TaxTable
+
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")]
 
@@ -292,14 +296,12 @@ def _check(config: StoreConfig) -> StoreConfig:
             if ref and ref not in device_ids:
                 raise ConfigError(f"registers[{i}].{attr}: no device with id {ref!r} in [[devices]]")
     if config.taxes is not None:
-        from hub.domain.tax import TaxTable
 
         try:
             msgspec.convert(config.taxes, TaxTable)
         except msgspec.ValidationError as exc:
             raise ConfigError(f"taxes: {_humane(str(exc))}") from None
     if config.promotions:
-        from hub.domain.promotions import Promotion
 
         for i, promo in enumerate(config.promotions):
             try:
@@ -307,7 +309,6 @@ def _check(config: StoreConfig) -> StoreConfig:
             except msgspec.ValidationError as exc:
                 raise ConfigError(f"promotions[{i}]: {_humane(str(exc))}") from None
     if config.loyalty is not None:
-        from hub.domain.loyalty import LoyaltyProgram, problems
 
         try:
             program = msgspec.convert(config.loyalty, LoyaltyProgram)

@@ -20,9 +20,12 @@ import trio
 from hypercorn.config import Config as HyperConfig
 from hypercorn.trio import serve
 
-from hub.errors import BadRequest
+from hub.access import ROLE_RANK, token_hash
+from hub.actor import QuarantinedMessage
+from hub.errors import BadRequest, Forbidden, HubError, NotAuthenticated
 from hub.live.frames import MAX_JSON_DEPTH, explain, json_depth_exceeds
 from hub.metrics import CONTENT_TYPE
+from hub.store.env import decode
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -216,8 +219,6 @@ def make_app(hub: Hub) -> Callable[..., Awaitable[None]]:
             else:
                 resp = HttpResponse(405, "method not allowed")
         except Exception as exc:
-            from hub.errors import HubError
-
             if isinstance(exc, HubError):
                 status = {
                     "not_logged_in": 401,
@@ -281,8 +282,6 @@ def query_int(req: HttpRequest, name: str, default: int | None, lo: int, hi: int
 def require_staff(hub: Hub, req: HttpRequest, role: str = "budtender") -> Any:
     """The staff session behind ``Authorization: Bearer <session token>`` (the token a WebSocket login
     returned), checked for ``role``. Raises NotAuthenticated / Forbidden (answered 401 / 403)."""
-    from hub.access import ROLE_RANK, token_hash
-    from hub.errors import Forbidden, NotAuthenticated
 
     if "token" in parse_qs(req.query):
         # a token in a URL lands in browser history, proxies' logs and Referer headers: header or cookie only
@@ -317,8 +316,6 @@ def _cookie(header: str, name: str) -> str:
 @ROUTES.route("GET", "/api/quarantine")
 async def quarantine(hub: Hub, req: HttpRequest) -> HttpResponse:
     """Messages that crashed an actor twice and were set aside, for the manager to look at."""
-    from hub.actor import QuarantinedMessage
-    from hub.store.env import decode
 
     require_staff(hub, req, "manager")
     with hub.store.read() as txn:

@@ -10,10 +10,11 @@ import trio
 
 from actors import register
 from actors.picker import PickerActor
-from hub import backoffice, chain, customers, demo, devices, http_server, orders, state_channel
+from hub import chain, customers, demo, devices, http_server, state_channel
 from hub.access import HandlerTable
 from hub.app import Hub
 from hub.backoffice import cash_flags, counts, drawers, returns
+from hub.backoffice import feature as backoffice
 from hub.backoffice import rest as office_rest
 from hub.backoffice.cash_flags import CashWatch
 from hub.catalogue import promo_codes
@@ -25,6 +26,7 @@ from hub.customers.service import Customers
 from hub.domain.outbox import RetryPolicy
 from hub.domain.tender import Settlement
 from hub.orders import api as orders_api
+from hub.orders import feature as orders
 from hub.orders import picking, pickup
 from hub.orders.menu import Menu
 from hub.orders.service import OrdersContext
@@ -52,6 +54,7 @@ from hub.sale.snapshot import sale_snapshot
 from hub.services import Services
 from hub.state_channel import ChannelOptions, StateHealthView, register_state_view
 from hub.state_channel import api as state_api
+from hub.state_channel import startup as state_startup
 from hub.state_channel.demo import InProcessSandbox, free_port, point_at_sandbox
 from hub.supervisor import ChildSpec, Supervisor
 
@@ -231,7 +234,7 @@ def _wire_state_channel(
     check_facility(hub.config)  # a store and its facility in one state and zone, or the hub does not start
 
     async def start(h: Hub, sup: Supervisor) -> None:
-        await state_channel.start(h, sup, options, sandbox)
+        await state_startup.start(h, sup, options, sandbox)
 
     def after_sale(h: Hub, register_id: str, receipt_number: int, settlement: Settlement) -> None:
         state_channel.wake(h)

@@ -29,6 +29,7 @@ from hub.errors import NotFound
 from hub.store.env import Store, decode, put, tget
 from hub.store.keys import micros, text, u64
 from hub.store.layout import LEDGER
+from hub.supervisor import ChildSpec
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -188,7 +189,6 @@ def is_office(register_id: str) -> bool:
 
 
 async def start(hub: Hub, sup: Supervisor) -> None:
-    from hub.supervisor import ChildSpec
 
     watch = hub.services.cash_watch
     assert watch is not None  # wired with the back office

@@ -16,9 +16,10 @@ from hub import audit
 from hub.auth import StaffMember
 from hub.backoffice import cash_flags, counts, readiness, records
 from hub.backoffice.drawers import drawer_row
-from hub.domain.eod import render_csv, render_html, render_json
+from hub.domain.eod import build_eod_report, render_csv, render_html, render_json
 from hub.errors import BadRequest, NotFound
 from hub.http_server import HttpRequest, HttpResponse, RouteTable, query_int, require_staff
+from hub.sale.view import receipt_html
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -85,7 +86,6 @@ async def eod(hub: Hub, req: HttpRequest) -> HttpResponse:
     if register:
         report = next((r for r in reports.registers if r.scope == register), None)
         if report is None:
-            from hub.domain.eod import build_eod_report
 
             report = build_eod_report(
                 day,
@@ -258,7 +258,6 @@ async def returned(hub: Hub, req: HttpRequest) -> HttpResponse:
 @ROUTES.route("GET", "/api/backoffice/receipt")
 async def receipt(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "manager")
-    from hub.sale.view import receipt_html
 
     number = query_int(req, "number", None, 1, 10**12)
     if number is None:

@@ -24,6 +24,7 @@ from hub.domain.catalog import Customer, Product, Refusal
 from hub.domain.limits.engine import LimitCustomer, LimitItem, evaluate, history_usage, history_window_start
 from hub.domain.orders import Order
 from hub.errors import BadRequest, NotFound
+from hub.live.frames import MAX_JSON_DEPTH, _explain, json_depth_exceeds
 from hub.orders import store as ostore
 from hub.sale import inventory as inv
 from hub.sale.context import Refused
@@ -308,7 +309,6 @@ async def housekeeping(
 
 
 def decode_intake(body: bytes) -> core.OrderIntake:
-    from hub.live.frames import MAX_JSON_DEPTH, _explain, json_depth_exceeds
 
     if json_depth_exceeds(body, MAX_JSON_DEPTH):  # before decoding: a decoder's recursion is no limit
         raise BadRequest(f"The body nests deeper than {MAX_JSON_DEPTH} levels.", field="body")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from hub.backoffice.readiness import Check
 from hub.domain import orders as core
 from hub.domain.orders import Order
 from hub.orders import store as ostore
@@ -126,7 +127,6 @@ def held_by(hub: Hub, picker_id: str) -> str:
 
 def readiness_checks(hub: Hub) -> list[Any]:
     """The morning pre-order check at opening: orders whose products ran out since intake, and late ones."""
-    from hub.backoffice.readiness import Check
 
     queue = queue_view(hub)
     short = [q["id"] for q in queue if "out_of_stock" in q["flags"]]

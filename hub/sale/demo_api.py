@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import date
 from typing import TYPE_CHECKING
 
+from hub.domain.demo_catalogue import build_demo_store
 from hub.http_server import HttpRequest, HttpResponse, RouteTable
+from hub.sale.context import ctx_of
+from hub.sale.inventory import id_hash
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -35,9 +38,6 @@ def demo_store(hub: Hub) -> DemoStore | None:
         seeded = None if raw is None else bytes(raw).decode()
     if seeded is None:
         return None
-    from hub.domain.demo_catalogue import build_demo_store
-    from hub.sale.context import ctx_of
-    from hub.sale.inventory import id_hash
 
     key = ctx_of(hub).id_key
     d = build_demo_store(

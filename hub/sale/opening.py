@@ -8,9 +8,15 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import trio
 
+from hub.domain.demo_catalogue import build_demo_store
+from hub.domain.limits.rules import store_jurisdiction
+from hub.domain.promotions import Promotion
+from hub.domain.tax import TaxTable
+from hub.sale.context import SaleContext, SaleSettings
+from hub.sale.inventory import all_products, id_hash, id_hash_key, load_catalogue
+
 if TYPE_CHECKING:
     from hub.app import Hub
-    from hub.sale.context import SaleContext
 
 # California, the demo store's state: cannabis excise tax 19 % on gross receipts from 1 July 2025
 # (R&TC 34011.2, as amended by AB 564 restoring 15 % from 1 Oct 2025 — kept configurable); sales tax by
@@ -62,11 +68,6 @@ async def open_sale(hub: Hub, *, demo: bool, taxes: dict[str, Any] | None = None
     """The sale's context once the store is open: the jurisdiction's rules, the tax table and promotions
     (the demo's when the store sets none), the ID hash key, and the product index (in the demo, after the
     demo catalogue is seeded)."""
-    from hub.domain.limits.rules import store_jurisdiction
-    from hub.domain.promotions import Promotion
-    from hub.domain.tax import TaxTable
-    from hub.sale.context import SaleContext, SaleSettings
-    from hub.sale.inventory import all_products, id_hash_key
 
     cfg = hub.config
     jurisdiction = store_jurisdiction(cfg.store.jurisdiction, cfg.store.time_zone)
@@ -91,8 +92,6 @@ async def open_sale(hub: Hub, *, demo: bool, taxes: dict[str, Any] | None = None
 
 def seed_demo_catalogue(hub: Hub, ctx: SaleContext) -> None:
     """Load the demo catalogue, inventory and customers once (a restarted demo keeps its sales)."""
-    from hub.domain.demo_catalogue import build_demo_store
-    from hub.sale.inventory import id_hash, load_catalogue
 
     store = hub.store
     with store.env.begin(write=True) as txn:

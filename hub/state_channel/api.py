@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 
+from drivers.state_errors import StateError, StateRejected
 from hub.domain.outbox import OutboxEntry, overdue
-from hub.errors import BadRequest, NotFound
+from hub.errors import BadRequest, HubError, NotFound
 from hub.http_server import HttpRequest, HttpResponse, RouteTable, require_staff
 from hub.state_channel import channel_of, pulls
 from hub.state_channel import outbox_store as box
@@ -178,8 +179,6 @@ async def _receive_through_state(
     """BioTrack 2024 receives a transfer through its API (issue 5 item 4). The count is checked first,
     then the state takes it, then the store commits it; nothing is committed if the state refuses. A
     repeat after any failure converges: the state answers "already received" and the store commits."""
-    from drivers.state_errors import StateError, StateRejected
-    from hub.errors import HubError
 
     with hub.store.read() as txn:
         m, lines = pulls.plan_receipt(txn, hub.store, number, scans)

@@ -14,7 +14,7 @@ from hub.app import Hub
 from hub.client import ClientError, connect
 from hub.config import ConfigError
 from hub.live.frames import Login
-from hub.orders import OrdersOptions
+from hub.orders.feature import OrdersOptions
 from hub.orders.protocol import ClaimOrder
 from hub.sale.protocol import OpenDrawer, Scan
 from hub.services import DemoServices
