@@ -94,10 +94,10 @@ class HandlerTable:
         """One table from several; a command answered by two of them is a wiring mistake."""
         joined = cls()
         for table in tables:
-            for command, spec in table._specs.items():
-                if command in joined._specs:
+            for command, spec in table.items():
+                if command in joined:
                     raise ValueError(f"{command.__name__} has two handlers")
-                joined._specs[command] = spec
+                joined.replace(command, spec)
         return joined
 
     def get(self, cls: type[Command]) -> HandlerSpec | None:

@@ -49,7 +49,7 @@ def open_store(path: Path, *, create: bool = False, may_create: bool = True) -> 
     return open_and_upgrade(path)
 
 
-def _data_dir(args: argparse.Namespace) -> Path:
+def data_dir_of(args: argparse.Namespace) -> Path:
     if args.data:
         return Path(args.data)
     if getattr(args, "config", None):
@@ -238,7 +238,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
     # the outcome goes beside the copies ([storage] backup_dir), where the hub's /metrics reads it
     status_dir = Path(args.dest).resolve().parent
-    store = open_store(_data_dir(args), may_create=False)
+    store = open_store(data_dir_of(args), may_create=False)
     try:
         dest = store.backup(args.dest)
     except FileExistsError as exc:
@@ -255,7 +255,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
 
-    store = open_store(_data_dir(args), may_create=False)
+    store = open_store(data_dir_of(args), may_create=False)
     n, brk = audit.verify(store)
     if brk is None:
         print(f"audit log verified: {n} entries, chain intact")
@@ -266,7 +266,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 def cmd_staff(args: argparse.Namespace) -> int:
 
-    store = open_store(_data_dir(args), create=args.create)
+    store = open_store(data_dir_of(args), create=args.create)
     pin = args.pin or getpass.getpass("PIN for the new staff member: ")
     try:
         member = auth.new_staff(args.id, args.name, args.role, pin)
@@ -282,7 +282,7 @@ def cmd_staff(args: argparse.Namespace) -> int:
 def cmd_pairing_code(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    store = open_store(_data_dir(args), create=args.create)
+    store = open_store(data_dir_of(args), create=args.create)
     with store.env.begin(write=True) as txn:
         pc = auth.create_pairing_code(
             txn, store, args.register, by=os.environ.get("USER", "cli"), now=datetime.now(UTC)

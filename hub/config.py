@@ -300,20 +300,20 @@ def _check(config: StoreConfig) -> StoreConfig:
         try:
             msgspec.convert(config.taxes, TaxTable)
         except msgspec.ValidationError as exc:
-            raise ConfigError(f"taxes: {_humane(str(exc))}") from None
+            raise ConfigError(f"taxes: {humane(str(exc))}") from None
     if config.promotions:
 
         for i, promo in enumerate(config.promotions):
             try:
                 msgspec.convert(promo, Promotion)
             except msgspec.ValidationError as exc:
-                raise ConfigError(f"promotions[{i}]: {_humane(str(exc))}") from None
+                raise ConfigError(f"promotions[{i}]: {humane(str(exc))}") from None
     if config.loyalty is not None:
 
         try:
             program = msgspec.convert(config.loyalty, LoyaltyProgram)
         except msgspec.ValidationError as exc:
-            raise ConfigError(f"loyalty: {_humane(str(exc))}") from None
+            raise ConfigError(f"loyalty: {humane(str(exc))}") from None
         wrong = problems(program)
         if wrong:
             raise ConfigError(f"loyalty: {wrong[0]}")
@@ -429,7 +429,7 @@ def parse_config(text: str, *, source: str = "store.toml") -> StoreConfig:
     try:
         config = msgspec.convert(raw, StoreConfig)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"{source}: {_humane(str(exc))}") from None
+        raise ConfigError(f"{source}: {humane(str(exc))}") from None
     return _check(config)
 
 
@@ -479,7 +479,7 @@ def preflight(config: StoreConfig) -> None:
         raise ConfigError(f"server.host: cannot resolve {s.host!r} ({exc})") from None
 
 
-def _humane(message: str) -> str:
+def humane(message: str) -> str:
     # msgspec says "Expected `int`, got `str` - at `$.server.http_port`": lead with the field
     if " - at `$." in message:
         what, where = message.rsplit(" - at `$.", 1)

@@ -217,6 +217,10 @@ class DeviceHub:
         # card payments to give back (late approvals, unconfirmed voids): hub/sale/reversals.py
         self.reversals_in, self._reversals_out = trio.open_memory_channel[dev.PaymentResult](256)
 
+    def next_id(self) -> int:
+        """A number for a scan's or a print job's message id, unique while the hub runs."""
+        return next(self._scan_ids)
+
     def add(self, device_id: str, kind: str, register_id: str, run: Any, config: Any) -> None:
         send, recv = trio.open_memory_channel[Any](64)
         self.inboxes[device_id] = send
@@ -630,7 +634,7 @@ async def print_exit_label(req: Request, msg: PrintExitLabel) -> Any:
         extra_lines=[f"Batch {pkg.batch}"] if pkg.batch else [],
         copies=msg.copies,
     )
-    job_id = f"label-{pkg.tag}-{next(devices._scan_ids)}"
+    job_id = f"label-{pkg.tag}-{devices.next_id()}"
     await inbox.send(dev.PrintLabel(job_id=job_id, label=label))
     return {"job_id": job_id, "printer": printer_id}
 

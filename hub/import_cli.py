@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hub import audit
-from hub.cli import _data_dir, open_store
+from hub.cli import data_dir_of, open_store
 from hub.domain.catalog import Package, Product
 from hub.domain.import_csv import CsvRowError, changed_fields, decode_csv, iter_packages, iter_products
 from hub.sale import inventory
@@ -49,7 +49,7 @@ def main(argv: list[str]) -> int:
     if not args.products and not args.packages:
         parser.error("give --products and/or --packages")
 
-    data = _data_dir(args)
+    data = data_dir_of(args)
     # read and check both files before the store is touched: a refused import writes nothing
     current = args.products
     try:

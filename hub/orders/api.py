@@ -69,7 +69,7 @@ def _channel(hub: Hub, req: HttpRequest) -> ChannelSection:
     return channel
 
 
-def _products_of(hub: Hub, intake: core.OrderIntake) -> dict[str, Product | None]:
+def products_of(hub: Hub, intake: core.OrderIntake) -> dict[str, Product | None]:
     out: dict[str, Product | None] = {}
     for ln in intake.lines:
         key = ln.product_id or ln.sku
@@ -90,7 +90,7 @@ async def post_order(hub: Hub, req: HttpRequest) -> HttpResponse:
         intake = decode_intake(req.body)
     except BadRequest as exc:
         return _error(400, "invalid", exc.message, exc.field)
-    products = _products_of(hub, intake)
+    products = products_of(hub, intake)
     problem = core.intake_problem(intake, products)
     if problem is not None:
         return _error(400, "invalid", problem[1], problem[0])

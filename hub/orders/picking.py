@@ -208,7 +208,7 @@ async def pick_scan(req: Request, msg: op.PickScan) -> Any:
 
 
 def _catalogue(hub: Hub) -> list[Product]:
-    return [p for p in sale_ctx_of(hub).index._products.values()]  # noqa: SLF001  (the in-memory catalogue)
+    return sale_ctx_of(hub).index.products()  # the in-memory catalogue
 
 
 @HANDLERS.handles(op.ShortLine)

@@ -88,12 +88,12 @@ def queue_view(hub: Hub) -> list[dict[str, Any]]:
     ctx = ctx_of(hub)
     now = datetime.now(UTC)
     key = (ctx.generation, int(hub.store.env.info()["last_txnid"]), now.replace(second=0, microsecond=0))
-    if ctx._view is not None and ctx._view[0] == key:
-        return ctx._view[1]
+    if ctx.view_cache is not None and ctx.view_cache[0] == key:
+        return ctx.view_cache[1]
     orders = sorted(ostore.open_orders(hub.store), key=lambda o: (o.promised_at, o.id))
     free = shortages(hub, orders)
     view = [order_view(hub, o, now, free=free) for o in orders]
-    ctx._view = (key, view)
+    ctx.view_cache = (key, view)
     return view
 
 
