@@ -77,6 +77,10 @@ class StorageSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     audit_verify_seconds: Annotated[float, msgspec.Meta(gt=0)] = 3600.0
 
 
+# what a paired screen is: a register, or a handheld that picks online orders (issue 14)
+RegisterKind = Literal["register", "picker"]
+
+
 class RegisterSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     id: Identifier
     name: str = ""
@@ -86,7 +90,7 @@ class RegisterSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     label_printer: str = ""
     payment_terminal: str = ""
     # a handheld that picks online orders is enrolled and logged in like a register (issue 14)
-    kind: Literal["register", "picker"] = "register"
+    kind: RegisterKind = "register"
 
 
 class DeviceSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

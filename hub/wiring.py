@@ -27,6 +27,7 @@ from hub.domain.outbox import RetryPolicy
 from hub.domain.tender import Settlement
 from hub.orders import api as orders_api
 from hub.orders import feature as orders
+from hub.orders import metrics as orders_metrics
 from hub.orders import picking, pickup
 from hub.orders.menu import Menu
 from hub.orders.service import OrdersContext
@@ -204,6 +205,7 @@ def build(config: StoreConfig, features: Features) -> Hub:
 def _wire_sale(hub: Hub, services: Services, options: SaleOptions) -> None:
     async def open_the_sale(h: Hub) -> None:
         h.services.sale = await open_sale(h, demo=options.demo, taxes=options.taxes)
+        h.services.customer_queue = queue.CustomerQueue(h)
 
     services.setup.append(open_the_sale)
     services.snapshot_providers += [sale_snapshot, queue_snapshot]
@@ -261,6 +263,7 @@ def _wire_orders(hub: Hub, services: Services, options: orders.OrdersOptions, *,
     )
     services.orders = ctx
     services.orders_menu = Menu(boot=hub.boot_id)
+    services.order_pick_seconds = orders_metrics.pick_seconds(hub.metrics.registry)
     services.actor_kinds["picker"] = PickerActor
     services.snapshot_providers.append(orders_snapshot)
     services.readiness_checks.append(lambda: orders_readiness(hub))

@@ -11,7 +11,6 @@ busy register is routed here; every other scan goes on to the service unchanged.
 
 from __future__ import annotations
 
-import weakref
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +26,7 @@ from hub.domain import cart as carts
 from hub.domain import queue as rules
 from hub.domain.catalog import Refusal
 from hub.domain.scan_classify import classify
+from hub.errors import HubError
 from hub.sale import cart as sale_cart
 from hub.sale import inventory as inv
 from hub.sale import protocol as p
@@ -76,14 +76,11 @@ class CustomerQueue:
             actor.publish()
 
 
-# one queue per running hub (tests run several hubs in one process)
-_queues: weakref.WeakKeyDictionary[Hub, CustomerQueue] = weakref.WeakKeyDictionary()
-
-
 def queue_of(hub: Hub) -> CustomerQueue:
-    q = _queues.get(hub)
+    """The hub's queue, built by hub/wiring.py with the sale once the store is open."""
+    q = hub.services.customer_queue
     if q is None:
-        q = _queues[hub] = CustomerQueue(hub)
+        raise HubError("This hub does not run the sale.", code="unsupported")
     return q
 
 
