@@ -48,7 +48,7 @@ from hub.sale import (
     void,
 )
 from hub.sale import demo as sale_demo
-from hub.sale.context import sale_of
+from hub.sale.context import SaleContext, sale_of
 from hub.sale.opening import open_sale
 from hub.sale.queue import queue_snapshot
 from hub.sale.snapshot import sale_snapshot
@@ -190,10 +190,12 @@ def build(config: StoreConfig, features: Features) -> Hub:
         _wire_orders(hub, services, features.orders, demo=demo_opts is not None)
     # customers, loyalty and the CRM bridge (issue 16)
     if features.customers is not None:
-        _wire_customers(hub, services, features.customers, demo=demo_opts is not None)
+        _wire_customers(
+            hub, services, features.customers, demo=demo_opts is not None, sale=features.sale is not None
+        )
     # the live catalogue (issue 16)
     if features.catalogue:
-        _wire_catalogue(hub, services)
+        _wire_catalogue(hub, services, sale=features.sale is not None)
     # the store as one of a chain (issue 17)
     if features.chain:
         _wire_chain(hub, services)
@@ -275,42 +277,51 @@ def _wire_orders(hub: Hub, services: Services, options: orders.OrdersOptions, *,
     services.after_sale.append(orders.after_sale)
 
 
-def _wire_customers(hub: Hub, services: Services, options: CustomersOptions, *, demo: bool) -> None:
+def _wire_customers(
+    hub: Hub, services: Services, options: CustomersOptions, *, demo: bool, sale: bool
+) -> None:
     people = Customers(hub, customers.program_of(hub.config))
     services.customers = people
     services.crm_retry_policy = options.crm_retry_policy
-
-    async def setup(h: Hub) -> None:
-        if h.services.sale is not None:
-            await customers.attach_to_sale(h, people, h.services.sale)
-
-    async def start(h: Hub, sup: Supervisor) -> None:
-        if h.services.sale is not None:
-            await customers.start(h, sup, people, demo=demo)
-
-    services.setup.append(setup)
-    services.start.append(start)
     services.after_sale.append(people.after_sale)
     services.readiness_checks.append(people.readiness)
-
-
-def _wire_catalogue(hub: Hub, services: Services) -> None:
-    live = LiveCatalogue(hub)
-    services.catalogue = live
+    if not sale:  # records and REST only: no loyalty at a register, no CRM bridge
+        return
 
     async def setup(h: Hub) -> None:
-        if h.services.sale is not None:
-            # the stored promotions (seeded once from store.toml) become the live list
-            await trio.to_thread.run_sync(live.seed, h.services.sale.settings.promotions)
-            live.reload()
+        await customers.attach_to_sale(h, people, _opened_sale(h))
 
     async def start(h: Hub, sup: Supervisor) -> None:
-        if h.services.sale is not None:
-            # scheduled price changes are applied when their time comes
-            await sup.start(ChildSpec(name="catalogue-prices", run=live.run))
+        await customers.start(h, sup, people, demo=demo)
 
     services.setup.append(setup)
     services.start.append(start)
+
+
+def _wire_catalogue(hub: Hub, services: Services, *, sale: bool) -> None:
+    live = LiveCatalogue(hub)
+    services.catalogue = live
+    if not sale:
+        return
+
+    async def setup(h: Hub) -> None:
+        # the stored promotions (seeded once from store.toml) become the live list
+        await trio.to_thread.run_sync(live.seed, _opened_sale(h).settings.promotions)
+        live.reload()
+
+    async def start(h: Hub, sup: Supervisor) -> None:
+        # scheduled price changes are applied when their time comes
+        await sup.start(ChildSpec(name="catalogue-prices", run=live.run))
+
+    services.setup.append(setup)
+    services.start.append(start)
+
+
+def _opened_sale(h: Hub) -> SaleContext:
+    """The sale, opened by its setup step, which runs before the steps of the features built on it."""
+    if h.services.sale is None:
+        raise RuntimeError("the sale's setup step has not run")
+    return h.services.sale
 
 
 def _wire_chain(hub: Hub, services: Services) -> None:
