@@ -10,7 +10,7 @@ import trio
 
 from actors import register
 from actors.picker import PickerActor
-from hub import chain, customers, demo, devices, http_server, state_channel
+from hub import chain, customers, demo, devices, http_server
 from hub.access import HandlerTable
 from hub.app import Hub
 from hub.backoffice import cash_flags, counts, drawers, returns
@@ -24,7 +24,6 @@ from hub.config import StoreConfig, check_facility
 from hub.customers import rest as customers_rest
 from hub.customers.service import Customers
 from hub.domain.outbox import RetryPolicy
-from hub.domain.tender import Settlement
 from hub.orders import api as orders_api
 from hub.orders import feature as orders
 from hub.orders import metrics as orders_metrics
@@ -240,12 +239,7 @@ def _wire_state_channel(
     async def start(h: Hub, sup: Supervisor) -> None:
         await state_startup.start(h, sup, options, sandbox)
 
-    def after_sale(h: Hub, register_id: str, receipt_number: int, settlement: Settlement) -> None:
-        state_channel.wake(h)
-
     services.start.append(start)
-    services.after_sale.append(after_sale)
-    services.outbox_wakers.append(functools.partial(state_channel.wake, hub))
     services.state_health = StateHealthView(hub)
     services.snapshot_providers.append(register_state_view)
 
