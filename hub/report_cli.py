@@ -22,7 +22,8 @@ from hub.backoffice.records import day_reports
 from hub.config import ConfigError, StoreConfig, load_config
 from hub.demo import demo_config
 from hub.domain.eod import build_eod_report, render_csv, render_html, render_json
-from hub.store.env import TABLES, Store
+from hub.store.env import TABLES, Store, StoreVersionError
+from hub.store.migrations import open_for_reading
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,10 +65,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"storehub report: no store at {path} (give --data or --config)", file=sys.stderr)
         return 2
     try:
-        store = Store(path, readonly=True, map_size=cfg.storage.map_size_mb << 20)
+        store = open_for_reading(path, map_size=cfg.storage.map_size_mb << 20)
         _reopen_tables(store)
     except lmdb.Error as exc:
         print(f"storehub report: cannot open the store at {path}: {exc}", file=sys.stderr)
+        return 2
+    except StoreVersionError as exc:
+        print(f"storehub report: {exc}", file=sys.stderr)
         return 2
     try:
         if args.report == "eod":

@@ -16,7 +16,7 @@ import lmdb
 import msgspec
 
 from hub.store.commits import Commits
-from hub.store.keys import from_u64
+from hub.store.keys import from_u64, u64
 
 T = TypeVar("T")
 
@@ -138,8 +138,13 @@ class Store:
                 except lmdb.NotFoundError:
                     pass
         else:
+            with self.env.begin() as txn:  # named tables are keys of the main table: none means a new store
+                fresh = txn.stat()["entries"] == 0
             for name in TABLES:
                 self.tables[name] = self.env.open_db(name.encode())
+            if fresh:  # born in today's layout: nothing to migrate, and tools beside the hub may read it
+                with self.env.begin(write=True) as txn:
+                    txn.put(SCHEMA_KEY, u64(SCHEMA), db=self.tables["meta"])
         self.commits = Commits()
         found = self.schema()
         if found > SCHEMA:

@@ -21,7 +21,7 @@ import lmdb
 
 from hub import audit
 from hub.store import layout
-from hub.store.env import SCHEMA, Store
+from hub.store.env import SCHEMA, Store, StoreVersionError
 from hub.store.tables import Cell, Table
 
 log = logging.getLogger("hub.store.migrations")
@@ -135,6 +135,20 @@ def upgrade(store: Store) -> dict[str, int]:
     else:
         log.info("store marked as schema %d (it was %d; nothing to move)", SCHEMA, found)
     return moved
+
+
+def open_for_reading(path: str | os.PathLike[str], **options: Any) -> Store:
+    """Open the store read-only for a tool beside the hub (reports, the chain link). A store still in an older
+    layout is refused, not misread: the facts it keeps in old places would silently be missing."""
+    store = Store(path, readonly=True, **options)
+    found = store.schema()
+    if found < SCHEMA:
+        store.close()
+        raise StoreVersionError(
+            f"The store at {path} is in an older layout (store schema {found}; this version reads {SCHEMA}). "
+            "Start the hub on it once (storehub run upgrades it as it opens), then try again."
+        )
+    return store
 
 
 def open_store(path: str | os.PathLike[str], **options: Any) -> Store:

@@ -246,6 +246,34 @@ def test_a_store_newer_than_the_code_refuses_to_open(tmp_path: Path) -> None:
     assert "written by a newer storehub" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_a_report_beside_the_hub_refuses_a_store_not_yet_upgraded(tmp_path: Path) -> None:
+    """`storehub report` reads the store read-only: on the release's layout it would silently miss the open
+    drawers and voids kept in their old places, so it says what to do instead; once upgraded it reports."""
+    data = unpack(tmp_path)
+
+    def report() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "hub.report_cli", "readiness", "--data", str(data)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
+            check=False,
+        )
+
+    before = dump(Store(data, readonly=True))
+    refused = report()
+    assert refused.returncode == 2, refused.stdout
+    assert "older layout (store schema 1" in refused.stderr and "storehub run" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert dump(Store(data, readonly=True)) == before  # nothing written
+    open_store(data).close()
+    done = report()  # 1: the release's day left something to do before opening; the report itself ran
+    assert done.returncode in (0, 1) and not done.stderr, done.stderr
+    # the pending sale is found through the outbox's low mark, which the upgrade moved out of kv
+    assert "Ready to open:" in done.stdout and "Unsent to the state: 1 of 1" in done.stdout
+
+
 # ------------------------------------------------------------------------- a real hub on the upgraded store
 
 
