@@ -23,11 +23,14 @@ from prometheus_client import Gauge
 from hub.chain import catalogue
 from hub.chain.events import catalogue_version, last_seq
 from hub.chain.link import LinkSettings, load_position
-from hub.http_server import HttpRequest, HttpResponse, require_staff, route
+from hub.http_server import HttpRequest, HttpResponse, RouteTable, require_staff
 from hub.supervisor import ChildSpec, Supervisor
 
 if TYPE_CHECKING:
     from hub.app import Hub
+
+# the REST routes this module serves; hub/wiring.py joins it into the hub's table
+ROUTES = RouteTable()
 
 log = logging.getLogger("hub.chain")
 
@@ -244,7 +247,7 @@ async def _on_line(hub: Hub, state: ChainState, line: bytes) -> None:
             log.error("catalogue document from HQ refused: %s", exc)
 
 
-@route("GET", "/api/chain/status")
+@ROUTES.route("GET", "/api/chain/status")
 async def chain_status(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "manager")
     return HttpResponse.json({**chain_of(hub).as_json(), "now": datetime.now(UTC).isoformat()})

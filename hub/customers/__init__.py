@@ -1,6 +1,7 @@
 """Customers, loyalty and the CRM bridge (issue 16).
 
-hub/wiring.py wires it: the REST routes register on import; after the sale's setup (``attach_to_sale``) the loyalty program (``[loyalty]`` in store.toml, checked at load) prices carts and books the
+hub/wiring.py wires it (its REST routes: ``hub.customers.rest.ROUTES``); after the sale's setup
+(``attach_to_sale``) the loyalty program (``[loyalty]`` in store.toml, checked at load) prices carts and books the
 loyalty ledger inside every sale's transaction; the CRM actor runs supervised when ``[crm]`` is configured
 (in the demo: the sandbox's CRM endpoint); the retention purge runs nightly.
 """
@@ -16,7 +17,7 @@ from actors.crm import CrmActor
 from drivers.crm_webhook import CrmWebhook
 from hub.config import CrmSection, StoreConfig
 from hub.crm import outbox_store as crm_store
-from hub.customers import records, rest  # noqa: F401  (rest: routes register on import)
+from hub.customers import records
 from hub.customers.service import Customers
 from hub.domain.loyalty import LoyaltyProgram
 from hub.domain.outbox import DEFAULT_POLICY

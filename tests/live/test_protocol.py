@@ -11,9 +11,9 @@ from pathlib import Path
 
 import actors
 import hub
-from hub.commands import HANDLERS
 from hub.live.frames import Command
 from hub.live.protocol import COMMANDS, command_types, decode_command
+from hub.wiring import Features, tables
 
 
 def _every_subclass(cls: type) -> set[type]:
@@ -33,16 +33,16 @@ def test_every_command_is_in_the_union_and_handled() -> None:
     defined = {c for c in _every_subclass(Command) if c.__struct_config__.tag is not None}
     assert defined - set(COMMANDS) == set(), "defined but not listed in hub/live/protocol.py COMMANDS"
     assert len(COMMANDS) == len(set(COMMANDS)) == len(command_types())
-    assert set(HANDLERS) <= set(COMMANDS), "a handler for a command the hub cannot receive"
+    assert set(tables(Features.store())[0]) <= set(COMMANDS), "a handler for a command the hub cannot receive"
 
 
-# run in a fresh interpreter: what other tests imported must not register a handler production lacks
+# run in a fresh interpreter: only what production loads (hub.wiring) and the table of a full store
 _HANDLED_AFTER_WIRING = """
-import hub.wiring
-from hub.commands import HANDLERS
 from hub.live.protocol import COMMANDS
-print(" ".join(sorted(c.__name__ for c in set(COMMANDS) - set(HANDLERS))))
-print(" ".join(sorted(c.__name__ for c in set(HANDLERS) - set(COMMANDS))))
+from hub.wiring import Features, tables
+handled = set(tables(Features.store())[0])
+print(" ".join(sorted(c.__name__ for c in set(COMMANDS) - handled)))
+print(" ".join(sorted(c.__name__ for c in handled - set(COMMANDS))))
 """
 
 
