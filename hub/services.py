@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from hub.backoffice.cash_flags import CashWatch
     from hub.backoffice.readiness import Check
     from hub.catalogue.live import LiveCatalogue
-    from hub.chain import ChainState
+    from hub.chain.feature import ChainState
     from hub.config import RegisterKind
     from hub.customers.service import Customers
     from hub.devices import DeviceHub, ScaleSimControl, TerminalHandle, TerminalSimControl

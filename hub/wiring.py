@@ -10,7 +10,7 @@ import trio
 
 from actors import register
 from actors.picker import PickerActor
-from hub import chain, customers, demo, devices, http_server
+from hub import demo, devices, http_server
 from hub.access import HandlerTable
 from hub.app import Hub
 from hub.backoffice import cash_flags, counts, drawers, returns
@@ -20,7 +20,9 @@ from hub.backoffice.cash_flags import CashWatch
 from hub.catalogue import promo_codes
 from hub.catalogue import rest as catalogue_rest
 from hub.catalogue.live import LiveCatalogue
+from hub.chain import feature as chain
 from hub.config import StoreConfig, check_facility
+from hub.customers import feature as customers
 from hub.customers import rest as customers_rest
 from hub.customers.service import Customers
 from hub.domain.outbox import RetryPolicy
