@@ -170,7 +170,7 @@ class RegisterActor:
             raise HubError(f"{type(msg).__name__} is not handled by this hub.", code="unsupported")
         live = self.live_session()
         check_access(spec, live, _what(msg))
-        return Request(hub=self.hub, msg=msg, register_id=self.id, session=live)
+        return Request.for_hub(self.hub, msg, self.id, live)
 
     def _roll_back(self, saved: RegisterSale | None) -> None:
         if saved is None:
@@ -218,9 +218,8 @@ def _what(msg: Any) -> str:
 
 @HANDLERS.handles(Login, login=False, idempotent=False)
 async def login(req: Request, msg: Login) -> dict[str, Any]:
-    hub = req.hub
-    actor = hub.registers[req.register_id]
-    m = await auth.authenticate(hub, msg.staff, msg.pin, register_id=req.register_id, purpose="login")
+    actor = req.register
+    m = await auth.authenticate(req, msg.staff, msg.pin, register_id=req.register_id, purpose="login")
     now = datetime.now(UTC)
     token = secrets.token_urlsafe(24)
     live = actor.live_session()
@@ -230,7 +229,7 @@ async def login(req: Request, msg: Login) -> dict[str, Any]:
         session.last_seen = now
     else:
         if live is not None:
-            auth.drop_session(hub.sessions, live)  # another person takes the register over
+            auth.drop_session(req.sessions, live)  # another person takes the register over
         session = auth.StaffSession(
             staff_id=m.id,
             name=m.name,
@@ -240,19 +239,19 @@ async def login(req: Request, msg: Login) -> dict[str, Any]:
             last_seen=now,
         )
         actor.session = session
-    hub.sessions[auth.token_hash(token)] = session
+    req.sessions[auth.token_hash(token)] = session
     actor.publish()  # the screen that typed the PIN learns its token from this answer (Session.answered)
     return {"staff": {"id": m.id, "name": m.name, "role": m.role}, "session_token": token}
 
 
 @HANDLERS.handles(Logout, idempotent=False)
 async def logout(req: Request, msg: Logout) -> dict[str, Any]:
-    actor = req.hub.registers[req.register_id]
+    actor = req.register
     if actor.session is not None:
-        auth.drop_session(req.hub.sessions, actor.session)
+        auth.drop_session(req.sessions, actor.session)
         staff = actor.session.staff_id
-        await req.hub.writer.write(
-            lambda txn: audit.append(txn, req.hub.store, "logout", staff=staff, register=req.register_id)
+        await req.writer.write(
+            lambda txn: audit.append(txn, req.store, "logout", staff=staff, register=req.register_id)
         )
     actor.session = None
     actor.publish()
@@ -263,20 +262,20 @@ async def logout(req: Request, msg: Logout) -> dict[str, Any]:
 async def create_pairing_code(req: Request, msg: CreatePairingCode) -> dict[str, Any]:
     """Not a stored reply: the code is a secret shown once (a retried id makes another code; the unused one
     expires)."""
-    if msg.register_id not in req.hub.registers:
+    if msg.register_id not in req.registers:
         raise BadRequest(f"There is no register {msg.register_id!r} in this store.", field="register_id")
     now = datetime.now(UTC)
 
     def fn(txn: Any) -> dict[str, Any]:
-        pc = auth.create_pairing_code(txn, req.hub.store, msg.register_id, by=req.staff_id, now=now)
+        pc = auth.create_pairing_code(txn, req.store, msg.register_id, by=req.staff_id, now=now)
         return {"code": pc.code, "register_id": pc.register_id, "expires_at": pc.expires_at.isoformat()}
 
-    return await req.hub.writer.write(fn, label="create_pairing_code")
+    return await req.writer.write(fn, label="create_pairing_code")
 
 
 @HANDLERS.handles(ReportIncident)
 async def report_incident(req: Request, msg: ReportIncident) -> dict[str, Any]:
-    store = req.hub.store
+    store = req.store
     now = datetime.now(UTC)
 
     def fn(txn: Any) -> dict[str, Any]:

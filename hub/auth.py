@@ -29,7 +29,7 @@ from hub.store.env import Store, put, tget
 from hub.store.keys import text
 
 if TYPE_CHECKING:
-    from hub.app import Hub
+    from hub.services import HubParts
 
 SCRYPT = {"n": 2**14, "r": 8, "p": 1, "maxmem": 64 * 1024 * 1024, "dklen": 32}
 PAIRING_CODE_MINUTES = 15
@@ -274,7 +274,7 @@ def raise_for(outcome: LoginOutcome) -> None:
 
 
 async def authenticate(
-    hub: Hub, staff_id: str, pin: str, *, register_id: str, purpose: PinPurpose, acting: str = ""
+    hub: HubParts, staff_id: str, pin: str, *, register_id: str, purpose: PinPurpose, acting: str = ""
 ) -> StaffMember:
     """The one way a PIN is checked: scrypt off the trio thread, then the attempt counted and audited in
     its own write (durable before the answer). Raises LockedOut for a locked account on every path,

@@ -8,7 +8,7 @@ reconnect) is answered from the stored reply and never applied twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -19,20 +19,62 @@ import msgspec
 from hub.access import ROLE_RANK, StaffSession
 from hub.errors import Forbidden
 from hub.live.frames import Command, Ok, encode_bytes
-from hub.live.replies import StoredReply, reply_key
+from hub.live.replies import Replies, StoredReply, reply_key
 
 if TYPE_CHECKING:
+    from actors.register import RegisterActor
     from hub.app import Hub
+    from hub.config import StoreConfig
+    from hub.metrics import Metrics
+    from hub.services import Services
+    from hub.store.env import Store
+    from hub.store.writer import StoreWriter
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Request:
-    hub: Hub
+    """One command, with what its handler may use: the store and its writer, the configuration, the
+    hub's services and metrics, the registers (its own is ``req.register``) and the staff sessions
+    table (a login adds to it, a logout drops from it). Not the hub itself."""
+
     msg: Command
     register_id: str
     session: StaffSession | None
+    store: Store
+    writer: StoreWriter
+    config: StoreConfig
+    services: Services
+    metrics: Metrics
+    registers: Mapping[str, RegisterActor]
+    sessions: dict[bytes, StaffSession]
+    replies: Replies
     committed_frame: bytes | None = None
     fingerprint: bytes = b""
+
+    @classmethod
+    def for_hub(
+        cls, hub: Hub, msg: Command, register_id: str, session: StaffSession | None, fingerprint: bytes = b""
+    ) -> Request:
+        """The request for a command of ``register_id`` on a running hub (its store open)."""
+        return cls(
+            msg=msg,
+            register_id=register_id,
+            session=session,
+            store=hub.store,
+            writer=hub.writer,
+            config=hub.config,
+            services=hub.services,
+            metrics=hub.metrics,
+            registers=hub.registers,
+            sessions=hub.sessions,
+            replies=hub.replies,
+            fingerprint=fingerprint,
+        )
+
+    @property
+    def register(self) -> RegisterActor:
+        """The actor of the register this command came from."""
+        return self.registers[self.register_id]
 
     @property
     def staff_id(self) -> str:
@@ -48,7 +90,7 @@ class Request:
 
     async def commit(self, fn: Callable[[lmdb.Transaction], Any], *, label: str = "") -> Any:
         """Apply ``fn`` durably; its result is this request's reply (stored for retries)."""
-        store = self.hub.store
+        store = self.store
         key = reply_key(self.register_id, self.msg.id)
         msg_id = self.msg.id
         fp = self.fingerprint
@@ -63,7 +105,7 @@ class Request:
             )
             return result, frame
 
-        result, frame = await self.hub.writer.write(apply, label=label or type(self.msg).__name__)
+        result, frame = await self.writer.write(apply, label=label or type(self.msg).__name__)
         self.committed_frame = frame
         return result
 
@@ -74,11 +116,11 @@ class Request:
         on the disk for every scan (bench/: an fsync is 3x a WebSocket round trip). Until the commit lands
         the reply is kept in memory, so a retried id is still answered, never applied twice; a crash in
         that millisecond loses the edit and its reply together, and the register's snapshot shows it."""
-        store = self.hub.store
+        store = self.store
         key = reply_key(self.register_id, self.msg.id)
         frame = encode_bytes(Ok(id=self.msg.id, result=result))
         fp = self.fingerprint
-        pending = self.hub.replies.pending
+        pending = self.replies.pending
         pending[key] = (frame, fp)
 
         def apply(txn: lmdb.Transaction) -> None:
@@ -92,6 +134,6 @@ class Request:
         def landed(_outcome: Any) -> None:
             pending.pop(key, None)
 
-        await self.hub.writer.write_behind(apply, label=label or type(self.msg).__name__, on_done=landed)
+        await self.writer.write_behind(apply, label=label or type(self.msg).__name__, on_done=landed)
         self.committed_frame = frame
         return result

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from hub.config import DeviceSection
     from hub.domain.receipt import Receipt
     from hub.domain.tender import Settlement
+    from hub.services import Services
     from hub.supervisor import Supervisor
 
 # the commands this module answers; hub/wiring.py joins it into the hub's table
@@ -247,7 +248,7 @@ class DeviceHub:
                 self.hub.services.sale.terminals[device_id] = handle
 
     async def start(self, hub: Hub, sup: Supervisor) -> None:
-        ctx = ctx_of(hub)
+        ctx = ctx_of(hub.services)
         for device_id, handle in hub.services.terminal_handles.items():
             ctx.terminals[device_id] = handle
         for device_id, run, _config in self.specs:
@@ -318,7 +319,7 @@ class DeviceHub:
             actor.publish()
 
     def _reading(self, r: dev.ScaleReading) -> None:
-        ctx = ctx_of(self.hub)
+        ctx = ctx_of(self.hub.services)
         prev = ctx.scales.get(r.device_id)
         ctx.scales[r.device_id] = ScaleState(
             device=r.device_id,
@@ -379,7 +380,7 @@ class DeviceHub:
             reconnects=h.reconnects,
             queued_jobs=h.queued_jobs,
         )
-        ctx = ctx_of(self.hub)
+        ctx = ctx_of(self.hub.services)
         if h.kind == "scale" and not h.up and h.device_id in ctx.scales:
             ctx.scales[h.device_id].up = False
             ctx.scales[h.device_id].state = "down"
@@ -602,12 +603,12 @@ async def start_demo_devices(devices: DeviceHub, protocol: str, hub: Hub, sup: S
 
 @HANDLERS.handles(PrintExitLabel)
 async def print_exit_label(req: Request, msg: PrintExitLabel) -> Any:
-    if req.hub.services.catalogue is not None:
+    if req.services.catalogue is not None:
         # the jurisdiction's label template: warning, potency, licence, dates, COA QR (hub/catalogue/labels.py)
-        return await print_label(req.hub, req.register_id, msg.tag, "exit", msg.copies)
+        return await print_label(req, req.register_id, msg.tag, "exit", msg.copies)
 
-    devices = _devices(req.hub)
-    reg = req.hub.config.register(req.register_id)
+    devices = _devices(req.services)
+    reg = req.config.register(req.register_id)
     printer_id = (reg.label_printer if reg else "") or next(
         (
             d
@@ -619,8 +620,8 @@ async def print_exit_label(req: Request, msg: PrintExitLabel) -> Any:
     inbox = devices.inboxes.get(printer_id)
     if inbox is None:
         raise Refused("No label printer is connected to this register.", code="no_label_printer")
-    pkg = inv.package(req.hub.store, msg.tag.strip())
-    product = inv.product(req.hub.store, pkg.product_id) if pkg else None
+    pkg = inv.package(req.store, msg.tag.strip())
+    product = inv.product(req.store, pkg.product_id) if pkg else None
     if pkg is None or product is None:
         raise Refused("This package tag is not in the store's inventory.", code="unknown_package")
     weight = pkg.quantity if product.sold_by == "weight" else product.limits.net_weight_mg
@@ -638,8 +639,8 @@ async def print_exit_label(req: Request, msg: PrintExitLabel) -> Any:
     return {"job_id": job_id, "printer": printer_id}
 
 
-def _devices(hub: Hub) -> DeviceHub:
-    devices = hub.services.devices
+def _devices(services: Services) -> DeviceHub:
+    devices = services.devices
     if devices is None:
         raise Refused("This hub runs no devices.", code="no_devices")
     return devices
@@ -656,7 +657,7 @@ async def scale_tare(req: Request, msg: sale_protocol.ScaleTare) -> Any:
 
 
 async def _scale_command(req: Request, command: Any) -> Any:
-    devices = _devices(req.hub)
+    devices = _devices(req.services)
     scale_id = next(
         (d for d, r in devices.paired.items() if r == req.register_id and devices.kinds[d] == "scale"), ""
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
@@ -23,17 +23,20 @@ if TYPE_CHECKING:
     from hub.backoffice.readiness import Check
     from hub.catalogue.live import LiveCatalogue
     from hub.chain.feature import ChainState
-    from hub.config import RegisterKind
+    from hub.config import RegisterKind, StoreConfig
     from hub.customers.service import Customers
     from hub.devices import DeviceHub, ScaleSimControl, TerminalHandle, TerminalSimControl
     from hub.domain.demo_catalogue import DemoStore
     from hub.domain.outbox import RetryPolicy
     from hub.domain.tender import Settlement
+    from hub.metrics import Metrics
     from hub.orders.menu import Menu
     from hub.orders.service import OrdersContext
     from hub.sale.context import SaleContext
     from hub.sale.queue import CustomerQueue
     from hub.state_channel import StateChannel, StateHealthView
+    from hub.store.env import Store
+    from hub.store.writer import StoreWriter
     from hub.supervisor import Supervisor
     from sandbox.paybybank import PayByBankEmulator
 
@@ -41,7 +44,8 @@ if TYPE_CHECKING:
     SetupStep = Callable[[Hub], Awaitable[None]]
     # a start step runs after the registers started, before the servers accept anyone
     StartStep = Callable[[Hub, Supervisor], Awaitable[None]]
-    AfterSale = Callable[[Hub, str, int, Settlement], None]
+    # bound to its feature by hub/wiring.py: (register, receipt number, settlement)
+    AfterSale = Callable[[str, int, Settlement], None]
     SnapshotProvider = Callable[[RegisterActor], dict[str, Any]]
 
 
@@ -96,3 +100,24 @@ class Services:
     register_loaders: list[Callable[[RegisterActor], object]] = field(default_factory=list)
     after_sale: list[AfterSale] = field(default_factory=list)
     readiness_checks: list[Callable[[], list[Check]]] = field(default_factory=list)
+
+
+class HubParts(Protocol):
+    """What a helper shared by the live handlers and the hub's other paths reads: the store and its writer,
+    the configuration, the services and the metrics. A running ``Hub`` has them, and so has a command's
+    ``Request`` (which does not carry the hub)."""
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def writer(self) -> StoreWriter: ...
+
+    @property
+    def config(self) -> StoreConfig: ...
+
+    @property
+    def services(self) -> Services: ...
+
+    @property
+    def metrics(self) -> Metrics: ...

@@ -226,7 +226,7 @@ def _wire_devices(hub: Hub, services: Services, demo_opts: DemoOptions | None) -
             functools.partial(devices.start_demo_devices, device_hub, demo_opts.scale_protocol)
         )
     services.start.append(device_hub.start)
-    services.after_sale.append(device_hub.after_sale)
+    services.after_sale.append(functools.partial(device_hub.after_sale, hub))
 
 
 def _wire_state_channel(
@@ -249,7 +249,7 @@ def _wire_state_channel(
 def _wire_backoffice(hub: Hub, services: Services) -> None:
     watch = CashWatch(hub)
     services.cash_watch = watch
-    services.after_sale.append(watch.after_sale)
+    services.after_sale.append(functools.partial(watch.after_sale, hub))
     services.start.append(cash_flags.start)
     services.snapshot_providers.append(backoffice.office_snapshot)
 
@@ -270,7 +270,7 @@ def _wire_orders(hub: Hub, services: Services, options: orders.OrdersOptions, *,
         await orders.start(h, sup, ctx, options, demo=demo)
 
     services.start.append(start)
-    services.after_sale.append(orders.after_sale)
+    services.after_sale.append(functools.partial(orders.after_sale, hub))
 
 
 def _wire_customers(
@@ -279,7 +279,7 @@ def _wire_customers(
     people = Customers(hub, customers.program_of(hub.config))
     services.customers = people
     services.crm_retry_policy = options.crm_retry_policy
-    services.after_sale.append(people.after_sale)
+    services.after_sale.append(functools.partial(people.after_sale, hub))
     services.readiness_checks.append(people.readiness)
     if not sale:  # records and REST only: no loyalty at a register, no CRM bridge
         return

@@ -10,6 +10,7 @@ recomputes from the sales, so a flag missed while the hub was down still shows.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -32,6 +33,7 @@ from hub.store.layout import LEDGER
 from hub.supervisor import ChildSpec
 
 if TYPE_CHECKING:
+    from actors.register import RegisterActor
     from hub.app import Hub
     from hub.supervisor import Supervisor
 
@@ -174,12 +176,12 @@ class CashWatch:
                     )
 
         await hub.writer.write(fn, label="cash_flags")
-        publish_office(hub)
+        publish_office(hub.registers)
         return flags
 
 
-def publish_office(hub: Hub) -> None:
-    for actor in hub.registers.values():
+def publish_office(registers: Mapping[str, RegisterActor]) -> None:
+    for actor in registers.values():
         if is_office(actor.id):
             actor.publish()
 
@@ -197,11 +199,10 @@ async def start(hub: Hub, sup: Supervisor) -> None:
 
 @HANDLERS.handles(bp.ReviewCashFlag, role="manager")
 async def review_cash_flag(req: Request, msg: bp.ReviewCashFlag) -> Any:
-    hub = req.hub
-    store = hub.store
+    store = req.store
     now = datetime.now(UTC)
     found = next(
-        (s for s in current_flags(store, hub.config.zone, now) if s.flag.flag_id == msg.flag_id), None
+        (s for s in current_flags(store, req.config.zone, now) if s.flag.flag_id == msg.flag_id), None
     )
     if found is None:
         raise NotFound("There is no such cash flag.")
@@ -225,7 +226,7 @@ async def review_cash_flag(req: Request, msg: bp.ReviewCashFlag) -> Any:
         return {"flag_id": msg.flag_id, "reviews": len(stored.reviews)}
 
     result = await req.commit(fn)
-    publish_office(hub)
+    publish_office(req.registers)
     return result
 
 

@@ -62,7 +62,7 @@ def packages_in_scope(store: Store, msg: bp.StartCount) -> tuple[str, list[Packa
 
 def _state_quantities(req: Request, tags: list[str]) -> dict[str, int]:
     """The state's figure per package, when the state channel offers one (services.state_quantity)."""
-    lookup = req.hub.services.state_quantity
+    lookup = req.services.state_quantity
     if lookup is None:
         return {}
     out = {}
@@ -88,7 +88,7 @@ def _ok(result: Any) -> Any:
 
 @HANDLERS.handles(bp.StartCount, role="technician")
 async def start_count(req: Request, msg: bp.StartCount) -> Any:
-    store = req.hub.store
+    store = req.store
     scope, pkgs = packages_in_scope(store, msg)
     cache: dict[str, bool] = {}
     now = datetime.now(UTC)
@@ -130,7 +130,7 @@ async def start_count(req: Request, msg: bp.StartCount) -> Any:
 
 @HANDLERS.handles(bp.CountPackage, role="technician")
 async def count_package(req: Request, msg: bp.CountPackage) -> Any:
-    store = req.hub.store
+    store = req.store
     now = datetime.now(UTC)
 
     def fn(txn: lmdb.Transaction) -> Any:
@@ -151,7 +151,7 @@ async def count_package(req: Request, msg: bp.CountPackage) -> Any:
 def _sold_since(store: Store, req: Request, session: counting.CountSession) -> dict[str, int]:
     tags = {ln.tag for ln in session.lines}
     sold: dict[str, int] = {}
-    for sale in sales_since(store, session.started_at, req.hub.config.zone):
+    for sale in sales_since(store, session.started_at, req.config.zone):
         if sale.voided:
             continue
         for ln in sale.receipt.lines:
@@ -163,7 +163,7 @@ def _sold_since(store: Store, req: Request, session: counting.CountSession) -> d
 
 @HANDLERS.handles(bp.FinishCount, role="technician")
 async def finish_count(req: Request, msg: bp.FinishCount) -> Any:
-    store = req.hub.store
+    store = req.store
     now = datetime.now(UTC)
     with store.read() as txn:
         first = _load(txn, store, msg.count_id)
@@ -198,11 +198,10 @@ async def finish_count(req: Request, msg: bp.FinishCount) -> Any:
 
 @HANDLERS.handles(bp.ApproveAdjustments, role="manager")
 async def approve_adjustments(req: Request, msg: bp.ApproveAdjustments) -> Any:
-    hub = req.hub
-    store = hub.store
+    store = req.store
     now = datetime.now(UTC)
-    tz = hub.config.store.time_zone
-    licence = hub.config.store.licence
+    tz = req.config.store.time_zone
+    licence = req.config.store.licence
 
     def fn(txn: lmdb.Transaction) -> Any:
         session = _load(txn, store, msg.count_id)

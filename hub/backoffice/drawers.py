@@ -46,7 +46,7 @@ HANDLERS = HandlerTable()
 def target_register(req: Request, register_id: str) -> str:
     """This register, or (from the back office, for a manager) the one named."""
     reg = register_id or req.register_id
-    if reg not in req.hub.registers:
+    if reg not in req.registers:
         raise BadRequest(f"There is no register {reg!r} in this store.", field="register_id")
     if reg != req.register_id:
         req.require("manager", "Working on another register's drawer")
@@ -54,13 +54,13 @@ def target_register(req: Request, register_id: str) -> str:
 
 
 def _publish(req: Request, register_id: str) -> None:
-    actor = req.hub.registers.get(register_id)
+    actor = req.registers.get(register_id)
     if actor is not None:
         actor.publish()
 
 
 def _open_session(txn: lmdb.Transaction, req: Request, register_id: str) -> DrawerSession:
-    store = req.hub.store
+    store = req.store
     sid = open_drawer_id(txn, store, register_id)
     session = tget(txn, store, "drawers", text(sid), DrawerSession) if sid else None
     if session is None:
@@ -69,7 +69,7 @@ def _open_session(txn: lmdb.Transaction, req: Request, register_id: str) -> Draw
 
 
 def _session(txn: lmdb.Transaction, req: Request, session_id: str) -> DrawerSession:
-    session = tget(txn, req.hub.store, "drawers", text(session_id), DrawerSession)
+    session = tget(txn, req.store, "drawers", text(session_id), DrawerSession)
     if session is None:
         raise NotFound(f"There is no drawer session {session_id}.")
     return session
@@ -96,7 +96,6 @@ async def office_open_drawer(req: Request, msg: bp.OfficeOpenDrawer) -> Any:
 
 @HANDLERS.handles(bp.DrawerMovement)
 async def drawer_movement(req: Request, msg: bp.DrawerMovement) -> Any:
-    hub = req.hub
     reg = target_register(req, msg.register_id)
     what = msg.kind.replace("_", "-")
     override = await approve(
@@ -105,7 +104,7 @@ async def drawer_movement(req: Request, msg: bp.DrawerMovement) -> Any:
     now = datetime.now(UTC)
 
     def fn(txn: lmdb.Transaction) -> Any:
-        store = hub.store
+        store = req.store
         session = _open_session(txn, req, reg)
         event = DrawerEvent(
             kind=msg.kind,
@@ -144,12 +143,11 @@ async def drawer_movement(req: Request, msg: bp.DrawerMovement) -> Any:
 
 @HANDLERS.handles(bp.BlindCount)
 async def blind_count(req: Request, msg: bp.BlindCount) -> Any:
-    hub = req.hub
     reg = target_register(req, msg.register_id)
     now = datetime.now(UTC)
 
     def fn(txn: lmdb.Transaction) -> Any:
-        store = hub.store
+        store = req.store
         session = _open_session(txn, req, reg)
         counted = _ok(
             submit_blind_count(session, msg.counted, counted_by=req.staff_id, witness=msg.witness, at=now)
@@ -181,7 +179,6 @@ async def blind_count(req: Request, msg: bp.BlindCount) -> Any:
 
 @HANDLERS.handles(bp.SignOffDrawer)
 async def sign_off_drawer(req: Request, msg: bp.SignOffDrawer) -> Any:
-    hub = req.hub
     if msg.approval is not None:
         override = await approve(req, msg.approval, "drawer variance", detail={"session": msg.session_id})
         manager, reference = override.manager_id, override.reference
@@ -191,7 +188,7 @@ async def sign_off_drawer(req: Request, msg: bp.SignOffDrawer) -> Any:
     now = datetime.now(UTC)
 
     def fn(txn: lmdb.Transaction) -> Any:
-        store = hub.store
+        store = req.store
         session = _session(txn, req, msg.session_id)
         signed = _ok(sign_off(session, manager_id=manager, note=msg.note, at=now))
         put(txn, store, "drawers", text(session.session_id), signed)
@@ -218,11 +215,10 @@ async def sign_off_drawer(req: Request, msg: bp.SignOffDrawer) -> Any:
 
 @HANDLERS.handles(bp.RecordDeposit, role="manager")
 async def deposit(req: Request, msg: bp.RecordDeposit) -> Any:
-    hub = req.hub
     now = datetime.now(UTC)
 
     def fn(txn: lmdb.Transaction) -> Any:
-        store = hub.store
+        store = req.store
         session = _session(txn, req, msg.session_id)
         done = _ok(
             record_deposit(
@@ -250,14 +246,13 @@ async def deposit(req: Request, msg: bp.RecordDeposit) -> Any:
 
 @HANDLERS.handles(bp.HandOverDrawer)
 async def hand_over_drawer(req: Request, msg: bp.HandOverDrawer) -> Any:
-    hub = req.hub
     reg = target_register(req, msg.register_id)
     member = await staff_by_pin(req, msg.incoming, msg.incoming_pin, "incoming")
     now = datetime.now(UTC)
     new_id = f"D-{reg}-{now:%Y%m%d%H%M%S}-{secrets.token_hex(2)}"
 
     def fn(txn: lmdb.Transaction) -> Any:
-        store = hub.store
+        store = req.store
         session = _open_session(txn, req, reg)
         out = hand_over(
             session, msg.counted, outgoing=req.staff_id, incoming=member.id, new_session_id=new_id, at=now

@@ -64,8 +64,7 @@ def _earlier_returns(txn: lmdb.Transaction, store: Any, key: str) -> tuple[State
 
 @HANDLERS.handles(p.ReturnItems)
 async def return_items(req: Request, msg: p.ReturnItems) -> Any:
-    hub = req.hub
-    store = hub.store
+    store = req.store
     record = store.get("sales", u64(msg.receipt_number), SaleRecord)
     if record is None:
         raise NotFound(f"There is no sale {msg.receipt_number}.")
@@ -102,7 +101,7 @@ async def return_items(req: Request, msg: p.ReturnItems) -> Any:
             "This sale was paid by bank app: refund it in cash or in the provider's portal.",
             code="card_refund",
         )
-    if msg.refund_kind == "original" and card and card[0].terminal_id not in ctx_of(hub).terminals:
+    if msg.refund_kind == "original" and card and card[0].terminal_id not in ctx_of(req.services).terminals:
         raise Refused(
             "The card terminal of this sale is not connected: refund it in cash.", code="card_refund"
         )
@@ -110,13 +109,13 @@ async def return_items(req: Request, msg: p.ReturnItems) -> Any:
         req, msg.approval, "return", detail={"receipt": msg.receipt_number, "refund_cents": refund}
     )
     now = datetime.now(UTC)
-    licence = hub.config.store.licence
-    tz = hub.config.facility_time_zone  # the state facility's zone (the hub refuses to start on a mismatch)
+    licence = req.config.store.licence
+    tz = req.config.facility_time_zone  # the state facility's zone (the hub refuses to start on a mismatch)
     refund_tender = Tender(kind="cash", amount_cents=refund)
     if msg.refund_kind == "original" and card:
         # a return to the card is its own terminal transaction (SPIn Return: "an independent operation",
         # the customer presents the card again), with its own reference
-        terminal = ctx_of(hub).terminals[card[0].terminal_id]
+        terminal = ctx_of(req.services).terminals[card[0].terminal_id]
         reference = attempt_reference(f"ret{receipt.receipt_number}", 0)
         outcome = await terminal.refund(refund, reference)
         if outcome.status != "approved":
@@ -229,7 +228,7 @@ async def return_items(req: Request, msg: p.ReturnItems) -> Any:
         return {"return_number": number, "refund_cents": refund, "quarantined": list(labels)}
 
     result = await req.commit(fn, label="return")
-    actor = hub.registers.get(req.register_id)
+    actor = req.registers.get(req.register_id)
     if actor is not None:
         actor.publish()
     return result

@@ -23,14 +23,14 @@ from hub.store.env import put
 from hub.store.keys import text
 
 if TYPE_CHECKING:
-    from hub.app import Hub
+    from hub.services import HubParts
 
 log = logging.getLogger("hub.labels")
 _jobs = itertools.count(1)
 LAB_TIMEOUT = 10.0
 
 
-def lab_result(hub: Hub, tag: str) -> LabResult | None:
+def lab_result(hub: HubParts, tag: str) -> LabResult | None:
     return hub.store.get("lab_results", text(tag), LabResult)
 
 
@@ -40,7 +40,7 @@ def coa_url(product: Product, result: LabResult | None) -> str:
     return product.coa_ref if product.coa_ref.startswith(("http://", "https://")) else ""
 
 
-def facts_for(hub: Hub, pkg: Package, product: Product) -> LabelFacts:
+def facts_for(hub: HubParts, pkg: Package, product: Product) -> LabelFacts:
     result = lab_result(hub, pkg.tag)
     thc_bp = result.thc_bp if result is not None and result.thc_bp is not None else product.thc_bp
     cbd_bp = result.cbd_bp if result is not None and result.cbd_bp is not None else product.cbd_bp
@@ -71,7 +71,7 @@ def facts_for(hub: Hub, pkg: Package, product: Product) -> LabelFacts:
     )
 
 
-def package_and_product(hub: Hub, tag: str) -> tuple[Package, Product]:
+def package_and_product(hub: HubParts, tag: str) -> tuple[Package, Product]:
     pkg = inv.package(hub.store, tag.strip())
     product = inv.product(hub.store, pkg.product_id) if pkg else None
     if pkg is None or product is None:
@@ -79,9 +79,9 @@ def package_and_product(hub: Hub, tag: str) -> tuple[Package, Product]:
     return pkg, product
 
 
-def preview(hub: Hub, tag: str, kind: LabelKind) -> dict[str, Any]:
+def preview(hub: HubParts, tag: str, kind: LabelKind) -> dict[str, Any]:
     pkg, product = package_and_product(hub, tag)
-    j = ctx_of(hub).jurisdiction
+    j = ctx_of(hub.services).jurisdiction
     facts = facts_for(hub, pkg, product)
     t = label_text(j.label, facts, kind)
     return {
@@ -96,7 +96,7 @@ def preview(hub: Hub, tag: str, kind: LabelKind) -> dict[str, Any]:
     }
 
 
-def label_printer_of(hub: Hub, register_id: str) -> str:
+def label_printer_of(hub: HubParts, register_id: str) -> str:
     devices = hub.services.devices
     if devices is None:
         return ""
@@ -107,7 +107,7 @@ def label_printer_of(hub: Hub, register_id: str) -> str:
 
 
 async def print_label(
-    hub: Hub, register_id: str, tag: str, kind: LabelKind, copies: int = 1
+    hub: HubParts, register_id: str, tag: str, kind: LabelKind, copies: int = 1
 ) -> dict[str, Any]:
 
     devices = hub.services.devices
@@ -116,7 +116,7 @@ async def print_label(
     if inbox is None:
         raise Refused("No label printer is connected to this register.", code="no_label_printer")
     pkg, product = package_and_product(hub, tag)
-    j = ctx_of(hub).jurisdiction
+    j = ctx_of(hub.services).jurisdiction
     zpl = render_zpl(j.label, facts_for(hub, pkg, product), kind, copies=copies)
     job_id = f"{kind}-label-{pkg.tag}-{next(_jobs)}"
     await inbox.send(PrintZpl(job_id=job_id, zpl=zpl))
@@ -127,7 +127,7 @@ async def print_label(
     }
 
 
-async def pull_lab_result(hub: Hub, tag: str) -> LabResult | None:
+async def pull_lab_result(hub: HubParts, tag: str) -> LabResult | None:
     """Ask the state system for the package's lab result (Metrc only: BioTrack's retail API has no such
     read) and keep it; None when the state has none. Unreachable: the stored one stays."""
     ch = hub.services.state_channel

@@ -132,7 +132,7 @@ class LiveCatalogue:
 
     @property
     def sale(self) -> SaleContext:
-        return ctx_of(self.hub)
+        return ctx_of(self.hub.services)
 
     def tax_classes(self) -> set[str]:
         out: set[str] = set()

@@ -18,9 +18,9 @@ HANDLERS = HandlerTable()
 
 @HANDLERS.handles(ApplyPromoCode)
 async def apply_promo_code(req: Request, msg: ApplyPromoCode) -> Any:
-    live = req.hub.services.catalogue
+    live = req.services.catalogue
     assert live is not None  # wired with the catalogue, whose commands these are
-    actor = req.hub.registers[req.register_id]
+    actor = req.register
     sale = sale_of(actor)
     code = msg.code.strip().upper()
     if not live.knows_code(code):
@@ -36,7 +36,7 @@ async def apply_promo_code(req: Request, msg: ApplyPromoCode) -> Any:
 
 @HANDLERS.handles(RemovePromoCode)
 async def remove_promo_code(req: Request, msg: RemovePromoCode) -> Any:
-    actor = req.hub.registers[req.register_id]
+    actor = req.register
     sale = sale_of(actor)
     code = msg.code.strip().upper()
     if sale.cart is not None and code in sale.cart.promo_codes:

@@ -99,7 +99,7 @@ def product_row(p: Product) -> dict[str, Any]:
 async def products(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "manager")
     q = _q(req).get("q", "").strip()
-    index = ctx_of(hub).index
+    index = ctx_of(hub.services).index
     found = (
         index.search(q, limit=50, include_inactive=True)
         if q
@@ -234,7 +234,7 @@ async def promotion_action(hub: Hub, req: HttpRequest) -> HttpResponse:
 def preview(hub: Hub, body: dict[str, Any]) -> dict[str, Any]:
     """What a cart would get: the live promotions, with a draft in place of the one of the same id."""
     live = live_of(hub)
-    ctx = ctx_of(hub)
+    ctx = ctx_of(hub.services)
     promos: list[Promotion] = list(live.promotions)
     draft = body.get("promotion")
     if isinstance(draft, dict):
@@ -384,7 +384,7 @@ async def import_catalogue(hub: Hub, req: HttpRequest) -> HttpResponse:
                 await hub.writer.write(fn, label="import")
                 for kind, item in chunk:
                     if kind == "p":
-                        ctx_of(hub).index.upsert(item)
+                        ctx_of(hub.services).index.upsert(item)
                 live.imports[job]["done"] = start + len(chunk)
 
             def fin(txn: Any) -> None:

@@ -62,7 +62,7 @@ class Customers:
 
     @property
     def sale(self) -> SaleContext:
-        return ctx_of(self.hub)
+        return ctx_of(self.hub.services)
 
     @property
     def key(self) -> bytes:

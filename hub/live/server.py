@@ -367,11 +367,11 @@ class Connection:
     async def _run_command(self, effect: RunBeside | Dispatch) -> None:
         """Run a command's handler: beside the actor, or through its mailbox with the id marked in flight."""
         hub, msg = self.hub, effect.msg
-        req = Request(
-            hub=hub,
-            msg=msg,
-            register_id=effect.register_id,
-            session=effect.staff,  # the gate's decision, made once by the session
+        req = Request.for_hub(
+            hub,
+            msg,
+            effect.register_id,
+            effect.staff,  # the gate's decision, made once by the session
             fingerprint=effect.fingerprint if isinstance(effect, Dispatch) else b"",
         )
         try:

@@ -50,7 +50,7 @@ def _error(status: int, code: str, message: str, field: str | None = None) -> Ht
 
 def _channel(hub: Hub, req: HttpRequest) -> ChannelSection:
     """The channel behind a signed request, or NotAuthenticated with the reason."""
-    ctx = ctx_of(hub)
+    ctx = ctx_of(hub.services)
     channel = ctx.channels.get(req.headers.get(signing.HEADER_CHANNEL, ""))
     if channel is None:
         raise NotAuthenticated(
@@ -111,7 +111,7 @@ async def intake_order(
     intake: core.OrderIntake,
     products: dict[str, Product | None],
 ) -> tuple[int, dict[str, Any]]:
-    ctx = ctx_of(hub)
+    ctx = ctx_of(hub.services)
     store = hub.store
     body_hash = hashlib.sha256(body).hexdigest()
     now = datetime.now(UTC)
@@ -177,7 +177,7 @@ async def get_menu(hub: Hub, req: HttpRequest) -> HttpResponse:
         return _error(401, exc.code, exc.message)
     menu = hub.services.orders_menu
     assert menu is not None  # wired with the orders, whose context was found above
-    await menu.refresh(hub.store, ctx_of(hub).today())
+    await menu.refresh(hub.store, ctx_of(hub.services).today())
     since = parse_qs(req.query).get("since", [""])[0]
     etag = menu.etag + (f";since={since}" if since else "")
     if req.headers.get("if-none-match", "") == etag:
@@ -246,7 +246,7 @@ def demo_order_body(hub: Hub, n: int, promised_in: timedelta = timedelta(hours=2
     """A plausible web order over the demo catalogue: a pre-roll pack, an edible and some bulk flower."""
     lines: list[dict[str, Any]] = []
     products = sorted(inv.all_products(hub.store), key=lambda p: p.id)
-    today = ctx_of(hub).today()
+    today = ctx_of(hub.services).today()
     with hub.store.read() as txn:
         for category, qty in (("pre-roll", 1), ("edible", 1), ("flower", 3500)):
             for p in products:
@@ -289,9 +289,9 @@ async def post_signed(base_url: str, channel: str, secret: str, body: bytes) -> 
 async def demo_submit(hub: Hub, req: HttpRequest) -> HttpResponse:
     """The demo panel's button: a new web order, signed with the demo channel's key and sent to the intake
     over HTTP like any channel would."""
-    if not hub.config.server.demo or DEMO_CHANNEL not in ctx_of(hub).channels:
+    if not hub.config.server.demo or DEMO_CHANNEL not in ctx_of(hub.services).channels:
         raise BadRequest("Only the demo store takes demo orders.")
-    secret = ctx_of(hub).channels[DEMO_CHANNEL].secret
+    secret = ctx_of(hub.services).channels[DEMO_CHANNEL].secret
     body = demo_order_body(hub, int(time.time()))
     host = hub.config.server.host if hub.config.server.host not in ("0.0.0.0", "::") else "127.0.0.1"
     scheme = "https" if hub.config.server.tls_cert else "http"

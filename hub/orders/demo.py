@@ -19,7 +19,7 @@ log = logging.getLogger("hub.orders.demo")
 
 
 async def seed_demo_orders(hub: Hub, n: int = 3) -> list[str]:
-    ctx = ctx_of(hub)
+    ctx = ctx_of(hub.services)
     channel = ctx.channels.get(DEMO_CHANNEL)
     if channel is None:
         return []

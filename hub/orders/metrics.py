@@ -16,6 +16,7 @@ from hub.orders import store as ostore
 
 if TYPE_CHECKING:
     from hub.app import Hub
+    from hub.services import Services
 
 PICK_BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600, 7200)
 
@@ -71,7 +72,7 @@ def pick_seconds(registry: CollectorRegistry) -> Histogram:
     )
 
 
-def observe_pick(hub: Hub, seconds: float) -> None:
-    h = hub.services.order_pick_seconds
+def observe_pick(services: Services, seconds: float) -> None:
+    h = services.order_pick_seconds
     if h is not None:
         h.observe(seconds)

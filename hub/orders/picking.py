@@ -36,7 +36,7 @@ from hub.sale.context import Refused, paired_device
 from hub.sale.context import ctx_of as sale_ctx_of
 
 if TYPE_CHECKING:
-    from hub.app import Hub
+    from hub.services import HubParts, Services
 
 # the commands this module answers; hub/wiring.py joins it into the hub's table
 HANDLERS = HandlerTable()
@@ -51,7 +51,7 @@ async def accept_order(req: Request, msg: op.AcceptOrder) -> Any:
     now = datetime.now(UTC)
 
     def fn(txn: lmdb.Transaction) -> Any:
-        o = accept_in_txn(txn, req.hub, msg.order_id, by=_by(req), register=req.register_id, now=now)
+        o = accept_in_txn(txn, req, msg.order_id, by=_by(req), register=req.register_id, now=now)
         return {"order_id": o.id, "state": o.state}
 
     return await run_change(req, fn)
@@ -64,7 +64,7 @@ async def cancel_order(req: Request, msg: op.CancelOrder) -> Any:
     def fn(txn: lmdb.Transaction) -> Any:
         o = change_in_txn(
             txn,
-            req.hub,
+            req,
             msg.order_id,
             lambda o: core.cancel(o, now, _by(req), msg.reason),
             by=_by(req),
@@ -84,7 +84,7 @@ async def claim_order(req: Request, msg: op.ClaimOrder) -> Any:
     def fn(txn: lmdb.Transaction) -> Any:
         o = change_in_txn(
             txn,
-            req.hub,
+            req,
             msg.order_id,
             lambda o: core.claim(o, req.register_id, now, _by(req)),
             by=_by(req),
@@ -103,7 +103,7 @@ async def release_order(req: Request, msg: op.ReleaseOrder) -> Any:
     def fn(txn: lmdb.Transaction) -> Any:
         o = change_in_txn(
             txn,
-            req.hub,
+            req,
             msg.order_id,
             lambda o: core.release(o, req.register_id, now, _by(req)),
             by=_by(req),
@@ -115,9 +115,10 @@ async def release_order(req: Request, msg: op.ReleaseOrder) -> Any:
     return await run_change(req, fn)
 
 
-def scale_reading(hub: Hub, register_id: str) -> WeightReading | None:
+def scale_reading(hub: HubParts, register_id: str) -> WeightReading | None:
     """The stable-or-not reading of the scale paired with this picking station (as at the register)."""
-    s = sale_ctx_of(hub).scales.get(paired_device(hub, register_id, "scale"))
+    device = paired_device(hub.config, hub.services.devices, register_id, "scale")
+    s = sale_ctx_of(hub.services).scales.get(device)
     if s is None or not s.up:
         return None
     return WeightReading(
@@ -138,21 +139,20 @@ def tag_of(data: str) -> str:
 
 @HANDLERS.handles(op.PickScan)
 async def pick_scan(req: Request, msg: op.PickScan) -> Any:
-    hub = req.hub
     try:
         tag = tag_of(msg.data.strip())
     except HubError as exc:
-        hub.registers[req.register_id].show_pick(
+        req.register.show_pick(
             {"ok": False, "code": exc.code, "message": exc.message, "tag": ""}
         )
         raise
-    weight = scale_reading(hub, req.register_id)
-    today = ctx_of(hub).today()
+    weight = scale_reading(req, req.register_id)
+    today = ctx_of(req.services).today()
     now = datetime.now(UTC)
     picked: dict[str, Any] = {}
 
     def fn(txn: lmdb.Transaction) -> Any:
-        store = hub.store
+        store = req.store
         pkg = inv.package_in_txn(txn, store, tag)
         product = inv.product_in_txn(txn, store, pkg.product_id) if pkg else None
         res = ostore.reservations_in_txn(txn, store, pkg.product_id) if pkg else None
@@ -177,7 +177,7 @@ async def pick_scan(req: Request, msg: op.PickScan) -> Any:
 
         o = change_in_txn(
             txn,
-            hub,
+            req,
             msg.order_id,
             decide,
             by=_by(req),
@@ -197,7 +197,7 @@ async def pick_scan(req: Request, msg: op.PickScan) -> Any:
             "message": f"{line.product_name}: picked {tag}.",
         }
 
-    actor = hub.registers[req.register_id]
+    actor = req.register
     try:
         result = await run_change(req, fn)
     except HubError as exc:
@@ -207,21 +207,20 @@ async def pick_scan(req: Request, msg: op.PickScan) -> Any:
     return result
 
 
-def _catalogue(hub: Hub) -> list[Product]:
-    return sale_ctx_of(hub).index.products()  # the in-memory catalogue
+def _catalogue(services: Services) -> list[Product]:
+    return sale_ctx_of(services).index.products()  # the in-memory catalogue
 
 
 @HANDLERS.handles(op.ShortLine)
 async def short_line(req: Request, msg: op.ShortLine) -> Any:
-    hub = req.hub
     now = datetime.now(UTC)
-    today = ctx_of(hub).today()
-    catalogue = _catalogue(hub)
+    today = ctx_of(req.services).today()
+    catalogue = _catalogue(req.services)
 
     def fn(txn: lmdb.Transaction) -> Any:
         o = change_in_txn(
             txn,
-            hub,
+            req,
             msg.order_id,
             lambda o: core.mark_short(o, req.register_id, msg.line, now, _by(req)),
             by=_by(req),
@@ -232,7 +231,7 @@ async def short_line(req: Request, msg: op.ShortLine) -> Any:
         )
         line = o.line(msg.line)
         assert line is not None
-        cands, missing = candidates_in_txn(txn, hub, o, line.line_id, catalogue, today, now)
+        cands, missing = candidates_in_txn(txn, req, o, line.line_id, catalogue, today, now)
         auto = core.preferred_substitute(o.substitution, missing, cands) if missing else None
         out: dict[str, Any] = {
             "order_id": o.id,
@@ -242,7 +241,7 @@ async def short_line(req: Request, msg: op.ShortLine) -> Any:
             "substituted": None,
         }
         if auto is not None and line.picked < line.quantity:
-            o = _substitute_in_txn(txn, hub, req, o.id, line.line_id, auto, "customer preference", now, today)
+            o = _substitute_in_txn(txn, req, o.id, line.line_id, auto, "customer preference", now, today)
             out["substituted"] = auto.id
         return out
 
@@ -262,7 +261,7 @@ def candidate_view(p: Product) -> dict[str, Any]:
 
 def candidates_in_txn(
     txn: lmdb.Transaction,
-    hub: Hub,
+    hub: HubParts,
     o: Order,
     line_id: int,
     catalogue: list[Product],
@@ -285,7 +284,7 @@ def candidates_in_txn(
             view = limits_view(hub, customer_id, items, now, txn)
             if view.get("checked"):
                 return bool(view["allowed"])
-        j = sale_ctx_of(hub).jurisdiction
+        j = sale_ctx_of(hub.services).jurisdiction
         return evaluate(j, LimitCustomer(customer_class="adult", age=21), (), items, now).allowed
 
     return core.substitution_candidates(missing, need, same, free, fits), missing
@@ -293,7 +292,6 @@ def candidates_in_txn(
 
 def _substitute_in_txn(
     txn: lmdb.Transaction,
-    hub: Hub,
     req: Request,
     order_id: str,
     line_id: int,
@@ -305,12 +303,12 @@ def _substitute_in_txn(
     def decide(o: Order) -> Order | Refusal:
         line = o.line(line_id)
         qty = core.shortfall(line) if line is not None else 0
-        free = ostore.free_in_txn(txn, hub.store, product, today)
+        free = ostore.free_in_txn(txn, req.store, product, today)
         return core.substitute(o, req.register_id, line_id, product, qty, free, now, _by(req), how)
 
     return change_in_txn(
         txn,
-        hub,
+        req,
         order_id,
         decide,
         by=_by(req),
@@ -324,23 +322,22 @@ def _substitute_in_txn(
 
 @HANDLERS.handles(op.Substitute)
 async def substitute(req: Request, msg: op.Substitute) -> Any:
-    hub = req.hub
     now = datetime.now(UTC)
-    today = ctx_of(hub).today()
-    catalogue = _catalogue(hub)
+    today = ctx_of(req.services).today()
+    catalogue = _catalogue(req.services)
 
     def fn(txn: lmdb.Transaction) -> Any:
-        o = ostore.order_in_txn(txn, hub.store, msg.order_id)
+        o = ostore.order_in_txn(txn, req.store, msg.order_id)
         if o is None:
             raise NotFound(f"There is no order {msg.order_id!r}.")
-        cands, _ = candidates_in_txn(txn, hub, o, msg.line, catalogue, today, now)
+        cands, _ = candidates_in_txn(txn, req, o, msg.line, catalogue, today, now)
         product = next((p for p in cands if p.id == msg.product_id), None)
         if product is None:
             raise Refused(
                 f"{msg.product_id} is not a substitute for line {msg.line} (category, stock or limits).",
                 code="not_a_candidate",
             )
-        o = _substitute_in_txn(txn, hub, req, o.id, msg.line, product, "confirmed by staff", now, today)
+        o = _substitute_in_txn(txn, req, o.id, msg.line, product, "confirmed by staff", now, today)
         return {"order_id": o.id, "line": o.lines[-1].line_id, "product_id": product.id}
 
     return await run_change(req, fn)
@@ -348,17 +345,16 @@ async def substitute(req: Request, msg: op.Substitute) -> Any:
 
 @HANDLERS.handles(op.OrderReady)
 async def order_ready(req: Request, msg: op.OrderReady) -> Any:
-    hub = req.hub
     now = datetime.now(UTC)
-    devices = hub.services.devices
-    printer = paired_device(hub, req.register_id, "label_printer")
+    devices = req.services.devices
+    printer = paired_device(req.config, req.services.devices, req.register_id, "label_printer")
     inbox = devices.inboxes.get(printer) if devices is not None else None
     done: dict[str, Order] = {}
 
     def fn(txn: lmdb.Transaction) -> Any:
         o = change_in_txn(
             txn,
-            hub,
+            req,
             msg.order_id,
             lambda o: core.mark_ready(o, req.register_id, now, _by(req)),
             by=_by(req),
@@ -380,7 +376,7 @@ async def order_ready(req: Request, msg: op.OrderReady) -> Any:
     o = done.get("order")
     if o is not None:  # a retried id is answered from the stored reply; the label was printed then
         if o.claimed_at is not None:
-            observe_pick(hub, (now - o.claimed_at).total_seconds())
+            observe_pick(req.services, (now - o.claimed_at).total_seconds())
         if inbox is not None:
             await inbox.send(PrintBagLabel(job_id=f"bag-{o.id}", label=bag_label(o)))
     return result

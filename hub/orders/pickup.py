@@ -25,7 +25,7 @@ from hub.sale.context import Refused, sale_of, save
 from hub.sale.context import ctx_of as sale_ctx_of
 
 if TYPE_CHECKING:
-    from hub.app import Hub
+    from hub.services import HubParts
 
 # the commands this module answers; hub/wiring.py joins it into the hub's table
 HANDLERS = HandlerTable()
@@ -47,10 +47,9 @@ def pickup_refusal(order: Order, customer: Any) -> Refusal | None:
 
 @HANDLERS.handles(op.RecallOrder)
 async def recall_order(req: Request, msg: op.RecallOrder) -> Any:
-    hub = req.hub
-    actor = hub.registers[req.register_id]
+    actor = req.register
     sale = sale_of(actor)
-    o = ostore.order(hub.store, msg.order_id)
+    o = ostore.order(req.store, msg.order_id)
     if o is None:
         raise NotFound(f"There is no order {msg.order_id!r}.")
     if o.state != "ready":
@@ -59,15 +58,15 @@ async def recall_order(req: Request, msg: op.RecallOrder) -> Any:
         raise Refused("Park or finish the current cart first.", code="cart_busy")
     if (r := pickup_refusal(o, sale.customer)) is not None:
         raise refused(r)
-    today = ctx_of(hub).today()
+    today = ctx_of(req.services).today()
     now = datetime.now(UTC)
     cart = carts.new_cart(
         f"{req.register_id}-{o.id}", req.register_id, now, sale.customer.customer_id if sale.customer else ""
     )
     for ln in o.lines:
         for pick in ln.picks:
-            pkg = inv.package(hub.store, pick.tag)
-            product = inv.product(hub.store, ln.product_id)
+            pkg = inv.package(req.store, pick.tag)
+            product = inv.product(req.store, ln.product_id)
             weight = None
             if ln.sold_by == "weight":
                 weight = WeightReading(
@@ -92,7 +91,7 @@ async def recall_order(req: Request, msg: op.RecallOrder) -> Any:
     before = sale.cart
     sale.cart = cart
     sale.order_id = o.id
-    limit_guard(sale_ctx_of(hub), sale, before)
+    limit_guard(sale_ctx_of(req.services), sale, before)
     sale.notice = {
         "level": "info",
         "text": f"Order {o.id} loaded: scan the customer's ID, then take payment.",
@@ -102,7 +101,7 @@ async def recall_order(req: Request, msg: op.RecallOrder) -> Any:
 
 def complete_in_txn(
     txn: lmdb.Transaction,
-    hub: Hub,
+    hub: HubParts,
     order_id: str,
     customer: Any,
     receipt_number: int,

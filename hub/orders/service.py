@@ -33,6 +33,7 @@ from hub.store.env import tget
 
 if TYPE_CHECKING:
     from hub.app import Hub
+    from hub.services import HubParts, Services
 
 log = logging.getLogger("hub.orders")
 
@@ -76,11 +77,11 @@ class OrdersContext:
         return bool(self._ready)
 
     def today(self) -> date:
-        return sale_ctx_of(self.hub).today()
+        return sale_ctx_of(self.hub.services).today()
 
 
-def ctx_of(hub: Hub) -> OrdersContext:
-    ctx = hub.services.orders
+def ctx_of(services: Services) -> OrdersContext:
+    ctx = services.orders
     if ctx is None:
         raise LookupError("This hub runs no online orders.")
     return ctx
@@ -93,7 +94,7 @@ def refused(r: Refusal) -> Refused:
 # ---------------------------------------------------------------------------------------------- one change
 def change_in_txn(
     txn: lmdb.Transaction,
-    hub: Hub,
+    hub: HubParts,
     order_id: str,
     decide: Callable[[Order], Order | Refusal],
     *,
@@ -130,7 +131,7 @@ def change_in_txn(
 
 def save_in_txn(
     txn: lmdb.Transaction,
-    hub: Hub,
+    hub: HubParts,
     old: Order | None,
     new: Order,
     *,
@@ -141,7 +142,7 @@ def save_in_txn(
     notice_kind: str = "",
     now: datetime,
 ) -> None:
-    ctx = ctx_of(hub)
+    ctx = ctx_of(hub.services)
     if not notice_kind and (old is None or old.state != new.state):
         notice_kind = {
             "accepted": "accepted",
@@ -171,11 +172,11 @@ async def run_change(req: Request, fn: Callable[[lmdb.Transaction], Any]) -> Any
     try:
         return await req.commit(fn)
     finally:
-        ctx_of(req.hub).changed()  # the ready list is read again: a handful of open orders
+        ctx_of(req.services).changed()  # the ready list is read again: a handful of open orders
 
 
 def free_map_in_txn(
-    txn: lmdb.Transaction, hub: Hub, product_ids: set[str], today: date, except_order: str = ""
+    txn: lmdb.Transaction, hub: HubParts, product_ids: set[str], today: date, except_order: str = ""
 ) -> dict[str, int]:
     out = {}
     for pid in product_ids:
@@ -189,9 +190,9 @@ def free_map_in_txn(
 
 
 def accept_in_txn(
-    txn: lmdb.Transaction, hub: Hub, order_id: str, *, by: str, register: str, now: datetime
+    txn: lmdb.Transaction, hub: HubParts, order_id: str, *, by: str, register: str, now: datetime
 ) -> Order:
-    today = ctx_of(hub).today()
+    today = ctx_of(hub.services).today()
 
     def decide(o: Order) -> Order | Refusal:
         free = free_map_in_txn(txn, hub, {ln.product_id for ln in o.lines}, today, except_order=o.id)
@@ -202,10 +203,10 @@ def accept_in_txn(
 
 # ---------------------------------------------------------------------------------------------- limits
 def limits_view(
-    hub: Hub, customer_id: str, items: list[LimitItem], now: datetime, txn: lmdb.Transaction
+    hub: HubParts, customer_id: str, items: list[LimitItem], now: datetime, txn: lmdb.Transaction
 ) -> dict[str, Any]:
     """The limits pre-check for a customer the store knows: which rule the order would exceed."""
-    sale = sale_ctx_of(hub)
+    sale = sale_ctx_of(hub.services)
     known = tget(txn, hub.store, "customers", customer_id.encode(), Customer)
     if known is None:
         return {"checked": False}
@@ -264,7 +265,7 @@ def order_limit_items(
 async def expire_due(hub: Hub, at: datetime | None = None) -> list[str]:
     """Expire every open order ``expire_after_minutes`` past its promised time, as of ``at`` (the clock by
     default; a test passes a later time). What is written carries the real time."""
-    ctx = ctx_of(hub)
+    ctx = ctx_of(hub.services)
     at = at or datetime.now(UTC)
     after = timedelta(minutes=ctx.settings.expire_after_minutes)
     due = [o.id for o in ostore.open_orders(hub.store) if core.expiry_due(o, at, after)]

@@ -51,7 +51,7 @@ def order_view(
 
 def shortages(hub: Hub, orders: list[Order]) -> dict[str, int]:
     """Per product in open orders: free stock, negative when the orders hold more than the shelf has."""
-    today = ctx_of(hub).today()
+    today = ctx_of(hub.services).today()
     out: dict[str, int] = {}
     with hub.store.read() as txn:
         for pid in {ln.product_id for o in orders for ln in o.lines}:
@@ -85,7 +85,7 @@ def flags_of(o: Order, free: dict[str, int]) -> tuple[str, ...]:
 def queue_view(hub: Hub) -> list[dict[str, Any]]:
     """The open orders by promised time, cached per order change, store write and minute: a package put on
     hold or sold at a register (no order changed) flips "out_of_stock", the clock alone flips "late"."""
-    ctx = ctx_of(hub)
+    ctx = ctx_of(hub.services)
     now = datetime.now(UTC)
     key = (ctx.generation, int(hub.store.env.info()["last_txnid"]), now.replace(second=0, microsecond=0))
     if ctx.view_cache is not None and ctx.view_cache[0] == key:

@@ -21,11 +21,10 @@ async def approve(
 ) -> ManagerOverride:
     """Check a manager's ID and PIN at the register (the shared lockout); audit the override; return its
     reference."""
-    hub = req.hub
     now = datetime.now(UTC)
     try:
         member = await auth.authenticate(
-            hub, a.manager, a.pin, register_id=req.register_id, purpose="approval", acting=req.staff_id
+            req, a.manager, a.pin, register_id=req.register_id, purpose="approval", acting=req.staff_id
         )
         if ROLE_RANK[member.role] < ROLE_RANK["manager"]:
             raise Forbidden(
@@ -33,10 +32,10 @@ async def approve(
                 code="approval_refused",
             )
     except HubError:
-        await hub.writer.write(
+        await req.writer.write(
             lambda txn: audit.append(
                 txn,
-                hub.store,
+                req.store,
                 "override_refused",
                 staff=req.staff_id,
                 register=req.register_id,
@@ -44,10 +43,10 @@ async def approve(
             )
         )
         raise
-    entry = await hub.writer.write(
+    entry = await req.writer.write(
         lambda txn: audit.append(
             txn,
-            hub.store,
+            req.store,
             "override",
             staff=req.staff_id,
             register=req.register_id,
@@ -62,5 +61,5 @@ async def staff_by_pin(req: Request, staff_id: str, pin: str, who: str) -> auth.
     attempt audited; a locked account is refused even with the right PIN."""
     purpose: auth.PinPurpose = "incoming" if who == "incoming" else "witness"
     return await auth.authenticate(
-        req.hub, staff_id, pin, register_id=req.register_id, purpose=purpose, acting=req.staff_id
+        req, staff_id, pin, register_id=req.register_id, purpose=purpose, acting=req.staff_id
     )

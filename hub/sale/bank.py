@@ -40,7 +40,7 @@ def provider_from_config(section: PayByBankSection) -> PayByBankProvider | None:
 
 
 def _provider(req: Request) -> PayByBankProvider:
-    provider = req.hub.services.pay_by_bank
+    provider = req.services.pay_by_bank
     if provider is None:
         raise HubError("Pay by bank is not set up in this store.", code="no_pay_by_bank")
     return provider
@@ -52,7 +52,7 @@ async def take_bank(req: Request, actor: RegisterActor, tender: Tender, referenc
         raise HubError(
             "Type the customer's phone number to send the pay-by-bank request.", code="phone_required"
         )
-    section = req.hub.config.pay_by_bank
+    section = req.config.pay_by_bank
     stop = trio.Event()
     payment = card.CardPayment(
         state="waiting",
@@ -142,7 +142,7 @@ def _fail(actor: RegisterActor, payment: card.CardPayment, state: str, message: 
 
 
 async def give_back(req: Request, tender: Tender) -> bool:
-    provider = req.hub.services.pay_by_bank
+    provider = req.services.pay_by_bank
     if provider is None:
         return False
     with trio.CancelScope(shield=True), trio.move_on_after(card.GIVE_BACK_S):

@@ -38,14 +38,14 @@ def category_label(category: str) -> str:
 
 def in_stock(req: Request) -> list[tuple[Product, int]]:
     """Active products with sellable stock today, by name."""
-    today = ctx_of(req.hub).today()
+    today = ctx_of(req.services).today()
     out = []
-    for product in inv.all_products(req.hub.store):
+    for product in inv.all_products(req.store):
         if not product.active:
             continue
         stock = sum(
             pk.quantity
-            for pk in inv.packages_of(req.hub.store, product.id)
+            for pk in inv.packages_of(req.store, product.id)
             if sellability(pk, product, today, 1) is None
         )
         if stock > 0:

@@ -191,7 +191,7 @@ async def give_back(terminal: Any, tender: Tender) -> bool:
 
 @HANDLERS.handles(p.CancelPayment, scope="connection", idempotent=False)
 async def cancel_payment(req: Request, msg: p.CancelPayment) -> Any:
-    actor = req.hub.registers[req.register_id]
+    actor = req.register
     payment = actor.card_payment
     if payment is None or payment.state not in ("waiting", "recovering"):
         raise HubError("No card payment is waiting at the terminal.", code="no_payment")
@@ -200,7 +200,7 @@ async def cancel_payment(req: Request, msg: p.CancelPayment) -> Any:
         payment.message = "Cancelling the pay-by-bank request…"
         actor.publish()
         return {"cancelling": True}
-    terminal = req.hub.services.terminal_handles.get(payment.device_id)
+    terminal = req.services.terminal_handles.get(payment.device_id)
     if terminal is None:
         raise HubError("The card terminal is not connected.", code="terminal_offline")
     await terminal.cancel(payment.reference)

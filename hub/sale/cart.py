@@ -54,7 +54,7 @@ HANDLERS = HandlerTable()
 # register joins the queue
 async def scan(req: Request, msg: p.Scan) -> Any:
     t0 = trio.current_time()
-    ctx, sale = ctx_of(req.hub), sale_of(actor_of(req))
+    ctx, sale = ctx_of(req.services), sale_of(actor_of(req))
     sc = classify(msg.data)
     # A serial scanner's licence is judged as bytes by the parser, so a refusal never blames a keyboard
     # wedge that was not there (classify's wedge reason is for typed input).
@@ -79,7 +79,7 @@ async def scan(req: Request, msg: p.Scan) -> Any:
             # Retail ID is meant to be scanned at checkout: decoded offline to its package (hub/domain/retail_id.py).
             return await _add_package(req, sale, sc.package_label, 1, kind="package")
         if sc.kind in ("upc_a", "ean_13", "ean_8", "upc_e"):
-            product = inv.product_by_barcode(req.hub.store, sc.data)
+            product = inv.product_by_barcode(req.store, sc.data)
             if product is None:
                 raise Refused(f"No product with barcode {sc.data} in the catalogue.", code="unknown_barcode")
             return await _add_product(req, sale, product, 1, kind="product")
@@ -87,11 +87,11 @@ async def scan(req: Request, msg: p.Scan) -> Any:
             f"That scan ({sc.kind}) is not a package tag, product barcode or ID.", code="unknown_scan"
         )
     finally:
-        req.hub.metrics.scan_seconds.observe(trio.current_time() - t0)
+        req.metrics.scan_seconds.observe(trio.current_time() - t0)
 
 
 def _weight_for(ctx: SaleContext, req: Request) -> WeightReading | None:
-    device = paired_device(req.hub, req.register_id, "scale")
+    device = paired_device(req.config, req.services.devices, req.register_id, "scale")
     s = ctx.scales.get(device)
     if s is None or not s.up:
         return None
@@ -130,10 +130,10 @@ async def _add_package(
     weight: WeightReading | ManualWeightValue | None = None,
     kind: str = "package",
 ) -> dict[str, Any]:
-    ctx = ctx_of(req.hub)
+    ctx = ctx_of(req.services)
     need_customer(sale)
-    pkg = inv.package(req.hub.store, tag)
-    product = inv.product(req.hub.store, pkg.product_id) if pkg else None
+    pkg = inv.package(req.store, tag)
+    product = inv.product(req.store, pkg.product_id) if pkg else None
     if product is not None and product.sold_by == "weight" and weight is None:
         weight = _weight_for(ctx, req)
     now = datetime.now(UTC)
@@ -151,13 +151,13 @@ async def _change_cart(
     req: Request, sale: RegisterSale, kind: str, transition: Callable[[Cart], carts.Change | Refusal]
 ) -> dict[str, Any]:
     """Apply one cart transition of the core; refuse it whole if it breaks a limit; save and publish."""
-    ctx = ctx_of(req.hub)
+    ctx = ctx_of(req.services)
     before = sale.cart
     try:
         change = _apply(sale, transition(cart_of(sale, req.register_id)))
         # units an online order holds are not for this cart (issue 14)
         held = order_stock.cart_refusal(
-            req.hub.store, change.cart, change.line_id, ctx.today(), except_order=sale.order_id
+            req.store, change.cart, change.line_id, ctx.today(), except_order=sale.order_id
         )
         if held is not None:
             notice(sale, "error", held.message)
@@ -181,9 +181,9 @@ def _limit_guard_publish(req: Request, ctx: SaleContext, sale: RegisterSale, bef
 async def _add_product(
     req: Request, sale: RegisterSale, product: Product, quantity: int, kind: str = "product"
 ) -> dict[str, Any]:
-    ctx = ctx_of(req.hub)
+    ctx = ctx_of(req.services)
     need_customer(sale)
-    packages = inv.packages_of(req.hub.store, product.id)
+    packages = inv.packages_of(req.store, product.id)
     weight = _weight_for(ctx, req) if product.sold_by == "weight" else None
     now = datetime.now(UTC)
     return await _change_cart(
@@ -203,7 +203,7 @@ async def add_package(req: Request, msg: p.AddPackage) -> Any:
 
 @HANDLERS.handles(p.AddProduct)
 async def add_product(req: Request, msg: p.AddProduct) -> Any:
-    product = inv.product(req.hub.store, msg.product_id)
+    product = inv.product(req.store, msg.product_id)
     if product is None:
         raise NotFound(f"No product {msg.product_id!r} in the catalogue.")
     return await _add_product(req, sale_of(actor_of(req)), product, msg.quantity)
@@ -211,7 +211,7 @@ async def add_product(req: Request, msg: p.AddProduct) -> Any:
 
 @HANDLERS.handles(p.WeighLine)
 async def weigh_line(req: Request, msg: p.WeighLine) -> Any:
-    ctx, sale = ctx_of(req.hub), sale_of(actor_of(req))
+    ctx, sale = ctx_of(req.services), sale_of(actor_of(req))
     weight = _weight_for(ctx, req)
     if weight is None:
         raise Refused("No scale is connected to this register.", code="no_scale")
@@ -258,13 +258,13 @@ def _weighed_line(sale: RegisterSale, tag: str, line_id: int | None) -> int | No
 async def _reweigh(
     req: Request, sale: RegisterSale, line_id: int, weight: WeightReading | ManualWeightValue
 ) -> dict[str, Any]:
-    ctx = ctx_of(req.hub)
+    ctx = ctx_of(req.services)
     need_customer(sale)
     cart = cart_of(sale, req.register_id)
     line = cart.line(line_id)
     assert line is not None
-    pkg = inv.package(req.hub.store, line.package_tag)
-    product = inv.product(req.hub.store, line.product_id)
+    pkg = inv.package(req.store, line.package_tag)
+    product = inv.product(req.store, line.product_id)
     return await _change_cart(
         req,
         sale,
@@ -275,11 +275,11 @@ async def _reweigh(
 
 @HANDLERS.handles(p.SetQuantity)
 async def set_quantity(req: Request, msg: p.SetQuantity) -> Any:
-    ctx, sale = ctx_of(req.hub), sale_of(actor_of(req))
+    ctx, sale = ctx_of(req.services), sale_of(actor_of(req))
     cart = cart_of(sale, req.register_id)
     line = cart.line(msg.line)
-    pkg = inv.package(req.hub.store, line.package_tag) if line else None
-    product = inv.product(req.hub.store, line.product_id) if line else None
+    pkg = inv.package(req.store, line.package_tag) if line else None
+    product = inv.product(req.store, line.product_id) if line else None
     before = sale.cart
     _apply(sale, carts.set_quantity(cart, msg.line, msg.quantity, pkg, product, ctx.today()))
     _limit_guard_publish(req, ctx, sale, before)
@@ -295,7 +295,7 @@ async def remove_line(req: Request, msg: p.RemoveLine) -> Any:
 
 @HANDLERS.handles(p.ApplyDiscount)
 async def apply_discount(req: Request, msg: p.ApplyDiscount) -> Any:
-    ctx, sale = ctx_of(req.hub), sale_of(actor_of(req))
+    ctx, sale = ctx_of(req.services), sale_of(actor_of(req))
     cart = cart_of(sale, req.register_id)
     value = msg.value * 100 if msg.kind == "percent" else msg.value  # percent -> basis points
     d = Discount(kind=msg.kind, value=value, reason=msg.reason, applied_by=req.staff_id)
@@ -367,11 +367,11 @@ async def recall_cart(req: Request, msg: p.RecallCart) -> Any:
 
 @HANDLERS.handles(p.Search, idempotent=False)
 async def search(req: Request, msg: p.Search) -> Any:
-    ctx = ctx_of(req.hub)
+    ctx = ctx_of(req.services)
     out = []
     today = ctx.today()
     for product in ctx.index.search(msg.query, limit=msg.limit):
-        pkgs = inv.packages_of(req.hub.store, product.id)
+        pkgs = inv.packages_of(req.store, product.id)
         stock = sum(pk.quantity for pk in pkgs if sellability(pk, product, today, 1) is None)
         labs = {pk.lab_testing for pk in pkgs}
         out.append(

@@ -35,7 +35,7 @@ from hub.store.env import encode
 from hub.store.keys import text
 
 if TYPE_CHECKING:
-    from hub.app import Hub
+    from hub.services import Services
 
 # the commands this module answers; hub/wiring.py joins it into the hub's table
 HANDLERS = HandlerTable()
@@ -100,7 +100,7 @@ async def apply_check_in(
         notice(sale, "info", f"Checked in: {checked.label}.")
     else:
         notice(sale, "error", "Refused: " + "; ".join(checked.reasons))
-    store = req.hub.store
+    store = req.store
     blob = encode(sale)
     detail = {
         "how": how,
@@ -147,7 +147,7 @@ def _typed_licence(number: str, birth: date, expiry: date, jurisdiction: str) ->
 
 @HANDLERS.handles(p.CheckInManual)
 async def check_in_manual(req: Request, msg: p.CheckInManual) -> Any:
-    ctx, sale = ctx_of(req.hub), sale_of(actor_of(req))
+    ctx, sale = ctx_of(req.services), sale_of(actor_of(req))
     lic = _typed_licence(msg.id_number, msg.birth_date, msg.id_expiry, msg.id_jurisdiction)
     checked = check_in_licence(ctx, lic, "adult", manual_reason=msg.reason)
     return await apply_check_in(req, sale, checked, "manual")
@@ -155,7 +155,7 @@ async def check_in_manual(req: Request, msg: p.CheckInManual) -> Any:
 
 @HANDLERS.handles(p.SetCustomerType)
 async def set_customer_type(req: Request, msg: p.SetCustomerType) -> Any:
-    ctx, sale = ctx_of(req.hub), sale_of(actor_of(req))
+    ctx, sale = ctx_of(req.services), sale_of(actor_of(req))
     c = sale.customer
     if c is None:
         raise Refused("Scan the customer's ID first.", code="no_customer")
@@ -170,7 +170,7 @@ async def set_customer_type(req: Request, msg: p.SetCustomerType) -> Any:
     registry, state_remaining = None, None
     # only where the state keeps a registry (Metrc patient status, BioTrack card lookup)
     if reg is not None and reg.number and ctx.jurisdiction.check_in.registry == "state-registry":
-        registry, state_remaining = await registry_lookup(req.hub, ctx, reg.number)
+        registry, state_remaining = await registry_lookup(req.services, ctx, reg.number)
     checked = check_in_licence(
         ctx, lic, msg.customer_type, registration=reg, manual_reason=c.manual_reason, registry=registry
     )
@@ -191,11 +191,11 @@ REGISTRY_TIMEOUT = 3.0  # the counter never waits longer than this on the state'
 
 
 async def registry_lookup(
-    hub: Hub, ctx: SaleContext, number: str
+    services: Services, ctx: SaleContext, number: str
 ) -> tuple[identity.RegistryAnswer | None, dict[str, int] | None]:
     """Ask the state's registry about a medical registration (Metrc patient status, cached a minute by
     the client). Unreachable is an answer too: the jurisdiction's policy decides what that allows."""
-    ch = hub.services.state_channel
+    ch = services.state_channel
     reader = getattr(ch, "reader", None)
     if reader is None or not hasattr(reader, "patient_status"):
         return None, None

@@ -32,6 +32,9 @@ from hub.store.keys import text
 if TYPE_CHECKING:
     from actors.register import RegisterActor
     from hub.app import Hub
+    from hub.config import StoreConfig
+    from hub.devices import DeviceHub
+    from hub.services import Services
 
 
 class Refused(HubError):
@@ -155,8 +158,8 @@ class SaleContext:
         return (now or datetime.now(UTC)).astimezone(self.zone).date()
 
 
-def ctx_of(hub: Hub) -> SaleContext:
-    ctx = hub.services.sale
+def ctx_of(services: Services) -> SaleContext:
+    ctx = services.sale
     if ctx is None:
         raise LookupError("This hub runs no sale.")
     return ctx
@@ -171,13 +174,13 @@ def sale_of(actor: RegisterActor) -> RegisterSale:
 
 
 def actor_of(req: Request) -> RegisterActor:
-    return req.hub.registers[req.register_id]
+    return req.register
 
 
 async def save(req: Request, sale: RegisterSale, *, reply: Any = None) -> Any:
     """Persist the register's sale state with this command's reply, behind the answer (a cart being
     built; the sale itself is committed before it is acknowledged)."""
-    store = req.hub.store
+    store = req.store
     try:
         blob = encode(sale)
     except (OverflowError, msgspec.EncodeError):
@@ -217,13 +220,12 @@ def need_customer(sale: RegisterSale) -> CheckedIn:
     return c
 
 
-def paired_device(hub: Hub, register_id: str, kind: str) -> str:
+def paired_device(config: StoreConfig, devices: DeviceHub | None, register_id: str, kind: str) -> str:
     """The device of ``kind`` serving a register: from store.toml, else one paired at start (the demo's)."""
-    reg = hub.config.register(register_id)
+    reg = config.register(register_id)
     configured = getattr(reg, kind, "") if reg is not None else ""
     if configured:
         return str(configured)
-    devices = hub.services.devices
     if devices is not None:
         for device_id, r in devices.paired.items():
             if r == register_id and devices.kinds.get(device_id) == kind:

@@ -20,15 +20,14 @@ HANDLERS = HandlerTable()
 
 @HANDLERS.handles(p.DemoScale)
 async def demo_scale(req: Request, msg: p.DemoScale) -> Any:
-    hub = req.hub
-    if not hub.config.server.demo:
+    if not req.config.server.demo:
         raise Forbidden("Only the demo store simulates a scale.")
-    sim = hub.services.demo.scale.get(req.register_id)
+    sim = req.services.demo.scale.get(req.register_id)
     if sim is not None:
         sim.set(msg.weight_mg, motion=msg.motion)  # the real scale actor reads it from the pseudo-terminal
         return {}
-    ctx = ctx_of(hub)
-    device = paired_device(hub, req.register_id, "scale")
+    ctx = ctx_of(req.services)
+    device = paired_device(req.config, req.services.devices, req.register_id, "scale")
     ctx.scales[device] = ScaleState(
         device=device,
         weight_mg=msg.weight_mg,
@@ -44,10 +43,9 @@ async def demo_scale(req: Request, msg: p.DemoScale) -> Any:
 
 @HANDLERS.handles(p.DemoTerminal)
 async def demo_terminal(req: Request, msg: p.DemoTerminal) -> Any:
-    hub = req.hub
-    if not hub.config.server.demo:
+    if not req.config.server.demo:
         raise Forbidden("Only the demo store simulates a terminal.")
-    sim = hub.services.demo.terminal.get(req.register_id)
+    sim = req.services.demo.terminal.get(req.register_id)
     if sim is None:
         raise Refused("The demo store runs without a simulated terminal.", code="no_terminal")
     sim.set_mode(msg.mode, decline_code=msg.decline_code, timeout_seconds=msg.timeout_seconds)

@@ -39,7 +39,7 @@ def demo_store(hub: Hub) -> DemoStore | None:
     if seeded is None:
         return None
 
-    key = ctx_of(hub).id_key
+    key = ctx_of(hub.services).id_key
     d = build_demo_store(
         date.fromisoformat(seeded),
         home_jurisdiction=hub.config.store.jurisdiction,

@@ -55,12 +55,11 @@ async def open_drawer_session(
 ) -> dict[str, Any]:
     """Open a register's drawer with a counted float and a witness (the core checks one open drawer per
     register and a second person); audited; the reply is stored with it."""
-    hub = req.hub
     now = datetime.now(UTC)
     session_id = f"D-{register_id}-{now:%Y%m%d%H%M%S}-{secrets.token_hex(2)}"
 
     def fn(txn: lmdb.Transaction) -> Any:
-        store = hub.store
+        store = req.store
         s = open_session(
             session_id,
             register_id,
@@ -89,7 +88,7 @@ async def open_drawer_session(
         }
 
     result: dict[str, Any] = await req.commit(fn)
-    actor = hub.registers.get(register_id)
+    actor = req.registers.get(register_id)
     if actor is not None:
         actor.publish()
     return result

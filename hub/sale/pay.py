@@ -62,7 +62,7 @@ def _check_change_in_drawer(req: Request, change_cents: int) -> None:
     """The drawer must be able to give the change (drawer.change_refusal, checked again in the commit);
     asked before any card or bank app is charged, so a refusal never costs the customer a charge and a
     void (a cashless-ATM withdrawal's rounding comes back as change)."""
-    store = req.hub.store
+    store = req.store
     with store.read() as txn:
         drawer_id = open_drawer_id(txn, store, req.register_id)
         session = tget(txn, store, "drawers", text(drawer_id), DrawerSession) if drawer_id else None
@@ -81,7 +81,7 @@ async def _give_back(req: Request, terminal: Any, tender: Tender) -> bool:
         ok = await card.give_back(terminal, tender)
     if not ok:
         await reversals.record(
-            req.hub,
+            req,
             reference=tender.reference,
             device_id=tender.terminal_id or getattr(terminal, "device_id", ""),
             amount_cents=tender.charged_cents,
@@ -94,15 +94,15 @@ async def _give_back(req: Request, terminal: Any, tender: Tender) -> bool:
 
 @HANDLERS.handles(p.Pay, timeout_s=card.PAY_WAIT_S)
 async def pay(req: Request, msg: p.Pay) -> Any:
-    hub = req.hub
-    ctx, actor = ctx_of(hub), actor_of(req)
+    ctx, actor = ctx_of(req.services), actor_of(req)
     sale = sale_of(actor)
     customer = need_customer(sale)
     cart = sale.cart
     if cart is None or not cart.lines:
         raise Refused("The cart is empty.", code="cart_empty")
     priced = price_of(ctx, cart, sale)
-    terminal = ctx.terminals.get(paired_device(hub, req.register_id, "payment_terminal"))
+    device = paired_device(req.config, req.services.devices, req.register_id, "payment_terminal")
+    terminal = ctx.terminals.get(device)
     tenders = [_tender(terminal, t.kind, t.amount_cents) for t in msg.tenders]
     settlement = settle(priced.total_cents, tenders)
     if isinstance(settlement, Refusal):
@@ -145,7 +145,7 @@ async def pay(req: Request, msg: p.Pay) -> Any:
             if sale.order_id:  # pickup of an online order: it completes with its sale, in this transaction
                 complete_in_txn(
                     txn,
-                    hub,
+                    req,
                     sale.order_id,
                     customer,
                     receipt.receipt_number,
@@ -158,7 +158,7 @@ async def pay(req: Request, msg: p.Pay) -> Any:
                 "level": "info",
                 "text": f"Sale {receipt.receipt_number} done. Change due {cents(receipt.change_cents)}.",
             }
-            txn.put(text(sale.register_id), encode(cleared), db=hub.store.db("carts"))
+            txn.put(text(sale.register_id), encode(cleared), db=req.store.db("carts"))
             return {
                 "receipt_number": receipt.receipt_number,
                 "total_cents": receipt.total_cents,
@@ -192,11 +192,11 @@ async def pay(req: Request, msg: p.Pay) -> Any:
         raise
     actor.set_sale(cleared)
     card.clear(actor)
-    hub.metrics.sales.labels(req.register_id).inc()
+    req.metrics.sales.labels(req.register_id).inc()
     actor.publish()
-    for hook in hub.services.after_sale:
+    for hook in req.services.after_sale:
         try:  # the sale is committed: a printer or a flag watcher failing must not turn it into an error
-            hook(hub, req.register_id, result["receipt_number"], settlement)
+            hook(req.register_id, result["receipt_number"], settlement)
         except Exception:
             log.exception("after-sale hook %r failed for receipt %s", hook, result["receipt_number"])
     return result

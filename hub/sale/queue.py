@@ -40,6 +40,7 @@ from hub.store.layout import CUSTOMER_QUEUE
 if TYPE_CHECKING:
     from actors.register import RegisterActor
     from hub.app import Hub
+    from hub.services import Services
 
 # the commands this module answers; hub/wiring.py joins it into the hub's table
 HANDLERS = HandlerTable()
@@ -75,9 +76,9 @@ class CustomerQueue:
             actor.publish()
 
 
-def queue_of(hub: Hub) -> CustomerQueue:
+def queue_of(services: Services) -> CustomerQueue:
     """The hub's queue, built by hub/wiring.py with the sale once the store is open."""
-    q = hub.services.customer_queue
+    q = services.customer_queue
     if q is None:
         raise HubError("This hub does not run the sale.", code="unsupported")
     return q
@@ -107,7 +108,7 @@ async def scan(req: Request, msg: p.Scan) -> Any:
         lic = aamva.parse_licence(sc.data.encode() if serial else sc.data)
     except aamva.AamvaError:
         return await sale_cart.scan(req, msg)  # the service says why in its own words
-    ctx = ctx_of(req.hub)
+    ctx = ctx_of(req.services)
     checked = check_in_licence(ctx, lic, "adult")
     if checked.id_hash == current.id_hash:
         return await sale_cart.scan(req, msg)  # the same person's ID again: checked afresh, same sale
@@ -120,8 +121,8 @@ async def scan(req: Request, msg: p.Scan) -> Any:
 
 
 async def _join(req: Request, checked: CheckedIn, how: str) -> dict[str, Any]:
-    q = queue_of(req.hub)
-    known = inv.customer_by_hash(req.hub.store, checked.id_hash)
+    q = queue_of(req.services)
+    known = inv.customer_by_hash(req.store, checked.id_hash)
     now = datetime.now(UTC)
     async with q.lock:
         number = rules.ticket_number(q.state.last_ticket)
@@ -153,7 +154,7 @@ async def _join(req: Request, checked: CheckedIn, how: str) -> dict[str, Any]:
             q.put(txn, new)
             audit.append(
                 txn,
-                req.hub.store,
+                req.store,
                 "queue_join",
                 staff=req.staff_id,
                 register=req.register_id,
@@ -180,7 +181,7 @@ async def take_customer(req: Request, msg: p.TakeCustomer) -> Any:
         raise Refused(
             "Finish, park or end the current sale before taking the next customer.", code="register_busy"
         )
-    q = queue_of(req.hub)
+    q = queue_of(req.services)
     now = datetime.now(UTC)
     async with q.lock:
         taken = rules.take(q.state.waiting, msg.ticket, now)
@@ -210,10 +211,10 @@ async def take_customer(req: Request, msg: p.TakeCustomer) -> Any:
 
         def fn(txn: lmdb.Transaction) -> Any:
             q.put(txn, new)
-            txn.put(text(after.register_id), blob, db=req.hub.store.db("carts"))
+            txn.put(text(after.register_id), blob, db=req.store.db("carts"))
             audit.append(
                 txn,
-                req.hub.store,
+                req.store,
                 "queue_take",
                 staff=req.staff_id,
                 register=req.register_id,
@@ -241,7 +242,7 @@ async def take_customer(req: Request, msg: p.TakeCustomer) -> Any:
 
 @HANDLERS.handles(p.LeaveQueue)
 async def leave_queue(req: Request, msg: p.LeaveQueue) -> Any:
-    q = queue_of(req.hub)
+    q = queue_of(req.services)
     now = datetime.now(UTC)
     async with q.lock:
         left = rules.leave(q.state.waiting, msg.ticket, now)
@@ -253,7 +254,7 @@ async def leave_queue(req: Request, msg: p.LeaveQueue) -> Any:
             q.put(txn, new)
             audit.append(
                 txn,
-                req.hub.store,
+                req.store,
                 "queue_leave",
                 staff=req.staff_id,
                 register=req.register_id,
@@ -275,10 +276,10 @@ def queue_snapshot(actor: RegisterActor) -> dict[str, Any]:
 def queue_view(hub: Hub) -> dict[str, Any]:
     """The queue as every register shows it: ticket, who, medical or adult, minutes waiting, and what
     they may still buy today (so the budtender can say it before the first scan)."""
-    ctx = ctx_of(hub)
+    ctx = ctx_of(hub.services)
     now = datetime.now(UTC)
     view = []
-    for i, w in enumerate(rules.expire(queue_of(hub).state.waiting, now)):
+    for i, w in enumerate(rules.expire(queue_of(hub.services).state.waiting, now)):
         # what the next few may buy; further back it would only cost every register's snapshot time
         gauges = allotment_view(ctx, w.customer, None)["allotment"] if i < ALLOTMENT_SHOWN else []
         view.append(

@@ -18,11 +18,11 @@ HANDLERS = HandlerTable()
 
 @HANDLERS.handles(p.LookUpReceipt, idempotent=False)
 async def look_up_receipt(req: Request, msg: p.LookUpReceipt) -> Any:
-    record = req.hub.store.get("sales", u64(msg.receipt_number), SaleRecord)
+    record = req.store.get("sales", u64(msg.receipt_number), SaleRecord)
     if record is None:
         raise NotFound(f"There is no sale {msg.receipt_number}.")
     back: dict[int, int] = {}
-    for r in returns_of(req.hub.store, msg.receipt_number):
+    for r in returns_of(req.store, msg.receipt_number):
         for rl in r.lines:
             back[rl.line_id] = back.get(rl.line_id, 0) + rl.quantity
     receipt = record.receipt

@@ -26,10 +26,10 @@ log = logging.getLogger("hub.sale.reprint")
 
 def _printer_of(req: Request) -> tuple[str, Any]:
     """This register's receipt printer and its job queue, if one is connected."""
-    devices = req.hub.services.devices
+    devices = req.services.devices
     if devices is None:
         return "", None
-    reg = req.hub.config.register(req.register_id)
+    reg = req.config.register(req.register_id)
     printer = (reg.printer if reg else "") or next(
         (d for d, r in devices.paired.items() if r == req.register_id and devices.kinds[d] == "printer"), ""
     )
@@ -40,8 +40,7 @@ def _printer_of(req: Request) -> tuple[str, Any]:
 async def reprint_receipt(req: Request, msg: p.ReprintReceipt) -> Any:
     """Audited; answered with the receipt so the screen shows it even without a printer. The reply is
     stored, so a retried id prints nothing twice."""
-    hub = req.hub
-    rec = hub.store.get("sales", u64(msg.receipt_number), SaleRecord)
+    rec = req.store.get("sales", u64(msg.receipt_number), SaleRecord)
     if rec is None:
         raise NotFound(f"There is no sale {msg.receipt_number}.", field="receipt_number")
     printer, inbox = _printer_of(req)
@@ -50,7 +49,7 @@ async def reprint_receipt(req: Request, msg: p.ReprintReceipt) -> Any:
     def fn(txn: Any) -> Any:
         audit.append(
             txn,
-            hub.store,
+            req.store,
             "receipt_reprinted",
             staff=req.staff_id,
             register=req.register_id,

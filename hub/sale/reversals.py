@@ -27,6 +27,7 @@ from hub.store.layout import PENDING_REVERSALS
 if TYPE_CHECKING:
     from hub.app import Hub
     from hub.domain.devices import PaymentResult
+    from hub.services import HubParts
 
 log = logging.getLogger("hub.sale.reversals")
 RETRY_S = 30.0
@@ -35,7 +36,7 @@ RECORD_WAIT_S = 15.0
 
 
 async def record(
-    hub: Hub,
+    hub: HubParts,
     *,
     reference: str,
     device_id: str,
@@ -93,11 +94,11 @@ async def record(
     refresh_gauge(hub)
 
 
-def pending(hub: Hub) -> list[PendingReversal]:
+def pending(hub: HubParts) -> list[PendingReversal]:
     return PENDING_REVERSALS.all(hub.store)
 
 
-def refresh_gauge(hub: Hub) -> None:
+def refresh_gauge(hub: HubParts) -> None:
     try:
         hub.metrics.card_reversals_pending.set(len(pending(hub)))
     except lmdb.Error:

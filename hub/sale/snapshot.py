@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 def sale_snapshot(actor: RegisterActor) -> dict[str, Any]:
     hub = actor.hub
-    ctx = ctx_of(hub)
+    ctx = ctx_of(hub.services)
     sale = sale_of(actor)
     c = sale.customer
     state: dict[str, Any] = {"demo": hub.config.server.demo, "notice": sale.notice}
@@ -95,7 +95,7 @@ def sale_snapshot(actor: RegisterActor) -> dict[str, Any]:
         }
         for pc in sale.parked
     ]
-    s = ctx.scales.get(paired_device(hub, actor.id, "scale"))
+    s = ctx.scales.get(paired_device(hub.config, hub.services.devices, actor.id, "scale"))
     state["scale"] = (
         None
         if s is None
@@ -108,7 +108,7 @@ def sale_snapshot(actor: RegisterActor) -> dict[str, Any]:
             "certificate": s.certificate,
         }
     )
-    term = ctx.terminals.get(paired_device(hub, actor.id, "payment_terminal"))
+    term = ctx.terminals.get(paired_device(hub.config, hub.services.devices, actor.id, "payment_terminal"))
     up = bool(term is not None and getattr(term, "up", True))
     # the payment in progress (card or pay by bank), or None: see hub/sale/card.py
     state["payment"] = card.payment_view(actor, cart_open=cart is not None)
@@ -142,7 +142,7 @@ def sale_snapshot(actor: RegisterActor) -> dict[str, Any]:
 def last_receipt_view(hub: Any, number: int) -> dict[str, Any] | None:
     """The receipt the screen shows after a sale; a committed sale never changes (a void is its own
     record), so it is rendered once and kept for the register's later snapshots."""
-    ctx = ctx_of(hub)
+    ctx = ctx_of(hub.services)
     cached = ctx.receipt_views.get(number)
     if cached is not None:
         return cached

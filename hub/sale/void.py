@@ -44,7 +44,7 @@ log = logging.getLogger("hub.sale")
 
 
 async def _record_void_intent(req: Request, record: SaleRecord, now: datetime) -> None:
-    ctx, store = ctx_of(req.hub), req.hub.store
+    ctx, store = ctx_of(req.services), req.store
     if (refusal := void_refusal(record, ctx.today(record.receipt.sold_at), ctx.today(now))) is not None:
         raise refuse(refusal)
     refs = tuple(t.reference for t in record.receipt.tenders if t.reference)
@@ -69,7 +69,7 @@ async def _record_void_intent(req: Request, record: SaleRecord, now: datetime) -
             detail={"receipt": intent.receipt_number, "references": list(refs)},
         )
 
-    await req.hub.writer.write(fn, label="void-intent")
+    await req.writer.write(fn, label="void-intent")
 
 
 async def _void_payments(
@@ -77,7 +77,7 @@ async def _void_payments(
 ) -> tuple[Tender, ...]:
     """Before a sale is voided, its card and bank payments are taken back at the terminal or the provider
     (``back``: those given back so far); if one of them refuses, the void is refused."""
-    ctx = ctx_of(req.hub)
+    ctx = ctx_of(req.services)
     if (refusal := void_refusal(record, ctx.today(record.receipt.sold_at), ctx.today(now))) is not None:
         raise refuse(refusal)
     for t in record.receipt.tenders:
@@ -102,9 +102,8 @@ async def _void_payments(
 
 @HANDLERS.handles(p.VoidSale)
 async def void_sale(req: Request, msg: p.VoidSale) -> Any:
-    hub = req.hub
-    ctx = ctx_of(hub)
-    store = hub.store
+    ctx = ctx_of(req.services)
+    store = req.store
     record = store.get("sales", u64(msg.receipt_number), SaleRecord)
     if record is None:
         raise NotFound(f"There is no sale {msg.receipt_number}.")
@@ -121,7 +120,7 @@ async def void_sale(req: Request, msg: p.VoidSale) -> Any:
     except Refused:
         if returned:  # a split payment partly given back: the intent stays, the retry re-checks each one
             raise
-        await hub.writer.write(
+        await req.writer.write(
             lambda txn: VOID_INTENTS.delete(txn, store, msg.receipt_number),
             label="void-intent",
         )
@@ -141,7 +140,7 @@ async def void_sale(req: Request, msg: p.VoidSale) -> Any:
             drawer_id=drawer_id,
             drawer=tget(txn, store, "drawers", text(drawer_id), DrawerSession) if drawer_id else None,
             override=override,
-            licence=hub.config.store.licence,
+            licence=req.config.store.licence,
             register_id=req.register_id,
             staff=req.staff_id,
             now=now,
@@ -165,7 +164,7 @@ async def void_sale(req: Request, msg: p.VoidSale) -> Any:
             txn,
             store,
             kind="void",
-            licence=hub.config.store.licence,
+            licence=req.config.store.licence,
             key=plan.outbox_key,
             payload=encode(plan.state_void),
             labels=plan.state_void.package_labels,

@@ -232,7 +232,7 @@ async def test_crashed_licence_scan_and_witness_pin_leave_nothing_in_logs_or_sto
             OpenDrawer(id="drawer-1", counted={"B20": 5}, witness="tom", witness_pin=WITNESS_PIN),
         ):
             with pytest.raises(Exception, match="set aside"):
-                await actor.mailbox.call(Request(hub=hub, msg=msg, register_id="R1", session=None))
+                await actor.mailbox.call(Request.for_hub(hub, msg, "R1", None))
         with trio.fail_after(10):
             while hub.store.count("quarantine") < 2:
                 await trio.sleep(0.02)

@@ -297,7 +297,7 @@ async def test_cancelled_during_commit_voids_the_charge(rig: Rig, monkeypatch: p
             monkeypatch.setattr(hub.writer, "write", stuck)
             actor = hub.registers["R1"]
             msg = p.Pay(id="cancel-me", tenders=[p.TenderLine(kind="debit", amount_cents=total)])
-            req = Request(hub=hub, msg=msg, register_id="R1", session=actor.live_session())
+            req = Request.for_hub(hub, msg, "R1", actor.live_session())
             async with trio.open_nursery() as n:
                 n.start_soon(pay, req, msg)
                 await entered.wait()
