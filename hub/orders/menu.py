@@ -45,22 +45,26 @@ def entry(
     }
 
 
+_NUMBER_BITS = 24  # a package's digest keeps its product's number in its low bits (16M products)
+_NUMBER_MASK = (1 << _NUMBER_BITS) - 1
+_DIGEST_MASK = (1 << 40) - 1
+
+
 def _digest(value: Any) -> int:
-    """A stored value's fingerprint (64-bit, this process only): enough to tell that it changed."""
-    return hash(bytes(value))
+    """A stored value's fingerprint (this process only): enough to tell that it changed."""
+    return hash(bytes(value)) & _DIGEST_MASK
 
 
 @dataclass
 class MenuTables:
-    """What the last pass saw of the three tables, kept to tell what changed: per key only a 64-bit
-    digest of the stored value (and, for a package, its product's number), never a copy of the value. A
-    changed product's entry is recomputed from the store (its packages through ``packages_by_product``),
-    so the hub holds no second copy of 100k packages."""
+    """What the last pass saw of the three tables, kept to tell what changed: per key (its hash) only a
+    digest of the stored value, with the number of the product it belongs to in the low bits; never a
+    copy of the value. A changed product's entry is recomputed from the store (its packages through
+    ``packages_by_product``), so the hub holds no second copy of 100k packages."""
 
-    digests: dict[str, dict[bytes, int]] = field(
+    digests: dict[str, dict[int, int]] = field(
         default_factory=lambda: {"products": {}, "packages": {}, "order_reservations": {}}
     )
-    package_product: dict[bytes, int] = field(default_factory=dict)  # package key -> product number
     product_ids: list[str] = field(default_factory=list)  # product number -> product id
     product_number: dict[str, int] = field(default_factory=dict)
     today: date | None = None
@@ -74,47 +78,38 @@ class MenuTables:
 
     def update(self, store: Store, today: date) -> tuple[int, dict[str, dict[str, Any] | None]]:
         """Walk the tables; returns (the transaction id read, the recomputed entries of the products
-        that changed: None for a product gone or inactive)."""
+        that changed: None for a product gone or inactive). The digests are updated in place (no second
+        table while walking); a table with fewer keys than seen is walked again for the ones gone."""
         dirty: set[str] = set()
         with store.env.begin(buffers=True) as txn:
             txnid = int(txn.id())
             for table in ("products", "packages", "order_reservations"):
-                old = self.digests[table]
-                new: dict[bytes, int] = {}
+                seen = self.digests[table]
+                count = 0
                 for k, v in txn.cursor(db=store.db(table)):
-                    key = bytes(k)
-                    d = _digest(v)
-                    new[key] = d
-                    if old.get(key) != d:
-                        self._changed(table, key, v, dirty)
-                for key in old.keys() - new.keys():
-                    self._gone(table, key, dirty)
-                self.digests[table] = new
+                    count += 1
+                    h, d = hash(bytes(k)), _digest(v)
+                    was = seen.get(h)
+                    if was is not None and was >> _NUMBER_BITS == d:
+                        continue
+                    # a package belongs to its product; a product and its reservations are keyed by its id
+                    pid = decode(bytes(v), Package).product_id if table == "packages" else bytes(k).decode()
+                    if was is not None:
+                        dirty.add(self.product_ids[was & _NUMBER_MASK])
+                    seen[h] = d << _NUMBER_BITS | self._number(pid)
+                    dirty.add(pid)
+                if count != len(seen):
+                    self._gone(txn, store, table, dirty)
             if today != self.today:
                 self.today = today
                 dirty |= set(self.product_number)
             return txnid, self.entries(txn, store, dirty)
 
-    def _changed(self, table: str, key: bytes, raw: Any, dirty: set[str]) -> None:
-        if table == "packages":
-            pid = decode(bytes(raw), Package).product_id
-            was = self.package_product.get(key)
-            if was is not None and self.product_ids[was] != pid:
-                dirty.add(self.product_ids[was])
-            self.package_product[key] = self._number(pid)
-            dirty.add(pid)
-        else:
-            pid = key.decode()
-            self._number(pid)
-            dirty.add(pid)
-
-    def _gone(self, table: str, key: bytes, dirty: set[str]) -> None:
-        if table == "packages":
-            n = self.package_product.pop(key, None)
-            if n is not None:
-                dirty.add(self.product_ids[n])
-        else:
-            dirty.add(key.decode())
+    def _gone(self, txn: Any, store: Store, table: str, dirty: set[str]) -> None:
+        seen = self.digests[table]
+        present = {hash(bytes(k)) for k in txn.cursor(db=store.db(table)).iternext(values=False)}
+        for h in seen.keys() - present:
+            dirty.add(self.product_ids[seen.pop(h) & _NUMBER_MASK])
 
     def entries(self, txn: Any, store: Store, dirty: set[str]) -> dict[str, dict[str, Any] | None]:
         assert self.today is not None
