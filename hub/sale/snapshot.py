@@ -35,18 +35,22 @@ _parts: weakref.WeakKeyDictionary[Any, dict[str, tuple[tuple[Any, ...], msgspec.
 part_builds: Counter[tuple[str, str]] = Counter()
 
 
+_SCALARS = (int, str, bool, type(None))
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Objects by identity (a changed cart or customer is a new object; comparing their contents would
+    cost what the cache saves), numbers and texts by value."""
+    return a is b or (type(a) in _SCALARS and a == b)
+
+
 def _part(actor: Any, name: str, key: tuple[Any, ...], build: Callable[[], Any]) -> msgspec.Raw:
-    """The part ``name`` of this register's snapshot, encoded; rebuilt only when ``key`` changed (each item
-    the same object, or equal)."""
+    """The part ``name`` of this register's snapshot, encoded; rebuilt only when ``key`` changed."""
     cache = _parts.get(actor)
     if cache is None:
         cache = _parts[actor] = {}
     hit = cache.get(name)
-    if (
-        hit is not None
-        and len(hit[0]) == len(key)
-        and all(a is b or a == b for a, b in zip(hit[0], key, strict=True))
-    ):
+    if hit is not None and len(hit[0]) == len(key) and all(map(_same, hit[0], key)):
         return hit[1]
     part_builds[actor.id, name] += 1
     raw = msgspec.Raw(_encoder.encode(build()))
@@ -80,7 +84,7 @@ def sale_snapshot(actor: RegisterActor) -> dict[str, Any]:
     state["parked"] = _part(
         actor,
         "parked",
-        (tuple(sale.parked), tuple(price_of(ctx, pc, sale) for pc in sale.parked)),
+        (len(sale.parked), *sale.parked, *(price_of(ctx, pc, sale) for pc in sale.parked)),
         lambda: _parked_view(ctx, sale),
     )
     _rest(actor, state, sale, cart)
