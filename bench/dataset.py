@@ -19,9 +19,11 @@ from hub import auth
 from hub.audit import GENESIS, HEAD_KEY, AuditEntry, entry_hash
 from hub.domain.catalog import Customer, Package, Product
 from hub.domain.demo_catalogue import aamva_payload, demo_products, metrc_tag
-from hub.sale.inventory import LedgerEntry, id_hash, ledger_key, put_customer, put_package, put_product
+from hub.domain.ledger import LedgerEntry
+from hub.sale.inventory import id_hash, put_customer, put_package, put_product
 from hub.store.env import Store, encode
-from hub.store.keys import joined, u64
+from hub.store.keys import joined, micros, u64
+from hub.store.layout import LEDGER
 
 JURISDICTION = "CA"
 TIME_ZONE = "America/Los_Angeles"
@@ -211,7 +213,9 @@ def _load_history(
         receipt = msgspec.structs.replace(template.receipt, receipt_number=n, sold_at=at)
         sales.append((u64(n), encode(msgspec.structs.replace(template, receipt=receipt, customer_id=cid))))
         by_day.append((joined(at.astimezone(zone).date().isoformat().encode(), u64(n)), b""))
-        ledger.append((ledger_key(cid, at, n), encode(LedgerEntry(receipt_number=n, at=at, items=items))))
+        ledger.append(
+            (LEDGER.raw_key((cid, micros(at), n)), encode(LedgerEntry(receipt_number=n, at=at, items=items)))
+        )
     ledger.sort()
     with store.env.begin(write=True) as txn:
         txn.cursor(db=store.db("sales")).putmulti(sales, append=True)

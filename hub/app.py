@@ -222,11 +222,6 @@ class Hub:
         for t in self.topics.values():
             t.subscribers.discard(conn)
 
-    def notify_outbox(self) -> None:
-        """Something was committed to the state-system outbox: wake whoever sends it."""
-        for wake in self.services.outbox_wakers:
-            wake()
-
     # ---- quarantine ----
     def record_quarantine(self, q: QuarantinedMessage) -> None:
         self.quarantine.append(q)

@@ -18,7 +18,8 @@ from pathlib import Path
 import lmdb
 
 from hub.config import ConfigError, StoreConfig, load_config
-from hub.store.env import Store
+from hub.store.env import Store, StoreVersionError
+from hub.store.migrations import open_for_reading
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,10 +62,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"storehub report: no store at {path} (give --data or --config)", file=sys.stderr)
         return 2
     try:
-        store = Store(path, readonly=True, map_size=cfg.storage.map_size_mb << 20)
+        store = open_for_reading(path, map_size=cfg.storage.map_size_mb << 20)
         _reopen_tables(store)
     except lmdb.Error as exc:
         print(f"storehub report: cannot open the store at {path}: {exc}", file=sys.stderr)
+        return 2
+    except StoreVersionError as exc:
+        print(f"storehub report: {exc}", file=sys.stderr)
         return 2
     try:
         if args.report == "eod":

@@ -86,5 +86,3 @@ class Services:
     register_loaders: list[Callable[[RegisterActor], object]] = field(default_factory=list)
     after_sale: list[AfterSale] = field(default_factory=list)
     readiness_checks: list[Callable[[], list[Check]]] = field(default_factory=list)
-    # something was committed to a state-system outbox: wake whoever sends it
-    outbox_wakers: list[Callable[[], None]] = field(default_factory=list)

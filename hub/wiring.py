@@ -41,7 +41,6 @@ from hub.catalogue.live import LiveCatalogue
 from hub.config import StoreConfig, check_facility
 from hub.customers.service import Customers
 from hub.domain.outbox import RetryPolicy
-from hub.domain.tender import Settlement
 from hub.orders.menu import Menu
 from hub.orders.service import OrdersContext
 from hub.orders.views import readiness_checks as orders_readiness
@@ -177,12 +176,7 @@ def _wire_state_channel(
     async def start(h: Hub, sup: Supervisor) -> None:
         await state_channel.start(h, sup, options, sandbox)
 
-    def after_sale(h: Hub, register_id: str, receipt_number: int, settlement: Settlement) -> None:
-        state_channel.wake(h)
-
     services.start.append(start)
-    services.after_sale.append(after_sale)
-    services.outbox_wakers.append(functools.partial(state_channel.wake, hub))
     services.state_health = StateHealthView(hub)
     services.snapshot_providers.append(register_state_view)
 

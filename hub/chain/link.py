@@ -37,7 +37,7 @@ import msgspec
 from hub.chain import names
 from hub.chain.catalogue import CatalogueDoc
 from hub.chain.events import catalogue_version, encode_json, last_seq, read_events, read_status
-from hub.store.env import Store
+from hub.store.migrations import open_for_reading
 
 
 class LinkSettings(msgspec.Struct, kw_only=True):
@@ -110,7 +110,7 @@ class Link:
     def __init__(self, s: LinkSettings) -> None:
         self.s = s
         self.zone = ZoneInfo(s.time_zone)
-        self.store = Store(s.data_dir, readonly=True, map_size=s.map_size)
+        self.store = open_for_reading(s.data_dir, map_size=s.map_size)
         self.pos = load_position(s.data_dir)
         self.subject = names.events_subject(s.chain, s.store_id)
         self.forwarded: tuple[int, float] = (0, 0.0)

@@ -1,13 +1,11 @@
 """The sale's writer: reads inside the sale's transaction, asks the core for the plan, applies it as it is.
 
-The plan is hub/domain/sale_plan.py. Also the outbox writer the sale, the void, returns, counts and pulls
-share.
+The plan is hub/domain/sale_plan.py.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import lmdb
 import msgspec
@@ -16,7 +14,7 @@ from hub import audit
 from hub.domain.cart import Cart
 from hub.domain.catalog import Customer, Package, Product
 from hub.domain.drawer import DrawerSession
-from hub.domain.outbox import OutboxEntry
+from hub.domain.ledger import LedgerEntry
 from hub.domain.pricing import PricedCart
 from hub.domain.receipt import Receipt
 from hub.domain.sale_plan import Buyer, SaleReads, SaleRefused, plan_sale, taking
@@ -27,36 +25,12 @@ from hub.sale import inventory as inv
 from hub.sale.context import CheckedIn, Refused, SaleContext
 from hub.sale.drawer import open_drawer_id
 from hub.sale.view import check_limits
-from hub.store.env import encode, next_seq, put, tget
-from hub.store.keys import joined, text, u64
+from hub.state_channel import outbox_store
+from hub.store.env import encode, put, tget
+from hub.store.keys import joined, micros, text, u64
+from hub.store.layout import LEDGER
 
 RECEIPT_SEQ = b"receipt_seq"
-
-
-def add_outbox(
-    txn: lmdb.Transaction,
-    store: Any,
-    *,
-    kind: str,
-    licence: str,
-    key: str,
-    payload: bytes,
-    labels: tuple[str, ...],
-    now: datetime,
-) -> OutboxEntry:
-    seq = next_seq(txn, store, "outbox")
-    entry = OutboxEntry(
-        seq=seq,
-        kind=kind,  # type: ignore[arg-type]
-        licence=licence,
-        idempotency_key=key,
-        payload=payload,
-        package_labels=labels,
-        created_at=now,
-        next_attempt_at=now,
-    )
-    put(txn, store, "outbox", u64(seq), entry)
-    return entry
 
 
 def _reads(
@@ -149,9 +123,9 @@ def commit_sale(
     txn.put(joined(plan.day.isoformat().encode(), u64(number)), b"", db=store.db("sales_by_day"))
     for pkg in plan.packages:
         inv.put_package(txn, store, pkg)
-    entry = inv.LedgerEntry(receipt_number=number, at=now, items=list(plan.ledger_items))
-    txn.put(inv.ledger_key(customer.customer_id, now, number), encode(entry), db=store.db("ledger"))
-    add_outbox(
+    entry = LedgerEntry(receipt_number=number, at=now, items=list(plan.ledger_items))
+    LEDGER.put(txn, store, (customer.customer_id, micros(now), number), entry)  # the limits caches follow
+    outbox_store.add(  # the state's sender wakes when this commits
         txn,
         store,
         kind="sale",

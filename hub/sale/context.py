@@ -121,8 +121,8 @@ class SaleContext:
         self.id_key = id_key
         self.index = CatalogIndex()
         self.scales: dict[str, ScaleState] = {}
-        # bumped by every sale and void: a customer's purchase history may have changed
-        self.ledger_generation = 0
+        # keyed by the ledger's commit generation (hub.store.layout.LEDGER_TOPIC): any committed sale,
+        # void or merge may have changed a customer's purchase history
         self.limits_cache: dict[str, tuple[Any, LimitDecision]] = {}
         self.usage_cache: dict[str, tuple[Any, dict[str, int]]] = {}
         self.receipt_views: dict[int, dict[str, Any]] = {}

@@ -22,14 +22,14 @@ from hub.sale.approvals import staff_by_pin
 from hub.sale.context import refuse
 from hub.store.env import put, tget
 from hub.store.keys import text
+from hub.store.layout import OPEN_DRAWERS
 
 if TYPE_CHECKING:
     pass
 
 
 def open_drawer_id(txn: lmdb.Transaction, store: Any, register_id: str) -> str:
-    raw = txn.get(b"open_drawer:" + text(register_id), db=store.db("kv"))
-    return bytes(raw).decode() if raw is not None else ""
+    return OPEN_DRAWERS.get(txn, store, register_id) or ""
 
 
 def record_drawer_event(
@@ -69,7 +69,7 @@ async def open_drawer_session(
         if isinstance(s, Refusal):
             raise refuse(s)
         put(txn, store, "drawers", text(session_id), s)
-        txn.put(b"open_drawer:" + text(register_id), text(session_id), db=store.db("kv"))
+        OPEN_DRAWERS.put(txn, store, register_id, session_id)
         audit.append(
             txn,
             store,

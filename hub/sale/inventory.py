@@ -4,8 +4,9 @@ Layout (keys order the data the way the counter reads it):
 - ``products``: product id -> Product; ``product_barcodes``: barcode -> product id
 - ``packages``: tag -> Package; ``packages_by_product``: product id NUL tag -> b""
 - ``customers``: customer id -> Customer; ``customers_by_id_hash``: keyed ID hash -> customer id
-- ``ledger``: customer id NUL u64(UTC micros) u64(receipt) -> LedgerEntry. A limits check scans only
-  from the start of the longest window that applies, so its cost does not grow with old history.
+- the purchase ledger is ``hub.store.layout.LEDGER`` (customer id, UTC micros, receipt -> LedgerEntry). A
+  limits check scans only from the start of the longest window that applies, so its cost does not grow
+  with old history.
 """
 
 from __future__ import annotations
@@ -26,18 +27,11 @@ from hub.domain.catalog import Customer, Package, Product
 from hub.domain.limits.engine import LimitItem
 from hub.domain.scan_classify import catalogue_barcode
 from hub.store.env import Store, decode, encode, put, tget
-from hub.store.keys import joined, micros, text, u64
+from hub.store.keys import joined, micros, text
+from hub.store.layout import LEDGER
 
 ID_HASH_KEY = b"id_hash_key"
 log = logging.getLogger("hub.sale.inventory")
-
-
-class LedgerEntry(msgspec.Struct, kw_only=True):
-    receipt_number: int
-    at: datetime  # UTC
-    items: list[LimitItem]
-    voided: bool = False
-    returned: bool = False
 
 
 def id_hash(key: bytes, jurisdiction: str, number: str) -> str:
@@ -136,24 +130,13 @@ def customer_by_hash(store: Store, hashed: str) -> Customer | None:
         return None if raw is None else decode(raw, Customer)
 
 
-def ledger_key(customer_id: str, at: datetime, receipt_number: int) -> bytes:
-    return joined(text(customer_id), u64(micros(at)) + u64(receipt_number))
-
-
 def history(txn: lmdb.Transaction, store: Store, customer_id: str, since: datetime) -> list[LimitItem]:
     """Every non-voided purchase of the customer at or after ``since`` (a range scan, newest last)."""
-    prefix = text(customer_id) + b"\x00"
-    start = prefix + u64(max(micros(since), 0))
     out: list[LimitItem] = []
-    with txn.cursor(db=store.db("ledger")) as cur:
-        if cur.set_range(start):
-            for k, v in cur:
-                if not bytes(k).startswith(prefix):
-                    break
-                entry = decode(v, LedgerEntry)
-                if entry.voided:
-                    continue
-                out.extend(msgspec.structs.replace(i, at=entry.at) for i in entry.items)
+    start = (customer_id, max(micros(since), 0))
+    for _, entry in LEDGER.scan(txn, store, (customer_id,), start=start):
+        if not entry.voided:
+            out.extend(msgspec.structs.replace(i, at=entry.at) for i in entry.items)
     return out
 
 
@@ -211,4 +194,4 @@ def product_in_txn(txn: lmdb.Transaction, store: Store, product_id: str) -> Prod
     return tget(txn, store, "products", text(product_id), Product)
 
 
-__all__ = ["LedgerEntry", "encode"]
+__all__ = ["encode"]

@@ -188,7 +188,6 @@ async def pay(req: Request, msg: p.Pay) -> Any:
         raise
     actor.set_sale(cleared)
     card.clear(actor)
-    ctx.ledger_generation += 1
     hub.metrics.sales.labels(req.register_id).inc()
     actor.publish()
     for hook in hub.services.after_sale:

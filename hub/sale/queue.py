@@ -34,12 +34,12 @@ from hub.sale.context import CheckedIn, Refused, actor_of, ctx_of, notice, sale_
 from hub.sale.view import allotment_view
 from hub.store.env import decode, encode
 from hub.store.keys import text
+from hub.store.layout import CUSTOMER_QUEUE
 
 if TYPE_CHECKING:
     from actors.register import RegisterActor
     from hub.app import Hub
 
-QUEUE_KEY = b"customer_queue"
 ALLOTMENT_SHOWN = 10  # waiting customers whose allotment every register shows
 
 
@@ -55,17 +55,16 @@ class QueueState(msgspec.Struct, kw_only=True):
 
 
 class CustomerQueue:
-    """The store's one queue, kept in memory and in the ``kv`` table; changes are serialised (two
-    registers scanning at once must not lose a customer)."""
+    """The store's one queue, kept in memory and in the store (``CUSTOMER_QUEUE``); changes are
+    serialised (two registers scanning at once must not lose a customer)."""
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
-        stored = hub.store.get("kv", QUEUE_KEY, QueueState)
-        self.state = stored or QueueState()
+        self.state = load_stored(hub) or QueueState()
         self.lock = trio.Lock()
 
     def put(self, txn: lmdb.Transaction, state: QueueState) -> None:
-        txn.put(QUEUE_KEY, encode(state), db=self.hub.store.db("kv"))
+        CUSTOMER_QUEUE.put(txn, self.hub.store, encode(state))
 
     def publish_all(self) -> None:
         for actor in self.hub.registers.values():
@@ -301,6 +300,5 @@ def queue_view(hub: Hub) -> dict[str, Any]:
 
 def load_stored(hub: Hub) -> QueueState | None:
     """The queue as the store has it (tests and the back office read it without the hub's memory)."""
-    with hub.store.read() as txn:
-        raw = txn.get(QUEUE_KEY, db=hub.store.db("kv"))
-        return None if raw is None else decode(bytes(raw), QueueState)
+    raw = CUSTOMER_QUEUE.read(hub.store)
+    return None if raw is None else decode(raw, QueueState)

@@ -2,8 +2,8 @@
 
 A reversal is pending when a charge must be voided and the terminal did not confirm the void: the sale
 failed to commit and ``give_back`` failed, a partial approval whose void failed (``Unresolved``), or an
-approval that arrived after the hub stopped waiting for it. Each one is kept durably (table ``kv``, key
-``reversal:<reference>``), audited (``card_reversal_pending``), counted
+approval that arrived after the hub stopped waiting for it. Each one is kept durably (table
+``pending_reversals``, hub/store/layout.py), audited (``card_reversal_pending``), counted
 (``storehub_card_reversals_failed_total``, alert CardReversalFailed, ops/runbooks/card-reversals.md) and
 retried by ``run`` until the terminal confirms the void (audited ``card_reversal_done``). The void is
 idempotent (drivers/spin.py re-checks a refused void with Status), so a retry after a void that did land
@@ -21,31 +21,17 @@ import msgspec
 import trio
 
 from hub import audit
-from hub.store.env import decode, put, tget
+from hub.domain.give_back import PendingReversal
+from hub.store.layout import PENDING_REVERSALS
 
 if TYPE_CHECKING:
     from hub.app import Hub
     from hub.domain.devices import PaymentResult
 
 log = logging.getLogger("hub.sale.reversals")
-PREFIX = b"reversal:"
 RETRY_S = 30.0
 VOID_WAIT_S = 120.0
 RECORD_WAIT_S = 15.0
-
-
-class PendingReversal(msgspec.Struct, kw_only=True):
-    reference: str
-    device_id: str
-    amount_cents: int
-    reason: str
-    created_at: datetime
-    register: str = ""
-    attempts: int = 0
-
-
-def _key(reference: str) -> bytes:
-    return PREFIX + reference.encode()
 
 
 async def record(
@@ -83,8 +69,8 @@ async def record(
     store = hub.store
 
     def fn(txn: lmdb.Transaction) -> None:
-        if tget(txn, store, "kv", _key(reference), PendingReversal) is None:
-            put(txn, store, "kv", _key(reference), rev)
+        if not PENDING_REVERSALS.has(txn, store, reference):
+            PENDING_REVERSALS.put(txn, store, reference, rev)
         audit.append(
             txn,
             store,
@@ -108,16 +94,7 @@ async def record(
 
 
 def pending(hub: Hub) -> list[PendingReversal]:
-    store = hub.store
-    out: list[PendingReversal] = []
-    with store.read() as txn:
-        cursor = txn.cursor(db=store.db("kv"))
-        if cursor.set_range(PREFIX):
-            for key, value in cursor:
-                if not bytes(key).startswith(PREFIX):
-                    break
-                out.append(decode(value, PendingReversal))
-    return out
+    return PENDING_REVERSALS.all(hub.store)
 
 
 def refresh_gauge(hub: Hub) -> None:
@@ -153,7 +130,7 @@ async def _retry(hub: Hub) -> int:
 
         def fn(txn: lmdb.Transaction, rev: PendingReversal = rev, ok: bool = ok, n: int = attempts) -> None:
             if ok:
-                txn.delete(_key(rev.reference), db=store.db("kv"))
+                PENDING_REVERSALS.delete(txn, store, rev.reference)
                 audit.append(
                     txn,
                     store,
@@ -162,7 +139,7 @@ async def _retry(hub: Hub) -> int:
                     detail={"reference": rev.reference, "amount_cents": rev.amount_cents, "attempts": n},
                 )
             else:
-                put(txn, store, "kv", _key(rev.reference), msgspec.structs.replace(rev, attempts=n))
+                PENDING_REVERSALS.put(txn, store, rev.reference, msgspec.structs.replace(rev, attempts=n))
 
         await hub.writer.write(fn, label="card-reversal")
         if ok:

@@ -22,6 +22,7 @@ from hub.domain.limits.engine import format_amount  # noqa: F401  (re-exported f
 from hub.sale import card
 from hub.sale.context import ctx_of, paired_device, sale_of
 from hub.sale.view import allotment_view, current_limits, price_of
+from hub.store.layout import OPEN_DRAWERS
 
 if TYPE_CHECKING:
     from actors.register import RegisterActor
@@ -205,8 +206,7 @@ def _rest(actor: Any, state: dict[str, Any], sale: Any, cart: Any) -> None:
         else "No card terminal: cash only.",
     }
     with hub.store.read() as txn:
-        raw = txn.get(b"open_drawer:" + actor.id.encode(), db=hub.store.db("kv"))
-        drawer = bytes(raw).decode() if raw is not None else None
+        drawer = OPEN_DRAWERS.get(txn, hub.store, actor.id)
     state["drawer"] = {"open": drawer is not None, "session_id": drawer}
     state["devices"] = [
         d for d in hub.services.device_health.values() if d.get("register") in (None, actor.id)

@@ -26,6 +26,7 @@ from hub.domain.sale_plan import limit_items
 from hub.sale import inventory as inv
 from hub.sale.context import CheckedIn, RegisterSale, SaleContext
 from hub.store.keys import u64
+from hub.store.layout import LEDGER_TOPIC
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -50,7 +51,7 @@ def check_limits(
         customer.customer_id,
         cls,
         customer.age,
-        ctx.ledger_generation,
+        ctx.hub.store.commits.generation(LEDGER_TOPIC),
         now.replace(second=0, microsecond=0),
     )
     hit = None if fresh else ctx.usage_cache.get(customer.customer_id)
@@ -77,7 +78,7 @@ def current_limits(ctx: SaleContext, customer: CheckedIn, cart: Cart | None) -> 
         customer.state_remaining and tuple(sorted(customer.state_remaining.items())),
         cart.cart_id if cart else "",
         cart.version if cart else -1,
-        ctx.ledger_generation,
+        ctx.hub.store.commits.generation(LEDGER_TOPIC),
         now.replace(second=0, microsecond=0),
     )
     hit = ctx.limits_cache.get(customer.customer_id)

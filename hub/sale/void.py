@@ -16,6 +16,7 @@ import msgspec
 from hub import audit
 from hub.commands import Request, handles
 from hub.domain.drawer import DrawerSession
+from hub.domain.give_back import VoidIntent
 from hub.domain.receipt import SaleRecord, void_refusal
 from hub.domain.sale_plan import SaleRefused, plan_void
 from hub.domain.tender import NEEDS_TERMINAL, Tender
@@ -24,32 +25,18 @@ from hub.sale import bank
 from hub.sale import inventory as inv
 from hub.sale import protocol as p
 from hub.sale.approvals import approve
-from hub.sale.commit import add_outbox
 from hub.sale.context import Refused, actor_of, ctx_of, refuse
 from hub.sale.drawer import open_drawer_id
-from hub.store.env import decode, encode, put, tget
-from hub.store.keys import text, u64
+from hub.state_channel import outbox_store
+from hub.store.env import encode, put, tget
+from hub.store.keys import micros, text, u64
+from hub.store.layout import LEDGER, VOID_INTENTS, VOIDS
 from hub.store.writer import as_storage_error
 
 if TYPE_CHECKING:
     pass
 
 log = logging.getLogger("hub.sale")
-
-
-class VoidIntent(msgspec.Struct, kw_only=True):
-    """A void whose payments are being given back (``kv`` ``void-intent:<receipt>``), cleared by the
-    void's own commit: one left behind names a sale whose card may be voided while the sale is active."""
-
-    receipt_number: int
-    references: tuple[str, ...]
-    started_at: datetime
-    staff: str
-    register: str
-
-
-def void_intent_key(receipt_number: int) -> bytes:
-    return b"void-intent:" + u64(receipt_number)
 
 
 async def _record_void_intent(req: Request, record: SaleRecord, now: datetime) -> None:
@@ -68,7 +55,7 @@ async def _record_void_intent(req: Request, record: SaleRecord, now: datetime) -
     )
 
     def fn(txn: lmdb.Transaction) -> None:
-        put(txn, store, "kv", void_intent_key(intent.receipt_number), intent)
+        VOID_INTENTS.put(txn, store, intent.receipt_number, intent)
         audit.append(
             txn,
             store,
@@ -131,7 +118,7 @@ async def void_sale(req: Request, msg: p.VoidSale) -> Any:
         if returned:  # a split payment partly given back: the intent stays, the retry re-checks each one
             raise
         await hub.writer.write(
-            lambda txn: txn.delete(void_intent_key(msg.receipt_number), db=store.db("kv")),
+            lambda txn: VOID_INTENTS.delete(txn, store, msg.receipt_number),
             label="void-intent",
         )
         raise
@@ -140,7 +127,7 @@ async def void_sale(req: Request, msg: p.VoidSale) -> Any:
     def fn(txn: lmdb.Transaction) -> Any:
         rec = tget(txn, store, "sales", u64(msg.receipt_number), SaleRecord)
         assert rec is not None
-        txn.delete(void_intent_key(msg.receipt_number), db=store.db("kv"))
+        VOID_INTENTS.delete(txn, store, msg.receipt_number)
         r = rec.receipt
         drawer_id = open_drawer_id(txn, store, req.register_id)
         plan = plan_void(
@@ -162,17 +149,15 @@ async def void_sale(req: Request, msg: p.VoidSale) -> Any:
             raise Conflict(refusal.message, code=refusal.code) if plan.stock_changed else refuse(refusal)
         for pkg in plan.packages:
             inv.put_package(txn, store, pkg)
-        lk = inv.ledger_key(rec.customer_id, r.sold_at, r.receipt_number)
-        raw = txn.get(lk, db=store.db("ledger"))
-        if raw is not None:
-            entry = decode(raw, inv.LedgerEntry)
-            entry.voided = True  # the allotment is given back
-            txn.put(lk, encode(entry), db=store.db("ledger"))
+        ledger_key = (rec.customer_id, micros(r.sold_at), r.receipt_number)
+        entry = LEDGER.get(txn, store, ledger_key)
+        if entry is not None:  # the allotment is given back (the limits caches follow the ledger's writes)
+            LEDGER.put(txn, store, ledger_key, msgspec.structs.replace(entry, voided=True))
         put(txn, store, "sales", u64(r.receipt_number), plan.record)
-        put(txn, store, "kv", b"void:" + u64(r.receipt_number), plan.void)
+        VOIDS.put(txn, store, r.receipt_number, plan.void)
         if plan.drawer is not None:
             put(txn, store, "drawers", text(drawer_id), plan.drawer)
-        add_outbox(
+        outbox_store.add(  # the state's sender wakes when this commits
             txn,
             store,
             kind="void",
@@ -201,8 +186,6 @@ async def void_sale(req: Request, msg: p.VoidSale) -> Any:
     except (lmdb.Error, OSError) as exc:
         # answered, not crashed: a crashed command is redelivered and then quarantined
         raise _void_not_saved(as_storage_error(exc), given_back) from exc
-    ctx.ledger_generation += 1
-    req.hub.notify_outbox()
     actor_of(req).publish()
     return result
 

@@ -16,13 +16,13 @@ import lmdb
 import msgspec
 
 from hub.store.commits import Commits
-from hub.store.keys import from_u64
+from hub.store.keys import from_u64, u64
 
 T = TypeVar("T")
 
 # The store layout this code writes, kept in ``meta`` under ``schema``. A store without it was written
 # before issue 13 (schema 1); hub/store/migrations.py brings an older store to this one on open.
-SCHEMA = 2
+SCHEMA = 3
 SCHEMA_KEY = b"schema"
 
 
@@ -59,14 +59,18 @@ TABLES = (
     "cash_flags",
     "manifests",
     "reconciliations",
-    "kv",  # left only with the layouts hub/sale still writes there (hub/store/layout.py names them)
-    # issue 13: what used to be prefixed keys in "kv" (hub/store/layout.py, hub/store/migrations.py)
+    # issue 13: what used to be prefixed keys in the old "kv" table (hub/store/layout.py; a store written
+    # before has its "kv" moved and dropped by hub/store/migrations.py)
     "state_refs",  # idempotency key -> the state's id of a sent entry
     "low_marks",  # outbox name -> u64 seq below which nothing is unsent
     "pull_marks",  # "<kind>:<licence>" -> ISO time the last pull of that kind started
     "returns",  # u64 return number -> ReturnRecord
     "returns_by_receipt",  # u64 receipt + u64 return number -> b""
     "returned_stock",  # u64 return number + package tag -> ReturnedStock
+    "open_drawers",  # register id -> open drawer session id
+    "voids",  # u64 receipt number -> VoidRecord
+    "void_intents",  # u64 receipt number -> VoidIntent
+    "pending_reversals",  # card reference -> PendingReversal
     # online orders (issue 14): hub/orders/store.py
     "orders",  # order id -> Order
     "orders_by_external",  # channel NUL external id -> order id
@@ -134,8 +138,13 @@ class Store:
                 except lmdb.NotFoundError:
                     pass
         else:
+            with self.env.begin() as txn:  # named tables are keys of the main table: none means a new store
+                fresh = txn.stat()["entries"] == 0
             for name in TABLES:
                 self.tables[name] = self.env.open_db(name.encode())
+            if fresh:  # born in today's layout: nothing to migrate, and tools beside the hub may read it
+                with self.env.begin(write=True) as txn:
+                    txn.put(SCHEMA_KEY, u64(SCHEMA), db=self.tables["meta"])
         self.commits = Commits()
         found = self.schema()
         if found > SCHEMA:

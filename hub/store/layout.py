@@ -1,14 +1,15 @@
 """Every key layout of the store, declared once: which table, how its keys are built, what its values are.
 
 Modules read and write through these (``RETURNS.get(txn, store, 7)``), never with a key built by hand. The
-section at the end names the layouts that still sit in the old ``kv`` table because hub/sale writes them
-there; they move to tables of their own (a migration step) when hub/sale reads and writes through them.
+old ``kv`` table of prefixed keys is gone from schema 3 on: every layout it held has a table of its own
+here, and hub/store/migrations.py moves a store written before and drops it.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from hub.domain.give_back import PendingReversal, VoidIntent
 from hub.domain.ledger import LedgerEntry
 from hub.domain.receipt import ReturnedStock, ReturnRecord, VoidRecord
 from hub.store.tables import (
@@ -75,9 +76,17 @@ DEMO_ALIGNED: Cell[bool] = Cell("demo_aligned", "meta", b"state_channel:demo_ali
 # hub.live.replies.StoredReply (bound here when hub/live/replies.py reads and writes through this table)
 REPLIES: Table[tuple[str, str], bytes] = Table("replies", "replies", Composite(str, str), Raw())
 
-# ---- still in "kv", written by hub/sale (to move in the next step, with a migration) ----
-OPEN_DRAWERS: Table[str, str] = Table("open_drawers", "kv", TEXT, TextValue(), prefix=b"open_drawer:")
-VOIDS: Table[int, VoidRecord] = Table("voids", "kv", U64, Msgpack(VoidRecord), prefix=b"void:")
-VOID_INTENTS: Table[int, bytes] = Table("void_intents", "kv", U64, Raw(), prefix=b"void-intent:")
-PENDING_REVERSALS: Table[str, bytes] = Table("pending_reversals", "kv", TEXT, Raw(), prefix=b"reversal:")
-CUSTOMER_QUEUE: Cell[bytes] = Cell("customer_queue", "kv", b"customer_queue", Raw())
+# ---- the register's sale (hub/sale) ----
+# register id -> the id of its open drawer session (hub/sale/drawer.py; the session is in "drawers")
+OPEN_DRAWERS: Table[str, str] = Table("open_drawers", "open_drawers", TEXT, TextValue())
+# u64 receipt number -> VoidRecord (hub/sale/void.py)
+VOIDS: Table[int, VoidRecord] = Table("voids", "voids", U64, Msgpack(VoidRecord))
+# u64 receipt number -> VoidIntent: a void whose payments are being given back (hub/sale/void.py)
+VOID_INTENTS: Table[int, VoidIntent] = Table("void_intents", "void_intents", U64, Msgpack(VoidIntent))
+# card reference -> PendingReversal (hub/sale/reversals.py)
+PENDING_REVERSALS: Table[str, PendingReversal] = Table(
+    "pending_reversals", "pending_reversals", TEXT, Msgpack(PendingReversal)
+)
+# the store's customer queue: the msgpack of hub.sale.queue.QueueState, kept raw here because its
+# waiting customers are hub/sale's CheckedIn (hub/sale/queue.py decodes it)
+CUSTOMER_QUEUE: Cell[bytes] = Cell("customer_queue", "meta", b"customer_queue", Raw())

@@ -4,7 +4,8 @@
 the store's ``schema`` (``meta``; a store without one is schema 1, written before issue 13) to
 :data:`hub.store.env.SCHEMA`. A migration moves facts from an old layout to a new one and deletes the old
 keys, so running it again finds nothing to do; a store that had something moved gets an audit entry
-(``store_upgraded``) in the same transaction. A store newer than the code refuses to open
+(``store_upgraded``) in the same transaction. The old ``kv`` table of prefixed keys is no table of
+today's layout: the migrations open it by name, and drop it once nothing is left in it. A store newer than the code refuses to open
 (:class:`hub.store.env.StoreVersionError`, raised by ``Store``).
 """
 
@@ -20,7 +21,7 @@ import lmdb
 
 from hub import audit
 from hub.store import layout
-from hub.store.env import SCHEMA, Store
+from hub.store.env import SCHEMA, Store, StoreVersionError
 from hub.store.tables import Cell, Table
 
 log = logging.getLogger("hub.store.migrations")
@@ -35,8 +36,7 @@ class Move:
     to: Table[Any, Any] | Cell[Any]
     rekey: Callable[[bytes], bytes] = lambda suffix: suffix
 
-    def apply(self, txn: lmdb.Transaction, store: Store) -> int:
-        kv = store.db("kv")
+    def apply(self, txn: lmdb.Transaction, store: Store, kv: Any) -> int:
         found: list[tuple[bytes, bytes]] = []
         with txn.cursor(db=kv) as cur:
             if cur.set_range(self.old):
@@ -77,19 +77,41 @@ TO_2 = (
     Move(b"returned_stock:", layout.RETURNED_STOCK),
 )
 
+# schema 2 -> 3 (issue 13): what hub/sale kept in "kv" goes to its tables; "kv" is left empty and dropped
+TO_3 = (
+    Move(b"open_drawer:", layout.OPEN_DRAWERS),
+    Move(b"void:", layout.VOIDS),
+    Move(b"void-intent:", layout.VOID_INTENTS),
+    Move(b"reversal:", layout.PENDING_REVERSALS),
+    Move(b"customer_queue", layout.CUSTOMER_QUEUE),
+)
+
 # MIGRATIONS[n] brings schema n + 1 to n + 2
-MIGRATIONS: tuple[tuple[Move, ...], ...] = (TO_2,)
+MIGRATIONS: tuple[tuple[Move, ...], ...] = (TO_2, TO_3)
 assert len(MIGRATIONS) == SCHEMA - 1, "every schema below SCHEMA needs its migration"
+
+
+OLD_KV = b"kv"  # the table of prefixed keys before schema 3
 
 
 def migrate(txn: lmdb.Transaction, store: Store, found: int) -> dict[str, int]:
     """Run the migrations from schema ``found`` on, in ``txn``; what moved, per destination."""
     moved: dict[str, int] = {}
-    for steps in MIGRATIONS[found - 1 :]:
-        for step in steps:
-            n = step.apply(txn, store)
-            if n:
-                moved[step.to.name] = moved.get(step.to.name, 0) + n
+    try:
+        kv = store.env.open_db(OLD_KV, txn=txn, create=False)
+    except lmdb.NotFoundError:
+        kv = None  # a store made by this version, or upgraded already: nothing to move
+    if kv is not None:
+        for steps in MIGRATIONS[found - 1 :]:
+            for step in steps:
+                n = step.apply(txn, store, kv)
+                if n:
+                    moved[step.to.name] = moved.get(step.to.name, 0) + n
+        left = txn.stat(kv)["entries"]
+        if left:  # no release wrote other keys there: keep what nobody knows, and say so
+            log.error("the old kv table keeps %d keys no migration knows; it is left in place", left)
+        else:
+            txn.drop(kv, delete=True)
     layout.SCHEMA_VERSION.put(txn, store, SCHEMA)
     return moved
 
@@ -113,6 +135,20 @@ def upgrade(store: Store) -> dict[str, int]:
     else:
         log.info("store marked as schema %d (it was %d; nothing to move)", SCHEMA, found)
     return moved
+
+
+def open_for_reading(path: str | os.PathLike[str], **options: Any) -> Store:
+    """Open the store read-only for a tool beside the hub (reports, the chain link). A store still in an older
+    layout is refused, not misread: the facts it keeps in old places would silently be missing."""
+    store = Store(path, readonly=True, **options)
+    found = store.schema()
+    if found < SCHEMA:
+        store.close()
+        raise StoreVersionError(
+            f"The store at {path} is in an older layout (store schema {found}; this version reads {SCHEMA}). "
+            "Start the hub on it once (storehub run upgrades it as it opens), then try again."
+        )
+    return store
 
 
 def open_store(path: str | os.PathLike[str], **options: Any) -> Store:

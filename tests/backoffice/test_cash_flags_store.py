@@ -52,8 +52,9 @@ def cash_sale(hub: Hub, number: int, customer: str, cash_cents: int, at: datetim
 
 async def store_sales(hub: Hub, sales: list[SaleRecord]) -> None:
     """Write sales as the sale commit does: the record, the day index and the customer's ledger."""
-    from hub.sale.inventory import LedgerEntry, ledger_key
-    from hub.store.env import encode
+    from hub.domain.ledger import LedgerEntry
+    from hub.store.keys import micros
+    from hub.store.layout import LEDGER
 
     def fn(txn: lmdb.Transaction) -> None:
         for s in sales:
@@ -61,11 +62,7 @@ async def store_sales(hub: Hub, sales: list[SaleRecord]) -> None:
             day = s.receipt.sold_at.astimezone(hub.config.zone).date().isoformat().encode()
             txn.put(joined(day, u64(s.receipt_number)), b"", db=hub.store.db("sales_by_day"))
             entry = LedgerEntry(receipt_number=s.receipt_number, at=s.receipt.sold_at, items=[])
-            txn.put(
-                ledger_key(s.customer_id, s.receipt.sold_at, s.receipt_number),
-                encode(entry),
-                db=hub.store.db("ledger"),
-            )
+            LEDGER.put(txn, hub.store, (s.customer_id, micros(s.receipt.sold_at), s.receipt_number), entry)
 
     await hub.writer.write(fn)
 

@@ -41,9 +41,10 @@ def test_a_store_wires_every_feature_with_its_hooks(tmp_path: Path) -> None:
     assert len(s.setup) == 3
     # start: devices, the state channel, cash flags, orders, customers, catalogue (no [chain]: no link)
     assert len(s.start) == 6
-    # after a sale: the printer, the state channel, cash flags, pickups, loyalty
-    assert len(s.after_sale) == 5
-    assert len(s.outbox_wakers) == 1 and len(s.readiness_checks) == 2
+    # after a sale: the printer, cash flags, pickups, loyalty (the state channel wakes on the outbox's
+    # commit, hub/store/commits.py: issue 13 item 5, one wake path)
+    assert len(s.after_sale) == 4
+    assert len(s.readiness_checks) == 2
     assert s.demo.sandbox_url == "" and s.pay_by_bank is None
 
 

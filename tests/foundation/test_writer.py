@@ -22,7 +22,7 @@ def store(tmp_path: Path) -> Store:
 
 async def test_thousand_concurrent_writes_group_commit(store: Store) -> None:
     writer = StoreWriter(store, max_batch=512)
-    db = store.db("kv")
+    db = store.db("incidents")
     visible_when_answered: list[bool] = []
 
     async def one(i: int) -> None:
@@ -45,12 +45,12 @@ async def test_thousand_concurrent_writes_group_commit(store: Store) -> None:
     assert len(visible_when_answered) == 1000 and all(visible_when_answered)
     assert writer.requests == 1000
     assert writer.batches <= 100, f"{writer.batches} transactions for 1000 requests"
-    assert store.count("kv") == 1000
+    assert store.count("incidents") == 1000
 
 
 async def test_invalid_request_fails_alone(store: Store) -> None:
     writer = StoreWriter(store)
-    db = store.db("kv")
+    db = store.db("incidents")
     results: dict[int, object] = {}
 
     async def one(i: int) -> None:
@@ -82,7 +82,7 @@ async def test_invalid_request_fails_alone(store: Store) -> None:
 async def test_map_full_grows_and_commits(tmp_path: Path) -> None:
     store = Store(tmp_path / "small", map_size=1 << 20)
     writer = StoreWriter(store)
-    db = store.db("kv")
+    db = store.db("incidents")
     big = b"z" * 4000
 
     def fn(txn: lmdb.Transaction) -> None:
@@ -95,7 +95,7 @@ async def test_map_full_grows_and_commits(tmp_path: Path) -> None:
             await writer.write(fn)
         n.cancel_scope.cancel()
     assert store.map_size > 1 << 20
-    assert store.count("kv") == 600
+    assert store.count("incidents") == 600
     store.close()
 
 
@@ -123,7 +123,7 @@ def test_stored_replies_are_pruned_after_a_day(store: Store) -> None:
 
 async def test_write_behind_keeps_order_and_flush_drains(store: Store) -> None:
     writer = StoreWriter(store)
-    db = store.db("kv")
+    db = store.db("incidents")
     landed: list[int] = []
 
     async with trio.open_nursery() as n:
@@ -148,7 +148,7 @@ async def test_write_behind_requests_linger_into_one_commit(store: Store) -> Non
     """A register scanning at full speed costs one commit (one worker-thread hop) per linger, not one per
     scan; an awaited write ends the wait and commits with them, in order."""
     writer = StoreWriter(store, linger=30.0)  # longer than the test: only the awaited write ends it
-    db = store.db("kv")
+    db = store.db("incidents")
     async with trio.open_nursery() as n:
         await n.start(writer.run)
         for i in range(20):
@@ -165,7 +165,7 @@ async def test_write_behind_requests_linger_into_one_commit(store: Store) -> Non
 
 async def test_an_awaited_write_does_not_linger(store: Store) -> None:
     writer = StoreWriter(store, linger=30.0)
-    db = store.db("kv")
+    db = store.db("incidents")
     async with trio.open_nursery() as n:
         await n.start(writer.run)
         with trio.fail_after(5):

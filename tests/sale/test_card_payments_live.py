@@ -28,9 +28,9 @@ from hub.domain.demo_catalogue import DemoStore
 from hub.domain.drawer import DrawerSession
 from hub.domain.receipt import SaleRecord, render_receipt_html
 from hub.sale import inventory, reversals
-from hub.sale.void import VoidIntent, void_intent_key
 from hub.store.env import decode
 from hub.store.keys import text, u64
+from hub.store.layout import OPEN_DRAWERS, VOID_INTENTS
 from hub.wiring import Features, SaleOptions
 from sandbox.paybybank import PayByBankEmulator
 from sandbox.spin import SpinEmulator
@@ -316,8 +316,8 @@ async def test_cashless_atm_rounds_up_change_from_drawer_and_z_report_ties(rig: 
     await price(hub, "FLW-001", 4310)
 
     def drawer() -> DrawerSession:
-        with hub.store.read() as txn:
-            drawer_id = bytes(txn.get(b"open_drawer:R1", db=hub.store.db("kv"))).decode()
+        drawer_id = OPEN_DRAWERS.read(hub.store, "R1")
+        assert drawer_id is not None
         session = hub.store.get("drawers", text(drawer_id), DrawerSession)
         assert session is not None
         return session
@@ -588,12 +588,12 @@ async def test_void_sale_whose_commit_fails_is_finished_on_retry(
             with pytest.raises(ClientError):
                 await c.request("void_sale", receipt_number=number, approval=APPROVAL)
             assert spin.batch[ref].voided and not sale_record(hub, number).voided
-            intent = hub.store.get("kv", void_intent_key(number), VoidIntent)
+            intent = VOID_INTENTS.read(hub.store, number)
             assert intent is not None and intent.references == (ref,)
             monkeypatch.setattr(hub.writer, "write", real)
             done = await c.request("void_sale", receipt_number=number, approval=APPROVAL)
     assert done["receipt_number"] == number and sale_record(hub, number).voided
-    assert hub.store.get("kv", void_intent_key(number), VoidIntent) is None
+    assert VOID_INTENTS.read(hub.store, number) is None
     # the failed void was answered, then retried: the retry found it voided (Status)
     assert [r for r, _ in spin.voids].count(ref) >= 2 and spin.batch[ref].voided
 
@@ -631,4 +631,4 @@ async def test_void_sale_whose_commit_hits_a_storage_error_is_answered_not_crash
             monkeypatch.setattr(hub.writer, "write", real)
             done = await c.request("void_sale", receipt_number=number, approval=APPROVAL)
     assert done["receipt_number"] == number and sale_record(hub, number).voided
-    assert hub.store.get("kv", void_intent_key(number), VoidIntent) is None
+    assert VOID_INTENTS.read(hub.store, number) is None

@@ -1,5 +1,6 @@
-"""Every entry added to the state outbox wakes its sender when the transaction commits (issue 13): a return,
-a count's adjustment and a reconciliation's adjustment reach the state at once, not at the next poll.
+"""Every entry added to the state outbox wakes its sender when the transaction commits (issue 13): a sale,
+a void, a return, a count's adjustment and a reconciliation's adjustment reach the state at once, not at
+the next poll.
 
 The channel's poll is set to ten minutes here, so an entry that did not wake the sender would wait for it
 and every bound below would fail.
@@ -89,3 +90,23 @@ async def test_a_return_a_count_and_a_pull_adjustment_wake_the_sender(world: Wor
             assert pulled.package_labels == (planted,)
     assert [e.kind for e in w.outbox()] == ["sale", "return", "adjustment", "adjustment"]
     assert all(e.state == "sent" and e.attempts == 0 for e in w.outbox())  # sent at the first try
+
+
+async def test_a_sale_and_a_void_wake_the_sender_when_they_commit(world: World) -> None:
+    """The sale commit and the void add their entries through ``outbox_store.add``: the commit wakes the
+    sender (no after-sale hook, no waker of the void's own)."""
+    w = world
+    tag = w.unit_packages("FLW-0", 1, min_qty=10)[0].tag
+    with trio.fail_after(60):
+        async with connect(ws_url(w.hub)) as reg:
+            await ready(reg, "R1", "maria")
+            sale = await sell(reg, w.demo.customer("adult").id_scan, tag)
+            sold = await sent_soon(w, "sale")
+            assert sold.idempotency_key.endswith(f"-{sale['receipt_number']}")
+            await reg.request(
+                "void_sale", receipt_number=sale["receipt_number"], approval=approval("wrong customer")
+            )
+            voided = await sent_soon(w, "void")
+            assert voided.idempotency_key.endswith(f"-{sale['receipt_number']}")
+    assert [e.kind for e in w.outbox()] == ["sale", "void"]
+    assert all(e.state == "sent" and e.attempts == 0 for e in w.outbox())

@@ -32,16 +32,18 @@ def test_composite_keys_are_the_release_layouts_byte_for_byte() -> None:
     assert layout.LEDGER.key.decode(layout.LEDGER.raw_key(("c-1", micros(at), 7))) == ("c-1", micros(at), 7)
     assert layout.RETURNS_BY_RECEIPT.raw_key((3, 9)) == u64(3) + u64(9)
     assert layout.RETURNED_STOCK.raw_key((3, "1A4")) == u64(3) + b"1A4"
-    assert layout.OPEN_DRAWERS.raw_key("R1") == b"open_drawer:R1"
-    assert layout.VOIDS.raw_key(2) == b"void:" + u64(2)
+    # schema 3 (issue 13): the release's "open_drawer:R1" and "void:<u64>" of kv, without the prefix, in
+    # their own tables (the migration keeps the rest of the key as it was)
+    assert layout.OPEN_DRAWERS.raw_key("R1") == b"R1" and layout.OPEN_DRAWERS.db == "open_drawers"
+    assert layout.VOIDS.raw_key(2) == u64(2) and layout.VOIDS.db == "voids"
     assert layout.REPLIES.raw_key(("R1", "m-1")) == joined(text("R1"), text("m-1"))  # live.replies.reply_key
     with pytest.raises(ValueError):
         Composite(str, int).encode(("a\x00b", 1))
 
 
 def test_scans_stay_inside_their_prefix_and_order(store: Store) -> None:
-    people: Table[tuple[str, int], str] = Table("t", "kv", Composite(str, int), TextValue(), prefix=b"t:")
-    other: Table[str, str] = Table("o", "kv", TEXT, TextValue(), prefix=b"u:")
+    people: Table[tuple[str, int], str] = Table("t", "meta", Composite(str, int), TextValue(), prefix=b"t:")
+    other: Table[str, str] = Table("o", "meta", TEXT, TextValue(), prefix=b"u:")
     with store.env.begin(write=True) as txn:
         for who, n in (("ann", 2), ("ann", 1), ("anna", 1), ("bob", 5)):
             people.put(txn, store, (who, n), f"{who}{n}")
@@ -70,7 +72,7 @@ async def test_topics_fire_after_the_commit_and_only_for_requests_that_committed
     writer = StoreWriter(store)
     seen: list[tuple[str, bytes | None]] = []
     during: list[int] = []
-    box: Table[int, str] = Table("box", "kv", U64, TextValue(), prefix=b"box:")
+    box: Table[int, str] = Table("box", "meta", U64, TextValue(), prefix=b"box:")
 
     def look() -> None:  # on the trio thread, after the commit: the write is there to read
         seen.append(("wake", None if (v := box.read(store, 1)) is None else v.encode()))
@@ -109,7 +111,7 @@ async def test_a_batch_that_fails_to_commit_fires_nothing(
     store.commits.listen("box", lambda: woken.append("box"))
 
     def add(txn: lmdb.Transaction) -> None:
-        txn.put(b"box", b"1", db=store.db("kv"))
+        txn.put(b"box", b"1", db=store.db("meta"))
         store.commits.mark("box")
 
     real = writer._run_batch
@@ -153,7 +155,7 @@ async def test_every_ledger_write_moves_the_ledger_generation(store: Store) -> N
 
 
 def test_msgpack_values_round_trip(store: Store) -> None:
-    t: Table[str, LedgerEntry] = Table("l", "kv", TEXT, Msgpack(LedgerEntry), prefix=b"l:")
+    t: Table[str, LedgerEntry] = Table("l", "meta", TEXT, Msgpack(LedgerEntry), prefix=b"l:")
     e = LedgerEntry(receipt_number=3, at=datetime(2026, 1, 1, tzinfo=UTC), items=[], voided=True)
     with store.env.begin(write=True) as txn:
         t.put(txn, store, "x", e)
