@@ -15,8 +15,9 @@ import msgspec
 import trio
 
 from hub import audit, auth
+from hub.access import HandlerTable, check_access
 from hub.actor import Call, Mailbox, serve_mailbox
-from hub.commands import HANDLERS, Request, check_access, handles
+from hub.commands import Request
 from hub.config import RegisterSection
 from hub.errors import BadRequest, HubError
 from hub.live.frames import CreatePairingCode, Login, Logout, ReportIncident
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
     from hub.app import Hub
     from hub.sale.card import CardPayment
     from hub.sale.context import RegisterSale
+
+# the commands this module answers; hub/wiring.py joins it into the hub's table
+HANDLERS = HandlerTable()
 
 log = logging.getLogger("actors.register")
 
@@ -130,7 +134,10 @@ class RegisterActor:
             req.committed_frame = frame
             call.reply(None)
             return
-        spec = HANDLERS[type(req.msg)]
+        spec = self.hub.services.handlers.get(type(req.msg))
+        if spec is None:  # a command of a feature this hub does not run (a serial scan, a test's call)
+            call.fail(HubError(f"{type(req.msg).__name__} is not handled by this hub.", code="unsupported"))
+            return
         live = self.live_session()
         if req.connection is None:  # a serial scanner of this register acts for whoever is logged in
             req.session = live
@@ -199,7 +206,7 @@ def _what(msg: Any) -> str:
 # ---- foundation handlers ----
 
 
-@handles(Login, login=False, idempotent=False)
+@HANDLERS.handles(Login, login=False, idempotent=False)
 async def login(req: Request, msg: Login) -> dict[str, Any]:
     hub = req.hub
     actor = hub.registers[req.register_id]
@@ -230,7 +237,7 @@ async def login(req: Request, msg: Login) -> dict[str, Any]:
     return {"staff": {"id": m.id, "name": m.name, "role": m.role}, "session_token": token}
 
 
-@handles(Logout, idempotent=False)
+@HANDLERS.handles(Logout, idempotent=False)
 async def logout(req: Request, msg: Logout) -> dict[str, Any]:
     actor = req.hub.registers[req.register_id]
     if actor.session is not None:
@@ -244,7 +251,7 @@ async def logout(req: Request, msg: Logout) -> dict[str, Any]:
     return {}
 
 
-@handles(CreatePairingCode, role="manager", idempotent=False)
+@HANDLERS.handles(CreatePairingCode, role="manager", idempotent=False)
 async def create_pairing_code(req: Request, msg: CreatePairingCode) -> dict[str, Any]:
     """Not a stored reply: the code is a secret shown once (a retried id makes another code; the unused one
     expires)."""
@@ -259,7 +266,7 @@ async def create_pairing_code(req: Request, msg: CreatePairingCode) -> dict[str,
     return await req.hub.writer.write(fn, label="create_pairing_code")
 
 
-@handles(ReportIncident)
+@HANDLERS.handles(ReportIncident)
 async def report_incident(req: Request, msg: ReportIncident) -> dict[str, Any]:
     store = req.hub.store
     now = datetime.now(UTC)

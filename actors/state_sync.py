@@ -37,10 +37,12 @@ from hub.domain.outbox import (
     recover,
     sendable,
 )
+from hub.domain.state_payloads import StateReturn, StateSale
 from hub.signals import report_gauges
 from hub.state_channel import outbox_store as box
 from hub.state_channel.policy import policy_for
 from hub.state_channel.senders import Sender
+from hub.store.keys import from_u64
 from hub.store.layout import STATE_OUTBOX_TOPIC
 
 if TYPE_CHECKING:
@@ -195,7 +197,6 @@ class StateSyncActor:
             target = min(e.seq for e in entries)
         else:
             with store.read() as txn, txn.cursor(db=store.db("outbox")) as cur:
-                from hub.store.keys import from_u64
 
                 target = from_u64(cur.key()) + 1 if cur.last() else 0
         if target > current:
@@ -231,7 +232,6 @@ def for_log(entry: OutboxEntry, text: str) -> str:
     (the dead-letter list in the back office keeps the message whole, for the people allowed to read it)."""
     if entry.kind not in ("sale", "return", "void") or not text:
         return text
-    from hub.domain.state_payloads import StateReturn, StateSale
 
     try:
         if entry.kind == "sale":

@@ -167,7 +167,7 @@ def _history_template(products: tuple[Product, ...], today: date) -> Any:
     from hub.domain.sale_plan import limit_items
     from hub.domain.tax import TaxTable
     from hub.domain.tender import Tender, settle
-    from hub.sale import DEFAULT_TAXES
+    from hub.sale.opening import DEFAULT_TAXES
 
     now = datetime.now(UTC)
     pkgs = _packages(products, len(products), today)

@@ -94,10 +94,10 @@ def lookup_timings(data_dir: Path, config_path: Path, plan: dict[str, Any], n: i
     from hub.domain import cart as carts
     from hub.domain.limits.rules import store_jurisdiction
     from hub.domain.tax import TaxTable
-    from hub.sale import DEFAULT_TAXES
     from hub.sale import inventory as inv
     from hub.sale.checkin import check_in_licence as _check_in_licence
     from hub.sale.context import SaleContext, SaleSettings
+    from hub.sale.opening import DEFAULT_TAXES
     from hub.sale.view import check_limits
     from hub.store.env import Store
 

@@ -1,0 +1,1 @@
+"""Device and remote-system drivers: scales, printers, payment terminals, state systems, CRM."""

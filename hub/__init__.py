@@ -1,0 +1,1 @@
+"""storehub: the on-premises store hub (the process, its features, the live protocol, the store)."""

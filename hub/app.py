@@ -6,16 +6,18 @@ import functools
 import logging
 import secrets
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 
-import actors.register  # noqa: F401  (registers the foundation handlers)
+from actors.register import RegisterActor
 from hub import audit
 from hub.actor import QuarantinedMessage, redact_legacy
 from hub.auth import StaffSession
 from hub.config import StoreConfig
+from hub.http_server import serve_http
 from hub.live.replies import Replies, StoredReply
+from hub.live.server import serve_ws
 from hub.live.topics import Subscriber, Topic
 from hub.metrics import Metrics
 from hub.services import Services
@@ -25,9 +27,6 @@ from hub.store.keys import u64
 from hub.store.migrations import open_store
 from hub.store.writer import StoreWriter
 from hub.supervisor import ChildSpec, Supervisor
-
-if TYPE_CHECKING:
-    from actors.register import RegisterActor
 
 log = logging.getLogger("hub")
 # a browser retries a message within seconds or minutes of losing its answer; a day is plenty
@@ -95,8 +94,6 @@ class Hub:
 
     # ---- lifecycle ----
     async def run(self, *, task_status: trio.TaskStatus[Hub] = trio.TASK_STATUS_IGNORED) -> None:
-        from hub.http_server import serve_http
-        from hub.live.server import serve_ws
 
         cfg = self.config
         async with trio.open_nursery() as nursery:
@@ -118,8 +115,6 @@ class Hub:
                 )
                 for setup in self.services.setup:
                     await setup(self)
-                from actors.register import RegisterActor
-
                 for reg in cfg.registers:
                     actor = self.services.actor_kinds.get(reg.kind, RegisterActor)(self, reg)
                     self.registers[reg.id] = actor

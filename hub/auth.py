@@ -23,6 +23,7 @@ import msgspec
 import trio
 
 from hub import audit
+from hub.access import EnrolledDevice, Role, StaffSession, token_hash
 from hub.errors import BadRequest, Forbidden, LockedOut, NotAuthenticated
 from hub.store.env import Store, put, tget
 from hub.store.keys import text
@@ -30,8 +31,6 @@ from hub.store.keys import text
 if TYPE_CHECKING:
     from hub.app import Hub
 
-Role = Literal["budtender", "technician", "manager", "admin"]
-ROLE_RANK: dict[str, int] = {"budtender": 1, "technician": 2, "manager": 3, "admin": 4}
 SCRYPT = {"n": 2**14, "r": 8, "p": 1, "maxmem": 64 * 1024 * 1024, "dklen": 32}
 PAIRING_CODE_MINUTES = 15
 # what a PIN is typed for; "login" keeps the audit actions login / login_failed, the others pin_*
@@ -50,30 +49,11 @@ class StaffMember(msgspec.Struct, kw_only=True):
     created_at: datetime | None = None
 
 
-class EnrolledDevice(msgspec.Struct, kw_only=True):
-    register_id: str
-    name: str
-    enrolled_at: datetime
-    enrolled_by: str
-    revoked: bool = False
-
-
 class PairingCode(msgspec.Struct, kw_only=True):
     code: str
     register_id: str
     created_by: str
     expires_at: datetime
-
-
-class StaffSession(msgspec.Struct, kw_only=True):
-    """Who is logged in at a register; resumable after a reconnect until idle too long."""
-
-    staff_id: str
-    name: str
-    role: Role
-    register_id: str
-    token_hash: bytes
-    last_seen: datetime
 
 
 def hash_pin(pin: str, salt: bytes) -> bytes:
@@ -94,10 +74,6 @@ def new_staff(staff_id: str, name: str, role: Role, pin: str) -> StaffMember:
     )
 
 
-def token_hash(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
-
-
 def code_key(code: str) -> bytes:
     """Pairing codes are kept under a hash too: a backup of the store enrols nothing."""
     return hashlib.sha256(b"pairing-code:" + code.encode()).digest()
@@ -107,11 +83,6 @@ def drop_session(sessions: dict[bytes, StaffSession], session: StaffSession) -> 
     """Forget every screen's token of ``session`` (several screens of a register may share it)."""
     for key in [k for k, v in sessions.items() if v is session]:
         del sessions[key]
-
-
-def require_role(role: str, needed: str, what: str) -> None:
-    if ROLE_RANK.get(role, 0) < ROLE_RANK[needed]:
-        raise Forbidden(f"{what} needs a {needed} or above.")
 
 
 # ---- writer functions (run inside the single writer's transaction) ----

@@ -13,9 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from hub import audit, auth, demo, logs
 from hub.config import ConfigError, StoreConfig, check_tls, load_config, preflight
-from hub.errors import NoStore
+from hub.demo import DEMO_PAIRING, DEMO_STAFF
+from hub.errors import HubError, NoStore
+from hub.signals import record_backup
 from hub.store.env import StoreVersionError
+from hub.store.migrations import open_store as open_and_upgrade
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -33,7 +37,6 @@ def _add_data(p: argparse.ArgumentParser, *, create: bool = False) -> None:
 
 def open_store(path: Path, *, create: bool = False, may_create: bool = True) -> Any:
     """The store at ``path``; a new one only when ``create`` says so."""
-    from hub.store.migrations import open_store as open_and_upgrade
 
     if not (path / "data.mdb").exists():
         if not create:
@@ -46,7 +49,7 @@ def open_store(path: Path, *, create: bool = False, may_create: bool = True) -> 
     return open_and_upgrade(path)
 
 
-def _data_dir(args: argparse.Namespace) -> Path:
+def data_dir_of(args: argparse.Namespace) -> Path:
     if args.data:
         return Path(args.data)
     if getattr(args, "config", None):
@@ -150,26 +153,24 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from hub import demo, logs
-    from hub.wiring import DemoOptions
+    from hub import wiring  # lazily: every feature loads only for the subcommands that run a hub
 
     logs.setup(args.log_level)
     if args.chain:
-        from hub.hq.demo import run_chain_demo
+        from hub.hq.demo import run_chain_demo  # lazily: the HQ of the chain demo loads only for it
 
         return run_chain_demo(args)
     data = args.data or tempfile.mkdtemp(prefix="storehub-demo-")
     cfg = demo.demo_config(data, host=args.host, http_port=args.http_port, ws_port=args.ws_port)
     if args.chain_toml:
         cfg = demo.join_chain(cfg, Path(args.chain_toml))
-    options = DemoOptions(
+    options = wiring.DemoOptions(
         scale_protocol=args.scale_protocol, devices=not args.no_devices, sandbox=not args.no_sandbox
     )
     return run_hub(cfg, demo=options)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from hub import logs
 
     logs.setup(args.log_level)
     cfg = load_config(args.config)
@@ -179,7 +180,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def run_hub(cfg: StoreConfig, *, demo: DemoOptions | None = None) -> int:
-    from hub import wiring
+    from hub import wiring  # lazily: every feature loads only for the subcommands that run a hub
 
     preflight(cfg)  # a bad path or host is "configuration refused: <field>", not a traceback
     hub = wiring.build(cfg, wiring.Features.store(demo))
@@ -218,8 +219,6 @@ def _announce(hub: Hub, demo: bool) -> None:
         f"  Data: {cfg.storage.data_dir}",
     ]
     if demo:
-        from hub.demo import DEMO_PAIRING, DEMO_STAFF
-
         lines.append("  Pairing codes: " + ", ".join(f"{r} = {c}" for r, c in DEMO_PAIRING.items()))
         lines.append(
             "  Demo staff (ID / PIN): " + ", ".join(f"{s} / {p} ({role})" for s, _, role, p in DEMO_STAFF)
@@ -236,11 +235,10 @@ def _announce(hub: Hub, demo: bool) -> None:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    from hub.signals import record_backup
 
     # the outcome goes beside the copies ([storage] backup_dir), where the hub's /metrics reads it
     status_dir = Path(args.dest).resolve().parent
-    store = open_store(_data_dir(args), may_create=False)
+    store = open_store(data_dir_of(args), may_create=False)
     try:
         dest = store.backup(args.dest)
     except FileExistsError as exc:
@@ -256,9 +254,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from hub import audit
 
-    store = open_store(_data_dir(args), may_create=False)
+    store = open_store(data_dir_of(args), may_create=False)
     n, brk = audit.verify(store)
     if brk is None:
         print(f"audit log verified: {n} entries, chain intact")
@@ -268,10 +265,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_staff(args: argparse.Namespace) -> int:
-    from hub import auth
-    from hub.errors import HubError
 
-    store = open_store(_data_dir(args), create=args.create)
+    store = open_store(data_dir_of(args), create=args.create)
     pin = args.pin or getpass.getpass("PIN for the new staff member: ")
     try:
         member = auth.new_staff(args.id, args.name, args.role, pin)
@@ -287,9 +282,7 @@ def cmd_staff(args: argparse.Namespace) -> int:
 def cmd_pairing_code(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from hub import auth
-
-    store = open_store(_data_dir(args), create=args.create)
+    store = open_store(data_dir_of(args), create=args.create)
     with store.env.begin(write=True) as txn:
         pc = auth.create_pairing_code(
             txn, store, args.register, by=os.environ.get("USER", "cli"), now=datetime.now(UTC)

@@ -1,4 +1,4 @@
-"""Routing client commands to their handlers, with login/role checks; handlers commit with their reply.
+"""The request a command handler receives, and how a handler commits with its reply.
 
 A handler is ``async def handle(req: Request, msg) -> result``. Handlers that change the store call
 ``await req.commit(fn)``: ``fn(txn)`` runs in the single writer's transaction and its result becomes the
@@ -8,59 +8,21 @@ reconnect) is answered from the stored reply and never applied twice.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import lmdb
 import msgspec
 
-from hub.auth import ROLE_RANK, StaffSession
-from hub.errors import Forbidden, NotAuthenticated
+from hub.access import ROLE_RANK, StaffSession
+from hub.errors import Forbidden
 from hub.live.frames import Command, Ok, encode_bytes
 from hub.live.replies import StoredReply, reply_key
 
 if TYPE_CHECKING:
     from hub.app import Hub
-
-Scope = Literal["connection", "register"]
-Handler = Callable[["Request", Any], Awaitable[Any]]
-
-
-@dataclass(frozen=True)
-class HandlerSpec:
-    fn: Handler
-    scope: Scope
-    login: bool
-    role: str | None
-    idempotent: bool  # store the reply of committed effects and answer retries from it
-    # how long the connection waits for the register actor's answer (pay waits for the card terminal)
-    timeout_s: float = 60.0
-
-
-HANDLERS: dict[type[Command], HandlerSpec] = {}
-
-
-def handles(
-    cls: type[Command],
-    *,
-    scope: Scope = "register",
-    login: bool = True,
-    role: str | None = None,
-    idempotent: bool = True,
-    timeout_s: float = 60.0,
-) -> Callable[[Handler], Handler]:
-    """``scope="connection"``: the handler runs on the connection, beside the register actor rather than
-    behind it (``cancel_payment`` must reach the terminal while ``pay`` waits for the card)."""
-
-    def register(fn: Handler) -> Handler:
-        HANDLERS[cls] = HandlerSpec(
-            fn=fn, scope=scope, login=login, role=role, idempotent=idempotent, timeout_s=timeout_s
-        )
-        return fn
-
-    return register
 
 
 @dataclass
@@ -72,7 +34,6 @@ class Request:
     connection: Any = None
     committed_frame: bytes | None = None
     fingerprint: bytes = b""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def staff_id(self) -> str:
@@ -136,12 +97,3 @@ class Request:
         await self.hub.writer.write_behind(apply, label=label or type(self.msg).__name__, on_done=landed)
         self.committed_frame = frame
         return result
-
-
-def check_access(spec: HandlerSpec, session: StaffSession | None, what: str) -> None:
-    if spec.login and session is None:
-        raise NotAuthenticated("Log in with your staff ID and PIN first.", code="not_logged_in")
-    if spec.role is not None:
-        role = session.role if session else ""
-        if ROLE_RANK.get(role, 0) < ROLE_RANK[spec.role]:
-            raise Forbidden(f"{what} needs a {spec.role} or above.")

@@ -17,6 +17,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import httpx
 import msgspec
 
+from hub.domain.loyalty import LoyaltyProgram, problems
+from hub.domain.promotions import Promotion
+from hub.domain.tax import TaxTable
+
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")]
 
@@ -73,6 +77,10 @@ class StorageSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     audit_verify_seconds: Annotated[float, msgspec.Meta(gt=0)] = 3600.0
 
 
+# what a paired screen is: a register, or a handheld that picks online orders (issue 14)
+RegisterKind = Literal["register", "picker"]
+
+
 class RegisterSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     id: Identifier
     name: str = ""
@@ -82,7 +90,7 @@ class RegisterSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     label_printer: str = ""
     payment_terminal: str = ""
     # a handheld that picks online orders is enrolled and logged in like a register (issue 14)
-    kind: Literal["register", "picker"] = "register"
+    kind: RegisterKind = "register"
 
 
 class DeviceSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -292,27 +300,24 @@ def _check(config: StoreConfig) -> StoreConfig:
             if ref and ref not in device_ids:
                 raise ConfigError(f"registers[{i}].{attr}: no device with id {ref!r} in [[devices]]")
     if config.taxes is not None:
-        from hub.domain.tax import TaxTable
 
         try:
             msgspec.convert(config.taxes, TaxTable)
         except msgspec.ValidationError as exc:
-            raise ConfigError(f"taxes: {_humane(str(exc))}") from None
+            raise ConfigError(f"taxes: {humane(str(exc))}") from None
     if config.promotions:
-        from hub.domain.promotions import Promotion
 
         for i, promo in enumerate(config.promotions):
             try:
                 msgspec.convert(promo, Promotion)
             except msgspec.ValidationError as exc:
-                raise ConfigError(f"promotions[{i}]: {_humane(str(exc))}") from None
+                raise ConfigError(f"promotions[{i}]: {humane(str(exc))}") from None
     if config.loyalty is not None:
-        from hub.domain.loyalty import LoyaltyProgram, problems
 
         try:
             program = msgspec.convert(config.loyalty, LoyaltyProgram)
         except msgspec.ValidationError as exc:
-            raise ConfigError(f"loyalty: {_humane(str(exc))}") from None
+            raise ConfigError(f"loyalty: {humane(str(exc))}") from None
         wrong = problems(program)
         if wrong:
             raise ConfigError(f"loyalty: {wrong[0]}")
@@ -428,7 +433,7 @@ def parse_config(text: str, *, source: str = "store.toml") -> StoreConfig:
     try:
         config = msgspec.convert(raw, StoreConfig)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"{source}: {_humane(str(exc))}") from None
+        raise ConfigError(f"{source}: {humane(str(exc))}") from None
     return _check(config)
 
 
@@ -478,7 +483,7 @@ def preflight(config: StoreConfig) -> None:
         raise ConfigError(f"server.host: cannot resolve {s.host!r} ({exc})") from None
 
 
-def _humane(message: str) -> str:
+def humane(message: str) -> str:
     # msgspec says "Expected `int`, got `str` - at `$.server.http_port`": lead with the field
     if " - at `$." in message:
         what, where = message.rsplit(" - at `$.", 1)

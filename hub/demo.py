@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from hub import auth
-from hub.config import StoreConfig, parse_config
+from hub.config import ChainSection, ConfigError, StoreConfig, parse_config
 from hub.store.env import Store
 from hub.store.keys import text
 
@@ -84,7 +84,6 @@ def join_chain(cfg: StoreConfig, chain_toml: Path) -> StoreConfig:
 
     import msgspec
 
-    from hub.config import ChainSection, ConfigError
 
     try:
         raw = tomllib.loads(chain_toml.read_text(encoding="utf-8"))

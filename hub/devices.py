@@ -23,8 +23,9 @@ import trio
 from actors import payment_terminal, printer, scale, scanner
 from drivers.paybybank import AeropayProvider
 from drivers.sim.demo import run_demo_devices
+from hub.access import HandlerTable
 from hub.catalogue.labels import print_label
-from hub.commands import Request, handles
+from hub.commands import Request
 from hub.domain import devices as dev
 from hub.domain.receipt import SaleRecord, tender_rows
 from hub.errors import HubError
@@ -44,6 +45,9 @@ if TYPE_CHECKING:
     from hub.domain.receipt import Receipt
     from hub.domain.tender import Settlement
     from hub.supervisor import Supervisor
+
+# the commands this module answers; hub/wiring.py joins it into the hub's table
+HANDLERS = HandlerTable()
 
 log = logging.getLogger("hub.devices")
 OUTCOME_STATUS = {
@@ -212,6 +216,10 @@ class DeviceHub:
         self.specs: list[tuple[str, Any, Any]] = []  # (device id, actor run, config)
         # card payments to give back (late approvals, unconfirmed voids): hub/sale/reversals.py
         self.reversals_in, self._reversals_out = trio.open_memory_channel[dev.PaymentResult](256)
+
+    def next_id(self) -> int:
+        """A number for a scan's or a print job's message id, unique while the hub runs."""
+        return next(self._scan_ids)
 
     def add(self, device_id: str, kind: str, register_id: str, run: Any, config: Any) -> None:
         send, recv = trio.open_memory_channel[Any](64)
@@ -593,7 +601,7 @@ async def start_demo_devices(devices: DeviceHub, protocol: str, hub: Hub, sup: S
         )
 
 
-@handles(PrintExitLabel)
+@HANDLERS.handles(PrintExitLabel)
 async def print_exit_label(req: Request, msg: PrintExitLabel) -> Any:
     if req.hub.services.catalogue is not None:
         # the jurisdiction's label template: warning, potency, licence, dates, COA QR (hub/catalogue/labels.py)
@@ -626,7 +634,7 @@ async def print_exit_label(req: Request, msg: PrintExitLabel) -> Any:
         extra_lines=[f"Batch {pkg.batch}"] if pkg.batch else [],
         copies=msg.copies,
     )
-    job_id = f"label-{pkg.tag}-{next(devices._scan_ids)}"
+    job_id = f"label-{pkg.tag}-{devices.next_id()}"
     await inbox.send(dev.PrintLabel(job_id=job_id, label=label))
     return {"job_id": job_id, "printer": printer_id}
 
@@ -638,12 +646,12 @@ def _devices(hub: Hub) -> DeviceHub:
     return devices
 
 
-@handles(sale_protocol.ScaleZero)
+@HANDLERS.handles(sale_protocol.ScaleZero)
 async def scale_zero(req: Request, msg: sale_protocol.ScaleZero) -> Any:
     return await _scale_command(req, dev.ZeroScale(request_id=msg.id))
 
 
-@handles(sale_protocol.ScaleTare)
+@HANDLERS.handles(sale_protocol.ScaleTare)
 async def scale_tare(req: Request, msg: sale_protocol.ScaleTare) -> Any:
     return await _scale_command(req, dev.TareScale(request_id=msg.id))
 

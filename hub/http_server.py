@@ -1,7 +1,7 @@
 """The HTTP listener (hypercorn, trio worker): the browser pages, /healthz, /metrics and REST.
 
 A small hand-rolled ASGI app: the hub serves a handful of routes and static files and needs no framework.
-REST routes are registered by feature modules with :func:`route`.
+Each feature module declares its REST routes in a :class:`RouteTable`; hub/wiring.py joins them.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import json
 import logging
 import mimetypes
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs
@@ -20,9 +20,12 @@ import trio
 from hypercorn.config import Config as HyperConfig
 from hypercorn.trio import serve
 
-from hub.errors import BadRequest
+from hub.access import ROLE_RANK, token_hash
+from hub.actor import QuarantinedMessage
+from hub.errors import BadRequest, Forbidden, HubError, NotAuthenticated
 from hub.live.frames import MAX_JSON_DEPTH, explain, json_depth_exceeds
 from hub.metrics import CONTENT_TYPE
+from hub.store.env import decode
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -80,24 +83,58 @@ class HttpResponse:
 
 
 Route = Callable[["Hub", HttpRequest], Awaitable[HttpResponse]]
-ROUTES: dict[tuple[str, str], Route] = {}
-PREFIX_ROUTES: list[tuple[str, str, Route]] = []
 
 
-def route(method: str, path: str) -> Callable[[Route], Route]:
-    """Register a REST route; a path ending in '/*' matches the prefix."""
+class RouteTable:
+    """The REST routes one module serves (``ROUTES = RouteTable()`` with ``@ROUTES.route("GET", path)``);
+    hub/wiring.py joins the tables of the features a hub runs. A path ending in '/*' matches the prefix."""
 
-    def register(fn: Route) -> Route:
-        if path.endswith("/*"):
-            PREFIX_ROUTES.append((method, path[:-1], fn))
-        else:
-            ROUTES[(method, path)] = fn
-        return fn
+    def __init__(self) -> None:
+        self.exact: dict[tuple[str, str], Route] = {}
+        self.prefix: list[tuple[str, str, Route]] = []
 
-    return register
+    def route(self, method: str, path: str) -> Callable[[Route], Route]:
+        def add(fn: Route) -> Route:
+            if path.endswith("/*"):
+                self.prefix.append((method, path[:-1], fn))
+            elif (method, path) in self.exact:
+                raise ValueError(f"{method} {path} has two routes")
+            else:
+                self.exact[(method, path)] = fn
+            return fn
+
+        return add
+
+    @classmethod
+    def join(cls, *tables: RouteTable) -> RouteTable:
+        joined = cls()
+        for table in tables:
+            for key, fn in table.exact.items():
+                if key in joined.exact:
+                    raise ValueError(f"{key[0]} {key[1]} has two routes")
+                joined.exact[key] = fn
+            joined.prefix += table.prefix
+        return joined
+
+    def find(self, method: str, path: str) -> Route | None:
+        found = self.exact.get((method, path))
+        if found is None:
+            for m, prefix, fn in self.prefix:
+                if method == m and path.startswith(prefix):
+                    return fn
+        return found
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        yield from self.exact
+        for method, prefix, _ in self.prefix:
+            yield method, prefix + "*"
 
 
-@route("GET", "/healthz")
+# the hub's own routes (health, metrics, the hub's summary), served whichever features run
+ROUTES = RouteTable()
+
+
+@ROUTES.route("GET", "/healthz")
 async def healthz(hub: Hub, req: HttpRequest) -> HttpResponse:
     sup = hub.supervisor
     actors = {} if sup is None else {name: c.running for name, c in sup.children.items()}
@@ -110,13 +147,13 @@ async def healthz(hub: Hub, req: HttpRequest) -> HttpResponse:
     return HttpResponse.json(body, 200 if ok else 503)
 
 
-@route("GET", "/metrics")
+@ROUTES.route("GET", "/metrics")
 async def metrics(hub: Hub, req: HttpRequest) -> HttpResponse:
     hub.refresh_gauges()
     return HttpResponse(200, hub.metrics.render(), CONTENT_TYPE)
 
 
-@route("GET", "/api/hub")
+@ROUTES.route("GET", "/api/hub")
 async def hub_info(hub: Hub, req: HttpRequest) -> HttpResponse:
     s = hub.config.server
     return HttpResponse.json(
@@ -170,12 +207,7 @@ def make_app(hub: Hub) -> Callable[..., Awaitable[None]]:
                 return
         req = HttpRequest(scope, body)
         try:
-            handler = ROUTES.get((req.method, req.path))
-            if handler is None:
-                for method, prefix, fn in PREFIX_ROUTES:
-                    if req.method == method and req.path.startswith(prefix):
-                        handler = fn
-                        break
+            handler = hub.services.routes.find(req.method, req.path)
             if handler is not None:
                 resp = await handler(hub, req)
             elif req.method in ("GET", "HEAD"):
@@ -187,8 +219,6 @@ def make_app(hub: Hub) -> Callable[..., Awaitable[None]]:
             else:
                 resp = HttpResponse(405, "method not allowed")
         except Exception as exc:
-            from hub.errors import HubError
-
             if isinstance(exc, HubError):
                 status = {
                     "not_logged_in": 401,
@@ -252,8 +282,6 @@ def query_int(req: HttpRequest, name: str, default: int | None, lo: int, hi: int
 def require_staff(hub: Hub, req: HttpRequest, role: str = "budtender") -> Any:
     """The staff session behind ``Authorization: Bearer <session token>`` (the token a WebSocket login
     returned), checked for ``role``. Raises NotAuthenticated / Forbidden (answered 401 / 403)."""
-    from hub.auth import ROLE_RANK, token_hash
-    from hub.errors import Forbidden, NotAuthenticated
 
     if "token" in parse_qs(req.query):
         # a token in a URL lands in browser history, proxies' logs and Referer headers: header or cookie only
@@ -285,11 +313,9 @@ def _cookie(header: str, name: str) -> str:
     return ""
 
 
-@route("GET", "/api/quarantine")
+@ROUTES.route("GET", "/api/quarantine")
 async def quarantine(hub: Hub, req: HttpRequest) -> HttpResponse:
     """Messages that crashed an actor twice and were set aside, for the manager to look at."""
-    from hub.actor import QuarantinedMessage
-    from hub.store.env import decode
 
     require_staff(hub, req, "manager")
     with hub.store.read() as txn:
@@ -297,7 +323,7 @@ async def quarantine(hub: Hub, req: HttpRequest) -> HttpResponse:
     return HttpResponse.json({"quarantined": items})
 
 
-@route("GET", "/api/devices")
+@ROUTES.route("GET", "/api/devices")
 async def device_health(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "budtender")
     return HttpResponse.json({"devices": list(hub.services.device_health.values())})

@@ -17,8 +17,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hub import audit
+from hub.cli import data_dir_of, open_store
 from hub.domain.catalog import Package, Product
 from hub.domain.import_csv import CsvRowError, changed_fields, decode_csv, iter_packages, iter_products
+from hub.sale import inventory
 
 
 def _progress(label: str, done: int, total: int) -> None:
@@ -45,10 +48,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if not args.products and not args.packages:
         parser.error("give --products and/or --packages")
-    from hub.cli import _data_dir, open_store
-    from hub.sale import inventory
 
-    data = _data_dir(args)
+    data = data_dir_of(args)
     # read and check both files before the store is touched: a refused import writes nothing
     current = args.products
     try:
@@ -87,8 +88,6 @@ def main(argv: list[str]) -> int:
         except CsvRowError as exc:
             print(f"\nstorehub import: {current}: {exc} — nothing was imported", file=sys.stderr)
             return 2
-        from hub import audit
-
         with store.env.begin(write=True) as txn:
             changes = _changes(txn, store, new_products, packages)
             if changes and not args.update:
@@ -126,7 +125,6 @@ def _read(path: Path) -> str:
 def _changes(txn: Any, store: Any, products: list[Product], packages: list[Package]) -> list[str]:
     """What the import would change of products and packages the store already holds (a re-import of
     the same tag must not silently reset a counted quantity: 10 -> 999)."""
-    from hub.sale import inventory
 
     out = []
     for p in products:

@@ -17,8 +17,12 @@ from pathlib import Path
 
 import lmdb
 
+from hub.backoffice.readiness import readiness, render_text
+from hub.backoffice.records import day_reports
 from hub.config import ConfigError, StoreConfig, load_config
-from hub.store.env import Store, StoreVersionError
+from hub.demo import demo_config
+from hub.domain.eod import build_eod_report, render_csv, render_html, render_json
+from hub.store.env import TABLES, Store, StoreVersionError
 from hub.store.migrations import open_for_reading
 
 
@@ -41,7 +45,6 @@ def _config(args: argparse.Namespace) -> StoreConfig:
     if args.config:
         cfg = load_config(args.config)
     else:
-        from hub.demo import demo_config
 
         # without a store.toml the demo store's identity is assumed (its zone decides the business day)
         cfg = demo_config(args.data or "storehub-data")
@@ -81,7 +84,6 @@ def main(argv: list[str] | None = None) -> int:
 def _reopen_tables(store: Store) -> None:
     """Table handles opened inside an aborted read transaction are closed with it (LMDB: a handle opened
     in a transaction that aborts is discarded), so open them again, each in its own committed one."""
-    from hub.store.env import TABLES
 
     for name in TABLES:
         try:
@@ -91,8 +93,6 @@ def _reopen_tables(store: Store) -> None:
 
 
 def _eod(args: argparse.Namespace, cfg: StoreConfig, store: object) -> int:
-    from hub.backoffice.records import day_reports
-    from hub.domain.eod import build_eod_report, render_csv, render_html, render_json
 
     try:
         day = date.fromisoformat(args.date)
@@ -123,7 +123,6 @@ def _eod(args: argparse.Namespace, cfg: StoreConfig, store: object) -> int:
 
 
 def _readiness(cfg: StoreConfig, store: object) -> int:
-    from hub.backoffice.readiness import readiness, render_text
 
     r = readiness(store, cfg, now=datetime.now(UTC))  # type: ignore[arg-type]
     sys.stdout.write(render_text(r))

@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from hub.access import HandlerTable
+from hub.http_server import RouteTable
+
 if TYPE_CHECKING:
     from prometheus_client import Histogram
 
@@ -19,7 +22,8 @@ if TYPE_CHECKING:
     from hub.backoffice.cash_flags import CashWatch
     from hub.backoffice.readiness import Check
     from hub.catalogue.live import LiveCatalogue
-    from hub.chain import ChainState
+    from hub.chain.feature import ChainState
+    from hub.config import RegisterKind
     from hub.customers.service import Customers
     from hub.devices import DeviceHub, ScaleSimControl, TerminalHandle, TerminalSimControl
     from hub.domain.demo_catalogue import DemoStore
@@ -28,6 +32,7 @@ if TYPE_CHECKING:
     from hub.orders.menu import Menu
     from hub.orders.service import OrdersContext
     from hub.sale.context import SaleContext
+    from hub.sale.queue import CustomerQueue
     from hub.state_channel import StateChannel, StateHealthView
     from hub.supervisor import Supervisor
     from sandbox.paybybank import PayByBankEmulator
@@ -57,6 +62,7 @@ class Services:
     """One typed field per feature (None when the hub does not run it) and the hooks, in the order they run."""
 
     sale: SaleContext | None = None
+    customer_queue: CustomerQueue | None = None  # the store's one queue of checked-in customers
     pay_by_bank: PayByBankProvider | None = None
     devices: DeviceHub | None = None
     device_health: dict[str, dict[str, Any]] = field(default_factory=dict)  # device id -> its health
@@ -77,8 +83,12 @@ class Services:
     chain: ChainState | None = None
     demo: DemoServices = field(default_factory=DemoServices)
 
-    # register kinds other than the plain register (e.g. "picker")
-    actor_kinds: dict[str, type[RegisterActor]] = field(default_factory=dict)
+    # the commands and REST routes of the wired features, joined by hub/wiring.py
+    handlers: HandlerTable = field(default_factory=HandlerTable)
+    routes: RouteTable = field(default_factory=RouteTable)
+
+    # register kinds other than the plain register (the picker)
+    actor_kinds: dict[RegisterKind, type[RegisterActor]] = field(default_factory=dict)
     setup: list[SetupStep] = field(default_factory=list)
     start: list[StartStep] = field(default_factory=list)
     snapshot_providers: list[SnapshotProvider] = field(default_factory=list)

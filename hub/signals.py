@@ -23,8 +23,13 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from hub import audit
+from hub.audit import AuditEntry
+from hub.backoffice.cash_flags import StoredFlag
+from hub.domain.drawer import DrawerSession
 from hub.domain.outbox import UNSENT, OutboxEntry, overdue
 from hub.metrics import Metrics, is_back_office
+from hub.state_channel.pulls import Manifest, Reconciliation
 from hub.store.keys import from_u64, u64
 
 if TYPE_CHECKING:
@@ -121,7 +126,6 @@ class _ActionOnly(msgspec.Struct, kw_only=True):
 
 
 def store_created_at(store: Store) -> float:
-    from hub.audit import AuditEntry
 
     with store.env.begin() as txn, txn.cursor(db=store.db("audit")) as cur:
         if not cur.first():
@@ -134,7 +138,6 @@ def store_created_at(store: Store) -> float:
 
 def verify_audit(hub: Hub) -> bool:
     """Walk the chain (run in a worker thread: it reads the whole log in chunks)."""
-    from hub import audit
 
     checked, broken = audit.verify(hub.store)
     m = hub.metrics
@@ -210,7 +213,6 @@ def _values(store: Store, table: str) -> Iterable[bytes]:
 
 def cash_flags(store: Store) -> tuple[int, float]:
     """(unreviewed flags, when the oldest of them was raised or 0)."""
-    from hub.backoffice.cash_flags import StoredFlag
 
     oldest = 0.0
     n = 0
@@ -228,7 +230,6 @@ def cash_flags(store: Store) -> tuple[int, float]:
 
 def drawers(store: Store) -> tuple[int, int, dict[str, int]]:
     """(open drawers, counted but not signed off, variance of each register's last counted drawer)."""
-    from hub.domain.drawer import DrawerSession
 
     opened = unsigned = 0
     last: dict[str, tuple[datetime, int]] = {}
@@ -251,7 +252,6 @@ def drawers(store: Store) -> tuple[int, int, dict[str, int]]:
 
 def state_records(store: Store) -> tuple[int, int, float]:
     """(manifests not yet received, open discrepancies of the last reconciliation, when it ran or 0)."""
-    from hub.state_channel.pulls import Manifest, Reconciliation
 
     waiting = 0
     for raw in _values(store, "manifests"):

@@ -17,6 +17,7 @@ import msgspec
 import trio
 
 from hub.actor import describe_error
+from hub.logs import bind
 
 log = logging.getLogger("hub.supervisor")
 
@@ -68,7 +69,6 @@ async def supervise(
     Past the restart intensity the failure escalates to the parent (raises ``Escalation``), unless
     ``park_seconds`` is given: then the child stays down that long and is tried again (the parent's choice
     for children the store can run without for a while)."""
-    from hub.logs import bind
 
     bind(actor=spec.name)
     state = ChildState(name=spec.name)

@@ -8,51 +8,57 @@ from typing import Any
 
 import trio
 
-# these modules register their command handlers and REST routes when imported
-import hub.backoffice.counts
-import hub.backoffice.drawers
-import hub.backoffice.rest
-import hub.backoffice.returns
-import hub.catalogue.promo_codes
-import hub.catalogue.rest
-import hub.customers.records
-import hub.customers.rest
-import hub.orders.api
-import hub.orders.picking
-import hub.orders.pickup
-import hub.sale.browse
-import hub.sale.cart
-import hub.sale.checkin
-import hub.sale.demo
-import hub.sale.demo_api
-import hub.sale.drawer
-import hub.sale.pay
-import hub.sale.queue
-import hub.sale.receipts
-import hub.sale.reprint
-import hub.sale.void
-import hub.state_channel.api  # noqa: F401
+from actors import register
 from actors.picker import PickerActor
-from hub import backoffice, catalogue, chain, customers, demo, devices, orders, state_channel
+from hub import demo, devices, http_server
+from hub.access import HandlerTable
 from hub.app import Hub
-from hub.backoffice import cash_flags
+from hub.backoffice import cash_flags, counts, drawers, returns
+from hub.backoffice import feature as backoffice
+from hub.backoffice import rest as office_rest
 from hub.backoffice.cash_flags import CashWatch
+from hub.catalogue import promo_codes
+from hub.catalogue import rest as catalogue_rest
 from hub.catalogue.live import LiveCatalogue
+from hub.chain import feature as chain
 from hub.config import StoreConfig, check_facility
+from hub.customers import feature as customers
+from hub.customers import rest as customers_rest
 from hub.customers.service import Customers
 from hub.domain.outbox import RetryPolicy
+from hub.orders import api as orders_api
+from hub.orders import feature as orders
+from hub.orders import metrics as orders_metrics
+from hub.orders import picking, pickup
 from hub.orders.menu import Menu
 from hub.orders.service import OrdersContext
 from hub.orders.views import readiness_checks as orders_readiness
 from hub.orders.views import snapshot as orders_snapshot
-from hub.sale import bank, open_sale
-from hub.sale.context import sale_of
+from hub.sale import (
+    bank,
+    browse,
+    card,
+    cart,
+    checkin,
+    demo_api,
+    drawer,
+    pay,
+    queue,
+    receipts,
+    reprint,
+    void,
+)
+from hub.sale import demo as sale_demo
+from hub.sale.context import SaleContext, sale_of
+from hub.sale.opening import open_sale
 from hub.sale.queue import queue_snapshot
 from hub.sale.snapshot import sale_snapshot
 from hub.services import Services
 from hub.state_channel import ChannelOptions, StateHealthView, register_state_view
+from hub.state_channel import api as state_api
+from hub.state_channel import startup as state_startup
 from hub.state_channel.demo import InProcessSandbox, free_port, point_at_sandbox
-from hub.supervisor import Supervisor
+from hub.supervisor import ChildSpec, Supervisor
 
 
 @dataclass(frozen=True)
@@ -105,10 +111,66 @@ class Features:
         )
 
 
+@dataclass(frozen=True)
+class FeatureTables:
+    """The commands a feature answers and the REST routes it serves."""
+
+    handlers: tuple[HandlerTable, ...] = ()
+    routes: tuple[http_server.RouteTable, ...] = ()
+
+
+# a hub joins the tables of the features it runs: a command of a feature it does not run is `unsupported`
+FOUNDATION = FeatureTables((register.HANDLERS,), (http_server.ROUTES,))
+SALE = FeatureTables(
+    (
+        checkin.HANDLERS,
+        cart.HANDLERS,
+        browse.HANDLERS,
+        queue.HANDLERS,
+        drawer.HANDLERS,
+        pay.HANDLERS,
+        card.HANDLERS,
+        void.HANDLERS,
+        receipts.HANDLERS,
+        reprint.HANDLERS,
+        sale_demo.HANDLERS,
+    ),
+    (demo_api.ROUTES,),
+)
+DEVICES = FeatureTables((devices.HANDLERS,))
+STATE_CHANNEL = FeatureTables(routes=(state_api.ROUTES,))
+BACKOFFICE = FeatureTables(
+    (drawers.HANDLERS, counts.HANDLERS, returns.HANDLERS, cash_flags.HANDLERS), (office_rest.ROUTES,)
+)
+ORDERS = FeatureTables((picking.HANDLERS, pickup.HANDLERS), (orders_api.ROUTES,))
+CUSTOMERS = FeatureTables(routes=(customers_rest.ROUTES,))
+CATALOGUE = FeatureTables((promo_codes.HANDLERS,), (catalogue_rest.ROUTES,))
+CHAIN = FeatureTables(routes=(chain.ROUTES,))
+
+
+def tables(features: Features) -> tuple[HandlerTable, http_server.RouteTable]:
+    """The hub's command table and route table for ``features``."""
+    wired = [
+        FOUNDATION,
+        *([SALE] if features.sale is not None else []),
+        *([DEVICES] if features.devices else []),
+        *([STATE_CHANNEL] if features.state_channel is not None else []),
+        *([BACKOFFICE] if features.backoffice else []),
+        *([ORDERS] if features.orders is not None else []),
+        *([CUSTOMERS] if features.customers is not None else []),
+        *([CATALOGUE] if features.catalogue else []),
+        *([CHAIN] if features.chain else []),
+    ]
+    handlers = HandlerTable.join(*(t for f in wired for t in f.handlers))
+    routes = http_server.RouteTable.join(*(t for f in wired for t in f.routes))
+    return handlers, routes
+
+
 def build(config: StoreConfig, features: Features) -> Hub:
     """A hub that runs ``features``; its services are built here in startup order (``Hub.run`` runs the setup
     steps once the store is open, starts the registers, then runs the start steps in this order)."""
     services = Services()
+    services.handlers, services.routes = tables(features)
     hub = Hub(config, services)
     demo_opts = features.demo
 
@@ -129,10 +191,12 @@ def build(config: StoreConfig, features: Features) -> Hub:
         _wire_orders(hub, services, features.orders, demo=demo_opts is not None)
     # customers, loyalty and the CRM bridge (issue 16)
     if features.customers is not None:
-        _wire_customers(hub, services, features.customers, demo=demo_opts is not None)
+        _wire_customers(
+            hub, services, features.customers, demo=demo_opts is not None, sale=features.sale is not None
+        )
     # the live catalogue (issue 16)
     if features.catalogue:
-        _wire_catalogue(hub, services)
+        _wire_catalogue(hub, services, sale=features.sale is not None)
     # the store as one of a chain (issue 17)
     if features.chain:
         _wire_chain(hub, services)
@@ -144,6 +208,7 @@ def build(config: StoreConfig, features: Features) -> Hub:
 def _wire_sale(hub: Hub, services: Services, options: SaleOptions) -> None:
     async def open_the_sale(h: Hub) -> None:
         h.services.sale = await open_sale(h, demo=options.demo, taxes=options.taxes)
+        h.services.customer_queue = queue.CustomerQueue(h)
 
     services.setup.append(open_the_sale)
     services.snapshot_providers += [sale_snapshot, queue_snapshot]
@@ -174,7 +239,7 @@ def _wire_state_channel(
     check_facility(hub.config)  # a store and its facility in one state and zone, or the hub does not start
 
     async def start(h: Hub, sup: Supervisor) -> None:
-        await state_channel.start(h, sup, options, sandbox)
+        await state_startup.start(h, sup, options, sandbox)
 
     services.start.append(start)
     services.state_health = StateHealthView(hub)
@@ -196,6 +261,7 @@ def _wire_orders(hub: Hub, services: Services, options: orders.OrdersOptions, *,
     )
     services.orders = ctx
     services.orders_menu = Menu(boot=hub.boot_id)
+    services.order_pick_seconds = orders_metrics.pick_seconds(hub.metrics.registry)
     services.actor_kinds["picker"] = PickerActor
     services.snapshot_providers.append(orders_snapshot)
     services.readiness_checks.append(lambda: orders_readiness(hub))
@@ -207,39 +273,51 @@ def _wire_orders(hub: Hub, services: Services, options: orders.OrdersOptions, *,
     services.after_sale.append(orders.after_sale)
 
 
-def _wire_customers(hub: Hub, services: Services, options: CustomersOptions, *, demo: bool) -> None:
+def _wire_customers(
+    hub: Hub, services: Services, options: CustomersOptions, *, demo: bool, sale: bool
+) -> None:
     people = Customers(hub, customers.program_of(hub.config))
     services.customers = people
     services.crm_retry_policy = options.crm_retry_policy
-
-    async def setup(h: Hub) -> None:
-        if h.services.sale is not None:
-            await customers.attach_to_sale(h, people, h.services.sale)
-
-    async def start(h: Hub, sup: Supervisor) -> None:
-        if h.services.sale is not None:
-            await customers.start(h, sup, people, demo=demo)
-
-    services.setup.append(setup)
-    services.start.append(start)
     services.after_sale.append(people.after_sale)
     services.readiness_checks.append(people.readiness)
-
-
-def _wire_catalogue(hub: Hub, services: Services) -> None:
-    live = LiveCatalogue(hub)
-    services.catalogue = live
+    if not sale:  # records and REST only: no loyalty at a register, no CRM bridge
+        return
 
     async def setup(h: Hub) -> None:
-        if h.services.sale is not None:
-            await catalogue.attach_to_sale(live, h.services.sale)
+        await customers.attach_to_sale(h, people, _opened_sale(h))
 
     async def start(h: Hub, sup: Supervisor) -> None:
-        if h.services.sale is not None:
-            await catalogue.start(sup, live)
+        await customers.start(h, sup, people, demo=demo)
 
     services.setup.append(setup)
     services.start.append(start)
+
+
+def _wire_catalogue(hub: Hub, services: Services, *, sale: bool) -> None:
+    live = LiveCatalogue(hub)
+    services.catalogue = live
+    if not sale:
+        return
+
+    async def setup(h: Hub) -> None:
+        # the stored promotions (seeded once from store.toml) become the live list
+        await trio.to_thread.run_sync(live.seed, _opened_sale(h).settings.promotions)
+        live.reload()
+
+    async def start(h: Hub, sup: Supervisor) -> None:
+        # scheduled price changes are applied when their time comes
+        await sup.start(ChildSpec(name="catalogue-prices", run=live.run))
+
+    services.setup.append(setup)
+    services.start.append(start)
+
+
+def _opened_sale(h: Hub) -> SaleContext:
+    """The sale, opened by its setup step, which runs before the steps of the features built on it."""
+    if h.services.sale is None:
+        raise RuntimeError("the sale's setup step has not run")
+    return h.services.sale
 
 
 def _wire_chain(hub: Hub, services: Services) -> None:

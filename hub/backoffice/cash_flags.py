@@ -19,19 +19,24 @@ import msgspec
 import trio
 
 from hub import audit
+from hub.access import HandlerTable
 from hub.backoffice import protocol as bp
 from hub.backoffice.records import sales_since
-from hub.commands import Request, handles
+from hub.commands import Request
 from hub.domain.cash_compliance import CashEvent, CashFlag, CashPolicy, FlagReview, assess, flags_for_sale
 from hub.domain.receipt import SaleRecord
 from hub.errors import NotFound
 from hub.store.env import Store, decode, put, tget
 from hub.store.keys import micros, text, u64
 from hub.store.layout import LEDGER
+from hub.supervisor import ChildSpec
 
 if TYPE_CHECKING:
     from hub.app import Hub
     from hub.supervisor import Supervisor
+
+# the commands this module answers; hub/wiring.py joins it into the hub's table
+HANDLERS = HandlerTable()
 
 log = logging.getLogger("hub.backoffice.cash")
 POLICY = CashPolicy()
@@ -204,14 +209,13 @@ def is_office(register_id: str) -> bool:
 
 
 async def start(hub: Hub, sup: Supervisor) -> None:
-    from hub.supervisor import ChildSpec
 
     watch = hub.services.cash_watch
     assert watch is not None  # wired with the back office
     await sup.start(ChildSpec(name="cash-flags", run=watch.run))
 
 
-@handles(bp.ReviewCashFlag, role="manager")
+@HANDLERS.handles(bp.ReviewCashFlag, role="manager")
 async def review_cash_flag(req: Request, msg: bp.ReviewCashFlag) -> Any:
     hub = req.hub
     store = hub.store

@@ -13,10 +13,11 @@ import lmdb
 import msgspec
 
 from hub import audit
+from hub.access import HandlerTable
 from hub.backoffice import counting
 from hub.backoffice import protocol as bp
 from hub.backoffice.records import sales_since, scan_prefix
-from hub.commands import Request, handles
+from hub.commands import Request
 from hub.domain.catalog import Package, Product, Refusal
 from hub.domain.state_payloads import StateAdjustment
 from hub.errors import BadRequest, NotFound
@@ -25,6 +26,9 @@ from hub.sale.context import refuse
 from hub.state_channel import outbox_store
 from hub.store.env import Store, decode, encode, put, tget
 from hub.store.keys import text
+
+# the commands this module answers; hub/wiring.py joins it into the hub's table
+HANDLERS = HandlerTable()
 
 
 def _weighed(store: Store, product_id: str, cache: dict[str, bool]) -> bool:
@@ -82,7 +86,7 @@ def _ok(result: Any) -> Any:
     return result
 
 
-@handles(bp.StartCount, role="technician")
+@HANDLERS.handles(bp.StartCount, role="technician")
 async def start_count(req: Request, msg: bp.StartCount) -> Any:
     store = req.hub.store
     scope, pkgs = packages_in_scope(store, msg)
@@ -124,7 +128,7 @@ async def start_count(req: Request, msg: bp.StartCount) -> Any:
     return await req.commit(fn)
 
 
-@handles(bp.CountPackage, role="technician")
+@HANDLERS.handles(bp.CountPackage, role="technician")
 async def count_package(req: Request, msg: bp.CountPackage) -> Any:
     store = req.hub.store
     now = datetime.now(UTC)
@@ -157,7 +161,7 @@ def _sold_since(store: Store, req: Request, session: counting.CountSession) -> d
     return sold
 
 
-@handles(bp.FinishCount, role="technician")
+@HANDLERS.handles(bp.FinishCount, role="technician")
 async def finish_count(req: Request, msg: bp.FinishCount) -> Any:
     store = req.hub.store
     now = datetime.now(UTC)
@@ -192,7 +196,7 @@ async def finish_count(req: Request, msg: bp.FinishCount) -> Any:
     return await req.commit(fn)
 
 
-@handles(bp.ApproveAdjustments, role="manager")
+@HANDLERS.handles(bp.ApproveAdjustments, role="manager")
 async def approve_adjustments(req: Request, msg: bp.ApproveAdjustments) -> Any:
     hub = req.hub
     store = hub.store

@@ -16,8 +16,9 @@ import lmdb
 import msgspec
 
 from hub import audit
+from hub.access import HandlerTable
 from hub.backoffice import protocol as bp
-from hub.commands import Request, handles
+from hub.commands import Request
 from hub.domain.catalog import Refusal
 from hub.domain.drawer import (
     CloseSummary,
@@ -37,6 +38,9 @@ from hub.sale.drawer import open_drawer_id, open_drawer_session
 from hub.store.env import put, tget
 from hub.store.keys import text
 from hub.store.layout import OPEN_DRAWERS
+
+# the commands this module answers; hub/wiring.py joins it into the hub's table
+HANDLERS = HandlerTable()
 
 
 def target_register(req: Request, register_id: str) -> str:
@@ -81,7 +85,7 @@ def summary_dict(summary: CloseSummary) -> dict[str, Any]:
     return msgspec.to_builtins(summary)  # type: ignore[no-any-return]
 
 
-@handles(bp.OfficeOpenDrawer, role="manager")
+@HANDLERS.handles(bp.OfficeOpenDrawer, role="manager")
 async def office_open_drawer(req: Request, msg: bp.OfficeOpenDrawer) -> Any:
     reg = target_register(req, msg.register_id)
     member = await staff_by_pin(req, msg.witness, msg.witness_pin, "witness")
@@ -90,7 +94,7 @@ async def office_open_drawer(req: Request, msg: bp.OfficeOpenDrawer) -> Any:
     return result
 
 
-@handles(bp.DrawerMovement)
+@HANDLERS.handles(bp.DrawerMovement)
 async def drawer_movement(req: Request, msg: bp.DrawerMovement) -> Any:
     hub = req.hub
     reg = target_register(req, msg.register_id)
@@ -138,7 +142,7 @@ async def drawer_movement(req: Request, msg: bp.DrawerMovement) -> Any:
     return result
 
 
-@handles(bp.BlindCount)
+@HANDLERS.handles(bp.BlindCount)
 async def blind_count(req: Request, msg: bp.BlindCount) -> Any:
     hub = req.hub
     reg = target_register(req, msg.register_id)
@@ -175,7 +179,7 @@ async def blind_count(req: Request, msg: bp.BlindCount) -> Any:
     return result
 
 
-@handles(bp.SignOffDrawer)
+@HANDLERS.handles(bp.SignOffDrawer)
 async def sign_off_drawer(req: Request, msg: bp.SignOffDrawer) -> Any:
     hub = req.hub
     if msg.approval is not None:
@@ -212,7 +216,7 @@ async def sign_off_drawer(req: Request, msg: bp.SignOffDrawer) -> Any:
     return await req.commit(fn)
 
 
-@handles(bp.RecordDeposit, role="manager")
+@HANDLERS.handles(bp.RecordDeposit, role="manager")
 async def deposit(req: Request, msg: bp.RecordDeposit) -> Any:
     hub = req.hub
     now = datetime.now(UTC)
@@ -244,7 +248,7 @@ async def deposit(req: Request, msg: bp.RecordDeposit) -> Any:
     return await req.commit(fn)
 
 
-@handles(bp.HandOverDrawer)
+@HANDLERS.handles(bp.HandOverDrawer)
 async def hand_over_drawer(req: Request, msg: bp.HandOverDrawer) -> Any:
     hub = req.hub
     reg = target_register(req, msg.register_id)

@@ -16,12 +16,16 @@ from hub import audit
 from hub.auth import StaffMember
 from hub.backoffice import cash_flags, counts, readiness, records
 from hub.backoffice.drawers import drawer_row
-from hub.domain.eod import render_csv, render_html, render_json
+from hub.domain.eod import build_eod_report, render_csv, render_html, render_json
 from hub.errors import BadRequest, NotFound
-from hub.http_server import HttpRequest, HttpResponse, query_int, require_staff, route
+from hub.http_server import HttpRequest, HttpResponse, RouteTable, query_int, require_staff
+from hub.sale.view import receipt_html
 
 if TYPE_CHECKING:
     from hub.app import Hub
+
+# the REST routes this module serves; hub/wiring.py joins it into the hub's table
+ROUTES = RouteTable()
 
 
 def _q(req: HttpRequest) -> dict[str, str]:
@@ -42,7 +46,7 @@ def _date(hub: Hub, q: dict[str, str]) -> date:
         raise BadRequest("The date is written YYYY-MM-DD.", field="date") from None
 
 
-@route("GET", "/api/backoffice/drawers")
+@ROUTES.route("GET", "/api/backoffice/drawers")
 async def list_drawers(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "manager")
     day = _date(hub, _q(req))
@@ -57,7 +61,7 @@ async def list_drawers(hub: Hub, req: HttpRequest) -> HttpResponse:
     return HttpResponse.json({"date": day.isoformat(), "registers": registers, "drawers": rows})
 
 
-@route("GET", "/api/backoffice/readiness")
+@ROUTES.route("GET", "/api/backoffice/readiness")
 async def get_readiness(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "manager")
     r = readiness.readiness(
@@ -71,7 +75,7 @@ async def get_readiness(hub: Hub, req: HttpRequest) -> HttpResponse:
     return HttpResponse.json(r)
 
 
-@route("GET", "/api/reports/eod")
+@ROUTES.route("GET", "/api/reports/eod")
 async def eod(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "manager")
     q = _q(req)
@@ -82,7 +86,6 @@ async def eod(hub: Hub, req: HttpRequest) -> HttpResponse:
     if register:
         report = next((r for r in reports.registers if r.scope == register), None)
         if report is None:
-            from hub.domain.eod import build_eod_report
 
             report = build_eod_report(
                 day,
@@ -109,7 +112,7 @@ async def eod(hub: Hub, req: HttpRequest) -> HttpResponse:
     return HttpResponse(200, body, "application/json")
 
 
-@route("GET", "/api/reports/variance")
+@ROUTES.route("GET", "/api/reports/variance")
 async def variance(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "manager")
     days = query_int(req, "days", 30, 1, 366) or 30
@@ -117,21 +120,21 @@ async def variance(hub: Hub, req: HttpRequest) -> HttpResponse:
     return HttpResponse.json({"days": points})
 
 
-@route("GET", "/api/backoffice/counts")
+@ROUTES.route("GET", "/api/backoffice/counts")
 async def list_counts(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "technician")
     rows = sorted(counts.all_counts(hub.store), key=lambda c: c.started_at, reverse=True)
     return HttpResponse.json({"counts": [counts.count_dict(c) for c in rows[:100]]})
 
 
-@route("GET", "/api/backoffice/cash-flags")
+@ROUTES.route("GET", "/api/backoffice/cash-flags")
 async def list_flags(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "manager")
     flags = cash_flags.current_flags(hub.store, hub.config.zone, datetime.now(UTC))
     return HttpResponse.json({"flags": [cash_flags.flag_row(f) for f in flags]})
 
 
-@route("GET", "/api/backoffice/incidents")
+@ROUTES.route("GET", "/api/backoffice/incidents")
 async def list_incidents(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "manager")
     rows = records.incidents(hub.store)
@@ -166,7 +169,7 @@ def _csv_safe(value: str) -> str:
     return "'" + value if value[:1] in ("=", "+", "-", "@") else value
 
 
-@route("GET", "/api/backoffice/audit")
+@ROUTES.route("GET", "/api/backoffice/audit")
 async def audit_log(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "manager")
     before = query_int(req, "before", None, 0, 2**63 - 1)
@@ -174,7 +177,7 @@ async def audit_log(hub: Hub, req: HttpRequest) -> HttpResponse:
     return HttpResponse.json({"entries": records.audit_page(hub.store, before=before, limit=limit)})
 
 
-@route("POST", "/api/backoffice/audit/verify")
+@ROUTES.route("POST", "/api/backoffice/audit/verify")
 async def audit_verify(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "manager")
     # walking the whole chain hashes every entry: off the trio thread
@@ -192,7 +195,7 @@ async def audit_verify(hub: Hub, req: HttpRequest) -> HttpResponse:
     )
 
 
-@route("GET", "/api/backoffice/devices")
+@ROUTES.route("GET", "/api/backoffice/devices")
 async def devices(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "manager")
     sup = hub.supervisor
@@ -222,7 +225,7 @@ async def devices(hub: Hub, req: HttpRequest) -> HttpResponse:
     )
 
 
-@route("GET", "/api/backoffice/staff")
+@ROUTES.route("GET", "/api/backoffice/staff")
 async def staff(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "manager")
     with hub.store.read() as txn:
@@ -246,16 +249,15 @@ async def staff(hub: Hub, req: HttpRequest) -> HttpResponse:
     )
 
 
-@route("GET", "/api/backoffice/returns")
+@ROUTES.route("GET", "/api/backoffice/returns")
 async def returned(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "manager")
     return HttpResponse.json({"returned_stock": records.returned_stock(hub.store)})
 
 
-@route("GET", "/api/backoffice/receipt")
+@ROUTES.route("GET", "/api/backoffice/receipt")
 async def receipt(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "manager")
-    from hub.sale.view import receipt_html
 
     number = query_int(req, "number", None, 1, 10**12)
     if number is None:

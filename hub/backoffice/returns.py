@@ -14,8 +14,9 @@ from typing import Any
 import lmdb
 
 from hub import audit
+from hub.access import HandlerTable
 from hub.backoffice.records import returns_of, scan_prefix
-from hub.commands import Request, handles
+from hub.commands import Request
 from hub.domain.catalog import Refusal
 from hub.domain.drawer import DrawerEvent
 from hub.domain.outbox import OutboxEntry
@@ -32,6 +33,9 @@ from hub.state_channel import outbox_store
 from hub.store.env import decode, encode
 from hub.store.keys import u64
 from hub.store.layout import RETURN_SEQ, RETURNED_STOCK, RETURNS, RETURNS_BY_RECEIPT
+
+# the commands this module answers; hub/wiring.py joins it into the hub's table
+HANDLERS = HandlerTable()
 
 
 def _original_state_sale(
@@ -58,7 +62,7 @@ def _earlier_returns(txn: lmdb.Transaction, store: Any, key: str) -> tuple[State
     return tuple(out)
 
 
-@handles(p.ReturnItems)
+@HANDLERS.handles(p.ReturnItems)
 async def return_items(req: Request, msg: p.ReturnItems) -> Any:
     hub = req.hub
     store = hub.store

@@ -18,7 +18,7 @@ from hub.domain.lab_results import LabResult, from_metrc
 from hub.domain.labels import LabelFacts, LabelKind, label_text, potency, render_zpl
 from hub.errors import NotFound
 from hub.sale import inventory as inv
-from hub.sale.context import ctx_of
+from hub.sale.context import Refused, ctx_of
 from hub.store.env import put
 from hub.store.keys import text
 
@@ -109,7 +109,6 @@ def label_printer_of(hub: Hub, register_id: str) -> str:
 async def print_label(
     hub: Hub, register_id: str, tag: str, kind: LabelKind, copies: int = 1
 ) -> dict[str, Any]:
-    from hub.sale.context import Refused
 
     devices = hub.services.devices
     printer_id = label_printer_of(hub, register_id)

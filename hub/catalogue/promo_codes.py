@@ -7,12 +7,16 @@ from typing import Any
 
 import msgspec
 
+from hub.access import HandlerTable
 from hub.catalogue.protocol import ApplyPromoCode, RemovePromoCode
-from hub.commands import Request, handles
+from hub.commands import Request
 from hub.sale.context import Refused, cart_of, notice, sale_of, save
 
+# the commands this module answers; hub/wiring.py joins it into the hub's table
+HANDLERS = HandlerTable()
 
-@handles(ApplyPromoCode)
+
+@HANDLERS.handles(ApplyPromoCode)
 async def apply_promo_code(req: Request, msg: ApplyPromoCode) -> Any:
     live = req.hub.services.catalogue
     assert live is not None  # wired with the catalogue, whose commands these are
@@ -30,7 +34,7 @@ async def apply_promo_code(req: Request, msg: ApplyPromoCode) -> Any:
     return await save(req, sale, reply={"code": code})
 
 
-@handles(RemovePromoCode)
+@HANDLERS.handles(RemovePromoCode)
 async def remove_promo_code(req: Request, msg: RemovePromoCode) -> Any:
     actor = req.hub.registers[req.register_id]
     sale = sale_of(actor)

@@ -26,13 +26,16 @@ from hub.domain.pricing import price_cart
 from hub.domain.promotions import Promotion, eligible
 from hub.domain.receipt import SaleRecord
 from hub.errors import BadRequest, NotFound
-from hub.http_server import HttpRequest, HttpResponse, require_staff, route
+from hub.http_server import HttpRequest, HttpResponse, RouteTable, require_staff
 from hub.sale import inventory as inv
 from hub.sale.context import ctx_of, sale_of
 from hub.store.keys import u64
 
 if TYPE_CHECKING:
     from hub.app import Hub
+
+# the REST routes this module serves; hub/wiring.py joins it into the hub's table
+ROUTES = RouteTable()
 
 IMPORT_CHUNK = 200
 
@@ -92,7 +95,7 @@ def product_row(p: Product) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------- products
-@route("GET", "/api/catalogue/products")
+@ROUTES.route("GET", "/api/catalogue/products")
 async def products(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "manager")
     q = _q(req).get("q", "").strip()
@@ -105,7 +108,7 @@ async def products(hub: Hub, req: HttpRequest) -> HttpResponse:
     return HttpResponse.json({"products": [product_row(p) for p in found]})
 
 
-@route("GET", "/api/catalogue/products/*")
+@ROUTES.route("GET", "/api/catalogue/products/*")
 async def product_detail(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "budtender")
     parts = _tail(req, "/api/catalogue/products/")
@@ -129,7 +132,7 @@ async def product_detail(hub: Hub, req: HttpRequest) -> HttpResponse:
     return HttpResponse.json({"product": product_row(p), "packages": pkgs, "price_changes": pending})
 
 
-@route("POST", "/api/catalogue/products/*")
+@ROUTES.route("POST", "/api/catalogue/products/*")
 async def product_edit(hub: Hub, req: HttpRequest) -> HttpResponse:
     session = require_staff(hub, req, "manager")
     parts = _tail(req, "/api/catalogue/products/")
@@ -160,14 +163,14 @@ def _when(raw: Any, hub: Hub) -> datetime:
     return at.astimezone(UTC)
 
 
-@route("GET", "/api/catalogue/price-changes")
+@ROUTES.route("GET", "/api/catalogue/price-changes")
 async def price_changes(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "manager")
     items = sorted(live_of(hub).price_changes(), key=lambda c: c.effective_at, reverse=True)[:200]
     return HttpResponse.json({"price_changes": [msgspec.to_builtins(c) for c in items]})
 
 
-@route("POST", "/api/catalogue/price-changes")
+@ROUTES.route("POST", "/api/catalogue/price-changes")
 async def price_change(hub: Hub, req: HttpRequest) -> HttpResponse:
     session = require_staff(hub, req, "manager")
     body = _body(req)
@@ -191,13 +194,13 @@ def _stored_row(s: Any) -> dict[str, Any]:
     return {**msgspec.to_builtins(s), "promotion": msgspec.to_builtins(s.promotion)}
 
 
-@route("GET", "/api/catalogue/promotions")
+@ROUTES.route("GET", "/api/catalogue/promotions")
 async def promotions(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "manager")
     return HttpResponse.json({"promotions": [_stored_row(s) for s in live_of(hub).stored()]})
 
 
-@route("POST", "/api/catalogue/promotions")
+@ROUTES.route("POST", "/api/catalogue/promotions")
 async def promotion_save(hub: Hub, req: HttpRequest) -> HttpResponse:
     session = require_staff(hub, req, "manager")
     body = _body(req)
@@ -215,7 +218,7 @@ async def promotion_save(hub: Hub, req: HttpRequest) -> HttpResponse:
     return HttpResponse.json({"promotion": _stored_row(item)})
 
 
-@route("POST", "/api/catalogue/promotions/*")
+@ROUTES.route("POST", "/api/catalogue/promotions/*")
 async def promotion_action(hub: Hub, req: HttpRequest) -> HttpResponse:
     session = require_staff(hub, req, "manager")
     parts = _tail(req, "/api/catalogue/promotions/")
@@ -337,7 +340,7 @@ def _parse_import(hub: Hub, body: dict[str, Any]) -> tuple[list[Any], list[Any],
     return new_products, packages, diff, added_products, added_packages
 
 
-@route("POST", "/api/catalogue/import")
+@ROUTES.route("POST", "/api/catalogue/import")
 async def import_catalogue(hub: Hub, req: HttpRequest) -> HttpResponse:
     """``dry_run`` (the default) answers what would be added and changed, writing nothing; ``apply`` with
     ``confirm_changes`` writes in chunks and answers a job id whose progress the page polls."""
@@ -413,7 +416,7 @@ async def import_catalogue(hub: Hub, req: HttpRequest) -> HttpResponse:
     return HttpResponse.json({"dry_run": False, "job": job, **summary})
 
 
-@route("GET", "/api/catalogue/import/*")
+@ROUTES.route("GET", "/api/catalogue/import/*")
 async def import_progress(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "manager")
     parts = _tail(req, "/api/catalogue/import/")
@@ -424,7 +427,7 @@ async def import_progress(hub: Hub, req: HttpRequest) -> HttpResponse:
 
 
 # ---------------------------------------------------------------------------------------------- labels
-@route("GET", "/api/labels/*")
+@ROUTES.route("GET", "/api/labels/*")
 async def label_preview(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "budtender")
     parts = _tail(req, "/api/labels/")
@@ -434,7 +437,7 @@ async def label_preview(hub: Hub, req: HttpRequest) -> HttpResponse:
     return HttpResponse.json(labels.preview(hub, parts[0], kind))  # type: ignore[arg-type]
 
 
-@route("POST", "/api/labels/print")
+@ROUTES.route("POST", "/api/labels/print")
 async def label_print(hub: Hub, req: HttpRequest) -> HttpResponse:
     """Print on the label printer of the register the session belongs to (or ``register_id`` from the
     back office)."""
@@ -451,7 +454,7 @@ async def label_print(hub: Hub, req: HttpRequest) -> HttpResponse:
     return HttpResponse.json(out)
 
 
-@route("POST", "/api/labs/*")
+@ROUTES.route("POST", "/api/labs/*")
 async def lab_pull(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "budtender")
     parts = _tail(req, "/api/labs/")
@@ -461,7 +464,7 @@ async def lab_pull(hub: Hub, req: HttpRequest) -> HttpResponse:
     return HttpResponse.json({"lab": msgspec.to_builtins(result)})
 
 
-@route("GET", "/api/register/cart")
+@ROUTES.route("GET", "/api/register/cart")
 async def register_cart(hub: Hub, req: HttpRequest) -> HttpResponse:
     """The lines of the session's register cart, for the label button (tags and names only)."""
     session = require_staff(hub, req, "budtender")
@@ -477,7 +480,7 @@ async def register_cart(hub: Hub, req: HttpRequest) -> HttpResponse:
     return HttpResponse.json({"register_id": session.register_id, "lines": lines})
 
 
-@route("GET", "/api/demo/label-printer")
+@ROUTES.route("GET", "/api/demo/label-printer")
 async def demo_label_printer(hub: Hub, req: HttpRequest) -> HttpResponse:
     """What the demo's simulated label printer has received (the demo only)."""
     require_staff(hub, req, "budtender")
@@ -488,7 +491,7 @@ async def demo_label_printer(hub: Hub, req: HttpRequest) -> HttpResponse:
 
 
 # ---------------------------------------------------------------------------------------------- Form 8300
-@route("GET", "/api/backoffice/cash-flags-8300")
+@ROUTES.route("GET", "/api/backoffice/cash-flags-8300")
 async def flags_with_status(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "manager")
     now = datetime.now(UTC)
@@ -499,7 +502,7 @@ async def flags_with_status(hub: Hub, req: HttpRequest) -> HttpResponse:
     return HttpResponse.json({"flags": rows})
 
 
-@route("GET", "/api/backoffice/form8300/*")
+@ROUTES.route("GET", "/api/backoffice/form8300/*")
 async def form_8300(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "manager")
     parts = _tail(req, "/api/backoffice/form8300/")

@@ -24,17 +24,20 @@ from urllib.parse import unquote
 
 import msgspec
 
-from hub.auth import ROLE_RANK
+from hub.access import ROLE_RANK
 from hub.crm import outbox_store as crm_store
 from hub.customers import records
 from hub.customers.service import Customers
 from hub.domain import customers as core
 from hub.domain.catalog import Customer, Refusal
 from hub.errors import BadRequest, NotFound
-from hub.http_server import HttpRequest, HttpResponse, require_staff, route
+from hub.http_server import HttpRequest, HttpResponse, RouteTable, require_staff
 
 if TYPE_CHECKING:
     from hub.app import Hub
+
+# the REST routes this module serves; hub/wiring.py joins it into the hub's table
+ROUTES = RouteTable()
 
 
 def customers_of(hub: Hub) -> Customers:
@@ -79,7 +82,7 @@ def view(hub: Hub, c: Customer, session: Any, *, history: bool = True) -> dict[s
     return out
 
 
-@route("GET", "/api/customers/consent-texts")
+@ROUTES.route("GET", "/api/customers/consent-texts")
 async def consent_texts(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "budtender")
     return HttpResponse.json({"texts": core.CONSENT_TEXTS, "groups": list(core.GROUPS)})
@@ -97,7 +100,7 @@ def _facts(hub: Hub, session: Any, body: dict[str, Any]) -> core.LicenceFacts:
     return facts
 
 
-@route("POST", "/api/customers/licence")
+@ROUTES.route("POST", "/api/customers/licence")
 async def licence_prefill(hub: Hub, req: HttpRequest) -> HttpResponse:
     session = require_staff(hub, req, "budtender")
     facts = _facts(hub, session, _body(req))
@@ -116,7 +119,7 @@ async def licence_prefill(hub: Hub, req: HttpRequest) -> HttpResponse:
     )
 
 
-@route("POST", "/api/customers/enrol")
+@ROUTES.route("POST", "/api/customers/enrol")
 async def enrol(hub: Hub, req: HttpRequest) -> HttpResponse:
     session = require_staff(hub, req, "budtender")
     cs = customers_of(hub)
@@ -142,7 +145,7 @@ async def enrol(hub: Hub, req: HttpRequest) -> HttpResponse:
     return HttpResponse.json({"customer": view(hub, c, session)})
 
 
-@route("POST", "/api/customers/find")
+@ROUTES.route("POST", "/api/customers/find")
 async def find(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "budtender")
     cs = customers_of(hub)
@@ -177,7 +180,7 @@ async def find(hub: Hub, req: HttpRequest) -> HttpResponse:
     return HttpResponse.json({"customers": rows})
 
 
-@route("GET", "/api/crm/status")
+@ROUTES.route("GET", "/api/crm/status")
 async def crm_status(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "manager")
     cs = customers_of(hub)
@@ -204,7 +207,7 @@ async def crm_status(hub: Hub, req: HttpRequest) -> HttpResponse:
     )
 
 
-@route("GET", "/api/customers/*")
+@ROUTES.route("GET", "/api/customers/*")
 async def profile(hub: Hub, req: HttpRequest) -> HttpResponse:
     session = require_staff(hub, req, "budtender")
     parts = [unquote(p) for p in req.path[len("/api/customers/") :].split("/") if p]
@@ -214,7 +217,7 @@ async def profile(hub: Hub, req: HttpRequest) -> HttpResponse:
     return HttpResponse.json({"customer": view(hub, c, session)})
 
 
-@route("POST", "/api/customers/*")
+@ROUTES.route("POST", "/api/customers/*")
 async def change(hub: Hub, req: HttpRequest) -> HttpResponse:
     session = require_staff(hub, req, "budtender")
     cs = customers_of(hub)

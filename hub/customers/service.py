@@ -25,7 +25,7 @@ from hub.domain.pricing import LoyaltyPolicy
 from hub.domain.promotions import eligible
 from hub.errors import BadRequest, Conflict, NotFound
 from hub.sale import inventory as inv
-from hub.sale.context import ctx_of
+from hub.sale.context import Refused, ctx_of
 from hub.store.env import next_seq, tget
 from hub.store.keys import text
 
@@ -121,7 +121,6 @@ class Customers:
         staff: str,
         now: datetime,
     ) -> None:
-        from hub.sale.context import Refused
 
         store = self.hub.store
         known = tget(txn, store, "customers", text(customer.customer_id), Customer)

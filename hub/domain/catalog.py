@@ -247,6 +247,10 @@ class CatalogIndex:
     def get(self, product_id: str) -> Product | None:
         return self._products.get(product_id)
 
+    def products(self) -> list[Product]:
+        """Every product indexed, in the order first added."""
+        return list(self._products.values())
+
     @staticmethod
     def _tokens_of(product: Product) -> frozenset[str]:
         fields = (

@@ -12,6 +12,8 @@ from typing import Literal
 
 import msgspec
 
+from drivers import payment, spin
+
 ScaleState = Literal["stable", "motion", "overload", "underload", "error"]
 DeviceKind = Literal["scale", "scanner", "printer", "payment_terminal"]
 ScanKind = Literal[
@@ -127,12 +129,10 @@ class PaymentTerminalConfig(msgspec.Struct, frozen=True, kw_only=True):
         abort, every Status lookup, a partial approval's void) plus a margin, so the register never gives
         up first."""
         if self.driver == "spin":
-            from drivers import spin  # as actors/payment_terminal.py's make_terminal sets it up
 
             return (
                 spin.worst_case_s(max(1, int(self.charge_timeout_s)), self.connect_timeout_s) + WAIT_MARGIN_S
             )
-        from drivers import payment
 
         return payment.worst_case_s(self.charge_timeout_s, self.connect_timeout_s) + WAIT_MARGIN_S
 

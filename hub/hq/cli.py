@@ -9,6 +9,13 @@ import secrets
 import sys
 from pathlib import Path
 
+from hub.config import ConfigError
+from hub.hq.auth import hash_password
+from hub.hq.config import load_hq_config
+from hub.hq.localservers import python_deps_missing
+from hub.hq.natsconf import hq_server_config, store_leaf_config
+from hub.hq.service import Headquarters, announce
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="storehub hq", description="Headquarters of a chain of stores.")
@@ -35,7 +42,6 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["run", *argv]  # `storehub hq --config hq.toml` runs HQ
     args = _parser().parse_args(argv)
     if args.command == "hash-password":
-        from hub.hq.auth import hash_password
 
         pw = sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else getpass.getpass("Password: ")
         if len(pw) < 10:
@@ -51,9 +57,6 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     import anyio
 
-    from hub.config import ConfigError
-    from hub.hq.config import load_hq_config
-    from hub.hq.localservers import python_deps_missing
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -70,14 +73,12 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"storehub hq: configuration refused: {exc}", file=sys.stderr)
         return 2
-    from hub.hq.service import Headquarters, announce
 
     anyio.run(Headquarters(cfg).run, announce, backend="asyncio")
     return 0
 
 
 def _nats_config(args: argparse.Namespace) -> int:
-    from hub.hq.natsconf import hq_server_config, store_leaf_config
 
     stores = [s.strip() for s in args.stores.split(",") if s.strip()]
     out = Path(args.out)

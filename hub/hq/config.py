@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from hub.config import ChainId, ConfigError, _humane
+from hub.config import ChainId, ConfigError, humane
 
 Role = Literal["viewer", "merchandiser", "admin"]
 ROLE_RANK = {"viewer": 0, "merchandiser": 1, "admin": 2}
@@ -86,7 +86,7 @@ def parse_hq_config(text: str, *, source: str = "hq.toml") -> HqConfig:
     try:
         cfg = msgspec.convert(raw, HqConfig)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"{source}: {_humane(str(exc))}") from None
+        raise ConfigError(f"{source}: {humane(str(exc))}") from None
     ids = [s.id for s in cfg.stores]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"{source}: stores: a store id is listed twice")

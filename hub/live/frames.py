@@ -169,7 +169,6 @@ def explain(message: str) -> tuple[str | None, str]:
     return None, message
 
 
-_explain = explain  # the name other modules knew it by
 
 
 def encode(frame: Any) -> str:

@@ -12,13 +12,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 import msgspec
-import trio
 
 from hub.errors import Conflict
 from hub.live.frames import Command
 from hub.store.keys import joined, text
 
 if TYPE_CHECKING:
+    import trio  # an annotation only: hub.live.session imports this module without trio
+
     from hub.app import Hub
     from hub.store.env import Store
 

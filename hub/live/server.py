@@ -24,7 +24,8 @@ from wsproto.connection import ConnectionState
 from wsproto.events import CloseConnection
 
 from hub import auth
-from hub.commands import HANDLERS, HandlerSpec, Request
+from hub.access import HandlerSpec
+from hub.commands import Request
 from hub.errors import HubError, NotAuthenticated
 from hub.live.edge import Gate, origin_allowed, ssl_context
 from hub.live.frames import Command, Error, ProtocolError, encode
@@ -53,7 +54,8 @@ SNAPSHOT_INTERVAL = 0.04  # at most 25 snapshots a second per topic and connecti
 IN_FLIGHT_PER_CONNECTION = 16
 
 
-_library_close_event = WebSocketConnection._handle_close_connection_event
+# trio-websocket has no hook for this: its private close handler is wrapped (checked by tests/live)
+_library_close_event = WebSocketConnection._handle_close_connection_event  # noqa: SLF001
 
 
 async def _close_event_tells_the_peer(self: WebSocketConnection, event: CloseConnection) -> None:
@@ -68,7 +70,7 @@ async def _close_event_tells_the_peer(self: WebSocketConnection, event: CloseCon
     await _library_close_event(self, event)
 
 
-WebSocketConnection._handle_close_connection_event = _close_event_tells_the_peer  # type: ignore[method-assign]
+WebSocketConnection._handle_close_connection_event = _close_event_tells_the_peer  # type: ignore[method-assign]  # noqa: SLF001
 
 
 def _frame_text(item: Any) -> str:
@@ -149,7 +151,7 @@ class HubLookups:
         self.hub = hub
 
     def handler(self, cls: type[Command]) -> HandlerSpec | None:
-        return HANDLERS.get(cls)
+        return self.hub.services.handlers.get(cls)
 
     def pairing_code_valid(self, code: str, now: datetime) -> bool:
         return auth.pairing_code_valid(self.hub.store, code, now)

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from hub import auth
-from hub.commands import HandlerSpec, check_access
+from hub import access as auth  # the I/O-free part of staff auth: sessions, devices, token hashes
+from hub.access import HandlerSpec, check_access
 from hub.errors import HubError, NotAuthenticated
 from hub.live.frames import (
     PRE_LOGIN,

@@ -19,7 +19,7 @@ from hub.domain import orders as core
 from hub.domain import signing
 from hub.domain.catalog import Product
 from hub.errors import BadRequest, Conflict, HubError, NotAuthenticated
-from hub.http_server import HttpRequest, HttpResponse, require_staff, route
+from hub.http_server import HttpRequest, HttpResponse, RouteTable, require_staff
 from hub.orders import store as ostore
 from hub.orders.service import (
     accept_in_txn,
@@ -36,6 +36,9 @@ from hub.sale.context import Refused
 
 if TYPE_CHECKING:
     from hub.app import Hub
+
+# the REST routes this module serves; hub/wiring.py joins it into the hub's table
+ROUTES = RouteTable()
 
 
 def _error(status: int, code: str, message: str, field: str | None = None) -> HttpResponse:
@@ -66,7 +69,7 @@ def _channel(hub: Hub, req: HttpRequest) -> ChannelSection:
     return channel
 
 
-def _products_of(hub: Hub, intake: core.OrderIntake) -> dict[str, Product | None]:
+def products_of(hub: Hub, intake: core.OrderIntake) -> dict[str, Product | None]:
     out: dict[str, Product | None] = {}
     for ln in intake.lines:
         key = ln.product_id or ln.sku
@@ -77,7 +80,7 @@ def _products_of(hub: Hub, intake: core.OrderIntake) -> dict[str, Product | None
     return out
 
 
-@route("POST", "/api/v1/orders")
+@ROUTES.route("POST", "/api/v1/orders")
 async def post_order(hub: Hub, req: HttpRequest) -> HttpResponse:
     try:
         channel = _channel(hub, req)
@@ -87,7 +90,7 @@ async def post_order(hub: Hub, req: HttpRequest) -> HttpResponse:
         intake = decode_intake(req.body)
     except BadRequest as exc:
         return _error(400, "invalid", exc.message, exc.field)
-    products = _products_of(hub, intake)
+    products = products_of(hub, intake)
     problem = core.intake_problem(intake, products)
     if problem is not None:
         return _error(400, "invalid", problem[1], problem[0])
@@ -166,7 +169,7 @@ def _answer(
     }
 
 
-@route("GET", "/api/v1/menu")
+@ROUTES.route("GET", "/api/v1/menu")
 async def get_menu(hub: Hub, req: HttpRequest) -> HttpResponse:
     try:
         _channel(hub, req)
@@ -189,7 +192,7 @@ async def get_menu(hub: Hub, req: HttpRequest) -> HttpResponse:
     return resp
 
 
-@route("GET", "/api/v1/orders/*")
+@ROUTES.route("GET", "/api/v1/orders/*")
 async def get_order(hub: Hub, req: HttpRequest) -> HttpResponse:
     """A channel reads one of its orders back (the status, if a callback was missed)."""
     try:
@@ -204,13 +207,13 @@ async def get_order(hub: Hub, req: HttpRequest) -> HttpResponse:
 
 
 # ---------------------------------------------------------------------------------------------- back office
-@route("GET", "/api/orders")
+@ROUTES.route("GET", "/api/orders")
 async def list_orders(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "budtender")
     return HttpResponse.json({"orders": queue_view(hub)})
 
 
-@route("GET", "/api/orders/notices")
+@ROUTES.route("GET", "/api/orders/notices")
 async def list_notices(hub: Hub, req: HttpRequest) -> HttpResponse:
     """The notices sent or waiting (the demo's sink): what a customer was told, and when."""
     require_staff(hub, req, "manager")
@@ -282,7 +285,7 @@ async def post_signed(base_url: str, channel: str, secret: str, body: bytes) -> 
         return await client.post(f"{base_url}/api/v1/orders", content=body, headers=headers)
 
 
-@route("POST", "/api/demo/orders")
+@ROUTES.route("POST", "/api/demo/orders")
 async def demo_submit(hub: Hub, req: HttpRequest) -> HttpResponse:
     """The demo panel's button: a new web order, signed with the demo channel's key and sent to the intake
     over HTTP like any channel would."""

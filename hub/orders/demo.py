@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from hub.domain import signing
-from hub.orders.api import DEMO_CHANNEL, _products_of, demo_order_body, intake_order
+from hub.orders.api import DEMO_CHANNEL, demo_order_body, intake_order, products_of
 from hub.orders.service import accept_in_txn, ctx_of, decode_intake
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ async def seed_demo_orders(hub: Hub, n: int = 3) -> list[str]:
         body = demo_order_body(hub, i + 1, promised_in=timedelta(minutes=30 + 45 * i))
         intake = decode_intake(body)
         sig = signing.signature(channel.secret, int(time.time()), body)
-        _, answer = await intake_order(hub, channel, sig, body, intake, _products_of(hub, intake))
+        _, answer = await intake_order(hub, channel, sig, body, intake, products_of(hub, intake))
         ids.append(answer["order_id"])
     now = datetime.now(UTC)
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import Histogram
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client.registry import Collector, CollectorRegistry
 
 from hub.domain import orders as core
 from hub.domain.delivery import oldest_pending
@@ -58,13 +58,16 @@ class OrderCollector(Collector):
 
 
 def install_metrics(hub: Hub) -> None:
-    r = hub.metrics.registry
-    r.register(OrderCollector(hub))
-    hub.services.order_pick_seconds = Histogram(
+    hub.metrics.registry.register(OrderCollector(hub))
+
+
+def pick_seconds(registry: CollectorRegistry) -> Histogram:
+    """Time from claiming an order to ready (built by hub/wiring.py with the orders feature)."""
+    return Histogram(
         "storehub_order_pick_seconds",
         "Time from claiming an order to ready",
         buckets=PICK_BUCKETS,
-        registry=r,
+        registry=registry,
     )
 
 

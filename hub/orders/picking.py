@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 import lmdb
 
 from drivers.zpl import render_bag_label
-from hub.commands import Request, handles
+from hub.access import HandlerTable
+from hub.commands import Request
 from hub.domain import orders as core
 from hub.domain.cart import WeightReading
 from hub.domain.catalog import Product, Refusal
@@ -37,12 +38,15 @@ from hub.sale.context import ctx_of as sale_ctx_of
 if TYPE_CHECKING:
     from hub.app import Hub
 
+# the commands this module answers; hub/wiring.py joins it into the hub's table
+HANDLERS = HandlerTable()
+
 
 def _by(req: Request) -> str:
     return req.staff_id
 
 
-@handles(op.AcceptOrder)
+@HANDLERS.handles(op.AcceptOrder)
 async def accept_order(req: Request, msg: op.AcceptOrder) -> Any:
     now = datetime.now(UTC)
 
@@ -53,7 +57,7 @@ async def accept_order(req: Request, msg: op.AcceptOrder) -> Any:
     return await run_change(req, fn)
 
 
-@handles(op.CancelOrder, role="technician")
+@HANDLERS.handles(op.CancelOrder, role="technician")
 async def cancel_order(req: Request, msg: op.CancelOrder) -> Any:
     now = datetime.now(UTC)
 
@@ -73,7 +77,7 @@ async def cancel_order(req: Request, msg: op.CancelOrder) -> Any:
     return await run_change(req, fn)
 
 
-@handles(op.ClaimOrder)
+@HANDLERS.handles(op.ClaimOrder)
 async def claim_order(req: Request, msg: op.ClaimOrder) -> Any:
     now = datetime.now(UTC)
 
@@ -92,7 +96,7 @@ async def claim_order(req: Request, msg: op.ClaimOrder) -> Any:
     return await run_change(req, fn)
 
 
-@handles(op.ReleaseOrder)
+@HANDLERS.handles(op.ReleaseOrder)
 async def release_order(req: Request, msg: op.ReleaseOrder) -> Any:
     now = datetime.now(UTC)
 
@@ -132,7 +136,7 @@ def tag_of(data: str) -> str:
     )
 
 
-@handles(op.PickScan)
+@HANDLERS.handles(op.PickScan)
 async def pick_scan(req: Request, msg: op.PickScan) -> Any:
     hub = req.hub
     try:
@@ -204,10 +208,10 @@ async def pick_scan(req: Request, msg: op.PickScan) -> Any:
 
 
 def _catalogue(hub: Hub) -> list[Product]:
-    return [p for p in sale_ctx_of(hub).index._products.values()]  # noqa: SLF001  (the in-memory catalogue)
+    return sale_ctx_of(hub).index.products()  # the in-memory catalogue
 
 
-@handles(op.ShortLine)
+@HANDLERS.handles(op.ShortLine)
 async def short_line(req: Request, msg: op.ShortLine) -> Any:
     hub = req.hub
     now = datetime.now(UTC)
@@ -318,7 +322,7 @@ def _substitute_in_txn(
     )
 
 
-@handles(op.Substitute)
+@HANDLERS.handles(op.Substitute)
 async def substitute(req: Request, msg: op.Substitute) -> Any:
     hub = req.hub
     now = datetime.now(UTC)
@@ -342,7 +346,7 @@ async def substitute(req: Request, msg: op.Substitute) -> Any:
     return await run_change(req, fn)
 
 
-@handles(op.OrderReady)
+@HANDLERS.handles(op.OrderReady)
 async def order_ready(req: Request, msg: op.OrderReady) -> Any:
     hub = req.hub
     now = datetime.now(UTC)

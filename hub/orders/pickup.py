@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import lmdb
 
-from hub.commands import Request, handles
+from hub.access import HandlerTable
+from hub.commands import Request
 from hub.domain import cart as carts
 from hub.domain import orders as core
 from hub.domain.cart import WeightReading
@@ -26,6 +27,9 @@ from hub.sale.context import ctx_of as sale_ctx_of
 if TYPE_CHECKING:
     from hub.app import Hub
 
+# the commands this module answers; hub/wiring.py joins it into the hub's table
+HANDLERS = HandlerTable()
+
 
 def pickup_refusal(order: Order, customer: Any) -> Refusal | None:
     """The person at the counter must be the order's customer: same birth date and family name."""
@@ -41,7 +45,7 @@ def pickup_refusal(order: Order, customer: Any) -> Refusal | None:
     return None
 
 
-@handles(op.RecallOrder)
+@HANDLERS.handles(op.RecallOrder)
 async def recall_order(req: Request, msg: op.RecallOrder) -> Any:
     hub = req.hub
     actor = hub.registers[req.register_id]

@@ -24,6 +24,7 @@ from hub.domain.catalog import Customer, Product, Refusal
 from hub.domain.limits.engine import LimitCustomer, LimitItem, evaluate, history_usage, history_window_start
 from hub.domain.orders import Order
 from hub.errors import BadRequest, NotFound
+from hub.live.frames import MAX_JSON_DEPTH, explain, json_depth_exceeds
 from hub.orders import store as ostore
 from hub.sale import inventory as inv
 from hub.sale.context import Refused
@@ -45,7 +46,7 @@ class OrdersContext:
     generation: int = 0
     wakers: list[Callable[[], None]] = field(default_factory=list)
     # the queue as last built, with its key: (order changes, the store's last transaction, the minute)
-    _view: tuple[tuple[int, int, datetime], list[dict[str, Any]]] | None = None
+    view_cache: tuple[tuple[int, int, datetime], list[dict[str, Any]]] | None = None  # queue_view's
 
     _ready: frozenset[str] = frozenset()
 
@@ -308,14 +309,13 @@ async def housekeeping(
 
 
 def decode_intake(body: bytes) -> core.OrderIntake:
-    from hub.live.frames import MAX_JSON_DEPTH, _explain, json_depth_exceeds
 
     if json_depth_exceeds(body, MAX_JSON_DEPTH):  # before decoding: a decoder's recursion is no limit
         raise BadRequest(f"The body nests deeper than {MAX_JSON_DEPTH} levels.", field="body")
     try:
         return msgspec.json.decode(body, type=core.OrderIntake)
     except msgspec.ValidationError as exc:
-        field_, text = _explain(str(exc))
+        field_, text = explain(str(exc))
         raise BadRequest(text, field=field_) from None
     except msgspec.DecodeError as exc:
         raise BadRequest(f"The body is not valid JSON ({exc}).", field="body") from None

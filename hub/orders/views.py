@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from hub.backoffice.readiness import Check
 from hub.domain import orders as core
 from hub.domain.orders import Order
 from hub.orders import store as ostore
@@ -87,12 +88,12 @@ def queue_view(hub: Hub) -> list[dict[str, Any]]:
     ctx = ctx_of(hub)
     now = datetime.now(UTC)
     key = (ctx.generation, int(hub.store.env.info()["last_txnid"]), now.replace(second=0, microsecond=0))
-    if ctx._view is not None and ctx._view[0] == key:
-        return ctx._view[1]
+    if ctx.view_cache is not None and ctx.view_cache[0] == key:
+        return ctx.view_cache[1]
     orders = sorted(ostore.open_orders(hub.store), key=lambda o: (o.promised_at, o.id))
     free = shortages(hub, orders)
     view = [order_view(hub, o, now, free=free) for o in orders]
-    ctx._view = (key, view)
+    ctx.view_cache = (key, view)
     return view
 
 
@@ -126,7 +127,6 @@ def held_by(hub: Hub, picker_id: str) -> str:
 
 def readiness_checks(hub: Hub) -> list[Any]:
     """The morning pre-order check at opening: orders whose products ran out since intake, and late ones."""
-    from hub.backoffice.readiness import Check
 
     queue = queue_view(hub)
     short = [q["id"] for q in queue if "out_of_stock" in q["flags"]]

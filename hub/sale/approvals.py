@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from hub import audit, auth
+from hub.access import ROLE_RANK
 from hub.commands import Request
 from hub.domain.cart import ManagerOverride
 from hub.errors import Forbidden, HubError
@@ -26,7 +27,7 @@ async def approve(
         member = await auth.authenticate(
             hub, a.manager, a.pin, register_id=req.register_id, purpose="approval", acting=req.staff_id
         )
-        if auth.ROLE_RANK[member.role] < auth.ROLE_RANK["manager"]:
+        if ROLE_RANK[member.role] < ROLE_RANK["manager"]:
             raise Forbidden(
                 "The manager ID or PIN is not right, or that person is not a manager.",
                 code="approval_refused",

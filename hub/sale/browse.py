@@ -6,12 +6,16 @@ from typing import Any
 
 import trio
 
-from hub.commands import Request, handles
+from hub.access import HandlerTable
+from hub.commands import Request
 from hub.domain.catalog import Product, format_quantity, sellability
 from hub.sale import inventory as inv
 from hub.sale import protocol as p
 from hub.sale.cart import potency
 from hub.sale.context import ctx_of
+
+# the commands this module answers; hub/wiring.py joins it into the hub's table
+HANDLERS = HandlerTable()
 
 CATEGORY_LABELS = {
     "flower": "Flower",
@@ -50,7 +54,7 @@ def in_stock(req: Request) -> list[tuple[Product, int]]:
     return out
 
 
-@handles(p.Browse, idempotent=False)
+@HANDLERS.handles(p.Browse, idempotent=False)
 async def browse(req: Request, msg: p.Browse) -> Any:
     stocked = await trio.to_thread.run_sync(in_stock, req)
     counts: dict[str, int] = {}

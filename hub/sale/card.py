@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import trio
 
-from hub.commands import Request, handles
+from hub.access import HandlerTable
+from hub.commands import Request
 from hub.domain import card_outcome
 from hub.domain.devices import PaymentProgress
 from hub.domain.tender import Tender, cents
@@ -31,6 +32,9 @@ from hub.sale import protocol as p
 
 if TYPE_CHECKING:
     from actors.register import RegisterActor
+
+# the commands this module answers; hub/wiring.py joins it into the hub's table
+HANDLERS = HandlerTable()
 
 log = logging.getLogger("hub.sale.card")
 # how long the register's connection waits for ``pay``: longer than any terminal's wait (charge timeout
@@ -185,7 +189,7 @@ async def give_back(terminal: Any, tender: Tender) -> bool:
     return False
 
 
-@handles(p.CancelPayment, scope="connection", idempotent=False)
+@HANDLERS.handles(p.CancelPayment, scope="connection", idempotent=False)
 async def cancel_payment(req: Request, msg: p.CancelPayment) -> Any:
     actor = req.hub.registers[req.register_id]
     payment = actor.card_payment

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import trio
 
-from hub.commands import Request, handles
+from hub.access import HandlerTable
+from hub.commands import Request
 from hub.domain import aamva
 from hub.domain import cart as carts
 from hub.domain.cart import Cart, WeightReading
@@ -45,9 +46,12 @@ from hub.sale.view import current_limits, price_of
 if TYPE_CHECKING:
     pass
 
+# the commands this module answers; hub/wiring.py joins it into the hub's table
+HANDLERS = HandlerTable()
 
-# hub/sale/queue.py registers `scan` in front of this one: a second ID at a busy register joins the queue
-@handles(p.Scan)
+
+# not in the table: hub/sale/queue.py answers `scan` and calls this one unless a second ID at a busy
+# register joins the queue
 async def scan(req: Request, msg: p.Scan) -> Any:
     t0 = trio.current_time()
     ctx, sale = ctx_of(req.hub), sale_of(actor_of(req))
@@ -192,12 +196,12 @@ async def _add_product(
     )
 
 
-@handles(p.AddPackage)
+@HANDLERS.handles(p.AddPackage)
 async def add_package(req: Request, msg: p.AddPackage) -> Any:
     return await _add_package(req, sale_of(actor_of(req)), msg.tag.strip(), msg.quantity)
 
 
-@handles(p.AddProduct)
+@HANDLERS.handles(p.AddProduct)
 async def add_product(req: Request, msg: p.AddProduct) -> Any:
     product = inv.product(req.hub.store, msg.product_id)
     if product is None:
@@ -205,7 +209,7 @@ async def add_product(req: Request, msg: p.AddProduct) -> Any:
     return await _add_product(req, sale_of(actor_of(req)), product, msg.quantity)
 
 
-@handles(p.WeighLine)
+@HANDLERS.handles(p.WeighLine)
 async def weigh_line(req: Request, msg: p.WeighLine) -> Any:
     ctx, sale = ctx_of(req.hub), sale_of(actor_of(req))
     weight = _weight_for(ctx, req)
@@ -220,7 +224,7 @@ async def weigh_line(req: Request, msg: p.WeighLine) -> Any:
     return await _add_package(req, sale, tag, 1, weight)
 
 
-@handles(p.ManualWeight)
+@HANDLERS.handles(p.ManualWeight)
 async def manual_weight(req: Request, msg: p.ManualWeight) -> Any:
     sale = sale_of(actor_of(req))
     override = await approve(
@@ -269,7 +273,7 @@ async def _reweigh(
     )
 
 
-@handles(p.SetQuantity)
+@HANDLERS.handles(p.SetQuantity)
 async def set_quantity(req: Request, msg: p.SetQuantity) -> Any:
     ctx, sale = ctx_of(req.hub), sale_of(actor_of(req))
     cart = cart_of(sale, req.register_id)
@@ -282,14 +286,14 @@ async def set_quantity(req: Request, msg: p.SetQuantity) -> Any:
     return await save(req, sale, reply={})
 
 
-@handles(p.RemoveLine)
+@HANDLERS.handles(p.RemoveLine)
 async def remove_line(req: Request, msg: p.RemoveLine) -> Any:
     sale = sale_of(actor_of(req))
     _apply(sale, carts.remove_line(cart_of(sale, req.register_id), msg.line))
     return await save(req, sale, reply={})
 
 
-@handles(p.ApplyDiscount)
+@HANDLERS.handles(p.ApplyDiscount)
 async def apply_discount(req: Request, msg: p.ApplyDiscount) -> Any:
     ctx, sale = ctx_of(req.hub), sale_of(actor_of(req))
     cart = cart_of(sale, req.register_id)
@@ -319,14 +323,14 @@ async def apply_discount(req: Request, msg: p.ApplyDiscount) -> Any:
     return await save(req, sale, reply={})
 
 
-@handles(p.ClearDiscounts)
+@HANDLERS.handles(p.ClearDiscounts)
 async def clear_discounts(req: Request, msg: p.ClearDiscounts) -> Any:
     sale = sale_of(actor_of(req))
     _apply(sale, carts.clear_discounts(cart_of(sale, req.register_id)))
     return await save(req, sale, reply={})
 
 
-@handles(p.RedeemPoints)
+@HANDLERS.handles(p.RedeemPoints)
 async def redeem_points(req: Request, msg: p.RedeemPoints) -> Any:
     sale = sale_of(actor_of(req))
     c = need_customer(sale)
@@ -334,7 +338,7 @@ async def redeem_points(req: Request, msg: p.RedeemPoints) -> Any:
     return await save(req, sale, reply={})
 
 
-@handles(p.ParkCart)
+@HANDLERS.handles(p.ParkCart)
 async def park_cart(req: Request, msg: p.ParkCart) -> Any:
     sale = sale_of(actor_of(req))
     change = _apply(sale, carts.park(cart_of(sale, req.register_id), datetime.now(UTC)))
@@ -345,7 +349,7 @@ async def park_cart(req: Request, msg: p.ParkCart) -> Any:
     return await save(req, sale, reply={"cart_id": change.cart.cart_id})
 
 
-@handles(p.RecallCart)
+@HANDLERS.handles(p.RecallCart)
 async def recall_cart(req: Request, msg: p.RecallCart) -> Any:
     sale = sale_of(actor_of(req))
     found = next((c for c in sale.parked if c.cart_id == msg.cart_id), None)
@@ -361,7 +365,7 @@ async def recall_cart(req: Request, msg: p.RecallCart) -> Any:
     return await save(req, sale, reply={})
 
 
-@handles(p.Search, idempotent=False)
+@HANDLERS.handles(p.Search, idempotent=False)
 async def search(req: Request, msg: p.Search) -> Any:
     ctx = ctx_of(req.hub)
     out = []

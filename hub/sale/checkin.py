@@ -14,7 +14,8 @@ import trio
 
 from drivers.state_errors import StateError
 from hub import audit
-from hub.commands import Request, handles
+from hub.access import HandlerTable
+from hub.commands import Request
 from hub.domain import aamva, identity
 from hub.domain.limits.engine import state_remaining_from_ounces
 from hub.sale import inventory as inv
@@ -35,6 +36,9 @@ from hub.store.keys import text
 
 if TYPE_CHECKING:
     from hub.app import Hub
+
+# the commands this module answers; hub/wiring.py joins it into the hub's table
+HANDLERS = HandlerTable()
 
 
 def check_in_licence(
@@ -141,7 +145,7 @@ def _typed_licence(number: str, birth: date, expiry: date, jurisdiction: str) ->
     )
 
 
-@handles(p.CheckInManual)
+@HANDLERS.handles(p.CheckInManual)
 async def check_in_manual(req: Request, msg: p.CheckInManual) -> Any:
     ctx, sale = ctx_of(req.hub), sale_of(actor_of(req))
     lic = _typed_licence(msg.id_number, msg.birth_date, msg.id_expiry, msg.id_jurisdiction)
@@ -149,7 +153,7 @@ async def check_in_manual(req: Request, msg: p.CheckInManual) -> Any:
     return await apply_check_in(req, sale, checked, "manual")
 
 
-@handles(p.SetCustomerType)
+@HANDLERS.handles(p.SetCustomerType)
 async def set_customer_type(req: Request, msg: p.SetCustomerType) -> Any:
     ctx, sale = ctx_of(req.hub), sale_of(actor_of(req))
     c = sale.customer
@@ -209,7 +213,7 @@ async def registry_lookup(
     )
 
 
-@handles(p.EndCustomer)
+@HANDLERS.handles(p.EndCustomer)
 async def end_customer(req: Request, msg: p.EndCustomer) -> Any:
     sale = sale_of(actor_of(req))
     sale.customer = None

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from hub.commands import Request, handles
+from hub.access import HandlerTable
+from hub.commands import Request
 from hub.errors import Forbidden
 from hub.sale import protocol as p
 from hub.sale.context import Refused, ScaleState, actor_of, ctx_of, paired_device
@@ -13,8 +14,11 @@ from hub.sale.context import Refused, ScaleState, actor_of, ctx_of, paired_devic
 if TYPE_CHECKING:
     pass
 
+# the commands this module answers; hub/wiring.py joins it into the hub's table
+HANDLERS = HandlerTable()
 
-@handles(p.DemoScale)
+
+@HANDLERS.handles(p.DemoScale)
 async def demo_scale(req: Request, msg: p.DemoScale) -> Any:
     hub = req.hub
     if not hub.config.server.demo:
@@ -38,7 +42,7 @@ async def demo_scale(req: Request, msg: p.DemoScale) -> Any:
     return {}
 
 
-@handles(p.DemoTerminal)
+@HANDLERS.handles(p.DemoTerminal)
 async def demo_terminal(req: Request, msg: p.DemoTerminal) -> Any:
     hub = req.hub
     if not hub.config.server.demo:

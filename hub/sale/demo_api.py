@@ -5,11 +5,17 @@ from __future__ import annotations
 from datetime import date
 from typing import TYPE_CHECKING
 
-from hub.http_server import HttpRequest, HttpResponse, route
+from hub.domain.demo_catalogue import build_demo_store
+from hub.http_server import HttpRequest, HttpResponse, RouteTable
+from hub.sale.context import ctx_of
+from hub.sale.inventory import id_hash
 
 if TYPE_CHECKING:
     from hub.app import Hub
     from hub.domain.demo_catalogue import DemoStore
+
+# the REST routes this module serves; hub/wiring.py joins it into the hub's table
+ROUTES = RouteTable()
 
 ROLE_LABELS = {
     "adult": "Licence: adult, in-state",
@@ -32,9 +38,6 @@ def demo_store(hub: Hub) -> DemoStore | None:
         seeded = None if raw is None else bytes(raw).decode()
     if seeded is None:
         return None
-    from hub.domain.demo_catalogue import build_demo_store
-    from hub.sale.context import ctx_of
-    from hub.sale.inventory import id_hash
 
     key = ctx_of(hub).id_key
     d = build_demo_store(
@@ -46,7 +49,7 @@ def demo_store(hub: Hub) -> DemoStore | None:
     return d
 
 
-@route("GET", "/api/demo/scans")
+@ROUTES.route("GET", "/api/demo/scans")
 async def demo_scans(hub: Hub, req: HttpRequest) -> HttpResponse:
     if not hub.config.server.demo:
         return HttpResponse(404, "not found")

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 import lmdb
 
 from hub import audit, auth
-from hub.commands import Request, handles
+from hub.access import HandlerTable
+from hub.commands import Request
 from hub.domain.catalog import Refusal
 from hub.domain.drawer import DrawerEvent, DrawerSession, may_open, open_session
 from hub.domain.drawer import record as drawer_record
@@ -26,6 +27,9 @@ from hub.store.layout import OPEN_DRAWERS
 
 if TYPE_CHECKING:
     pass
+
+# the commands this module answers; hub/wiring.py joins it into the hub's table
+HANDLERS = HandlerTable()
 
 
 def open_drawer_id(txn: lmdb.Transaction, store: Any, register_id: str) -> str:
@@ -91,7 +95,7 @@ async def open_drawer_session(
     return result
 
 
-@handles(p.OpenDrawer)
+@HANDLERS.handles(p.OpenDrawer)
 async def open_drawer(req: Request, msg: p.OpenDrawer) -> Any:
     if msg.witness is None or msg.witness_pin is None:
         raise BadRequest("Opening a drawer needs a witness who enters their PIN.", field="witness")

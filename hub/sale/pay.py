@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 import lmdb
 import msgspec
 
-from hub.commands import Request, handles
+from hub.access import HandlerTable
+from hub.commands import Request
 from hub.domain.catalog import Refusal
 from hub.domain.drawer import DrawerSession, change_refusal
 from hub.domain.tender import NEEDS_TERMINAL, Tender, cashless_atm_withdrawal, cents, settle
@@ -39,6 +40,9 @@ from hub.store.keys import text
 
 if TYPE_CHECKING:
     pass
+
+# the commands this module answers; hub/wiring.py joins it into the hub's table
+HANDLERS = HandlerTable()
 
 log = logging.getLogger("hub.sale")
 
@@ -88,7 +92,7 @@ async def _give_back(req: Request, terminal: Any, tender: Tender) -> bool:
     return ok
 
 
-@handles(p.Pay, timeout_s=card.PAY_WAIT_S)
+@HANDLERS.handles(p.Pay, timeout_s=card.PAY_WAIT_S)
 async def pay(req: Request, msg: p.Pay) -> Any:
     hub = req.hub
     ctx, actor = ctx_of(hub), actor_of(req)

@@ -11,7 +11,6 @@ busy register is routed here; every other scan goes on to the service unchanged.
 
 from __future__ import annotations
 
-import weakref
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -20,12 +19,14 @@ import msgspec
 import trio
 
 from hub import audit
-from hub.commands import Request, handles
+from hub.access import HandlerTable
+from hub.commands import Request
 from hub.domain import aamva
 from hub.domain import cart as carts
 from hub.domain import queue as rules
 from hub.domain.catalog import Refusal
 from hub.domain.scan_classify import classify
+from hub.errors import HubError
 from hub.sale import cart as sale_cart
 from hub.sale import inventory as inv
 from hub.sale import protocol as p
@@ -39,6 +40,9 @@ from hub.store.layout import CUSTOMER_QUEUE
 if TYPE_CHECKING:
     from actors.register import RegisterActor
     from hub.app import Hub
+
+# the commands this module answers; hub/wiring.py joins it into the hub's table
+HANDLERS = HandlerTable()
 
 ALLOTMENT_SHOWN = 10  # waiting customers whose allotment every register shows
 
@@ -71,14 +75,11 @@ class CustomerQueue:
             actor.publish()
 
 
-# one queue per running hub (tests run several hubs in one process)
-_queues: weakref.WeakKeyDictionary[Hub, CustomerQueue] = weakref.WeakKeyDictionary()
-
-
 def queue_of(hub: Hub) -> CustomerQueue:
-    q = _queues.get(hub)
+    """The hub's queue, built by hub/wiring.py with the sale once the store is open."""
+    q = hub.services.customer_queue
     if q is None:
-        q = _queues[hub] = CustomerQueue(hub)
+        raise HubError("This hub does not run the sale.", code="unsupported")
     return q
 
 
@@ -87,7 +88,7 @@ def _refused(r: Refusal) -> Refused:
 
 
 # ---------------------------------------------------------------------------------------------- commands
-@handles(p.Scan)
+@HANDLERS.handles(p.Scan)
 async def scan(req: Request, msg: p.Scan) -> Any:
     """A licence while another customer is buying at this register joins the queue; anything else is the
     service's scan (check-in at a free register, a package tag, a barcode)."""
@@ -168,7 +169,7 @@ async def _join(req: Request, checked: CheckedIn, how: str) -> dict[str, Any]:
     return out  # type: ignore[no-any-return]
 
 
-@handles(p.TakeCustomer)
+@HANDLERS.handles(p.TakeCustomer)
 async def take_customer(req: Request, msg: p.TakeCustomer) -> Any:
     """Serve the next customer (or ``ticket``). With ``park_current`` the open cart is parked for the
     customer at the counter first (kept for them, recalled when they return)."""
@@ -238,7 +239,7 @@ async def take_customer(req: Request, msg: p.TakeCustomer) -> Any:
     return out
 
 
-@handles(p.LeaveQueue)
+@HANDLERS.handles(p.LeaveQueue)
 async def leave_queue(req: Request, msg: p.LeaveQueue) -> Any:
     q = queue_of(req.hub)
     now = datetime.now(UTC)

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from hub.access import HandlerTable
 from hub.backoffice.records import returns_of
-from hub.commands import Request, handles
+from hub.commands import Request
 from hub.domain.receipt import SaleRecord
 from hub.errors import NotFound
 from hub.sale import protocol as p
 from hub.store.keys import u64
 
+# the commands this module answers; hub/wiring.py joins it into the hub's table
+HANDLERS = HandlerTable()
 
-@handles(p.LookUpReceipt, idempotent=False)
+
+@HANDLERS.handles(p.LookUpReceipt, idempotent=False)
 async def look_up_receipt(req: Request, msg: p.LookUpReceipt) -> Any:
     record = req.hub.store.get("sales", u64(msg.receipt_number), SaleRecord)
     if record is None:

@@ -9,13 +9,17 @@ import msgspec
 import trio
 
 from hub import audit
-from hub.commands import Request, handles
+from hub.access import HandlerTable
+from hub.commands import Request
 from hub.devices import receipt_document
 from hub.domain import devices as dev
 from hub.domain.receipt import SaleRecord, render_receipt_html
 from hub.errors import NotFound
 from hub.sale import protocol as p
 from hub.store.keys import u64
+
+# the commands this module answers; hub/wiring.py joins it into the hub's table
+HANDLERS = HandlerTable()
 
 log = logging.getLogger("hub.sale.reprint")
 
@@ -32,7 +36,7 @@ def _printer_of(req: Request) -> tuple[str, Any]:
     return printer, devices.inboxes.get(printer)
 
 
-@handles(p.ReprintReceipt)
+@HANDLERS.handles(p.ReprintReceipt)
 async def reprint_receipt(req: Request, msg: p.ReprintReceipt) -> Any:
     """Audited; answered with the receipt so the screen shows it even without a printer. The reply is
     stored, so a retried id prints nothing twice."""

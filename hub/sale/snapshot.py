@@ -19,9 +19,11 @@ import msgspec
 
 from hub.domain.catalog import format_quantity
 from hub.domain.limits.engine import format_amount  # noqa: F401  (re-exported for the UI texts)
+from hub.domain.receipt import SaleRecord, render_receipt_html
 from hub.sale import card
 from hub.sale.context import ctx_of, paired_device, sale_of
 from hub.sale.view import allotment_view, current_limits, price_of
+from hub.store.keys import u64
 from hub.store.layout import OPEN_DRAWERS
 
 if TYPE_CHECKING:
@@ -224,8 +226,6 @@ def last_receipt_view(hub: Any, number: int) -> dict[str, Any] | None:
     cached = ctx.receipt_views.get(number)
     if cached is not None:
         return cached
-    from hub.domain.receipt import SaleRecord, render_receipt_html
-    from hub.store.keys import u64
 
     rec = hub.store.get("sales", u64(number), SaleRecord)
     if rec is None:

@@ -14,7 +14,8 @@ import lmdb
 import msgspec
 
 from hub import audit
-from hub.commands import Request, handles
+from hub.access import HandlerTable
+from hub.commands import Request
 from hub.domain.drawer import DrawerSession
 from hub.domain.give_back import VoidIntent
 from hub.domain.receipt import SaleRecord, void_refusal
@@ -35,6 +36,9 @@ from hub.store.writer import as_storage_error
 
 if TYPE_CHECKING:
     pass
+
+# the commands this module answers; hub/wiring.py joins it into the hub's table
+HANDLERS = HandlerTable()
 
 log = logging.getLogger("hub.sale")
 
@@ -96,7 +100,7 @@ async def _void_payments(
     return tuple(back)
 
 
-@handles(p.VoidSale)
+@HANDLERS.handles(p.VoidSale)
 async def void_sale(req: Request, msg: p.VoidSale) -> Any:
     hub = req.hub
     ctx = ctx_of(hub)

@@ -8,14 +8,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 
+from drivers.state_errors import StateError, StateRejected
 from hub.domain.outbox import OutboxEntry, overdue
-from hub.errors import BadRequest, NotFound
-from hub.http_server import HttpRequest, HttpResponse, require_staff, route
+from hub.errors import BadRequest, HubError, NotFound
+from hub.http_server import HttpRequest, HttpResponse, RouteTable, require_staff
 from hub.state_channel import channel_of, pulls
 from hub.state_channel import outbox_store as box
 
 if TYPE_CHECKING:
     from hub.app import Hub
+
+# the REST routes this module serves; hub/wiring.py joins it into the hub's table
+ROUTES = RouteTable()
 
 
 def entry_json(e: OutboxEntry) -> dict[str, Any]:
@@ -64,7 +68,7 @@ def _tail(req: HttpRequest, prefix: str) -> list[str]:
     return [p for p in req.path[len(prefix) :].split("/") if p]
 
 
-@route("GET", "/api/state/status")
+@ROUTES.route("GET", "/api/state/status")
 async def status(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "manager")
     ch = channel_of(hub)
@@ -90,13 +94,13 @@ async def status(hub: Hub, req: HttpRequest) -> HttpResponse:
     )
 
 
-@route("GET", "/api/state/dead-letter")
+@ROUTES.route("GET", "/api/state/dead-letter")
 async def dead_letter(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "manager")
     return HttpResponse.json([entry_json(e) for e in box.dead_letters(hub.store)])
 
 
-@route("POST", "/api/state/dead-letter/*")
+@ROUTES.route("POST", "/api/state/dead-letter/*")
 async def dead_letter_retry(hub: Hub, req: HttpRequest) -> HttpResponse:
     session = require_staff(hub, req, "manager")
     parts = _tail(req, "/api/state/dead-letter/")
@@ -116,7 +120,7 @@ async def dead_letter_retry(hub: Hub, req: HttpRequest) -> HttpResponse:
     return HttpResponse.json(entry_json(again))
 
 
-@route("GET", "/api/state/outbox")
+@ROUTES.route("GET", "/api/state/outbox")
 async def outbox(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "manager")
     ch = channel_of(hub)
@@ -129,7 +133,7 @@ async def outbox(hub: Hub, req: HttpRequest) -> HttpResponse:
 # receiving a delivery is a technician's job (issue 5); adjusting the state's records is a manager's
 
 
-@route("GET", "/api/state/manifests")
+@ROUTES.route("GET", "/api/state/manifests")
 async def manifests(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "technician")
     ch = channel_of(hub)
@@ -138,7 +142,7 @@ async def manifests(hub: Hub, req: HttpRequest) -> HttpResponse:
     return HttpResponse.json(pulls.manifests(hub.store))
 
 
-@route("GET", "/api/state/manifests/*")
+@ROUTES.route("GET", "/api/state/manifests/*")
 async def manifest_report(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "technician")
     parts = _tail(req, "/api/state/manifests/")
@@ -150,7 +154,7 @@ async def manifest_report(hub: Hub, req: HttpRequest) -> HttpResponse:
     return HttpResponse.json(m)
 
 
-@route("POST", "/api/state/manifests/*")
+@ROUTES.route("POST", "/api/state/manifests/*")
 async def manifest_receive(hub: Hub, req: HttpRequest) -> HttpResponse:
     session = require_staff(hub, req, "technician")
     parts = _tail(req, "/api/state/manifests/")
@@ -175,8 +179,6 @@ async def _receive_through_state(
     """BioTrack 2024 receives a transfer through its API (issue 5 item 4). The count is checked first,
     then the state takes it, then the store commits it; nothing is committed if the state refuses. A
     repeat after any failure converges: the state answers "already received" and the store commits."""
-    from drivers.state_errors import StateError, StateRejected
-    from hub.errors import HubError
 
     with hub.store.read() as txn:
         m, lines = pulls.plan_receipt(txn, hub.store, number, scans)
@@ -213,7 +215,7 @@ async def _receive_through_state(
 # ---- reconciliation ----
 
 
-@route("GET", "/api/state/adjust-reasons")
+@ROUTES.route("GET", "/api/state/adjust-reasons")
 async def adjust_reasons(hub: Hub, req: HttpRequest) -> HttpResponse:
     """The state's own list of adjustment reasons (Metrc), for the manager's reason picker."""
     require_staff(hub, req, "manager")
@@ -225,7 +227,7 @@ async def adjust_reasons(hub: Hub, req: HttpRequest) -> HttpResponse:
     return HttpResponse.json([{"name": r.name, "requires_note": bool(r.requires_note)} for r in reasons])
 
 
-@route("POST", "/api/state/reconciliations")
+@ROUTES.route("POST", "/api/state/reconciliations")
 async def reconcile_now(hub: Hub, req: HttpRequest) -> HttpResponse:
     session = require_staff(hub, req, "manager")
     ch = channel_of(hub)
@@ -235,13 +237,13 @@ async def reconcile_now(hub: Hub, req: HttpRequest) -> HttpResponse:
     return HttpResponse.json(rec)
 
 
-@route("GET", "/api/state/reconciliations")
+@ROUTES.route("GET", "/api/state/reconciliations")
 async def reconciliations(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "manager")
     return HttpResponse.json(pulls.reconciliations(hub.store))
 
 
-@route("POST", "/api/state/reconciliations/*")
+@ROUTES.route("POST", "/api/state/reconciliations/*")
 async def adjust(hub: Hub, req: HttpRequest) -> HttpResponse:
     session = require_staff(hub, req, "manager")
     parts = _tail(req, "/api/state/reconciliations/")

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from hub.domain.catalog import Package, Product
+from hub.store.env import decode
 from hub.store.layout import DEMO_ALIGNED
 from sandbox import demo as sandbox_demo
 
@@ -57,8 +59,6 @@ def point_at_sandbox(hub: Hub, url: str) -> None:
 
 def sandbox_rows(hub: Hub, facility: str) -> list[dict[str, Any]]:
     """Every package of the hub as a sandbox package of ``facility`` (units converted at this boundary)."""
-    from hub.domain.catalog import Package, Product
-    from hub.store.env import decode
 
     store = hub.store
     rows: list[dict[str, Any]] = []

@@ -22,9 +22,10 @@ import lmdb
 import msgspec
 
 from hub import audit
-from hub.domain.outbox import EntryKind, OutboxEntry
+from hub.domain.outbox import EntryKind, OutboxEntry, retry_dead
 from hub.domain.receipt import SaleRecord, StateStatus
-from hub.domain.state_payloads import StateSale, StateVoid
+from hub.domain.state_payloads import StateReturn, StateSale, StateVoid, biotrack_2014_refund_items
+from hub.errors import Conflict, NotFound
 from hub.store.env import Store, decode, next_seq, put, tget
 from hub.store.keys import from_u64, u64
 from hub.store.layout import RETURNS, STATE_LOW, STATE_OUTBOX_TOPIC, STATE_REFS, VOIDS
@@ -180,8 +181,6 @@ def set_low_water(store: Store, licence: str, seq: int) -> Callable[[lmdb.Transa
 
 def retry(store: Store, seq: int, now: datetime, staff: str) -> Callable[[lmdb.Transaction], OutboxEntry]:
     """A person fixed the cause; the dead letter goes back to the queue."""
-    from hub.domain.outbox import retry_dead
-    from hub.errors import Conflict, NotFound
 
     def fn(txn: lmdb.Transaction) -> OutboxEntry:
         current = tget(txn, store, "outbox", u64(seq), OutboxEntry)
@@ -213,7 +212,6 @@ def returned_before(store: Store, entry: OutboxEntry, sale_number: str) -> dict[
     """What the returns of sale ``sale_number`` sent before ``entry`` refunded, per package label, in the
     state's unit (BioTrack: grams or units). Walks back from ``entry`` to the sale, so a return soon after
     its sale reads a handful of entries; only the lookup of a refund whose answer was lost asks."""
-    from hub.domain.state_payloads import StateReturn, biotrack_2014_refund_items
 
     out: dict[str, float] = {}
     with store.read() as txn, txn.cursor(db=store.db("outbox")) as cur:

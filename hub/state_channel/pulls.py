@@ -24,7 +24,9 @@ from hub.domain.catalog import Package, Product
 from hub.domain.outbox import OutboxEntry
 from hub.domain.state_payloads import MG_PER_UNIT, StateAdjustment
 from hub.errors import BadRequest, Conflict, NotFound
+from hub.sale.inventory import package_in_txn, product_in_txn, put_package
 from hub.state_channel import outbox_store
+from hub.state_channel.biotrack import unit_name
 from hub.store.env import Store, decode, encode, next_seq, put, tget
 from hub.store.keys import text, u64
 from hub.store.layout import PULL_MARKS
@@ -373,7 +375,6 @@ def biotrack_manifests(transfers: list[Any]) -> list[Manifest]:
     """BioTrack 2024 ``/v1/inventory/transfer/inbound`` (``drivers.biotrack.InboundTransfer``): one transfer
     is one delivery; units ``g``/``ea`` become the hub's unit names; the state says only *whether* it was
     received, so the time is when the hub first saw it so."""
-    from hub.state_channel.biotrack import unit_name
 
     now = datetime.now(UTC).isoformat(timespec="seconds")
     out = []
@@ -423,7 +424,6 @@ def plan_receipt(
 ) -> tuple[Manifest, list[ReceivedLine]]:
     """The technician's count of a delivery, checked and turned into lines; writes nothing. Each scanned
     line is received, short or damaged (with a reason); manifest lines not scanned are missing."""
-    from hub.sale.inventory import package_in_txn, product_in_txn
 
     m = tget(txn, store, "manifests", text(number), Manifest)
     if m is None:
@@ -537,7 +537,6 @@ def receive(
 ) -> Callable[[lmdb.Transaction], ReceivingReport]:
     """Commit the count (``plan_receipt``): accepted quantities enter local inventory as packages, the
     report is kept with the manifest. ``state_received``: the state already took it through its API."""
-    from hub.sale.inventory import product_in_txn, put_package
 
     def fn(txn: lmdb.Transaction) -> ReceivingReport:
         m, lines = plan_receipt(txn, store, number, scans)

@@ -13,6 +13,8 @@ from typing import Any, Protocol
 
 import msgspec
 
+from drivers.biotrack import BioTrack2014Client, BioTrackRestClient
+from drivers.metrc import MetrcClient
 from drivers.state_errors import (
     OutcomeUnknown,
     RateLimited,
@@ -41,6 +43,7 @@ from hub.domain.state_payloads import (
     sale_after_return,
     state_quantity,
 )
+from hub.state_channel.biotrack import rest_endpoint
 from hub.store.env import decode
 
 PAYLOAD_TYPES: dict[str, type[Any]] = {
@@ -473,13 +476,11 @@ def make_sender(
 
     timeout = httpx.Timeout(settings.timeout_seconds)
     if settings.kind == "metrc":
-        from drivers.metrc import MetrcClient
 
         return MetrcSender(
             MetrcClient(settings.base_url, settings.vendor_key, settings.user_key, facility, timeout=timeout)
         )
     if settings.kind == "biotrack-2014":
-        from drivers.biotrack import BioTrack2014Client
 
         client = BioTrack2014Client(
             settings.base_url, facility, settings.username, settings.password, timeout=timeout
@@ -496,8 +497,6 @@ def biotrack_rest_client(settings: Any, facility: str) -> Any:
     """A ``BioTrackRestClient`` for ``[state_system]`` (``biotrack_api`` says 2022 or 2024)."""
     import httpx
 
-    from drivers.biotrack import BioTrackRestClient
-    from hub.state_channel.biotrack import rest_endpoint
 
     url, flavour = rest_endpoint(settings.base_url, settings.biotrack_api)
     return BioTrackRestClient(

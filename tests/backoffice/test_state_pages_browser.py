@@ -27,7 +27,7 @@ from tests.backoffice.test_backoffice_browser import (  # noqa: F401
     pw,
     register_day,
 )
-from tests.e2e.conftest import HubProcess, Shots
+from tests.e2e.conftest import HubProcess, Shots, wedge_type
 
 
 class SandboxHub(HubProcess):
@@ -81,7 +81,7 @@ def sandbox_hub(tmp_path: Path, output_dir: Path) -> Iterator[SandboxHub]:
 def wedge(page: Page, data: str) -> None:
     """A keyboard-wedge scan: every character as a fast key, then Enter, with nothing editable focused."""
     page.locator("#page h1").first.click()
-    page.keyboard.type(data + "\n")
+    wedge_type(page, data + "\n")  # keys stamped a scanner's few ms apart, however busy the machine
 
 
 @pytest.mark.parametrize(

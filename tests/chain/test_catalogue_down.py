@@ -13,7 +13,7 @@ import trio
 from hub.domain.catalog import Package
 from tests.chain.conftest import VIEWER_PW, StoreHub, hq_toml, make_nats, start_hq, start_store, store_hub
 from tests.chain.helpers import adult_scan, register, tags, wait_for
-from tests.state.test_state_crash_recovery import read_table
+from tests.support.hubproc import read_table
 
 STORES = ["north", "south"]
 LAST_LINE: dict[str, Any] = {}  # the cart line of the last scanned_price

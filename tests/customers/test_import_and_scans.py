@@ -10,7 +10,8 @@ from typing import Any
 
 import trio
 
-import hub.devices  # noqa: F401  (registers print_exit_label)
+from hub import wiring
+from hub.access import HandlerTable
 from hub.client import connect
 from hub.domain.devices import PrintZpl
 from hub.domain.labels import field_text
@@ -103,6 +104,8 @@ async def test_exit_label_command_prints_the_template(shop: Shop) -> None:
     hub.services.devices = SimpleNamespace(
         inboxes={"lp": send}, paired={"lp": "R1"}, kinds={"lp": "label_printer"}
     )
+    # a stand-in device hub: its commands join this hub's table as wiring.py does for the devices feature
+    hub.services.handlers = HandlerTable.join(hub.services.handlers, *wiring.DEVICES.handlers)
     tag = shop.packages("FLW-00")[0].tag
     with trio.fail_after(20):
         async with connect(ws_url(hub)) as reg:

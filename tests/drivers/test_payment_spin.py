@@ -243,14 +243,14 @@ async def test_proxy_timeout_without_a_record_is_not_a_decline(spin: SpinEmulato
 
 
 def test_config_refuses_an_incomplete_spin_terminal_and_the_register_outwaits_it() -> None:
-    from hub.commands import HANDLERS
     from hub.config import ConfigError, parse_config
     from hub.domain.devices import PaymentTerminalConfig
-    from hub.sale import card, pay
+    from hub.sale import card
     from hub.sale import protocol as p
+    from hub.wiring import Features, tables
     from tests.conftest import TEST_TOML
 
-    assert pay.pay  # importing the sale registers its handlers
+    handlers, _ = tables(Features.store())
 
     spin_device = """
 [[devices]]
@@ -275,7 +275,7 @@ auth_key = "{key}"
     assert slowest_spin.wait_s > spin_bound > 200 + 75
     slowest_generic = PaymentTerminalConfig(device_id="t", address="h:1", charge_timeout_s=200)
     assert slowest_generic.wait_s > 3 + 200 + 30 + 30
-    assert HANDLERS[p.Pay].timeout_s == card.PAY_WAIT_S > max(slowest_spin.wait_s, slowest_generic.wait_s)
+    assert handlers[p.Pay].timeout_s == card.PAY_WAIT_S > max(slowest_spin.wait_s, slowest_generic.wait_s)
 
 
 async def test_terminal_progress_and_status_lookup_are_reported(spin: SpinEmulator) -> None:

@@ -145,13 +145,16 @@ def test_framer_without_suffix_uses_gap_and_prefix_is_removed():
 # --------------------------------------------------------------------------- over a real pty
 
 
-async def start(nursery: trio.Nursery, suffix: str = "\r"):
+async def start(nursery: trio.Nursery, suffix: str = "\r", gap_s: float = 0.1):
+    """A simulated scanner on a pty and the actor reading it. The simulator runs in this process: when
+    the machine stalls the process, the line looks quiet to the actor for as long, so a test whose
+    symbol must not be cut by the idle gap gives ``gap_s`` room beyond any stall."""
     sim = ScannerSimulator(suffix=suffix.encode())
     await nursery.start(sim.run)
     out_send, out = trio.open_memory_channel(100)
     _inbox_send, inbox = trio.open_memory_channel(1)
     cfg = ScannerConfig(
-        device_id="scan-1", port=sim.path, suffix=suffix, frame_gap_s=0.1, paired_with="reg-1"
+        device_id="scan-1", port=sim.path, suffix=suffix, frame_gap_s=gap_s, paired_with="reg-1"
     )
     await nursery.start(scanner_actor.run, cfg, out_send.send, inbox)
     await wait_health(out, up=True)  # the port is open: what the scanner sends now is read
@@ -176,7 +179,8 @@ async def next_scan(out) -> Scan:
 
 async def test_aamva_payload_read_whole_over_pty():
     async with trio.open_nursery() as nursery:
-        sim, out, _keep = await start(nursery, "\r")
+        # an idle gap far beyond next_scan's bound: the licence must end where its header says it does
+        sim, out, _keep = await start(nursery, "\r", gap_s=60.0)
         payload = aamva_payload()
         await sim.scan(payload, chunk=16, delay_s=0.003)
         scan = await next_scan(out)
@@ -193,7 +197,8 @@ async def test_aamva_payload_read_whole_over_pty():
 
 async def test_aamva_with_wrong_lengths_read_whole_over_pty():
     async with trio.open_nursery() as nursery:
-        sim, out, _keep = await start(nursery, "\r\n")
+        # the idle gap ends this one: long enough that a stalled test process is not a quiet line
+        sim, out, _keep = await start(nursery, "\r\n", gap_s=1.0)
         payload = aamva_payload(fix_lengths=False)
         await sim.scan(payload, chunk=32, delay_s=0.002)
         scan = await next_scan(out)

@@ -7,6 +7,7 @@ and start it again on the same ports and data directory, exactly as a power cut 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import select
@@ -258,17 +259,28 @@ def wedge_type(
     keys = [c for c in data if c != "\x1e"]
     gaps = [gaps_ms[i] if i < len(gaps_ms) else 4.0 for i in range(len(keys) - 1)]
     at = after[0] + after[1] / 1000 if after else time.time() - sum(gaps) / 1000
+    events: list[dict[str, Any]] = []
+    for i, ch in enumerate(keys):
+        if i:
+            at += gaps[i - 1] / 1000
+        key = _wedge_key(ch)
+        up = {k: v for k, v in key.items() if k != "text"}
+        events.append({"type": "keyDown", "timestamp": at, **key})
+        events.append({"type": "keyUp", "timestamp": at + 0.001, **up})
     cdp = page.context.new_cdp_session(page)
     try:
-        for i, ch in enumerate(keys):
-            if i:
-                at += gaps[i - 1] / 1000
-                if pause_s:
+        if pause_s:
+            for i, event in enumerate(events):
+                if i and event["type"] == "keyDown":
                     time.sleep(pause_s)
-            key = _wedge_key(ch)
-            cdp.send("Input.dispatchKeyEvent", {"type": "keyDown", "timestamp": at, **key})
-            up = {k: v for k, v in key.items() if k != "text"}
-            cdp.send("Input.dispatchKeyEvent", {"type": "keyUp", "timestamp": at + 0.001, **up})
+                cdp.send("Input.dispatchKeyEvent", event)
+        else:
+            # all keys sent before the first answer is awaited, as a scanner's reach the browser's input
+            # queue: one by one, every key waits for this process to be scheduled again, and on a loaded
+            # machine a wait past the wedge's hold (300 ms of wall time in the page) ends the scan there
+            impl = cdp._impl_obj  # Playwright's sync API has no pipelined send; its async layer does
+            sends = [impl.send(method="Input.dispatchKeyEvent", params=e, timeout=None) for e in events]
+            cdp._sync(asyncio.gather(*sends))
     finally:
         cdp.detach()
     return at

@@ -19,7 +19,7 @@ from hub.domain.catalog import Package
 from hub.orders.api import DEMO_CHANNEL, DEMO_SECRET
 from hub.store.env import decode
 from tests.e2e.axe import assert_accessible
-from tests.e2e.conftest import HubProcess, Shots
+from tests.e2e.conftest import HubProcess, Shots, wedge_type
 
 HANDHELD = {"width": 390, "height": 844}
 
@@ -55,7 +55,7 @@ def tags_of(data: Path, product_id: str, skip: set[str] = frozenset()) -> list[s
 
 def wedge(page: Page, data: str) -> None:
     page.locator("#pick-title").click()  # nothing editable has the focus, as on the shop floor
-    page.keyboard.type(data + "\n")
+    wedge_type(page, data + "\n")  # keys stamped a scanner's few ms apart, however busy the machine
 
 
 def test_claim_scan_weigh_short_ready_on_a_handheld(hub: HubProcess, page: Page, shot: Shots) -> None:

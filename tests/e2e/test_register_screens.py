@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.axe import assert_accessible
-from tests.e2e.conftest import HubProcess, Shots, ensure_drawer_open_by_mouse, open_register, pair
+from tests.e2e.conftest import HubProcess, Shots, ensure_drawer_open_by_mouse, open_register, pair, wedge_type
 from tests.e2e.test_register_browser import demo_store
 
 HUMAN_GAP_MS = 90  # between a person's key presses (web_ui/shared/wedge.js: a scanner's are < 50 ms)
@@ -60,7 +60,7 @@ def in_viewport(page: Page, selector: str) -> bool:
 
 def scanner_types(page: Page, data: str) -> None:
     """A keyboard-wedge scanner: the characters and its Enter, typed fast into whatever has focus."""
-    page.keyboard.type(data + "\n")
+    wedge_type(page, data + "\n")  # keys stamped a scanner's few ms apart, however busy the machine
 
 
 @pytest.mark.parametrize("size", list(WIDTHS))

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
-
 import httpx
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
+from hub import http_server, wiring
 from hub.app import Hub
-from hub.commands import HANDLERS
 from hub.config import StoreConfig
 from hub.metrics import FAST
 from hub.sale import protocol as p
@@ -24,7 +22,7 @@ async def test_healthz_503_while_starting_then_200(nursery: trio.Nursery, config
         http_up.set()
         await release.wait()
 
-    hub = Hub(config, Services(setup=[starting]))
+    hub = Hub(config, Services(setup=[starting], routes=http_server.ROUTES))  # the foundation's routes
     nursery.start_soon(hub.run)
     with trio.fail_after(20):
         await http_up.wait()
@@ -79,7 +77,7 @@ async def test_static_pages_and_traversal(hub: Hub) -> None:
 
 def test_message_handling_buckets_reach_past_the_longest_handler_wait() -> None:
     """A `pay` that waits minutes for the card must land in a bucket, not in +Inf beside a hung handler."""
-    importlib.import_module("hub.wiring")  # imports every feature's handlers
-    longest = max(spec.timeout_s for spec in HANDLERS.values())
-    assert HANDLERS[p.Pay].timeout_s == longest > 60  # the handler that waits longest is still registered
+    handlers, _ = wiring.tables(wiring.Features.store())  # every feature's handlers
+    longest = max(spec.timeout_s for spec in handlers.values())
+    assert handlers[p.Pay].timeout_s == longest > 60  # the handler that waits longest is still registered
     assert FAST[-1] > longest, (FAST[-1], longest)

@@ -207,7 +207,8 @@ SECRETS = (LICENCE_NUMBER, SURNAME, GIVEN, BIRTH, STREET, WITNESS_PIN)
 async def test_crashed_licence_scan_and_witness_pin_leave_nothing_in_logs_or_store(
     hub: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from hub.commands import HANDLERS, HandlerSpec, Request
+    from hub.access import HandlerSpec
+    from hub.commands import Request
     from hub.logs import JsonFormatter
     from hub.sale.protocol import OpenDrawer, Scan
 
@@ -216,8 +217,8 @@ async def test_crashed_licence_scan_and_witness_pin_leave_nothing_in_logs_or_sto
         raise ValueError(f"cannot handle {msg!r}")
 
     for cls in (Scan, OpenDrawer):
-        monkeypatch.setitem(
-            HANDLERS, cls, HandlerSpec(crash_quoting_its_input, "register", False, None, False)
+        hub.services.handlers.replace(
+            cls, HandlerSpec(crash_quoting_its_input, "register", False, None, False)
         )
     lines = io.StringIO()
     handler = logging.StreamHandler(lines)

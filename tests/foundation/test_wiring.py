@@ -4,15 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
+import trio
 
 from actors.picker import PickerActor
 from hub import wiring
+from hub.app import Hub
+from hub.client import ClientError, connect
 from hub.config import ConfigError
-from hub.orders import OrdersOptions
+from hub.live.frames import Login
+from hub.orders.feature import OrdersOptions
+from hub.orders.protocol import ClaimOrder
+from hub.sale.protocol import OpenDrawer, Scan
 from hub.services import DemoServices
 from hub.wiring import DemoOptions, Features, SaleOptions
-from tests.conftest import make_config
+from tests.conftest import DEMO_PAIRING, PINS, make_config, ws_url
 
 
 def test_the_foundation_alone_wires_no_feature(tmp_path: Path) -> None:
@@ -73,3 +80,44 @@ def test_a_facility_in_another_zone_is_refused_while_wiring(tmp_path: Path) -> N
     config.store.jurisdiction, config.store.time_zone = "CO", "America/Denver"
     with pytest.raises(ConfigError):
         wiring.build(config, Features.store(DemoOptions(devices=False)))
+
+
+def test_a_hub_answers_the_commands_and_routes_of_the_features_it_runs(tmp_path: Path) -> None:
+    """The hub's tables are joined from the features it wires; a feature's command is in no other table."""
+    foundation = wiring.build(make_config(tmp_path / "a"), Features()).services
+    store = wiring.build(make_config(tmp_path / "b"), Features.store()).services
+    assert (
+        Login in foundation.handlers
+        and Scan not in foundation.handlers
+        and ClaimOrder not in foundation.handlers
+    )
+    assert {Login, Scan, ClaimOrder, OpenDrawer} <= set(store.handlers)
+    assert set(foundation.handlers) < set(store.handlers)
+    assert ("GET", "/healthz") in set(foundation.routes) and ("POST", "/api/v1/orders") not in set(
+        foundation.routes
+    )
+    assert ("POST", "/api/v1/orders") in set(store.routes) and ("GET", "/api/customers/*") in set(
+        store.routes
+    )
+    with_sale = wiring.tables(Features(sale=SaleOptions()))[0]
+    assert Scan in with_sale and ClaimOrder not in with_sale and OpenDrawer in with_sale
+
+
+async def test_a_hub_without_the_sale_answers_a_sale_command_unsupported(hub: Hub) -> None:
+    """Review of issue 13, point 1: the register must not crash (and quarantine the message) on a command
+    of a feature the hub does not run; over a real socket, the client hears `unsupported`."""
+    assert hub.services.sale is None
+    with trio.fail_after(30):
+        async with connect(ws_url(hub)) as c:
+            await c.pair(DEMO_PAIRING["R1"])
+            await c.login("maria", PINS["maria"])
+            for kind, fields in (("scan", {"data": "X"}), ("claim_order", {"order_id": "o-1"})):
+                with pytest.raises(ClientError) as refused:
+                    await c.request(kind, **fields)
+                assert refused.value.code == "unsupported", refused.value
+            # the register still answers, and nothing was quarantined
+            await c.request("report_incident", category="other", description="still here")
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{hub.http_port}") as http:
+            assert (await http.post("/api/v1/orders", content=b"{}")).status_code == 405
+            assert (await http.get("/healthz")).status_code == 200
+    assert hub.quarantine == []

@@ -7,9 +7,9 @@ import pkgutil
 
 import actors
 import hub
-from hub.commands import HANDLERS
 from hub.live.frames import Command
 from hub.live.protocol import COMMANDS, command_types, decode_command
+from hub.wiring import Features, tables
 
 
 def _every_subclass(cls: type) -> set[type]:
@@ -29,7 +29,7 @@ def test_every_command_is_in_the_union_and_handled() -> None:
     defined = {c for c in _every_subclass(Command) if c.__struct_config__.tag is not None}
     assert defined - set(COMMANDS) == set(), "defined but not listed in hub/live/protocol.py COMMANDS"
     assert len(COMMANDS) == len(set(COMMANDS)) == len(command_types())
-    assert set(HANDLERS) <= set(COMMANDS), "a handler for a command the hub cannot receive"
+    assert set(tables(Features.store())[0]) <= set(COMMANDS), "a handler for a command the hub cannot receive"
 
 
 def test_the_union_decodes_each_feature_s_commands() -> None:

@@ -15,7 +15,7 @@ import msgspec
 import pytest
 
 from hub import auth
-from hub.commands import HandlerSpec
+from hub.access import HandlerSpec
 from hub.live.frames import Command, CreatePairingCode, Login, ReportIncident, Welcome
 from hub.live.session import (
     Attach,

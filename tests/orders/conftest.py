@@ -209,7 +209,7 @@ def order_body(external_id: str, lines: list[dict[str, Any]], **over: Any) -> di
 async def shop(nursery: trio.Nursery, tmp_path: Path) -> Any:
     from hub import state_channel, wiring
     from hub.demo import seed_demo
-    from hub.orders import OrdersOptions
+    from hub.orders.feature import OrdersOptions
     from hub.state_channel.demo import align_sandbox
 
     handle: SandboxHandle = await nursery.start(

@@ -3,11 +3,7 @@ pick and every reservation is there (the index equal to what the orders hold), a
 
 from __future__ import annotations
 
-import os
-import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,42 +18,7 @@ from hub.domain.catalog import Package
 from hub.domain.orders import Order, ProductReservations, holdings
 from hub.orders.api import DEMO_CHANNEL, DEMO_SECRET
 from hub.store.env import decode
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-async def start_demo(data: Path) -> tuple[trio.Process, int, int]:
-    proc = await trio.lowlevel.open_process(
-        [
-            sys.executable,
-            "-m",
-            "hub.cli",
-            "demo",
-            "--data",
-            str(data),
-            "--http-port",
-            "0",
-            "--ws-port",
-            "0",
-            "--no-devices",
-            "--no-sandbox",
-            "--log-level",
-            "WARNING",
-        ],
-        cwd=ROOT,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert proc.stderr is not None
-    text = ""
-    with trio.fail_after(20):
-        while "Ctrl-C to stop" not in text:
-            chunk = await proc.stderr.receive_some(4096)
-            assert chunk, f"the demo exited early:\n{text}"
-            text += chunk.decode(errors="replace")
-    ws = int(re.search(r"Live protocol: ws://[^:]+:(\d+)", text).group(1))  # type: ignore[union-attr]
-    http = int(re.search(r"Register: +http://[^:]+:(\d+)/", text).group(1))  # type: ignore[union-attr]
-    return proc, ws, http
+from tests.support.hubproc import start_demo
 
 
 def table(data: Path, name: str) -> list[tuple[str, bytes]]:
@@ -104,7 +65,8 @@ def index_matches_orders(data: Path) -> None:
 
 async def test_kill_minus_nine_mid_pick_loses_no_reservation_and_no_pick(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    proc, ws, http = await start_demo(data)
+    demo = await start_demo(data, sandbox=False, start_s=20)
+    proc, ws, http = demo.proc, demo.ws_port, demo.http_port
     try:
         rows = await pick_list(http, "W000001")
         preroll_tag = tags_for(data, rows["pre-roll"]["product_id"])[0]
@@ -130,7 +92,9 @@ async def test_kill_minus_nine_mid_pick_loses_no_reservation_and_no_pick(tmp_pat
     accepted = orders_of(data)["W000002"]
     assert accepted.state == "accepted" and all(ln.reserved == ln.quantity for ln in accepted.lines)
 
-    proc, ws, http = await start_demo(data)
+    demo = await start_demo(data, sandbox=False, start_s=20)
+
+    proc, ws, http = demo.proc, demo.ws_port, demo.http_port
     try:
         with trio.fail_after(30):
             async with connect(f"ws://127.0.0.1:{ws}") as c:

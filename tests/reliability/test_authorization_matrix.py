@@ -20,7 +20,6 @@ import trio
 from trio_websocket import open_websocket_url
 
 from hub.app import Hub
-from hub.commands import HANDLERS
 from hub.config import StoreConfig
 from hub.live.frames import Command
 from hub.live.protocol import command_types, decode_command
@@ -48,7 +47,12 @@ ROLES = ("budtender", "technician", "manager", "admin")
 STAFF_OF = {"budtender": "ana", "technician": "tom", "manager": "maria", "admin": "root"}
 RANK = {"budtender": 1, "technician": 2, "manager": 3, "admin": 4}
 GATE = {"not_paired", "not_logged_in", "forbidden"}
-PATTERN_SAMPLES = {r"^[0-9]+$": "1234", r"^[A-Z]{2}$": "CA", r"^[A-Za-z0-9_.-]+$": "R9", "^[0-9A-Z]{2}$": "51"}
+PATTERN_SAMPLES = {
+    r"^[0-9]+$": "1234",
+    r"^[A-Z]{2}$": "CA",
+    r"^[A-Za-z0-9_.-]+$": "R9",
+    "^[0-9A-Z]{2}$": "51",
+}
 
 
 def sample(t: mi.Type) -> Any:
@@ -125,7 +129,9 @@ def _code(reply: dict[str, Any]) -> str:
 async def test_every_command_in_every_state(hub_factory: Callable[..., Any], config: StoreConfig) -> None:
     hub = await _install_all(hub_factory, config)
     commands = all_commands()
-    assert len(commands) >= 40 and set(commands) - PRE_LOGIN <= {c.__struct_config__.tag for c in HANDLERS}
+    assert len(commands) >= 40 and set(commands) - PRE_LOGIN <= {
+        c.__struct_config__.tag for c in hub.services.handlers
+    }
     matrix: dict[tuple[str, str], str] = {}
     n = 0
     with trio.fail_after(240):

@@ -10,31 +10,27 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import signal
 import subprocess
 import sys
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
 
 import httpx
-import lmdb
 import trio
 
 from hub.demo import DEMO_PAIRING, DEMO_STAFF
 from hub.domain.catalog import Package, Product
 from hub.domain.outbox import OutboxEntry
 from hub.domain.receipt import SaleRecord
-from hub.store.env import decode
+from tests.support.hubproc import drain, read_table, start_demo
 
 ROOT = Path(__file__).resolve().parents[2]
 KILLS = max(3, int(os.environ.get("STOREHUB_CRASH_KILLS", "3")))
 START_S = 30  # a demo hub's start, at most
 RETRY_S = 20  # one register's retry of its unanswered pay, at most
 ACKS_PER_ROUND = 6  # acknowledged sales (all registers) before a kill may come
-T = TypeVar("T")
 PINS = {s: p for s, _, _, p in DEMO_STAFF}
 # (register, who sells, who witnesses the drawer's opening count)
 SELLERS = (("R1", "maria", "tom"), ("R2", "root", "tom"), ("OFFICE", "ana", "maria"))
@@ -95,64 +91,6 @@ async def main():
 
 trio.run(main)
 """
-
-
-def read_table(data: Path, table: str, type_: type[T]) -> list[T]:
-    """A table of the (running or stopped) hub's store, read from this process (LMDB allows it)."""
-    env = lmdb.open(str(data), readonly=True, max_dbs=64, lock=True)
-    try:
-        db = env.open_db(table.encode(), create=False)
-        with env.begin(db=db) as txn:
-            return [decode(v, type_) for _, v in txn.cursor()]
-    finally:
-        env.close()
-
-
-async def start_demo(data: Path) -> tuple[trio.Process, int, str]:
-    proc = await trio.lowlevel.open_process(
-        [
-            sys.executable,
-            "-m",
-            "hub.cli",
-            "demo",
-            "--data",
-            str(data),
-            "--http-port",
-            "0",
-            "--ws-port",
-            "0",
-            "--no-devices",
-            "--log-level",
-            "ERROR",
-        ],
-        cwd=ROOT,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert proc.stderr is not None
-    text = ""
-    try:
-        with trio.fail_after(START_S):
-            while "Ctrl-C to stop" not in text:
-                chunk = await proc.stderr.receive_some(4096)
-                assert chunk, f"the demo exited early:\n{text}"
-                text += chunk.decode(errors="replace")
-    except BaseException:
-        proc.kill()
-        raise
-    ws = int(re.search(r"Live protocol: ws://[^:]+:(\d+)", text).group(1))  # type: ignore[union-attr]
-    url = re.search(r"State-system sandbox: (\S+)", text).group(1)  # type: ignore[union-attr]
-    # the hub's log goes on into this pipe: keep draining it so the hub never blocks on a full pipe
-    return proc, ws, url
-
-
-async def _drain(stream: Any) -> None:
-    try:
-        while await stream.receive_some(65536):
-            pass
-    except (trio.ClosedResourceError, trio.BrokenResourceError):
-        pass
 
 
 def sellable_tags(data: Path) -> list[str]:
@@ -253,7 +191,8 @@ async def test_crash_loop_loses_and_doubles_nothing(tmp_path: Path) -> None:
     last_s = START_S + RETRY_S * len(registers) + 5 + 60 + 15
     with trio.fail_after(round_s * KILLS + last_s):
         for _ in range(KILLS):
-            proc, ws, url = await start_demo(data)
+            demo = await start_demo(data, sandbox=True, start_s=START_S, log_level="ERROR")
+            proc, ws, url = demo.proc, demo.ws_port, demo.sandbox_url
             if not tags:
                 tags = sellable_tags(data)
                 assert len(tags) >= 6, tags
@@ -264,7 +203,7 @@ async def test_crash_loop_loses_and_doubles_nothing(tmp_path: Path) -> None:
             send, recv = trio.open_memory_channel[int](10_000)
             async with trio.open_nursery() as nursery:
                 assert proc.stderr is not None
-                nursery.start_soon(_drain, proc.stderr)
+                nursery.start_soon(drain, proc.stderr)
                 for reg in registers:
                     nursery.start_soon(run_client, reg, ws, tags, send)
                 with trio.fail_after(30):
@@ -276,11 +215,12 @@ async def test_crash_loop_loses_and_doubles_nothing(tmp_path: Path) -> None:
                     await proc.wait()
                 # the clients see the hub go and exit; their readers end with them
         # one last start: the pays left unanswered are asked again, then the outbox drains
-        proc, ws, url = await start_demo(data)
+        demo = await start_demo(data, sandbox=True, start_s=START_S, log_level="ERROR")
+        proc, ws, url = demo.proc, demo.ws_port, demo.sandbox_url
         try:
             async with trio.open_nursery() as nursery:
                 assert proc.stderr is not None
-                nursery.start_soon(_drain, proc.stderr)
+                nursery.start_soon(drain, proc.stderr)
                 for reg in registers:
                     if reg.pending != "-":
                         reg.retried += 1

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
-import lmdb
 import pytest
 import trio
 
@@ -25,9 +22,8 @@ from hub.client import ClientError, HubClient, connect
 from hub.demo import DEMO_PAIRING, DEMO_STAFF
 from hub.domain.catalog import Package, Product
 from hub.domain.receipt import SaleRecord
-from hub.store.env import decode
+from tests.support.hubproc import drain, read_table, start_demo
 
-ROOT = Path(__file__).resolve().parents[2]
 PINS = {s: p for s, _, _, p in DEMO_STAFF}
 FLOAT = {"B100": 5, "B20": 10, "B5": 10, "C25": 40}
 
@@ -55,68 +51,11 @@ def small_fs(tmp_path: Path) -> Any:
             subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
-async def start_demo(data: Path) -> tuple[trio.Process, int, int]:
-    proc = await trio.lowlevel.open_process(
-        [
-            sys.executable,
-            "-m",
-            "hub.cli",
-            "demo",
-            "--data",
-            str(data),
-            "--http-port",
-            "0",
-            "--ws-port",
-            "0",
-            "--no-devices",
-            "--no-sandbox",
-            "--log-level",
-            "ERROR",
-        ],
-        cwd=ROOT,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert proc.stderr is not None
-    text = ""
-    try:
-        with trio.fail_after(30):
-            while "Ctrl-C to stop" not in text:
-                chunk = await proc.stderr.receive_some(4096)
-                assert chunk, f"the demo exited early:\n{text}"
-                text += chunk.decode(errors="replace")
-    except BaseException:
-        proc.kill()
-        raise
-    ws = int(re.search(r"Live protocol: ws://[^:]+:(\d+)", text).group(1))  # type: ignore[union-attr]
-    http = int(re.search(r"Register:\s+http://[^:]+:(\d+)", text).group(1))  # type: ignore[union-attr]
-    return proc, ws, http
-
-
-async def _drain(stream: Any) -> None:
-    try:
-        while await stream.receive_some(65536):
-            pass
-    except (trio.ClosedResourceError, trio.BrokenResourceError):
-        pass
-
-
-def _table(data: Path, table: str, type_: Any) -> list[Any]:
-    env = lmdb.open(str(data), readonly=True, max_dbs=64, lock=True)
-    try:
-        db = env.open_db(table.encode(), create=False)
-        with env.begin(db=db) as txn:
-            return [decode(v, type_) for _, v in txn.cursor()]
-    finally:
-        env.close()
-
-
 def _tags(data: Path) -> list[str]:
-    products = {p.id: p for p in _table(data, "products", Product)}
+    products = {p.id: p for p in read_table(data, "products", Product)}
     return sorted(
         p.tag
-        for p in _table(data, "packages", Package)
+        for p in read_table(data, "packages", Package)
         if (pr := products.get(p.product_id)) is not None
         and pr.sold_by == "each"
         and pr.price_cents <= 50_00
@@ -157,13 +96,14 @@ async def sell_one(c: HubClient, tag: str, n: int) -> int:
 
 async def test_disk_full_is_told_clearly_and_selling_resumes(small_fs: Path) -> None:
     data = small_fs / "data"
-    proc, ws, http = await start_demo(data)
+    demo = await start_demo(data, sandbox=False, start_s=30, log_level="ERROR")
+    proc, ws, http = demo.proc, demo.ws_port, demo.http_port
     acked: list[int] = []
     codes: list[str] = []
     try:
         async with trio.open_nursery() as nursery:
             assert proc.stderr is not None
-            nursery.start_soon(_drain, proc.stderr)
+            nursery.start_soon(drain, proc.stderr)
             tags = _tags(data)
             assert tags
             with trio.fail_after(120):
@@ -208,6 +148,6 @@ async def test_disk_full_is_told_clearly_and_selling_resumes(small_fs: Path) -> 
         proc.send_signal(signal.SIGTERM)
         with trio.fail_after(15):
             await proc.wait()
-    in_store = {s.receipt_number for s in _table(data, "sales", SaleRecord)}
+    in_store = {s.receipt_number for s in read_table(data, "sales", SaleRecord)}
     assert set(acked) <= in_store, sorted(set(acked) - in_store)
     print(f"\ndisk full: {len(acked)} acknowledged sales, refused while full: storage_full")

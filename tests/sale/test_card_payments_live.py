@@ -524,6 +524,11 @@ async def test_late_approval_after_the_hub_gave_up_is_voided(
             await until(lambda: ref in spin.waiting, "the terminal holds the sale for the card")
             spin.finish_waiting(approve=True)
             await until(lambda: spin.batch.get(ref) is not None and spin.batch[ref].voided, "late void")
+            # the terminal voids before it answers; the hub audits the void only after that answer
+            # (hub/sale/reversals.py _retry), so the audit entry is a later fact to wait for
+            await until(
+                lambda: any(a.action == "card_reversal_done" for a in audit_actions(hub)), "void audited"
+            )
     actions = {a.action: a for a in audit_actions(hub)}
     assert actions["card_charge_orphaned"].detail["reference"] == ref
     assert actions["card_reversal_done"].detail["reference"] == ref

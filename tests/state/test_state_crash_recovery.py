@@ -3,75 +3,21 @@ restart on the same data the backlog drains, nothing lost, nothing doubled."""
 
 from __future__ import annotations
 
-import os
-import re
 import signal
-import subprocess
-import sys
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import httpx
-import lmdb
 import trio
 
 from hub.client import connect
 from hub.domain.catalog import Package
 from hub.domain.demo_catalogue import build_demo_store
 from hub.domain.outbox import OutboxEntry
-from hub.store.env import decode
 from tests.state.conftest import ready
-
-ROOT = Path(__file__).resolve().parents[2]
-T = TypeVar("T")
-
-
-async def start_demo(data: Path) -> tuple[trio.Process, int, str]:
-    """``python -m hub.cli demo`` on free ports; returns the process, its WS port and its sandbox URL."""
-    proc = await trio.lowlevel.open_process(
-        [
-            sys.executable,
-            "-m",
-            "hub.cli",
-            "demo",
-            "--data",
-            str(data),
-            "--http-port",
-            "0",
-            "--ws-port",
-            "0",
-            "--no-devices",
-            "--log-level",
-            "WARNING",
-        ],
-        cwd=ROOT,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert proc.stderr is not None
-    text = ""
-    with trio.fail_after(15):
-        while "Ctrl-C to stop" not in text:
-            chunk = await proc.stderr.receive_some(4096)
-            assert chunk, f"the demo exited early:\n{text}"
-            text += chunk.decode(errors="replace")
-    ws = int(re.search(r"Live protocol: ws://[^:]+:(\d+)", text).group(1))  # type: ignore[union-attr]
-    url = re.search(r"State-system sandbox: (\S+)", text).group(1)  # type: ignore[union-attr]
-    return proc, ws, url
-
-
-def read_table(data: Path, table: str, type_: type[T]) -> list[T]:
-    """Read a table of the running hub's store from this process (LMDB allows other readers)."""
-    env = lmdb.open(str(data), readonly=True, max_dbs=64, lock=True)
-    try:
-        db = env.open_db(table.encode(), create=False)
-        with env.begin(db=db) as txn:
-            return [decode(v, type_) for _, v in txn.cursor()]
-    finally:
-        env.close()
+from tests.support.hubproc import read_table, start_demo
 
 
 def outbox_of(data: Path) -> list[OutboxEntry]:
@@ -98,7 +44,8 @@ async def test_kill_minus_nine_with_backlog_then_restart_drains_exactly_once(tmp
     adult = (
         build_demo_store(today, home_jurisdiction="CA", id_hasher=lambda j, n: n).customer("adult").id_scan
     )
-    proc, ws, url = await start_demo(data)
+    demo = await start_demo(data, sandbox=True, start_s=15)
+    proc, ws, url = demo.proc, demo.ws_port, demo.sandbox_url
     numbers: list[str] = []
     try:
         with trio.fail_after(20):
@@ -124,7 +71,9 @@ async def test_kill_minus_nine_with_backlog_then_restart_drains_exactly_once(tmp
     assert len(before) == 10 and all(e.state != "sent" for e in before)
     assert [e.state for e in before].count("in_flight") == 1
 
-    proc, ws, url = await start_demo(data)
+    demo = await start_demo(data, sandbox=True, start_s=15)
+
+    proc, ws, url = demo.proc, demo.ws_port, demo.sandbox_url
     try:
         with trio.fail_after(20):
             async with httpx.AsyncClient(base_url=url, timeout=5) as admin:

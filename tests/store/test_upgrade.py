@@ -8,8 +8,6 @@ exactly once.
 
 from __future__ import annotations
 
-import os
-import re
 import signal
 import subprocess
 import sys
@@ -17,7 +15,6 @@ import tarfile
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 import lmdb
@@ -39,6 +36,7 @@ from hub.store import layout
 from hub.store.env import SCHEMA, Store, StoreVersionError, decode, encode
 from hub.store.keys import text, u64
 from hub.store.migrations import TO_2, TO_3, migrate, open_store, upgrade
+from tests.support.hubproc import drain, start_demo
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "release_store" / "store-0.1.0.tar.xz"
@@ -277,53 +275,6 @@ def test_a_report_beside_the_hub_refuses_a_store_not_yet_upgraded(tmp_path: Path
 # ------------------------------------------------------------------------- a real hub on the upgraded store
 
 
-async def start_demo(data: Path) -> tuple[trio.Process, int, str]:
-    """``storehub demo`` on ``data`` with free ports; its live-protocol port and its sandbox's URL."""
-    proc = await trio.lowlevel.open_process(
-        [
-            sys.executable,
-            "-m",
-            "hub.cli",
-            "demo",
-            "--data",
-            str(data),
-            "--http-port",
-            "0",
-            "--ws-port",
-            "0",
-            "--no-devices",
-            "--log-level",
-            "WARNING",
-        ],
-        cwd=ROOT,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert proc.stderr is not None
-    out = ""
-    try:
-        with trio.fail_after(40):
-            while "Ctrl-C to stop" not in out:
-                chunk = await proc.stderr.receive_some(4096)
-                assert chunk, f"the demo exited early:\n{out}"
-                out += chunk.decode(errors="replace")
-    except BaseException:
-        proc.kill()
-        raise
-    ws = int(re.search(r"Live protocol: ws://[^:]+:(\d+)", out).group(1))  # type: ignore[union-attr]
-    url = re.search(r"State-system sandbox: (\S+)", out).group(1)  # type: ignore[union-attr]
-    return proc, ws, url
-
-
-async def drain(stream: Any) -> None:
-    try:
-        while await stream.receive_some(65536):
-            pass
-    except (trio.ClosedResourceError, trio.BrokenResourceError):
-        pass
-
-
 def sellable_tag(data: Path) -> str:
     store = Store(data, readonly=True)
     try:
@@ -366,7 +317,8 @@ async def test_a_hub_on_the_upgraded_release_store_sells_and_reports_exactly_onc
     data = unpack(tmp_path)
     tag = sellable_tag(data)
     before = {e.seq: e for e in outbox(data)}
-    proc, ws_port, sandbox_url = await start_demo(data)
+    demo = await start_demo(data, sandbox=True, start_s=40)
+    proc, ws_port, sandbox_url = demo.proc, demo.ws_port, demo.sandbox_url
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(drain, proc.stderr)
