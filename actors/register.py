@@ -19,8 +19,8 @@ from hub.access import HandlerTable, check_access
 from hub.actor import Call, Mailbox, serve_mailbox
 from hub.commands import Request
 from hub.config import RegisterSection
-from hub.errors import BadRequest, HubError
-from hub.live.frames import CreatePairingCode, Login, Logout, ReportIncident
+from hub.errors import BadRequest, HubError, NotAuthenticated
+from hub.live.frames import Command, CreatePairingCode, Login, Logout, ReportIncident
 from hub.live.replies import stored_reply
 from hub.store.env import next_seq, put
 from hub.store.keys import u64
@@ -123,33 +123,33 @@ class RegisterActor:
         await serve_mailbox(self.mailbox, self._handle)
 
     async def _handle(self, call: Call) -> None:
+        """Apply one command for the staff session its gate decided (the live session for a screen,
+        :meth:`device_request` for a serial device): access is not decided again here."""
         req: Request = call.payload
-        # a redelivered message after a crash may already have been committed
-        try:
-            frame = stored_reply(self.hub, self.id, req.msg.id, req.fingerprint)
-        except HubError as exc:
-            call.fail(exc)
-            return
-        if frame is not None:
-            req.committed_frame = frame
-            call.reply(None)
-            return
+        if call.redelivered:  # after a crash: it may have been committed before the actor died
+            try:
+                frame = stored_reply(self.hub, self.id, req.msg.id, req.fingerprint)
+            except HubError as exc:
+                call.fail(exc)
+                return
+            if frame is not None:
+                req.committed_frame = frame
+                call.reply(None)
+                return
         spec = self.hub.services.handlers.get(type(req.msg))
-        if spec is None:  # a command of a feature this hub does not run (a serial scan, a test's call)
+        if spec is None:  # a command of a feature this hub does not run (a test's call)
             call.fail(HubError(f"{type(req.msg).__name__} is not handled by this hub.", code="unsupported"))
             return
-        live = self.live_session()
-        if req.connection is None:  # a serial scanner of this register acts for whoever is logged in
-            req.session = live
-        else:  # a screen acts only with the session its own PIN (or resumed token) opened
-            req.session = live if live is not None and req.connection.staff_session() is live else None
+        if spec.login and req.session is not self.session:
+            # the staff session it was let through with ended while it waited in the mailbox (a logout)
+            call.fail(NotAuthenticated("Log in with your staff ID and PIN first.", code="not_logged_in"))
+            return
         # what the register holds in memory goes back to this point if the command fails, whatever the
         # failure (a refused or failed commit, a bug): a half-applied change must not outlive its command
         for load in self.hub.services.register_loaders:
             load(self)
         saved = self.state.sale.checkpoint() if self.state.sale is not None else None
         try:
-            check_access(spec, req.session, _what(req.msg))
             result = await spec.fn(req, req.msg)
         except HubError as exc:
             self._roll_back(saved)
@@ -159,8 +159,18 @@ class RegisterActor:
             raise
         else:
             call.reply(result)
-        if req.session is not None and self.session is not None:
+        if req.session is not None and self.session is req.session:
             self.session.last_seen = datetime.now(UTC)
+
+    def device_request(self, msg: Command) -> Request:
+        """The access decision for a serial device of this register (a scanner): it acts for whoever is
+        logged in here, as a screen's live session decides for that screen."""
+        spec = self.hub.services.handlers.get(type(msg))
+        if spec is None:  # a serial scan on a hub without the sale
+            raise HubError(f"{type(msg).__name__} is not handled by this hub.", code="unsupported")
+        live = self.live_session()
+        check_access(spec, live, _what(msg))
+        return Request(hub=self.hub, msg=msg, register_id=self.id, session=live)
 
     def _roll_back(self, saved: RegisterSale | None) -> None:
         if saved is None:
@@ -231,9 +241,7 @@ async def login(req: Request, msg: Login) -> dict[str, Any]:
         )
         actor.session = session
     hub.sessions[auth.token_hash(token)] = session
-    if req.connection is not None:
-        req.connection.session_hash = auth.token_hash(token)
-    actor.publish()
+    actor.publish()  # the screen that typed the PIN learns its token from this answer (Session.answered)
     return {"staff": {"id": m.id, "name": m.name, "role": m.role}, "session_token": token}
 
 

@@ -36,24 +36,42 @@ class ActorCrashed(HubError):
 
 
 class Call:
-    """A request that wants an answer: the actor resolves it with ``reply`` or ``fail``."""
+    """A request that wants an answer: the actor resolves it with ``reply`` or ``fail``.
 
-    __slots__ = ("payload", "_result", "_done")
+    ``redelivered``: the actor crashed on it once and gets it again (it may have been applied already).
+    ``on_done`` runs once when the call is answered or was never delivered, even if its caller stopped
+    waiting (a timeout, a closed connection): what the caller marked "in progress" stays so until then."""
 
-    def __init__(self, payload: Any) -> None:
+    __slots__ = ("payload", "redelivered", "_result", "_done", "_on_done")
+
+    def __init__(self, payload: Any, on_done: Callable[[], None] | None = None) -> None:
         self.payload = payload
+        self.redelivered = False
         self._result: outcome.Outcome[Any] | None = None
         self._done = trio.Event()
+        self._on_done = on_done
 
     def reply(self, value: Any) -> None:
         if self._result is None:
             self._result = outcome.Value(value)
-            self._done.set()
+            self._finish()
 
     def fail(self, exc: BaseException) -> None:
         if self._result is None:
             self._result = outcome.Error(exc)
-            self._done.set()
+            self._finish()
+
+    def undelivered(self) -> None:
+        """The call never reached the actor (its sender gave up first): run ``on_done`` now."""
+        if self._on_done is not None:
+            on_done, self._on_done = self._on_done, None
+            on_done()
+
+    def _finish(self) -> None:
+        self._done.set()
+        if self._on_done is not None:
+            on_done, self._on_done = self._on_done, None
+            on_done()
 
     @property
     def answered(self) -> bool:
@@ -181,16 +199,18 @@ class Mailbox(Generic[M]):
         self._crashing: tuple[Any, int] | None = None
         self.on_quarantine = on_quarantine
         self.quarantined: list[QuarantinedMessage] = []
+        self._depth_gauge: Any = None
         if metrics is not None:  # the series exist at 0 before the first poison message
             metrics.quarantined.labels(name)
-            metrics.mailbox_depth.labels(name).set(0)
+            self._depth_gauge = metrics.mailbox_depth.labels(name)  # bound once, set per message
+            self._depth_gauge.set(0)
 
     def depth(self) -> int:
         return self._recv.statistics().current_buffer_used + (1 if self._redeliver is not None else 0)
 
     def _gauge(self) -> None:
-        if self._metrics is not None:
-            self._metrics.mailbox_depth.labels(self.name).set(self.depth())
+        if self._depth_gauge is not None:
+            self._depth_gauge.set(self.depth())
 
     async def tell(self, msg: Any) -> None:
         await self._send.send(msg)
@@ -205,16 +225,28 @@ class Mailbox(Generic[M]):
         self._gauge()
         return True
 
-    async def call(self, payload: Any, *, timeout: float = 10.0) -> Any:
-        c = Call(payload)
-        with trio.fail_after(timeout):
-            await self._send.send(c)
-            self._gauge()
-            return await c.wait()
+    async def call(
+        self, payload: Any, *, timeout: float = 10.0, on_done: Callable[[], None] | None = None
+    ) -> Any:
+        """Send ``payload`` and wait for the answer (``trio.TooSlowError`` after ``timeout``); ``on_done``
+        as :class:`Call` says."""
+        c = Call(payload, on_done)
+        delivered = False
+        try:
+            with trio.fail_after(timeout):
+                await self._send.send(c)
+                delivered = True
+                self._gauge()
+                return await c.wait()
+        finally:
+            if not delivered:  # never reached the actor: nothing is in progress
+                c.undelivered()
 
     async def receive(self) -> Any:
         if self._redeliver is not None:
             msg, self._redeliver = self._redeliver, None
+            if isinstance(msg, Call):
+                msg.redelivered = True
             return msg
         msg = await self._recv.receive()
         self._gauge()

@@ -31,7 +31,6 @@ class Request:
     msg: Command
     register_id: str
     session: StaffSession | None
-    connection: Any = None
     committed_frame: bytes | None = None
     fingerprint: bytes = b""
 

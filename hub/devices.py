@@ -346,9 +346,8 @@ class DeviceHub:
             log.warning("scan from %s, which is not paired with a register", s.device_id)
             return
         msg = sale_protocol.Scan(id=f"{s.device_id}-{next(self._scan_ids)}", data=s.data, source="serial")
-        req = Request(hub=self.hub, msg=msg, register_id=actor.id, session=None)
         try:
-            await actor.mailbox.call(req, timeout=30)
+            await actor.mailbox.call(actor.device_request(msg), timeout=30)
         except HubError as exc:
             log.info("scan on %s refused: %s", actor.id, exc.message)
         except trio.TooSlowError:

@@ -8,7 +8,7 @@ import gc
 import ipaddress
 import ssl
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import trio
@@ -100,6 +100,15 @@ class Gate:
             unpaired_idle_seconds=s.unpaired_idle_seconds,
             staff_idle=timedelta(minutes=hub.config.store.session_idle_minutes),
         )
+        self._message_seconds = hub.metrics.message_seconds
+        self._timers: dict[str, Any] = {}
+
+    def message_timer(self, kind: str) -> Any:
+        """The ``message_seconds`` histogram of one kind of message, its labels bound once."""
+        timer = self._timers.get(kind)
+        if timer is None:
+            timer = self._timers[kind] = self._message_seconds.labels(kind)
+        return timer
 
     def closed(self) -> None:
         self.open -= 1

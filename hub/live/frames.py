@@ -71,9 +71,6 @@ class ReportIncident(Command, tag="report_incident"):
     description: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
 
 
-PRE_LOGIN: tuple[type[Command], ...] = (Pair, Hello, Login, Ping)
-
-
 # ---- server frames ----
 class Frame(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=True):
     pass
@@ -167,8 +164,6 @@ def explain(message: str) -> tuple[str | None, str]:
     if m:
         return m.group("field"), f"Field `{m.group('field')}` is not part of this message."
     return None, message
-
-
 
 
 def encode(frame: Any) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -201,23 +202,6 @@ class Connection:
     def register_id(self) -> str | None:
         return self.session.register_id
 
-    @property
-    def session_hash(self) -> bytes | None:
-        return self.session.session_hash
-
-    @session_hash.setter
-    def session_hash(self, token_hash: bytes | None) -> None:  # the login handler, after a PIN typed here
-        self.session.logged_in(token_hash)
-
-    def staff_session(self) -> auth.StaffSession | None:
-        """The register's live session if this connection proved it, else None."""
-        effects: list[Effect] = []
-        live = self.session.staff_session(datetime.now(UTC), effects)
-        for effect in effects:
-            if isinstance(effect, EndStaffSession):
-                self._end_staff_session(effect.register_id)
-        return live
-
     # ---- outbound ----
     def push_snapshot(self, topic: str) -> None:
         if topic not in self._snap_pending:  # coalesce: the newest state is taken when it is sent
@@ -329,7 +313,7 @@ class Connection:
                 await self._execute(self.session.timed_out(msg.id))
         finally:
             self._limiter.release()
-            self.hub.metrics.message_seconds.labels(kind).observe(time.perf_counter() - t0)
+            self.gate.message_timer(kind).observe(time.perf_counter() - t0)
 
     # ---- effects ----
     async def _execute(self, effects: list[Effect]) -> None:
@@ -387,30 +371,36 @@ class Connection:
             hub=hub,
             msg=msg,
             register_id=effect.register_id,
-            session=self.staff_session(),
-            connection=self,
+            session=effect.staff,  # the gate's decision, made once by the session
             fingerprint=effect.fingerprint if isinstance(effect, Dispatch) else b"",
         )
-        key = (effect.register_id, msg.id)
-        done: trio.Event | None = None
         try:
             if isinstance(effect, RunBeside):
                 result = await effect.spec.fn(req, msg)
             else:
-                done = hub.replies.in_flight[key] = trio.Event()
                 result = await hub.registers[effect.register_id].mailbox.call(
-                    req, timeout=effect.spec.timeout_s
+                    req, timeout=effect.spec.timeout_s, on_done=self._in_flight(effect.register_id, msg.id)
                 )
-            effects = self.session.answered(msg.id, result, req.committed_frame)
+            effects = self.session.answered(msg, result, req.committed_frame)
         except HubError as exc:
             effects = self.session.failed(msg.id, exc)
         except trio.TooSlowError:
             effects = self.session.timed_out(msg.id)
-        finally:
-            if done is not None:
-                done.set()
-                hub.replies.in_flight.pop(key, None)
         await self._execute(effects)
+
+    def _in_flight(self, register_id: str, msg_id: str) -> Callable[[], None]:
+        """Mark (register, id) in flight now; the returned function ends it. It is called when the actor
+        has answered (or the call never reached it), not when this connection stops waiting: a retry
+        after a timeout or a reconnect must still wait for the first attempt queued in the mailbox."""
+        in_flight, key = self.hub.replies.in_flight, (register_id, msg_id)
+        done = in_flight[key] = trio.Event()
+
+        def finished() -> None:
+            done.set()
+            if in_flight.get(key) is done:
+                del in_flight[key]
+
+        return finished
 
     def _attach(self, register_id: str) -> None:
         self.hub.unsubscribe(self)

@@ -11,7 +11,10 @@ wait for the same id in flight, close with a code). It owns:
   resumed token: several screens of one register share the staff session only after a PIN on each);
 - pairing decisions: the throttle (per connection and per address), the code check, the token;
 - idempotency: a retried id is answered from the stored reply, a used id with another body is refused
-  (``id_reused``), an id still being applied waits for it;
+  (``id_reused``), an id still being applied waits for it (and, woken, waits again if another waiter
+  started applying it first);
+- the access decision: made here once, carried by the ``Dispatch``/``RunBeside`` effect (the staff session
+  the handler runs for); a login's answer tells the session which staff session this screen proved;
 - expiry: an idle staff session ends, an unpaired connection that stays quiet is closed.
 """
 
@@ -28,12 +31,12 @@ from hub import access as auth  # the I/O-free part of staff auth: sessions, dev
 from hub.access import HandlerSpec, check_access
 from hub.errors import HubError, NotAuthenticated
 from hub.live.frames import (
-    PRE_LOGIN,
     PROTOCOL_VERSION,
     Command,
     Error,
     Frame,
     Hello,
+    Login,
     Ok,
     Pair,
     Ping,
@@ -106,22 +109,26 @@ class EndStaffSession:
 @dataclass(frozen=True)
 class RunBeside:
     """Run a connection-scope handler now, beside the register actor (``cancel_payment`` while ``pay``
-    waits for the card); answer with :meth:`Session.answered` or :meth:`Session.failed`."""
+    waits for the card), for ``staff`` (the gate's decision); answer with :meth:`Session.answered` or
+    :meth:`Session.failed`."""
 
     msg: Command
     spec: HandlerSpec
     register_id: str
+    staff: auth.StaffSession | None
 
 
 @dataclass(frozen=True)
 class Dispatch:
-    """Mark (register, id) in flight, send the command through the register actor's mailbox, then answer
-    with :meth:`Session.answered` or :meth:`Session.failed`."""
+    """Mark (register, id) in flight, send the command through the register actor's mailbox for ``staff``
+    (the staff session the gate let it through with, None when it needs no login and this screen has
+    none), then answer with :meth:`Session.answered` or :meth:`Session.failed`."""
 
     msg: Command
     spec: HandlerSpec
     register_id: str
     fingerprint: bytes
+    staff: auth.StaffSession | None
 
 
 @dataclass(frozen=True)
@@ -132,6 +139,7 @@ class WaitInFlight:
     spec: HandlerSpec
     register_id: str
     fingerprint: bytes
+    staff: auth.StaffSession | None
 
 
 Effect = (
@@ -302,18 +310,19 @@ class Session:
         spec = self.lookups.handler(type(msg))
         if spec is None:
             raise HubError(f"{type(msg).__name__} is not handled by this hub.", code="unsupported")
-        if not isinstance(msg, PRE_LOGIN):
-            check_access(spec, self.staff_session(now, out), type(msg).__name__)
+        # the one access decision (spec.login is the one "no login needed": login itself says so)
+        staff = self.staff_session(now, out)
+        check_access(spec, staff, type(msg).__name__)
         if spec.scope == "connection":  # beside the actor, not queued behind it
-            return [RunBeside(msg, spec, register_id)]
+            return [RunBeside(msg, spec, register_id, staff)]
         fp = fingerprint(msg)
         if spec.idempotent:
             if self.lookups.in_flight(register_id, msg.id):
-                return [WaitInFlight(msg, spec, register_id, fp)]
+                return [WaitInFlight(msg, spec, register_id, fp, staff)]
             frame = self._stored_reply(register_id, msg.id, fp)
             if frame is not None:
                 return [Send(frame)]
-        return [Dispatch(msg, spec, register_id, fp)]
+        return [Dispatch(msg, spec, register_id, fp, staff)]
 
     def _stored_reply(self, register_id: str, msg_id: str, fp: bytes) -> bytes | None:
         found = self.lookups.stored_reply(register_id, msg_id)
@@ -323,18 +332,29 @@ class Session:
         return found[0]
 
     def in_flight_done(self, wait: WaitInFlight) -> list[Effect]:
-        """The same id finished: answer from its stored reply (or apply it, when it stored none)."""
+        """The same id finished: answer from its stored reply, or apply it when it stored none. Several
+        retries may have waited for it: when another one is applying it already, wait again (two waiters
+        must never both apply it)."""
+        if self.lookups.in_flight(wait.register_id, wait.msg.id):
+            return [wait]
         try:
             frame = self._stored_reply(wait.register_id, wait.msg.id, wait.fingerprint)
         except HubError as exc:
             return self.failed(wait.msg.id, exc)
         if frame is not None:
             return [Send(frame)]
-        return [Dispatch(wait.msg, wait.spec, wait.register_id, wait.fingerprint)]
+        return [Dispatch(wait.msg, wait.spec, wait.register_id, wait.fingerprint, wait.staff)]
 
-    def answered(self, msg_id: str, result: Any, committed_frame: bytes | None = None) -> list[Effect]:
-        """A handler's result: the frame its commit stored (so a retry gets the same bytes), or ``ok``."""
-        return [Send(committed_frame if committed_frame is not None else Ok(id=msg_id, result=result))]
+    def answered(self, msg: Command, result: Any, committed_frame: bytes | None = None) -> list[Effect]:
+        """A handler's result: the frame its commit stored (so a retry gets the same bytes), or ``ok``.
+        A login's answer carries the staff session token: from now on this screen proved that session."""
+        if (
+            isinstance(msg, Login)
+            and isinstance(result, dict)
+            and isinstance(result.get("session_token"), str)
+        ):
+            self.session_hash = auth.token_hash(result["session_token"])
+        return [Send(committed_frame if committed_frame is not None else Ok(id=msg.id, result=result))]
 
     def failed(self, msg_id: str | None, exc: HubError) -> list[Effect]:
         return [Send(Error(id=msg_id, code=exc.code, message=exc.message, field=exc.field))]
@@ -358,10 +378,6 @@ class Session:
         if self.session_hash is None or self.lookups.session_by_token(self.session_hash) is not live:
             return None
         return live
-
-    def logged_in(self, token_hash: bytes | None) -> None:
-        """A PIN typed on this connection opened (or joined) the register's session with this token."""
-        self.session_hash = token_hash
 
     # ---- pairing and hello ----
     def _pair(self, msg: Pair, now: datetime, clock: float, out: list[Effect]) -> list[Effect]:

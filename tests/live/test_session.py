@@ -16,6 +16,7 @@ import pytest
 
 from hub import auth
 from hub.access import HandlerSpec
+from hub.errors import NotAuthenticated
 from hub.live.frames import Command, CreatePairingCode, Login, ReportIncident, Welcome
 from hub.live.session import (
     Attach,
@@ -172,6 +173,14 @@ def paired_session(hub: FakeHub, register_id: str = "R1") -> Session:
     return s
 
 
+def pin_typed_here(s: Session, register_id: str = "R1", role: str = "budtender") -> None:
+    """The register's login handler answered a PIN typed on this screen (with the token of
+    ``FakeHub.log_in``): the answer is how the session learns which staff session this screen proved."""
+    token = SESSION_TOKEN + register_id + role
+    staff = {"id": "ana", "name": "Ana", "role": role}
+    s.answered(Login(id="l-pin", staff="ana", pin="1234"), {"staff": staff, "session_token": token})
+
+
 # ---- the welcome and the auth gate ----
 
 
@@ -210,17 +219,18 @@ def test_login_required_per_handler_spec_and_role() -> None:
         "not_logged_in"
     )
     # the register's session opened by a PIN on ANOTHER screen is not this screen's
-    h = hub.log_in("R1", "budtender")
+    hub.log_in("R1", "budtender")
     assert only_error(receive(s, frame("report_incident", "r2", category="x", description="y")))["code"] == (
         "not_logged_in"
     )
-    s.logged_in(h)  # a PIN typed here
+    pin_typed_here(s, "R1", "budtender")  # a PIN typed here: the login's answer tells the session
     [dispatch] = receive(s, frame("report_incident", "r3", category="x", description="y"))
     assert isinstance(dispatch, Dispatch) and dispatch.register_id == "R1" and dispatch.msg.id == "r3"
     # a manager's command refused to a budtender, by role
     err = only_error(receive(s, frame("create_pairing_code", "c1", register_id="R2")))
     assert err["code"] == "forbidden" and "manager" in err["message"]
-    s.logged_in(hub.log_in("R1", "manager"))
+    hub.log_in("R1", "manager")
+    pin_typed_here(s, "R1", "manager")
     assert [type(e) for e in receive(s, frame("create_pairing_code", "c2", register_id="R2"))] == [Dispatch]
     # a connection-scope handler runs beside the actor, not through its mailbox
     [beside] = receive(s, frame("cancel_payment", "x1"))
@@ -260,7 +270,8 @@ def test_pairing_with_a_good_code_persists_then_answers_the_token() -> None:
 def test_pairing_again_on_a_logged_in_screen_starts_it_logged_out() -> None:
     hub = FakeHub(codes={"12345678": T0 + timedelta(minutes=10)})
     s = paired_session(hub)
-    s.logged_in(hub.log_in("R1"))
+    hub.log_in("R1")
+    pin_typed_here(s, "R1")
     [persist] = receive(s, frame("pair", "p1", code="12345678"))
     assert isinstance(persist, PersistPairing)
     hub.enroll(persist, "R2")
@@ -342,7 +353,8 @@ def test_an_expired_code_is_refused() -> None:
 def test_same_id_same_body_is_answered_from_the_stored_reply() -> None:
     hub = FakeHub()
     s = paired_session(hub)
-    s.logged_in(hub.log_in("R1"))
+    hub.log_in("R1")
+    pin_typed_here(s, "R1")
     data = frame("scan", "s1", data="1A4000000000000000000001")
     [dispatch] = receive(s, data)
     assert isinstance(dispatch, Dispatch)
@@ -354,7 +366,8 @@ def test_same_id_same_body_is_answered_from_the_stored_reply() -> None:
 def test_same_id_different_body_is_id_reused() -> None:
     hub = FakeHub()
     s = paired_session(hub)
-    s.logged_in(hub.log_in("R1"))
+    hub.log_in("R1")
+    pin_typed_here(s, "R1")
     [dispatch] = receive(s, frame("scan", "s1", data="1A4000000000000000000001"))
     assert isinstance(dispatch, Dispatch)
     hub.replies[("R1", "s1")] = (b'{"type":"ok","id":"s1"}', dispatch.fingerprint)
@@ -367,7 +380,8 @@ def test_same_id_different_body_is_id_reused() -> None:
 def test_same_id_while_in_flight_waits_then_answers_from_the_stored_reply() -> None:
     hub = FakeHub()
     s = paired_session(hub)
-    s.logged_in(hub.log_in("R1"))
+    hub.log_in("R1")
+    pin_typed_here(s, "R1")
     data = frame("scan", "s1", data="1A4000000000000000000001")
     hub.in_flight_ids.add(("R1", "s1"))
     [wait] = receive(s, data)
@@ -392,8 +406,9 @@ def test_a_non_idempotent_command_is_always_dispatched() -> None:
 
 def test_answers_echo_the_id_or_the_committed_frame() -> None:
     s = paired_session(FakeHub())
-    assert sent(s.answered("a1", {"n": 1})) == [{"type": "ok", "id": "a1", "result": {"n": 1}}]
-    assert s.answered("a1", {"n": 1}, b"stored") == [Send(b"stored")]
+    a1 = ReportIncident(id="a1", category="x", description="y")
+    assert sent(s.answered(a1, {"n": 1})) == [{"type": "ok", "id": "a1", "result": {"n": 1}}]
+    assert s.answered(a1, {"n": 1}, b"stored") == [Send(b"stored")]
     assert sent(s.timed_out("a2"))[0]["code"] == "timeout"
 
 
@@ -438,7 +453,8 @@ def test_malformed_frames_are_answered_and_the_session_goes_on(
 def test_an_idle_staff_session_ends_and_the_command_needs_a_login() -> None:
     hub = FakeHub()
     s = paired_session(hub)
-    s.logged_in(hub.log_in("R1", at=T0))
+    hub.log_in("R1", at=T0)
+    pin_typed_here(s, "R1")
     data = frame("report_incident", "r1", category="x", description="y")
     assert [type(e) for e in receive(s, data, now=T0 + timedelta(minutes=30))] == [Dispatch]
     effects = receive(
@@ -496,3 +512,93 @@ def test_an_unpaired_connection_is_closed_after_its_quiet_time() -> None:
     assert s.tick(90.0) == [Close(1008, "pair or say hello first")]
     paired = paired_session(FakeHub())
     assert paired.tick(10_000.0) == []
+
+
+# ---- the API production drives: decode, then handle (hub/live/server.py Connection._handle_one) ----
+
+
+def feed(s: Session, data: str, *, now: datetime = T0, clock: float = 1.0) -> list[Effect]:
+    """One frame as the server feeds it: ``decode`` (heard, bounded, typed), then ``handle``."""
+    return s.handle(s.decode(data, clock), now=now, clock=clock)
+
+
+def test_a_second_hello_on_the_same_connection_does_not_attach_again() -> None:
+    hub = FakeHub()
+    s = paired_session(hub)  # attached to R1 by its hello
+    effects = feed(s, frame("hello", "h2", device_token=DEVICE_TOKEN + "R1"))
+    # counted once: a second Attach would subscribe the connection twice and count two screens
+    assert not any(isinstance(e, Attach) for e in effects)
+    [ok] = sent(effects)
+    assert ok["type"] == "ok" and ok["result"]["register_id"] == "R1"
+    assert s.register_id == "R1"
+
+
+def test_hello_without_a_session_token_on_a_logged_in_screen_logs_it_out() -> None:
+    hub = FakeHub()
+    s = paired_session(hub)
+    hub.log_in("R1")
+    pin_typed_here(s, "R1")
+    [dispatch] = feed(s, frame("report_incident", "r1", category="x", description="y"))
+    assert isinstance(dispatch, Dispatch) and dispatch.staff is hub.registers["R1"]
+    [ok] = sent(feed(s, frame("hello", "h2", device_token=DEVICE_TOKEN + "R1")))
+    assert ok["result"]["resumed"] is False and ok["result"]["staff"] is None
+    assert s.session_hash is None
+    err = only_error(feed(s, frame("report_incident", "r2", category="x", description="y")))
+    assert err["code"] == "not_logged_in"
+
+
+def test_the_gate_decides_once_and_the_dispatch_carries_the_staff_session() -> None:
+    hub = FakeHub()
+    s = paired_session(hub)
+    [login] = feed(s, frame("login", "l1", staff="ana", pin="1234"))
+    assert isinstance(login, Dispatch) and login.staff is None  # no login needed, none proved here
+    hub.log_in("R1", "manager")
+    live = hub.registers["R1"]
+    # the login's answer reaches the session: from then on this screen holds the staff session
+    s.answered(login.msg, {"staff": {"id": "ana"}, "session_token": SESSION_TOKEN + "R1manager"})
+    [code] = feed(s, frame("create_pairing_code", "c1", register_id="R2"))
+    assert isinstance(code, Dispatch) and code.staff is live
+    [beside] = feed(s, frame("cancel_payment", "x1"))
+    assert isinstance(beside, RunBeside) and beside.staff is live
+    # a failed login answers no token: the screen keeps what it had (nothing new proved)
+    s.failed("l2", NotAuthenticated("bad PIN", code="bad_login"))
+    assert s.session_hash == auth.token_hash(SESSION_TOKEN + "R1manager")
+
+
+def test_the_handler_spec_is_the_one_source_of_no_login_needed() -> None:
+    hub = FakeHub()
+    # a handler that says it needs no login is dispatched logged out, whatever its command
+    hub.handlers[ReportIncident] = spec(login=False)
+    s = paired_session(hub)
+    [dispatch] = feed(s, frame("report_incident", "r1", category="x", description="y"))
+    assert isinstance(dispatch, Dispatch) and dispatch.staff is None
+    # and login is gated like any command when its handler asks for a login: no list of exceptions
+    hub.handlers[Login] = spec(login=True, idempotent=False)
+    err = only_error(feed(s, frame("login", "l1", staff="ana", pin="1234")))
+    assert err["code"] == "not_logged_in"
+    hub.handlers[Login] = spec(login=False, role="manager", idempotent=False)
+    assert only_error(feed(s, frame("login", "l2", staff="ana", pin="1234")))["code"] == "forbidden"
+
+
+def test_two_retries_waiting_for_one_id_apply_it_once() -> None:
+    """Point 5 of the review: the first attempt fails (nothing stored); both waiting retries wake; the first
+    to run applies it, the other waits again and is answered from its stored reply."""
+    hub = FakeHub()
+    s1, s2 = paired_session(hub), paired_session(hub)
+    for s in (s1, s2):
+        hub.log_in("R1")
+        pin_typed_here(s, "R1")
+    data = frame("scan", "s1", data="1A4000000000000000000001")
+    hub.in_flight_ids.add(("R1", "s1"))  # the first attempt is being applied
+    [wait1] = feed(s1, data)
+    [wait2] = feed(s2, data)
+    assert isinstance(wait1, WaitInFlight) and isinstance(wait2, WaitInFlight)
+    hub.in_flight_ids.clear()  # it failed: no stored reply
+    [again1] = s1.in_flight_done(wait1)
+    assert isinstance(again1, Dispatch)
+    hub.in_flight_ids.add(("R1", "s1"))  # the server marks a dispatched id in flight before it yields
+    assert s2.in_flight_done(wait2) == [wait2]  # not dispatched a second time: it waits again
+    hub.in_flight_ids.clear()
+    stored = b'{"type":"ok","id":"s1"}'
+    hub.replies[("R1", "s1")] = (stored, again1.fingerprint)
+    assert s2.in_flight_done(wait2) == [Send(stored)]
