@@ -114,8 +114,9 @@ class Request:
     ) -> Any:
         """Like ``commit`` for a cart being built, answered before the fsync: the register must not wait
         on the disk for every scan (bench/: an fsync is 3x a WebSocket round trip). Until the commit lands
-        the reply is kept in memory, so a retried id is still answered, never applied twice; a crash in
-        that millisecond loses the edit and its reply together, and the register's snapshot shows it."""
+        the reply is kept in memory, so a retried id is still answered, never applied twice; a crash before
+        it lands (the writer gathers write-behind requests for up to ``StoreWriter.linger``, 20 ms) loses
+        the edit and its reply together, and the register's snapshot shows it."""
         store = self.store
         key = reply_key(self.register_id, self.msg.id)
         frame = encode_bytes(Ok(id=self.msg.id, result=result))

@@ -218,9 +218,10 @@ class DeviceHub:
         # card payments to give back (late approvals, unconfirmed voids): hub/sale/reversals.py
         self.reversals_in, self._reversals_out = trio.open_memory_channel[dev.PaymentResult](256)
 
-    def next_id(self) -> int:
-        """A number for a scan's or a print job's message id, unique while the hub runs."""
-        return next(self._scan_ids)
+    def next_id(self) -> str:
+        """A message id part for a scan or a print job, unique across restarts (the boot id and a counter):
+        stored replies outlive a restart, so a counter alone would make the first scans after it repeats."""
+        return f"{self.hub.boot_id}-{next(self._scan_ids)}"
 
     def add(self, device_id: str, kind: str, register_id: str, run: Any, config: Any) -> None:
         send, recv = trio.open_memory_channel[Any](64)
@@ -346,7 +347,7 @@ class DeviceHub:
         if actor is None:
             log.warning("scan from %s, which is not paired with a register", s.device_id)
             return
-        msg = sale_protocol.Scan(id=f"{s.device_id}-{next(self._scan_ids)}", data=s.data, source="serial")
+        msg = sale_protocol.Scan(id=f"{s.device_id}-{self.next_id()}", data=s.data, source="serial")
         try:
             await actor.mailbox.call(actor.device_request(msg), timeout=30)
         except HubError as exc:

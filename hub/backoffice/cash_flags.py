@@ -117,6 +117,9 @@ def upsert(txn: lmdb.Transaction, store: Store, flag: CashFlag, now: datetime) -
     return False
 
 
+CHECK_TICK = 0.2  # seconds between two passes over the receipts that came in
+
+
 class CashWatch:
     """Takes receipt numbers from the after-sale hook and turns them into stored flags, off the sale's path."""
 
@@ -136,48 +139,65 @@ class CashWatch:
             )
 
     async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        """The receipts of a tick at once: one write and one back-office publish for all their flags, and
+        at most one pass every CHECK_TICK seconds on the trio thread, however many sales come in."""
         task_status.started(self)
         async for number in self.recv:
-            await self.check(number)
+            numbers = [number]
+            while True:
+                try:
+                    numbers.append(self.recv.receive_nowait())
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+            await self.check_many(numbers)
+            await trio.sleep(CHECK_TICK)
 
     async def check(self, receipt_number: int) -> list[CashFlag]:
+        return await self.check_many([receipt_number])
+
+    async def check_many(self, receipt_numbers: list[int]) -> list[CashFlag]:
         hub = self.hub
         store = hub.store
-        sale = store.get("sales", u64(receipt_number), SaleRecord)
-        new = cash_event(sale) if sale is not None else None
-        if new is None or not new.customer_id:
-            return []
-        window = max(POLICY.related_window, POLICY.structuring_window)
-        history = [
-            e
-            for e in customer_cash_events(store, new.customer_id, new.at - window)
-            if e.receipt_number != receipt_number
-        ]
-        flags = flags_for_sale(history, new, POLICY)
-        if not flags:
+        found: list[tuple[CashEvent, list[CashFlag]]] = []
+        for receipt_number in receipt_numbers:
+            sale = store.get("sales", u64(receipt_number), SaleRecord)
+            new = cash_event(sale) if sale is not None else None
+            if new is None or not new.customer_id:
+                continue
+            window = max(POLICY.related_window, POLICY.structuring_window)
+            history = [
+                e
+                for e in customer_cash_events(store, new.customer_id, new.at - window)
+                if e.receipt_number != receipt_number
+            ]
+            flags = flags_for_sale(history, new, POLICY)
+            if flags:
+                found.append((new, flags))
+        if not found:
             return []
         now = datetime.now(UTC)
 
         def fn(txn: lmdb.Transaction) -> None:
-            for f in flags:
-                if upsert(txn, store, f, now):
-                    audit.append(
-                        txn,
-                        store,
-                        "cash_flag_raised",
-                        register=new.register_id,
-                        detail={
-                            "flag": f.flag_id,
-                            "kind": f.kind,
-                            "customer": f.customer_id,
-                            "total_cents": f.total_cents,
-                            "receipts": list(f.receipt_numbers),
-                        },
-                    )
+            for new, flags in found:
+                for f in flags:
+                    if upsert(txn, store, f, now):
+                        audit.append(
+                            txn,
+                            store,
+                            "cash_flag_raised",
+                            register=new.register_id,
+                            detail={
+                                "flag": f.flag_id,
+                                "kind": f.kind,
+                                "customer": f.customer_id,
+                                "total_cents": f.total_cents,
+                                "receipts": list(f.receipt_numbers),
+                            },
+                        )
 
         await hub.writer.write(fn, label="cash_flags")
         publish_office(hub.registers)
-        return flags
+        return [f for _, flags in found for f in flags]
 
 
 def publish_office(registers: Mapping[str, RegisterActor]) -> None:

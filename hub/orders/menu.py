@@ -2,8 +2,8 @@
 quantity it may be sold in: on hand − reserved for orders − unsellable (quarantine, hold, lab, expired).
 
 Rebuilt only when the store changed (LMDB's last transaction id), off the trio thread, and incrementally:
-each pass walks the products, packages and reservations tables comparing the stored bytes with the last
-pass, decodes only what changed and recomputes only the products it touches (a new day recomputes all,
+each pass walks the products, packages and reservations tables comparing each stored value's digest with
+the last pass's, decodes only what changed and recomputes only the products it touches, from the store (a new day recomputes all,
 since packages expire). A product whose entry changed gets the new menu version, so ``?since=<version>``
 answers only the changes; the full answer is encoded once per version.
 """
@@ -20,6 +20,7 @@ import trio
 
 from hub.domain.catalog import LAB_SELLABLE, Package, Product
 from hub.domain.orders import ProductReservations, free_quantity
+from hub.orders import store as ostore
 from hub.store.env import Store, decode
 
 
@@ -44,81 +45,86 @@ def entry(
     }
 
 
+_NUMBER_BITS = 24  # a package's digest keeps its product's number in its low bits (16M products)
+_NUMBER_MASK = (1 << _NUMBER_BITS) - 1
+_DIGEST_MASK = (1 << 40) - 1
+
+
+def _digest(value: Any) -> int:
+    """A stored value's fingerprint (this process only): enough to tell that it changed."""
+    return hash(bytes(value)) & _DIGEST_MASK
+
+
 @dataclass
 class MenuTables:
-    """The last pass's view of the three tables, kept to tell what changed."""
+    """What the last pass saw of the three tables, kept to tell what changed: per key (its hash) only a
+    digest of the stored value, with the number of the product it belongs to in the low bits; never a
+    copy of the value. A changed product's entry is recomputed from the store (its packages through
+    ``packages_by_product``), so the hub holds no second copy of 100k packages."""
 
-    raw: dict[str, dict[bytes, bytes]] = field(
+    digests: dict[str, dict[int, int]] = field(
         default_factory=lambda: {"products": {}, "packages": {}, "order_reservations": {}}
     )
-    products: dict[str, Product] = field(default_factory=dict)
-    packages: dict[str, dict[str, Package]] = field(default_factory=dict)  # product id -> tag -> package
-    package_product: dict[str, str] = field(default_factory=dict)
-    reservations: dict[str, ProductReservations] = field(default_factory=dict)
+    product_ids: list[str] = field(default_factory=list)  # product number -> product id
+    product_number: dict[str, int] = field(default_factory=dict)
     today: date | None = None
 
-    def update(self, store: Store, today: date) -> tuple[int, set[str]]:
-        """Walk the tables; returns (the transaction id read, product ids to recompute)."""
+    def _number(self, product_id: str) -> int:
+        n = self.product_number.get(product_id)
+        if n is None:
+            n = self.product_number[product_id] = len(self.product_ids)
+            self.product_ids.append(product_id)
+        return n
+
+    def update(self, store: Store, today: date) -> tuple[int, dict[str, dict[str, Any] | None]]:
+        """Walk the tables; returns (the transaction id read, the recomputed entries of the products
+        that changed: None for a product gone or inactive). The digests are updated in place (no second
+        table while walking); a table with fewer keys than seen is walked again for the ones gone."""
         dirty: set[str] = set()
         with store.env.begin(buffers=True) as txn:
             txnid = int(txn.id())
             for table in ("products", "packages", "order_reservations"):
-                old = self.raw[table]
-                new: dict[bytes, bytes] = {}
+                seen = self.digests[table]
+                count = 0
                 for k, v in txn.cursor(db=store.db(table)):
-                    key = bytes(k)
-                    prev = old.get(key)
-                    if prev is not None and prev == v:
-                        new[key] = prev
+                    count += 1
+                    h, d = hash(bytes(k)), _digest(v)
+                    was = seen.get(h)
+                    if was is not None and was >> _NUMBER_BITS == d:
                         continue
-                    new[key] = raw = bytes(v)
-                    self._changed(table, key.decode(), raw, dirty)
-                for key in old.keys() - new.keys():
-                    self._gone(table, key.decode(), dirty)
-                self.raw[table] = new
-        if today != self.today:
-            self.today = today
-            dirty |= set(self.products)
-        return txnid, dirty
+                    # a package belongs to its product; a product and its reservations are keyed by its id
+                    pid = decode(bytes(v), Package).product_id if table == "packages" else bytes(k).decode()
+                    if was is not None:
+                        dirty.add(self.product_ids[was & _NUMBER_MASK])
+                    seen[h] = d << _NUMBER_BITS | self._number(pid)
+                    dirty.add(pid)
+                if count != len(seen):
+                    self._gone(txn, store, table, dirty)
+            if today != self.today:
+                self.today = today
+                dirty |= set(self.product_number)
+            return txnid, self.entries(txn, store, dirty)
 
-    def _changed(self, table: str, key: str, raw: bytes, dirty: set[str]) -> None:
-        if table == "products":
-            self.products[key] = decode(raw, Product)
-            dirty.add(key)
-        elif table == "packages":
-            pkg = decode(raw, Package)
-            was = self.package_product.get(key)
-            if was is not None and was != pkg.product_id:
-                self.packages.get(was, {}).pop(key, None)
-                dirty.add(was)
-            self.package_product[key] = pkg.product_id
-            self.packages.setdefault(pkg.product_id, {})[key] = pkg
-            dirty.add(pkg.product_id)
-        else:
-            self.reservations[key] = decode(raw, ProductReservations)
-            dirty.add(key)
+    def _gone(self, txn: Any, store: Store, table: str, dirty: set[str]) -> None:
+        seen = self.digests[table]
+        present = {hash(bytes(k)) for k in txn.cursor(db=store.db(table)).iternext(values=False)}
+        for h in seen.keys() - present:
+            dirty.add(self.product_ids[seen.pop(h) & _NUMBER_MASK])
 
-    def _gone(self, table: str, key: str, dirty: set[str]) -> None:
-        if table == "products":
-            self.products.pop(key, None)
-        elif table == "packages":
-            pid = self.package_product.pop(key, "")
-            self.packages.get(pid, {}).pop(key, None)
-            key = pid
-        else:
-            self.reservations.pop(key, None)
-        dirty.add(key)
-
-    def entries(self, dirty: set[str]) -> dict[str, dict[str, Any] | None]:
+    def entries(self, txn: Any, store: Store, dirty: set[str]) -> dict[str, dict[str, Any] | None]:
         assert self.today is not None
         out: dict[str, dict[str, Any] | None] = {}
         for pid in dirty:
-            p = self.products.get(pid)
+            p = ostore.inv_product(txn, store, pid)
             out[pid] = (
                 None
                 if p is None or not p.active
                 else entry(
-                    p, list(self.packages.get(pid, {}).values()), self.reservations.get(pid), self.today
+                    p,
+                    # the index may still name a package since moved to another product
+                    [pk for pk in ostore.packages_in_txn(txn, store, pid) if pk.product_id == pid],
+                    ostore.reservations_in_txn(txn, store, pid),
+                    self.today,
                 )
             )
         return out
@@ -145,11 +151,7 @@ class Menu:
             if int(store.env.info()["last_txnid"]) == self.txnid and today == self.tables.today:
                 return
 
-            def work() -> tuple[int, dict[str, dict[str, Any] | None]]:
-                txnid, dirty = self.tables.update(store, today)
-                return txnid, self.tables.entries(dirty)
-
-            txnid, fresh = await trio.to_thread.run_sync(work)
+            txnid, fresh = await trio.to_thread.run_sync(self.tables.update, store, today)
             changed = [pid for pid, it in fresh.items() if self.items.get(pid) != it]
             if changed or self.txnid < 0:
                 self.version += 1

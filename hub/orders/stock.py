@@ -67,6 +67,10 @@ def cart_refusal(
         if ln.product_id == line.product_id:
             taking[ln.package_tag] = taking.get(ln.package_tag, 0) + ln.package_quantity
     with store.read() as txn:
+        # most products no open order holds: one get answers, before any package is read
+        res = ostore.reservations_in_txn(txn, store, line.product_id)
+        if res is None or not [o for o in res.orders if o != except_order]:
+            return None
         packages = {}
         for tag in taking:
             pkg = tget(txn, store, "packages", tag.encode(), Package)

@@ -129,6 +129,7 @@ class SaleContext:
         self.limits_cache: dict[str, tuple[Any, LimitDecision]] = {}
         self.usage_cache: dict[str, tuple[Any, dict[str, int]]] = {}
         self.receipt_views: dict[int, dict[str, Any]] = {}
+        self._today: tuple[int, date] = (-1, date.min)
         self.price_cache: dict[str, tuple[Any, Cart, PricedCart]] = {}
         self.terminals: dict[str, Any] = {}  # device id -> payment-terminal handle (see actors)
         # the live catalogue and loyalty (hub/customers): which promotions and loyalty policy price a cart
@@ -155,7 +156,15 @@ class SaleContext:
         return self.hub.config.zone
 
     def today(self, now: datetime | None = None) -> date:
-        return (now or datetime.now(UTC)).astimezone(self.zone).date()
+        """The store's local date (of ``now``); asked on every scan, so converted once a minute (a zone's
+        offset is whole minutes: the date cannot change within a UTC minute)."""
+        if now is not None:
+            return now.astimezone(self.zone).date()
+        now = datetime.now(UTC)
+        minute = int(now.timestamp()) // 60
+        if self._today[0] != minute:
+            self._today = (minute, now.astimezone(self.zone).date())
+        return self._today[1]
 
 
 def ctx_of(services: Services) -> SaleContext:

@@ -1,20 +1,64 @@
-"""The sale's part of the register snapshot: what the budtender's screen shows."""
+"""The sale's part of the register snapshot: what the budtender's screen shows.
+
+A snapshot carries the register's full state (a reconnecting screen needs all of it), but a change touches
+one part of it: the parts are JSON-encoded once and their bytes reused (``msgspec.Raw``) while what they
+are built from is the same object. Carts and customers are replaced on every change, never changed in
+place, and the priced cart and the limits decision are the ones the change computed (``price_of`` and
+``current_limits`` cache them), so a scan re-encodes its cart and gauges, not the customer, the parked
+carts or the last receipt's HTML.
+"""
 
 from __future__ import annotations
 
+import weakref
+from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from hub.domain.catalog import format_quantity
 from hub.domain.limits.engine import format_amount  # noqa: F401  (re-exported for the UI texts)
 from hub.domain.receipt import SaleRecord, render_receipt_html
 from hub.sale import card
 from hub.sale.context import ctx_of, paired_device, sale_of
-from hub.sale.view import allotment_view, price_of
+from hub.sale.view import allotment_view, current_limits, price_of
 from hub.store.keys import u64
 from hub.store.layout import OPEN_DRAWERS
 
 if TYPE_CHECKING:
     from actors.register import RegisterActor
+
+
+_encoder = msgspec.json.Encoder()
+_parts: weakref.WeakKeyDictionary[Any, dict[str, tuple[tuple[Any, ...], msgspec.Raw]]] = (
+    weakref.WeakKeyDictionary()
+)
+# parts built and encoded, by register and name (tests: a scan encodes its cart, not the whole state)
+part_builds: Counter[tuple[str, str]] = Counter()
+
+
+_SCALARS = (int, str, bool, type(None))
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Objects by identity (a changed cart or customer is a new object; comparing their contents would
+    cost what the cache saves), numbers and texts by value."""
+    return a is b or (type(a) in _SCALARS and a == b)
+
+
+def _part(actor: Any, name: str, key: tuple[Any, ...], build: Callable[[], Any]) -> msgspec.Raw:
+    """The part ``name`` of this register's snapshot, encoded; rebuilt only when ``key`` changed."""
+    cache = _parts.get(actor)
+    if cache is None:
+        cache = _parts[actor] = {}
+    hit = cache.get(name)
+    if hit is not None and len(hit[0]) == len(key) and all(map(_same, hit[0], key)):
+        return hit[1]
+    part_builds[actor.id, name] += 1
+    raw = msgspec.Raw(_encoder.encode(build()))
+    cache[name] = (key, raw)
+    return raw
 
 
 def sale_snapshot(actor: RegisterActor) -> dict[str, Any]:
@@ -23,7 +67,35 @@ def sale_snapshot(actor: RegisterActor) -> dict[str, Any]:
     sale = sale_of(actor)
     c = sale.customer
     state: dict[str, Any] = {"demo": hub.config.server.demo, "notice": sale.notice}
-    state["customer"] = (
+    state["customer"] = _part(
+        actor, "customer", (c, c and c.loyalty_points, c and c.allowed), lambda: _customer_view(c)
+    )
+    allowed = c if c and c.allowed else None
+    decision = current_limits(ctx, allowed, sale.cart) if allowed and allowed.customer_class else None
+    gauges: list[dict[str, Any]] = []  # allotment_view's answer, built at most once per snapshot
+
+    def gauge(name: str) -> Any:
+        if not gauges:
+            gauges.append(allotment_view(ctx, allowed, sale.cart))
+        return gauges[0][name]
+
+    for name in ("allotment", "limit_problems"):
+        state[name] = _part(actor, name, (allowed, decision), lambda name=name: gauge(name))  # type: ignore[misc]
+    cart = sale.cart
+    priced = price_of(ctx, cart, sale) if cart is not None else None
+    state["cart"] = _part(actor, "cart", (cart, priced), lambda: _cart_view(cart, priced))
+    state["parked"] = _part(
+        actor,
+        "parked",
+        (len(sale.parked), *sale.parked, *(price_of(ctx, pc, sale) for pc in sale.parked)),
+        lambda: _parked_view(ctx, sale),
+    )
+    _rest(actor, state, sale, cart)
+    return state
+
+
+def _customer_view(c: Any) -> dict[str, Any] | None:
+    return (
         None
         if c is None
         else {
@@ -41,52 +113,54 @@ def sale_snapshot(actor: RegisterActor) -> dict[str, Any]:
             "manual": bool(c.manual_reason),
         }
     )
-    state.update(allotment_view(ctx, c if c and c.allowed else None, sale.cart))
-    cart = sale.cart
+
+
+def _cart_view(cart: Any, priced: Any) -> dict[str, Any] | None:
     if cart is None:
-        state["cart"] = None
-    else:
-        priced = price_of(ctx, cart, sale)
-        lines = []
-        for ln in cart.lines:
-            pl = priced.line(ln.line_id)
-            qty = ln.weight_mg if ln.sold_by == "weight" else ln.quantity
-            lines.append(
-                {
-                    "line": ln.line_id,
-                    "tag": ln.package_tag,
-                    "product": ln.product_name,
-                    "brand": ln.brand,
-                    "category": ln.category,
-                    "sold_by": ln.sold_by,
-                    "quantity": ln.quantity,
-                    "weight_mg": ln.weight_mg,
-                    "qty_text": _qty_text(ln.sold_by, qty),
-                    "unit_price_cents": ln.unit_price_cents,
-                    "discount_cents": pl.discount_cents,
-                    "tax_cents": sum(t.amount_cents for t in pl.taxes),
-                    "total_cents": pl.total_cents,
-                    # the line in the unit price's own basis (before tax where prices exclude it):
-                    # quantity × unit price, less the line's discounts; tax is shown in the totals
-                    "base_cents": pl.base_cents,
-                    "price_cents": pl.price_cents,
-                    "promotion": pl.promotion.name if pl.promotion is not None else "",
-                    "weight_source": ln.weight_source,
-                    "scale": ln.scale_id,
-                }
-            )
-        state["cart"] = {
-            "id": cart.cart_id,
-            "lines": lines,
-            "subtotal_cents": priced.subtotal_cents,
-            "discount_cents": priced.total_discount_cents,
-            "tax_cents": priced.tax_cents,
-            "taxes": [{"name": t.name, "cents": t.amount_cents} for t in priced.taxes],
-            "total_cents": priced.total_cents,
-            "prices_include_tax": priced.prices_include_tax,
-            "rounding_note": priced.rounding_note,
-        }
-    state["parked"] = [
+        return None
+    lines = []
+    for ln in cart.lines:
+        pl = priced.line(ln.line_id)
+        qty = ln.weight_mg if ln.sold_by == "weight" else ln.quantity
+        lines.append(
+            {
+                "line": ln.line_id,
+                "tag": ln.package_tag,
+                "product": ln.product_name,
+                "brand": ln.brand,
+                "category": ln.category,
+                "sold_by": ln.sold_by,
+                "quantity": ln.quantity,
+                "weight_mg": ln.weight_mg,
+                "qty_text": _qty_text(ln.sold_by, qty),
+                "unit_price_cents": ln.unit_price_cents,
+                "discount_cents": pl.discount_cents,
+                "tax_cents": sum(t.amount_cents for t in pl.taxes),
+                "total_cents": pl.total_cents,
+                # the line in the unit price's own basis (before tax where prices exclude it):
+                # quantity × unit price, less the line's discounts; tax is shown in the totals
+                "base_cents": pl.base_cents,
+                "price_cents": pl.price_cents,
+                "promotion": pl.promotion.name if pl.promotion is not None else "",
+                "weight_source": ln.weight_source,
+                "scale": ln.scale_id,
+            }
+        )
+    return {
+        "id": cart.cart_id,
+        "lines": lines,
+        "subtotal_cents": priced.subtotal_cents,
+        "discount_cents": priced.total_discount_cents,
+        "tax_cents": priced.tax_cents,
+        "taxes": [{"name": t.name, "cents": t.amount_cents} for t in priced.taxes],
+        "total_cents": priced.total_cents,
+        "prices_include_tax": priced.prices_include_tax,
+        "rounding_note": priced.rounding_note,
+    }
+
+
+def _parked_view(ctx: Any, sale: Any) -> list[dict[str, Any]]:
+    return [
         {
             "cart_id": pc.cart_id,
             "parked_at": pc.parked_at.isoformat() if pc.parked_at else None,
@@ -95,6 +169,13 @@ def sale_snapshot(actor: RegisterActor) -> dict[str, Any]:
         }
         for pc in sale.parked
     ]
+
+
+
+def _rest(actor: Any, state: dict[str, Any], sale: Any, cart: Any) -> None:
+    """Scale, payment, terminal, drawer, devices and the last receipt: small, or cached by themselves."""
+    hub = actor.hub
+    ctx = ctx_of(hub.services)
     s = ctx.scales.get(paired_device(hub.config, hub.services.devices, actor.id, "scale"))
     state["scale"] = (
         None
@@ -133,10 +214,10 @@ def sale_snapshot(actor: RegisterActor) -> dict[str, Any]:
     state["devices"] = [
         d for d in hub.services.device_health.values() if d.get("register") in (None, actor.id)
     ]
-    state["last_receipt"] = (
-        last_receipt_view(hub, sale.last_receipt_number) if sale.last_receipt_number else None
+    number = sale.last_receipt_number
+    state["last_receipt"] = _part(
+        actor, "last_receipt", (number,), lambda: last_receipt_view(hub, number) if number else None
     )
-    return state
 
 
 def last_receipt_view(hub: Any, number: int) -> dict[str, Any] | None:

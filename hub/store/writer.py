@@ -28,7 +28,7 @@ R = TypeVar("R")
 
 
 class WriteRequest:
-    __slots__ = ("fn", "done", "result", "label", "on_done", "marks")
+    __slots__ = ("fn", "done", "result", "label", "on_done", "marks", "behind")
 
     def __init__(
         self,
@@ -42,6 +42,7 @@ class WriteRequest:
         self.result: outcome.Outcome[Any] | None = None
         self.on_done = on_done
         self.marks: frozenset[str] = frozenset()
+        self.behind = False  # queued by write_behind: nobody awaits its commit
 
 
 class WriterStopped(RuntimeError):
@@ -71,10 +72,25 @@ def as_storage_error(exc: BaseException) -> StorageError:
     return err
 
 
+LINGER_SECONDS = 0.02
+"""How long a batch of write-behind requests alone waits for more before it commits: a register scanning
+at full speed then costs one commit (and one worker-thread hop) per few tens of milliseconds, not one per
+scan. An awaited write ends the wait at once."""
+
+
 class StoreWriter:
-    def __init__(self, store: Store, *, max_batch: int = 512, mailbox_size: int = 4096, metrics: Any = None):
+    def __init__(
+        self,
+        store: Store,
+        *,
+        max_batch: int = 512,
+        mailbox_size: int = 4096,
+        metrics: Any = None,
+        linger: float = LINGER_SECONDS,
+    ):
         self.store = store
         self.max_batch = max_batch
+        self.linger = linger
         self.metrics = metrics
         self._send, self._recv = trio.open_memory_channel[WriteRequest](mailbox_size)
         self._limiter = trio.CapacityLimiter(1)
@@ -120,9 +136,12 @@ class StoreWriter:
         """Queue ``fn`` for the next group commit without waiting for it (``on_done`` hears the outcome).
 
         Only for state whose loss in a crash is harmless to the ledger (a cart being built): the writer
-        keeps the order of everything queued, so a later awaited write (the sale) commits after it.
+        keeps the order of everything queued, so a later awaited write (the sale) commits after it. A
+        batch of write-behind requests alone lingers up to ``linger`` seconds for more (coalesced into one
+        commit); an awaited write arriving meanwhile commits with them at once.
         """
         req = WriteRequest(fn, label, on_done)
+        req.behind = True
         self._unfinished += 1
         try:
             await self._send.send(req)
@@ -142,7 +161,21 @@ class StoreWriter:
                     batch.append(self._recv.receive_nowait())
                 except (trio.WouldBlock, trio.EndOfChannel):
                     break
+            if self.linger > 0 and all(r.behind for r in batch):
+                await self._linger(batch)
             await self._commit_batch(batch)
+
+    async def _linger(self, batch: list[WriteRequest]) -> None:
+        """Gather more write-behind requests for up to ``linger`` seconds; stop at the first awaited one."""
+        with trio.move_on_after(self.linger):
+            while len(batch) < self.max_batch:
+                try:
+                    req = await self._recv.receive()
+                except (trio.EndOfChannel, trio.ClosedResourceError):
+                    return
+                batch.append(req)
+                if not req.behind:
+                    return
 
     async def probe(self) -> bool:
         """One small commit, to learn whether the store writes again (after a full disk was freed)."""

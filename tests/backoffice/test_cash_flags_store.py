@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
+from typing import Any
 
 import httpx
 import lmdb
+import pytest
 import trio
 
 from hub import audit
@@ -115,3 +117,32 @@ async def test_related_cash_is_flagged_per_customer(office_hub: Hub) -> None:
     assert "cash_flag_raised" in actions and "cash_flag_reviewed" in actions
     n, brk = audit.verify(hub.store)
     assert brk is None and n > 0
+
+
+async def test_the_receipts_of_a_tick_are_checked_together_in_one_write(
+    office_hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watcher takes every receipt that came in since its last pass: one write, one publish for all
+    their flags (the trio thread pays per tick, not per sale), the same flags as one by one."""
+    hub = office_hub
+    watch: CashWatch = hub.services.cash_watch
+    now = datetime.now(UTC)
+    a1 = cash_sale(hub, 9101, "cust-A", 990_000, now - timedelta(hours=3))
+    d1 = cash_sale(hub, 9102, "cust-D", 995_000, now - timedelta(hours=2))
+    a2 = cash_sale(hub, 9103, "cust-A", 20_000, now - timedelta(minutes=30))
+    d2 = cash_sale(hub, 9104, "cust-D", 10_000, now - timedelta(minutes=20))
+    await store_sales(hub, [a1, d1, a2, d2])
+    labels: list[str] = []
+    write = hub.writer.write
+
+    async def counted(fn: Any, *, label: str = "write") -> Any:
+        labels.append(label)
+        return await write(fn, label=label)
+
+    monkeypatch.setattr(hub.writer, "write", counted)
+    flags = await watch.check_many([a2.receipt_number, d2.receipt_number])
+    assert sorted((f.customer_id, f.receipt_numbers) for f in flags) == [
+        ("cust-A", (9101, 9103)),
+        ("cust-D", (9102, 9104)),
+    ]
+    assert labels.count("cash_flags") == 1 and hub.store.count("cash_flags") == 2

@@ -142,3 +142,33 @@ async def test_write_behind_keeps_order_and_flush_drains(store: Store) -> None:
     assert landed == list(range(50))
     with store.env.begin() as txn:
         assert txn.get(b"cart", db=db) == b"last"
+
+
+async def test_write_behind_requests_linger_into_one_commit(store: Store) -> None:
+    """A register scanning at full speed costs one commit (one worker-thread hop) per linger, not one per
+    scan; an awaited write ends the wait and commits with them, in order."""
+    writer = StoreWriter(store, linger=30.0)  # longer than the test: only the awaited write ends it
+    db = store.db("incidents")
+    async with trio.open_nursery() as n:
+        await n.start(writer.run)
+        for i in range(20):
+            await writer.write_behind(lambda txn, i=i: txn.put(b"cart", b"%d" % i, db=db))
+            await trio.lowlevel.checkpoint()
+        assert writer.batches == 0  # still gathering: nothing committed, nothing lost either
+        with trio.fail_after(5):
+            await writer.write(lambda txn: txn.put(b"sale", b"done", db=db))
+        assert writer.batches == 1 and writer.last_batch_sizes == [21]
+        n.cancel_scope.cancel()
+    with store.env.begin() as txn:
+        assert txn.get(b"cart", db=db) == b"19" and txn.get(b"sale", db=db) == b"done"
+
+
+async def test_an_awaited_write_does_not_linger(store: Store) -> None:
+    writer = StoreWriter(store, linger=30.0)
+    db = store.db("incidents")
+    async with trio.open_nursery() as n:
+        await n.start(writer.run)
+        with trio.fail_after(5):
+            await writer.write(lambda txn: txn.put(b"sale", b"1", db=db))
+        n.cancel_scope.cancel()
+    assert writer.batches == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ import trio
 from hub.app import Hub
 from hub.client import ClientError, HubClient, connect
 from hub.config import StoreConfig
+from hub.devices import DeviceHub
 from hub.domain.demo_catalogue import DemoStore
 from hub.sale import inventory
 from hub.wiring import DemoOptions, Features, SaleOptions
@@ -191,3 +193,13 @@ async def test_a_zebra_out_of_media_sets_the_printer_paper_signal_until_media_is
             while pkg.tag.encode() not in bytes(sims.label_printer.received):
                 await trio.sleep(0.05)
             assert paper_out.labels("label-1", "label_printer")._value.get() == 0
+
+
+def test_device_message_ids_do_not_repeat_after_a_restart() -> None:
+    """Stored replies outlive a restart: a serial scan's id from the new process must not be one the old
+    process already used (the first scan after a restart would be answered from the old scan's reply)."""
+    before = DeviceHub(SimpleNamespace(boot_id="a1b2c3d4e5f6"))  # type: ignore[arg-type]
+    after = DeviceHub(SimpleNamespace(boot_id="0f9e8d7c6b5a"))  # type: ignore[arg-type]
+    first = [before.next_id() for _ in range(3)]
+    again = [after.next_id() for _ in range(3)]
+    assert len(set(first)) == 3 and not set(first) & set(again)

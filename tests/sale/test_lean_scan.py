@@ -1,0 +1,53 @@
+"""A scan's snapshot re-encodes what the scan changed (the cart, the gauges), not the register's whole
+state: the customer, the parked carts and the last receipt's HTML are encoded once and their bytes reused,
+while every snapshot still carries the full state a reconnecting screen needs. No timing is asserted."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import trio
+
+from hub.app import Hub
+from hub.client import connect
+from hub.sale import snapshot
+from tests.conftest import ws_url
+from tests.sale.test_sale_live import demo, open_drawer, ready_register, sellable_unit_package
+
+
+async def test_a_scan_encodes_its_cart_not_the_whole_register_state(store_hub: Hub) -> None:
+    hub = store_hub
+    d = demo(hub)
+    with trio.fail_after(30):
+        async with connect(ws_url(hub)) as c:
+            await ready_register(c)
+            await open_drawer(c)
+            # a finished sale first: the screen then shows its receipt (HTML) in every snapshot
+            await c.request("scan", data=d.customer("adult").id_scan)
+            first = sellable_unit_package(hub, "FLW-001")
+            await c.request("scan", data=first.tag)
+            snap = await c.wait_snapshot(lambda s: s["cart"] and s["cart"]["lines"])
+            paid = await c.request(
+                "pay", tenders=[{"kind": "cash", "amount_cents": snap["state"]["cart"]["total_cents"]}]
+            )
+            await c.request("scan", data=d.customer("adult").id_scan)
+            pkg = sellable_unit_package(hub, "FLW-001")
+            await c.request("scan", data=pkg.tag)
+            await c.wait_snapshot(lambda s: s["last_receipt"] and s["cart"] and s["cart"]["lines"])
+            before = Counter(snapshot.part_builds)
+
+            await c.request("add_package", tag=pkg.tag)  # the scan under test: one more unit
+            snap = await c.wait_snapshot(
+                lambda s: s["last_receipt"] and s["cart"] and s["cart"]["lines"][0]["quantity"] == 2
+            )
+
+            built = Counter({name: n for (reg, name), n in snapshot.part_builds.items() if reg == "R1"})
+            built.subtract({name: n for (reg, name), n in before.items() if reg == "R1"})
+            assert built["cart"] >= 1 and built["allotment"] >= 1
+            assert built["customer"] == 0 and built["last_receipt"] == 0 and built["parked"] == 0
+            # the snapshot is still the whole state, reused parts included
+            state = snap["state"]
+            assert state["customer"]["type"] == "adult" and state["customer"]["decision"]["allowed"]
+            assert state["last_receipt"]["number"] == paid["receipt_number"]
+            assert pkg.tag in state["cart"]["lines"][0]["tag"] and state["parked"] == []
+            assert next(g for g in state["allotment"] if g["bucket"] == "non-concentrated")["used"] > 0
