@@ -49,6 +49,16 @@ class HttpRequest:
             raise BadRequest(f"The body nests deeper than {MAX_JSON_DEPTH} levels.")
         return json.loads(self.body or b"null")
 
+    def json_object(self) -> dict[str, Any]:
+        """The body as a JSON object, or a clear refusal (not JSON, or JSON but not an object)."""
+        try:
+            body = self.json()
+        except ValueError:
+            raise BadRequest("The body is not JSON.") from None
+        if not isinstance(body, dict):
+            raise BadRequest("The body is a JSON object.")
+        return body
+
     def decode(self, type_: type[T]) -> T:
         """The body as a bounded message type (msgspec ``Meta``), refused with the field named."""
         if json_depth_exceeds(self.body, MAX_JSON_DEPTH):

@@ -47,16 +47,6 @@ def live_of(hub: Hub) -> LiveCatalogue:
     return live
 
 
-def _body(req: HttpRequest) -> dict[str, Any]:
-    try:
-        body = req.json()
-    except ValueError:
-        raise BadRequest("The body is not JSON.") from None
-    if not isinstance(body, dict):
-        raise BadRequest("The body is a JSON object.")
-    return body
-
-
 def _reason(body: dict[str, Any]) -> str:
     reason = str(body.get("reason", "")).strip()
     if len(reason) < 3:
@@ -136,7 +126,7 @@ async def product_detail(hub: Hub, req: HttpRequest) -> HttpResponse:
 async def product_edit(hub: Hub, req: HttpRequest) -> HttpResponse:
     session = require_staff(hub, req, "manager")
     parts = _tail(req, "/api/catalogue/products/")
-    body = _body(req)
+    body = req.json_object()
     if not parts:
         raise NotFound("Use POST /api/catalogue/products/{id}.")
     changes = body.get("changes")
@@ -173,7 +163,7 @@ async def price_changes(hub: Hub, req: HttpRequest) -> HttpResponse:
 @ROUTES.route("POST", "/api/catalogue/price-changes")
 async def price_change(hub: Hub, req: HttpRequest) -> HttpResponse:
     session = require_staff(hub, req, "manager")
-    body = _body(req)
+    body = req.json_object()
     price = body.get("price_cents")
     if not isinstance(price, int) or isinstance(price, bool):
         raise BadRequest("price_cents is a whole number of cents.", field="price_cents")
@@ -203,7 +193,7 @@ async def promotions(hub: Hub, req: HttpRequest) -> HttpResponse:
 @ROUTES.route("POST", "/api/catalogue/promotions")
 async def promotion_save(hub: Hub, req: HttpRequest) -> HttpResponse:
     session = require_staff(hub, req, "manager")
-    body = _body(req)
+    body = req.json_object()
     raw = body.get("promotion")
     if not isinstance(raw, dict):
         raise BadRequest("promotion: the promotion as an object with its kind.", field="promotion")
@@ -222,7 +212,7 @@ async def promotion_save(hub: Hub, req: HttpRequest) -> HttpResponse:
 async def promotion_action(hub: Hub, req: HttpRequest) -> HttpResponse:
     session = require_staff(hub, req, "manager")
     parts = _tail(req, "/api/catalogue/promotions/")
-    body = _body(req)
+    body = req.json_object()
     if parts == ["preview"]:
         return HttpResponse.json(preview(hub, body))
     if len(parts) == 2 and parts[1] == "delete":
@@ -345,7 +335,7 @@ async def import_catalogue(hub: Hub, req: HttpRequest) -> HttpResponse:
     """``dry_run`` (the default) answers what would be added and changed, writing nothing; ``apply`` with
     ``confirm_changes`` writes in chunks and answers a job id whose progress the page polls."""
     session = require_staff(hub, req, "manager")
-    body = _body(req)
+    body = req.json_object()
     new_products, packages, diff, added_p, added_k = _parse_import(hub, body)
     summary = {
         "new_products": added_p,
@@ -442,7 +432,7 @@ async def label_print(hub: Hub, req: HttpRequest) -> HttpResponse:
     """Print on the label printer of the register the session belongs to (or ``register_id`` from the
     back office)."""
     session = require_staff(hub, req, "budtender")
-    body = _body(req)
+    body = req.json_object()
     kind = body.get("kind", "exit")
     if kind not in ("exit", "shelf"):
         raise BadRequest("kind is exit or shelf.", field="kind")

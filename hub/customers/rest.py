@@ -47,16 +47,6 @@ def customers_of(hub: Hub) -> Customers:
     return c
 
 
-def _body(req: HttpRequest) -> dict[str, Any]:
-    try:
-        body = req.json()
-    except ValueError:
-        raise BadRequest("The body is not JSON.") from None
-    if not isinstance(body, dict):
-        raise BadRequest("The body is a JSON object.")
-    return body
-
-
 def _str(body: dict[str, Any], key: str, limit: int = 300) -> str:
     v = body.get(key, "")
     if v is None:
@@ -103,7 +93,7 @@ def _facts(hub: Hub, session: Any, body: dict[str, Any]) -> core.LicenceFacts:
 @ROUTES.route("POST", "/api/customers/licence")
 async def licence_prefill(hub: Hub, req: HttpRequest) -> HttpResponse:
     session = require_staff(hub, req, "budtender")
-    facts = _facts(hub, session, _body(req))
+    facts = _facts(hub, session, req.json_object())
     known = records.by_id_hash(hub.store, facts.id_hash)
     return HttpResponse.json(
         {
@@ -123,7 +113,7 @@ async def licence_prefill(hub: Hub, req: HttpRequest) -> HttpResponse:
 async def enrol(hub: Hub, req: HttpRequest) -> HttpResponse:
     session = require_staff(hub, req, "budtender")
     cs = customers_of(hub)
-    body = _body(req)
+    body = req.json_object()
     facts = _facts(hub, session, body)
     groups = body.get("groups") or []
     if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
@@ -149,7 +139,7 @@ async def enrol(hub: Hub, req: HttpRequest) -> HttpResponse:
 async def find(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "budtender")
     cs = customers_of(hub)
-    body = _body(req)
+    body = req.json_object()
     found: list[Customer] = []
     if body.get("phone"):
         p = core.normalize_phone(_str(body, "phone", 40))
@@ -222,7 +212,7 @@ async def change(hub: Hub, req: HttpRequest) -> HttpResponse:
     session = require_staff(hub, req, "budtender")
     cs = customers_of(hub)
     parts = [unquote(p) for p in req.path[len("/api/customers/") :].split("/") if p]
-    body = _body(req)
+    body = req.json_object()
     if parts == ["merge"]:
         require_staff(hub, req, "manager")
         reason = _str(body, "reason")
