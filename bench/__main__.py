@@ -252,6 +252,7 @@ def run_dataset(
                 "customer_count": per_point_customers,
                 "seconds": p["seconds"],
                 "max_sales_per_register": p["max_sales_per_register"],
+                "hub_pid": hub.pid,
             }
             first_customer += per_point_customers
             plan_file = work / name / f"plan-{n}.json"
@@ -281,7 +282,7 @@ def run_dataset(
                 f"scan p50 {pt['scan_p50_ms']:.2f} ms p99 {pt['scan_p99_ms']:.2f} ms, commit p99 "
                 f"{pt['commit_p99_ms']:.2f} ms, batch {pt['batch_mean']:.1f}, VmRSS {pt['rss_mb']:.0f} MB "
                 f"(RssAnon {pt['memory_mb']['RssAnon']:.0f}, RssFile {pt['memory_mb']['RssFile']:.0f}), "
-                f"errors {pt['errors']}"
+                f"hub CPU {pt['hub_cpu_us_per_request']:.0f} us/request, errors {pt['errors']}"
             )
     finally:
         hub.stop()
@@ -428,6 +429,7 @@ def run_parts(p: dict[str, Any], parts: tuple[str, ...], work: Path, profile: Pa
         pt = small["points"][one]
         detail["scan_p50_us"] = pt["rtt"]["scan"]["p50"] * 1e6
         detail["echo_1_p50_us"] = raw_["echo"][clients[0]]["p50"] * 1e6
+        detail["hub_cpu_us_per_request_1"] = pt["hub_cpu_us_per_request"]
     if small is not None and "sales" in parts:
         values["sales_vs_ceiling_50"] = sales_figure(raw_, small, p)
         pt = small["points"][top]
@@ -435,6 +437,7 @@ def run_parts(p: dict[str, Any], parts: tuple[str, ...], work: Path, profile: Pa
         detail["echo_round_trips_per_s"] = max(e["round_trips_per_s"] for e in raw_["echo"].values())
         detail["requests_per_sale"] = pt["requests_per_sale"]
         detail["batch_mean"] = pt["batch_mean"]
+        detail["hub_cpu_us_per_request_50"] = pt["hub_cpu_us_per_request"]
     if large is not None:
         mem = memory_point(large, p)["memory_mb"]
         values["rss_anon_mb_100k"] = (

@@ -12,6 +12,7 @@ Every register: pair, log in, open its drawer (not timed); then, until the bound
 from __future__ import annotations
 
 import json
+import os
 import random
 import resource
 import subprocess
@@ -35,6 +36,16 @@ CASH_CENTS = 500_00
 def scrape(url: str) -> str:
     with urllib.request.urlopen(url, timeout=10) as r:  # loopback only
         return r.read().decode()
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (/proc/<pid>/stat), all its threads."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_profiler(spec: dict[str, Any], seconds: float) -> subprocess.Popen[bytes]:
@@ -80,6 +91,7 @@ class Load:
         self.metrics_before = ""
         self.sales_done = 0
         self.spy: subprocess.Popen[bytes] | None = None
+        self.hub_cpu = [0.0, 0.0]
 
     def customer(self) -> int:
         i = self.next_customer
@@ -119,6 +131,7 @@ class Load:
             self.waiting -= 1
             if self.waiting == 0:
                 self.metrics_before = await trio.to_thread.run_sync(scrape, p["metrics_url"])
+                self.hub_cpu[0] = process_cpu_s(p.get("hub_pid", 0))
                 self.window[0] = time.perf_counter()
                 self.window[1] = self.window[0] + p["seconds"]
                 if "profile" in p:
@@ -154,6 +167,7 @@ async def run(plan: dict[str, Any]) -> dict[str, Any]:
             for k, reg in enumerate(plan["registers"]):
                 nursery.start_soon(load.register, reg, random.Random(k))
     end = time.perf_counter()
+    load.hub_cpu[1] = process_cpu_s(plan.get("hub_pid", 0))
     metrics_after = await trio.to_thread.run_sync(scrape, plan["metrics_url"])
     if load.spy is not None:
         await trio.to_thread.run_sync(load.spy.wait)
@@ -171,6 +185,12 @@ async def run(plan: dict[str, Any]) -> dict[str, Any]:
         "sale": summary(load.sale_seconds),
         "rtt": {k: summary(v) for k, v in load.rtt.items()},
         "loadgen_cpu_s": ru.ru_utime + ru.ru_stime,
+        # the hub's CPU (every thread) over the window: per request, the figure that decides how many
+        # sales one core carries, and steadier than wall time on a shared machine
+        "hub_cpu_s": load.hub_cpu[1] - load.hub_cpu[0],
+        "hub_cpu_us_per_request": (load.hub_cpu[1] - load.hub_cpu[0]) / load.requests * 1e6
+        if load.requests
+        else 0.0,
         "metrics_before": load.metrics_before,
         "metrics_after": metrics_after,
     }
