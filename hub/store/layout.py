@@ -28,14 +28,21 @@ from hub.store.tables import (
 )
 
 # ---- commit topics (hub/store/commits.py) ----
-LEDGER_TOPIC = "ledger"  # any purchase-ledger write: the limits caches' generation
+# any purchase-ledger write; also marked per customer (``generation(LEDGER_TOPIC, customer_id)``): the
+# limits caches of a customer follow that customer's sales, voids, merges and purges, nobody else's
+LEDGER_TOPIC = "ledger"
 STATE_OUTBOX_TOPIC = "state_outbox"  # an entry was added to the state outbox: its sender wakes
 
 # ---- the purchase ledger (limits windows, a customer's history) ----
 # customer id NUL u64 micros(sold at) u64 receipt number -> LedgerEntry; scan one customer with
 # ``prefix=(customer_id,)``, a window with ``start=(customer_id, micros(since))``
 LEDGER: Table[tuple[str, int, int], LedgerEntry] = Table(
-    "ledger", "ledger", Composite(str, int, int), Msgpack(LedgerEntry), marks=LEDGER_TOPIC
+    "ledger",
+    "ledger",
+    Composite(str, int, int),
+    Msgpack(LedgerEntry),
+    marks=LEDGER_TOPIC,
+    marks_key=lambda k: k[0],
 )
 
 # ---- the state outbox's companions (hub/state_channel/outbox_store.py) ----
