@@ -23,7 +23,7 @@ from hub.errors import Conflict
 from hub.orders import stock as order_stock
 from hub.sale import inventory as inv
 from hub.sale.context import CheckedIn, Refused, SaleContext
-from hub.sale.drawer import open_drawer_id
+from hub.sale.drawer import open_drawer_id, put_drawer
 from hub.sale.view import check_limits
 from hub.state_channel import outbox_store
 from hub.store.env import encode, put, tget
@@ -136,7 +136,7 @@ def commit_sale(
         now=now,
     )
     if plan.drawer is not None:
-        put(txn, store, "drawers", text(plan.record.drawer_session_id), plan.drawer)
+        put_drawer(txn, store, plan.drawer)
     for hook in ctx.in_sale_txn:
         hook(txn, ctx, receipt=plan.receipt, customer=customer, priced=priced, staff=staff, now=now)
     if plan.loyalty_points is not None:
