@@ -121,8 +121,8 @@ def commit_sale(
     txn.put(RECEIPT_SEQ, number.to_bytes(8, "big"), db=store.db("meta"))
     put(txn, store, "sales", u64(number), plan.record)
     txn.put(joined(plan.day.isoformat().encode(), u64(number)), b"", db=store.db("sales_by_day"))
-    for pkg in plan.packages:
-        inv.put_package(txn, store, pkg)
+    for pkg in plan.packages:  # read above in this transaction: only quantity and status change
+        inv.update_package(txn, store, pkg)
     entry = LedgerEntry(receipt_number=number, at=now, items=list(plan.ledger_items))
     LEDGER.put(txn, store, (customer.customer_id, micros(now), number), entry)  # the limits caches follow
     outbox_store.add(  # the state's sender wakes when this commits
@@ -142,6 +142,6 @@ def commit_sale(
     if plan.loyalty_points is not None:
         known = tget(txn, store, "customers", text(customer.customer_id), Customer)
         assert known is not None
-        inv.put_customer(txn, store, msgspec.structs.replace(known, loyalty_points=plan.loyalty_points))
+        inv.update_customer(txn, store, msgspec.structs.replace(known, loyalty_points=plan.loyalty_points))
     audit.append(txn, store, "sale", staff=staff, register=register_id, detail=plan.audit_detail)
     return plan.receipt
