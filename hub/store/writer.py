@@ -6,9 +6,8 @@ stay on their thread), each awaited request in its own nested transaction so an 
 then commits once (one fsync for the batch) and only then answers every requester. A write-behind request
 (a cart being saved: puts that cannot fail) runs in the batch's transaction itself, without a nested one of
 its own; should one fail after all, the batch is run again from the start with every request nested, so it
-still fails alone. The commit topics the
-batch's successful requests marked (:mod:`hub.store.commits`) fire once the commit has landed, before the
-requesters hear it; a batch that fails fires nothing.
+still fails alone. The commit topics the batch's successful requests marked (:mod:`hub.store.commits`) fire
+once the commit has landed, before the requesters hear it; a batch that fails fires nothing.
 """
 
 from __future__ import annotations
