@@ -336,4 +336,5 @@ async def quarantine(hub: Hub, req: HttpRequest) -> HttpResponse:
 @ROUTES.route("GET", "/api/devices")
 async def device_health(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "budtender")
+    # a DeviceStatus encodes as its view
     return HttpResponse.json({"devices": list(hub.services.device_health.values())})
