@@ -150,7 +150,7 @@ async def healthz(hub: Hub, req: HttpRequest) -> HttpResponse:
     actors = {} if sup is None else {name: c.running for name, c in sup.children.items()}
     ok = hub.ready and bool(actors) and all(actors.values())
     body: dict[str, Any] = {"status": "ok" if ok else "starting", "store": hub.ready, "actors": actors}
-    problem = hub.writer.storage_problem if hub.writer is not None else None
+    problem = hub.writer.storage_problem if hub.is_open else None
     if problem is not None:  # the store cannot write: say why (the actors are up and wait for space)
         ok = False
         body.update(status=problem.code, reason=problem.message)

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from hub.orders.service import OrdersContext
     from hub.sale.context import SaleContext
     from hub.sale.queue import CustomerQueue
-    from hub.state_channel import StateChannel, StateHealthView
+    from hub.state_channel.feature import StateChannel, StateHealthView
     from hub.store.env import Store
     from hub.store.writer import StoreWriter
     from hub.supervisor import Supervisor
