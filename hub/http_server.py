@@ -11,6 +11,7 @@ import logging
 import mimetypes
 import re
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs
@@ -87,8 +88,6 @@ class HttpResponse:
 
     @classmethod
     def json(cls, value: Any, status: int = 200) -> HttpResponse:
-        import msgspec
-
         return cls(status, msgspec.json.encode(value), "application/json")
 
 
@@ -309,8 +308,6 @@ def require_staff(hub: Hub, req: HttpRequest, role: str = "budtender") -> Any:
         raise NotAuthenticated("Log in first.", code="not_logged_in")
     if ROLE_RANK.get(session.role, 0) < ROLE_RANK[role]:
         raise Forbidden(f"This needs a {role} or above.")
-    from datetime import UTC, datetime
-
     session.last_seen = datetime.now(UTC)  # using the back office keeps its session alive
     return session
 
