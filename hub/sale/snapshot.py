@@ -213,7 +213,7 @@ def _rest(actor: Any, state: dict[str, Any], sale: Any, cart: Any) -> None:
         actor, "drawer", (hub.store, drawer_generation), lambda: _drawer_view(hub, actor.id)
     )
     state["devices"] = [
-        d for d in hub.services.device_health.values() if d.get("register") in (None, actor.id)
+        d.view() for d in hub.services.device_health.values() if d.register in (None, actor.id)
     ]
     number = sale.last_receipt_number
     state["last_receipt"] = _part(
