@@ -46,7 +46,16 @@ class Call:
     gave up first (:meth:`abandon`): a caller that needs no task of its own waiting for the answer.
     ``sent_at`` and ``deadline`` are the caller's (``trio.current_time()`` seconds)."""
 
-    __slots__ = ("payload", "redelivered", "sent_at", "deadline", "_result", "_done", "_on_done", "_on_answer")
+    __slots__ = (
+        "payload",
+        "redelivered",
+        "sent_at",
+        "deadline",
+        "_result",
+        "_done",
+        "_on_done",
+        "_on_answer",
+    )
 
     def __init__(
         self,
