@@ -3,7 +3,9 @@
 It accepts (Origin allow-list, connection limit), reads frames, feeds them to the connection's
 :class:`~hub.live.session.Session` and executes the effects it answers with (send, persist a pairing, audit,
 dispatch to the register actor, wait for an id in flight, close); ``ConnectionClosed`` is handled here and
-nowhere else. Each connection is isolated: its handler catches everything, so a failing connection closes
+nowhere else. A frame is decided on the reading task itself; a register command is queued in the actor's
+mailbox and answered from the actor's task (``Mailbox.submit``), a missed deadline by one watcher per
+connection: no task, Event or cancel scope per message. Only effects that wait get a task of their own. Each connection is isolated: its handler catches everything, so a failing connection closes
 itself and never the server. Each connection has its own bounded outbox task, so one slow browser never
 blocks the register actors or other browsers; snapshots are coalesced (only the newest per topic is sent).
 Heartbeat pings detect dead peers. Resources are bounded at the edge: a connection limit, an idle timeout
