@@ -8,6 +8,7 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import trio
 
 from actors.register import RegisterActor
@@ -51,8 +52,6 @@ def redact_stored_quarantine(txn: Any, store: Store) -> int:
 
 def prune_replies(txn: Any, store: Store, cutoff: datetime, limit: int = 50_000) -> int:
     """Delete stored replies older than ``cutoff`` (they only serve retries of recent messages)."""
-    import msgspec
-
     db = store.db("replies")
     old: list[bytes] = []
     with txn.cursor(db=db) as cur:
@@ -66,6 +65,10 @@ def prune_replies(txn: Any, store: Store, cutoff: datetime, limit: int = 50_000)
     return len(old)
 
 
+class StoreNotOpen(RuntimeError):
+    """The store was used before ``Hub.run`` opened it (a bug: features use it from their setup step on)."""
+
+
 class Hub:
     """The running hub: its store, writer, registers and servers. What features it runs is in ``services``,
     built by hub/wiring.py (a bare ``Hub(config)`` runs only the foundation: login, pairing, incidents)."""
@@ -76,8 +79,9 @@ class Hub:
         self.metrics = Metrics()
         self.metrics.configure(config)
         self.signals = Signals()
-        self.store: Store = None  # type: ignore[assignment]
-        self.writer: StoreWriter = None  # type: ignore[assignment]
+        # opened by ``run`` before any setup step, closed when it ends: ``store`` and ``writer`` check
+        self._store: Store | None = None
+        self._writer: StoreWriter | None = None
         self.registers: dict[str, RegisterActor] = {}
         self.sessions: dict[bytes, StaffSession] = {}
         # stored, pending and in-flight replies: a retried message id is answered, never applied twice
@@ -92,6 +96,25 @@ class Hub:
         self.boot_id = secrets.token_hex(6)
         self._shutdown = trio.Event()
 
+    @property
+    def store(self) -> Store:
+        """The store; open from the start of ``run`` (before the features' setup steps) until it returns."""
+        if self._store is None:
+            raise StoreNotOpen("The hub's store is not open yet (Hub.run opens it).")
+        return self._store
+
+    @property
+    def writer(self) -> StoreWriter:
+        """The store's single writer, running from the start of ``run`` (after the store opened)."""
+        if self._writer is None:
+            raise StoreNotOpen("The hub's store writer is not running yet (Hub.run starts it).")
+        return self._writer
+
+    @property
+    def is_open(self) -> bool:
+        """Whether ``store`` and ``writer`` may be used (HTTP answers before they are)."""
+        return self._writer is not None
+
     # ---- lifecycle ----
     async def run(self, *, task_status: trio.TaskStatus[Hub] = trio.TASK_STATUS_IGNORED) -> None:
 
@@ -99,19 +122,19 @@ class Hub:
         async with trio.open_nursery() as nursery:
             # HTTP first, so /healthz answers 503 while the rest starts
             self.http_port = await nursery.start(serve_http, self)
-            self.store = await trio.to_thread.run_sync(
+            store = self._store = await trio.to_thread.run_sync(
                 lambda: open_store(
                     cfg.data_dir, map_size=cfg.storage.map_size_mb << 20, durable=cfg.storage.durable
                 )
             )
             try:
-                self.writer = StoreWriter(self.store, max_batch=cfg.storage.max_batch, metrics=self.metrics)
-                self.supervisor = sup = Supervisor(nursery, metrics=self.metrics)
-                await sup.start(
-                    ChildSpec(name="store-writer", run=self.writer.run, max_restarts=3, critical=True)
+                writer = self._writer = StoreWriter(
+                    store, max_batch=cfg.storage.max_batch, metrics=self.metrics
                 )
-                await self.writer.write(
-                    functools.partial(redact_stored_quarantine, store=self.store), label="quarantine"
+                self.supervisor = sup = Supervisor(nursery, metrics=self.metrics)
+                await sup.start(ChildSpec(name="store-writer", run=writer.run, max_restarts=3, critical=True))
+                await writer.write(
+                    functools.partial(redact_stored_quarantine, store=store), label="quarantine"
                 )
                 for setup in self.services.setup:
                     await setup(self)
@@ -121,7 +144,7 @@ class Hub:
                     await sup.start(ChildSpec(name=f"register:{reg.id}", run=actor.run))
                 for start in self.services.start:
                     await start(self, sup)
-                self.signals.start(self.store)  # audit events count from here, before any client is served
+                self.signals.start(store)  # audit events count from here, before any client is served
                 self.ws_port = await nursery.start(serve_ws, self)
                 nursery.start_soon(self._housekeeping)
                 nursery.start_soon(self._watch_storage)
@@ -135,13 +158,13 @@ class Hub:
                 task_status.started(self)
                 await self._shutdown.wait()
                 # clean stop: what was acknowledged behind the disk (cart edits) is committed first
-                if not await self.writer.flush():
+                if not await writer.flush():
                     log.warning("store writer did not drain in time; queued cart edits may be lost")
                 nursery.cancel_scope.cancel()
             finally:
                 self.ready = False
         # every task is gone: the writer finished its last batch (commits are never abandoned)
-        self.store.close()
+        store.close()
 
     def stop(self) -> None:
         self._shutdown.set()
@@ -182,7 +205,7 @@ class Hub:
     def refresh_gauges(self) -> None:
         m = self.metrics
         self.signals.refresh(self)
-        if self.store is not None and self.ready:
+        if self.ready:  # ready: the store is open and its writer runs
             m.mailbox_depth.labels("store-writer").set(self.writer.depth())
             for r in self.registers.values():
                 m.mailbox_depth.labels(r.mailbox.name).set(r.mailbox.depth())

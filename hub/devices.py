@@ -26,6 +26,7 @@ from drivers.sim.demo import run_demo_devices
 from hub.access import HandlerTable
 from hub.catalogue.labels import print_label
 from hub.commands import Request
+from hub.device_health import DeviceStatus
 from hub.domain import devices as dev
 from hub.domain.receipt import SaleRecord, tender_rows
 from hub.errors import HubError
@@ -229,15 +230,9 @@ class DeviceHub:
         self.paired[device_id] = register_id
         self.kinds[device_id] = kind
         self.specs.append((device_id, functools.partial(run, config, self.publish, recv), config))
-        self.hub.services.device_health[device_id] = {
-            "id": device_id,
-            "kind": kind,
-            "register": register_id,
-            "up": False,
-            "detail": "starting",
-            "errors": 0,
-            "last_reading_age_s": None,
-        }
+        self.hub.services.device_health[device_id] = DeviceStatus(
+            id=device_id, kind=kind, register=register_id
+        )
         self.hub.metrics.device(device_id, kind)  # every series at 0 from the start
         if kind == "payment_terminal":
             handle = TerminalHandle(
@@ -299,11 +294,9 @@ class DeviceHub:
                 if handle is not None:
                     handle.progress(msg)
             elif isinstance(msg, dev.PrintJobUpdate):
-                h = self.hub.services.device_health.get(msg.device_id)
-                if h is not None:
-                    h["queued_jobs"] = msg.queued_jobs
-                    if msg.state == "failed":
-                        h["detail"] = msg.detail
+                status = self.hub.services.device_health.get(msg.device_id)
+                if status is not None:
+                    status.print_job(msg.queued_jobs, failed=msg.state == "failed", detail=msg.detail)
                 self._publish_register(msg.device_id)
         except Exception:  # a routing bug must not take the device actor down with it
             log.exception("could not route %s", type(msg).__name__)
@@ -369,18 +362,16 @@ class DeviceHub:
         if kind in ("printer", "label_printer"):
             m.printer_queued_jobs.labels(h.device_id, kind).set(h.queued_jobs)
             m.printer_paper_out.labels(h.device_id, kind).set(1 if h.paper_out else 0)
-        entry = self.hub.services.device_health.setdefault(
-            h.device_id, {"id": h.device_id, "kind": h.kind, "register": self.paired.get(h.device_id)}
-        )
-        changed = entry.get("up") != h.up or entry.get("detail") != h.detail
-        entry.update(
-            up=h.up,
-            detail=h.detail,
-            errors=h.errors,
-            last_reading_age_s=h.last_reading_age_s,
-            reconnects=h.reconnects,
-            queued_jobs=h.queued_jobs,
-        )
+        health = self.hub.services.device_health
+        status = health.get(h.device_id)
+        if status is None:  # a device that was never added (every added one has its record from the start)
+            status = health[h.device_id] = DeviceStatus(
+                id=h.device_id, kind=h.kind, register=self.paired.get(h.device_id)
+            )
+            status.report(h)
+            changed = True
+        else:
+            changed = status.report(h)
         ctx = ctx_of(self.hub.services)
         if h.kind == "scale" and not h.up and h.device_id in ctx.scales:
             ctx.scales[h.device_id].up = False

@@ -11,6 +11,7 @@ import logging
 import mimetypes
 import re
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs
@@ -87,8 +88,6 @@ class HttpResponse:
 
     @classmethod
     def json(cls, value: Any, status: int = 200) -> HttpResponse:
-        import msgspec
-
         return cls(status, msgspec.json.encode(value), "application/json")
 
 
@@ -150,7 +149,7 @@ async def healthz(hub: Hub, req: HttpRequest) -> HttpResponse:
     actors = {} if sup is None else {name: c.running for name, c in sup.children.items()}
     ok = hub.ready and bool(actors) and all(actors.values())
     body: dict[str, Any] = {"status": "ok" if ok else "starting", "store": hub.ready, "actors": actors}
-    problem = hub.writer.storage_problem if hub.writer is not None else None
+    problem = hub.writer.storage_problem if hub.is_open else None
     if problem is not None:  # the store cannot write: say why (the actors are up and wait for space)
         ok = False
         body.update(status=problem.code, reason=problem.message)
@@ -309,8 +308,6 @@ def require_staff(hub: Hub, req: HttpRequest, role: str = "budtender") -> Any:
         raise NotAuthenticated("Log in first.", code="not_logged_in")
     if ROLE_RANK.get(session.role, 0) < ROLE_RANK[role]:
         raise Forbidden(f"This needs a {role} or above.")
-    from datetime import UTC, datetime
-
     session.last_seen = datetime.now(UTC)  # using the back office keeps its session alive
     return session
 
@@ -336,4 +333,5 @@ async def quarantine(hub: Hub, req: HttpRequest) -> HttpResponse:
 @ROUTES.route("GET", "/api/devices")
 async def device_health(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "budtender")
+    # a DeviceStatus encodes as its view
     return HttpResponse.json({"devices": list(hub.services.device_health.values())})

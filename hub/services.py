@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from hub.chain.feature import ChainState
     from hub.config import RegisterKind, StoreConfig
     from hub.customers.service import Customers
+    from hub.device_health import DeviceStatus
     from hub.devices import DeviceHub, ScaleSimControl, TerminalHandle, TerminalSimControl
     from hub.domain.demo_catalogue import DemoStore
     from hub.domain.outbox import RetryPolicy
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from hub.orders.service import OrdersContext
     from hub.sale.context import SaleContext
     from hub.sale.queue import CustomerQueue
-    from hub.state_channel import StateChannel, StateHealthView
+    from hub.state_channel.feature import StateChannel, StateHealthView
     from hub.store.env import Store
     from hub.store.writer import StoreWriter
     from hub.supervisor import Supervisor
@@ -69,7 +70,7 @@ class Services:
     customer_queue: CustomerQueue | None = None  # the store's one queue of checked-in customers
     pay_by_bank: PayByBankProvider | None = None
     devices: DeviceHub | None = None
-    device_health: dict[str, dict[str, Any]] = field(default_factory=dict)  # device id -> its health
+    device_health: dict[str, DeviceStatus] = field(default_factory=dict)  # device id -> its latest health
     terminal_handles: dict[str, TerminalHandle] = field(default_factory=dict)
     card_reversal_lock: trio.Lock = field(default_factory=trio.Lock)  # one card reversal at a time
     state_channel: StateChannel | None = None

@@ -298,9 +298,9 @@ class Signals:
         success, failure = backup_status(hub.config.storage.backup_dir)
         m.backup_last_success.set(success)
         m.backup_last_failure.set(failure)
-        store = hub.store
-        if store is None or not hub.ready:
+        if not hub.ready:
             return
+        store = hub.store
         now = time.time()
         m.store_used_bytes.set(store.used_bytes())
         m.store_map_bytes.set(store.map_size)

@@ -54,10 +54,10 @@ from hub.sale.opening import open_sale
 from hub.sale.queue import queue_snapshot
 from hub.sale.snapshot import sale_snapshot
 from hub.services import Services
-from hub.state_channel import ChannelOptions, StateHealthView, register_state_view
 from hub.state_channel import api as state_api
-from hub.state_channel import startup as state_startup
+from hub.state_channel import feature as state_channel
 from hub.state_channel.demo import InProcessSandbox, free_port, point_at_sandbox
+from hub.state_channel.feature import ChannelOptions, StateHealthView, register_state_view
 from hub.supervisor import ChildSpec, Supervisor
 
 
@@ -237,12 +237,14 @@ def _wire_state_channel(
         sandbox = InProcessSandbox(hub.config.data_dir / "sandbox", free_port())
         point_at_sandbox(hub, sandbox.url)
     check_facility(hub.config)  # a store and its facility in one state and zone, or the hub does not start
+    channel = state_channel.build(hub, options)
+    services.state_channel = channel
+    services.state_health = StateHealthView(channel)
 
     async def start(h: Hub, sup: Supervisor) -> None:
-        await state_startup.start(h, sup, options, sandbox)
+        await state_channel.start(h, sup, channel, sandbox)
 
     services.start.append(start)
-    services.state_health = StateHealthView(hub)
     services.snapshot_providers.append(register_state_view)
 
 
@@ -266,8 +268,11 @@ def _wire_orders(hub: Hub, services: Services, options: orders.OrdersOptions, *,
     services.snapshot_providers.append(orders_snapshot)
     services.readiness_checks.append(lambda: orders_readiness(hub))
 
+    deliveries = orders.build_deliveries(hub, ctx, options)
+    services.order_callbacks, services.notices = deliveries.callbacks, deliveries.notices
+
     async def start(h: Hub, sup: Supervisor) -> None:
-        await orders.start(h, sup, ctx, options, demo=demo)
+        await orders.start(h, sup, ctx, deliveries, options, demo=demo)
 
     services.start.append(start)
     services.after_sale.append(functools.partial(orders.after_sale, hub))

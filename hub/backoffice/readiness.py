@@ -6,7 +6,7 @@ Used by the back office (with the running hub's live device and state-channel he
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
@@ -14,6 +14,7 @@ import msgspec
 
 from hub.backoffice.records import day_reports, drawers, scan_prefix
 from hub.config import StoreConfig
+from hub.device_health import DeviceStatus
 from hub.domain.outbox import OutboxEntry
 from hub.store.env import Store, decode
 from hub.store.keys import from_u64
@@ -136,7 +137,7 @@ def _outbox(store: Store, now: datetime) -> list[Check]:
     return out
 
 
-def _devices(health: dict[str, Any] | None) -> list[Check]:
+def _devices(health: Mapping[str, DeviceStatus] | None) -> list[Check]:
     if health is None:
         return [
             Check(
@@ -146,17 +147,17 @@ def _devices(health: dict[str, Any] | None) -> list[Check]:
                 action="Open the back office's readiness page on the running hub.",
             )
         ]
-    down = [d for d in health.values() if not d.get("up")]
+    down = [d for d in health.values() if not d.up]
     if not health:
         return [Check(name="Devices", status="ok", message="No devices are configured.")]
     if not down:
         return [Check(name="Devices", status="ok", message=f"All {len(health)} devices are up.")]
     return [
         Check(
-            name=f"Device {d.get('id')}",
+            name=f"Device {d.id}",
             status="problem",
-            message=f"The {str(d.get('kind', 'device')).replace('_', ' ')}"
-            f"{' of register ' + str(d['register']) if d.get('register') else ''} is down: {d.get('detail') or 'no answer'}.",
+            message=f"The {d.kind.replace('_', ' ')}"
+            f"{' of register ' + d.register if d.register else ''} is down: {d.detail or 'no answer'}.",
             action="Check its cable and power; the register works without it (cash only for a terminal, "
             "no weighed sales for a scale).",
         )
@@ -264,7 +265,7 @@ def readiness(
     config: StoreConfig,
     *,
     now: datetime,
-    device_health: dict[str, Any] | None = None,
+    device_health: Mapping[str, DeviceStatus] | None = None,
     state_health: Any = None,
     extra: list[Callable[[], list[Check]]] | None = None,
 ) -> Readiness:

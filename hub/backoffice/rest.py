@@ -218,7 +218,7 @@ async def devices(hub: Hub, req: HttpRequest) -> HttpResponse:
     ]
     return HttpResponse.json(
         {
-            "devices": sorted(hub.services.device_health.values(), key=lambda d: str(d.get("id"))),
+            "devices": sorted(hub.services.device_health.values(), key=lambda d: d.id),
             "registers": regs,
             "actors": actors,
         }

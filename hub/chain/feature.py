@@ -53,7 +53,7 @@ class ChainState:
 
     def backlog(self) -> int:
         h = self.hub
-        if h.config.chain is None or h.store is None or not h.ready:
+        if h.config.chain is None or not h.ready:
             return 0
         return max(0, last_seq(h.store) - self.acked_seq)
 

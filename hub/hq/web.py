@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import date
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
@@ -84,20 +84,43 @@ class Request:
 
 
 Handler = Callable[["Headquarters", Request], Awaitable[Reply]]
-ROUTES: dict[tuple[str, str], tuple[str | None, Handler]] = {}
 
 
-def route(method: str, path: str, role: str | None = "viewer") -> Callable[[Handler], Handler]:
-    def register(fn: Handler) -> Handler:
-        ROUTES[(method, path)] = (role, fn)
-        return fn
+class RouteTable:
+    """HQ's pages and API, as the store hub's features declare theirs (``hub.http_server.RouteTable``):
+    ``@ROUTES.route(method, path, role)``; the role a session needs (None: open to anyone)."""
 
-    return register
+    def __init__(self) -> None:
+        self.routes: dict[tuple[str, str], tuple[str | None, Handler]] = {}
+
+    def route(self, method: str, path: str, role: str | None = "viewer") -> Callable[[Handler], Handler]:
+        def add(fn: Handler) -> Handler:
+            if (method, path) in self.routes:
+                raise ValueError(f"{method} {path} has two routes")
+            self.routes[(method, path)] = (role, fn)
+            return fn
+
+        return add
+
+    def find(self, method: str, path: str) -> tuple[str | None, Handler] | None:
+        return self.routes.get((method, path))
+
+    def knows(self, path: str) -> bool:
+        """Whether some method is served at ``path`` (a wrong method is 405, an unknown path 404)."""
+        return any(p == path for _, p in self.routes)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        yield from self.routes
+
+
+# every page and API route of HQ; ``HqApp`` serves this table
+ROUTES = RouteTable()
 
 
 class HqApp:
-    def __init__(self, hq: Headquarters) -> None:
+    def __init__(self, hq: Headquarters, routes: RouteTable = ROUTES) -> None:
         self.hq = hq
+        self.routes = routes
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -121,9 +144,9 @@ class HqApp:
                 break
         req = Request(scope, body)
         try:
-            found = ROUTES.get((req.method, req.path))
+            found = self.routes.find(req.method, req.path)
             if found is None:
-                known = any(path == req.path for _, path in ROUTES)
+                known = self.routes.knows(req.path)
                 raise _error(405 if known else 404, "method not allowed" if known else "not found")
             role, fn = found
             req.session = self.hq.sessions.from_headers(req.headers)
@@ -150,7 +173,7 @@ class HqApp:
 # ------------------------------------------------------------------------------------------- open
 
 
-@route("GET", "/healthz", role=None)
+@ROUTES.route("GET", "/healthz", role=None)
 async def healthz(hq: Headquarters, req: Request) -> Reply:
     ok = hq.healthy()
     return _json(
@@ -158,13 +181,13 @@ async def healthz(hq: Headquarters, req: Request) -> Reply:
     )
 
 
-@route("GET", "/metrics", role=None)
+@ROUTES.route("GET", "/metrics", role=None)
 async def metrics(hq: Headquarters, req: Request) -> Reply:
     await hq.refresh_metrics()
     return Reply(200, generate_latest(hq.metrics.registry), CONTENT_TYPE_PLAIN_0_0_4)
 
 
-@route("GET", "/login", role=None)
+@ROUTES.route("GET", "/login", role=None)
 async def login_page(hq: Headquarters, req: Request) -> Reply:
     return _page(
         "Log in",
@@ -175,7 +198,7 @@ async def login_page(hq: Headquarters, req: Request) -> Reply:
     )
 
 
-@route("POST", "/login", role=None)
+@ROUTES.route("POST", "/login", role=None)
 async def login(hq: Headquarters, req: Request) -> Reply:
     form = req.form()
     got = hq.sessions.login(form.get("user", ""), form.get("password", ""))
@@ -191,7 +214,7 @@ async def login(hq: Headquarters, req: Request) -> Reply:
     return Reply(303, b"", "text/plain", {"location": "/", "set-cookie": cookie})
 
 
-@route("POST", "/logout")
+@ROUTES.route("POST", "/logout")
 async def logout(hq: Headquarters, req: Request) -> Reply:
     for part in req.headers.get("cookie", "").split(";"):
         name, _, value = part.strip().partition("=")
@@ -205,19 +228,19 @@ async def logout(hq: Headquarters, req: Request) -> Reply:
 # ------------------------------------------------------------------------------------------- API
 
 
-@route("GET", "/api/stores")
+@ROUTES.route("GET", "/api/stores")
 async def api_stores(hq: Headquarters, req: Request) -> Reply:
     return _json(await hq.query(reports.stores))
 
 
-@route("GET", "/api/sales")
+@ROUTES.route("GET", "/api/sales")
 async def api_sales(hq: Headquarters, req: Request) -> Reply:
     by_category = req.query.get("by") == "category"
     rows = await hq.query(reports.sales, start=req.day("from"), end=req.day("to"), by_category=by_category)
     return _json(rows)
 
 
-@route("GET", "/api/z")
+@ROUTES.route("GET", "/api/z")
 async def api_z(hq: Headquarters, req: Request) -> Reply:
     day = req.day("date")
     if day is None:
@@ -225,27 +248,27 @@ async def api_z(hq: Headquarters, req: Request) -> Reply:
     return _json(await hq.query(reports.z_reports, day, req.query.get("store")))
 
 
-@route("GET", "/api/inventory")
+@ROUTES.route("GET", "/api/inventory")
 async def api_inventory(hq: Headquarters, req: Request) -> Reply:
     return _json(await hq.query(reports.inventory, req.query.get("store")))
 
 
-@route("GET", "/api/drawers")
+@ROUTES.route("GET", "/api/drawers")
 async def api_drawers(hq: Headquarters, req: Request) -> Reply:
     return _json(await hq.query(reports.drawers, start=req.day("from"), end=req.day("to")))
 
 
-@route("GET", "/api/state-sync")
+@ROUTES.route("GET", "/api/state-sync")
 async def api_state_sync(hq: Headquarters, req: Request) -> Reply:
     return _json(await hq.query(reports.state_sync))
 
 
-@route("GET", "/api/customers")
+@ROUTES.route("GET", "/api/customers")
 async def api_customers(hq: Headquarters, req: Request) -> Reply:
     return _json(await hq.query(reports.customers))
 
 
-@route("GET", "/api/catalogue")
+@ROUTES.route("GET", "/api/catalogue")
 async def api_catalogue(hq: Headquarters, req: Request) -> Reply:
     async def read(conn: Any) -> dict[str, Any]:
         version = await catalogue.current_version(conn)
@@ -272,7 +295,7 @@ async def _change(
     return _json({"version": version, "published": published})
 
 
-@route("PUT", "/api/catalogue/prices", role="merchandiser")
+@ROUTES.route("PUT", "/api/catalogue/prices", role="merchandiser")
 async def put_prices(hq: Headquarters, req: Request) -> Reply:
     body = req.json() or {}
     prices = body.get("prices")
@@ -283,7 +306,7 @@ async def put_prices(hq: Headquarters, req: Request) -> Reply:
     )
 
 
-@route("PUT", "/api/catalogue/products", role="merchandiser")
+@ROUTES.route("PUT", "/api/catalogue/products", role="merchandiser")
 async def put_products(hq: Headquarters, req: Request) -> Reply:
     body = req.json() or {}
     products = body.get("products")
@@ -292,7 +315,7 @@ async def put_products(hq: Headquarters, req: Request) -> Reply:
     return await _change(hq, req, catalogue.set_products, products)
 
 
-@route("PUT", "/api/catalogue/promotions", role="merchandiser")
+@ROUTES.route("PUT", "/api/catalogue/promotions", role="merchandiser")
 async def put_promotions(hq: Headquarters, req: Request) -> Reply:
     body = req.json() or {}
     promos = body.get("promotions")
@@ -346,7 +369,7 @@ def _page(title: str, content: str, hq: Headquarters, session: Session | None = 
     return Reply(200, doc.encode(), "text/html; charset=utf-8")
 
 
-@route("GET", "/")
+@ROUTES.route("GET", "/")
 async def chain_page(hq: Headquarters, req: Request) -> Reply:
     stores = await hq.query(reports.stores)
     sales = await hq.query(reports.sales, start=None, end=None, by_category=False)
@@ -396,7 +419,7 @@ async def chain_page(hq: Headquarters, req: Request) -> Reply:
     return _page(f"{hq.config.hq.name or hq.config.hq.chain}: the chain", content, hq, req.session)
 
 
-@route("GET", "/z")
+@ROUTES.route("GET", "/z")
 async def z_page(hq: Headquarters, req: Request) -> Reply:
     day = req.day("date") or date.today()
     rows = await hq.query(reports.z_reports, day, None)
@@ -407,7 +430,7 @@ async def z_page(hq: Headquarters, req: Request) -> Reply:
     return _page(f"Z reports, {day.isoformat()}", form + _table(rows, cols), hq, req.session)
 
 
-@route("GET", "/inventory")
+@ROUTES.route("GET", "/inventory")
 async def inventory_page(hq: Headquarters, req: Request) -> Reply:
     rows = await hq.query(reports.inventory, req.query.get("store"))
     cols = [("store_id", "Store"), ("product_id", "Product"), ("name", "Name"), ("category", "Category"),
@@ -415,7 +438,7 @@ async def inventory_page(hq: Headquarters, req: Request) -> Reply:
     return _page("Inventory by store and product", _table(rows, cols), hq, req.session)
 
 
-@route("GET", "/catalogue")
+@ROUTES.route("GET", "/catalogue")
 async def catalogue_page(hq: Headquarters, req: Request) -> Reply:
     got = await api_catalogue(hq, req)
     data = msgspec.json.decode(got.body)
@@ -438,7 +461,7 @@ async def catalogue_page(hq: Headquarters, req: Request) -> Reply:
     return _page("Catalogue and prices", content, hq, req.session)
 
 
-@route("POST", "/catalogue/price", role="merchandiser")
+@ROUTES.route("POST", "/catalogue/price", role="merchandiser")
 async def catalogue_price_form(hq: Headquarters, req: Request) -> Reply:
     form = req.form()
     raw = form.get("price_cents", "")

@@ -27,7 +27,7 @@ class OrderCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         hub = self.hub
-        if hub.store is None or not hub.ready:
+        if not hub.ready:
             return
         now = datetime.now(UTC)
         orders = ostore.open_orders(hub.store)

@@ -212,7 +212,7 @@ def _rest(actor: Any, state: dict[str, Any], sale: Any, cart: Any) -> None:
         drawer = OPEN_DRAWERS.get(txn, hub.store, actor.id)
     state["drawer"] = {"open": drawer is not None, "session_id": drawer}
     state["devices"] = [
-        d for d in hub.services.device_health.values() if d.get("register") in (None, actor.id)
+        d.view() for d in hub.services.device_health.values() if d.register in (None, actor.id)
     ]
     number = sale.last_receipt_number
     state["last_receipt"] = _part(

@@ -12,8 +12,9 @@ from drivers.state_errors import StateError, StateRejected
 from hub.domain.outbox import OutboxEntry, overdue
 from hub.errors import BadRequest, HubError, NotFound
 from hub.http_server import HttpRequest, HttpResponse, RouteTable, require_staff
-from hub.state_channel import channel_of, pulls
 from hub.state_channel import outbox_store as box
+from hub.state_channel import pulls
+from hub.state_channel.feature import StateChannel, channel_of
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -71,7 +72,7 @@ def _tail(req: HttpRequest, prefix: str) -> list[str]:
 @ROUTES.route("GET", "/api/state/status")
 async def status(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "manager")
-    ch = channel_of(hub)
+    ch = channel_of(hub.services)
     entries = box.unsent(hub.store, ch.licence)
     now = datetime.now(UTC)
     return HttpResponse.json(
@@ -113,17 +114,14 @@ async def dead_letter_retry(hub: Hub, req: HttpRequest) -> HttpResponse:
         raise NotFound("Use POST /api/state/dead-letter/{seq}/retry.")
     again = await hub.writer.write(
         box.retry(hub.store, int(parts[0]), datetime.now(UTC), session.staff_id), label="dead-letter"
-    )
-    ch = channel_of(hub)
-    if ch.actor is not None:
-        ch.actor.wake()
+    )  # the entry is back in the outbox: its sender wakes when this commits (box.retry marks it)
     return HttpResponse.json(entry_json(again))
 
 
 @ROUTES.route("GET", "/api/state/outbox")
 async def outbox(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "manager")
-    ch = channel_of(hub)
+    ch = channel_of(hub.services)
     return HttpResponse.json([entry_json(e) for e in box.unsent(hub.store, ch.licence)])
 
 
@@ -136,7 +134,7 @@ async def outbox(hub: Hub, req: HttpRequest) -> HttpResponse:
 @ROUTES.route("GET", "/api/state/manifests")
 async def manifests(hub: Hub, req: HttpRequest) -> HttpResponse:
     require_staff(hub, req, "technician")
-    ch = channel_of(hub)
+    ch = channel_of(hub.services)
     if "refresh=0" not in req.query and ch.reader is not None:
         await pulls.pull_manifests(hub, ch)
     return HttpResponse.json(pulls.manifests(hub.store))
@@ -161,7 +159,7 @@ async def manifest_receive(hub: Hub, req: HttpRequest) -> HttpResponse:
     if len(parts) != 2 or parts[1] != "receive":
         raise NotFound("Use POST /api/state/manifests/{manifest}/receive.")
     scans: list[dict[str, Any]] = msgspec.to_builtins(req.decode(ReceiveBody).lines)
-    ch = channel_of(hub)
+    ch = channel_of(hub.services)
     number = parts[0]
     if getattr(ch.reader, "receives_transfers", False):
         report = await _receive_through_state(hub, ch, number, scans, session.staff_id)
@@ -174,7 +172,7 @@ async def manifest_receive(hub: Hub, req: HttpRequest) -> HttpResponse:
 
 
 async def _receive_through_state(
-    hub: Hub, ch: Any, number: str, scans: list[dict[str, Any]], staff: str
+    hub: Hub, ch: StateChannel, number: str, scans: list[dict[str, Any]], staff: str
 ) -> pulls.ReceivingReport:
     """BioTrack 2024 receives a transfer through its API (issue 5 item 4). The count is checked first,
     then the state takes it, then the store commits it; nothing is committed if the state refuses. A
@@ -219,7 +217,7 @@ async def _receive_through_state(
 async def adjust_reasons(hub: Hub, req: HttpRequest) -> HttpResponse:
     """The state's own list of adjustment reasons (Metrc), for the manager's reason picker."""
     require_staff(hub, req, "manager")
-    ch = channel_of(hub)
+    ch = channel_of(hub.services)
     reader = ch.reader
     if reader is None or not hasattr(reader, "adjust_reasons"):
         return HttpResponse.json([])
@@ -230,7 +228,7 @@ async def adjust_reasons(hub: Hub, req: HttpRequest) -> HttpResponse:
 @ROUTES.route("POST", "/api/state/reconciliations")
 async def reconcile_now(hub: Hub, req: HttpRequest) -> HttpResponse:
     session = require_staff(hub, req, "manager")
-    ch = channel_of(hub)
+    ch = channel_of(hub.services)
     if ch.reader is None:
         raise BadRequest("No state system to reconcile with.")
     rec = await pulls.reconcile(hub, ch, trigger="manual", by=session.staff_id)
@@ -255,7 +253,7 @@ async def adjust(hub: Hub, req: HttpRequest) -> HttpResponse:
     ):
         raise NotFound("Use POST /api/state/reconciliations/{id}/adjust.")
     body = req.decode(AdjustBody)
-    ch = channel_of(hub)
+    ch = channel_of(hub.services)
     result = await hub.writer.write(
         pulls.adjust_from_discrepancy(
             hub.store,
@@ -267,7 +265,5 @@ async def adjust(hub: Hub, req: HttpRequest) -> HttpResponse:
             session.staff_id,
         ),
         label="adjustment",
-    )
-    if ch.actor is not None:
-        ch.actor.wake()
+    )  # its outbox entry (outbox_store.add) wakes the sender when this commits
     return HttpResponse.json(result)

@@ -9,7 +9,7 @@
 
 :func:`add` is the one way into the outbox: it writes the entry in the caller's transaction and marks the
 ``state_outbox`` commit topic, so the sender wakes once that transaction commits (hub/store/commits.py),
-not before and not if it fails. Reads are short read transactions; writes are functions for the single
+not before and not if it fails; :func:`retry` puts a dead letter back the same way. Reads are short read transactions; writes are functions for the single
 writer.
 """
 
@@ -196,6 +196,7 @@ def retry(store: Store, seq: int, now: datetime, staff: str) -> Callable[[lmdb.T
         low = STATE_LOW.get(txn, store, current.licence)
         if low is not None and low > seq:
             STATE_LOW.put(txn, store, current.licence, seq)
+        store.commits.mark(STATE_OUTBOX_TOPIC)  # back in the queue: its sender wakes once this commits
         audit.append(
             txn,
             store,

@@ -105,7 +105,7 @@ async def shop(hub_factory: Callable[..., Any], tmp_path: Path) -> Shop:
 
 @pytest.fixture
 async def crm_shop(nursery: trio.Nursery, hub_factory: Callable[..., Any], tmp_path: Path) -> Any:
-    from hub.state_channel import fast_retry_policy
+    from hub.state_channel.feature import fast_retry_policy
 
     handle: SandboxHandle = await nursery.start(serve, SandboxConfig(data_dir=tmp_path / "sandbox"))
     handle.app.crm.secret = CRM_SECRET

@@ -19,7 +19,7 @@ from hub.client import connect
 from hub.crm import outbox_store as crm_store
 from hub.domain.crm import request_for, signature
 from hub.domain.outbox import OutboxEntry
-from hub.state_channel import fast_retry_policy
+from hub.state_channel.feature import fast_retry_policy
 from hub.store.env import encode, put
 from hub.store.keys import u64
 from sandbox.server import SandboxConfig, serve

@@ -128,7 +128,7 @@ async def test_label_printed_from_a_register(shop: Shop) -> None:
 
 @pytest.fixture
 async def metrc_shop(nursery: trio.Nursery, hub_factory: Any, tmp_path: Path) -> Any:
-    from hub import state_channel
+    from hub.state_channel import feature as state_channel
     from hub.state_channel.demo import align_sandbox
     from tests.state.conftest import state_toml
 

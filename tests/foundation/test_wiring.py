@@ -8,9 +8,11 @@ import httpx
 import pytest
 import trio
 
+from actors.delivery import DeliveryActor
 from actors.picker import PickerActor
+from actors.state_sync import StateSyncActor
 from hub import wiring
-from hub.app import Hub
+from hub.app import Hub, StoreNotOpen
 from hub.client import ClientError, connect
 from hub.config import ConfigError
 from hub.live.frames import Login
@@ -19,6 +21,7 @@ from hub.orders.protocol import ClaimOrder
 from hub.sale.protocol import OpenDrawer, Scan
 from hub.services import DemoServices
 from hub.wiring import DemoOptions, Features, SaleOptions
+from sandbox import demo as sbx
 from tests.conftest import DEMO_PAIRING, PINS, make_config, ws_url
 
 
@@ -36,6 +39,7 @@ def test_the_foundation_alone_wires_no_feature(tmp_path: Path) -> None:
     ) == ((None,) * 8)
     assert not (s.setup or s.start or s.after_sale or s.snapshot_providers or s.register_loaders)
     assert s.actor_kinds == {} and s.demo == DemoServices()
+    assert (s.state_health, s.order_callbacks, s.notices) == (None, None, None)
 
 
 def test_a_store_wires_every_feature_with_its_hooks(tmp_path: Path) -> None:
@@ -121,3 +125,46 @@ async def test_a_hub_without_the_sale_answers_a_sale_command_unsupported(hub: Hu
             assert (await http.post("/api/v1/orders", content=b"{}")).status_code == 405
             assert (await http.get("/healthz")).status_code == 200
     assert hub.quarantine == []
+
+
+def test_the_wiring_builds_the_state_channel_and_its_actor_before_the_hub_runs(tmp_path: Path) -> None:
+    """The channel is a service like the others: built with the hub, not set by its start step."""
+    demo = wiring.build(make_config(tmp_path / "a"), Features.store(DemoOptions(devices=False))).services
+    channel = demo.state_channel
+    assert channel is not None and channel.system == "metrc" and channel.facility == sbx.METRC_LICENSE
+    assert (
+        isinstance(channel.actor, StateSyncActor) and channel.reader is None
+    )  # the pull client opens at start
+    assert demo.state_health is not None and demo.state_health.channel is channel
+    # no state system configured: the channel (the outbox accumulates) without an actor
+    none = wiring.build(make_config(tmp_path / "b"), Features.store()).services
+    assert none.state_channel is not None and none.state_channel.system == "none"
+    assert none.state_channel.actor is None
+    # a hub without the state feature has no channel, and no REST route of it
+    bare = wiring.build(make_config(tmp_path / "c"), Features(sale=SaleOptions())).services
+    assert bare.state_channel is None and bare.state_health is None
+    assert ("GET", "/api/state/dead-letter") not in set(bare.routes)
+
+
+def test_the_wiring_builds_the_orders_delivery_actors(tmp_path: Path) -> None:
+    s = wiring.build(make_config(tmp_path), Features(sale=SaleOptions(), orders=OrdersOptions())).services
+    assert isinstance(s.order_callbacks, DeliveryActor) and isinstance(s.notices, DeliveryActor)
+    assert (s.order_callbacks.table, s.notices.table) == ("order_callbacks", "notices")
+    assert s.orders is not None
+    # a change to an order wakes both
+    assert s.orders.wakers == [s.order_callbacks.wake, s.notices.wake]
+    assert wiring.build(make_config(tmp_path / "b"), Features(sale=SaleOptions())).services.notices is None
+
+
+def test_a_hub_not_yet_running_has_no_store_to_hand_out(tmp_path: Path) -> None:
+    hub = wiring.build(make_config(tmp_path), Features())
+    assert not hub.is_open
+    with pytest.raises(StoreNotOpen):
+        hub.store  # noqa: B018
+    with pytest.raises(StoreNotOpen):
+        hub.writer  # noqa: B018
+
+
+async def test_a_running_hub_has_its_store_and_writer(hub: Hub) -> None:
+    assert hub.is_open and hub.ready
+    assert hub.writer.store is hub.store

@@ -207,9 +207,10 @@ def order_body(external_id: str, lines: list[dict[str, Any]], **over: Any) -> di
 
 @pytest.fixture
 async def shop(nursery: trio.Nursery, tmp_path: Path) -> Any:
-    from hub import state_channel, wiring
+    from hub import wiring
     from hub.demo import seed_demo
     from hub.orders.feature import OrdersOptions
+    from hub.state_channel import feature as state_channel
     from hub.state_channel.demo import align_sandbox
 
     handle: SandboxHandle = await nursery.start(

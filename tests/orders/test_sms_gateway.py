@@ -17,7 +17,7 @@ from actors.delivery import DeliveryActor
 from actors.notifier import Notifier
 from hub.config import NoticesSection
 from hub.orders import store as ostore
-from hub.state_channel import fast_retry_policy
+from hub.state_channel.feature import fast_retry_policy
 from hub.store.env import Store
 from hub.store.writer import StoreWriter
 

@@ -91,7 +91,7 @@ async def world(
 ) -> Any:
     """A hub and a sandbox; parametrize ``world`` indirectly with "pascal" (Metrc's documented keys, the
     default) or "camel" (as some states answer) to choose how the sandbox answers."""
-    from hub import state_channel
+    from hub.state_channel import feature as state_channel
     from hub.state_channel.demo import align_sandbox
 
     casing = getattr(request, "param", "pascal")

@@ -12,7 +12,7 @@ import trio
 from hub.backoffice import readiness
 from hub.backoffice.records import day_reports
 from hub.domain.receipt import SaleRecord
-from hub.state_channel import StateHealthView
+from hub.state_channel.feature import StateHealthView
 from hub.store.keys import u64
 from tests.state.conftest import World, connect, ready, sell, ws_url
 
@@ -26,8 +26,7 @@ class _Actor:
 
 
 def _health(**status: Any) -> StateHealthView:
-    hub = SimpleNamespace(services=SimpleNamespace(state_channel=SimpleNamespace(actor=_Actor(**status))))
-    return StateHealthView(hub)  # type: ignore[arg-type]
+    return StateHealthView(SimpleNamespace(actor=_Actor(**status)))  # type: ignore[arg-type]
 
 
 def test_credentials_are_judged_by_the_error_class_not_its_text() -> None:

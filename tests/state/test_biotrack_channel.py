@@ -126,7 +126,7 @@ async def biotrack_world(
     jurisdiction: str | None = None,
     api: str = "2024",
 ) -> AsyncIterator[World]:
-    from hub import state_channel
+    from hub.state_channel import feature as state_channel
 
     handle: SandboxHandle = await nursery.start(
         serve, SandboxConfig(data_dir=tmp_path / "sandbox", seed="demo")
@@ -388,10 +388,10 @@ async def test_rest_receive_while_the_state_is_down_commits_nothing(rest_world: 
 
 
 async def test_card_limit_reads_as_a_patient_status(rest_world: World) -> None:
-    from hub.state_channel import channel_of
     from hub.state_channel.biotrack import OUNCE_G
+    from hub.state_channel.feature import channel_of
 
-    reader = channel_of(rest_world.hub).reader
+    reader = channel_of(rest_world.hub.services).reader
     with trio.fail_after(10):
         card = await reader.patient_status("NM-0000101")
         assert card is not None and card.active is True

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from hub import state_channel, wiring
+from hub import wiring
 from hub.config import ConfigError, check_facility, load_config, parse_config
 from hub.demo import DEMO_TOML
 from hub.domain.state_payloads import StateSale, StateSaleLine, metrc_receipt
+from hub.state_channel import feature as state_channel
 from hub.wiring import DemoOptions, Features
 from sandbox import demo as sbx
 from tests.conftest import make_config

@@ -110,3 +110,42 @@ async def test_a_sale_and_a_void_wake_the_sender_when_they_commit(world: World) 
             assert voided.idempotency_key.endswith(f"-{sale['receipt_number']}")
     assert [e.kind for e in w.outbox()] == ["sale", "void"]
     assert all(e.state == "sent" and e.attempts == 0 for e in w.outbox())
+
+
+async def test_a_dead_letter_a_manager_retries_wakes_the_sender(world: World) -> None:
+    """The retry puts the entry back through the outbox's own path (``outbox_store.retry`` marks the commit
+    topic): the sender looks at once, not at the next poll, and the REST route wakes nobody by hand."""
+    w = world
+    tag = w.unit_packages("PRE-", 1, min_qty=10)[0].tag
+    state = await w.admin.state()
+    row = next(p for p in state["packages"] if p["label"] == tag)
+
+    async def finished(value: bool) -> None:
+        await w.admin.upsert_packages(
+            [
+                {
+                    "label": tag,
+                    "item_name": row["item_name"],
+                    "category": row["category"],
+                    "unit": "Each",
+                    "quantity": row["quantity"],
+                    "finished": value,
+                }
+            ]
+        )
+
+    await finished(True)  # the state refuses the sale of a finished package: a row error, a dead letter
+    with trio.fail_after(60):
+        async with connect(ws_url(w.hub)) as reg:
+            token = await ready(reg, "R1", "maria")
+            sale = await sell(reg, w.demo.customer("adult").id_scan, tag)
+        with trio.fail_after(PROMPT_S):
+            while not any(e.state == "dead" for e in w.outbox()):
+                await trio.sleep(0.02)
+        await finished(False)
+        async with w.rest(token) as http:
+            seq = (await http.get("/api/state/dead-letter")).json()[0]["seq"]
+            answer = await http.post(f"/api/state/dead-letter/{seq}/retry")
+            assert answer.status_code == 200, answer.text
+        sent = await sent_soon(w, "sale")
+    assert sent.seq == seq and sent.idempotency_key.endswith(f"-{sale['receipt_number']}")
