@@ -55,7 +55,29 @@ class StoredFlag(msgspec.Struct, kw_only=True):
         return not self.reviews
 
 
-def cash_event(sale: SaleRecord) -> CashEvent | None:
+class _CashTender(msgspec.Struct, frozen=True):
+    kind: str
+    amount_cents: int
+
+
+class _CashReceipt(msgspec.Struct, frozen=True):
+    receipt_number: int
+    register_id: str
+    sold_at: datetime
+    tenders: tuple[_CashTender, ...]
+    change_cents: int
+
+
+class CashView(msgspec.Struct, frozen=True):
+    """What the flags read of a stored SaleRecord (same field names; the rest of the record is skipped
+    by the decoder, not built: a sale's lines, taxes and texts are most of its bytes)."""
+
+    receipt: _CashReceipt
+    customer_id: str = ""
+    voided: bool = False
+
+
+def cash_event(sale: SaleRecord | CashView) -> CashEvent | None:
     """Cash the customer handed over for a sale (tendered cash minus change); None without cash."""
     r = sale.receipt
     cash = sum(t.amount_cents for t in r.tenders if t.kind == "cash") - r.change_cents
@@ -82,7 +104,7 @@ def customer_cash_events(store: Store, customer_id: str, since: datetime) -> lis
         sales = store.db("sales")
         for _, entry in LEDGER.scan(txn, store, (customer_id,), start=(customer_id, micros(since))):
             raw = txn.get(u64(entry.receipt_number), db=sales)
-            if raw is not None and (e := cash_event(decode(raw, SaleRecord))) is not None:
+            if raw is not None and (e := cash_event(decode(raw, CashView))) is not None:
                 out.append(e)
     return out
 
@@ -160,7 +182,7 @@ class CashWatch:
         store = hub.store
         found: list[tuple[CashEvent, list[CashFlag]]] = []
         for receipt_number in receipt_numbers:
-            sale = store.get("sales", u64(receipt_number), SaleRecord)
+            sale = store.get("sales", u64(receipt_number), CashView)
             new = cash_event(sale) if sale is not None else None
             if new is None or not new.customer_id:
                 continue

@@ -310,7 +310,7 @@ def drawer_row(session: DrawerSession) -> dict[str, Any]:
             for e in session.events
             if e.kind not in ("cash_sale",)
         ],
-        "cash_sales": sum(1 for e in session.events if e.kind == "cash_sale"),
+        "cash_sales": session.cash_sales,
         "handed_over_to": session.handed_over_to,
         "handed_over_from": session.handed_over_from,
         "deposit": msgspec.to_builtins(session.deposit) if session.deposit else None,

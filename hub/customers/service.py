@@ -138,7 +138,7 @@ class Customers:
             raise Refused("The customer no longer has the points being redeemed.", code="not_enough_points")
         updated, entries = booked
         updated = msgspec.structs.replace(updated, last_visit_at=now)
-        inv.put_customer(txn, store, updated)
+        inv.update_customer(txn, store, updated)  # read above in this transaction: same ID hash
         for i, e in enumerate(entries):
             records.add_loyalty_entry(txn, store, e, i)
         if crm_store.shares_with_crm(updated) and self.hub.config.crm is not None:

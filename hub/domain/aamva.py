@@ -66,6 +66,9 @@ _MARKERS = (
     ("^^", RS),
 )
 _RUN_TOGETHER = ("DCS", "DAC", "DBB", "DBA", "DAJ", "DAQ")
+# which of them a value holds (overlapping, as ``code in value`` finds each), scanned only when one is there
+_RUN_TOGETHER_ANY = re.compile("|".join(_RUN_TOGETHER))
+_RUN_TOGETHER_AT = re.compile("(?=(" + "|".join(_RUN_TOGETHER) + "))")
 _CANADIAN_JURISDICTIONS = frozenset(
     {"AB", "BC", "MB", "NB", "NL", "NS", "NT", "NU", "ON", "PE", "QC", "SK", "YT"}
 )
@@ -375,6 +378,7 @@ def _segment_start(text: str, sub_type: str, cursor: int, *, loose: bool = False
 def _elements(raw: str, sub_type: str, warnings: list[str], typed: bool) -> dict[str, str]:
     elements: dict[str, str] = {}
     skipped = 0
+    run_together = sub_type in ("DL", "ID")
     for line in raw.replace(CR, LF).split(LF):
         line = line.strip(" \x00")
         if not line:
@@ -384,7 +388,11 @@ def _elements(raw: str, sub_type: str, warnings: list[str], typed: bool) -> dict
             # a decoder left after the last field. Skipped; a missing required field is still refused.
             skipped += 1
             continue
-        if sub_type in ("DL", "ID") and sum(code in line[3:] for code in _RUN_TOGETHER) >= 2:
+        if (
+            run_together
+            and _RUN_TOGETHER_ANY.search(line, 3)
+            and len(set(_RUN_TOGETHER_AT.findall(line, 3))) >= 2
+        ):
             # Separators were dropped: "DAQ123DCSSMITHDACJOHN..." runs elements together (wedge scanner).
             # Splitting on element IDs would be a guess (a value may contain "DAC"), so refuse.
             if typed:

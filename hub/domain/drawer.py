@@ -139,11 +139,30 @@ class DrawerSession(msgspec.Struct, frozen=True, kw_only=True):
     deposit: Deposit | None = None
     handed_over_to: str = ""  # session id of the next session after a hand-over
     handed_over_from: str = ""
+    # The cash sales the store folded out of ``events`` (hub/sale/drawer.py keeps each one as a row of its
+    # own): their count and sum, running totals, so a sale neither re-reads nor re-writes the session's day.
+    # A cash sale is either in ``events`` (recorded, not yet stored) or in these totals, never in both.
+    folded_sales: int = 0
+    folded_sales_cents: int = 0
 
     @property
     def expected_cents(self) -> int:
         """Opening float + every event. Never send this to a register before the blind count."""
-        return self.opening.count.total_cents + sum(e.effect_cents for e in self.events)
+        return (
+            self.opening.count.total_cents
+            + self.folded_sales_cents
+            + sum(e.effect_cents for e in self.events)
+        )
+
+    @property
+    def cash_sales(self) -> int:
+        """How many cash sales the session took."""
+        return self.folded_sales + sum(1 for e in self.events if e.kind == "cash_sale")
+
+    @property
+    def cash_sales_cents(self) -> int:
+        """The cash the session's sales brought in."""
+        return self.folded_sales_cents + sum(e.amount_cents for e in self.events if e.kind == "cash_sale")
 
     @property
     def variance_cents(self) -> int | None:
@@ -217,6 +236,21 @@ def record(session: DrawerSession, event: DrawerEvent) -> DrawerSession | Refusa
         # A drawer cannot pay out money it does not hold; the refusal does not reveal the expected cash.
         return Refusal(code="not_enough_cash", message="The drawer does not hold that much cash.")
     return msgspec.structs.replace(session, events=(*session.events, event))
+
+
+def fold_cash_sales(session: DrawerSession) -> tuple[DrawerSession, tuple[DrawerEvent, ...]]:
+    """The session with its recorded cash sales moved into its running totals, and those sales (in the
+    order they were recorded) for the store to keep apart; every sum the session answers stays the same."""
+    sales = tuple(e for e in session.events if e.kind == "cash_sale")
+    if not sales:
+        return session, ()
+    folded = msgspec.structs.replace(
+        session,
+        events=tuple(e for e in session.events if e.kind != "cash_sale"),
+        folded_sales=session.folded_sales + len(sales),
+        folded_sales_cents=session.folded_sales_cents + sum(e.amount_cents for e in sales),
+    )
+    return folded, sales
 
 
 def change_refusal(session: DrawerSession | None, change_cents: int) -> Refusal | None:
@@ -332,7 +366,7 @@ def close_summary(session: DrawerSession) -> CloseSummary | Refusal:
         session_id=session.session_id,
         register_id=session.register_id,
         opening_cents=session.opening.count.total_cents,
-        cash_sales_cents=total("cash_sale"),
+        cash_sales_cents=session.cash_sales_cents,
         cash_refunds_cents=total("cash_refund"),
         drops_cents=total("drop"),
         paid_outs_cents=total("paid_out"),

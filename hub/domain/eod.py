@@ -230,7 +230,7 @@ def build_eod_report(
             drawer_lines.append(
                 DrawerLine(session_id=d.session_id, register_id=d.register_id, status=d.status, summary=None)
             )
-    drawer_cash_sales = sum(e.amount_cents for d in day_drawers for e in d.events if e.kind == "cash_sale")
+    drawer_cash_sales = sum(d.cash_sales_cents for d in day_drawers)
     drawer_cash_sales -= sum(e.amount_cents for d in day_drawers for e in d.events if e.kind == "atm_change")
 
     unreported = [f"sale {s.receipt_number}" for s in day_sales_all if s.state_status not in _DONE]

@@ -23,7 +23,7 @@ from hub.errors import Conflict
 from hub.orders import stock as order_stock
 from hub.sale import inventory as inv
 from hub.sale.context import CheckedIn, Refused, SaleContext
-from hub.sale.drawer import open_drawer_id
+from hub.sale.drawer import open_drawer_id, put_drawer
 from hub.sale.view import check_limits
 from hub.state_channel import outbox_store
 from hub.store.env import encode, put, tget
@@ -121,8 +121,8 @@ def commit_sale(
     txn.put(RECEIPT_SEQ, number.to_bytes(8, "big"), db=store.db("meta"))
     put(txn, store, "sales", u64(number), plan.record)
     txn.put(joined(plan.day.isoformat().encode(), u64(number)), b"", db=store.db("sales_by_day"))
-    for pkg in plan.packages:
-        inv.put_package(txn, store, pkg)
+    for pkg in plan.packages:  # read above in this transaction: only quantity and status change
+        inv.update_package(txn, store, pkg)
     entry = LedgerEntry(receipt_number=number, at=now, items=list(plan.ledger_items))
     LEDGER.put(txn, store, (customer.customer_id, micros(now), number), entry)  # the limits caches follow
     outbox_store.add(  # the state's sender wakes when this commits
@@ -136,12 +136,12 @@ def commit_sale(
         now=now,
     )
     if plan.drawer is not None:
-        put(txn, store, "drawers", text(plan.record.drawer_session_id), plan.drawer)
+        put_drawer(txn, store, plan.drawer)
     for hook in ctx.in_sale_txn:
         hook(txn, ctx, receipt=plan.receipt, customer=customer, priced=priced, staff=staff, now=now)
     if plan.loyalty_points is not None:
         known = tget(txn, store, "customers", text(customer.customer_id), Customer)
         assert known is not None
-        inv.put_customer(txn, store, msgspec.structs.replace(known, loyalty_points=plan.loyalty_points))
+        inv.update_customer(txn, store, msgspec.structs.replace(known, loyalty_points=plan.loyalty_points))
     audit.append(txn, store, "sale", staff=staff, register=register_id, detail=plan.audit_detail)
     return plan.receipt

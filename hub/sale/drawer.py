@@ -15,7 +15,7 @@ from hub import audit, auth
 from hub.access import HandlerTable
 from hub.commands import Request
 from hub.domain.catalog import Refusal
-from hub.domain.drawer import DrawerEvent, DrawerSession, may_open, open_session
+from hub.domain.drawer import DrawerEvent, DrawerSession, fold_cash_sales, may_open, open_session
 from hub.domain.drawer import record as drawer_record
 from hub.errors import BadRequest, Conflict, Forbidden
 from hub.sale import protocol as p
@@ -23,7 +23,7 @@ from hub.sale.approvals import staff_by_pin
 from hub.sale.context import refuse
 from hub.store.env import put, tget
 from hub.store.keys import text
-from hub.store.layout import OPEN_DRAWERS
+from hub.store.layout import DRAWER_SALES, OPEN_DRAWERS
 
 if TYPE_CHECKING:
     pass
@@ -36,6 +36,15 @@ def open_drawer_id(txn: lmdb.Transaction, store: Any, register_id: str) -> str:
     return OPEN_DRAWERS.get(txn, store, register_id) or ""
 
 
+def put_drawer(txn: lmdb.Transaction, store: Any, session: DrawerSession) -> None:
+    """Store a drawer session: the cash sales recorded on it go to rows of their own (DRAWER_SALES) and
+    into its running totals, so the session's record stays the same small size however long the day."""
+    folded, sales = fold_cash_sales(session)
+    for n, event in enumerate(sales, start=session.folded_sales + 1):
+        DRAWER_SALES.put(txn, store, (session.session_id, n), event)
+    put(txn, store, "drawers", text(session.session_id), folded)
+
+
 def record_drawer_event(
     txn: lmdb.Transaction, store: Any, session_id: str, event: DrawerEvent
 ) -> DrawerSession:
@@ -46,7 +55,7 @@ def record_drawer_event(
     updated = drawer_record(session, event)
     if isinstance(updated, Refusal):
         raise refuse(updated)
-    put(txn, store, "drawers", text(session_id), updated)
+    put_drawer(txn, store, updated)
     return updated
 
 

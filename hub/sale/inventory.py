@@ -155,6 +155,18 @@ def put_package(txn: lmdb.Transaction, store: Store, pkg: Package) -> None:
     txn.put(joined(text(pkg.product_id), text(pkg.tag)), b"", db=store.db("packages_by_product"))
 
 
+def update_package(txn: lmdb.Transaction, store: Store, pkg: Package) -> None:
+    """Store a new state (quantity, status) of a package read in this transaction: its product, so its
+    entry in ``packages_by_product``, is the one already stored, which is not written again."""
+    put(txn, store, "packages", text(pkg.tag), pkg)
+
+
+def update_customer(txn: lmdb.Transaction, store: Store, c: Customer) -> None:
+    """Store a new state (points, last visit) of a customer read in this transaction: the ID hash, so the
+    entry in ``customers_by_id_hash``, is the one already stored, which is not written again."""
+    put(txn, store, "customers", text(c.id), c)
+
+
 def put_customer(txn: lmdb.Transaction, store: Store, c: Customer) -> None:
     put(txn, store, "customers", text(c.id), c)
     if c.id_hash:

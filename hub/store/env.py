@@ -22,7 +22,7 @@ T = TypeVar("T")
 
 # The store layout this code writes, kept in ``meta`` under ``schema``. A store without it was written
 # before issue 13 (schema 1); hub/store/migrations.py brings an older store to this one on open.
-SCHEMA = 3
+SCHEMA = 4
 SCHEMA_KEY = b"schema"
 
 
@@ -54,7 +54,7 @@ TABLES = (
     "outbox",
     "outbox_dead",
     "drawers",
-    "drawer_events",
+    "drawer_events",  # session id + u64 n -> the session's n-th cash sale (layout.DRAWER_SALES, schema 4)
     "counts",
     "cash_flags",
     "manifests",

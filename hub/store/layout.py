@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from hub.domain.drawer import DrawerEvent
 from hub.domain.give_back import PendingReversal, VoidIntent
 from hub.domain.ledger import LedgerEntry
 from hub.domain.receipt import ReturnedStock, ReturnRecord, VoidRecord
@@ -90,3 +91,10 @@ PENDING_REVERSALS: Table[str, PendingReversal] = Table(
 # the store's customer queue: the msgpack of hub.sale.queue.QueueState, kept raw here because its
 # waiting customers are hub/sale's CheckedIn (hub/sale/queue.py decodes it)
 CUSTOMER_QUEUE: Cell[bytes] = Cell("customer_queue", "meta", b"customer_queue", Raw())
+
+# ---- drawer sessions' cash sales (schema 4; hub/sale/drawer.py) ----
+# session id NUL u64 n -> the session's n-th cash sale (from 1). The session in "drawers" keeps their count
+# and sum as running totals (DrawerSession.folded_sales*), so a sale adds one row and re-reads none.
+DRAWER_SALES: Table[tuple[str, int], DrawerEvent] = Table(
+    "drawer_sales", "drawer_events", Composite(str, int), Msgpack(DrawerEvent)
+)

@@ -5,7 +5,9 @@ the store's ``schema`` (``meta``; a store without one is schema 1, written befor
 :data:`hub.store.env.SCHEMA`. A migration moves facts from an old layout to a new one and deletes the old
 keys, so running it again finds nothing to do; a store that had something moved gets an audit entry
 (``store_upgraded``) in the same transaction. The old ``kv`` table of prefixed keys is no table of
-today's layout: the migrations open it by name, and drop it once nothing is left in it. A store newer than the code refuses to open
+today's layout: the migrations open it by name, and drop it once nothing is left in it. Schema 4 moves each
+drawer session's cash sales out of its record into rows of their own (``layout.DRAWER_SALES``), the session
+keeping running totals. A store newer than the code refuses to open
 (:class:`hub.store.env.StoreVersionError`, raised by ``Store``).
 """
 
@@ -20,8 +22,9 @@ from typing import Any
 import lmdb
 
 from hub import audit
+from hub.domain.drawer import DrawerSession, fold_cash_sales
 from hub.store import layout
-from hub.store.env import SCHEMA, Store, StoreVersionError
+from hub.store.env import SCHEMA, Store, StoreVersionError, decode, encode
 from hub.store.tables import Cell, Table
 
 log = logging.getLogger("hub.store.migrations")
@@ -86,9 +89,33 @@ TO_3 = (
     Move(b"customer_queue", layout.CUSTOMER_QUEUE),
 )
 
-# MIGRATIONS[n] brings schema n + 1 to n + 2
-MIGRATIONS: tuple[tuple[Move, ...], ...] = (TO_2, TO_3)
-assert len(MIGRATIONS) == SCHEMA - 1, "every schema below SCHEMA needs its migration"
+# KV_MOVES[n] brings schema n + 1 to n + 2 by moving keys out of the old "kv" table
+KV_MOVES: tuple[tuple[Move, ...], ...] = (TO_2, TO_3)
+
+
+def fold_drawer_sales(txn: lmdb.Transaction, store: Store) -> int:
+    """Schema 3 -> 4: each drawer session's cash sales leave its record for rows of their own
+    (``layout.DRAWER_SALES``), its count and sum kept as running totals; how many sales moved."""
+    db = store.db("drawers")
+    sessions = [decode(bytes(v), DrawerSession) for _, v in txn.cursor(db=db)]
+    moved = 0
+    for session in sessions:
+        folded, sales = fold_cash_sales(session)
+        for n, event in enumerate(sales, start=session.folded_sales + 1):
+            layout.DRAWER_SALES.put(txn, store, (session.session_id, n), event)
+        if sales:
+            txn.put(session.session_id.encode(), encode(folded), db=db)
+            moved += len(sales)
+    return moved
+
+
+# STEPS[n] brings schema n + 1 to n + 2 past the kv moves: (what moved, the step)
+STEPS: tuple[tuple[str, Callable[[lmdb.Transaction, Store], int]] | None, ...] = (
+    None,
+    None,
+    (layout.DRAWER_SALES.name, fold_drawer_sales),
+)
+assert len(STEPS) == SCHEMA - 1, "every schema below SCHEMA needs its migration"
 
 
 OLD_KV = b"kv"  # the table of prefixed keys before schema 3
@@ -102,7 +129,7 @@ def migrate(txn: lmdb.Transaction, store: Store, found: int) -> dict[str, int]:
     except lmdb.NotFoundError:
         kv = None  # a store made by this version, or upgraded already: nothing to move
     if kv is not None:
-        for steps in MIGRATIONS[found - 1 :]:
+        for steps in KV_MOVES[found - 1 :]:
             for step in steps:
                 n = step.apply(txn, store, kv)
                 if n:
@@ -112,6 +139,11 @@ def migrate(txn: lmdb.Transaction, store: Store, found: int) -> dict[str, int]:
             log.error("the old kv table keeps %d keys no migration knows; it is left in place", left)
         else:
             txn.drop(kv, delete=True)
+    for each in STEPS[found - 1 :]:
+        if each is not None:
+            name, run = each
+            if count := run(txn, store):
+                moved[name] = moved.get(name, 0) + count
     layout.SCHEMA_VERSION.put(txn, store, SCHEMA)
     return moved
 

@@ -2,10 +2,12 @@
 
 Every write request is a function ``fn(txn) -> result`` run inside the writer's transaction. The writer
 drains its mailbox, runs the whole batch inside ONE ``trio.to_thread.run_sync`` call (LMDB write txns must
-stay on their thread), each request in its own nested transaction so an invalid request fails alone, then
-commits once (one fsync for the batch) and only then answers every requester. The commit topics the
-batch's successful requests marked (:mod:`hub.store.commits`) fire once the commit has landed, before the
-requesters hear it; a batch that fails fires nothing.
+stay on their thread), each awaited request in its own nested transaction so an invalid request fails alone,
+then commits once (one fsync for the batch) and only then answers every requester. A write-behind request
+(a cart being saved: puts that cannot fail) runs in the batch's transaction itself, without a nested one of
+its own; should one fail after all, the batch is run again from the start with every request nested, so it
+still fails alone. The commit topics the batch's successful requests marked (:mod:`hub.store.commits`) fire
+once the commit has landed, before the requesters hear it; a batch that fails fires nothing.
 """
 
 from __future__ import annotations
@@ -47,6 +49,11 @@ class WriteRequest:
 
 class WriterStopped(RuntimeError):
     pass
+
+
+class _NestAll(Exception):  # noqa: N818 - a signal inside the writer, never seen outside it
+    """A write-behind request run without its own nested transaction failed: its half-done writes are in
+    the batch's transaction, which is abandoned and run again with every request nested."""
 
 
 DISK_FULL = (
@@ -97,6 +104,7 @@ class StoreWriter:
         self.batches = 0
         self.requests = 0
         self._busy = False
+        self._nest_all = False  # the batch being committed runs every request nested (see _NestAll)
         self._unfinished = 0  # requests sent and not yet answered (a request handed straight to the
         # waiting writer task is in no buffer, so the channel's depth alone cannot tell a flush it is done)
         self.last_batch_sizes: list[int] = []
@@ -202,11 +210,15 @@ class StoreWriter:
             self._busy = False
 
     async def _commit_batch_inner(self, batch: list[WriteRequest]) -> None:
+        self._nest_all = False
         for _attempt in range(8):
             t0 = time.perf_counter()
             try:
                 # cancellation is deferred until the commit returns: no half-done batch
                 await trio.to_thread.run_sync(self._run_batch, batch, limiter=self._limiter)
+            except _NestAll:
+                self._nest_all = True
+                continue
             except lmdb.MapFullError:
                 # grow on the trio thread between batches: no txn of ours is open here
                 new = self.store.grow()
@@ -259,12 +271,27 @@ class StoreWriter:
 
     def _run_batch(self, batch: list[WriteRequest]) -> None:
         env = self.store.env
+        nest_all = self._nest_all
         commits = self.store.commits
         results: list[outcome.Outcome[Any]] = []
         for req in batch:
             req.marks = frozenset()
         with env.begin(write=True) as txn:
             for req in batch:
+                if req.behind and not nest_all:
+                    # a nested transaction costs a begin and a merge per request: a cart save does without
+                    commits.begin_request()
+                    try:
+                        value = req.fn(txn)
+                    except lmdb.MapFullError:
+                        commits.drop_request()
+                        raise
+                    except Exception as exc:
+                        commits.drop_request()
+                        raise _NestAll from exc  # the `with` aborts the batch's transaction
+                    req.marks = commits.end_request()
+                    results.append(outcome.Value(value))
+                    continue
                 child = env.begin(write=True, parent=txn)
                 commits.begin_request()
                 try:

@@ -146,3 +146,30 @@ async def test_the_receipts_of_a_tick_are_checked_together_in_one_write(
         ("cust-D", (9102, 9104)),
     ]
     assert labels.count("cash_flags") == 1 and hub.store.count("cash_flags") == 2
+
+
+def test_the_cash_view_of_a_stored_sale_reads_what_the_whole_record_says() -> None:
+    """The flags decode only what they read of a stored sale (CashView): for cash with change, a voided
+    sale, a card sale and an anonymous one, the cash event is the one the whole SaleRecord gives."""
+    from msgspec import structs
+
+    from hub.backoffice.cash_flags import CashView, cash_event
+    from hub.store.env import encode
+
+    at = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+    hub: Any = SimpleNamespace(
+        config=SimpleNamespace(store=SimpleNamespace(time_zone="America/Denver", licence="L1"))
+    )
+    cash = cash_sale(hub, 7, "cust-1", 9_900_00, at)
+    card = structs.replace(
+        cash,
+        receipt=structs.replace(
+            cash.receipt,
+            tenders=(Tender(kind="debit", amount_cents=9_900_00, reference="A1"),),
+            change_cents=0,
+        ),
+    )
+    for record in (cash, structs.replace(cash, voided=True), card, structs.replace(cash, customer_id="")):
+        raw = encode(record)
+        assert cash_event(decode(raw, CashView)) == cash_event(decode(raw, SaleRecord))
+    assert cash_event(decode(encode(cash), CashView)) is not None

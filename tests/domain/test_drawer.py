@@ -7,8 +7,10 @@ from hub.domain.catalog import Refusal
 from hub.domain.drawer import (
     DrawerEvent,
     DrawerSession,
+    change_refusal,
     close_summary,
     count_of,
+    fold_cash_sales,
     hand_over,
     open_session,
     record,
@@ -235,3 +237,46 @@ def test_change_comes_out_of_the_cash_the_drawer_held_before_the_sale() -> None:
     after_sale = ok(record(s, sale(5_000)))
     assert change_refusal(after_sale, held + 1) is None
     assert change_refusal(None, 1).code == "no_drawer"  # type: ignore[union-attr]
+
+
+def test_folding_cash_sales_into_running_totals_changes_no_sum():
+    """The store keeps a session's cash sales apart, as running totals (hub/sale/drawer.py put_drawer): the
+    expected cash, the change a drawer can give and the close summary read the same before and after."""
+    s = ok(record(opened(), sale(1_000, 1)))
+    s = ok(record(s, sale(2_500, 2)))
+    s = ok(
+        record(
+            s,
+            DrawerEvent(
+                kind="paid_out",
+                amount_cents=700,
+                at=t(3),
+                by="ana",
+                reason="ice",
+                manager_id="mgr",
+                override_ref="A-1",
+            ),
+        )
+    )
+    folded, sales = fold_cash_sales(s)
+    assert [e.receipt_number for e in sales] == [1, 2]
+    assert [e.kind for e in folded.events] == ["paid_out"]
+    assert (folded.folded_sales, folded.folded_sales_cents) == (2, 3_500)
+    assert folded.expected_cents == s.expected_cents == 25_000 + 3_500 - 700
+    assert folded.cash_sales == s.cash_sales == 2 and folded.cash_sales_cents == s.cash_sales_cents == 3_500
+    # the limit of what the drawer can pay out, to the cent, from the totals
+    assert change_refusal(folded, 27_800) is None and change_refusal(folded, 27_801) is not None
+    # a sale recorded on a folded session, folded again: counted once, never twice
+    again = ok(record(folded, sale(100, 4)))
+    assert again.expected_cents == 27_800 + 100 and again.cash_sales == 3
+    refolded, new = fold_cash_sales(again)
+    assert [e.receipt_number for e in new] == [4] and refolded.expected_cents == 27_900
+    assert fold_cash_sales(refolded) == (refolded, ())
+    counted = ok(
+        submit_blind_count(
+            refolded, {"B100": 2, "B50": 1, "B20": 1, "B5": 1, "B2": 2}, counted_by="ana", at=t(9)
+        )
+    )
+    summary = close_summary(counted)
+    assert summary.cash_sales_cents == 3_600 and summary.paid_outs_cents == 700
+    assert summary.expected_cents == 27_900 and summary.variance_cents == 0

@@ -172,3 +172,35 @@ async def test_an_awaited_write_does_not_linger(store: Store) -> None:
             await writer.write(lambda txn: txn.put(b"sale", b"1", db=db))
         n.cancel_scope.cancel()
     assert writer.batches == 1
+
+
+async def test_a_failing_write_behind_fails_alone_though_it_runs_unnested(store: Store) -> None:
+    """A write-behind request runs in the batch's own transaction (no nested one); when one fails after
+    all, the batch runs again with every request nested: its half-done writes are gone, the others land."""
+    writer = StoreWriter(store, linger=0.05)
+    db = store.db("incidents")
+    heard: list[str] = []
+
+    def half_done(txn: lmdb.Transaction) -> None:
+        txn.put(b"half", b"done", db=db)
+        raise ValueError("a bug after its first put")
+
+    async with trio.open_nursery() as n:
+        await n.start(writer.run)
+        with trio.fail_after(10):
+            await writer.write_behind(lambda txn: txn.put(b"cart-1", b"a", db=db))
+            await writer.write_behind(
+                half_done, on_done=lambda o: heard.append(type(o.error).__name__ if o.error else "ok")
+            )
+            await writer.write_behind(lambda txn: txn.put(b"cart-2", b"b", db=db))
+            assert await writer.write(lambda txn: txn.put(b"sale", b"c", db=db) and 7) == 7
+            assert await writer.flush()
+        n.cancel_scope.cancel()
+    assert heard == ["ValueError"]
+    with store.env.begin() as txn:
+        assert txn.get(b"half", db=db) is None
+        assert (txn.get(b"cart-1", db=db), txn.get(b"cart-2", db=db), txn.get(b"sale", db=db)) == (
+            b"a",
+            b"b",
+            b"c",
+        )

@@ -1,7 +1,8 @@
 """A store written by the previous release (tests/fixtures/release_store) opens, migrates and sells.
 
 The fixture is the data directory of a demo hub of release 0.1.0 (commit 5efca09), with the old ``kv``
-layouts in it. Today's code must move every fact to its table and leave ``kv`` empty (schema 3), refuse a
+layouts in it. Today's code must move every fact to its table and leave ``kv`` empty (schema 3), fold the
+drawers' cash sales into rows and running totals (schema 4), refuse a
 store newer than itself, and run a hub on the upgraded store that sells and reports each sale to the state
 exactly once.
 """
@@ -87,10 +88,12 @@ def test_every_fact_of_the_release_store_is_in_its_table_after_the_upgrade(tmp_p
     old = kv(store)
     assert old is not None
     audit_before = store.count("audit")
+    with store.read() as txn:
+        drawers_before = {bytes(k): decode(v, DrawerSession) for k, v in txn.cursor(db=store.db("drawers"))}
 
     moved = upgrade(store)
 
-    assert store.schema() == SCHEMA == 3
+    assert store.schema() == SCHEMA == 4
     assert moved == {
         "state_refs": 6,
         "state_low": 1,
@@ -104,6 +107,8 @@ def test_every_fact_of_the_release_store_is_in_its_table_after_the_upgrade(tmp_p
         "open_drawers": 1,
         "voids": 1,
         "customer_queue": 1,
+        # schema 4: the drawer sessions' cash sales, to rows of their own beside running totals
+        "drawer_sales": 4,
     }
     # each old key's value is now under its new key, byte for byte, and the old table is gone
     assert kv(store) is None
@@ -125,6 +130,17 @@ def test_every_fact_of_the_release_store_is_in_its_table_after_the_upgrade(tmp_p
         assert session_id is not None
         drawer = decode(txn.get(text(session_id), db=store.db("drawers")), DrawerSession)
         assert drawer.status == "open" and drawer.register_id == "R1"
+        # every session's cash sales left its record for their rows; what each session says is unchanged
+        for key, before in drawers_before.items():
+            after = decode(txn.get(key, db=store.db("drawers")), DrawerSession)
+            sales = [e for e in before.events if e.kind == "cash_sale"]
+            assert [e for e in after.events if e.kind == "cash_sale"] == []
+            assert [e for e in after.events] == [e for e in before.events if e.kind != "cash_sale"]
+            rows = layout.DRAWER_SALES.scan(txn, store, (before.session_id,))
+            assert [(n, e) for (_, n), e in rows] == list(enumerate(sales, start=1))
+            assert after.folded_sales == after.cash_sales == len(sales)
+            assert after.cash_sales_cents == before.cash_sales_cents == sum(e.amount_cents for e in sales)
+            assert after.expected_cents == before.expected_cents
         # the void of sale 2 and the return of sale 1, with its quarantined stock
         [(voided, void)] = list(layout.VOIDS.scan(txn, store))
         assert voided == void.receipt_number == 2
