@@ -146,8 +146,9 @@ class RegisterActor:
             return
         # what the register holds in memory goes back to this point if the command fails, whatever the
         # failure (a refused or failed commit, a bug): a half-applied change must not outlive its command
-        for load in self.hub.services.register_loaders:
-            load(self)
+        if self.state.sale is None:  # read once (and again after a committed sale or a failed command only)
+            for load in self.hub.services.register_loaders:  # the sale's loader is the one there is
+                load(self)
         saved = self.state.sale.checkpoint() if self.state.sale is not None else None
         try:
             result = await spec.fn(req, req.msg)

@@ -15,6 +15,7 @@ often quotes the value that broke it).
 from __future__ import annotations
 
 import logging
+import math
 import re
 import traceback
 from collections.abc import Awaitable, Callable
@@ -40,16 +41,39 @@ class Call:
 
     ``redelivered``: the actor crashed on it once and gets it again (it may have been applied already).
     ``on_done`` runs once when the call is answered or was never delivered, even if its caller stopped
-    waiting (a timeout, a closed connection): what the caller marked "in progress" stays so until then."""
+    waiting (a timeout, a closed connection): what the caller marked "in progress" stays so until then.
+    ``on_answer`` (see :meth:`Mailbox.submit`) gets the answered call, in the actor's task, unless the caller
+    gave up first (:meth:`abandon`): a caller that needs no task of its own waiting for the answer.
+    ``sent_at`` and ``deadline`` are the caller's (``trio.current_time()`` seconds)."""
 
-    __slots__ = ("payload", "redelivered", "_result", "_done", "_on_done")
+    __slots__ = (
+        "payload",
+        "redelivered",
+        "sent_at",
+        "deadline",
+        "_result",
+        "_done",
+        "_on_done",
+        "_on_answer",
+    )
 
-    def __init__(self, payload: Any, on_done: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        payload: Any,
+        on_done: Callable[[], None] | None = None,
+        *,
+        on_answer: Callable[[Call], None] | None = None,
+        sent_at: float = 0.0,
+        deadline: float = math.inf,
+    ) -> None:
         self.payload = payload
         self.redelivered = False
+        self.sent_at = sent_at
+        self.deadline = deadline
         self._result: outcome.Outcome[Any] | None = None
-        self._done = trio.Event()
+        self._done: trio.Event | None = None  # made by the first waiter only: most calls have none
         self._on_done = on_done
+        self._on_answer = on_answer
 
     def reply(self, value: Any) -> None:
         if self._result is None:
@@ -67,8 +91,19 @@ class Call:
             on_done, self._on_done = self._on_done, None
             on_done()
 
+    def abandon(self) -> None:
+        """The caller stopped waiting (its deadline passed): the answer, when it comes, goes to nobody."""
+        self._on_answer = None
+
     def _finish(self) -> None:
-        self._done.set()
+        if self._done is not None:
+            self._done.set()
+        if self._on_answer is not None:
+            on_answer, self._on_answer = self._on_answer, None
+            try:
+                on_answer(self)
+            except Exception:  # the caller's trouble must never become the actor's crash (and a redelivery)
+                log.exception("the caller of %s failed on its answer", type(self.payload).__name__)
         if self._on_done is not None:
             on_done, self._on_done = self._on_done, None
             on_done()
@@ -77,10 +112,20 @@ class Call:
     def answered(self) -> bool:
         return self._result is not None
 
+    def result(self) -> Any:
+        """The answer (or the actor's error, raised); only once :attr:`answered`."""
+        r = self._result
+        if isinstance(r, outcome.Value):
+            return r.value
+        assert isinstance(r, outcome.Error)
+        raise r.error
+
     async def wait(self) -> Any:
-        await self._done.wait()
-        assert self._result is not None
-        return self._result.unwrap()
+        if self._result is None:
+            if self._done is None:
+                self._done = trio.Event()
+            await self._done.wait()
+        return self.result()
 
     def __repr__(self) -> str:
         return f"Call({self.payload!r})"
@@ -199,22 +244,16 @@ class Mailbox(Generic[M]):
         self._crashing: tuple[Any, int] | None = None
         self.on_quarantine = on_quarantine
         self.quarantined: list[QuarantinedMessage] = []
-        self._depth_gauge: Any = None
         if metrics is not None:  # the series exist at 0 before the first poison message
             metrics.quarantined.labels(name)
-            self._depth_gauge = metrics.mailbox_depth.labels(name)  # bound once, set per message
-            self._depth_gauge.set(0)
+            # read when scraped, not set per message: the depth costs nothing on the hot path
+            metrics.mailbox_depth.labels(name).set_function(self.depth)
 
     def depth(self) -> int:
         return self._recv.statistics().current_buffer_used + (1 if self._redeliver is not None else 0)
 
-    def _gauge(self) -> None:
-        if self._depth_gauge is not None:
-            self._depth_gauge.set(self.depth())
-
     async def tell(self, msg: Any) -> None:
         await self._send.send(msg)
-        self._gauge()
 
     def tell_nowait(self, msg: Any) -> bool:
         """Drop-if-full, for hot paths that must never block (device readings)."""
@@ -222,8 +261,27 @@ class Mailbox(Generic[M]):
             self._send.send_nowait(msg)
         except trio.WouldBlock:
             return False
-        self._gauge()
         return True
+
+    def submit(self, call: Call) -> bool:
+        """Queue ``call`` without waiting (False when the mailbox is full: then :meth:`deliver` it); its answer
+        goes to its ``on_answer``. The caller keeps its deadline itself (hub/live/server.py)."""
+        try:
+            self._send.send_nowait(call)
+        except trio.WouldBlock:
+            return False
+        return True
+
+    async def deliver(self, call: Call) -> None:
+        """Queue ``call``, waiting for room until its deadline; one that never got in is :meth:`Call.undelivered`."""
+        delivered = False
+        try:
+            with trio.move_on_at(call.deadline):
+                await self._send.send(call)
+                delivered = True
+        finally:
+            if not delivered:  # never reached the actor (its deadline passed, or its connection closed)
+                call.undelivered()
 
     async def call(
         self, payload: Any, *, timeout: float = 10.0, on_done: Callable[[], None] | None = None
@@ -236,7 +294,6 @@ class Mailbox(Generic[M]):
             with trio.fail_after(timeout):
                 await self._send.send(c)
                 delivered = True
-                self._gauge()
                 return await c.wait()
         finally:
             if not delivered:  # never reached the actor: nothing is in progress
@@ -248,9 +305,7 @@ class Mailbox(Generic[M]):
             if isinstance(msg, Call):
                 msg.redelivered = True
             return msg
-        msg = await self._recv.receive()
-        self._gauge()
-        return msg
+        return await self._recv.receive()
 
     def crashed(self, msg: Any, exc: BaseException) -> None:
         if self._crashing is not None and self._crashing[0] is msg:

@@ -124,6 +124,10 @@ def decode_command(data: str | bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Com
     """Decode one client frame or raise ProtocolError with a clear, field-naming message."""
     if json_depth_exceeds(data, max_depth):
         raise ProtocolError(None, "malformed", f"The message nests deeper than {max_depth} levels.")
+    try:  # a valid frame is decoded once; only a refused one is looked at again to say what is wrong
+        return _decoder.decode(data)
+    except msgspec.DecodeError:  # ValidationError included
+        pass
     try:
         env = _envelope.decode(data)
     except msgspec.ValidationError:

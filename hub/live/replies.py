@@ -31,6 +31,9 @@ class StoredReply(msgspec.Struct):
     fingerprint: bytes = b""
 
 
+_stored_reply = msgspec.msgpack.Decoder(StoredReply)
+
+
 def reply_key(register_id: str, msg_id: str) -> bytes:
     return joined(text(register_id), text(msg_id))
 
@@ -52,14 +55,15 @@ class Replies:
 
     def find(self, store: Store, register_id: str, msg_id: str) -> tuple[bytes, bytes] | None:
         """The reply frame stored (or pending) for this id and its command's fingerprint, if any."""
-        pending = self.pending.get(reply_key(register_id, msg_id))
+        key = reply_key(register_id, msg_id)
+        pending = self.pending.get(key)
         if pending is not None:
             return pending
-        with store.read() as txn:
-            raw = txn.get(reply_key(register_id, msg_id), db=store.db("replies"))
+        with store.env.begin(buffers=True) as txn:  # one read per command: the env's own, no wrapper
+            raw = txn.get(key, db=store.db("replies"))
             if raw is None:
                 return None
-            stored = msgspec.msgpack.decode(raw, type=StoredReply)
+            stored = _stored_reply.decode(raw)
         return stored.frame, stored.fingerprint
 
     def lookup(self, store: Store, register_id: str, msg_id: str, fp: bytes = b"") -> bytes | None:

@@ -3,7 +3,9 @@
 It accepts (Origin allow-list, connection limit), reads frames, feeds them to the connection's
 :class:`~hub.live.session.Session` and executes the effects it answers with (send, persist a pairing, audit,
 dispatch to the register actor, wait for an id in flight, close); ``ConnectionClosed`` is handled here and
-nowhere else. Each connection is isolated: its handler catches everything, so a failing connection closes
+nowhere else. A frame is decided on the reading task itself; a register command is queued in the actor's
+mailbox and answered from the actor's task (``Mailbox.submit``), a missed deadline by one watcher per
+connection: no task, Event or cancel scope per message. Only effects that wait get a task of their own. Each connection is isolated: its handler catches everything, so a failing connection closes
 itself and never the server. Each connection has its own bounded outbox task, so one slow browser never
 blocks the register actors or other browsers; snapshots are coalesced (only the newest per topic is sent).
 Heartbeat pings detect dead peers. Resources are bounded at the edge: a connection limit, an idle timeout
@@ -13,8 +15,8 @@ for connections that never pair, a frame size limit (1009), a JSON nesting limit
 from __future__ import annotations
 
 import logging
+import math
 import secrets
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -26,6 +28,7 @@ from wsproto.events import CloseConnection
 
 from hub import auth
 from hub.access import HandlerSpec
+from hub.actor import Call
 from hub.commands import Request
 from hub.errors import HubError, NotAuthenticated
 from hub.live.edge import Gate, origin_allowed, ssl_context
@@ -44,7 +47,6 @@ from hub.live.session import (
     Session,
     WaitInFlight,
 )
-from hub.logs import bind
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -200,6 +202,10 @@ class Connection:
         self._snap_wakeup = trio.Event()
         self._limiter = trio.Semaphore(IN_FLIGHT_PER_CONNECTION)
         self._nursery: trio.Nursery | None = None
+        # the commands queued at the register actor and not answered yet, and the deadline watched for them
+        self._calls: set[Call] = set()
+        self._watching_until = math.inf
+        self._deadline_moved = trio.Event()
 
     @property
     def register_id(self) -> str | None:
@@ -289,14 +295,18 @@ class Connection:
                 nursery.start_soon(self._snapshot_sender)
                 nursery.start_soon(self._heartbeat)
                 nursery.start_soon(self._unpaired_watch)
+                nursery.start_soon(self._expire_calls)
+                limiter = self._limiter
                 while True:
                     try:
                         message = await self.ws.get_message()
                     except ConnectionClosed:
                         break
-                    self.session.heard(trio.current_time())
-                    await self._limiter.acquire()
-                    nursery.start_soon(self._handle_one, message)
+                    try:
+                        limiter.acquire_nowait()
+                    except trio.WouldBlock:  # IN_FLIGHT_PER_CONNECTION answers outstanding: read no more
+                        await limiter.acquire()
+                    self._receive(message)
                 nursery.cancel_scope.cancel()
         except* ConnectionClosed:
             pass
@@ -308,45 +318,85 @@ class Connection:
             actor.screen_detached()
         self._out_send.close()
 
-    async def _handle_one(self, message: str | bytes) -> None:
-        t0 = time.perf_counter()
-        kind = "invalid"
+    def _receive(self, message: str | bytes) -> None:
+        """One frame, decided on the reading task itself: no task per message. What answers at once is sent,
+        a register command is queued in the actor's mailbox and answered from there (:meth:`_answered`);
+        only what must wait (a pairing write, a handler beside the actor, an id in flight) gets a task, so
+        a card payment waiting for the terminal never holds up a cancel on the same connection."""
+        clock = trio.current_time()
+        session = self.session
+        try:
+            msg = session.decode(message, clock)
+        except ProtocolError as exc:
+            self.send_frame(exc.frame())
+            self._done("invalid", clock)
+            return
+        effects = session.handle(msg, now=datetime.now(UTC), clock=clock)
+        for i, effect in enumerate(effects):
+            if isinstance(effect, Send):
+                self.send_frame(effect.frame)
+            elif isinstance(effect, Dispatch):  # the last effect when there is one
+                self._dispatch(effect, clock)
+                return
+            elif isinstance(effect, Attach | Rejected | EndStaffSession):
+                self._apply_now(effect)
+            else:
+                assert self._nursery is not None
+                self._nursery.start_soon(self._handle_rest, msg, effects[i:], clock)
+                return
+        self._done(msg.__struct_config__.tag, clock)
+
+    def _done(self, kind: Any, clock: float) -> None:
+        """A message is answered (or given up): its slot is free, its time observed."""
+        self._limiter.release()
+        self.gate.message_timer(str(kind)).observe(trio.current_time() - clock)
+
+    async def _handle_rest(self, msg: Command, effects: list[Effect], clock: float) -> None:
+        """The effects of one message that wait (in order), on a task of their own."""
         try:
             try:
-                msg = self.session.decode(message, trio.current_time())
-            except ProtocolError as exc:
-                self.send_frame(exc.frame())
-                return
-            kind = str(type(msg).__struct_config__.tag)
-            bind(register=self.register_id or "", request_id=msg.id, message=kind)
-            try:
-                await self._execute(
-                    self.session.handle(msg, now=datetime.now(UTC), clock=trio.current_time())
-                )
+                dispatch = await self._execute(effects)
             except HubError as exc:  # a write the session asked for was refused (a full disk)
-                await self._execute(self.session.failed(msg.id, exc))
+                dispatch = await self._execute(self.session.failed(msg.id, exc))
             except trio.TooSlowError:
-                await self._execute(self.session.timed_out(msg.id))
-        finally:
-            self._limiter.release()
-            self.gate.message_timer(kind).observe(time.perf_counter() - t0)
+                dispatch = await self._execute(self.session.timed_out(msg.id))
+        except BaseException:
+            self._done(msg.__struct_config__.tag, clock)
+            raise
+        if dispatch is not None:
+            self._dispatch(dispatch, clock)  # it frees the slot when answered
+        else:
+            self._done(msg.__struct_config__.tag, clock)
 
     # ---- effects ----
-    async def _execute(self, effects: list[Effect]) -> None:
+    async def _execute(self, effects: list[Effect]) -> Dispatch | None:
+        """Apply effects in order; a ``Dispatch`` (always the last) is handed back to be queued."""
         for effect in effects:
-            await self._apply(effect)
+            if isinstance(effect, Dispatch):
+                return effect
+            found = await self._apply(effect)
+            if found is not None:
+                return found
+        return None
 
-    async def _apply(self, effect: Effect) -> None:
+    def _apply_now(self, effect: Attach | Rejected | EndStaffSession) -> None:
+        match effect:
+            case Attach(register_id=register_id):
+                self._attach(register_id)
+            case Rejected(reason=reason):
+                self.hub.metrics.ws_rejected.labels(reason).inc()
+            case EndStaffSession(register_id=register_id):
+                self._end_staff_session(register_id)
+
+    async def _apply(self, effect: Effect) -> Dispatch | None:
         hub = self.hub
         match effect:
             case Send(frame=frame):
                 self.send_frame(frame)
             case Close(code=code, reason=reason):
                 await self.ws.aclose(code, reason)
-            case Attach(register_id=register_id):
-                self._attach(register_id)
-            case Rejected(reason=reason):
-                hub.metrics.ws_rejected.labels(reason).inc()
+            case Attach() | Rejected() | EndStaffSession():
+                self._apply_now(effect)
             case AuditPairingFailure():
                 await hub.writer.write(
                     lambda txn: auth.record_pairing_failure(
@@ -355,18 +405,17 @@ class Connection:
                     label="pairing_failed",
                 )
             case PersistPairing():
-                await self._persist_pairing(effect)
-            case EndStaffSession(register_id=register_id):
-                self._end_staff_session(register_id)
-            case RunBeside() | Dispatch():
-                await self._run_command(effect)
+                return await self._persist_pairing(effect)
+            case RunBeside():
+                return await self._run_beside(effect)
             case WaitInFlight():
                 pending = hub.replies.in_flight.get((effect.register_id, effect.msg.id))
                 if pending is not None:
                     await pending.wait()
-                await self._execute(self.session.in_flight_done(effect))
+                return await self._execute(self.session.in_flight_done(effect))
+        return None
 
-    async def _persist_pairing(self, effect: PersistPairing) -> None:
+    async def _persist_pairing(self, effect: PersistPairing) -> Dispatch | None:
         hub = self.hub
         try:
             dev = await hub.writer.write(
@@ -376,33 +425,82 @@ class Connection:
                 label="pair",
             )
         except NotAuthenticated as exc:  # used by a concurrent pairing in the meantime
-            await self._execute(self.session.pairing_refused(effect.msg_id, effect.device_name, exc.message))
-            return
-        await self._execute(self.session.paired(effect, dev.register_id, dev.name))
+            return await self._execute(
+                self.session.pairing_refused(effect.msg_id, effect.device_name, exc.message)
+            )
+        return await self._execute(self.session.paired(effect, dev.register_id, dev.name))
 
-    async def _run_command(self, effect: RunBeside | Dispatch) -> None:
-        """Run a command's handler: beside the actor, or through its mailbox with the id marked in flight."""
-        hub, msg = self.hub, effect.msg
-        req = Request.for_hub(
-            hub,
-            msg,
-            effect.register_id,
-            effect.staff,  # the gate's decision, made once by the session
-            fingerprint=effect.fingerprint if isinstance(effect, Dispatch) else b"",
-        )
+    async def _run_beside(self, effect: RunBeside) -> Dispatch | None:
+        """A connection-scope handler, run now beside the register actor (``cancel_payment``)."""
+        msg = effect.msg
+        req = Request.for_hub(self.hub, msg, effect.register_id, effect.staff)
         try:
-            if isinstance(effect, RunBeside):
-                result = await effect.spec.fn(req, msg)
-            else:
-                result = await hub.registers[effect.register_id].mailbox.call(
-                    req, timeout=effect.spec.timeout_s, on_done=self._in_flight(effect.register_id, msg.id)
-                )
+            result = await effect.spec.fn(req, msg)
             effects = self.session.answered(msg, result, req.committed_frame)
         except HubError as exc:
             effects = self.session.failed(msg.id, exc)
         except trio.TooSlowError:
             effects = self.session.timed_out(msg.id)
-        await self._execute(effects)
+        return await self._execute(effects)
+
+    # ---- commands through the register actor ----
+    def _dispatch(self, effect: Dispatch, clock: float) -> None:
+        """Queue a command in its register actor's mailbox, its id marked in flight; nothing waits for it
+        here: the actor's answer comes back through :meth:`_answered`, a missed deadline through
+        :meth:`_expire_calls`."""
+        msg, register_id = effect.msg, effect.register_id
+        req = Request.for_hub(self.hub, msg, register_id, effect.staff, fingerprint=effect.fingerprint)
+        call = Call(
+            req,
+            self._in_flight(register_id, msg.id),
+            on_answer=self._answered,
+            sent_at=clock,  # when the frame arrived: the message timer's start
+            deadline=trio.current_time() + effect.spec.timeout_s,  # from now: a retry may have waited
+        )
+        self._calls.add(call)
+        if call.deadline < self._watching_until:
+            self._deadline_moved.set()
+        mailbox = self.hub.registers[register_id].mailbox
+        if not mailbox.submit(call):  # full: wait for room on a task, until the deadline
+            assert self._nursery is not None
+            self._nursery.start_soon(mailbox.deliver, call)
+
+    def _answered(self, call: Call) -> None:
+        """The actor answered (called in the actor's task: nothing here may wait)."""
+        self._calls.discard(call)
+        req: Request = call.payload
+        msg = req.msg
+        try:
+            try:
+                effects = self.session.answered(msg, call.result(), req.committed_frame)
+            except HubError as exc:
+                effects = self.session.failed(msg.id, exc)
+            self._send_all(effects)
+        finally:
+            self._done(msg.__struct_config__.tag, call.sent_at)
+
+    async def _expire_calls(self) -> None:
+        """Answer ``timeout`` for a command the actor has not answered by its deadline (the actor may still
+        apply it later: its id stays in flight until then, and its answer goes to nobody). One sleep for all
+        of the connection's calls, woken only when a call has an earlier deadline than the one slept to."""
+        while True:
+            now = trio.current_time()
+            for call in [c for c in self._calls if c.deadline <= now]:
+                self._calls.discard(call)
+                call.abandon()
+                req: Request = call.payload
+                self._send_all(self.session.timed_out(req.msg.id))
+                self._done(req.msg.__struct_config__.tag, call.sent_at)
+            self._watching_until = min((c.deadline for c in self._calls), default=math.inf)
+            with trio.move_on_at(self._watching_until):
+                await self._deadline_moved.wait()
+                self._deadline_moved = trio.Event()
+
+    def _send_all(self, effects: list[Effect]) -> None:
+        """Effects that are frames only (an answer, an error, a timeout)."""
+        for effect in effects:
+            assert isinstance(effect, Send)
+            self.send_frame(effect.frame)
 
     def _in_flight(self, register_id: str, msg_id: str) -> Callable[[], None]:
         """Mark (register, id) in flight now; the returned function ends it. It is called when the actor

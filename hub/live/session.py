@@ -315,13 +315,14 @@ class Session:
         check_access(spec, staff, type(msg).__name__)
         if spec.scope == "connection":  # beside the actor, not queued behind it
             return [RunBeside(msg, spec, register_id, staff)]
+        if not spec.idempotent:  # applied again when retried: no stored reply, so nothing to fingerprint
+            return [Dispatch(msg, spec, register_id, b"", staff)]
         fp = fingerprint(msg)
-        if spec.idempotent:
-            if self.lookups.in_flight(register_id, msg.id):
-                return [WaitInFlight(msg, spec, register_id, fp, staff)]
-            frame = self._stored_reply(register_id, msg.id, fp)
-            if frame is not None:
-                return [Send(frame)]
+        if self.lookups.in_flight(register_id, msg.id):
+            return [WaitInFlight(msg, spec, register_id, fp, staff)]
+        frame = self._stored_reply(register_id, msg.id, fp)
+        if frame is not None:
+            return [Send(frame)]
         return [Dispatch(msg, spec, register_id, fp, staff)]
 
     def _stored_reply(self, register_id: str, msg_id: str, fp: bytes) -> bytes | None:

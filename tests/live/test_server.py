@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -91,3 +92,108 @@ async def test_a_call_stays_in_progress_until_the_actor_answers_not_until_its_ca
     with pytest.raises(trio.TooSlowError):
         await unbuffered.call("lost", timeout=0.05, on_done=lambda: done.append("lost"))
     assert done == ["first", "lost"]
+
+
+class _Spawns(trio.abc.Instrument):
+    """Counts the tasks started while it is installed."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def task_spawned(self, task: trio.lowlevel.Task) -> None:
+        self.names.append(task.name)
+
+
+async def test_a_register_command_starts_no_task_of_its_own(hub: Hub) -> None:
+    """A frame is decided on the connection's reading task, queued in the actor's mailbox and answered from
+    the actor's task: 20 commands through the actor start no task (one per message was the old waste)."""
+    with trio.fail_after(20):
+        async with connect(ws_url(hub)) as c:
+            await c.pair(DEMO_PAIRING["R1"])
+            await c.login("ana", PINS["ana"])
+            spawns = _Spawns()
+            trio.lowlevel.add_instrument(spawns)
+            try:
+                for i in range(20):
+                    assert (await c.request("report_incident", category="a", description=f"b{i}"))["incident"]
+                    assert (await c.request("ping"))["server_time"]
+            finally:
+                trio.lowlevel.remove_instrument(spawns)
+    assert len(spawns.names) < 5, spawns.names
+    assert hub.store.count("incidents") == 20
+
+
+async def test_an_answer_later_than_the_deadline_is_a_timeout_and_the_late_answer_goes_nowhere(
+    hub: Hub,
+) -> None:
+    """The connection's deadline watcher answers ``timeout`` when the actor has not answered in time; the id
+    stays in flight until the actor has, and the actor's late answer is not sent (the client was told)."""
+    spec = hub.services.handlers[ReportIncident]
+    release = trio.Event()
+    started = trio.Event()
+
+    async def slow(req: Any, msg: ReportIncident) -> Any:
+        if msg.id == "slow-1":
+            started.set()
+            await release.wait()
+        return await spec.fn(req, msg)
+
+    hub.services.handlers.replace(ReportIncident, replace(spec, fn=slow, timeout_s=0.2))
+    with trio.fail_after(20):
+        async with connect(ws_url(hub)) as c:
+            await c.pair(DEMO_PAIRING["R1"])
+            await c.login("ana", PINS["ana"])
+            frame = await c.request_frame("report_incident", id="slow-1", category="a", description="b")
+            assert frame["type"] == "error" and frame["code"] == "timeout", frame
+            assert started.is_set() and ("R1", "slow-1") in hub.replies.in_flight  # still being applied
+            assert (await c.request("ping"))["server_time"]  # the connection serves on meanwhile
+            release.set()
+            # queued behind slow-1 at the actor: by its answer, slow-1's late answer was sent if it ever is
+            nxt = await c.request("report_incident", id="next-1", category="a", description="c")
+            assert nxt["incident"]
+            assert ("R1", "slow-1") not in hub.replies.in_flight
+            # a retry of the id is answered from what the first attempt stored, not applied again
+            again = await c.request_frame("report_incident", id="slow-1", category="a", description="b")
+            assert again["type"] == "ok", again
+    assert [f for f in c.unmatched if f.get("id") == "slow-1"] == []
+    assert hub.store.count("incidents") == 2
+
+
+async def test_a_submitted_call_is_answered_to_its_callback_unless_abandoned() -> None:
+    """``Mailbox.submit``: nothing waits; the answer goes to ``on_answer`` in the actor's task, a caller's
+    failure there never reaches the actor, and ``on_done`` runs when answered whatever the caller did."""
+    mailbox: Mailbox[Call] = Mailbox("test", 1)
+    answers: list[Any] = []
+    done: list[str] = []
+
+    def broken(call: Call) -> None:
+        raise RuntimeError("the caller's bug")
+
+    first = Call("a", lambda: done.append("a"), on_answer=lambda c: answers.append(c.result()))
+    assert mailbox.submit(first)
+    assert not mailbox.submit(Call("full"))  # the mailbox holds one: the caller must deliver() it
+    (await mailbox.receive()).reply("A")
+    assert answers == ["A"] and done == ["a"]
+
+    abandoned = Call("b", lambda: done.append("b"), on_answer=lambda c: answers.append(c.result()))
+    assert mailbox.submit(abandoned)
+    abandoned.abandon()
+    (await mailbox.receive()).reply("B")
+    assert answers == ["A"] and done == ["a", "b"]  # nobody told, still no longer in progress
+
+    crashing = Call("c", lambda: done.append("c"), on_answer=broken)
+    assert mailbox.submit(crashing)
+    (await mailbox.receive()).fail(NotAuthenticated("no"))  # the callback's error is logged, not raised
+    assert done == ["a", "b", "c"]
+    with pytest.raises(NotAuthenticated):
+        crashing.result()
+
+
+async def test_a_call_that_finds_the_mailbox_full_until_its_deadline_is_never_in_progress() -> None:
+    mailbox: Mailbox[Call] = Mailbox("test", 1)
+    done: list[str] = []
+    assert mailbox.submit(Call("first"))
+    late = Call("late", lambda: done.append("late"), deadline=trio.current_time() + 0.05)
+    await mailbox.deliver(late)  # no room before its deadline
+    assert done == ["late"]
+    assert (await mailbox.receive()).payload == "first" and mailbox.depth() == 0

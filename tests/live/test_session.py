@@ -404,6 +404,26 @@ def test_a_non_idempotent_command_is_always_dispatched() -> None:
     assert [type(e) for e in receive(s, frame("login", "l1", staff="ana", pin="1234"))] == [Dispatch]
 
 
+def test_one_stored_reply_read_per_idempotent_command_and_none_for_the_others() -> None:
+    """The duplicate check costs one read, and only where a reply is stored; a command that stores none
+    is dispatched without a fingerprint (it is applied again when retried, so there is nothing to compare)."""
+    reads: list[tuple[str, str]] = []
+
+    class CountingHub(FakeHub):
+        def stored_reply(self, register_id: str, msg_id: str) -> tuple[bytes, bytes] | None:
+            reads.append((register_id, msg_id))
+            return super().stored_reply(register_id, msg_id)
+
+    hub = CountingHub()
+    s = paired_session(hub)
+    hub.log_in("R1")
+    pin_typed_here(s, "R1")
+    [login] = receive(s, frame("login", "l1", staff="ana", pin="1234"))
+    assert isinstance(login, Dispatch) and login.fingerprint == b"" and reads == []
+    [scan] = receive(s, frame("scan", "s1", data="1A4000000000000000000001"))
+    assert isinstance(scan, Dispatch) and len(scan.fingerprint) == 16 and reads == [("R1", "s1")]
+
+
 def test_answers_echo_the_id_or_the_committed_frame() -> None:
     s = paired_session(FakeHub())
     a1 = ReportIncident(id="a1", category="x", description="y")
