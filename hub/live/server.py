@@ -56,7 +56,7 @@ OUTBOX_SIZE = 256
 SNAPSHOT_INTERVAL = 0.04  # at most 25 snapshots a second per topic and connection
 IN_FLIGHT_PER_CONNECTION = 16
 # how long a due snapshot may wait for this connection's commands in flight (their changes coalesce into
-# it): at 50 busy registers fewer snapshots are built and sent (hub CPU per request measured lower)
+# it): at 50 busy registers fewer snapshots are built and sent, and a reply never competes with one
 SNAPSHOT_HOLD = SNAPSHOT_INTERVAL
 
 
