@@ -55,6 +55,9 @@ log = logging.getLogger("hub.ws")
 OUTBOX_SIZE = 256
 SNAPSHOT_INTERVAL = 0.04  # at most 25 snapshots a second per topic and connection
 IN_FLIGHT_PER_CONNECTION = 16
+# how long a due snapshot may wait for this connection's commands in flight (their changes coalesce into
+# it): at 50 busy registers fewer snapshots are built and sent, and a reply never competes with one
+SNAPSHOT_HOLD = SNAPSHOT_INTERVAL
 
 
 # trio-websocket has no hook for this: its private close handler is wrapped (checked by tests/live)
@@ -235,10 +238,23 @@ class Connection:
     async def _snapshot_sender(self) -> None:
         """Snapshots on their own task: a reply never waits behind one. Each is built when sent (so a burst
         of changes costs one build) and a topic is sent at most every SNAPSHOT_INTERVAL: a screen needs
-        no more, and a busy hub spends its time on the next scan instead."""
+        no more, and a busy hub spends its time on the next scan instead. While this connection's own
+        commands are still in flight the snapshot waits for them (their changes coalesce into it), for at
+        most SNAPSHOT_HOLD: once they are answered it goes out (within a quarter of the hold), so a screen
+        shows the final state soon after the reply of its last change, and never later than the hold."""
+
+        def commands_in_flight() -> bool:  # being handled, or the reply not out yet
+            return (
+                self._limiter.value < IN_FLIGHT_PER_CONNECTION
+                or self._out_recv.statistics().current_buffer_used > 0
+            )
+
         while True:
             await self._snap_wakeup.wait()
             self._snap_wakeup = trio.Event()
+            held_until = trio.current_time() + SNAPSHOT_HOLD
+            while commands_in_flight() and trio.current_time() < held_until:
+                await trio.sleep(SNAPSHOT_HOLD / 4)
             # the reply of the change that published this is one scheduling round behind: let it go first
             await trio.lowlevel.checkpoint()
             while self._snap_pending:

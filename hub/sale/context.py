@@ -7,6 +7,7 @@ in checkin.py, cart.py, pay.py, void.py, with what the register shows in view.py
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -107,6 +108,17 @@ class RegisterSale(msgspec.Struct, kw_only=True):
         self.last_receipt_number = saved.last_receipt_number
 
 
+class DecidedLimits(msgspec.Struct):
+    """A limits decision kept for the customer and cart it was made for (hub/sale/view.py current_limits)."""
+
+    customer: CheckedIn
+    cart: Cart | None
+    checks: tuple[Any, ...]  # what of the customer the decision depends on, compared by value
+    generation: int  # the customer's ledger generation when it was made
+    minute: int
+    decision: LimitDecision
+
+
 class SaleSettings(msgspec.Struct, kw_only=True):
     tax_table: TaxTable
     discount_policy: DiscountPolicy = msgspec.field(default_factory=DiscountPolicy)
@@ -124,9 +136,9 @@ class SaleContext:
         self.id_key = id_key
         self.index = CatalogIndex()
         self.scales: dict[str, ScaleState] = {}
-        # keyed by the ledger's commit generation (hub.store.layout.LEDGER_TOPIC): any committed sale,
-        # void or merge may have changed a customer's purchase history
-        self.limits_cache: dict[str, tuple[Any, LimitDecision]] = {}
+        # per customer, kept with the customer's ledger generation (hub.store.layout.LEDGER_TOPIC): a
+        # committed sale, void, return or merge of that customer may have changed their purchase history
+        self.limits_cache: dict[str, DecidedLimits] = {}
         self.usage_cache: dict[str, tuple[Any, dict[str, int]]] = {}
         self.receipt_views: dict[int, dict[str, Any]] = {}
         self._today: tuple[int, date] = (-1, date.min)
@@ -160,10 +172,10 @@ class SaleContext:
         offset is whole minutes: the date cannot change within a UTC minute)."""
         if now is not None:
             return now.astimezone(self.zone).date()
-        now = datetime.now(UTC)
-        minute = int(now.timestamp()) // 60
+        t = time.time()
+        minute = int(t) // 60
         if self._today[0] != minute:
-            self._today = (minute, now.astimezone(self.zone).date())
+            self._today = (minute, datetime.fromtimestamp(t, UTC).astimezone(self.zone).date())
         return self._today[1]
 
 

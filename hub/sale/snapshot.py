@@ -24,7 +24,7 @@ from hub.sale import card
 from hub.sale.context import ctx_of, paired_device, sale_of
 from hub.sale.view import allotment_view, current_limits, price_of
 from hub.store.keys import u64
-from hub.store.layout import OPEN_DRAWERS
+from hub.store.layout import OPEN_DRAWERS, OPEN_DRAWERS_TOPIC
 
 if TYPE_CHECKING:
     from actors.register import RegisterActor
@@ -171,7 +171,6 @@ def _parked_view(ctx: Any, sale: Any) -> list[dict[str, Any]]:
     ]
 
 
-
 def _rest(actor: Any, state: dict[str, Any], sale: Any, cart: Any) -> None:
     """Scale, payment, terminal, drawer, devices and the last receipt: small, or cached by themselves."""
     hub = actor.hub
@@ -208,9 +207,11 @@ def _rest(actor: Any, state: dict[str, Any], sale: Any, cart: Any) -> None:
         if term is not None
         else "No card terminal: cash only.",
     }
-    with hub.store.read() as txn:
-        drawer = OPEN_DRAWERS.get(txn, hub.store, actor.id)
-    state["drawer"] = {"open": drawer is not None, "session_id": drawer}
+    # the open drawer changes only by a committed write for this register, which moves this generation
+    drawer_generation = hub.store.commits.generation(OPEN_DRAWERS_TOPIC, actor.id)
+    state["drawer"] = _part(
+        actor, "drawer", (hub.store, drawer_generation), lambda: _drawer_view(hub, actor.id)
+    )
     state["devices"] = [
         d.view() for d in hub.services.device_health.values() if d.register in (None, actor.id)
     ]
@@ -218,6 +219,11 @@ def _rest(actor: Any, state: dict[str, Any], sale: Any, cart: Any) -> None:
     state["last_receipt"] = _part(
         actor, "last_receipt", (number,), lambda: last_receipt_view(hub, number) if number else None
     )
+
+
+def _drawer_view(hub: Any, register_id: str) -> dict[str, Any]:
+    drawer = OPEN_DRAWERS.read(hub.store, register_id)
+    return {"open": drawer is not None, "session_id": drawer}
 
 
 def last_receipt_view(hub: Any, number: int) -> dict[str, Any] | None:

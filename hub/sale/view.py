@@ -5,6 +5,7 @@ The limits decision is cached per cart change, so the guard that refuses an item
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -24,12 +25,18 @@ from hub.domain.promotions import eligible
 from hub.domain.receipt import SaleRecord, render_receipt_html
 from hub.domain.sale_plan import limit_items
 from hub.sale import inventory as inv
-from hub.sale.context import CheckedIn, RegisterSale, SaleContext
+from hub.sale.context import CheckedIn, DecidedLimits, RegisterSale, SaleContext
 from hub.store.keys import u64
 from hub.store.layout import LEDGER_TOPIC
 
 if TYPE_CHECKING:
     from hub.app import Hub
+
+
+def _ledger_generation(ctx: SaleContext, customer_id: str) -> int:
+    """The freshness of one customer's purchase history: it moves on when a committed batch wrote that
+    customer's ledger (a sale, a void, a return, a merge or purge, at any register), not anybody else's."""
+    return ctx.hub.store.commits.generation(LEDGER_TOPIC, customer_id)
 
 
 def check_limits(
@@ -42,53 +49,73 @@ def check_limits(
     fresh: bool = False,
 ) -> LimitDecision:
     """The limits for this customer and cart. What their past purchases use is read from the ledger once
-    per customer, store-wide sale and minute (a stale figure only ever counts more); ``fresh`` reads it
-    again inside the caller's transaction, as the sale commit does."""
+    per customer, write to their ledger and minute (a figure kept within the minute only ever counts more:
+    a purchase leaving a window is still counted); ``fresh`` reads it again inside the caller's
+    transaction, as the sale commit does, and keeps nothing (that transaction has not committed yet)."""
     j = ctx.jurisdiction
     cls = customer.customer_class or "adult"
     who = LimitCustomer(customer_class=cls, age=customer.age)
-    key = (
-        customer.customer_id,
-        cls,
-        customer.age,
-        ctx.hub.store.commits.generation(LEDGER_TOPIC),
-        now.replace(second=0, microsecond=0),
-    )
-    hit = None if fresh else ctx.usage_cache.get(customer.customer_id)
-    if hit is not None and hit[0] == key:
-        usage = hit[1]
+    if fresh:
+        usage = _history_usage(ctx, txn, customer.customer_id, who, now)
     else:
-        since = history_window_start(j, cls, now)
-        usage = history_usage(j, who, inv.history(txn, ctx.hub.store, customer.customer_id, since), now)
-        if len(ctx.usage_cache) > 1024:
-            ctx.usage_cache.clear()
-        ctx.usage_cache[customer.customer_id] = (key, usage)
+        # the generation is taken before the read: a commit landing in between makes the entry older
+        # than what it holds (a needless re-read later), never newer
+        key = (cls, customer.age, _ledger_generation(ctx, customer.customer_id), _minute(now))
+        hit = ctx.usage_cache.get(customer.customer_id)
+        if hit is not None and hit[0] == key:
+            usage = hit[1]
+        else:
+            usage = _history_usage(ctx, txn, customer.customer_id, who, now)
+            history_reads[customer.customer_id] += 1
+            if len(ctx.usage_cache) > 1024:
+                ctx.usage_cache.clear()
+            ctx.usage_cache[customer.customer_id] = (key, usage)
     return evaluate(j, who, (), limit_items(cart), now, state_remaining=customer.state_remaining, usage=usage)
+
+
+def _history_usage(
+    ctx: SaleContext, txn: lmdb.Transaction, customer_id: str, who: LimitCustomer, now: datetime
+) -> dict[str, int]:
+    j = ctx.jurisdiction
+    since = history_window_start(j, who.customer_class, now)
+    return history_usage(j, who, inv.history(txn, ctx.hub.store, customer_id, since), now)
+
+
+def _minute(now: datetime) -> int:
+    return int(now.timestamp()) // 60
+
+
+# history reads for the limits cache, by customer (tests: another customer's sale re-reads nobody else)
+history_reads: Counter[str] = Counter()
 
 
 def current_limits(ctx: SaleContext, customer: CheckedIn, cart: Cart | None) -> LimitDecision:
     """The limits decision for this customer and cart, computed once per change: the guard that refuses an
-    item and the gauges on the screen share it. Any sale or void in the store (another register may sell
-    to the same customer) and the passing minute make it stale."""
+    item and the gauges on the screen share it. Carts are frozen and a register's customer is replaced,
+    never changed in place, so the same objects (held by the entry: their ids cannot be reused) with the
+    same limits fields decide the same, until this customer's ledger is written (a sale, void or return,
+    at any register) or the minute passes."""
     now = datetime.now(UTC)
-    key = (
-        customer.customer_id,
-        customer.customer_class,
-        customer.checked_in_at,
-        customer.state_remaining and tuple(sorted(customer.state_remaining.items())),
-        cart.cart_id if cart else "",
-        cart.version if cart else -1,
-        ctx.hub.store.commits.generation(LEDGER_TOPIC),
-        now.replace(second=0, microsecond=0),
-    )
+    minute = _minute(now)
+    generation = _ledger_generation(ctx, customer.customer_id)
+    checks = (customer.customer_class, customer.age, customer.state_remaining)
     hit = ctx.limits_cache.get(customer.customer_id)
-    if hit is not None and hit[0] == key:
-        return hit[1]
+    if (
+        hit is not None
+        and hit.cart is cart
+        and hit.customer is customer
+        and hit.generation == generation
+        and hit.minute == minute
+        and hit.checks == checks
+    ):
+        return hit.decision
     with ctx.hub.store.read() as txn:
         decision = check_limits(ctx, txn, customer, cart, now)
     if len(ctx.limits_cache) > 256:
         ctx.limits_cache.clear()
-    ctx.limits_cache[customer.customer_id] = (key, decision)
+    ctx.limits_cache[customer.customer_id] = DecidedLimits(
+        customer, cart, checks, generation, minute, decision
+    )
     return decision
 
 
@@ -124,18 +151,20 @@ def allotment_view(ctx: SaleContext, customer: CheckedIn | None, cart: Cart | No
 
 
 def price_of(ctx: SaleContext, cart: Cart, sale: RegisterSale) -> PricedCart:
-    """The priced cart; the same cart version in the same minute prices the same (promotion windows are
-    minute-grained), so a snapshot reuses the price computed for the change."""
-    local_now = datetime.now(UTC).astimezone(ctx.zone)
+    """The priced cart; the same cart (frozen: a change is a new object) with the same points in the same
+    minute prices the same (promotion windows are minute-grained; a catalogue or promotion change clears
+    the cache), so a snapshot reuses the price computed for the change and a payment the snapshot's."""
+    now = datetime.now(UTC)
+    minute = _minute(now)  # a zone's offset is whole minutes: the local minute turns with the UTC one
     points = sale.customer.loyalty_points if sale.customer else 0
-    key = (cart.version, cart.status, points, local_now.replace(second=0, microsecond=0))
     hit = ctx.price_cache.get(cart.cart_id)
-    if hit is not None and hit[0] == key and hit[1] is cart:
+    if hit is not None and hit[1] is cart and hit[0] == (points, minute):
         return hit[2]
+    local_now = now.astimezone(ctx.zone)
     priced = _price_now(ctx, cart, local_now, points, sale.customer)
     if len(ctx.price_cache) > 256:
         ctx.price_cache.clear()
-    ctx.price_cache[cart.cart_id] = (key, cart, priced)
+    ctx.price_cache[cart.cart_id] = ((points, minute), cart, priced)
     return priced
 
 

@@ -29,14 +29,22 @@ from hub.store.tables import (
 )
 
 # ---- commit topics (hub/store/commits.py) ----
-LEDGER_TOPIC = "ledger"  # any purchase-ledger write: the limits caches' generation
+# any purchase-ledger write; also marked per customer (``generation(LEDGER_TOPIC, customer_id)``): the
+# limits caches of a customer follow that customer's sales, voids, merges and purges, nobody else's
+LEDGER_TOPIC = "ledger"
+OPEN_DRAWERS_TOPIC = "open_drawers"  # a register's drawer opened, handed over or closed
 STATE_OUTBOX_TOPIC = "state_outbox"  # an entry was added to the state outbox: its sender wakes
 
 # ---- the purchase ledger (limits windows, a customer's history) ----
 # customer id NUL u64 micros(sold at) u64 receipt number -> LedgerEntry; scan one customer with
 # ``prefix=(customer_id,)``, a window with ``start=(customer_id, micros(since))``
 LEDGER: Table[tuple[str, int, int], LedgerEntry] = Table(
-    "ledger", "ledger", Composite(str, int, int), Msgpack(LedgerEntry), marks=LEDGER_TOPIC
+    "ledger",
+    "ledger",
+    Composite(str, int, int),
+    Msgpack(LedgerEntry),
+    marks=LEDGER_TOPIC,
+    marks_key=lambda k: k[0],
 )
 
 # ---- the state outbox's companions (hub/state_channel/outbox_store.py) ----
@@ -79,7 +87,15 @@ REPLIES: Table[tuple[str, str], bytes] = Table("replies", "replies", Composite(s
 
 # ---- the register's sale (hub/sale) ----
 # register id -> the id of its open drawer session (hub/sale/drawer.py; the session is in "drawers")
-OPEN_DRAWERS: Table[str, str] = Table("open_drawers", "open_drawers", TEXT, TextValue())
+# (marked per register: the register's screen keeps its drawer until the next write for that register)
+OPEN_DRAWERS: Table[str, str] = Table(
+    "open_drawers",
+    "open_drawers",
+    TEXT,
+    TextValue(),
+    marks=OPEN_DRAWERS_TOPIC,
+    marks_key=lambda register_id: register_id,
+)
 # u64 receipt number -> VoidRecord (hub/sale/void.py)
 VOIDS: Table[int, VoidRecord] = Table("voids", "voids", U64, Msgpack(VoidRecord))
 # u64 receipt number -> VoidIntent: a void whose payments are being given back (hub/sale/void.py)

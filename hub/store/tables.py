@@ -7,13 +7,15 @@ hub is declared once, in :mod:`hub.store.layout`.
 
 A table may name a commit topic (``marks``): each write to it marks the topic, and once the writer's batch
 holding that write has committed, the topic's generation moves on and its listeners run
-(:mod:`hub.store.commits`). That is how the ledger's cache generation follows every ledger write.
+(:mod:`hub.store.commits`). That is how the ledger's cache generation follows every ledger write. With
+``marks_key`` a write also marks the topic for the key's part it names (the ledger: per customer), so a
+cache of one customer's history follows that customer's writes only.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -204,6 +206,7 @@ class Table(Generic[K, V]):
         *,
         prefix: bytes = b"",
         marks: str | None = None,
+        marks_key: Callable[[K], str] | None = None,
     ) -> None:
         self.name = name
         self.db = db
@@ -211,6 +214,7 @@ class Table(Generic[K, V]):
         self.value = value
         self.prefix = prefix
         self.marks = marks
+        self.marks_key = marks_key
 
     def __repr__(self) -> str:
         return f"Table({self.name!r} in {self.db!r}{' under ' + repr(self.prefix) if self.prefix else ''})"
@@ -281,13 +285,17 @@ class Table(Generic[K, V]):
     def put(self, txn: lmdb.Transaction, store: Store, k: K, v: V) -> None:
         txn.put(self.raw_key(k), self.value.encode(v), db=store.db(self.db))
         if self.marks is not None:
-            store.commits.mark(self.marks)
+            self._mark(store, k)
 
     def delete(self, txn: lmdb.Transaction, store: Store, k: K) -> bool:
         gone = bool(txn.delete(self.raw_key(k), db=store.db(self.db)))
         if gone and self.marks is not None:
-            store.commits.mark(self.marks)
+            self._mark(store, k)
         return gone
+
+    def _mark(self, store: Store, k: K) -> None:
+        assert self.marks is not None
+        store.commits.mark(self.marks, None if self.marks_key is None else self.marks_key(k))
 
     def delete_prefix(self, txn: lmdb.Transaction, store: Store, prefix: Any) -> int:
         keys = self.keys(txn, store, prefix)

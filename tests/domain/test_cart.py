@@ -1,4 +1,5 @@
 from datetime import UTC, date, datetime, timedelta
+from fractions import Fraction
 
 import msgspec
 import pytest
@@ -11,6 +12,7 @@ from hub.domain.cart import (
     ManagerOverride,
     ManualWeight,
     WeightReading,
+    _per_gram,
     add_by_barcode,
     add_cart_discount,
     add_line_discount,
@@ -28,6 +30,7 @@ from hub.domain.cart import (
 from hub.domain.catalog import Package, Product, Refusal
 from hub.domain.discounts import Discount, DiscountPolicy
 from hub.domain.items import LimitAttributes
+from hub.domain.tax import round_half_up
 
 TODAY = date(2026, 3, 14)
 NOW = datetime(2026, 3, 14, 18, 0, tzinfo=UTC)
@@ -357,3 +360,11 @@ def test_fifo_compares_instants_across_offsets():
     assert (
         ok(add_by_barcode(cart(), GUMMIES, [later, earlier], TODAY)).cart.lines[0].package_tag == earlier.tag
     )
+
+
+@given(st.integers(min_value=-(10**15), max_value=10**15))
+def test_a_weighed_lines_price_rounds_exactly_as_the_tax_rounding_does(cents_times_mg: int) -> None:
+    """The integer per-gram rounding of line_base_cents agrees with tax.round_half_up over Fractions
+    (halves away from zero), at every value, halves included."""
+    for n in (cents_times_mg, cents_times_mg - cents_times_mg % 1000 + 500):
+        assert _per_gram(n) == round_half_up(Fraction(n, 1000))

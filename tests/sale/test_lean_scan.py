@@ -11,8 +11,8 @@ import trio
 from hub.app import Hub
 from hub.client import connect
 from hub.sale import snapshot
-from tests.conftest import ws_url
-from tests.sale.test_sale_live import demo, open_drawer, ready_register, sellable_unit_package
+from tests.conftest import PINS, ws_url
+from tests.sale.test_sale_live import FLOAT, demo, open_drawer, ready_register, sellable_unit_package
 
 
 async def test_a_scan_encodes_its_cart_not_the_whole_register_state(store_hub: Hub) -> None:
@@ -51,3 +51,23 @@ async def test_a_scan_encodes_its_cart_not_the_whole_register_state(store_hub: H
             assert state["last_receipt"]["number"] == paid["receipt_number"]
             assert pkg.tag in state["cart"]["lines"][0]["tag"] and state["parked"] == []
             assert next(g for g in state["allotment"] if g["bucket"] == "non-concentrated")["used"] > 0
+
+
+async def test_the_drawer_is_read_when_it_changes_not_on_every_snapshot(store_hub: Hub) -> None:
+    hub = store_hub
+    d = demo(hub)
+    with trio.fail_after(30):
+        async with connect(ws_url(hub)) as c:
+            await ready_register(c)
+            await c.wait_snapshot(lambda s: s["drawer"] and s["drawer"]["open"] is False)
+            opened = await c.request("open_drawer", counted=FLOAT, witness="tom", witness_pin=PINS["tom"])
+            snap = await c.wait_snapshot(lambda s: s["drawer"]["open"] is True)
+            assert snap["state"]["drawer"]["session_id"] == opened["session_id"]
+            before = snapshot.part_builds["R1", "drawer"]
+            await c.request("scan", data=d.customer("adult").id_scan)
+            pkg = sellable_unit_package(hub, "FLW-001")
+            await c.request("scan", data=pkg.tag)
+            await c.request("add_package", tag=pkg.tag)
+            snap = await c.wait_snapshot(lambda s: s["cart"] and s["cart"]["lines"][0]["quantity"] == 2)
+            assert snap["state"]["drawer"] == {"open": True, "session_id": opened["session_id"]}
+            assert snapshot.part_builds["R1", "drawer"] == before

@@ -11,6 +11,7 @@ import trio
 
 from hub.customers import records as customer_records
 from hub.domain.ledger import LedgerEntry
+from hub.store import commits as commits_module
 from hub.store import layout
 from hub.store.env import Store
 from hub.store.keys import joined, micros, text, u64
@@ -152,6 +153,55 @@ async def test_every_ledger_write_moves_the_ledger_generation(store: Store) -> N
         await writer.write(lambda txn: layout.LEDGER.delete_prefix(txn, store, ("nobody",)))
         assert gen() == 3  # nothing written, nothing stale
         nursery.cancel_scope.cancel()
+
+
+async def test_a_ledger_write_moves_its_customers_generation_only(store: Store) -> None:
+    """The limits caches of one customer follow that customer's ledger writes (a sale, a void, a merge,
+    a purge), not the writes for anybody else."""
+    writer = StoreWriter(store)
+    at = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    entry = LedgerEntry(receipt_number=1, at=at, items=[])
+
+    def gen(customer: str) -> int:
+        return store.commits.generation(layout.LEDGER_TOPIC, customer)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writer.run)
+        a, b = gen("a"), gen("b")
+        await writer.write(lambda txn: layout.LEDGER.put(txn, store, ("a", micros(at), 1), entry))
+        assert gen("a") != a and gen("b") == b
+        a = gen("a")
+        await writer.write(lambda txn: layout.LEDGER.put(txn, store, ("b", micros(at), 2), entry))
+        assert gen("a") == a and gen("b") != b
+        b = gen("b")
+        with pytest.raises(ValueError):  # a failed request marks nothing
+
+            def fail(txn: lmdb.Transaction) -> None:
+                layout.LEDGER.put(txn, store, ("a", micros(at), 3), entry)
+                raise ValueError("refused")
+
+            await writer.write(fail)
+        assert gen("a") == a
+        await writer.write(lambda txn: customer_records.move_ledger(txn, store, "b", "a"))  # a merge
+        assert gen("a") != a and gen("b") != b
+        nursery.cancel_scope.cancel()
+
+
+def test_forgotten_keyed_generations_never_answer_a_value_they_had() -> None:
+    """Keyed generations are bounded: when the oldest are forgotten, an unknown key answers a value no
+    earlier answer for it held, so a cache entry made before is a miss, never a stale hit."""
+    c = commits_module.Commits()
+    seen = {"k0": [c.generation("t", "k0")]}
+    c.fire([commits_module.keyed("t", "k0")])
+    seen["k0"].append(c.generation("t", "k0"))
+    assert seen["k0"][1] != seen["k0"][0]
+    for i in range(1, commits_module.KEYED_KEPT + 5):  # more keys than are kept: k0 is forgotten
+        c.fire([commits_module.keyed("t", f"k{i}")])
+    now = c.generation("t", "k0")
+    assert now >= seen["k0"][-1]  # never back
+    c.fire([commits_module.keyed("t", "k0")])
+    assert c.generation("t", "k0") not in (*seen["k0"], now)  # a write always moves it
+    assert c.generation("t") == 0  # the plain topic was not marked
 
 
 def test_msgpack_values_round_trip(store: Store) -> None:

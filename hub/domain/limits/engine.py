@@ -310,7 +310,14 @@ def evaluate(
                 )
             )
 
-    cart_amount = {b.id: sum(_scaled_amount(b, i.attributes) * i.quantity for i in cart) for b in buckets}
+    # per bucket, what the cart adds (scaled); one pass over the lines, a bucket the line does not count
+    # in adds nothing
+    cart_amount = dict.fromkeys((b.id for b in buckets), 0)
+    for item in cart:
+        for b in buckets:
+            amount = _scaled_amount(b, item.attributes)
+            if amount:
+                cart_amount[b.id] += amount * item.quantity
 
     used_by_rule = usage if usage is not None else _usage(j, rules, buckets, history, now)
 
