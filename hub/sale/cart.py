@@ -40,6 +40,7 @@ from hub.sale.context import (
     refuse,
     sale_of,
     save,
+    save_cart,
 )
 from hub.sale.view import current_limits, price_of
 
@@ -167,7 +168,7 @@ async def _change_cart(
         actor_of(req).publish()
         raise
     _limit_guard_publish(req, ctx, sale, before)
-    return await save(req, sale, reply={"kind": kind, "line": change.line_id, "message": change.message})
+    return await save_cart(req, sale, reply={"kind": kind, "line": change.line_id, "message": change.message})
 
 
 def _limit_guard_publish(req: Request, ctx: SaleContext, sale: RegisterSale, before: Cart | None) -> None:
@@ -283,14 +284,14 @@ async def set_quantity(req: Request, msg: p.SetQuantity) -> Any:
     before = sale.cart
     _apply(sale, carts.set_quantity(cart, msg.line, msg.quantity, pkg, product, ctx.today()))
     _limit_guard_publish(req, ctx, sale, before)
-    return await save(req, sale, reply={})
+    return await save_cart(req, sale, reply={})
 
 
 @HANDLERS.handles(p.RemoveLine)
 async def remove_line(req: Request, msg: p.RemoveLine) -> Any:
     sale = sale_of(actor_of(req))
     _apply(sale, carts.remove_line(cart_of(sale, req.register_id), msg.line))
-    return await save(req, sale, reply={})
+    return await save_cart(req, sale, reply={})
 
 
 @HANDLERS.handles(p.ApplyDiscount)
@@ -320,14 +321,14 @@ async def apply_discount(req: Request, msg: p.ApplyDiscount) -> Any:
         _apply(sale, carts.add_line_discount(cart, msg.line, d, role=role, policy=policy))
     else:
         _apply(sale, carts.add_cart_discount(cart, d, role=role, policy=policy))
-    return await save(req, sale, reply={})
+    return await save_cart(req, sale, reply={})
 
 
 @HANDLERS.handles(p.ClearDiscounts)
 async def clear_discounts(req: Request, msg: p.ClearDiscounts) -> Any:
     sale = sale_of(actor_of(req))
     _apply(sale, carts.clear_discounts(cart_of(sale, req.register_id)))
-    return await save(req, sale, reply={})
+    return await save_cart(req, sale, reply={})
 
 
 @HANDLERS.handles(p.RedeemPoints)
@@ -335,7 +336,7 @@ async def redeem_points(req: Request, msg: p.RedeemPoints) -> Any:
     sale = sale_of(actor_of(req))
     c = need_customer(sale)
     _apply(sale, carts.redeem_points(cart_of(sale, req.register_id), msg.points, c.loyalty_points))
-    return await save(req, sale, reply={})
+    return await save_cart(req, sale, reply={})
 
 
 @HANDLERS.handles(p.ParkCart)
