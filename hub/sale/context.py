@@ -291,8 +291,11 @@ def need_customer(sale: RegisterSale) -> CheckedIn:
 
 def paired_device(config: StoreConfig, devices: DeviceHub | None, register_id: str, kind: str) -> str:
     """The device of ``kind`` serving a register: from store.toml, else one paired at start (the demo's)."""
-    reg = config.register(register_id)
-    configured = getattr(reg, kind, "") if reg is not None else ""
+    configured = ""
+    for reg in config.registers:  # config.register's search without its generator: asked on every snapshot
+        if reg.id == register_id:
+            configured = getattr(reg, kind, "")
+            break
     if configured:
         return str(configured)
     if devices is not None:

@@ -102,7 +102,7 @@ async def scan(req: Request, msg: p.Scan) -> Any:
     # of the classifier would refuse it
     serial = sc is not None and sc.kind == "aamva" and msg.source == "serial"
     if current is None or sc is None or sc.kind != "aamva" or not (sc.valid or serial):
-        return await sale_cart.scan(req, msg)
+        return await sale_cart.scan(req, msg, sc)
     try:
         lic = aamva.parse_licence(sc.data.encode() if serial else sc.data)
     except aamva.AamvaError:
