@@ -73,7 +73,7 @@ def _part(
 
 
 def sale_snapshot(actor: RegisterActor) -> dict[str, Any]:
-    hub = actor.hub
+    hub = actor.parts
     ctx = ctx_of(hub.services)
     sale = sale_of(actor)
     c = sale.customer
@@ -192,7 +192,7 @@ def _rest(
     cart: Any,
 ) -> None:
     """Scale, payment, terminal, drawer, devices and the last receipt: small, or cached by themselves."""
-    hub = actor.hub
+    hub = actor.parts
     ctx = ctx_of(hub.services)
     s = ctx.scales.get(paired_device(hub.config, hub.services.devices, actor.id, "scale"))
     state["scale"] = (

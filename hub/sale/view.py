@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 def _ledger_generation(ctx: SaleContext, customer_id: str) -> int:
     """The freshness of one customer's purchase history: it moves on when a committed batch wrote that
     customer's ledger (a sale, a void, a return, a merge or purge, at any register), not anybody else's."""
-    return ctx.hub.store.commits.generation(LEDGER_TOPIC, customer_id)
+    return ctx.store.commits.generation(LEDGER_TOPIC, customer_id)
 
 
 def check_limits(
@@ -68,7 +68,7 @@ def check_limits(
             usage = hit[1]
         else:
             if txn is None:
-                with ctx.hub.store.read() as own:
+                with ctx.store.read() as own:
                     usage = _history_usage(ctx, own, customer.customer_id, who, now)
             else:
                 usage = _history_usage(ctx, txn, customer.customer_id, who, now)
@@ -84,7 +84,7 @@ def _history_usage(
 ) -> dict[str, int]:
     j = ctx.jurisdiction
     since = history_window_start(j, who.customer_class, now)
-    return history_usage(j, who, inv.history(txn, ctx.hub.store, customer_id, since), now)
+    return history_usage(j, who, inv.history(txn, ctx.store, customer_id, since), now)
 
 
 def _minute(now: datetime) -> int:
