@@ -8,7 +8,7 @@ twice. A retried id must carry the same command: the fingerprint (type and body,
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -32,6 +32,12 @@ class StoredReply(msgspec.Struct):
 
 
 _stored_reply = msgspec.msgpack.Decoder(StoredReply)
+_encoder = msgspec.msgpack.Encoder()
+
+
+def encode_stored_reply(frame: bytes, fp: bytes) -> bytes:
+    """The stored form of a reply frame, stamped now (pruning keeps it for ``REPLY_RETENTION``)."""
+    return _encoder.encode(StoredReply(at=datetime.now(UTC), frame=frame, fingerprint=fp))
 
 
 def reply_key(register_id: str, msg_id: str) -> bytes:
@@ -52,6 +58,10 @@ class Replies:
         self.in_flight: dict[tuple[str | None, str], trio.Event] = {}
         # replies of write-behind commands whose commit has not landed yet (see Request.commit_behind)
         self.pending: dict[bytes, tuple[bytes, bytes]] = {}  # key -> (frame, fingerprint)
+
+    def landed(self, key: bytes, _outcome: object) -> None:
+        """A write-behind reply's commit landed (or failed): from now on it is read from the store."""
+        self.pending.pop(key, None)
 
     def find(self, store: Store, register_id: str, msg_id: str) -> tuple[bytes, bytes] | None:
         """The reply frame stored (or pending) for this id and its command's fingerprint, if any."""
