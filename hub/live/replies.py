@@ -8,6 +8,7 @@ twice. A retried id must carry the same command: the fingerprint (type and body,
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ from hub.live.frames import Command
 from hub.store.keys import joined, text
 
 if TYPE_CHECKING:
+    import lmdb
     import trio  # an annotation only: hub.live.session imports this module without trio
 
     from hub.app import Hub
@@ -32,6 +34,13 @@ class StoredReply(msgspec.Struct):
 
 
 _stored_reply = msgspec.msgpack.Decoder(StoredReply)
+
+
+class _Stamp(msgspec.Struct):
+    at: datetime  # a StoredReply read for its time alone (the frame is skipped, not copied)
+
+
+_stamp = msgspec.msgpack.Decoder(_Stamp)
 _encoder = msgspec.msgpack.Encoder()
 
 
@@ -42,6 +51,33 @@ def encode_stored_reply(frame: bytes, fp: bytes) -> bytes:
 
 def reply_key(register_id: str, msg_id: str) -> bytes:
     return joined(text(register_id), text(msg_id))
+
+
+def expired_before(cutoff: datetime) -> Callable[[bytes | memoryview], bool]:
+    """Whether a stored reply (its raw value) was stored before ``cutoff``: it only serves retries of recent
+    messages, so the hub deletes it (``StoreWriter.sweep`` in the hub's housekeeping)."""
+
+    def expired(raw: bytes | memoryview) -> bool:
+        return _stamp.decode(raw).at < cutoff
+
+    return expired
+
+
+def prune_replies(txn: lmdb.Transaction, store: Store, cutoff: datetime, limit: int = 50_000) -> int:
+    """Delete, inside ``txn``, up to ``limit`` stored replies older than ``cutoff`` (a tool's one-off
+    clean-up; the running hub sweeps in small steps instead)."""
+    db = store.db("replies")
+    expired = expired_before(cutoff)
+    old: list[bytes] = []
+    with txn.cursor(db=db) as cur:
+        for k, v in cur:
+            if expired(v):
+                old.append(bytes(k))
+                if len(old) >= limit:
+                    break
+    for k in old:
+        txn.delete(k, db=db)
+    return len(old)
 
 
 def fingerprint(msg: Command) -> bytes:

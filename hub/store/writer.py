@@ -254,6 +254,51 @@ class StoreWriter:
         finally:
             self._lingering = False
 
+    async def sweep(
+        self,
+        table: str,
+        expired: Callable[[bytes | memoryview], bool],
+        *,
+        step: int = 2000,
+        label: str = "sweep",
+    ) -> int:
+        """Delete every entry of ``table`` whose value ``expired`` says; returns how many went.
+
+        In the background of selling: the table is read ``step`` entries at a time inline (a few
+        milliseconds), each step's expired keys are deleted in a small commit of their own (checked again
+        there), and the next step starts after the last key read. Neither the loop nor the writer is held
+        for a whole table, however large it grew."""
+        db = self.store.db(table)
+        env = self.store.env
+        start: bytes | None = None
+        gone = 0
+        while True:
+            found: list[bytes] = []
+            with env.begin(buffers=True) as txn, txn.cursor(db=db) as cur:
+                more = cur.first() if start is None else cur.set_range(start)
+                for _ in range(step):
+                    if not more:
+                        break
+                    if expired(cur.value()):
+                        found.append(bytes(cur.key()))
+                    more = cur.next()
+                start = bytes(cur.key()) if more else None
+            if found:
+
+                def delete(txn: lmdb.Transaction, keys: list[bytes] = found) -> int:
+                    n = 0
+                    for k in keys:
+                        raw = txn.get(k, db=db)
+                        if raw is not None and expired(raw) and txn.delete(k, db=db):
+                            n += 1
+                    return n
+
+                gone += await self.write(delete, label=label)
+            else:
+                await trio.lowlevel.checkpoint()
+            if start is None:
+                return gone
+
     async def probe(self) -> bool:
         """One small commit, to learn whether the store writes again (after a full disk was freed)."""
         key, db = b"storage_probe", self.store.db("meta")

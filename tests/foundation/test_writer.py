@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import lmdb
 import outcome
@@ -107,8 +108,7 @@ def test_stored_replies_are_pruned_after_a_day(store: Store) -> None:
 
     import msgspec
 
-    from hub.app import prune_replies
-    from hub.live.replies import StoredReply, reply_key
+    from hub.live.replies import StoredReply, prune_replies, reply_key
 
     now = datetime.now(UTC)
     with store.env.begin(write=True) as txn:
@@ -370,3 +370,62 @@ async def test_a_full_batch_of_write_behind_requests_does_not_linger(store: Stor
                 await trio.sleep(0.001)
         assert writer.last_batch_sizes == [10]
         n.cancel_scope.cancel()
+
+
+async def test_the_sweep_prunes_old_replies_in_small_commits(store: Store) -> None:
+    """The hub's housekeeping deletes replies older than a day a step at a time, each step its own small
+    commit (the old one-transaction prune held every sale while it read the whole table)."""
+    from datetime import UTC, datetime, timedelta
+
+    import msgspec
+
+    from hub.live.replies import StoredReply, expired_before, reply_key
+
+    now = datetime.now(UTC)
+    db = store.db("replies")
+    ages = {f"m{i:02d}": timedelta(hours=30 if i % 3 == 0 else 2) for i in range(30)}
+    with store.env.begin(write=True) as txn:
+        for msg_id, age in ages.items():
+            reply = StoredReply(at=now - age, frame=b"{}", fingerprint=b"f")
+            txn.put(reply_key("R1", msg_id), msgspec.msgpack.encode(reply), db=db)
+    writer = StoreWriter(store)
+    async with trio.open_nursery() as n:
+        await n.start(writer.run)
+        with trio.fail_after(10):
+            gone = await writer.sweep("replies", expired_before(now - timedelta(hours=24)), step=4)
+        n.cancel_scope.cancel()
+    assert gone == 10
+    assert 3 <= writer.batches <= 8 and max(writer.last_batch_sizes) == 1  # one small commit per step
+    with store.env.begin() as txn:
+        kept = {bytes(k) for k, _ in txn.cursor(db=db)}
+    assert kept == {reply_key("R1", m) for m, age in ages.items() if age < timedelta(hours=24)}
+
+
+async def test_a_running_hub_prunes_replies_older_than_a_day(hub_factory: Any, config: Any) -> None:
+    """A store that sells for a year keeps a day of replies, not every scan's: the housekeeping sweeps on
+    start (and hourly). Replies stored before this hub started, one 30 h old, one 2 h old."""
+    from datetime import UTC, datetime, timedelta
+
+    import msgspec
+
+    from hub.live.replies import StoredReply, reply_key
+    from hub.store.migrations import open_store
+
+    now = datetime.now(UTC)
+    before = open_store(config.data_dir)
+    with before.env.begin(write=True) as txn:
+        for msg_id, age in (("old", timedelta(hours=30)), ("young", timedelta(hours=2))):
+            reply = StoredReply(at=now - age, frame=b"{}")
+            txn.put(reply_key("R1", msg_id), msgspec.msgpack.encode(reply), db=before.db("replies"))
+    before.close()
+    hub = await hub_factory(config)
+    db = hub.store.db("replies")
+
+    def stored(msg_id: str) -> bool:
+        with hub.store.read() as txn:
+            return txn.get(reply_key("R1", msg_id), db=db) is not None
+
+    with trio.fail_after(20):
+        while stored("old"):
+            await trio.sleep(0.05)
+    assert stored("young")
