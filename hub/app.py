@@ -10,7 +10,7 @@ from typing import Any
 
 import trio
 
-from actors.register import RegisterActor
+from actors.register import RegisterActor, RegisterParts
 from hub import audit
 from hub.actor import QuarantinedMessage, redact_legacy
 from hub.auth import StaffSession
@@ -122,8 +122,9 @@ class Hub:
                 )
                 for setup in self.services.setup:
                     await setup(self)
+                parts = self.register_parts()
                 for reg in cfg.registers:
-                    actor = self.services.actor_kinds.get(reg.kind, RegisterActor)(self, reg)
+                    actor = self.services.actor_kinds.get(reg.kind, RegisterActor)(parts, reg)
                     self.registers[reg.id] = actor
                     await sup.start(ChildSpec(name=f"register:{reg.id}", run=actor.run))
                 for start in self.services.start:
@@ -149,6 +150,22 @@ class Hub:
                 self.ready = False
         # every task is gone: the writer finished its last batch (commits are never abandoned)
         store.close()
+
+    def register_parts(self) -> RegisterParts:
+        """What the registers read of this hub (not the hub): the open store and its writer, so only once
+        ``run`` opened them (``StoreNotOpen`` before)."""
+        return RegisterParts(
+            store=self.store,
+            writer=self.writer,
+            config=self.config,
+            services=self.services,
+            metrics=self.metrics,
+            registers=self.registers,
+            sessions=self.sessions,
+            replies=self.replies,
+            publish=self.publish,
+            record_quarantine=self.record_quarantine,
+        )
 
     def stop(self) -> None:
         self._shutdown.set()

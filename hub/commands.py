@@ -21,7 +21,7 @@ from hub.live.frames import Command, Ok, encode_bytes
 from hub.live.replies import Replies, encode_stored_reply, reply_key
 
 if TYPE_CHECKING:
-    from actors.register import RegisterActor
+    from actors.register import RegisterActor, RegisterParts
     from hub.app import Hub
     from hub.config import StoreConfig
     from hub.metrics import Metrics
@@ -52,7 +52,12 @@ class Request:
 
     @classmethod
     def for_hub(
-        cls, hub: Hub, msg: Command, register_id: str, session: StaffSession | None, fingerprint: bytes = b""
+        cls,
+        hub: Hub | RegisterParts,
+        msg: Command,
+        register_id: str,
+        session: StaffSession | None,
+        fingerprint: bytes = b"",
     ) -> Request:
         """The request for a command of ``register_id`` on a running hub (its store open)."""
         return cls(

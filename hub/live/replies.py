@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     import lmdb
     import trio  # an annotation only: hub.live.session imports this module without trio
 
-    from hub.app import Hub
     from hub.store.env import Store
 
 
@@ -130,8 +129,3 @@ def same_command(msg_id: str, fp: bytes, stored_fp: bytes) -> None:
             code="id_reused",
             field="id",
         )
-
-
-def stored_reply(hub: Hub, register_id: str, msg_id: str, fp: bytes = b"") -> bytes | None:
-    """The stored reply of ``msg_id`` on ``hub`` (see :meth:`Replies.lookup`)."""
-    return hub.replies.lookup(hub.store, register_id, msg_id, fp)

@@ -60,7 +60,7 @@ def check_in_licence(
         registry=registry,
     )
     hashed = inv.id_hash(ctx.id_key, lic.jurisdiction, lic.document_number)
-    known = inv.customer_by_hash(ctx.hub.store, hashed)
+    known = inv.customer_by_hash(ctx.store, hashed)
     cls_label = (
         ctx.jurisdiction.class_label(decision.customer_class) if decision.customer_class else customer_type
     )

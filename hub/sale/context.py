@@ -32,10 +32,10 @@ from hub.store.keys import text
 
 if TYPE_CHECKING:
     from actors.register import RegisterActor
-    from hub.app import Hub
     from hub.config import StoreConfig
     from hub.devices import DeviceHub
     from hub.services import Services
+    from hub.store.env import Store
 
 
 class Refused(HubError):
@@ -127,10 +127,20 @@ class SaleSettings(msgspec.Struct, kw_only=True):
 
 
 class SaleContext:
-    """Per-hub state of the sale feature (not per register)."""
+    """Per-hub state of the sale feature (not per register). It reads the store and the configuration,
+    not the hub: it is built by the sale's setup step (hub/sale/opening.py), once the store is open; the
+    store stays open until ``Hub.run`` returns."""
 
-    def __init__(self, hub: Hub, jurisdiction: Jurisdiction, settings: SaleSettings, id_key: bytes) -> None:
-        self.hub = hub
+    def __init__(
+        self,
+        store: Store,
+        config: StoreConfig,
+        jurisdiction: Jurisdiction,
+        settings: SaleSettings,
+        id_key: bytes,
+    ) -> None:
+        self.store = store
+        self.config = config
         self.jurisdiction = jurisdiction
         self.settings = settings
         self.id_key = id_key
@@ -157,15 +167,15 @@ class SaleContext:
         self.licence_seen: list[Callable[[str, aamva.DriverLicence], None]] = []
         self.printers: dict[str, Any] = {}
         self.store_identity = StoreIdentity(
-            name=hub.config.store.name,
-            licence=hub.config.store.licence,
-            address=hub.config.store.address,
-            timezone=hub.config.store.time_zone,
+            name=config.store.name,
+            licence=config.store.licence,
+            address=config.store.address,
+            timezone=config.store.time_zone,
         )
 
     @property
     def zone(self) -> Any:
-        return self.hub.config.zone
+        return self.config.zone
 
     def today(self, now: datetime | None = None) -> date:
         """The store's local date (of ``now``); asked on every scan, so converted once a minute (a zone's
@@ -189,7 +199,7 @@ def ctx_of(services: Services) -> SaleContext:
 def sale_of(actor: RegisterActor) -> RegisterSale:
     s = actor.sale
     if s is None:
-        s = actor.hub.store.get("carts", text(actor.id), RegisterSale) or RegisterSale(register_id=actor.id)
+        s = actor.parts.store.get("carts", text(actor.id), RegisterSale) or RegisterSale(register_id=actor.id)
         actor.set_sale(s)
     return s
 

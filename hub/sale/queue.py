@@ -40,7 +40,7 @@ from hub.store.layout import CUSTOMER_QUEUE
 if TYPE_CHECKING:
     from actors.register import RegisterActor
     from hub.app import Hub
-    from hub.services import Services
+    from hub.services import HubParts, Services
 
 # the commands this module answers; hub/wiring.py joins it into the hub's table
 HANDLERS = HandlerTable()
@@ -270,10 +270,10 @@ async def leave_queue(req: Request, msg: p.LeaveQueue) -> Any:
 
 # ---------------------------------------------------------------------------------------------- snapshot
 def queue_snapshot(actor: RegisterActor) -> dict[str, Any]:
-    return queue_view(actor.hub)
+    return queue_view(actor.parts)
 
 
-def queue_view(hub: Hub) -> dict[str, Any]:
+def queue_view(hub: HubParts) -> dict[str, Any]:
     """The queue as every register shows it: ticket, who, medical or adult, minutes waiting, and what
     they may still buy today (so the budtender can say it before the first scan)."""
     ctx = ctx_of(hub.services)

@@ -62,7 +62,7 @@ def _part(actor: Any, name: str, key: tuple[Any, ...], build: Callable[[], Any])
 
 
 def sale_snapshot(actor: RegisterActor) -> dict[str, Any]:
-    hub = actor.hub
+    hub = actor.parts
     ctx = ctx_of(hub.services)
     sale = sale_of(actor)
     c = sale.customer
@@ -173,7 +173,7 @@ def _parked_view(ctx: Any, sale: Any) -> list[dict[str, Any]]:
 
 def _rest(actor: Any, state: dict[str, Any], sale: Any, cart: Any) -> None:
     """Scale, payment, terminal, drawer, devices and the last receipt: small, or cached by themselves."""
-    hub = actor.hub
+    hub = actor.parts
     ctx = ctx_of(hub.services)
     s = ctx.scales.get(paired_device(hub.config, hub.services.devices, actor.id, "scale"))
     state["scale"] = (

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 def _ledger_generation(ctx: SaleContext, customer_id: str) -> int:
     """The freshness of one customer's purchase history: it moves on when a committed batch wrote that
     customer's ledger (a sale, a void, a return, a merge or purge, at any register), not anybody else's."""
-    return ctx.hub.store.commits.generation(LEDGER_TOPIC, customer_id)
+    return ctx.store.commits.generation(LEDGER_TOPIC, customer_id)
 
 
 def check_limits(
@@ -78,7 +78,7 @@ def _history_usage(
 ) -> dict[str, int]:
     j = ctx.jurisdiction
     since = history_window_start(j, who.customer_class, now)
-    return history_usage(j, who, inv.history(txn, ctx.hub.store, customer_id, since), now)
+    return history_usage(j, who, inv.history(txn, ctx.store, customer_id, since), now)
 
 
 def _minute(now: datetime) -> int:
@@ -109,7 +109,7 @@ def current_limits(ctx: SaleContext, customer: CheckedIn, cart: Cart | None) -> 
         and hit.checks == checks
     ):
         return hit.decision
-    with ctx.hub.store.read() as txn:
+    with ctx.store.read() as txn:
         decision = check_limits(ctx, txn, customer, cart, now)
     if len(ctx.limits_cache) > 256:
         ctx.limits_cache.clear()
