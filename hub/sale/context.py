@@ -221,7 +221,8 @@ async def save(req: Request, sale: RegisterSale, *, reply: Any = None) -> Any:
     def fn(txn: lmdb.Transaction) -> None:
         txn.put(text(sale.register_id), blob, db=store.db("carts"))
 
-    result = await req.commit_behind(fn, reply, label="cart")
+    # fn writes the register's whole cart: a newer save in the same batch makes it unneeded
+    result = await req.commit_behind(fn, reply, label="cart", state_key=("carts", sale.register_id))
     actor_of(req).publish()
     return result
 
