@@ -251,7 +251,11 @@ async def save(req: Request, sale: RegisterSale, *, reply: Any = None) -> Any:
     """Persist the register's whole sale state (a check-in, park, recall, end: the customer, the parked
     carts or the order changed) with this command's reply, behind the answer (a cart being built; the sale
     itself is committed before it is acknowledged)."""
-    result = await req.commit_behind(sale_writer(sale, req.store), reply, label="cart")
+    # writes the sale's row and its cart's row whole: a newer whole save in the same batch makes it unneeded
+    # (its own key: a later cart-only save does not write the sale's row, so it never supersedes this one)
+    result = await req.commit_behind(
+        sale_writer(sale, req.store), reply, label="cart", state_key=(REGISTER_SALES.name, sale.register_id)
+    )
     actor_of(req).publish()
     return result
 
@@ -268,7 +272,8 @@ async def save_cart(req: Request, sale: RegisterSale, *, reply: Any = None) -> A
     def put(txn: lmdb.Transaction) -> None:
         txn.put(key, blob, db=db)
 
-    result = await req.commit_behind(put, reply, label="cart")
+    # writes the cart's row whole: a newer cart-only save of this register in the same batch makes it unneeded
+    result = await req.commit_behind(put, reply, label="cart", state_key=(OPEN_CARTS.name, sale.register_id))
     actor_of(req).publish()
     return result
 

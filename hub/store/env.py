@@ -7,8 +7,6 @@ Writes go through :class:`hub.store.writer.StoreWriter`, the single writer.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -171,10 +169,10 @@ class Store:
             raise KeyError(f"no table {table!r} in this store") from None
 
     # --- reads (inline, short) ---
-    @contextmanager
-    def read(self) -> Iterator[lmdb.Transaction]:
-        with self.env.begin(buffers=True) as txn:
-            yield txn
+    def read(self) -> lmdb.Transaction:
+        """A read transaction for ``with store.read() as txn:`` (ended by the ``with``). The transaction is
+        its own context manager: no generator-based wrapper on every read (a scan makes several)."""
+        return self.env.begin(buffers=True)
 
     def get(self, table: str, key: bytes, type_: type[T]) -> T | None:
         with self.env.begin(buffers=True) as txn:

@@ -106,3 +106,26 @@ async def test_a_scan_writes_the_cart_row_not_the_whole_sale(store_hub: Hub, mon
             assert whole == ["R1", "R1"]
             assert await hub.writer.flush()
             assert layout.OPEN_CARTS.read(hub.store, "R1") is None  # no open cart is left behind
+
+
+async def test_whole_and_cart_saves_in_one_batch_keep_both_rows(store_hub: Hub) -> None:
+    """A park, a recall (whole saves) and a quantity (a cart-only save) land in one writer batch: the writer
+    skips a save a later one of the same state makes unneeded, and a cart-only save must never make the
+    recall's sale row unneeded. The store then reads back exactly the sale the register holds."""
+    hub = store_hub
+    d = demo(hub)
+    with trio.fail_after(30):
+        async with connect(ws_url(hub)) as c:
+            await ready_register(c)
+            await c.request("scan", data=d.customer("adult").id_scan)
+            pkg = sellable_unit_package(hub, "FLW-001")
+            await c.request("scan", data=pkg.tag)
+            parked = await c.request("park_cart")
+            await c.request("recall_cart", cart_id=parked["cart_id"])
+            await c.request("set_quantity", line=1, quantity=2)
+            assert await hub.writer.flush()
+            held = hub.registers["R1"].sale
+            assert held is not None and held.parked == [] and held.cart is not None
+            stored = context.load_sale(hub.store, "R1")
+            assert stored.parked == [] and stored.customer is None is held.customer
+            assert stored.cart == held.cart and stored.cart.lines[0].quantity == 2
