@@ -20,7 +20,7 @@ T = TypeVar("T")
 
 # The store layout this code writes, kept in ``meta`` under ``schema``. A store without it was written
 # before issue 13 (schema 1); hub/store/migrations.py brings an older store to this one on open.
-SCHEMA = 4
+SCHEMA = 5
 SCHEMA_KEY = b"schema"
 
 
@@ -45,7 +45,8 @@ TABLES = (
     "customers",
     "customers_by_id_hash",
     "ledger",  # customer id + u64 micros + u64 seq -> purchase ledger entry (limits windows)
-    "carts",
+    "carts",  # register id -> its sale without the open cart (layout.REGISTER_SALES, schema 5)
+    "open_carts",  # register id -> its open cart (layout.OPEN_CARTS, schema 5)
     "parked_carts",
     "sales",
     "sales_by_day",
