@@ -20,7 +20,7 @@ class PickerActor(RegisterActor):
         req: Request = call.payload
         msg: Any = req.msg
         if isinstance(msg, Scan) and not sale_of(self).order_id:
-            order_id = held_by(self.hub, self.id)
+            order_id = held_by(self.parts, self.id)
             if order_id:
                 req.msg = PickScan(id=msg.id, order_id=order_id, data=msg.data)
         await super()._handle(call)

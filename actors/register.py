@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -18,17 +20,21 @@ from hub import audit, auth
 from hub.access import HandlerTable, check_access
 from hub.actor import Call, Mailbox, serve_mailbox
 from hub.commands import Request
-from hub.config import RegisterSection
+from hub.config import RegisterSection, StoreConfig
 from hub.errors import BadRequest, HubError, NotAuthenticated
 from hub.live.frames import Command, CreatePairingCode, Login, Logout, ReportIncident
-from hub.live.replies import stored_reply
 from hub.store.env import next_seq, put
 from hub.store.keys import u64
 
 if TYPE_CHECKING:
-    from hub.app import Hub
+    from hub.actor import QuarantinedMessage
+    from hub.live.replies import Replies
+    from hub.metrics import Metrics
     from hub.sale.card import CardPayment
     from hub.sale.context import RegisterSale
+    from hub.services import Services
+    from hub.store.env import Store
+    from hub.store.writer import StoreWriter
 
 # the commands this module answers; hub/wiring.py joins it into the hub's table
 HANDLERS = HandlerTable()
@@ -61,13 +67,33 @@ class RegisterState:
         self.screens = 0
 
 
+@dataclass(frozen=True, slots=True)
+class RegisterParts:
+    """What a register actor (and a snapshot provider, through ``actor.parts``) reads of the running hub,
+    not the hub itself. ``Hub.run`` builds one for all its registers once the store is open and its writer
+    runs (both stay open until ``run`` returns, after the registers stopped), so ``store`` and ``writer``
+    are the open ones, not accessors. It has what ``hub.services.HubParts`` names, and what a command's
+    ``Request`` carries (``Request.for_hub`` takes it)."""
+
+    store: Store
+    writer: StoreWriter
+    config: StoreConfig
+    services: Services
+    metrics: Metrics
+    registers: Mapping[str, RegisterActor]
+    sessions: dict[bytes, auth.StaffSession]  # the hub's table: a login adds to it, a logout drops from it
+    replies: Replies
+    publish: Callable[[str, Any], None]  # a topic's new state, or a callable building it when sent
+    record_quarantine: Callable[[QuarantinedMessage], None]
+
+
 class RegisterActor:
-    def __init__(self, hub: Hub, config: RegisterSection) -> None:
-        self.hub = hub
+    def __init__(self, parts: RegisterParts, config: RegisterSection) -> None:
+        self.parts = parts
         self.config = config
         self.id = config.id
         self.mailbox: Mailbox[Call] = Mailbox(
-            f"register:{self.id}", 128, metrics=hub.metrics, on_quarantine=hub.record_quarantine
+            f"register:{self.id}", 128, metrics=parts.metrics, on_quarantine=parts.record_quarantine
         )
         self.session: auth.StaffSession | None = None
         self.state = RegisterState()
@@ -128,7 +154,8 @@ class RegisterActor:
         req: Request = call.payload
         if call.redelivered:  # after a crash: it may have been committed before the actor died
             try:
-                frame = stored_reply(self.hub, self.id, req.msg.id, req.fingerprint)
+                parts = self.parts
+                frame = parts.replies.lookup(parts.store, self.id, req.msg.id, req.fingerprint)
             except HubError as exc:
                 call.fail(exc)
                 return
@@ -136,7 +163,7 @@ class RegisterActor:
                 req.committed_frame = frame
                 call.reply(None)
                 return
-        spec = self.hub.services.handlers.get(type(req.msg))
+        spec = self.parts.services.handlers.get(type(req.msg))
         if spec is None:  # a command of a feature this hub does not run (a test's call)
             call.fail(HubError(f"{type(req.msg).__name__} is not handled by this hub.", code="unsupported"))
             return
@@ -147,7 +174,7 @@ class RegisterActor:
         # what the register holds in memory goes back to this point if the command fails, whatever the
         # failure (a refused or failed commit, a bug): a half-applied change must not outlive its command
         if self.state.sale is None:  # read once (and again after a committed sale or a failed command only)
-            for load in self.hub.services.register_loaders:  # the sale's loader is the one there is
+            for load in self.parts.services.register_loaders:  # the sale's loader is the one there is
                 load(self)
         saved = self.state.sale.checkpoint() if self.state.sale is not None else None
         try:
@@ -166,12 +193,12 @@ class RegisterActor:
     def device_request(self, msg: Command) -> Request:
         """The access decision for a serial device of this register (a scanner): it acts for whoever is
         logged in here, as a screen's live session decides for that screen."""
-        spec = self.hub.services.handlers.get(type(msg))
+        spec = self.parts.services.handlers.get(type(msg))
         if spec is None:  # a serial scan on a hub without the sale
             raise HubError(f"{type(msg).__name__} is not handled by this hub.", code="unsupported")
         live = self.live_session()
         check_access(spec, live, _what(msg))
-        return Request.for_hub(self.hub, msg, self.id, live)
+        return Request.for_hub(self.parts, msg, self.id, live)
 
     def _roll_back(self, saved: RegisterSale | None) -> None:
         if saved is None:
@@ -186,10 +213,10 @@ class RegisterActor:
         s = self.session
         if s is None:
             return None
-        idle = timedelta(minutes=self.hub.config.store.session_idle_minutes)
+        idle = timedelta(minutes=self.parts.config.store.session_idle_minutes)
         if datetime.now(UTC) - s.last_seen > idle:
             self.session = None
-            auth.drop_session(self.hub.sessions, s)  # its tokens no longer open REST either
+            auth.drop_session(self.parts.sessions, s)  # its tokens no longer open REST either
             self.publish()
             return None
         return s
@@ -202,12 +229,12 @@ class RegisterActor:
             "staff": None if s is None else {"id": s.staff_id, "name": s.name, "role": s.role},
             "connected": self.connected,
         }
-        for provider in self.hub.services.snapshot_providers:
+        for provider in self.parts.services.snapshot_providers:
             state.update(provider(self))
         return state
 
     def publish(self) -> None:
-        self.hub.publish(self.topic, self.snapshot)  # built lazily, when a connection sends it
+        self.parts.publish(self.topic, self.snapshot)  # built lazily, when a connection sends it
 
 
 def _what(msg: Any) -> str:

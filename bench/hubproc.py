@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-import types
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -104,9 +103,9 @@ def lookup_timings(data_dir: Path, config_path: Path, plan: dict[str, Any], n: i
     cfg = load_config(config_path)
     store = Store(data_dir, map_size=cfg.storage.map_size_mb << 20)
     try:
-        fake_hub = types.SimpleNamespace(config=cfg, store=store)
         ctx = SaleContext(
-            fake_hub,  # type: ignore[arg-type]
+            store,
+            cfg,
             store_jurisdiction(cfg.store.jurisdiction, cfg.store.time_zone),
             SaleSettings(tax_table=msgspec.convert(DEFAULT_TAXES, TaxTable)),
             ID_HASH_KEY.encode(),

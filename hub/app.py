@@ -8,16 +8,15 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import msgspec
 import trio
 
-from actors.register import RegisterActor
+from actors.register import RegisterActor, RegisterParts
 from hub import audit
 from hub.actor import QuarantinedMessage, redact_legacy
 from hub.auth import StaffSession
 from hub.config import StoreConfig
 from hub.http_server import serve_http
-from hub.live.replies import Replies, StoredReply
+from hub.live.replies import Replies, expired_before
 from hub.live.server import serve_ws
 from hub.live.topics import Subscriber, Topic
 from hub.metrics import Metrics
@@ -48,21 +47,6 @@ def redact_stored_quarantine(txn: Any, store: Store) -> int:
     for k, v in changed:
         txn.put(k, v, db=db)
     return len(changed)
-
-
-def prune_replies(txn: Any, store: Store, cutoff: datetime, limit: int = 50_000) -> int:
-    """Delete stored replies older than ``cutoff`` (they only serve retries of recent messages)."""
-    db = store.db("replies")
-    old: list[bytes] = []
-    with txn.cursor(db=db) as cur:
-        for k, v in cur:
-            if msgspec.msgpack.decode(v, type=StoredReply).at < cutoff:
-                old.append(bytes(k))
-                if len(old) >= limit:
-                    break
-    for k in old:
-        txn.delete(k, db=db)
-    return len(old)
 
 
 class StoreNotOpen(RuntimeError):
@@ -138,8 +122,9 @@ class Hub:
                 )
                 for setup in self.services.setup:
                     await setup(self)
+                parts = self.register_parts()
                 for reg in cfg.registers:
-                    actor = self.services.actor_kinds.get(reg.kind, RegisterActor)(self, reg)
+                    actor = self.services.actor_kinds.get(reg.kind, RegisterActor)(parts, reg)
                     self.registers[reg.id] = actor
                     await sup.start(ChildSpec(name=f"register:{reg.id}", run=actor.run))
                 for start in self.services.start:
@@ -166,6 +151,22 @@ class Hub:
         # every task is gone: the writer finished its last batch (commits are never abandoned)
         store.close()
 
+    def register_parts(self) -> RegisterParts:
+        """What the registers read of this hub (not the hub): the open store and its writer, so only once
+        ``run`` opened them (``StoreNotOpen`` before)."""
+        return RegisterParts(
+            store=self.store,
+            writer=self.writer,
+            config=self.config,
+            services=self.services,
+            metrics=self.metrics,
+            registers=self.registers,
+            sessions=self.sessions,
+            replies=self.replies,
+            publish=self.publish,
+            record_quarantine=self.record_quarantine,
+        )
+
     def stop(self) -> None:
         self._shutdown.set()
 
@@ -187,9 +188,8 @@ class Hub:
             if trio.current_time() - last_prune > 3600:
                 last_prune = trio.current_time()
                 cutoff = datetime.now(UTC) - REPLY_RETENTION
-                pruned = await self.writer.write(
-                    functools.partial(prune_replies, store=self.store, cutoff=cutoff), label="prune"
-                )
+                # in small steps, each its own commit: selling goes on while a day's replies go
+                pruned = await self.writer.sweep("replies", expired_before(cutoff), label="prune")
                 if pruned:
                     log.info("pruned %d stored replies older than %s", pruned, REPLY_RETENTION)
             await trio.sleep(interval)

@@ -8,21 +8,20 @@ reconnect) is answered from the stored reply and never applied twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import functools
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import lmdb
-import msgspec
 
 from hub.access import ROLE_RANK, StaffSession
 from hub.errors import Forbidden
 from hub.live.frames import Command, Ok, encode_bytes
-from hub.live.replies import Replies, StoredReply, reply_key
+from hub.live.replies import Replies, encode_stored_reply, reply_key
 
 if TYPE_CHECKING:
-    from actors.register import RegisterActor
+    from actors.register import RegisterActor, RegisterParts
     from hub.app import Hub
     from hub.config import StoreConfig
     from hub.metrics import Metrics
@@ -53,7 +52,12 @@ class Request:
 
     @classmethod
     def for_hub(
-        cls, hub: Hub, msg: Command, register_id: str, session: StaffSession | None, fingerprint: bytes = b""
+        cls,
+        hub: Hub | RegisterParts,
+        msg: Command,
+        register_id: str,
+        session: StaffSession | None,
+        fingerprint: bytes = b"",
     ) -> Request:
         """The request for a command of ``register_id`` on a running hub (its store open)."""
         return cls(
@@ -98,11 +102,7 @@ class Request:
         def apply(txn: lmdb.Transaction) -> tuple[Any, bytes]:
             result = fn(txn)
             frame = encode_bytes(Ok(id=msg_id, result=result))
-            txn.put(
-                key,
-                msgspec.msgpack.encode(StoredReply(at=datetime.now(UTC), frame=frame, fingerprint=fp)),
-                db=store.db("replies"),
-            )
+            txn.put(key, encode_stored_reply(frame, fp), db=store.db("replies"))
             return result, frame
 
         result, frame = await self.writer.write(apply, label=label or type(self.msg).__name__)
@@ -110,31 +110,34 @@ class Request:
         return result
 
     async def commit_behind(
-        self, fn: Callable[[lmdb.Transaction], Any], result: Any, *, label: str = ""
+        self,
+        fn: Callable[[lmdb.Transaction], Any],
+        result: Any,
+        *,
+        label: str = "",
+        state_key: Hashable | None = None,
     ) -> Any:
         """Like ``commit`` for a cart being built, answered before the fsync: the register must not wait
         on the disk for every scan (bench/: an fsync is 3x a WebSocket round trip). Until the commit lands
         the reply is kept in memory, so a retried id is still answered, never applied twice; a crash before
         it lands (the writer gathers write-behind requests for up to ``StoreWriter.linger``, 20 ms) loses
-        the edit and its reply together, and the register's snapshot shows it."""
-        store = self.store
+        the edit and its reply together, and the register's snapshot shows it.
+
+        ``state_key``: ``fn`` writes the whole of one state under that key (the register's cart), so when
+        a later save of it follows in the same batch, this one's ``fn`` is skipped; its reply is stored all
+        the same (see :func:`hub.store.writer.superseded`)."""
+        replies = self.replies
         key = reply_key(self.register_id, self.msg.id)
         frame = encode_bytes(Ok(id=self.msg.id, result=result))
         fp = self.fingerprint
-        pending = self.replies.pending
-        pending[key] = (frame, fp)
-
-        def apply(txn: lmdb.Transaction) -> None:
-            fn(txn)
-            txn.put(
-                key,
-                msgspec.msgpack.encode(StoredReply(at=datetime.now(UTC), frame=frame, fingerprint=fp)),
-                db=store.db("replies"),
-            )
-
-        def landed(_outcome: Any) -> None:
-            pending.pop(key, None)
-
-        await self.writer.write_behind(apply, label=label or type(self.msg).__name__, on_done=landed)
+        replies.pending[key] = (frame, fp)
+        # no closure around fn: the writer puts the stored reply after it (and alone when fn is skipped)
+        await self.writer.write_behind(
+            fn,
+            label=label or type(self.msg).__name__,
+            on_done=functools.partial(replies.landed, key),
+            put=(self.store.db("replies"), key, encode_stored_reply(frame, fp)),
+            state_key=state_key,
+        )
         self.committed_frame = frame
         return result

@@ -105,8 +105,8 @@ class Services:
 
 class HubParts(Protocol):
     """What a helper shared by the live handlers and the hub's other paths reads: the store and its writer,
-    the configuration, the services and the metrics. A running ``Hub`` has them, and so has a command's
-    ``Request`` (which does not carry the hub)."""
+    the configuration, the services and the metrics. A running ``Hub`` has them, and so have a command's
+    ``Request`` and a register's ``RegisterParts`` (actors/register.py), which do not carry the hub."""
 
     @property
     def store(self) -> Store: ...

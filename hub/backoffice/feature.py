@@ -15,5 +15,5 @@ def office_snapshot(actor: RegisterActor) -> dict[str, Any]:
 
     if not cash_flags.is_office(actor.id):
         return {}
-    stored = cash_flags.stored_flags(actor.hub.store)
+    stored = cash_flags.stored_flags(actor.parts.store)
     return {"office": {"open_cash_flags": sum(1 for s in stored.values() if s.open)}}

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
 from typing import Literal
 
 import msgspec
 
 from hub.domain.promotions import BP
-from hub.domain.tax import round_half_up
+from hub.domain.tax import div_half_up
 
 
 class Discount(msgspec.Struct, frozen=True, kw_only=True):
@@ -36,7 +35,7 @@ class DiscountPolicy(msgspec.Struct, frozen=True, kw_only=True):
 def discount_amount(discount: Discount, amount_cents: int) -> int:
     """The cents a discount takes off ``amount_cents`` before any clipping."""
     if discount.kind == "percent":
-        return round_half_up(Fraction(amount_cents * discount.value, BP))
+        return div_half_up(amount_cents * discount.value, BP)
     return discount.value
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from datetime import datetime
-from fractions import Fraction
 
 import msgspec
 
@@ -50,10 +49,11 @@ def allocate(total: int, capacities: Sequence[int]) -> list[int]:
     if total <= 0 or cap_sum <= 0:
         return [0] * len(capacities)
     assert total <= cap_sum
-    exact = [Fraction(total * c, cap_sum) for c in capacities]
-    shares = [int(x) for x in exact]
+    # whole shares and remainders over the common denominator cap_sum (the exact quotients, in integers)
+    exact = [divmod(total * c, cap_sum) for c in capacities]
+    shares = [q for q, _ in exact]
     left = total - sum(shares)
-    order = sorted(range(len(capacities)), key=lambda i: (-(exact[i] - shares[i]), i))
+    order = sorted(range(len(capacities)), key=lambda i: (-exact[i][1], i))
     for i in order[:left]:
         shares[i] += 1
     return shares

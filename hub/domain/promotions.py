@@ -15,12 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
-from fractions import Fraction
 from typing import Protocol
 
 import msgspec
 
-from hub.domain.tax import round_half_up
+from hub.domain.tax import div_half_up
 
 BP = 10_000  # percentages in basis points: 1500 = 15 %
 
@@ -240,7 +239,7 @@ def apply_promotions(
                     continue
                 if promotion.brand and line.brand != promotion.brand:
                     continue
-                amount = round_half_up(Fraction(bases[line.line_id] * promotion.percent_bp, BP))
+                amount = div_half_up(bases[line.line_id] * promotion.percent_bp, BP)
                 if amount > 0:
                     applied[line.line_id] = AppliedPromotion(
                         promotion_id=promotion.id, name=promotion.name, amount_cents=amount
@@ -275,8 +274,8 @@ def apply_promotions(
             group = promotion.buy + 1
             for i in range(group - 1, len(units), group):
                 price, line_id = units[i]
-                per_line[line_id] = per_line.get(line_id, 0) + round_half_up(
-                    Fraction(price * promotion.get_percent_bp, BP)
+                per_line[line_id] = per_line.get(line_id, 0) + div_half_up(
+                    price * promotion.get_percent_bp, BP
                 )
         for line_id, amount in per_line.items():
             if amount > 0:

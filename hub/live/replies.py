@@ -8,7 +8,8 @@ twice. A retried id must carry the same command: the fingerprint (type and body,
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -18,9 +19,9 @@ from hub.live.frames import Command
 from hub.store.keys import joined, text
 
 if TYPE_CHECKING:
+    import lmdb
     import trio  # an annotation only: hub.live.session imports this module without trio
 
-    from hub.app import Hub
     from hub.store.env import Store
 
 
@@ -34,8 +35,48 @@ class StoredReply(msgspec.Struct):
 _stored_reply = msgspec.msgpack.Decoder(StoredReply)
 
 
+class _Stamp(msgspec.Struct):
+    at: datetime  # a StoredReply read for its time alone (the frame is skipped, not copied)
+
+
+_stamp = msgspec.msgpack.Decoder(_Stamp)
+_encoder = msgspec.msgpack.Encoder()
+
+
+def encode_stored_reply(frame: bytes, fp: bytes) -> bytes:
+    """The stored form of a reply frame, stamped now (pruning keeps it for ``REPLY_RETENTION``)."""
+    return _encoder.encode(StoredReply(at=datetime.now(UTC), frame=frame, fingerprint=fp))
+
+
 def reply_key(register_id: str, msg_id: str) -> bytes:
     return joined(text(register_id), text(msg_id))
+
+
+def expired_before(cutoff: datetime) -> Callable[[bytes | memoryview], bool]:
+    """Whether a stored reply (its raw value) was stored before ``cutoff``: it only serves retries of recent
+    messages, so the hub deletes it (``StoreWriter.sweep`` in the hub's housekeeping)."""
+
+    def expired(raw: bytes | memoryview) -> bool:
+        return _stamp.decode(raw).at < cutoff
+
+    return expired
+
+
+def prune_replies(txn: lmdb.Transaction, store: Store, cutoff: datetime, limit: int = 50_000) -> int:
+    """Delete, inside ``txn``, up to ``limit`` stored replies older than ``cutoff`` (a tool's one-off
+    clean-up; the running hub sweeps in small steps instead)."""
+    db = store.db("replies")
+    expired = expired_before(cutoff)
+    old: list[bytes] = []
+    with txn.cursor(db=db) as cur:
+        for k, v in cur:
+            if expired(v):
+                old.append(bytes(k))
+                if len(old) >= limit:
+                    break
+    for k in old:
+        txn.delete(k, db=db)
+    return len(old)
 
 
 def fingerprint(msg: Command) -> bytes:
@@ -52,6 +93,10 @@ class Replies:
         self.in_flight: dict[tuple[str | None, str], trio.Event] = {}
         # replies of write-behind commands whose commit has not landed yet (see Request.commit_behind)
         self.pending: dict[bytes, tuple[bytes, bytes]] = {}  # key -> (frame, fingerprint)
+
+    def landed(self, key: bytes, _outcome: object) -> None:
+        """A write-behind reply's commit landed (or failed): from now on it is read from the store."""
+        self.pending.pop(key, None)
 
     def find(self, store: Store, register_id: str, msg_id: str) -> tuple[bytes, bytes] | None:
         """The reply frame stored (or pending) for this id and its command's fingerprint, if any."""
@@ -84,8 +129,3 @@ def same_command(msg_id: str, fp: bytes, stored_fp: bytes) -> None:
             code="id_reused",
             field="id",
         )
-
-
-def stored_reply(hub: Hub, register_id: str, msg_id: str, fp: bytes = b"") -> bytes | None:
-    """The stored reply of ``msg_id`` on ``hub`` (see :meth:`Replies.lookup`)."""
-    return hub.replies.lookup(hub.store, register_id, msg_id, fp)

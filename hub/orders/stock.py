@@ -55,10 +55,29 @@ def taking_refusal_in_txn(
     return None
 
 
+def holds(txn: lmdb.Transaction, store: Store, product_id: str, *, except_order: str = "") -> bool:
+    """Whether an open order (other than ``except_order``) holds units of this product: one get, read in
+    the register's own read of the package and product, so a cart change with nothing held costs no
+    transaction of its own (``cart_refusal(..., held=False)``)."""
+    res = ostore.reservations_in_txn(txn, store, product_id)
+    return res is not None and any(o != except_order for o in res.orders)
+
+
 def cart_refusal(
-    store: Store, cart: Cart, line_id: int, today: date, *, except_order: str = ""
+    store: Store,
+    cart: Cart,
+    line_id: int,
+    today: date,
+    *,
+    except_order: str = "",
+    held: bool | None = None,
 ) -> Refusal | None:
-    """The line just added or changed must not take units an online order holds."""
+    """The line just added or changed must not take units an online order holds. ``held``: what
+    :func:`holds` said of the line's product in the read the change was decided on (False: nothing to
+    check; the commit checks again in its own transaction, serialised against every pick and acceptance,
+    so an order accepted in between is never oversold); None: read it here."""
+    if held is False:
+        return None
     line = cart.line(line_id)
     if line is None:
         return None

@@ -16,10 +16,11 @@ from hub.sale.context import sale_of
 
 if TYPE_CHECKING:
     from hub.app import Hub
+    from hub.services import HubParts
 
 
 def order_view(
-    hub: Hub, o: Order, now: datetime, *, detail: bool = False, free: dict[str, int] | None = None
+    hub: HubParts, o: Order, now: datetime, *, detail: bool = False, free: dict[str, int] | None = None
 ) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": o.id,
@@ -49,7 +50,7 @@ def order_view(
     return view
 
 
-def shortages(hub: Hub, orders: list[Order]) -> dict[str, int]:
+def shortages(hub: HubParts, orders: list[Order]) -> dict[str, int]:
     """Per product in open orders: free stock, negative when the orders hold more than the shelf has."""
     today = ctx_of(hub.services).today()
     out: dict[str, int] = {}
@@ -82,7 +83,7 @@ def flags_of(o: Order, free: dict[str, int]) -> tuple[str, ...]:
     return ("out_of_stock",) if short else ()
 
 
-def queue_view(hub: Hub) -> list[dict[str, Any]]:
+def queue_view(hub: HubParts) -> list[dict[str, Any]]:
     """The open orders by promised time, cached per order change, store write and minute: a package put on
     hold or sold at a register (no order changed) flips "out_of_stock", the clock alone flips "late"."""
     ctx = ctx_of(hub.services)
@@ -99,7 +100,7 @@ def queue_view(hub: Hub) -> list[dict[str, Any]]:
 
 def snapshot(actor: Any) -> dict[str, Any]:
     """The orders part of a register's and a picker's screen."""
-    hub = actor.hub
+    hub = actor.parts
     if hub.services.orders is None:
         return {}
     queue = queue_view(hub)
@@ -119,7 +120,7 @@ def snapshot(actor: Any) -> dict[str, Any]:
     return out
 
 
-def held_by(hub: Hub, picker_id: str) -> str:
+def held_by(hub: HubParts, picker_id: str) -> str:
     return next(
         (q["id"] for q in queue_view(hub) if q["state"] == "picking" and q["picker"] == picker_id), ""
     )

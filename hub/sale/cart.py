@@ -6,7 +6,7 @@ Every change is refused whole when it breaks a limit or takes units an online or
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -20,7 +20,7 @@ from hub.domain.cart import Cart, WeightReading
 from hub.domain.cart import ManualWeight as ManualWeightValue
 from hub.domain.catalog import Product, Refusal, format_quantity, sellability
 from hub.domain.discounts import Discount, needs_manager
-from hub.domain.scan_classify import classify
+from hub.domain.scan_classify import ScanClass, classify
 from hub.errors import NotFound
 from hub.orders import stock as order_stock
 from hub.sale import inventory as inv
@@ -40,6 +40,7 @@ from hub.sale.context import (
     refuse,
     sale_of,
     save,
+    save_cart,
 )
 from hub.sale.view import current_limits, price_of
 
@@ -52,10 +53,12 @@ HANDLERS = HandlerTable()
 
 # not in the table: hub/sale/queue.py answers `scan` and calls this one unless a second ID at a busy
 # register joins the queue
-async def scan(req: Request, msg: p.Scan) -> Any:
+async def scan(req: Request, msg: p.Scan, sc: ScanClass | None = None) -> Any:
+    """``sc``: the scan's classification when the caller made it already (hub/sale/queue.py)."""
     t0 = trio.current_time()
     ctx, sale = ctx_of(req.services), sale_of(actor_of(req))
-    sc = classify(msg.data)
+    if sc is None:
+        sc = classify(msg.data)
     # A serial scanner's licence is judged as bytes by the parser, so a refusal never blames a keyboard
     # wedge that was not there (classify's wedge reason is for typed input).
     serial_licence = sc.kind == "aamva" and msg.source == "serial"
@@ -132,42 +135,59 @@ async def _add_package(
 ) -> dict[str, Any]:
     ctx = ctx_of(req.services)
     need_customer(sale)
-    pkg = inv.package(req.store, tag)
-    product = inv.product(req.store, pkg.product_id) if pkg else None
+    store = req.store
+    with store.read() as txn:  # one read for the package, its product and whether an order holds it
+        pkg = inv.package_in_txn(txn, store, tag)
+        product = inv.product_in_txn(txn, store, pkg.product_id) if pkg else None
+        held = product is not None and order_stock.holds(txn, store, product.id, except_order=sale.order_id)
     if product is not None and product.sold_by == "weight" and weight is None:
         weight = _weight_for(ctx, req)
     now = datetime.now(UTC)
+    today = ctx.today()
     return await _change_cart(
         req,
         sale,
         kind,
-        lambda cart: carts.add_package(
-            cart, pkg, product, ctx.today(), quantity=quantity, weight=weight, now=now
-        ),
+        lambda cart: carts.add_package(cart, pkg, product, today, quantity=quantity, weight=weight, now=now),
+        held=held,
+        today=today,
     )
 
 
 async def _change_cart(
-    req: Request, sale: RegisterSale, kind: str, transition: Callable[[Cart], carts.Change | Refusal]
+    req: Request,
+    sale: RegisterSale,
+    kind: str,
+    transition: Callable[[Cart], carts.Change | Refusal],
+    *,
+    held: bool | None = None,
+    today: date | None = None,
 ) -> dict[str, Any]:
-    """Apply one cart transition of the core; refuse it whole if it breaks a limit; save and publish."""
+    """Apply one cart transition of the core; refuse it whole if it breaks a limit; save and publish.
+    ``held``: whether an online order holds the changed line's product (``order_stock.holds``, read with
+    the package; None: read it now)."""
     ctx = ctx_of(req.services)
     before = sale.cart
     try:
         change = _apply(sale, transition(cart_of(sale, req.register_id)))
         # units an online order holds are not for this cart (issue 14)
-        held = order_stock.cart_refusal(
-            req.store, change.cart, change.line_id, ctx.today(), except_order=sale.order_id
+        refused = order_stock.cart_refusal(
+            req.store,
+            change.cart,
+            change.line_id,
+            today or ctx.today(),
+            except_order=sale.order_id,
+            held=held,
         )
-        if held is not None:
-            notice(sale, "error", held.message)
-            raise refuse(held)
+        if refused is not None:
+            notice(sale, "error", refused.message)
+            raise refuse(refused)
     except Refused:
         sale.cart = before
         actor_of(req).publish()
         raise
     _limit_guard_publish(req, ctx, sale, before)
-    return await save(req, sale, reply={"kind": kind, "line": change.line_id, "message": change.message})
+    return await save_cart(req, sale, reply={"kind": kind, "line": change.line_id, "message": change.message})
 
 
 def _limit_guard_publish(req: Request, ctx: SaleContext, sale: RegisterSale, before: Cart | None) -> None:
@@ -186,13 +206,15 @@ async def _add_product(
     packages = inv.packages_of(req.store, product.id)
     weight = _weight_for(ctx, req) if product.sold_by == "weight" else None
     now = datetime.now(UTC)
+    today = ctx.today()
     return await _change_cart(
         req,
         sale,
         kind,
         lambda cart: carts.add_by_barcode(
-            cart, product, packages, ctx.today(), quantity=quantity, weight=weight, now=now
+            cart, product, packages, today, quantity=quantity, weight=weight, now=now
         ),
+        today=today,
     )
 
 
@@ -263,13 +285,19 @@ async def _reweigh(
     cart = cart_of(sale, req.register_id)
     line = cart.line(line_id)
     assert line is not None
-    pkg = inv.package(req.store, line.package_tag)
-    product = inv.product(req.store, line.product_id)
+    store = req.store
+    with store.read() as txn:
+        pkg = inv.package_in_txn(txn, store, line.package_tag)
+        product = inv.product_in_txn(txn, store, line.product_id)
+        held = order_stock.holds(txn, store, line.product_id, except_order=sale.order_id)
+    today = ctx.today()
     return await _change_cart(
         req,
         sale,
         "reweigh",
-        lambda c: carts.reweigh(c, line_id, weight, pkg, product, ctx.today()),
+        lambda c: carts.reweigh(c, line_id, weight, pkg, product, today),
+        held=held,
+        today=today,
     )
 
 
@@ -283,14 +311,14 @@ async def set_quantity(req: Request, msg: p.SetQuantity) -> Any:
     before = sale.cart
     _apply(sale, carts.set_quantity(cart, msg.line, msg.quantity, pkg, product, ctx.today()))
     _limit_guard_publish(req, ctx, sale, before)
-    return await save(req, sale, reply={})
+    return await save_cart(req, sale, reply={})
 
 
 @HANDLERS.handles(p.RemoveLine)
 async def remove_line(req: Request, msg: p.RemoveLine) -> Any:
     sale = sale_of(actor_of(req))
     _apply(sale, carts.remove_line(cart_of(sale, req.register_id), msg.line))
-    return await save(req, sale, reply={})
+    return await save_cart(req, sale, reply={})
 
 
 @HANDLERS.handles(p.ApplyDiscount)
@@ -320,14 +348,14 @@ async def apply_discount(req: Request, msg: p.ApplyDiscount) -> Any:
         _apply(sale, carts.add_line_discount(cart, msg.line, d, role=role, policy=policy))
     else:
         _apply(sale, carts.add_cart_discount(cart, d, role=role, policy=policy))
-    return await save(req, sale, reply={})
+    return await save_cart(req, sale, reply={})
 
 
 @HANDLERS.handles(p.ClearDiscounts)
 async def clear_discounts(req: Request, msg: p.ClearDiscounts) -> Any:
     sale = sale_of(actor_of(req))
     _apply(sale, carts.clear_discounts(cart_of(sale, req.register_id)))
-    return await save(req, sale, reply={})
+    return await save_cart(req, sale, reply={})
 
 
 @HANDLERS.handles(p.RedeemPoints)
@@ -335,7 +363,7 @@ async def redeem_points(req: Request, msg: p.RedeemPoints) -> Any:
     sale = sale_of(actor_of(req))
     c = need_customer(sale)
     _apply(sale, carts.redeem_points(cart_of(sale, req.register_id), msg.points, c.loyalty_points))
-    return await save(req, sale, reply={})
+    return await save_cart(req, sale, reply={})
 
 
 @HANDLERS.handles(p.ParkCart)

@@ -29,10 +29,9 @@ from hub.sale.context import (
     ctx_of,
     notice,
     sale_of,
+    sale_writer,
     save,
 )
-from hub.store.env import encode
-from hub.store.keys import text
 
 if TYPE_CHECKING:
     from hub.services import Services
@@ -60,7 +59,7 @@ def check_in_licence(
         registry=registry,
     )
     hashed = inv.id_hash(ctx.id_key, lic.jurisdiction, lic.document_number)
-    known = inv.customer_by_hash(ctx.hub.store, hashed)
+    known = inv.customer_by_hash(ctx.store, hashed)
     cls_label = (
         ctx.jurisdiction.class_label(decision.customer_class) if decision.customer_class else customer_type
     )
@@ -101,7 +100,7 @@ async def apply_check_in(
     else:
         notice(sale, "error", "Refused: " + "; ".join(checked.reasons))
     store = req.store
-    blob = encode(sale)
+    write_sale = sale_writer(sale, store)
     detail = {
         "how": how,
         "allowed": checked.allowed,
@@ -112,7 +111,7 @@ async def apply_check_in(
     result = {"kind": kind, "allowed": checked.allowed, "reasons": checked.reasons, "label": checked.label}
 
     def fn(txn: lmdb.Transaction) -> Any:
-        txn.put(text(sale.register_id), blob, db=store.db("carts"))
+        write_sale(txn)
         # who was checked in is kept as the keyed hash only (no name, no ID number)
         audit.append(
             txn,

@@ -44,7 +44,7 @@ def _reads(
 ) -> SaleReads:
     """What the plan decides on, as the store holds it inside this transaction (the units an online order
     holds are free for the cart that picks that order up)."""
-    store = ctx.hub.store
+    store = ctx.store
     today = ctx.today(now)
     takes = taking(cart)
     packages: dict[str, Package | None] = {tag: inv.package_in_txn(txn, store, tag) for tag in takes}
@@ -92,7 +92,7 @@ def commit_sale(
     order_id: str = "",
 ) -> Receipt:
     """The sale as one transaction: the plan re-checks stock and allotment; everything or nothing."""
-    store = ctx.hub.store
+    store = ctx.store
     reads = _reads(txn, ctx, register_id, cart, customer, now, order_id)
     plan = plan_sale(
         cart=cart,
@@ -106,8 +106,8 @@ def commit_sale(
         reads=reads,
         jurisdiction=ctx.jurisdiction,
         store=ctx.store_identity,
-        licence=ctx.hub.config.store.licence,
-        time_zone=ctx.hub.config.store.time_zone,
+        licence=ctx.config.store.licence,
+        time_zone=ctx.config.store.time_zone,
         register_id=register_id,
         staff=staff,
         cashier=cashier,
@@ -129,7 +129,7 @@ def commit_sale(
         txn,
         store,
         kind="sale",
-        licence=ctx.hub.config.store.licence,
+        licence=ctx.config.store.licence,
         key=plan.state_sale.external_receipt_number,
         payload=encode(plan.state_sale),
         labels=plan.outbox_labels,

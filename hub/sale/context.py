@@ -27,12 +27,11 @@ from hub.domain.pricing import LoyaltyPolicy, PricedCart
 from hub.domain.receipt import StoreIdentity
 from hub.domain.tax import TaxTable
 from hub.errors import BadRequest, HubError
-from hub.store.env import encode
-from hub.store.keys import text
+from hub.store.env import Store, decode, encode
+from hub.store.layout import OPEN_CARTS, REGISTER_SALES, OpenCart
 
 if TYPE_CHECKING:
     from actors.register import RegisterActor
-    from hub.app import Hub
     from hub.config import StoreConfig
     from hub.devices import DeviceHub
     from hub.services import Services
@@ -86,7 +85,8 @@ class ScaleState(msgspec.Struct, kw_only=True):
 
 
 class RegisterSale(msgspec.Struct, kw_only=True):
-    """What a register is in the middle of; persisted on every change so a reconnect or restart finds it."""
+    """What a register is in the middle of; persisted on every change so a reconnect or restart finds it
+    (in two rows, schema 5: the open cart apart, see ``save_cart``)."""
 
     register_id: str
     cart: Cart | None = None
@@ -127,10 +127,20 @@ class SaleSettings(msgspec.Struct, kw_only=True):
 
 
 class SaleContext:
-    """Per-hub state of the sale feature (not per register)."""
+    """Per-hub state of the sale feature (not per register). It reads the store and the configuration,
+    not the hub: it is built by the sale's setup step (hub/sale/opening.py), once the store is open; the
+    store stays open until ``Hub.run`` returns."""
 
-    def __init__(self, hub: Hub, jurisdiction: Jurisdiction, settings: SaleSettings, id_key: bytes) -> None:
-        self.hub = hub
+    def __init__(
+        self,
+        store: Store,
+        config: StoreConfig,
+        jurisdiction: Jurisdiction,
+        settings: SaleSettings,
+        id_key: bytes,
+    ) -> None:
+        self.store = store
+        self.config = config
         self.jurisdiction = jurisdiction
         self.settings = settings
         self.id_key = id_key
@@ -157,15 +167,15 @@ class SaleContext:
         self.licence_seen: list[Callable[[str, aamva.DriverLicence], None]] = []
         self.printers: dict[str, Any] = {}
         self.store_identity = StoreIdentity(
-            name=hub.config.store.name,
-            licence=hub.config.store.licence,
-            address=hub.config.store.address,
-            timezone=hub.config.store.time_zone,
+            name=config.store.name,
+            licence=config.store.licence,
+            address=config.store.address,
+            timezone=config.store.time_zone,
         )
 
     @property
     def zone(self) -> Any:
-        return self.hub.config.zone
+        return self.config.zone
 
     def today(self, now: datetime | None = None) -> date:
         """The store's local date (of ``now``); asked on every scan, so converted once a minute (a zone's
@@ -189,29 +199,81 @@ def ctx_of(services: Services) -> SaleContext:
 def sale_of(actor: RegisterActor) -> RegisterSale:
     s = actor.sale
     if s is None:
-        s = actor.hub.store.get("carts", text(actor.id), RegisterSale) or RegisterSale(register_id=actor.id)
+        s = load_sale(actor.parts.store, actor.id)
         actor.set_sale(s)
     return s
+
+
+def load_sale(store: Store, register_id: str) -> RegisterSale:
+    """The register's sale as the store keeps it: the sale's row with the open cart's row (if any) in it."""
+    with store.read() as txn:
+        raw = REGISTER_SALES.get(txn, store, register_id)
+        row = OPEN_CARTS.get(txn, store, register_id)
+    sale = decode(raw, RegisterSale) if raw is not None else RegisterSale(register_id=register_id)
+    if row is not None:
+        # written after the sale's row whenever the cart changed alone: its notice is the later one
+        sale.cart, sale.notice = row.cart, row.notice
+    return sale
 
 
 def actor_of(req: Request) -> RegisterActor:
     return req.register
 
 
-async def save(req: Request, sale: RegisterSale, *, reply: Any = None) -> Any:
-    """Persist the register's sale state with this command's reply, behind the answer (a cart being
-    built; the sale itself is committed before it is acknowledged)."""
-    store = req.store
+def _encoded(value: Any) -> bytes:
     try:
-        blob = encode(sale)
+        return encode(value)
     except (OverflowError, msgspec.EncodeError):
         # a number beyond what the store keeps (2^64): refused, and the register rolls the change back
         raise BadRequest("A number in this change is out of range; nothing was changed.") from None
 
-    def fn(txn: lmdb.Transaction) -> None:
-        txn.put(text(sale.register_id), blob, db=store.db("carts"))
 
-    result = await req.commit_behind(fn, reply, label="cart")
+def sale_writer(sale: RegisterSale, store: Store) -> Callable[[lmdb.Transaction], None]:
+    """Writes the whole sale (its row and its open cart's row, or no cart row when there is no cart) in the
+    writer's transaction; encoded now, so a value out of range refuses the change before it is queued."""
+    register_id = sale.register_id
+    blob = _encoded(msgspec.structs.replace(sale, cart=None))
+    cart = _encoded(OpenCart(cart=sale.cart, notice=sale.notice)) if sale.cart is not None else None
+    sales_db, carts_db = store.db(REGISTER_SALES.db), store.db(OPEN_CARTS.db)
+    key = REGISTER_SALES.raw_key(register_id)
+
+    def put(txn: lmdb.Transaction) -> None:
+        txn.put(key, blob, db=sales_db)
+        if cart is None:
+            txn.delete(key, db=carts_db)
+        else:
+            txn.put(key, cart, db=carts_db)
+
+    return put
+
+
+async def save(req: Request, sale: RegisterSale, *, reply: Any = None) -> Any:
+    """Persist the register's whole sale state (a check-in, park, recall, end: the customer, the parked
+    carts or the order changed) with this command's reply, behind the answer (a cart being built; the sale
+    itself is committed before it is acknowledged)."""
+    # writes the sale's row and its cart's row whole: a newer whole save in the same batch makes it unneeded
+    # (its own key: a later cart-only save does not write the sale's row, so it never supersedes this one)
+    result = await req.commit_behind(
+        sale_writer(sale, req.store), reply, label="cart", state_key=(REGISTER_SALES.name, sale.register_id)
+    )
+    actor_of(req).publish()
+    return result
+
+
+async def save_cart(req: Request, sale: RegisterSale, *, reply: Any = None) -> Any:
+    """Persist a change of the open cart alone (a scan, a weighing, a quantity, a discount): the cart's row
+    with the notice it left, not the customer or the parked carts, whose row has not changed."""
+    cart = sale.cart
+    if cart is None:  # nothing to keep apart: the whole sale says there is no cart
+        return await save(req, sale, reply=reply)
+    blob = _encoded(OpenCart(cart=cart, notice=sale.notice))
+    db, key = req.store.db(OPEN_CARTS.db), OPEN_CARTS.raw_key(sale.register_id)
+
+    def put(txn: lmdb.Transaction) -> None:
+        txn.put(key, blob, db=db)
+
+    # writes the cart's row whole: a newer cart-only save of this register in the same batch makes it unneeded
+    result = await req.commit_behind(put, reply, label="cart", state_key=(OPEN_CARTS.name, sale.register_id))
     actor_of(req).publish()
     return result
 
@@ -243,8 +305,11 @@ def need_customer(sale: RegisterSale) -> CheckedIn:
 
 def paired_device(config: StoreConfig, devices: DeviceHub | None, register_id: str, kind: str) -> str:
     """The device of ``kind`` serving a register: from store.toml, else one paired at start (the demo's)."""
-    reg = config.register(register_id)
-    configured = getattr(reg, kind, "") if reg is not None else ""
+    configured = ""
+    for reg in config.registers:  # config.register's search without its generator: asked on every snapshot
+        if reg.id == register_id:
+            configured = getattr(reg, kind, "")
+            break
     if configured:
         return str(configured)
     if devices is not None:

@@ -82,7 +82,9 @@ async def open_sale(hub: Hub, *, demo: bool, taxes: dict[str, Any] | None = None
             warn_beside_data=not cfg.server.demo,
         )
     )
-    ctx = SaleContext(hub, jurisdiction, SaleSettings(tax_table=table, promotions=promotions), key)
+    ctx = SaleContext(
+        hub.store, hub.config, jurisdiction, SaleSettings(tax_table=table, promotions=promotions), key
+    )
     if demo:
         await trio.to_thread.run_sync(seed_demo_catalogue, hub, ctx)
     for product in all_products(hub.store):

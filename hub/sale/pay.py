@@ -32,10 +32,11 @@ from hub.sale.context import (
     paired_device,
     refuse,
     sale_of,
+    sale_writer,
 )
 from hub.sale.drawer import open_drawer_id
 from hub.sale.view import price_of
-from hub.store.env import encode, tget
+from hub.store.env import tget
 from hub.store.keys import text
 
 if TYPE_CHECKING:
@@ -158,7 +159,7 @@ async def pay(req: Request, msg: p.Pay) -> Any:
                 "level": "info",
                 "text": f"Sale {receipt.receipt_number} done. Change due {cents(receipt.change_cents)}.",
             }
-            txn.put(text(sale.register_id), encode(cleared), db=req.store.db("carts"))
+            sale_writer(cleared, req.store)(txn)  # the sale row, and no open cart row any more
             return {
                 "receipt_number": receipt.receipt_number,
                 "total_cents": receipt.total_cents,

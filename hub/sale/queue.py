@@ -31,16 +31,15 @@ from hub.sale import cart as sale_cart
 from hub.sale import inventory as inv
 from hub.sale import protocol as p
 from hub.sale.checkin import check_in_licence
-from hub.sale.context import CheckedIn, Refused, actor_of, ctx_of, notice, sale_of
+from hub.sale.context import CheckedIn, Refused, actor_of, ctx_of, notice, sale_of, sale_writer
 from hub.sale.view import allotment_view
 from hub.store.env import decode, encode
-from hub.store.keys import text
 from hub.store.layout import CUSTOMER_QUEUE
 
 if TYPE_CHECKING:
     from actors.register import RegisterActor
     from hub.app import Hub
-    from hub.services import Services
+    from hub.services import HubParts, Services
 
 # the commands this module answers; hub/wiring.py joins it into the hub's table
 HANDLERS = HandlerTable()
@@ -103,7 +102,7 @@ async def scan(req: Request, msg: p.Scan) -> Any:
     # of the classifier would refuse it
     serial = sc is not None and sc.kind == "aamva" and msg.source == "serial"
     if current is None or sc is None or sc.kind != "aamva" or not (sc.valid or serial):
-        return await sale_cart.scan(req, msg)
+        return await sale_cart.scan(req, msg, sc)
     try:
         lic = aamva.parse_licence(sc.data.encode() if serial else sc.data)
     except aamva.AamvaError:
@@ -203,7 +202,7 @@ async def take_customer(req: Request, msg: p.TakeCustomer) -> Any:
             parked=[*sale.parked, parked_cart] if parked_cart is not None else list(sale.parked),
             notice={"level": "info", "text": f"Now serving {customer.label} (ticket {entry.ticket})."},
         )
-        blob = encode(after)
+        write_sale = sale_writer(after, req.store)
         waited = rules.minutes_waiting(entry, now)
         result = {"ticket": entry.ticket, "label": entry.label, "waited_minutes": waited}
         if parked_cart is not None:
@@ -211,7 +210,7 @@ async def take_customer(req: Request, msg: p.TakeCustomer) -> Any:
 
         def fn(txn: lmdb.Transaction) -> Any:
             q.put(txn, new)
-            txn.put(text(after.register_id), blob, db=req.store.db("carts"))
+            write_sale(txn)
             audit.append(
                 txn,
                 req.store,
@@ -270,10 +269,10 @@ async def leave_queue(req: Request, msg: p.LeaveQueue) -> Any:
 
 # ---------------------------------------------------------------------------------------------- snapshot
 def queue_snapshot(actor: RegisterActor) -> dict[str, Any]:
-    return queue_view(actor.hub)
+    return queue_view(actor.parts)
 
 
-def queue_view(hub: Hub) -> dict[str, Any]:
+def queue_view(hub: HubParts) -> dict[str, Any]:
     """The queue as every register shows it: ticket, who, medical or adult, minutes waiting, and what
     they may still buy today (so the budtender can say it before the first scan)."""
     ctx = ctx_of(hub.services)

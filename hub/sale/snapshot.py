@@ -47,28 +47,40 @@ def _same(a: Any, b: Any) -> bool:
     return a is b or (type(a) in _SCALARS and a == b)
 
 
-def _part(actor: Any, name: str, key: tuple[Any, ...], build: Callable[[], Any]) -> msgspec.Raw:
-    """The part ``name`` of this register's snapshot, encoded; rebuilt only when ``key`` changed."""
+def _parts_of(actor: Any) -> dict[str, tuple[tuple[Any, ...], msgspec.Raw]]:
+    """This register's encoded parts (looked up once per snapshot)."""
     cache = _parts.get(actor)
     if cache is None:
         cache = _parts[actor] = {}
+    return cache
+
+
+def _part(
+    cache: dict[str, tuple[tuple[Any, ...], msgspec.Raw]],
+    register_id: str,
+    name: str,
+    key: tuple[Any, ...],
+    build: Callable[[], Any],
+) -> msgspec.Raw:
+    """The part ``name`` of this register's snapshot, encoded; rebuilt only when ``key`` changed."""
     hit = cache.get(name)
     if hit is not None and len(hit[0]) == len(key) and all(map(_same, hit[0], key)):
         return hit[1]
-    part_builds[actor.id, name] += 1
+    part_builds[register_id, name] += 1
     raw = msgspec.Raw(_encoder.encode(build()))
     cache[name] = (key, raw)
     return raw
 
 
 def sale_snapshot(actor: RegisterActor) -> dict[str, Any]:
-    hub = actor.hub
+    hub = actor.parts
     ctx = ctx_of(hub.services)
     sale = sale_of(actor)
     c = sale.customer
     state: dict[str, Any] = {"demo": hub.config.server.demo, "notice": sale.notice}
+    parts, rid = _parts_of(actor), actor.id
     state["customer"] = _part(
-        actor, "customer", (c, c and c.loyalty_points, c and c.allowed), lambda: _customer_view(c)
+        parts, rid, "customer", (c, c and c.loyalty_points, c and c.allowed), lambda: _customer_view(c)
     )
     allowed = c if c and c.allowed else None
     decision = current_limits(ctx, allowed, sale.cart) if allowed and allowed.customer_class else None
@@ -80,17 +92,18 @@ def sale_snapshot(actor: RegisterActor) -> dict[str, Any]:
         return gauges[0][name]
 
     for name in ("allotment", "limit_problems"):
-        state[name] = _part(actor, name, (allowed, decision), lambda name=name: gauge(name))  # type: ignore[misc]
+        state[name] = _part(parts, rid, name, (allowed, decision), lambda name=name: gauge(name))  # type: ignore[misc]
     cart = sale.cart
     priced = price_of(ctx, cart, sale) if cart is not None else None
-    state["cart"] = _part(actor, "cart", (cart, priced), lambda: _cart_view(cart, priced))
+    state["cart"] = _part(parts, rid, "cart", (cart, priced), lambda: _cart_view(cart, priced))
     state["parked"] = _part(
-        actor,
+        parts,
+        rid,
         "parked",
         (len(sale.parked), *sale.parked, *(price_of(ctx, pc, sale) for pc in sale.parked)),
         lambda: _parked_view(ctx, sale),
     )
-    _rest(actor, state, sale, cart)
+    _rest(actor, parts, state, sale, cart)
     return state
 
 
@@ -171,9 +184,15 @@ def _parked_view(ctx: Any, sale: Any) -> list[dict[str, Any]]:
     ]
 
 
-def _rest(actor: Any, state: dict[str, Any], sale: Any, cart: Any) -> None:
+def _rest(
+    actor: Any,
+    parts: dict[str, tuple[tuple[Any, ...], msgspec.Raw]],
+    state: dict[str, Any],
+    sale: Any,
+    cart: Any,
+) -> None:
     """Scale, payment, terminal, drawer, devices and the last receipt: small, or cached by themselves."""
-    hub = actor.hub
+    hub = actor.parts
     ctx = ctx_of(hub.services)
     s = ctx.scales.get(paired_device(hub.config, hub.services.devices, actor.id, "scale"))
     state["scale"] = (
@@ -210,14 +229,14 @@ def _rest(actor: Any, state: dict[str, Any], sale: Any, cart: Any) -> None:
     # the open drawer changes only by a committed write for this register, which moves this generation
     drawer_generation = hub.store.commits.generation(OPEN_DRAWERS_TOPIC, actor.id)
     state["drawer"] = _part(
-        actor, "drawer", (hub.store, drawer_generation), lambda: _drawer_view(hub, actor.id)
+        parts, actor.id, "drawer", (hub.store, drawer_generation), lambda: _drawer_view(hub, actor.id)
     )
     state["devices"] = [
         d.view() for d in hub.services.device_health.values() if d.register in (None, actor.id)
     ]
     number = sale.last_receipt_number
     state["last_receipt"] = _part(
-        actor, "last_receipt", (number,), lambda: last_receipt_view(hub, number) if number else None
+        parts, actor.id, "last_receipt", (number,), lambda: last_receipt_view(hub, number) if number else None
     )
 
 

@@ -36,12 +36,12 @@ if TYPE_CHECKING:
 def _ledger_generation(ctx: SaleContext, customer_id: str) -> int:
     """The freshness of one customer's purchase history: it moves on when a committed batch wrote that
     customer's ledger (a sale, a void, a return, a merge or purge, at any register), not anybody else's."""
-    return ctx.hub.store.commits.generation(LEDGER_TOPIC, customer_id)
+    return ctx.store.commits.generation(LEDGER_TOPIC, customer_id)
 
 
 def check_limits(
     ctx: SaleContext,
-    txn: lmdb.Transaction,
+    txn: lmdb.Transaction | None,
     customer: CheckedIn,
     cart: Cart | None,
     now: datetime,
@@ -51,11 +51,13 @@ def check_limits(
     """The limits for this customer and cart. What their past purchases use is read from the ledger once
     per customer, write to their ledger and minute (a figure kept within the minute only ever counts more:
     a purchase leaving a window is still counted); ``fresh`` reads it again inside the caller's
-    transaction, as the sale commit does, and keeps nothing (that transaction has not committed yet)."""
+    transaction, as the sale commit does, and keeps nothing (that transaction has not committed yet).
+    Without ``txn`` a read transaction is opened only when the ledger must be read (a scan has the figure)."""
     j = ctx.jurisdiction
     cls = customer.customer_class or "adult"
     who = LimitCustomer(customer_class=cls, age=customer.age)
     if fresh:
+        assert txn is not None, "a fresh check reads in the caller's transaction"
         usage = _history_usage(ctx, txn, customer.customer_id, who, now)
     else:
         # the generation is taken before the read: a commit landing in between makes the entry older
@@ -65,7 +67,11 @@ def check_limits(
         if hit is not None and hit[0] == key:
             usage = hit[1]
         else:
-            usage = _history_usage(ctx, txn, customer.customer_id, who, now)
+            if txn is None:
+                with ctx.store.read() as own:
+                    usage = _history_usage(ctx, own, customer.customer_id, who, now)
+            else:
+                usage = _history_usage(ctx, txn, customer.customer_id, who, now)
             history_reads[customer.customer_id] += 1
             if len(ctx.usage_cache) > 1024:
                 ctx.usage_cache.clear()
@@ -78,7 +84,7 @@ def _history_usage(
 ) -> dict[str, int]:
     j = ctx.jurisdiction
     since = history_window_start(j, who.customer_class, now)
-    return history_usage(j, who, inv.history(txn, ctx.hub.store, customer_id, since), now)
+    return history_usage(j, who, inv.history(txn, ctx.store, customer_id, since), now)
 
 
 def _minute(now: datetime) -> int:
@@ -109,8 +115,7 @@ def current_limits(ctx: SaleContext, customer: CheckedIn, cart: Cart | None) -> 
         and hit.checks == checks
     ):
         return hit.decision
-    with ctx.hub.store.read() as txn:
-        decision = check_limits(ctx, txn, customer, cart, now)
+    decision = check_limits(ctx, None, customer, cart, now)
     if len(ctx.limits_cache) > 256:
         ctx.limits_cache.clear()
     ctx.limits_cache[customer.customer_id] = DecidedLimits(

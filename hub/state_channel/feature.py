@@ -158,7 +158,7 @@ async def start(hub: Hub, sup: Supervisor, channel: StateChannel, sandbox: InPro
 def register_state_view(actor: RegisterActor) -> dict[str, Any]:
     """What a register shows about the state system: nothing while it answers; when it does not, that
     selling goes on and what this jurisdiction allows meanwhile (policy.py, as data)."""
-    hub = actor.hub
+    hub = actor.parts
     health = hub.services.state_health
     if health is None or health.get("reachable", True):
         return {"state_system": {"ok": True, "message": ""}}

@@ -7,8 +7,6 @@ Writes go through :class:`hub.store.writer.StoreWriter`, the single writer.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,7 +20,7 @@ T = TypeVar("T")
 
 # The store layout this code writes, kept in ``meta`` under ``schema``. A store without it was written
 # before issue 13 (schema 1); hub/store/migrations.py brings an older store to this one on open.
-SCHEMA = 4
+SCHEMA = 5
 SCHEMA_KEY = b"schema"
 
 
@@ -47,7 +45,8 @@ TABLES = (
     "customers",
     "customers_by_id_hash",
     "ledger",  # customer id + u64 micros + u64 seq -> purchase ledger entry (limits windows)
-    "carts",
+    "carts",  # register id -> its sale without the open cart (layout.REGISTER_SALES, schema 5)
+    "open_carts",  # register id -> its open cart (layout.OPEN_CARTS, schema 5)
     "parked_carts",
     "sales",
     "sales_by_day",
@@ -170,10 +169,10 @@ class Store:
             raise KeyError(f"no table {table!r} in this store") from None
 
     # --- reads (inline, short) ---
-    @contextmanager
-    def read(self) -> Iterator[lmdb.Transaction]:
-        with self.env.begin(buffers=True) as txn:
-            yield txn
+    def read(self) -> lmdb.Transaction:
+        """A read transaction for ``with store.read() as txn:`` (ended by the ``with``). The transaction is
+        its own context manager: no generator-based wrapper on every read (a scan makes several)."""
+        return self.env.begin(buffers=True)
 
     def get(self, table: str, key: bytes, type_: type[T]) -> T | None:
         with self.env.begin(buffers=True) as txn:

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import msgspec
+
+from hub.domain.cart import Cart
 from hub.domain.drawer import DrawerEvent
 from hub.domain.give_back import PendingReversal, VoidIntent
 from hub.domain.ledger import LedgerEntry
@@ -107,6 +110,25 @@ PENDING_REVERSALS: Table[str, PendingReversal] = Table(
 # the store's customer queue: the msgpack of hub.sale.queue.QueueState, kept raw here because its
 # waiting customers are hub/sale's CheckedIn (hub/sale/queue.py decodes it)
 CUSTOMER_QUEUE: Cell[bytes] = Cell("customer_queue", "meta", b"customer_queue", Raw())
+
+# ---- the register's sale, in two rows (schema 5): a cart edit, the most frequent write of the hub, writes
+# the cart row only; a check-in, park, recall, end or committed sale writes both
+# register id -> the msgpack of hub.sale.context.RegisterSale WITHOUT its open cart (the customer with their
+# check-in decision, the parked carts, the last receipt number, the order picked up), kept raw here because
+# RegisterSale is hub/sale's (hub/sale/context.py encodes and decodes it); the table is the old "carts"
+REGISTER_SALES: Table[str, bytes] = Table("register_sales", "carts", TEXT, Raw())
+
+
+class OpenCart(msgspec.Struct, kw_only=True):
+    """A register's open cart with the notice its last change left on the screen (a restarted hub shows
+    what the register showed)."""
+
+    cart: Cart
+    notice: dict[str, str] | None = None
+
+
+# register id -> its open cart; no row: no open cart (the sale row's notice is the screen's)
+OPEN_CARTS: Table[str, OpenCart] = Table("open_carts", "open_carts", TEXT, Msgpack(OpenCart))
 
 # ---- drawer sessions' cash sales (schema 4; hub/sale/drawer.py) ----
 # session id NUL u64 n -> the session's n-th cash sale (from 1). The session in "drawers" keeps their count

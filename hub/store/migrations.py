@@ -7,7 +7,8 @@ keys, so running it again finds nothing to do; a store that had something moved 
 (``store_upgraded``) in the same transaction. The old ``kv`` table of prefixed keys is no table of
 today's layout: the migrations open it by name, and drop it once nothing is left in it. Schema 4 moves each
 drawer session's cash sales out of its record into rows of their own (``layout.DRAWER_SALES``), the session
-keeping running totals. A store newer than the code refuses to open
+keeping running totals. Schema 5 moves each register's open cart out of its sale's row into a row of its
+own (``layout.OPEN_CARTS``), so a scan writes the cart, not the whole sale. A store newer than the code refuses to open
 (:class:`hub.store.env.StoreVersionError`, raised by ``Store``).
 """
 
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import lmdb
+import msgspec
 
 from hub import audit
 from hub.domain.drawer import DrawerSession, fold_cash_sales
@@ -109,11 +111,35 @@ def fold_drawer_sales(txn: lmdb.Transaction, store: Store) -> int:
     return moved
 
 
+_FIELDS = msgspec.msgpack.Decoder(dict[str, msgspec.Raw])
+
+
+def split_open_carts(txn: lmdb.Transaction, store: Store) -> int:
+    """Schema 4 -> 5: a register's open cart (with the notice beside it) leaves its sale's row for a row of
+    its own (``layout.OPEN_CARTS``); the rest of the sale stays, field for field, byte for byte. How many
+    carts moved. The sale is read as its fields' raw msgpack: hub/sale's types are not needed to move it."""
+    rows = [
+        (bytes(k), _FIELDS.decode(bytes(v))) for k, v in txn.cursor(db=store.db(layout.REGISTER_SALES.db))
+    ]
+    moved = 0
+    for key, fields in rows:
+        cart = fields.pop("cart", None)
+        if cart is None or bytes(cart) == encode(None):
+            continue
+        notice = fields.get("notice")
+        row = {"cart": cart} if notice is None else {"cart": cart, "notice": notice}
+        txn.put(key, encode(row), db=store.db(layout.OPEN_CARTS.db))
+        txn.put(key, encode(fields), db=store.db(layout.REGISTER_SALES.db))
+        moved += 1
+    return moved
+
+
 # STEPS[n] brings schema n + 1 to n + 2 past the kv moves: (what moved, the step)
 STEPS: tuple[tuple[str, Callable[[lmdb.Transaction, Store], int]] | None, ...] = (
     None,
     None,
     (layout.DRAWER_SALES.name, fold_drawer_sales),
+    (layout.OPEN_CARTS.name, split_open_carts),
 )
 assert len(STEPS) == SCHEMA - 1, "every schema below SCHEMA needs its migration"
 

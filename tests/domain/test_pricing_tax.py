@@ -10,7 +10,7 @@ from hub.domain.discounts import Discount
 from hub.domain.items import LimitAttributes
 from hub.domain.pricing import LoyaltyPolicy, allocate, price_cart
 from hub.domain.promotions import BuyNGetOne, CategoryPercent, TimeWindow
-from hub.domain.tax import TaxRule, TaxTable, format_rate, round_half_up, tax_line
+from hub.domain.tax import TaxRule, TaxTable, div_half_up, format_rate, round_half_up, tax_line
 
 NOW = datetime(2026, 3, 13, 17, 0)  # a Friday, 17:00 store-local
 EXCISE = TaxRule(
@@ -47,6 +47,15 @@ def cart(*lines, cart_discounts=(), points=0, customer=""):
     return msgspec.structs.replace(
         c, lines=tuple(lines), cart_discounts=tuple(cart_discounts), loyalty_points_to_redeem=points
     )
+
+
+@given(st.integers(min_value=-(10**15), max_value=10**15), st.integers(min_value=1, max_value=10**7))
+def test_integer_rounding_is_round_half_up(numerator: int, denominator: int) -> None:
+    """div_half_up (integers, used for taxes, discounts and promotions) rounds every quotient exactly as
+    round_half_up rounds the Fraction, halves included (both signs)."""
+    half = numerator - numerator % denominator + denominator // 2  # a half when the denominator is even
+    for n in (numerator, half, -half):
+        assert div_half_up(n, denominator) == round_half_up(Fraction(n, denominator))
 
 
 def test_round_half_up_not_bankers():

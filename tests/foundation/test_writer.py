@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import lmdb
+import outcome
 import pytest
 import trio
+import trio.testing
 
 from hub.store.env import Store
 from hub.store.keys import u64
@@ -104,8 +108,7 @@ def test_stored_replies_are_pruned_after_a_day(store: Store) -> None:
 
     import msgspec
 
-    from hub.app import prune_replies
-    from hub.live.replies import StoredReply, reply_key
+    from hub.live.replies import StoredReply, prune_replies, reply_key
 
     now = datetime.now(UTC)
     with store.env.begin(write=True) as txn:
@@ -204,3 +207,225 @@ async def test_a_failing_write_behind_fails_alone_though_it_runs_unnested(store:
             b"b",
             b"c",
         )
+
+
+async def test_write_behind_queues_without_a_trip_through_the_scheduler(store: Store) -> None:
+    """A cart save with room in the mailbox is queued at once: no other task runs meanwhile (it used to
+    await a channel send, one yield per scan)."""
+    writer = StoreWriter(store, linger=30.0)
+    db = store.db("incidents")
+    others_ran: list[bool] = []
+    async with trio.open_nursery() as n:
+        await n.start(writer.run)
+
+        async def other() -> None:
+            others_ran.append(True)
+
+        n.start_soon(other)  # runnable: it runs at this task's next yield
+        for i in range(100):
+            await writer.write_behind(lambda txn, i=i: txn.put(b"cart", b"%d" % i, db=db))
+        assert others_ran == []
+        with trio.fail_after(5):
+            await writer.write(lambda txn: txn.put(b"sale", b"1", db=db))
+        n.cancel_scope.cancel()
+    assert others_ran == [True] and writer.requests == 101
+
+
+async def test_no_event_per_request(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An awaited write parks its task until the commit and a write-behind one is told by its callback:
+    neither builds a trio.Event (one per request showed in the profile)."""
+    made: list[int] = []
+    real_event = trio.Event
+
+    def counted_event() -> trio.Event:
+        made.append(1)
+        return real_event()
+
+    writer = StoreWriter(store, linger=0.001)
+    db = store.db("incidents")
+    async with trio.open_nursery() as n:
+        await n.start(writer.run)
+        monkeypatch.setattr(trio, "Event", counted_event)
+        with trio.fail_after(10):
+            for i in range(20):
+                await writer.write_behind(lambda txn, i=i: txn.put(u64(i), b"c", db=db))
+                assert await writer.write(lambda txn, i=i: (txn.put(u64(100 + i), b"s", db=db), i)[1]) == i
+        monkeypatch.undo()
+        n.cancel_scope.cancel()
+    assert made == []
+    assert store.count("incidents") == 40
+
+
+async def test_a_cancelled_write_still_commits_and_the_writer_goes_on(store: Store) -> None:
+    writer = StoreWriter(store)
+    db = store.db("incidents")
+    async with trio.open_nursery() as n:
+        await n.start(writer.run)
+        with trio.CancelScope() as cs:
+            cs.cancel()
+            await writer.write(lambda txn: txn.put(b"given-up", b"1", db=db))
+        assert cs.cancelled_caught
+        with trio.fail_after(5):
+            assert await writer.write(lambda txn: txn.put(b"next", b"2", db=db) and 2) == 2
+        n.cancel_scope.cancel()
+    with store.env.begin() as txn:
+        assert txn.get(b"given-up", db=db) == b"1" and txn.get(b"next", db=db) == b"2"
+
+
+async def test_saves_of_one_state_in_a_batch_write_only_the_newest(store: Store) -> None:
+    """Five saves of R1's cart and two of R2's queued behind in one batch: each cart is written once (its
+    newest state), every save's reply is stored and every save hears its outcome. A sale between two saves
+    ends the folding (it may read the cart), so the save before it is written too."""
+    writer = StoreWriter(store, linger=30.0)
+    carts, replies = store.db("carts"), store.db("replies")
+    ran: list[str] = []
+    heard: list[str] = []
+
+    def save(reg: str, n: int) -> Callable[[lmdb.Transaction], None]:
+        def fn(txn: lmdb.Transaction) -> None:
+            ran.append(f"{reg}:{n}")
+            txn.put(reg.encode(), b"%d" % n, db=carts)
+
+        return fn
+
+    def sale(txn: lmdb.Transaction) -> bytes | None:
+        ran.append("sale")
+        return txn.get(b"R1", db=carts)
+
+    async with trio.open_nursery() as n:
+        await n.start(writer.run)
+        with trio.fail_after(10):
+            seq = [("R1", 1), ("R2", 1), ("R1", 2), ("R1", 3), ("R2", 2), ("R1", 4)]
+            for reg, i in seq:
+                await writer.write_behind(
+                    save(reg, i),
+                    put=(replies, f"{reg}/m{i}".encode(), b"ok"),
+                    state_key=("carts", reg),
+                    on_done=lambda o, t=f"{reg}:{i}": heard.append(t),
+                )
+            sale_saw: list[bytes | None] = []
+
+            async def sell() -> None:
+                sale_saw.append(await writer.write(sale))
+
+            n.start_soon(sell)
+            await trio.testing.wait_all_tasks_blocked()  # the sale is queued after R1:4
+            await writer.write_behind(
+                save("R1", 5), put=(replies, b"R1/m5", b"ok"), state_key=("carts", "R1")
+            )
+            assert await writer.flush()
+            assert sale_saw == [b"4"]  # the sale read the save queued before it
+        n.cancel_scope.cancel()
+    assert ran == ["R2:2", "R1:4", "sale", "R1:5"]
+    assert heard == ["R1:1", "R2:1", "R1:2", "R1:3", "R2:2", "R1:4"]
+    with store.env.begin() as txn:
+        assert txn.get(b"R1", db=carts) == b"5" and txn.get(b"R2", db=carts) == b"2"
+        stored = [k for k, _ in txn.cursor(db=replies)]
+    assert sorted(stored) == sorted([f"{r}/m{i}".encode() for r, i in seq] + [b"R1/m5"])
+
+
+async def test_a_failing_save_is_not_folded_over(store: Store) -> None:
+    """When the newest save of a state fails, the batch runs again nested and unfolded: the earlier save
+    (already acknowledged to its register) lands, the failing one fails alone."""
+    writer = StoreWriter(store, linger=30.0)
+    carts, replies = store.db("carts"), store.db("replies")
+    heard: list[str] = []
+
+    def broken(txn: lmdb.Transaction) -> None:
+        txn.put(b"R1", b"half", db=carts)
+        raise ValueError("a bug after its first put")
+
+    async with trio.open_nursery() as n:
+        await n.start(writer.run)
+        with trio.fail_after(10):
+            await writer.write_behind(
+                lambda txn: txn.put(b"R1", b"1", db=carts),
+                put=(replies, b"R1/m1", b"ok"),
+                state_key=("carts", "R1"),
+                on_done=lambda o: heard.append("m1 " + ("failed" if isinstance(o, outcome.Error) else "ok")),
+            )
+            await writer.write_behind(
+                broken,
+                put=(replies, b"R1/m2", b"ok"),
+                state_key=("carts", "R1"),
+                on_done=lambda o: heard.append("m2 " + ("failed" if isinstance(o, outcome.Error) else "ok")),
+            )
+            await writer.write(lambda txn: None)
+        n.cancel_scope.cancel()
+    assert heard == ["m1 ok", "m2 failed"]
+    with store.env.begin() as txn:
+        assert txn.get(b"R1", db=carts) == b"1"
+        assert txn.get(b"R1/m1", db=replies) == b"ok" and txn.get(b"R1/m2", db=replies) is None
+
+
+async def test_a_full_batch_of_write_behind_requests_does_not_linger(store: Store) -> None:
+    writer = StoreWriter(store, linger=30.0, max_batch=10)
+    db = store.db("incidents")
+    async with trio.open_nursery() as n:
+        await n.start(writer.run)
+        with trio.fail_after(5):
+            for i in range(10):
+                await writer.write_behind(lambda txn, i=i: txn.put(u64(i), b"c", db=db))
+            while writer.batches == 0:
+                await trio.sleep(0.001)
+        assert writer.last_batch_sizes == [10]
+        n.cancel_scope.cancel()
+
+
+async def test_the_sweep_prunes_old_replies_in_small_commits(store: Store) -> None:
+    """The hub's housekeeping deletes replies older than a day a step at a time, each step its own small
+    commit (the old one-transaction prune held every sale while it read the whole table)."""
+    from datetime import UTC, datetime, timedelta
+
+    import msgspec
+
+    from hub.live.replies import StoredReply, expired_before, reply_key
+
+    now = datetime.now(UTC)
+    db = store.db("replies")
+    ages = {f"m{i:02d}": timedelta(hours=30 if i % 3 == 0 else 2) for i in range(30)}
+    with store.env.begin(write=True) as txn:
+        for msg_id, age in ages.items():
+            reply = StoredReply(at=now - age, frame=b"{}", fingerprint=b"f")
+            txn.put(reply_key("R1", msg_id), msgspec.msgpack.encode(reply), db=db)
+    writer = StoreWriter(store)
+    async with trio.open_nursery() as n:
+        await n.start(writer.run)
+        with trio.fail_after(10):
+            gone = await writer.sweep("replies", expired_before(now - timedelta(hours=24)), step=4)
+        n.cancel_scope.cancel()
+    assert gone == 10
+    assert 3 <= writer.batches <= 8 and max(writer.last_batch_sizes) == 1  # one small commit per step
+    with store.env.begin() as txn:
+        kept = {bytes(k) for k, _ in txn.cursor(db=db)}
+    assert kept == {reply_key("R1", m) for m, age in ages.items() if age < timedelta(hours=24)}
+
+
+async def test_a_running_hub_prunes_replies_older_than_a_day(hub_factory: Any, config: Any) -> None:
+    """A store that sells for a year keeps a day of replies, not every scan's: the housekeeping sweeps on
+    start (and hourly). Replies stored before this hub started, one 30 h old, one 2 h old."""
+    from datetime import UTC, datetime, timedelta
+
+    import msgspec
+
+    from hub.live.replies import StoredReply, reply_key
+    from hub.store.migrations import open_store
+
+    now = datetime.now(UTC)
+    before = open_store(config.data_dir)
+    with before.env.begin(write=True) as txn:
+        for msg_id, age in (("old", timedelta(hours=30)), ("young", timedelta(hours=2))):
+            reply = StoredReply(at=now - age, frame=b"{}")
+            txn.put(reply_key("R1", msg_id), msgspec.msgpack.encode(reply), db=before.db("replies"))
+    before.close()
+    hub = await hub_factory(config)
+    db = hub.store.db("replies")
+
+    def stored(msg_id: str) -> bool:
+        with hub.store.read() as txn:
+            return txn.get(reply_key("R1", msg_id), db=db) is not None
+
+    with trio.fail_after(20):
+        while stored("old"):
+            await trio.sleep(0.05)
+    assert stored("young")

@@ -2,7 +2,8 @@
 
 The fixture is the data directory of a demo hub of release 0.1.0 (commit 5efca09), with the old ``kv``
 layouts in it. Today's code must move every fact to its table and leave ``kv`` empty (schema 3), fold the
-drawers' cash sales into rows and running totals (schema 4), refuse a
+drawers' cash sales into rows and running totals (schema 4), keep a register's open cart in a row of its own
+(schema 5), refuse a
 store newer than itself, and run a hub on the upgraded store that sells and reports each sale to the state
 exactly once.
 """
@@ -14,11 +15,12 @@ import subprocess
 import sys
 import tarfile
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import httpx
 import lmdb
+import msgspec
 import pytest
 import trio
 
@@ -26,11 +28,13 @@ from hub import audit
 from hub.backoffice import records
 from hub.client import connect
 from hub.demo import DEMO_PAIRING, DEMO_STAFF
+from hub.domain.cart import new_cart
 from hub.domain.catalog import Customer, Package, Product
 from hub.domain.drawer import DrawerSession
 from hub.domain.give_back import PendingReversal, VoidIntent
 from hub.domain.orders import Order
 from hub.domain.outbox import OutboxEntry
+from hub.sale.context import CheckedIn, RegisterSale, load_sale
 from hub.sale.queue import QueueState
 from hub.state_channel import outbox_store
 from hub.store import layout
@@ -93,7 +97,7 @@ def test_every_fact_of_the_release_store_is_in_its_table_after_the_upgrade(tmp_p
 
     moved = upgrade(store)
 
-    assert store.schema() == SCHEMA == 4
+    assert store.schema() == SCHEMA == 5
     assert moved == {
         "state_refs": 6,
         "state_low": 1,
@@ -210,6 +214,55 @@ def test_a_pending_card_reversal_and_a_void_intent_move(tmp_path: Path) -> None:
     assert layout.PENDING_REVERSALS.all(store) == [rev]
     assert layout.VOID_INTENTS.read(store, 7) == intent
     assert kv(store) is None and store.schema() == SCHEMA
+    store.close()
+
+
+def test_an_open_cart_leaves_its_sale_row(tmp_path: Path) -> None:
+    """Schema 5: a register's open cart (and the notice beside it) moves out of the sale's row into a row of
+    its own; the rest of the sale is kept; a register with no open cart is left as it was. The hub then reads
+    back the same sale (customer, cart, parked carts, notice)."""
+    store = Store(tmp_path / "data")
+    at = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    customer = CheckedIn(
+        customer_id="C-1",
+        id_hash="h" * 64,
+        customer_type="adult",
+        customer_class="adult",
+        age=40,
+        resident=True,
+        id_jurisdiction="CA",
+        birth_date=date(1986, 1, 1),
+        id_expiry=date(2030, 1, 1),
+        label="Adult, 40",
+        allowed=True,
+    )
+    cart = new_cart("R1-abcd", "R1", at, "C-1")
+    parked = msgspec.structs.replace(new_cart("R1-park", "R1", at, ""), parked_at=at)
+    open_sale = RegisterSale(
+        register_id="R1",
+        cart=cart,
+        customer=customer,
+        parked=[parked],
+        notice={"level": "info", "text": "Added."},
+        last_receipt_number=9,
+    )
+    idle = RegisterSale(register_id="R2", parked=[parked], last_receipt_number=3)
+    with store.env.begin(write=True) as txn:
+        # as schema 4 wrote them: the whole sale, cart included, under the register's id in "carts"
+        txn.put(b"R1", encode(open_sale), db=store.db("carts"))
+        txn.put(b"R2", encode(idle), db=store.db("carts"))
+        layout.SCHEMA_VERSION.put(txn, store, 4)
+    idle_bytes = dump(store)["carts"][b"R2"]
+
+    assert upgrade(store) == {"open_carts": 1}
+
+    assert layout.OPEN_CARTS.read(store, "R1") == layout.OpenCart(cart=cart, notice=open_sale.notice)
+    assert layout.OPEN_CARTS.read(store, "R2") is None
+    rest = decode(layout.REGISTER_SALES.read(store, "R1") or b"", RegisterSale)
+    assert rest == msgspec.structs.replace(open_sale, cart=None)
+    assert dump(store)["carts"][b"R2"] == idle_bytes  # nothing to move: not rewritten
+    assert load_sale(store, "R1") == open_sale and load_sale(store, "R2") == idle
+    assert load_sale(store, "R3") == RegisterSale(register_id="R3")
     store.close()
 
 

@@ -235,6 +235,71 @@ def history_usage(
     return _usage(j, rules, buckets, history, now)
 
 
+class _Plan:
+    """What ``evaluate`` derives from the jurisdiction and the customer alone, before any cart: computed
+    once per (jurisdiction, class, age, state buckets), not on every scan. Jurisdictions and their rules
+    and buckets are frozen, and the plan holds the jurisdiction it was made for (its id cannot be reused
+    while the entry lives), so a plan never answers for another jurisdiction."""
+
+    __slots__ = ("_amounts", "_known", "bad_state", "buckets", "jurisdiction", "name", "policy", "rules")
+
+    def __init__(
+        self, j: Jurisdiction, customer: LimitCustomer, state_remaining: Mapping[str, int] | None
+    ) -> None:
+        self.jurisdiction = j
+        self.policy = j.classes.get(customer.customer_class)
+        self.name = f"{j.name} {j.class_label(customer.customer_class)}"
+        self.rules = [r for r in j.rules if _applies(r, customer)]
+        bucket_ids = sorted({r.bucket for r in self.rules} | set(state_remaining or {}))
+        # raised by evaluate where it always was (after the served check and the cart's own checks)
+        self.bad_state = next(
+            (
+                f"state allotment names bucket {name_!r}, which {j.name} does not have"
+                for name_ in state_remaining or {}
+                if name_ not in j.buckets
+            ),
+            "",
+        )
+        self.buckets = [j.buckets[b] for b in bucket_ids if b in j.buckets]
+        self._amounts: dict[LimitAttributes, tuple[tuple[str, int], ...]] = {}
+        self._known: dict[str, bool] = {}
+
+    def amounts(self, attrs: LimitAttributes) -> tuple[tuple[str, int], ...]:
+        """Per bucket of the plan, what one unit of ``attrs`` counts (scaled), the buckets it counts in."""
+        hit = self._amounts.get(attrs)
+        if hit is None:
+            if len(self._amounts) > 4096:
+                self._amounts.clear()
+            hit = self._amounts[attrs] = tuple(
+                (b.id, amount) for b in self.buckets if (amount := _scaled_amount(b, attrs))
+            )
+        return hit
+
+    def known(self, category: str) -> bool:
+        """A category the limits know: a known one, or one some bucket of the jurisdiction counts."""
+        hit = self._known.get(category)
+        if hit is None:
+            j = self.jurisdiction
+            hit = self._known[category] = category in KNOWN_CATEGORIES or any(
+                category in c.categories for b in j.buckets.values() for c in b.contributions
+            )
+        return hit
+
+
+_plans: dict[tuple[int, str, int | None, tuple[str, ...]], _Plan] = {}
+
+
+def _plan(j: Jurisdiction, customer: LimitCustomer, state_remaining: Mapping[str, int] | None) -> _Plan:
+    key = (id(j), customer.customer_class, customer.age, tuple(state_remaining or ()))
+    plan = _plans.get(key)
+    if plan is None or plan.jurisdiction is not j:
+        plan = _Plan(j, customer, state_remaining)
+        if len(_plans) > 512:
+            _plans.clear()
+        _plans[key] = plan
+    return plan
+
+
 def evaluate(
     jurisdiction: str | Jurisdiction,
     customer: LimitCustomer,
@@ -257,8 +322,8 @@ def evaluate(
     """
     j = _jurisdiction(jurisdiction)
     _check_now(now)
-    policy = j.classes.get(customer.customer_class)
-    name = f"{j.name} {j.class_label(customer.customer_class)}"
+    plan = _plan(j, customer, state_remaining)
+    policy, name = plan.policy, plan.name
     warnings: list[str] = []
     if not j.confirmed:
         warnings.append(f"{j.name}: purchase-limit figures are not confirmed against the regulation")
@@ -286,19 +351,14 @@ def evaluate(
     cart = list(cart)
     for item in cart:
         _check_item(item, history=False)
-    rules = [r for r in j.rules if _applies(r, customer)]
-    bucket_ids = sorted({r.bucket for r in rules} | set(state_remaining or {}))
-    for name_ in state_remaining or {}:
-        if name_ not in j.buckets:
-            raise ValueError(f"state allotment names bucket {name_!r}, which {j.name} does not have")
-    buckets = [j.buckets[bucket_id] for bucket_id in bucket_ids]
+    if plan.bad_state:
+        raise ValueError(plan.bad_state)
+    rules, buckets = plan.rules, plan.buckets
 
     violations: list[Violation] = []
     for item in cart:
         cat = item.attributes.category
-        if cat not in KNOWN_CATEGORIES and not any(
-            cat in c.categories for b in j.buckets.values() for c in b.contributions
-        ):
+        if not plan.known(cat):
             violations.append(
                 Violation(
                     rule="unknown-category",
@@ -310,14 +370,12 @@ def evaluate(
                 )
             )
 
-    # per bucket, what the cart adds (scaled); one pass over the lines, a bucket the line does not count
-    # in adds nothing
+    # per bucket, what the cart adds (scaled); one pass over the lines, each line's amounts per bucket
+    # computed once per plan (a scan re-checks the same lines with one more)
     cart_amount = dict.fromkeys((b.id for b in buckets), 0)
     for item in cart:
-        for b in buckets:
-            amount = _scaled_amount(b, item.attributes)
-            if amount:
-                cart_amount[b.id] += amount * item.quantity
+        for bucket_id, amount in plan.amounts(item.attributes):
+            cart_amount[bucket_id] += amount * item.quantity
 
     used_by_rule = usage if usage is not None else _usage(j, rules, buckets, history, now)
 
@@ -408,6 +466,7 @@ def state_remaining_from_ounces(
         None,
     )
     thc = next((b for b in medical if j.buckets[b].unit == "mg THC"), None)
+
     def mg(ounces: float) -> int:
         # the figure arrives as a float: settle it at 1/100 mg before rounding down to whole mg, so that
         # 2.5 g sent as 0.08818490487 oz is 2500 mg again, not 2499
