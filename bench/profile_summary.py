@@ -74,7 +74,11 @@ HOT_PATH: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     # (step, where it runs, substrings any of which must be in the stack; "=" prefix: the leaf frame)
     ("idle: epoll wait", "trio", ("=EpollIOManager.get_events", "=EpollIOManager._epoll_wait")),
     ("snapshot: build + JSON encode", "trio", ("Topic.encoded",)),
-    ("snapshot: send (wsproto + socket)", "trio", ("Connection._snapshot_sender",)),
+    (
+        "snapshot: send (wsproto + socket)",
+        "trio",
+        ("Connection._snapshot_sender", "Connection._send_snapshots"),
+    ),
     ("reply: send (wsproto + socket)", "trio", ("Connection._sender",)),
     ("frames in: read + parse (wsproto)", "trio", ("WebSocketConnection._reader_task",)),
     ("scan: whole-state encode of RegisterSale", "trio", ("_save (>encode (",)),

@@ -43,6 +43,7 @@ class HubClient:
         self._waiting: dict[str, trio.MemorySendChannel[dict[str, Any]]] = {}
         self._snap_send, self._snap_recv = trio.open_memory_channel[dict[str, Any]](1000)
         self.snapshots: dict[str, dict[str, Any]] = {}
+        self.snapshots_in_replies = 0  # snapshots that came in a reply's frame (taken out of it)
         self.welcome: dict[str, Any] | None = None
         self.unmatched: list[dict[str, Any]] = []
         self.device_token: str | None = None
@@ -59,12 +60,13 @@ class HubClient:
                 frame = json.loads(text)
                 kind = frame.get("type")
                 if kind == "snapshot":
-                    self.snapshots[frame["topic"]] = frame
-                    try:
-                        self._snap_send.send_nowait(frame)
-                    except trio.WouldBlock:
-                        pass
-                elif kind == "welcome":
+                    self._snapshot(frame)
+                    continue
+                if kind in ("ok", "error") and isinstance(frame.get("snapshot"), dict):
+                    # a snapshot due when the reply left travels in it: taken as a snapshot frame, first
+                    self._snapshot(frame.pop("snapshot"))
+                    self.snapshots_in_replies += 1
+                if kind == "welcome":
                     self.welcome = frame
                     self.welcomed.set()
                 elif kind in ("ok", "error") and frame.get("id") in self._waiting:
@@ -78,6 +80,13 @@ class HubClient:
                 ch.close()
             self._snap_send.close()
             self.welcomed.set()
+
+    def _snapshot(self, frame: dict[str, Any]) -> None:
+        self.snapshots[frame["topic"]] = frame
+        try:
+            self._snap_send.send_nowait(frame)
+        except trio.WouldBlock:
+            pass
 
     def new_id(self) -> str:
         # unique across clients: a hub answers a repeated id from its stored reply

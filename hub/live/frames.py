@@ -5,6 +5,12 @@ echoes that id as ``ok`` (with a ``result``) or ``error`` (a stable ``code``, a 
 validation errors, the ``field``). The hub also pushes ``snapshot`` frames: the full state of a topic with a
 version that only grows, so a reconnecting register simply takes the newest one.
 
+A snapshot that is due when a reply goes out travels in the reply's frame instead of a frame of its own
+(:func:`with_snapshot`): ``{"type":"ok","id":…,"result":…,"snapshot":{"type":"snapshot","topic":…,
+"version":…,"state":…}}`` (an ``error`` may carry one too). A client takes a reply's ``snapshot`` exactly as
+a snapshot frame (same topic, version and reconnection rules), before it settles the request, so the state
+is current when the caller sees the answer. The reply a retried id is answered from is stored without it.
+
 Features define their commands in their own ``protocol`` modules on top of this one; ``hub/live/protocol.py``
 names every one of them in the union the hub decodes (this module must not import it: no cycle).
 """
@@ -172,3 +178,10 @@ def encode(frame: Any) -> str:
 
 def encode_bytes(frame: Any) -> bytes:
     return _encoder.encode(frame)
+
+
+def with_snapshot(reply: str, snapshot: str) -> str:
+    """The reply frame (a JSON object, as encoded or stored) with the snapshot frame spliced in as its
+    ``snapshot`` member: no decode and no re-encode of either."""
+    assert reply.endswith("}"), "a reply frame is a JSON object"
+    return f'{reply[:-1]},"snapshot":{snapshot}}}'

@@ -5,9 +5,13 @@ It accepts (Origin allow-list, connection limit), reads frames, feeds them to th
 dispatch to the register actor, wait for an id in flight, close); ``ConnectionClosed`` is handled here and
 nowhere else. A frame is decided on the reading task itself; a register command is queued in the actor's
 mailbox and answered from the actor's task (``Mailbox.submit``), a missed deadline by one watcher per
-connection: no task, Event or cancel scope per message. Only effects that wait get a task of their own. Each connection is isolated: its handler catches everything, so a failing connection closes
-itself and never the server. Each connection has its own bounded outbox task, so one slow browser never
-blocks the register actors or other browsers; snapshots are coalesced (only the newest per topic is sent).
+connection: no task, Event or cancel scope per message. Only effects that wait get a task of their own. Each
+connection is isolated: its handler catches everything, so a failing connection closes itself and never the
+server. Each connection has its own bounded outbox task, so one slow browser never blocks the register actors
+or other browsers; snapshots are coalesced (only the newest per topic is sent) and, when one is due as a reply
+goes out, it travels in the reply's frame (``hub/live/frames.py``: one WebSocket message instead of two). A
+snapshot that has to wait (its interval, or this connection's commands in flight) waits on the hub-wide tick
+(``hub/ticker.py``), not on a timer of its own: a connection with nothing pending costs no wakeup at all.
 Heartbeat pings detect dead peers. Resources are bounded at the edge: a connection limit, an idle timeout
 for connections that never pair, a frame size limit (1009), a JSON nesting limit checked before decoding.
 """
@@ -32,7 +36,7 @@ from hub.actor import Call
 from hub.commands import Request
 from hub.errors import HubError, NotAuthenticated
 from hub.live.edge import Gate, origin_allowed, ssl_context
-from hub.live.frames import Command, Error, ProtocolError, encode
+from hub.live.frames import Command, Error, Ok, ProtocolError, encode, with_snapshot
 from hub.live.session import (
     Attach,
     AuditPairingFailure,
@@ -47,6 +51,7 @@ from hub.live.session import (
     Session,
     WaitInFlight,
 )
+from hub.ticker import Ticker
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -58,6 +63,17 @@ IN_FLIGHT_PER_CONNECTION = 16
 # how long a due snapshot may wait for this connection's commands in flight (their changes coalesce into
 # it): at 50 busy registers fewer snapshots are built and sent, and a reply never competes with one
 SNAPSHOT_HOLD = SNAPSHOT_INTERVAL
+# the hub-wide tick a waiting snapshot is looked at again on (hub/ticker.py): one timer for every connection
+SNAPSHOT_TICK = SNAPSHOT_HOLD / 4
+
+
+class _SnapshotsDue:
+    """The outbox item that tells the sender to send this connection's pending snapshots now."""
+
+    __slots__ = ()
+
+
+SNAPSHOTS_DUE = _SnapshotsDue()
 
 
 # trio-websocket has no hook for this: its private close handler is wrapped (checked by tests/live)
@@ -90,11 +106,13 @@ def _frame_text(item: Any) -> str:
 async def serve_ws(hub: Hub, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     s = hub.config.server
     gate = Gate(hub)
+    ticker = Ticker(SNAPSHOT_TICK)
     async with trio.open_nursery() as handlers:
         handlers.start_soon(gate.return_memory_after_storms)
+        handlers.start_soon(ticker.run)
 
         async def handler(request: WebSocketRequest) -> None:
-            await handle_request(hub, request, gate)
+            await handle_request(hub, request, gate, ticker)
 
         server = await handlers.start(
             lambda task_status: serve_websocket(
@@ -113,7 +131,9 @@ async def serve_ws(hub: Hub, *, task_status: trio.TaskStatus[int] = trio.TASK_ST
         task_status.started(server.port)
 
 
-async def handle_request(hub: Hub, request: WebSocketRequest, gate: Gate) -> None:
+async def handle_request(
+    hub: Hub, request: WebSocketRequest, gate: Gate, ticker: Ticker | None = None
+) -> None:
     try:
         # wsproto keeps the Host header apart from the others
         host_header = str(getattr(getattr(request, "_event", None), "host", "") or "")
@@ -136,7 +156,7 @@ async def handle_request(hub: Hub, request: WebSocketRequest, gate: Gate) -> Non
         gate.closed()
         log.debug("handshake failed", exc_info=True)
         return
-    conn = Connection(hub, ws, gate)
+    conn = Connection(hub, ws, gate, ticker)
     hub.metrics.ws_connections.inc()
     try:
         await conn.run()
@@ -182,12 +202,18 @@ class HubLookups:
 
 
 class Connection:
-    """One WebSocket: its session, its outbox and snapshot tasks, and the effects it executes."""
+    """One WebSocket: its session, its outbox (replies and snapshots, one sender task), and the effects it
+    executes."""
 
-    def __init__(self, hub: Hub, ws: WebSocketConnection, gate: Gate | None = None) -> None:
+    def __init__(
+        self, hub: Hub, ws: WebSocketConnection, gate: Gate | None = None, ticker: Ticker | None = None
+    ) -> None:
         self.hub = hub
         self.ws = ws
         self.gate = gate or Gate(hub)
+        # the server's ticker; a connection made without one (a test's) runs its own
+        self._own_ticker = ticker is None
+        self.ticker = ticker or Ticker(SNAPSHOT_TICK)
         remote = getattr(ws, "remote", None)
         self.peer = str(getattr(remote, "address", remote) or "")
         self.session = Session(
@@ -198,8 +224,13 @@ class Connection:
             clock=trio.current_time(),
         )
         self._out_send, self._out_recv = trio.open_memory_channel[Any](OUTBOX_SIZE)
+        # the topics changed since the last snapshot sent (coalesced: the newest state is taken when sent),
+        # when the next may go (SNAPSHOT_INTERVAL after the last), until when a due one waits for this
+        # connection's commands in flight (SNAPSHOT_HOLD), and whether SNAPSHOTS_DUE is in the outbox
         self._snap_pending: list[str] = []
-        self._snap_wakeup = trio.Event()
+        self._snap_next_at = -math.inf
+        self._snap_held_until = math.inf
+        self._snap_queued = False
         self._limiter = trio.Semaphore(IN_FLIGHT_PER_CONNECTION)
         self._nursery: trio.Nursery | None = None
         # the commands queued at the register actor and not answered yet, and the deadline watched for them
@@ -213,9 +244,40 @@ class Connection:
 
     # ---- outbound ----
     def push_snapshot(self, topic: str) -> None:
-        if topic not in self._snap_pending:  # coalesce: the newest state is taken when it is sent
-            self._snap_pending.append(topic)
-        self._snap_wakeup.set()
+        """A topic this connection follows changed (called on the publisher's task: nothing here waits).
+        The snapshot is built when it is sent, so a burst of changes costs one build; it goes in the next
+        reply's frame if that leaves when it is due, else on its own once due (:meth:`tick`)."""
+        pending = self._snap_pending
+        if topic in pending:  # coalesce: already arranged
+            return
+        pending.append(topic)
+        if len(pending) > 1 or self._snap_queued:  # the first pending one arranged it already
+            return
+        now = trio.current_time()
+        self._snap_held_until = max(now, self._snap_next_at) + SNAPSHOT_HOLD
+        if not self.tick(now):
+            self.ticker.want(self)
+
+    def tick(self, now: float) -> bool:
+        """The hub-wide tick (and a change): queue the pending snapshots once due, and, while this
+        connection's commands are still in flight, not before their replies or the hold ends (their changes
+        coalesce into it, and the next reply carries it). True when nothing is left to wait for."""
+        if not self._snap_pending or self._snap_queued:
+            return True
+        if now < self._snap_next_at:
+            return False
+        if now < self._snap_held_until and self._commands_in_flight():
+            return False
+        self._snap_queued = True
+        self.send_frame(SNAPSHOTS_DUE)
+        return True
+
+    def _commands_in_flight(self) -> bool:
+        """Being handled, or the reply not out yet."""
+        return (
+            self._limiter.value < IN_FLIGHT_PER_CONNECTION
+            or self._out_recv.statistics().current_buffer_used > 0
+        )
 
     def send_frame(self, frame: Any) -> None:
         if isinstance(frame, Error):
@@ -231,38 +293,42 @@ class Connection:
             pass
 
     async def _sender(self) -> None:
-        """Replies, errors and the welcome, in order, as soon as they are ready."""
+        """Replies, errors, the welcome and snapshots, in order, as soon as they are ready. A snapshot is
+        built when it is sent and a topic is sent at most every SNAPSHOT_INTERVAL: a screen needs no more,
+        and a busy hub spends its time on the next scan instead. One that is due when a reply goes out
+        travels in that reply's frame (:func:`~hub.live.frames.with_snapshot`); the stored reply stays the
+        bare reply (a retry gets it with the snapshot due then, if any)."""
+        pending = self._snap_pending
         async for item in self._out_recv:
-            await self.ws.send_message(_frame_text(item))
+            if item is SNAPSHOTS_DUE:
+                self._snap_queued = False
+                await self._send_snapshots()
+                continue
+            text = _frame_text(item)
+            if pending and isinstance(item, bytes | Ok | Error):
+                now = trio.current_time()
+                if now >= self._snap_next_at:
+                    t = self.hub.topics.get(pending.pop(0))
+                    if t is not None:
+                        self._snap_next_at = now + SNAPSHOT_INTERVAL
+                        text = with_snapshot(text, t.encoded())
+            await self.ws.send_message(text)
 
-    async def _snapshot_sender(self) -> None:
-        """Snapshots on their own task: a reply never waits behind one. Each is built when sent (so a burst
-        of changes costs one build) and a topic is sent at most every SNAPSHOT_INTERVAL: a screen needs
-        no more, and a busy hub spends its time on the next scan instead. While this connection's own
-        commands are still in flight the snapshot waits for them (their changes coalesce into it), for at
-        most SNAPSHOT_HOLD: once they are answered it goes out (within a quarter of the hold), so a screen
-        shows the final state soon after the reply of its last change, and never later than the hold."""
-
-        def commands_in_flight() -> bool:  # being handled, or the reply not out yet
-            return (
-                self._limiter.value < IN_FLIGHT_PER_CONNECTION
-                or self._out_recv.statistics().current_buffer_used > 0
-            )
-
-        while True:
-            await self._snap_wakeup.wait()
-            self._snap_wakeup = trio.Event()
-            held_until = trio.current_time() + SNAPSHOT_HOLD
-            while commands_in_flight() and trio.current_time() < held_until:
-                await trio.sleep(SNAPSHOT_HOLD / 4)
-            # the reply of the change that published this is one scheduling round behind: let it go first
-            await trio.lowlevel.checkpoint()
-            while self._snap_pending:
-                topic = self._snap_pending.pop(0)
-                t = self.hub.topics.get(topic)
-                if t is not None:
-                    await self.ws.send_message(t.encoded())
-            await trio.sleep(SNAPSHOT_INTERVAL)
+    async def _send_snapshots(self) -> None:
+        """The pending snapshots, each in a frame of its own (a reply may have taken them meanwhile)."""
+        pending = self._snap_pending
+        if not pending:
+            return
+        now = trio.current_time()
+        if now < self._snap_next_at:  # a reply carried one since this was queued: wait for the interval
+            self._snap_held_until = self._snap_next_at + SNAPSHOT_HOLD
+            self.ticker.want(self)
+            return
+        self._snap_next_at = now + SNAPSHOT_INTERVAL
+        while pending:
+            t = self.hub.topics.get(pending.pop(0))
+            if t is not None:
+                await self.ws.send_message(t.encoded())
 
     async def _unpaired_watch(self) -> None:
         """Close a connection that neither pairs nor says hello within the idle time (the session decides)."""
@@ -292,7 +358,8 @@ class Connection:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 nursery.start_soon(self._sender)
-                nursery.start_soon(self._snapshot_sender)
+                if self._own_ticker:
+                    nursery.start_soon(self.ticker.run)
                 nursery.start_soon(self._heartbeat)
                 nursery.start_soon(self._unpaired_watch)
                 nursery.start_soon(self._expire_calls)
@@ -313,6 +380,7 @@ class Connection:
 
     def detach(self) -> None:
         self.hub.unsubscribe(self)
+        self.ticker.drop(self)
         if self.register_id and self.register_id in self.hub.registers:
             actor = self.hub.registers[self.register_id]
             actor.screen_detached()

@@ -2,7 +2,8 @@
 //
 // One WebSocket to ws(s)://<page host>:<ws_port>. Every request carries a unique id and gets a promise;
 // the hub answers `ok` or `error` with the same id. Snapshots (full state of a topic, growing version)
-// are kept per topic. When the socket drops the client shows "reconnecting", retries with backoff,
+// are kept per topic; one may come in a reply's frame (its `snapshot` member), taken exactly as a
+// snapshot frame before the request settles. When the socket drops the client shows "reconnecting", retries with backoff,
 // sends `hello` with the stored device token (localStorage) and staff session token (sessionStorage),
 // then re-sends every request that was not answered *with the same id*: the hub answers a repeated id
 // from its stored reply and never applies it twice.
@@ -158,17 +159,16 @@ export class LiveClient extends EventTarget {
         this.epoch += 1;
         this._afterWelcome(ws);
         break;
-      case "snapshot": {
-        const prev = this.snapshots.get(frame.topic);
-        // versions only grow within one hub run; a new connection may be a restarted hub, so the
-        // first snapshot on each connection is taken whatever its number
-        if (prev && prev.epoch === this.epoch && prev.version >= frame.version) return;
-        this.snapshots.set(frame.topic, { version: frame.version, state: frame.state, epoch: this.epoch });
-        this._emit("snapshot", { topic: frame.topic, version: frame.version, state: frame.state });
+      case "snapshot":
+        this._onSnapshot(frame);
         break;
-      }
       case "ok":
       case "error": {
+        // a snapshot due when the reply left travels in it: the state is current when the request settles
+        if (frame.snapshot && typeof frame.snapshot === "object") {
+          this._onSnapshot(frame.snapshot);
+          delete frame.snapshot;
+        }
         const p = this.pending.get(frame.id);
         if (!p) return;
         this.pending.delete(frame.id);
@@ -179,6 +179,15 @@ export class LiveClient extends EventTarget {
       default:
         break;
     }
+  }
+
+  _onSnapshot(frame) {
+    const prev = this.snapshots.get(frame.topic);
+    // versions only grow within one hub run; a new connection may be a restarted hub, so the
+    // first snapshot on each connection is taken whatever its number
+    if (prev && prev.epoch === this.epoch && prev.version >= frame.version) return;
+    this.snapshots.set(frame.topic, { version: frame.version, state: frame.state, epoch: this.epoch });
+    this._emit("snapshot", { topic: frame.topic, version: frame.version, state: frame.state });
   }
 
   async _afterWelcome(ws) {
