@@ -824,7 +824,7 @@ function renderCardPayment(s) {
   const box = $("#card-status");
   if (!box) return;
   const p = s?.payment;
-  // an outcome is shown once this dialog has seen the payment start (not a stale one from before)
+  // an outcome is shown once this dialog has started the payment or seen it start (not a stale one)
   if (p && cardBusy(s)) ui.cardShown = true;
   if (!p || !ui.cardShown) {
     box.hidden = true;
@@ -864,6 +864,7 @@ $("#tender-bank").addEventListener("click", async () => {
     return;
   }
   $("#tender-bank").disabled = true;
+  ui.cardShown = true; // its outcome is news for this dialog (see the tender form)
   try {
     await live.request("pay", { tenders: [{ kind: "pay_by_bank", amount_cents: total, phone }] });
     $("#dlg-tender").close();
@@ -877,6 +878,7 @@ $("#tender-atm").addEventListener("click", async () => {
   const total = ui.state?.cart?.total_cents ?? 0;
   const err = $("#tender-error");
   err.textContent = "";
+  ui.cardShown = true; // its outcome is news for this dialog (see the tender form)
   try {
     await live.request("pay", { tenders: [{ kind: "cashless_atm", amount_cents: total }] });
     $("#dlg-tender").close();
@@ -911,6 +913,9 @@ bindForm("#tender-form", async () => {
   if (debit > 0) tenders.push({ kind: "debit", amount_cents: debit });
   if (cash > 0 || !tenders.length) tenders.push({ kind: "cash", amount_cents: cash });
   if (cash + debit < total) throw new LiveError("short", "Not enough tendered.");
+  // this dialog starts a card payment: whatever the terminal says from now is its outcome, even when the
+  // "waiting" state and a quick decline reach the screen in one snapshot
+  if (debit > 0) ui.cardShown = true;
   try {
     await live.request("pay", { tenders });
   } catch (e) {
