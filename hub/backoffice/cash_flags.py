@@ -255,7 +255,9 @@ async def review_cash_flag(req: Request, msg: bp.ReviewCashFlag) -> Any:
     def fn(txn: lmdb.Transaction) -> Any:
         key = text(msg.flag_id)
         stored = tget(txn, store, "cash_flags", key, StoredFlag) or found
-        stored.reviews = [*stored.reviews, review]
+        # a new record, never a change to ``found``: the writer may run this again (a batch re-run) and the
+        # flag computed outside the transaction must not keep the first run's review
+        stored = msgspec.structs.replace(stored, reviews=[*stored.reviews, review])
         put(txn, store, "cash_flags", key, stored)
         audit.append(
             txn,

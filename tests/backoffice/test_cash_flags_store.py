@@ -173,3 +173,59 @@ def test_the_cash_view_of_a_stored_sale_reads_what_the_whole_record_says() -> No
         raw = encode(record)
         assert cash_event(decode(raw, CashView)) == cash_event(decode(raw, SaleRecord))
     assert cash_event(decode(encode(cash), CashView)) is not None
+
+
+async def test_a_review_written_twice_by_a_rerun_batch_is_kept_once(
+    office_hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer runs a batch again when a cart save in it fails after all (every request nested the second
+    time): a review of a flag not yet stored must not leave its first run's mark on the in-memory flag, or
+    the second run stores it twice."""
+    from hub.access import StaffSession
+    from hub.backoffice import cash_flags
+    from hub.backoffice.protocol import ReviewCashFlag
+    from hub.commands import Request
+    from hub.domain.cash_compliance import CashFlag
+    from hub.store.writer import WriteRequest
+
+    hub = office_hub
+    now = datetime.now(UTC)
+    flag = CashFlag(
+        flag_id="form_8300:cust-Z:77",
+        kind="form_8300",
+        customer_id="cust-Z",
+        window_start=now - timedelta(hours=2),
+        window_end=now,
+        total_cents=1_010_000,
+        receipt_numbers=(77, 78),
+        threshold_cents=1_000_000,
+        sentence="Cash over $10,000 in 24 hours.",
+    )
+    found = StoredFlag(flag=flag, first_seen_at=now)  # computed from the sales, not stored yet
+    monkeypatch.setattr(cash_flags, "current_flags", lambda store, zone, at: [found])
+    manager = StaffSession(
+        staff_id="maria", name="Maria", role="manager", register_id="OFFICE", token_hash=b"t", last_seen=now
+    )
+    msg = ReviewCashFlag(id="rv-1", flag_id=flag.flag_id, decision="file_8300", note="Filed by Friday")
+    req = Request.for_hub(hub, msg, "OFFICE", manager)
+
+    def failing_cart_save(txn: lmdb.Transaction) -> None:
+        raise ValueError("a cart save that fails after all")
+
+    written: list[Any] = []
+
+    async def into_a_batch(fn: Any, **_: Any) -> Any:  # the review's write, run in a batch after it
+        written.append(fn)
+        batch = [WriteRequest(fn, "review_cash_flag"), WriteRequest(failing_cart_save, "cart", behind=True)]
+        await hub.writer._commit_batch(batch)  # noqa: SLF001 - the batch the writer would run
+        assert batch[1].result is not None and batch[1].result.error is not None  # it ran twice
+        return batch[0].result.unwrap() if batch[0].result is not None else None
+
+    req.commit = into_a_batch  # type: ignore[method-assign]
+    with trio.fail_after(10):
+        result = await cash_flags.review_cash_flag(req, msg)
+    assert written and result["reviews"] == 1
+    assert found.reviews == []  # the computed flag is not changed by the write
+    with hub.store.read() as txn:
+        [stored] = [decode(v, StoredFlag) for _, v in txn.cursor(db=hub.store.db("cash_flags"))]
+    assert [r.reviewed_by for r in stored.reviews] == ["maria"]
