@@ -137,8 +137,17 @@ class HubClient:
             return await self._snap_recv.receive()
 
     async def wait_snapshot(self, predicate: Any, timeout: float = 10) -> dict[str, Any]:
-        """Wait for a snapshot whose state satisfies ``predicate`` (the latest known one counts)."""
+        """Wait for a snapshot whose state satisfies ``predicate`` (the latest known one counts).
+
+        Snapshots already queued are older than (or the same as) the latest known one of their topic, so
+        they are dropped first: a queued snapshot of the previous sale must not answer for this one.
+        """
         with trio.fail_after(timeout):
+            while True:
+                try:
+                    self._snap_recv.receive_nowait()
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
             for snap in list(self.snapshots.values()):
                 if predicate(snap["state"]):
                     return snap
