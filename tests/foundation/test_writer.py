@@ -429,3 +429,53 @@ async def test_a_running_hub_prunes_replies_older_than_a_day(hub_factory: Any, c
         while stored("old"):
             await trio.sleep(0.05)
     assert stored("young")
+
+
+@pytest.mark.parametrize("again_because", ["a save fails unnested", "the map is full"])
+async def test_a_batch_run_again_fires_only_what_its_last_run_marked(
+    store: Store, again_because: str
+) -> None:
+    """The writer runs a whole batch again after a write-behind request failed unnested or the map filled.
+    A request that marked a topic in the aborted run and fails in the run that counts must wake nobody:
+    the marks of an aborted run are dropped with its transaction."""
+    writer = StoreWriter(store, linger=30.0)
+    meta = store.db("meta")
+    woken: list[str] = []
+    store.commits.listen("box", lambda: woken.append("box"))
+    heard: list[str] = []
+    runs: list[int] = []
+
+    def marks_then_refuses_when_run_again(txn: lmdb.Transaction) -> None:
+        runs.append(1)  # a write that depends on something outside the store, changed by its first run
+        txn.put(b"box", b"1", db=meta)
+        store.commits.mark("box")
+        if len(runs) > 1:
+            raise ValueError("refused the second time")
+
+    filled: list[int] = []
+
+    def trigger(txn: lmdb.Transaction) -> None:
+        txn.put(b"trigger", b"1", db=meta)
+        if again_because == "a save fails unnested":
+            raise ValueError("a bug after its first put")
+        if not filled:
+            filled.append(1)
+            raise lmdb.MapFullError("the map is full")
+
+    def hear(name: str) -> Callable[[outcome.Outcome[Any]], None]:
+        return lambda o: heard.append(f"{name} {'failed' if isinstance(o, outcome.Error) else 'ok'}")
+
+    async with trio.open_nursery() as n:
+        await n.start(writer.run)
+        with trio.fail_after(10):
+            await writer.write_behind(marks_then_refuses_when_run_again, on_done=hear("marker"))
+            await writer.write_behind(trigger, on_done=hear("trigger"))
+            assert await writer.flush()
+        n.cancel_scope.cancel()
+    assert len(runs) > 1 and writer.batches == 1  # run again within its one batch
+    trigger_ok = again_because == "the map is full"
+    assert heard == ["marker failed", f"trigger {'ok' if trigger_ok else 'failed'}"]
+    assert woken == [] and store.commits.generation("box") == 0
+    with store.env.begin() as txn:
+        assert txn.get(b"box", db=meta) is None
+        assert (txn.get(b"trigger", db=meta) is not None) == trigger_ok
