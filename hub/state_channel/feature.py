@@ -61,7 +61,7 @@ class StateChannel:
     system: str  # metrc | biotrack-2014 | biotrack-rest (flavour: ``base_url`` ending ``#2024``) | none
     time_zone: str
     reporting: ReportingPolicy
-    reader: Any = None  # a client for pulls (its own GET limiter), opened by ``start``; None without one
+    reader: Any = None  # a client for pulls (its own GET limiter), open while the hub runs; None without one
     actor: StateSyncActor | None = None  # None with ``[state_system] kind = "none"``
     retry_policy: RetryPolicy = DEFAULT_POLICY
     poll_seconds: float = 2.0

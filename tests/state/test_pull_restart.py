@@ -1,5 +1,5 @@
-"""The state channel's supervised children restarted after a crash keep talking to the sandbox over real
-HTTP: the pull schedule (its client is the hub's, not one run's) and the state-sync actor (a sender per run).
+"""The pull child restarted after a crash pulls from the sandbox again over real HTTP: its client is the
+hub's (hub/state_channel/feature.py ``hold_reader``), not one run's.
 
 ``run_schedule`` keeps every failing pull to itself (``last_pull_error``), so no state answer crashes the
 pull child: the crash is injected around it, after a first real pull.
@@ -13,11 +13,10 @@ from typing import Any
 import pytest
 import trio
 
-from actors.state_sync import StateSyncActor
 from hub.state_channel import feature
 from hub.state_channel.pulls import manifests, run_schedule
 from sandbox import demo as sbx
-from tests.state.conftest import World, connect, ready, sell, ws_url
+from tests.state.conftest import World, connect, ready, ws_url
 
 STATE_PULL_EVERY = 0.3  # the conftest's world pulls on its timer
 
@@ -118,36 +117,3 @@ async def test_pull_child_restarted_after_a_crash_pulls_again_with_an_open_clien
                 reasons = await http.get("/api/state/adjust-reasons")
                 assert reasons.status_code == 200, reasons.text
                 assert reasons.json()
-
-
-async def test_state_sync_actor_restarted_after_a_crash_sends_with_a_new_sender(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    w = world
-    ch = w.hub.services.state_channel
-    assert ch is not None
-    name = f"state-sync:{ch.licence}"
-    tags = [p.tag for p in w.unit_packages("PRE-", 2, min_qty=5)]
-    adult = w.demo.customer("adult").id_scan
-    real_pass = StateSyncActor.pass_once
-    armed: list[bool] = []
-
-    async def pass_once(self: StateSyncActor, sender: Any) -> float:
-        if armed and armed.pop():
-            raise ChildFault("the state-sync actor's pass fails once")
-        return await real_pass(self, sender)
-
-    monkeypatch.setattr(StateSyncActor, "pass_once", pass_once)
-    with trio.fail_after(30):
-        async with connect(ws_url(w.hub)) as c:
-            await ready(c)
-            sold = [(await sell(c, adult, tags[0]))["receipt_number"]]
-            await w.wait_drained(10)  # the first run's sender has sent one sale
-            armed.append(True)
-            while _restarts(w, name) < 1:
-                await trio.sleep(0.02)
-            sold.append((await sell(c, adult, tags[1]))["receipt_number"])
-            await w.wait_drained(10)
-    numbers = sorted(r["external_number"] for r in await w.receipts())
-    assert numbers == sorted(f"{w.hub.config.store.licence}-{n}" for n in sold)
-    assert _restarts(w, name) == 1
