@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import getpass
 import os
 import signal
@@ -188,6 +189,7 @@ def run_hub(cfg: StoreConfig, *, demo: DemoOptions | None = None) -> int:
     async def main_task() -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(hub.run)
+            settle_heap()
             _announce(hub, demo is not None)
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async for signum in signals:
@@ -204,6 +206,22 @@ def run_hub(cfg: StoreConfig, *, demo: DemoOptions | None = None) -> int:
         print(f"storehub: {refused[0]}", file=sys.stderr)
         return 2
     return 0
+
+
+# allocations between two young collections (CPython's default is 700): a request allocates and frees many
+# short-lived containers, few of them in cycles
+YOUNG_COLLECTION_EVERY = 7000
+
+
+def settle_heap() -> None:
+    """Once the hub is up: what start-up built (catalogue, caches, actors, imported modules) lives as long as
+    the process, so it is moved out of the collector's sight, and young collections run less often. Measured
+    with 50 busy registers (bench, the collector's own callbacks, a 6 s window): the collector took 0.39 s of
+    the window before (four full collections, each pausing every register for up to 47 ms), 0.23 s with the
+    freeze alone and 0.09-0.10 s with the freeze and this threshold."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(YOUNG_COLLECTION_EVERY, *gc.get_threshold()[1:])
 
 
 def _announce(hub: Hub, demo: bool) -> None:
