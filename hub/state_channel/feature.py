@@ -81,7 +81,8 @@ def channel_of(services: Services) -> StateChannel:
 
 def build(hub: Hub, options: ChannelOptions) -> StateChannel:
     """The channel to the configured state system and, when there is one, its state-sync actor (not yet
-    running). The state settings are final here: the demo pointed them at its sandbox before."""
+    running). The state settings are final here (the demo pointed them at its sandbox before; only its port
+    may still move, on a first start whose port was taken, before anything reads it)."""
     cfg = hub.config
     st = cfg.state_system
     licence = cfg.store.licence
@@ -116,8 +117,8 @@ def build(hub: Hub, options: ChannelOptions) -> StateChannel:
 
 
 async def start(hub: Hub, sup: Supervisor, channel: StateChannel, sandbox: InProcessSandbox | None) -> None:
-    """The demo's sandbox first (its URL is already in the state settings), then the pull client (for the
-    hub's whole run), the state-sync actor and the pull schedule."""
+    """The demo's sandbox first (the state settings name its URL once it listens: InProcessSandbox), then the
+    pull client (for the hub's whole run), the state-sync actor and the pull schedule."""
     if sandbox is not None:
         await sup.start(ChildSpec(name="state-sandbox", run=sandbox.run))
         try:
