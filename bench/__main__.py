@@ -404,6 +404,65 @@ def ratios(
     return judged(values, TARGETS)
 
 
+# ---------------------------------------------------------------------------------------------- null hub
+NULL_HUB_REPLY_BYTES = 1_900  # the real hub's frames averaged 1,947 bytes at 50 registers (2026-12-01)
+
+
+def run_null_hub(plan_file: Path, work: Path) -> dict[str, Any]:
+    """The same load generator and plan as the real hub's top point, against ``bench.nullhub`` (answers
+    only): the sales/s a hub with no work of its own would reach on this machine with this load generator."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bench.nullhub", "serve", "--reply-bytes", str(NULL_HUB_REPLY_BYTES)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert server.stdout is not None
+        hello = json.loads(server.stdout.readline())
+        plan = json.loads(plan_file.read_text())
+        plan.pop("profile", None)
+        plan.update(ws_url=f"ws://127.0.0.1:{hello['port']}/", metrics_url="", hub_pid=hello["pid"])
+        null_plan = work / "plan-null-hub.json"
+        null_plan.write_text(json.dumps(plan))
+        r = subprocess.run(
+            [sys.executable, "-m", "bench.loadgen", str(null_plan)],
+            capture_output=True,
+            text=True,
+            timeout=plan["seconds"] + 300,
+        )
+        if r.returncode != 0:
+            raise RuntimeError(f"load generator failed against the null hub:\n{r.stderr[-4000:]}")
+        out = json.loads(r.stdout)
+    finally:
+        assert server.stdin is not None
+        server.stdin.close()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    keep = (
+        "registers",
+        "seconds",
+        "sales",
+        "sales_per_s",
+        "requests",
+        "requests_per_sale",
+        "errors",
+        "loadgen_cpu_s",
+    )
+    point = {k: out[k] for k in keep}
+    point["server_cpu_us_per_request"] = out["hub_cpu_us_per_request"]
+    point["loadgen_cpu_us_per_request"] = (
+        out["loadgen_cpu_s"] / out["requests"] * 1e6 if out["requests"] else 0.0
+    )
+    log(
+        f"null hub {point['registers']} registers: {point['sales_per_s']:.1f} sales/s, server CPU "
+        f"{point['server_cpu_us_per_request']:.0f} us/request, load generator CPU "
+        f"{point['loadgen_cpu_us_per_request']:.0f} us/request, errors {point['errors']}"
+    )
+    return point
+
+
 # ---------------------------------------------------------------------------------------------- --only
 def run_parts(p: dict[str, Any], parts: tuple[str, ...], work: Path, profile: Path | None) -> dict[str, Any]:
     """One pass over the chosen parts of the issue-13 figures, measuring only what they need:
@@ -438,6 +497,13 @@ def run_parts(p: dict[str, Any], parts: tuple[str, ...], work: Path, profile: Pa
         detail["requests_per_sale"] = pt["requests_per_sale"]
         detail["batch_mean"] = pt["batch_mean"]
         detail["hub_cpu_us_per_request_50"] = pt["hub_cpu_us_per_request"]
+        detail["loadgen_cpu_us_per_request_50"] = pt["loadgen_cpu_s"] / pt["requests"] * 1e6
+        null = run_null_hub(work / "small" / f"plan-{top}.json", work)
+        null_ceiling = detail["echo_round_trips_per_s"] / null["requests_per_sale"]
+        detail["null_hub_vs_ceiling_50"] = null["sales_per_s"] / null_ceiling
+        detail["null_hub_server_cpu_us_per_request_50"] = null["server_cpu_us_per_request"]
+        detail["null_hub_loadgen_cpu_us_per_request_50"] = null["loadgen_cpu_us_per_request"]
+        raw_["null_hub"] = null
     if large is not None:
         mem = memory_point(large, p)["memory_mb"]
         values["rss_anon_mb_100k"] = (

@@ -56,7 +56,7 @@ from hub.sale.snapshot import sale_snapshot
 from hub.services import Services
 from hub.state_channel import api as state_api
 from hub.state_channel import feature as state_channel
-from hub.state_channel.demo import InProcessSandbox, free_port, point_at_sandbox
+from hub.state_channel.demo import InProcessSandbox
 from hub.state_channel.feature import ChannelOptions, StateHealthView, register_state_view
 from hub.supervisor import ChildSpec, Supervisor
 
@@ -234,8 +234,7 @@ def _wire_state_channel(
 ) -> None:
     sandbox = None
     if demo_opts is not None and demo_opts.sandbox:
-        sandbox = InProcessSandbox(hub.config.data_dir / "sandbox", free_port())
-        point_at_sandbox(hub, sandbox.url)
+        sandbox = InProcessSandbox(hub, hub.config.data_dir / "sandbox")  # points the hub at it
     check_facility(hub.config)  # a store and its facility in one state and zone, or the hub does not start
     channel = state_channel.build(hub, options)
     services.state_channel = channel

@@ -409,8 +409,13 @@ async def serve(
         elif config.seed is not None:
             raise ValueError(f"unknown seed {config.seed!r}; the only seed is 'demo'")
         app = SandboxApp(store, config.casing)
+        # bound here, not by hypercorn: a port already taken raises OSError(EADDRINUSE) with the socket
+        # closed (hypercorn would leave it to the garbage collector), so a caller can try another port
+        family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+        sock = socket.create_server((config.host, config.port), family=family)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         hc = HypercornConfig()
-        hc.bind = [f"{config.host}:{config.port}"]
+        hc.bind = [f"fd://{sock.detach()}"]  # hypercorn's listener owns and closes it from here
         hc.accesslog = None
         hc.errorlog = None
         hc.loglevel = "WARNING"

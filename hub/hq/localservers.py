@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import re
 import secrets
 import shutil
 import socket
@@ -85,7 +86,11 @@ def _wait_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None =
 
 
 class NatsServer:
-    """nats-server with JetStream in ``workdir``, the chain's account, an HQ user and one user per store."""
+    """nats-server with JetStream in ``workdir``, the chain's account, an HQ user and one user per store.
+
+    The first start lets the server pick its ports (``port: -1``) and reads them from its log: a port
+    picked beforehand may be taken by another process first. The config is then pinned to them, so a
+    restart (the WAN coming back) listens where the stores and leaf nodes expect it."""
 
     def __init__(
         self, workdir: Path, chain: str, stores: list[str], *, tls: tuple[str, str] | None = None
@@ -97,36 +102,46 @@ class NatsServer:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.chain = chain
-        self.port = free_port()
-        self.leaf_port = free_port()
+        self.port = 0  # both known once started
+        self.leaf_port = 0
         self.hq_password = secrets.token_urlsafe(12)
         self.passwords = {s: secrets.token_urlsafe(12) for s in stores}
         self.tls = tls
         self.config = self.workdir / "nats-hq.conf"
+        self.log = self.workdir / "nats.log"
+        self._write_config(-1, -1)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def _write_config(self, port: int, leaf_port: int) -> None:
         self.config.write_text(
             hq_server_config(
-                chain,
+                self.chain,
                 hq_password=self.hq_password,
                 store_passwords=self.passwords,
                 store_dir=str(self.workdir / "jetstream"),
                 host="127.0.0.1",
-                port=self.port,
-                leaf_port=self.leaf_port,
-                tls_cert=tls[0] if tls else "",
-                tls_key=tls[1] if tls else "",
+                port=port,
+                leaf_port=leaf_port,
+                tls_cert=self.tls[0] if self.tls else "",
+                tls_key=self.tls[1] if self.tls else "",
             )
         )
-        self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"{'tls' if self.tls else 'nats'}://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 15) -> NatsServer:
-        log = open(self.workdir / "nats.log", "ab")  # noqa: SIM115 (the server keeps it)
+        seen = self.log.stat().st_size if self.log.exists() else 0
+        log = open(self.log, "ab")  # noqa: SIM115 (the server keeps it)
         self.proc = subprocess.Popen([self.exe, "-c", str(self.config)], stdout=log, stderr=subprocess.STDOUT)
         log.close()
-        _wait_port(self.port, timeout, self.proc)
+        if self.port:
+            _wait_port(self.port, timeout, self.proc)
+            return self
+        ports = nats_listening(self.log, self.proc, timeout, offset=seen)
+        self.port, self.leaf_port = ports["client"], ports["leafnode"]
+        self._write_config(self.port, self.leaf_port)
         return self
 
     def stop(self) -> None:
@@ -138,6 +153,34 @@ class NatsServer:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
         self.proc = None
+
+
+def _read_from(path: Path, offset: int) -> str:
+    """What a server has logged in ``path`` since it was ``offset`` bytes long."""
+    if not path.exists():
+        return ""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read().decode(errors="replace")
+
+
+NATS_LISTENING = re.compile(r"\[INF\] Listening for (\w+) connections on [^\s]*:(\d+)")
+
+
+def nats_listening(
+    log: Path, proc: subprocess.Popen[bytes], timeout: float, *, offset: int = 0
+) -> dict[str, int]:
+    """The ports a nats-server started with ``port: -1`` names in its log past ``offset``, by kind
+    (``client``, ``leafnode``), once it says "Server is ready"."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = _read_from(log, offset)
+        if "Server is ready" in text:
+            return {kind: int(port) for kind, port in NATS_LISTENING.findall(text)}
+        if proc.poll() is not None:
+            raise RuntimeError(f"nats-server exited with {proc.returncode}: {text[-2000:]}")
+        time.sleep(0.05)  # blocking-ok: start-up helper, plain synchronous code
+    raise TimeoutError(f"nats-server not ready after {timeout} s: {text[-2000:]}")
 
 
 class Postgres:
@@ -152,6 +195,7 @@ class Postgres:
         self.dir = Path(tempfile.mkdtemp(prefix="storehub-pg-"))
         self.data = self.dir / "data"
         self.fsync = fsync
+        self._started = False
         self.user: str | None = None
         if os.geteuid() == 0:
             for name in ("postgres", "nobody"):
@@ -182,21 +226,22 @@ class Postgres:
             )
             if r.returncode != 0:
                 raise RuntimeError(f"initdb failed: {r.stdout}{r.stderr}")
-        opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync={'on' if self.fsync else 'off'}"
-        r = self._run(
-            str(self.bindir / "pg_ctl"),
-            "-D",
-            str(self.data),
-            "-o",
-            opts,
-            "-l",
-            str(self.dir / "pg.log"),
-            "-w",
-            "start",
-        )
-        if r.returncode != 0:
-            raise RuntimeError(f"pg_ctl start failed: {r.stdout}{r.stderr}")
-        return self
+        log = self.dir / "pg.log"
+        for attempt in range(3):
+            seen = log.stat().st_size if log.exists() else 0
+            opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync={'on' if self.fsync else 'off'}"
+            r = self._run(
+                str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", opts, "-l", str(log), "-w", "start"
+            )
+            if r.returncode == 0:
+                self._started = True
+                return self
+            # PostgreSQL cannot bind port 0: the port picked beforehand may be taken by another process
+            # before it binds it. A first start picks another; a restart keeps the one its clients know.
+            if self._started or attempt == 2 or "Address already in use" not in _read_from(log, seen):
+                break
+            self.port = free_port()
+        raise RuntimeError(f"pg_ctl start failed: {r.stdout}{r.stderr}{_read_from(log, seen)[-2000:]}")
 
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():

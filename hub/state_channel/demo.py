@@ -10,6 +10,7 @@ refuses a store that disagrees with them.
 
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 from pathlib import Path
@@ -105,18 +106,37 @@ async def align_sandbox(hub: Hub, url: str, facility: str, *, force: bool = Fals
 
 
 class InProcessSandbox:
-    """The sandbox as a supervised child of the hub; its data lives under the hub's data directory."""
+    """The sandbox as a supervised child of the hub; its data lives under the hub's data directory.
 
-    def __init__(self, data_dir: Path, port: int) -> None:
+    The hub is pointed at it when wired, before the state channel is built, so its port is picked then. Another
+    process may take that port before the sandbox binds it: a first start then moves to a new port and points
+    the hub there (nothing has used the address yet); a restart keeps the port the hub already uses."""
+
+    def __init__(self, hub: Hub, data_dir: Path) -> None:
+        self.hub = hub
         self.data_dir = data_dir
+        self._started = False
+        self._point(free_port())
+
+    def _point(self, port: int) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
+        point_at_sandbox(self.hub, self.url)
 
     async def run(self, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
         from sandbox.server import SandboxConfig, serve
 
         async with trio.open_nursery() as nursery:
-            handle = await nursery.start(
-                serve, SandboxConfig(data_dir=self.data_dir, port=self.port, seed="demo")
-            )
+            for attempt in range(3):
+                try:
+                    handle = await nursery.start(
+                        serve, SandboxConfig(data_dir=self.data_dir, port=self.port, seed="demo")
+                    )
+                    break
+                except* OSError as group:
+                    _, other = group.split(lambda e: isinstance(e, OSError) and e.errno == errno.EADDRINUSE)
+                    if other is not None or self._started or attempt == 2:
+                        raise
+                self._point(free_port())
+            self._started = True
             task_status.started(handle)

@@ -2,15 +2,19 @@
 registers run (the demo's sandbox, the state-sync actor, the pulls) and what the registers and readiness read.
 
 hub/wiring.py builds the channel (:func:`build`: the record and its state-sync actor) when it builds the hub,
-and adds :func:`start` as a start step. The pull client is opened by :func:`start` and owned by the pull
-child, which closes it when the hub stops (a client is an open connection pool, not a plan).
+and adds :func:`start` as a start step. The pull client (``StateChannel.reader``) is shared by the pulls, the
+back office and the check-in's registry lookup, so it lives as long as the hub runs (:func:`hold_reader`),
+not as long as one run of the pull child: a restarted child must find it open, not closed by the run that
+crashed (a client is an open connection pool, not a plan).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -31,6 +35,7 @@ from hub.supervisor import ChildSpec, Supervisor
 if TYPE_CHECKING:
     from actors.register import RegisterActor
     from hub.app import Hub
+    from hub.config import StateSystemSection
     from hub.domain.outbox import OutboxEntry
     from hub.services import Services
     from hub.state_channel.demo import InProcessSandbox
@@ -56,7 +61,7 @@ class StateChannel:
     system: str  # metrc | biotrack-2014 | biotrack-rest (flavour: ``base_url`` ending ``#2024``) | none
     time_zone: str
     reporting: ReportingPolicy
-    reader: Any = None  # a client for pulls (its own GET limiter), opened by ``start``; None without one
+    reader: Any = None  # a client for pulls (its own GET limiter), open while the hub runs; None without one
     actor: StateSyncActor | None = None  # None with ``[state_system] kind = "none"``
     retry_policy: RetryPolicy = DEFAULT_POLICY
     poll_seconds: float = 2.0
@@ -76,7 +81,8 @@ def channel_of(services: Services) -> StateChannel:
 
 def build(hub: Hub, options: ChannelOptions) -> StateChannel:
     """The channel to the configured state system and, when there is one, its state-sync actor (not yet
-    running). The state settings are final here: the demo pointed them at its sandbox before."""
+    running). The state settings are final here (the demo pointed them at its sandbox before; only its port
+    may still move, on a first start whose port was taken, before anything reads it)."""
     cfg = hub.config
     st = cfg.state_system
     licence = cfg.store.licence
@@ -111,8 +117,8 @@ def build(hub: Hub, options: ChannelOptions) -> StateChannel:
 
 
 async def start(hub: Hub, sup: Supervisor, channel: StateChannel, sandbox: InProcessSandbox | None) -> None:
-    """The demo's sandbox first (its URL is already in the state settings), then the state-sync actor and
-    the pulls."""
+    """The demo's sandbox first (the state settings name its URL once it listens: InProcessSandbox), then the
+    pull client (for the hub's whole run), the state-sync actor and the pull schedule."""
     if sandbox is not None:
         await sup.start(ChildSpec(name="state-sandbox", run=sandbox.run))
         try:
@@ -123,36 +129,47 @@ async def start(hub: Hub, sup: Supervisor, channel: StateChannel, sandbox: InPro
     if actor is None:
         log.warning("no state system configured: the outbox keeps every sale until one is")
         return
-    st = hub.config.state_system
+    open_reader = reader_for(hub.config.state_system, channel.facility)
+    if open_reader is not None:
+        await sup.start_task(partial(hold_reader, channel, open_reader))
+    await sup.start(ChildSpec(name=f"state-sync:{channel.licence}", run=actor.run))
+    if open_reader is not None and channel.schedule:
+        await sup.start(
+            ChildSpec(name=f"state-pull:{channel.licence}", run=partial(run_schedule, hub, channel))
+        )
+
+
+def reader_for(st: StateSystemSection, facility: str) -> Callable[[], Any] | None:
+    """How to open the pull client for the configured state system; None for one the hub only reports to."""
     if st.kind == "metrc":
-        channel.reader = MetrcClient(
+        return partial(
+            MetrcClient,
             st.base_url,
             st.vendor_key,
             st.user_key,
-            channel.facility,
+            facility,
             timeout=httpx.Timeout(st.timeout_seconds),
         )
-    elif st.kind == "biotrack-rest":
+    if st.kind == "biotrack-rest":
         # patient lookup (the check-in's registry), inventory, inbound transfers (2024): see .biotrack
-        channel.reader = BioTrackRestReader(biotrack_rest_client(st, channel.facility))
-    await sup.start(ChildSpec(name=f"state-sync:{channel.licence}", run=actor.run))
-    reader = channel.reader
-    if reader is None:
-        return
+        return lambda: BioTrackRestReader(biotrack_rest_client(st, facility))
+    return None
 
-    async def pulls(*, task_status: Any) -> None:
-        # this child owns the pull client: it closes it when the hub stops
-        try:
-            if channel.schedule:
-                await run_schedule(hub, channel, task_status=task_status)
-            else:
-                task_status.started()
-                await trio.sleep_forever()
-        finally:
-            with trio.CancelScope(shield=True):
-                await reader.aclose()
 
-    await sup.start(ChildSpec(name=f"state-pull:{channel.licence}", run=pulls))
+async def hold_reader(
+    channel: StateChannel, open_reader: Callable[[], Any], *, task_status: trio.TaskStatus[Any]
+) -> None:
+    """Open the pull client and keep it open until the hub stops. It is not a supervised child's: the pull
+    child's restart, or its park after a crash loop, leaves the back office and the check-in's registry
+    lookup a working client, and the next pull uses the same one."""
+    reader = open_reader()
+    channel.reader = reader
+    try:
+        task_status.started(reader)
+        await trio.sleep_forever()
+    finally:
+        with trio.CancelScope(shield=True), trio.move_on_after(2):
+            await reader.aclose()
 
 
 def register_state_view(actor: RegisterActor) -> dict[str, Any]:

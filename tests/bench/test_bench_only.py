@@ -59,6 +59,13 @@ def test_only_hot_path_parts_repeated(tmp_path: Path) -> None:
             for point in run["hub"][dataset]["points"].values():
                 assert point["sales"] > 0 and not point["errors"], point
     assert "rss_anon_mb_100k" in r.stdout and "RssFile_mb" in r.stdout
+    # beside the hub, the same load against a server that only answers (bench/nullhub.py): the bound
+    for run in result["runs"]:
+        null = run["raw"]["null_hub"]
+        assert null["sales"] > 0 and not null["errors"] and null["requests_per_sale"] == 7, null
+        assert null["server_cpu_us_per_request"] > 0 and null["loadgen_cpu_us_per_request"] > 0, null
+    assert result["detail"]["null_hub_vs_ceiling_50"]["median"] > 0
+    assert "null_hub_vs_ceiling_50" in r.stdout
 
 
 def test_only_rejects_unknown_parts() -> None:

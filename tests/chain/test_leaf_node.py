@@ -10,7 +10,7 @@ from pathlib import Path
 
 import trio
 
-from hub.hq.localservers import free_port
+from hub.hq.localservers import nats_listening
 from hub.hq.natsconf import store_leaf_config
 from tests.chain.conftest import CHAIN, hq_toml, make_nats, start_hq, start_store, store_hub
 from tests.chain.helpers import adult_scan, audit_count, register, sell, tags, wait_for
@@ -18,11 +18,11 @@ from tests.chain.helpers import adult_scan, audit_count, register, sell, tags, w
 
 class Leaf:
     def __init__(self, tmp: Path, store: str, password: str, hq_leaf_port: int) -> None:
-        self.port = free_port()
+        self.port = 0  # the leaf picks its port (-1) and names it in its log: known once started
         self.conf = tmp / f"leaf-{store}.conf"
         self.conf.write_text(
             store_leaf_config(
-                CHAIN, store, password=password, hq_host="127.0.0.1", leaf_port=hq_leaf_port, port=self.port
+                CHAIN, store, password=password, hq_host="127.0.0.1", leaf_port=hq_leaf_port, port=-1
             )
         )
         self.log = tmp / f"leaf-{store}.log"
@@ -31,6 +31,7 @@ class Leaf:
     def start(self, exe: str) -> None:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen([exe, "-c", str(self.conf)], stdout=out, stderr=subprocess.STDOUT)
+        self.port = nats_listening(self.log, self.proc, 15)["client"]
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

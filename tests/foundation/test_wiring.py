@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import httpx
@@ -70,6 +71,26 @@ def test_the_demo_wires_its_simulators_sandbox_and_seeds(tmp_path: Path) -> None
         make_config(tmp_path / "b"), Features.store(DemoOptions(devices=False, sandbox=False))
     )
     assert plain.services.demo.sandbox_url == "" and len(plain.services.start) == 6
+
+
+async def test_a_demo_sandbox_whose_port_is_taken_before_it_binds_moves_and_points_the_hub_there(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    config = make_config(tmp_path)
+    hub = wiring.build(config, Features.store(DemoOptions(devices=False)))
+    taken = hub.services.demo.sandbox_url
+    with socket.create_server(("127.0.0.1", int(taken.rsplit(":", 1)[1]))):  # another process got there first
+        with trio.fail_after(30):
+            await nursery.start(hub.run)
+    try:
+        url = hub.services.demo.sandbox_url
+        assert url != taken and config.state_system.base_url == url
+        # the demo's CRM endpoint is set when the customers start, after the sandbox moved
+        assert config.crm is not None and config.crm.url.startswith(url)
+        async with httpx.AsyncClient(timeout=5) as http:
+            assert (await http.get(f"{url}/_sandbox/crm")).status_code == 200
+    finally:
+        hub.stop()
 
 
 def test_a_subset_wires_only_what_it_names(tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -38,10 +37,8 @@ SCALE = 60
 STORE = "test-store"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+# Prometheus on port 0 takes the port the system gives it and names it in this (info) line of its log
+LISTENING = re.compile(r'msg="Listening on" address=127\.0\.0\.1:(\d+)')
 
 
 def scaled_rules() -> str:
@@ -116,30 +113,33 @@ async def prometheus(tmp_path: Path, hub_port: int) -> AsyncIterator[Prometheus]
             }
         )
     )
-    port = free_port()
-    log = (d / "prometheus.log").open("w")
+    log_path = d / "prometheus.log"
+    log = log_path.open("w")
     proc = subprocess.Popen(
         [
             exe,
             f"--config.file={d / 'prometheus.yml'}",
             f"--storage.tsdb.path={d / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
+            "--web.listen-address=127.0.0.1:0",  # a port picked beforehand may be taken before it binds
+            "--log.level=info",
         ],
         stdout=subprocess.DEVNULL,
         stderr=log,
     )
     try:
         async with httpx.AsyncClient(timeout=5) as http:
-            url = f"http://127.0.0.1:{port}"
             with trio.fail_after(30):
+                while not (listening := LISTENING.search(log_path.read_text())):
+                    assert proc.poll() is None, log_path.read_text()
+                    await trio.sleep(0.1)
+                url = f"http://127.0.0.1:{listening.group(1)}"
                 while True:
                     try:
                         if (await http.get(f"{url}/-/ready")).status_code == 200:
                             break
                     except httpx.TransportError:
                         pass
-                    assert proc.poll() is None, (d / "prometheus.log").read_text()
+                    assert proc.poll() is None, log_path.read_text()
                     await trio.sleep(0.2)
             yield Prometheus(url, http)
     finally:
@@ -166,10 +166,9 @@ async def demo_hub(config: StoreConfig) -> AsyncIterator[Hub]:
             hub.stop()
 
 
-def demo_config(tmp_path: Path, http_port: int) -> StoreConfig:
-    config = make_config(tmp_path / "data")
+def demo_config(tmp_path: Path) -> StoreConfig:
+    config = make_config(tmp_path / "data")  # HTTP and WebSocket on port 0: the hub reports what it bound
     config.server.demo = True
-    config.server.http_port = http_port
     config.store.opening_hours = "00:00-24:00"  # open now, whatever the hour: every guard is armed
     return config
 
@@ -184,9 +183,8 @@ def dashboard_queries() -> list[str]:
 
 
 async def test_idle_healthy_demo_fires_nothing_and_every_panel_has_data(tmp_path: Path) -> None:
-    port = free_port()
     with trio.fail_after(90):
-        async with demo_hub(demo_config(tmp_path, port)) as hub, prometheus(tmp_path, port) as prom:
+        async with demo_hub(demo_config(tmp_path)) as hub, prometheus(tmp_path, hub.http_port) as prom:
             clients = []
             async with connect(ws_url(hub)) as r1, connect(ws_url(hub)) as r2:
                 for c, reg in ((r1, "R1"), (r2, "R2")):
@@ -206,14 +204,13 @@ async def test_idle_healthy_demo_fires_nothing_and_every_panel_has_data(tmp_path
 
 
 async def test_register_absent_after_restart_and_first_crash_loop_fire(tmp_path: Path) -> None:
-    port = free_port()
-    config = demo_config(tmp_path, port)
+    config = demo_config(tmp_path)
     with trio.fail_after(100):
         async with demo_hub(config) as hub, connect(ws_url(hub)) as r1, connect(ws_url(hub)) as r2:
             await r1.pair(DEMO_PAIRING["R1"])
             await r2.pair(DEMO_PAIRING["R2"])
         # restarted (an upgrade): only R1's browser comes back, the back office stays closed
-        async with demo_hub(config) as hub, prometheus(tmp_path, port) as prom:
+        async with demo_hub(config) as hub, prometheus(tmp_path, hub.http_port) as prom:
             async with connect(ws_url(hub)) as r1:
                 await r1.pair(DEMO_PAIRING["R1"])
                 alert = await prom.wait_firing("RegisterDisconnected", 30, register="R2")

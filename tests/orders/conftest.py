@@ -25,7 +25,6 @@ from hub.domain.catalog import Package
 from hub.domain.orders import Order
 from hub.orders import store as ostore
 from hub.sale import inventory
-from hub.state_channel.demo import free_port
 from hub.store.env import decode
 from sandbox import demo as sbx
 from sandbox.server import SandboxConfig, SandboxHandle, serve
@@ -73,6 +72,22 @@ class Inbox:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's name)
         self.messages.append(message_from_bytes(envelope.content))
         return "250 Message accepted for delivery"
+
+
+class LoopbackSmtp(Controller):
+    """aiosmtpd's threaded server on a port the system picks: ``port`` is 0 until ``start()`` has bound it.
+
+    A port picked beforehand may be taken by another process before the server binds it. aiosmtpd 1.4's
+    start() checks the server by connecting to ``port``, which fails for 0 (aio-libs/aiosmtpd#388): the
+    bound port is read back just before that check."""
+
+    def __init__(self, handler: Any) -> None:
+        super().__init__(handler, hostname="127.0.0.1", port=0)
+
+    def _trigger_server(self) -> None:
+        assert self.server is not None  # bound by start() before it calls this
+        self.port = self.server.sockets[0].getsockname()[1]
+        super()._trigger_server()
 
 
 @dataclass
@@ -218,10 +233,9 @@ async def shop(nursery: trio.Nursery, tmp_path: Path) -> Any:
     )
     receiver: Receiver = await nursery.start(Receiver().serve)
     inbox = Inbox()
-    smtp_port = free_port()
-    smtp = Controller(inbox, hostname="127.0.0.1", port=smtp_port)
+    smtp = LoopbackSmtp(inbox)
     await trio.to_thread.run_sync(smtp.start)
-    config = make_config(tmp_path / "data", state_toml(handle.url) + orders_toml(receiver.port, smtp_port))
+    config = make_config(tmp_path / "data", state_toml(handle.url) + orders_toml(receiver.port, smtp.port))
     config.server.demo = True
 
     async def setup(h: Hub) -> None:

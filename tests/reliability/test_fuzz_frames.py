@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from hub import backoffice, devices, sale  # noqa: F401  (their commands join th
 from hub.backoffice import protocol as _office_protocol  # noqa: F401
 from hub.live.protocol import command_types
 from hub.sale import protocol as _sale_protocol  # noqa: F401
+from tests.support.hubproc import banner_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 FRAMES = int(os.environ.get("STOREHUB_FUZZ_FRAMES", "5000"))
@@ -156,15 +156,17 @@ frames = st.one_of(
 
 
 class DemoHub:
-    """`storehub demo` in its own process (no devices, no sandbox) on free loopback ports."""
+    """`storehub demo` in its own process (no devices, no sandbox) on loopback ports it binds itself (port
+    0) and announces in its banner: a port picked beforehand may be taken by another process first."""
 
     def __init__(self, tmp: Path) -> None:
-        self.http_port, self.ws_port = _free_port(), _free_port()
-        self.log = (tmp / "hub.log").open("wb")
+        self.http_port = self.ws_port = 0  # known once the banner is out (wait_healthy)
+        self.log_path = tmp / "hub.log"
+        self.log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             [
                 sys.executable, "-m", "hub.cli", "demo", "--data", str(tmp / "data"),
-                "--http-port", str(self.http_port), "--ws-port", str(self.ws_port),
+                "--http-port", "0", "--ws-port", "0",
                 "--no-devices", "--no-sandbox", "--log-level", "WARNING",
             ],
             cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
@@ -182,7 +184,9 @@ class DemoHub:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, "the demo hub exited while starting"
-            if self.healthz() == 200:
+            if not self.http_port and (ports := banner_ports(self.log_path.read_text(errors="replace"))):
+                self.ws_port, self.http_port = ports
+            if self.http_port and self.healthz() == 200:
                 return
             time.sleep(0.1)  # blocking-ok: sync fixture, no event loop
         raise TimeoutError("the demo hub did not become healthy")
@@ -196,12 +200,6 @@ class DemoHub:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
         self.log.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

@@ -97,6 +97,8 @@ async def world(
     casing = getattr(request, "param", "pascal")
     # how often the channel looks at its outbox unwoken; a test module may say otherwise
     poll_seconds = getattr(request.module, "STATE_POLL_SECONDS", 0.2)
+    # pulls on their own timer every this many seconds; None: a test pulls when it wants
+    pull_every = getattr(request.module, "STATE_PULL_EVERY", None)
     handle: SandboxHandle = await nursery.start(
         serve, SandboxConfig(data_dir=tmp_path / "sandbox", seed="demo", casing=casing)
     )
@@ -107,7 +109,10 @@ async def world(
         sale=SaleOptions(demo=True),
         backoffice=True,  # returns
         state_channel=state_channel.ChannelOptions(
-            retry_policy=state_channel.fast_retry_policy(), poll_seconds=poll_seconds, schedule=False
+            retry_policy=state_channel.fast_retry_policy(),
+            poll_seconds=poll_seconds,
+            schedule=pull_every is not None,
+            pull_every=pull_every or 300.0,
         ),
     )
     hub = await hub_factory(config, features=features)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 import trio
 
+from actors.state_sync import StateSyncActor
 from hub.domain.state_payloads import StateSale, metrc_local_time
 from hub.store.env import decode
 from sandbox import demo as sbx
@@ -156,3 +159,43 @@ async def test_row_error_dead_letters_only_that_entry_and_retry_after_fix(world:
                 assert (await http.get("/api/state/dead-letter")).status_code == 403
     counts = Counter(r["external_number"] for r in await w.receipts())
     assert counts[f"{lic}-{refused['receipt_number']}"] == 1 and len(counts) == 3
+
+
+def _restarts(w: World, name: str) -> int:
+    state = w.hub.supervisor.children[name]
+    return state.restarts if state.running else -1
+
+
+async def test_state_sync_actor_restarted_after_a_crash_sends_with_a_new_sender(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The actor makes its sender (an open client) in each run and closes it when the run ends: a restart
+    after a crash sends with a new one, not the one the crashed run closed."""
+    w = world
+    ch = w.hub.services.state_channel
+    assert ch is not None
+    name = f"state-sync:{ch.licence}"
+    tags = [p.tag for p in w.unit_packages("PRE-", 2, min_qty=5)]
+    adult = w.demo.customer("adult").id_scan
+    real_pass = StateSyncActor.pass_once
+    armed: list[bool] = []
+
+    async def pass_once(self: StateSyncActor, sender: Any) -> float:
+        if armed and armed.pop():
+            raise RuntimeError("the state-sync actor's pass fails once")
+        return await real_pass(self, sender)
+
+    monkeypatch.setattr(StateSyncActor, "pass_once", pass_once)
+    with trio.fail_after(30):
+        async with connect(ws_url(w.hub)) as c:
+            await ready(c)
+            sold = [(await sell(c, adult, tags[0]))["receipt_number"]]
+            await w.wait_drained(10)  # the first run's sender has sent one sale
+            armed.append(True)
+            while _restarts(w, name) < 1:
+                await trio.sleep(0.02)
+            sold.append((await sell(c, adult, tags[1]))["receipt_number"])
+            await w.wait_drained(10)
+    numbers = sorted(r["external_number"] for r in await w.receipts())
+    assert numbers == sorted(f"{w.hub.config.store.licence}-{n}" for n in sold)
+    assert _restarts(w, name) == 1

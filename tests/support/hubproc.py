@@ -66,12 +66,23 @@ async def start_demo(data: Path, *, sandbox: bool, start_s: float, log_level: st
     except BaseException:
         proc.kill()
         raise
-    ws = int(re.search(r"Live protocol: ws://[^:]+:(\d+)", text).group(1))  # type: ignore[union-attr]
-    http = int(re.search(r"Register:\s+http://[^:]+:(\d+)", text).group(1))  # type: ignore[union-attr]
+    ports = banner_ports(text)
+    assert ports is not None, text
+    ws, http = ports
     url = ""
     if sandbox:
         url = re.search(r"State-system sandbox: (\S+)", text).group(1)  # type: ignore[union-attr]
     return DemoProcess(proc, ws, http, url)
+
+
+def banner_ports(text: str) -> tuple[int, int] | None:
+    """The WebSocket and HTTP ports a demo started on ``--ws-port 0 --http-port 0`` announces in its banner,
+    None while the banner is not out yet."""
+    ws = re.search(r"Live protocol: ws://[^:]+:(\d+)", text)
+    http = re.search(r"Register:\s+http://[^:]+:(\d+)", text)
+    if ws is None or http is None:
+        return None
+    return int(ws.group(1)), int(http.group(1))
 
 
 async def drain(stream: Any) -> None:
