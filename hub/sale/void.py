@@ -27,7 +27,7 @@ from hub.sale import inventory as inv
 from hub.sale import protocol as p
 from hub.sale.approvals import approve
 from hub.sale.context import Refused, actor_of, ctx_of, refuse
-from hub.sale.drawer import open_drawer_id
+from hub.sale.drawer import open_drawer_id, put_drawer
 from hub.state_channel import outbox_store
 from hub.store.env import encode, put, tget
 from hub.store.keys import micros, text, u64
@@ -159,7 +159,7 @@ async def void_sale(req: Request, msg: p.VoidSale) -> Any:
         put(txn, store, "sales", u64(r.receipt_number), plan.record)
         VOIDS.put(txn, store, r.receipt_number, plan.void)
         if plan.drawer is not None:
-            put(txn, store, "drawers", text(drawer_id), plan.drawer)
+            put_drawer(txn, store, plan.drawer)  # the one way a drawer session is stored
         outbox_store.add(  # the state's sender wakes when this commits
             txn,
             store,
