@@ -88,8 +88,9 @@ async def send(
         return await http.request(method, url, **kwargs)
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol) as exc:
         raise StateUnavailable(f"cannot reach the state system ({_describe(exc)})", system=system) from exc
-    except (httpx.TimeoutException, httpx.TransportError) as exc:
-        # Read/write timeouts, a dropped connection, a truncated answer: the request may have been applied.
+    except httpx.RequestError as exc:
+        # Read/write timeouts, a dropped connection, a truncated answer, an answer whose body cannot be decoded
+        # (DecodingError), too many redirects: the request may have been applied.
         if is_write:
             raise OutcomeUnknown(
                 f"no answer to {method} {url} after sending it ({_describe(exc)}); it may have been stored",
