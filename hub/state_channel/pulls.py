@@ -323,14 +323,16 @@ async def pull_manifests(hub: Any, channel: Any) -> list[Manifest]:
     store = hub.store
 
     def fn(txn: lmdb.Transaction) -> list[Manifest]:
+        # new records, the pulled ones left as they came: the writer may run this again (a grown map)
         out = []
         for m in pulled:
             old = tget(txn, store, "manifests", text(m.manifest), Manifest)
             if old is not None:
-                m.report = old.report
-                if old.state_received_at and m.state_received_at:
-                    m.state_received_at = old.state_received_at  # first seen, for a state without a time
-            m.state_agrees = state_agrees(m)
+                received = m.state_received_at
+                if old.state_received_at and received:
+                    received = old.state_received_at  # first seen, for a state without a time
+                m = msgspec.structs.replace(m, report=old.report, state_received_at=received)
+            m = msgspec.structs.replace(m, state_agrees=state_agrees(m))
             put(txn, store, "manifests", text(m.manifest), m)
             out.append(m)
         return out
