@@ -197,7 +197,6 @@ class StateSyncActor:
             target = min(e.seq for e in entries)
         else:
             with store.read() as txn, txn.cursor(db=store.db("outbox")) as cur:
-
                 target = from_u64(cur.key()) + 1 if cur.last() else 0
         if target > current:
             await self.hub.writer.write(box.set_low_water(store, self.licence, target), label="outbox")

@@ -131,7 +131,9 @@ def run(
                 # the hub notices the closes and gives memory back
                 time.sleep(0.5 if settled else settle)  # blocking-ok: plain synchronous driver
                 after = hub.memory()
-                done = settled is not None and settled(before["VmRSS"], result["peak"]["VmRSS"], after["VmRSS"])
+                done = settled is not None and settled(
+                    before["VmRSS"], result["peak"]["VmRSS"], after["VmRSS"]
+                )
                 if done or time.monotonic() >= deadline:
                     break
         finally:

@@ -300,20 +300,17 @@ def _check(config: StoreConfig) -> StoreConfig:
             if ref and ref not in device_ids:
                 raise ConfigError(f"registers[{i}].{attr}: no device with id {ref!r} in [[devices]]")
     if config.taxes is not None:
-
         try:
             msgspec.convert(config.taxes, TaxTable)
         except msgspec.ValidationError as exc:
             raise ConfigError(f"taxes: {humane(str(exc))}") from None
     if config.promotions:
-
         for i, promo in enumerate(config.promotions):
             try:
                 msgspec.convert(promo, Promotion)
             except msgspec.ValidationError as exc:
                 raise ConfigError(f"promotions[{i}]: {humane(str(exc))}") from None
     if config.loyalty is not None:
-
         try:
             program = msgspec.convert(config.loyalty, LoyaltyProgram)
         except msgspec.ValidationError as exc:

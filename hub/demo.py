@@ -84,7 +84,6 @@ def join_chain(cfg: StoreConfig, chain_toml: Path) -> StoreConfig:
 
     import msgspec
 
-
     try:
         raw = tomllib.loads(chain_toml.read_text(encoding="utf-8"))
         cfg.chain = msgspec.convert(raw["chain"], ChainSection)

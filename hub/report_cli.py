@@ -45,7 +45,6 @@ def _config(args: argparse.Namespace) -> StoreConfig:
     if args.config:
         cfg = load_config(args.config)
     else:
-
         # without a store.toml the demo store's identity is assumed (its zone decides the business day)
         cfg = demo_config(args.data or "storehub-data")
     if args.data:

@@ -37,5 +37,6 @@ fi
 npm install --no-save --no-audit --no-fund --silent --prefix .cache/axe axe-core@4 >/dev/null
 export STOREHUB_AXE="$PWD/.cache/axe/node_modules/axe-core/axe.min.js"
 python3 -m ruff check hub actors drivers sandbox bench tests
+python3 -m ruff format --check .
 python3 -m mypy hub
 python3 -m pytest -q -p no:cacheprovider "$@"

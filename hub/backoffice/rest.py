@@ -86,7 +86,6 @@ async def eod(hub: Hub, req: HttpRequest) -> HttpResponse:
     if register:
         report = next((r for r in reports.registers if r.scope == register), None)
         if report is None:
-
             report = build_eod_report(
                 day,
                 hub.config.store.time_zone,

@@ -106,7 +106,9 @@ def verify(secret: str, timestamp: str, given: str, body: bytes, now: float, max
         return False
     ts = int(timestamp)
     expected = signature(secret, ts, body).encode()
-    return abs(now - ts) <= max_skew and hmac.compare_digest(expected, given.strip().encode("utf-8", "replace"))
+    return abs(now - ts) <= max_skew and hmac.compare_digest(
+        expected, given.strip().encode("utf-8", "replace")
+    )
 
 
 class Request(msgspec.Struct, frozen=True, kw_only=True):

@@ -129,7 +129,6 @@ class PaymentTerminalConfig(msgspec.Struct, frozen=True, kw_only=True):
         abort, every Status lookup, a partial approval's void) plus a margin, so the register never gives
         up first."""
         if self.driver == "spin":
-
             return (
                 spin.worst_case_s(max(1, int(self.charge_timeout_s)), self.connect_timeout_s) + WAIT_MARGIN_S
             )

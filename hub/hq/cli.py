@@ -42,7 +42,6 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["run", *argv]  # `storehub hq --config hq.toml` runs HQ
     args = _parser().parse_args(argv)
     if args.command == "hash-password":
-
         pw = sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else getpass.getpass("Password: ")
         if len(pw) < 10:
             print("storehub hq: use at least 10 characters", file=sys.stderr)
@@ -56,7 +55,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     import anyio
-
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -142,9 +142,7 @@ async def pick_scan(req: Request, msg: op.PickScan) -> Any:
     try:
         tag = tag_of(msg.data.strip())
     except HubError as exc:
-        req.register.show_pick(
-            {"ok": False, "code": exc.code, "message": exc.message, "tag": ""}
-        )
+        req.register.show_pick({"ok": False, "code": exc.code, "message": exc.message, "tag": ""})
         raise
     weight = scale_reading(req, req.register_id)
     today = ctx_of(req.services).today()

@@ -476,12 +476,10 @@ def make_sender(
 
     timeout = httpx.Timeout(settings.timeout_seconds)
     if settings.kind == "metrc":
-
         return MetrcSender(
             MetrcClient(settings.base_url, settings.vendor_key, settings.user_key, facility, timeout=timeout)
         )
     if settings.kind == "biotrack-2014":
-
         client = BioTrack2014Client(
             settings.base_url, facility, settings.username, settings.password, timeout=timeout
         )
@@ -496,7 +494,6 @@ def make_sender(
 def biotrack_rest_client(settings: Any, facility: str) -> Any:
     """A ``BioTrackRestClient`` for ``[state_system]`` (``biotrack_api`` says 2022 or 2024)."""
     import httpx
-
 
     url, flavour = rest_endpoint(settings.base_url, settings.biotrack_api)
     return BioTrackRestClient(

@@ -78,12 +78,12 @@ def get(hub: HubProcess, path: str, token: str) -> bytes:
         return r.read()  # type: ignore[no-any-return]
 
 
-
 def open_tab(page: Page, tab: str) -> None:
     """The back office groups its tabs (Money, Inventory, State, Staff & devices, Audit): open the group first."""
     group = page.locator(f'#tabs [data-tab="{tab}"]').get_attribute("data-group")
     page.click(f'#tab-groups [data-group="{group}"]')
     page.click(f'#tabs [data-tab="{tab}"]')
+
 
 def test_enrol_lookup_label_and_promotion_edit(
     demo_hub: HubProcess, browser_pages: tuple[Page, Page], output_dir: Path

@@ -203,6 +203,9 @@ def test_requests_conform_where_the_description_agrees_with_the_documentation(sp
     loose = Validator(spec, case_insensitive=True)
     receipt_body = [metrc_receipt(sale)]
     assert loose.errors(receipt_body, request_schema(spec, "post", "/sales/v2/receipts")) == []
-    assert loose.errors([metrc_adjustment(adjustment)], request_schema(spec, "post", "/packages/v2/adjust")) == []
+    assert (
+        loose.errors([metrc_adjustment(adjustment)], request_schema(spec, "post", "/packages/v2/adjust"))
+        == []
+    )
     update = [{"Id": 7, **receipt_body[0]}]
     assert loose.errors(update, request_schema(spec, "put", "/sales/v2/receipts")) == []
