@@ -11,13 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import trio
 
@@ -31,8 +31,8 @@ jurisdiction = "CA"
 
 [server]
 host = "127.0.0.1"
-http_port = {http}
-ws_port = {ws}
+http_port = 0
+ws_port = 0
 max_connections = {limit}
 unpaired_idle_seconds = 600
 
@@ -46,12 +46,6 @@ id_hash_key_file = "{key}"
 [[registers]]
 id = "R1"
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _open(port: int) -> trio.SocketStream | None:
@@ -114,14 +108,14 @@ def run(
         os.environ.pop("PYTHONMALLOC", None)
     with tempfile.TemporaryDirectory(prefix="storehub-storm-") as tmp:
         root = Path(tmp)
-        http, ws = _free_port(), _free_port()
         cfg = root / "store.toml"
+        # the hub binds port 0 itself and announces what it got: no port can be taken in between
         cfg.write_text(
-            CONFIG.format(
-                http=http, ws=ws, limit=max_connections, data=root / "data", key=root / "etc" / "id_hash.key"
-            )
+            CONFIG.format(limit=max_connections, data=root / "data", key=root / "etc" / "id_hash.key")
         )
         hub = HubProcess(cfg, root / "hub.log").start()
+        ws = urlsplit(hub.ws_url).port
+        assert ws is not None, hub.ws_url
         try:
             time.sleep(1.0)  # blocking-ok: plain synchronous driver, no event loop here
             before = hub.memory()
