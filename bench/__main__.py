@@ -434,12 +434,14 @@ def run_null_hub(plan_file: Path, work: Path) -> dict[str, Any]:
             raise RuntimeError(f"load generator failed against the null hub:\n{r.stderr[-4000:]}")
         out = json.loads(r.stdout)
     finally:
-        assert server.stdin is not None
+        assert server.stdin is not None and server.stdout is not None
         server.stdin.close()
         try:
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
+            server.wait(timeout=10)
+        server.stdout.close()
     keep = (
         "registers",
         "seconds",
@@ -448,12 +450,12 @@ def run_null_hub(plan_file: Path, work: Path) -> dict[str, Any]:
         "requests",
         "requests_per_sale",
         "errors",
-        "loadgen_cpu_s",
+        "loadgen_window_cpu_s",
     )
     point = {k: out[k] for k in keep}
     point["server_cpu_us_per_request"] = out["hub_cpu_us_per_request"]
     point["loadgen_cpu_us_per_request"] = (
-        out["loadgen_cpu_s"] / out["requests"] * 1e6 if out["requests"] else 0.0
+        out["loadgen_window_cpu_s"] / out["requests"] * 1e6 if out["requests"] else 0.0
     )
     log(
         f"null hub {point['registers']} registers: {point['sales_per_s']:.1f} sales/s, server CPU "
@@ -497,8 +499,9 @@ def run_parts(p: dict[str, Any], parts: tuple[str, ...], work: Path, profile: Pa
         detail["requests_per_sale"] = pt["requests_per_sale"]
         detail["batch_mean"] = pt["batch_mean"]
         detail["hub_cpu_us_per_request_50"] = pt["hub_cpu_us_per_request"]
-        detail["loadgen_cpu_us_per_request_50"] = pt["loadgen_cpu_s"] / pt["requests"] * 1e6
+        detail["loadgen_cpu_us_per_request_50"] = pt["loadgen_window_cpu_s"] / pt["requests"] * 1e6
         null = run_null_hub(work / "small" / f"plan-{top}.json", work)
+        # against the echo ceiling alone: read beside sales_vs_ceiling_50 while echo is its lower ceiling
         null_ceiling = detail["echo_round_trips_per_s"] / null["requests_per_sale"]
         detail["null_hub_vs_ceiling_50"] = null["sales_per_s"] / null_ceiling
         detail["null_hub_server_cpu_us_per_request_50"] = null["server_cpu_us_per_request"]

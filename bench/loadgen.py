@@ -50,6 +50,12 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def own_cpu_s() -> float:
+    """User + system CPU seconds of this process so far."""
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
 def start_profiler(spec: dict[str, Any], seconds: float) -> subprocess.Popen[bytes]:
     """py-spy on the hub for the measured window: raw stacks per thread (the trio thread and the store
     writer apart), sampled without pausing the hub."""
@@ -94,6 +100,7 @@ class Load:
         self.sales_done = 0
         self.spy: subprocess.Popen[bytes] | None = None
         self.hub_cpu = [0.0, 0.0]
+        self.own_cpu = [0.0, 0.0]  # this process's, over the same window
 
     def customer(self) -> int:
         i = self.next_customer
@@ -134,6 +141,7 @@ class Load:
             if self.waiting == 0:
                 self.metrics_before = await trio.to_thread.run_sync(scrape, p["metrics_url"])
                 self.hub_cpu[0] = process_cpu_s(p.get("hub_pid", 0))
+                self.own_cpu[0] = own_cpu_s()
                 self.window[0] = time.perf_counter()
                 self.window[1] = self.window[0] + p["seconds"]
                 if "profile" in p:
@@ -170,6 +178,7 @@ async def run(plan: dict[str, Any]) -> dict[str, Any]:
                 nursery.start_soon(load.register, reg, random.Random(k))
     end = time.perf_counter()
     load.hub_cpu[1] = process_cpu_s(plan.get("hub_pid", 0))
+    load.own_cpu[1] = own_cpu_s()
     metrics_after = await trio.to_thread.run_sync(scrape, plan["metrics_url"])
     if load.spy is not None:
         await trio.to_thread.run_sync(load.spy.wait)
@@ -187,6 +196,8 @@ async def run(plan: dict[str, Any]) -> dict[str, Any]:
         "sale": summary(load.sale_seconds),
         "rtt": {k: summary(v) for k, v in load.rtt.items()},
         "loadgen_cpu_s": ru.ru_utime + ru.ru_stime,
+        # over the measured window only, like the hub's (no imports, pairing, logins or drawer counts)
+        "loadgen_window_cpu_s": load.own_cpu[1] - load.own_cpu[0],
         # the hub's CPU (every thread) over the window: per request, the figure that decides how many
         # sales one core carries, and steadier than wall time on a shared machine
         "hub_cpu_s": load.hub_cpu[1] - load.hub_cpu[0],

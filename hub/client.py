@@ -5,6 +5,10 @@ async with connect("ws://127.0.0.1:8765") as client:
     await client.login("ana", "1234")
     result = await client.request("report_incident", category="printer", description="jammed")
     snap = await client.next_snapshot()
+
+``next_snapshot`` takes the snapshots in the order they came; ``wait_snapshot(predicate)`` looks at the latest
+of each topic and then waits for newer ones (it drops the older ones still queued, so mixing the two on one
+client skips states).
 """
 
 from __future__ import annotations

@@ -29,9 +29,10 @@ class Leaf:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, exe: str) -> None:
+        offset = self.log.stat().st_size if self.log.exists() else 0  # this run's lines, not an earlier one's
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen([exe, "-c", str(self.conf)], stdout=out, stderr=subprocess.STDOUT)
-        self.port = nats_listening(self.log, self.proc, 15)["client"]
+        self.port = nats_listening(self.log, self.proc, 15, offset=offset)["client"]
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
