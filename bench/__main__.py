@@ -35,7 +35,7 @@ from typing import Any
 
 from bench import dataset, raw
 from bench import orders as bench_orders
-from bench.hubproc import HubProcess, lookup_timings, machine
+from bench.hubproc import HubProcess, lookup_timings, machine, run_loadgen, serving
 from bench.stats import histogram_delta, histogram_quantile, parse_metrics
 
 ROOT = Path(__file__).resolve().parent
@@ -113,29 +113,12 @@ def log(msg: str) -> None:
 
 # ---------------------------------------------------------------------------------------------- raw
 def run_echo(clients: tuple[int, ...], size: int, seconds: float) -> dict[int, dict[str, Any]]:
-    server = subprocess.Popen(
-        [sys.executable, "-m", "bench.echo", "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
-    )
-    try:
-        assert server.stdout is not None
-        port = json.loads(server.stdout.readline())["port"]
-        out = {}
+    out = {}
+    with serving("bench.echo", "serve") as hello:
         for n in clients:
+            args = ["--port", str(hello["port"]), "--clients", str(n), "--size", str(size)]
             r = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "bench.echo",
-                    "clients",
-                    "--port",
-                    str(port),
-                    "--clients",
-                    str(n),
-                    "--size",
-                    str(size),
-                    "--seconds",
-                    str(seconds),
-                ],
+                [sys.executable, "-m", "bench.echo", "clients", *args, "--seconds", str(seconds)],
                 capture_output=True,
                 text=True,
                 timeout=seconds + 120,
@@ -146,15 +129,7 @@ def run_echo(clients: tuple[int, ...], size: int, seconds: float) -> dict[int, d
                 f"echo {n} clients: p50 {out[n]['p50'] * 1e6:.0f} us, p99 {out[n]['p99'] * 1e6:.0f} us, "
                 f"{out[n]['round_trips_per_s']:.0f} round trips/s"
             )
-        return out
-    finally:
-        assert server.stdin is not None
-        server.stdin.close()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+    return out
 
 
 def raw_limits(p: dict[str, Any]) -> dict[str, Any]:
@@ -267,15 +242,7 @@ def run_dataset(
                     "out": str(profile / f"{name}-{n}.txt"),
                 }
                 plan_file.write_text(json.dumps(lg_plan))
-            r = subprocess.run(
-                [sys.executable, "-m", "bench.loadgen", str(plan_file)],
-                capture_output=True,
-                text=True,
-                timeout=p["seconds"] + 300,
-            )
-            if r.returncode != 0:
-                raise RuntimeError(f"load generator failed:\n{r.stderr[-4000:]}")
-            points[n] = summarize_point(json.loads(r.stdout), hub.memory())
+            points[n] = summarize_point(run_loadgen(plan_file, p["seconds"]), hub.memory())
             pt = points[n]
             log(
                 f"{name} {n} registers: {pt['sales_per_s']:.1f} sales/s, sale p50 {pt['sale_p50_ms']:.1f} ms, "
@@ -411,37 +378,13 @@ NULL_HUB_REPLY_BYTES = 1_900  # the real hub's frames averaged 1,947 bytes at 50
 def run_null_hub(plan_file: Path, work: Path) -> dict[str, Any]:
     """The same load generator and plan as the real hub's top point, against ``bench.nullhub`` (answers
     only): the sales/s a hub with no work of its own would reach on this machine with this load generator."""
-    server = subprocess.Popen(
-        [sys.executable, "-m", "bench.nullhub", "serve", "--reply-bytes", str(NULL_HUB_REPLY_BYTES)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-    )
-    try:
-        assert server.stdout is not None
-        hello = json.loads(server.stdout.readline())
+    with serving("bench.nullhub", "serve", "--reply-bytes", str(NULL_HUB_REPLY_BYTES)) as hello:
         plan = json.loads(plan_file.read_text())
         plan.pop("profile", None)
         plan.update(ws_url=f"ws://127.0.0.1:{hello['port']}/", metrics_url="", hub_pid=hello["pid"])
         null_plan = work / "plan-null-hub.json"
         null_plan.write_text(json.dumps(plan))
-        r = subprocess.run(
-            [sys.executable, "-m", "bench.loadgen", str(null_plan)],
-            capture_output=True,
-            text=True,
-            timeout=plan["seconds"] + 300,
-        )
-        if r.returncode != 0:
-            raise RuntimeError(f"load generator failed against the null hub:\n{r.stderr[-4000:]}")
-        out = json.loads(r.stdout)
-    finally:
-        assert server.stdin is not None and server.stdout is not None
-        server.stdin.close()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
-        server.stdout.close()
+        out = run_loadgen(null_plan, plan["seconds"], against="the null hub")
     keep = (
         "registers",
         "seconds",

@@ -3,12 +3,15 @@ hub's own code paths timed in-process against the same prepared store (the packa
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -184,3 +187,36 @@ def _fs_of(path: Path) -> str:
         return f"{parts[1]} on {parts[0]}"
     except Exception:
         return "unknown"
+
+
+def run_loadgen(plan_file: Path, seconds: float, against: str = "the hub") -> dict[str, Any]:
+    """``python -m bench.loadgen PLAN`` in its own process; its JSON result."""
+    r = subprocess.run(
+        [sys.executable, "-m", "bench.loadgen", str(plan_file)],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 300,
+    )
+    if r.returncode != 0:
+        raise RuntimeError(f"load generator failed against {against}:\n{r.stderr[-4000:]}")
+    return json.loads(r.stdout)  # type: ignore[no-any-return]
+
+
+@contextmanager
+def serving(*module_args: str) -> Iterator[dict[str, Any]]:
+    """``python -m MODULE ARGS`` as a server that prints one JSON line (its port, ...) and serves until its
+    stdin closes; yields that line, then stops it."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", *module_args], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    assert server.stdin is not None and server.stdout is not None
+    try:
+        yield json.loads(server.stdout.readline())
+    finally:
+        server.stdin.close()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=10)
+        server.stdout.close()

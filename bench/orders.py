@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -26,7 +24,7 @@ from typing import Any
 import httpx
 
 from bench import dataset
-from bench.hubproc import HubProcess
+from bench.hubproc import HubProcess, run_loadgen
 from hub.domain import orders as core
 from hub.domain import signing
 from hub.domain.catalog import Package, Product
@@ -274,15 +272,7 @@ def _loadgen(hub: HubProcess, plan: dict[str, Any], p: dict[str, Any], work: Pat
     }
     plan_file = work / "orders" / f"plan-{tag}.json"
     plan_file.write_text(json.dumps(lg_plan))
-    r = subprocess.run(
-        [sys.executable, "-m", "bench.loadgen", str(plan_file)],
-        capture_output=True,
-        text=True,
-        timeout=p["seconds"] + 300,
-    )
-    if r.returncode != 0:
-        raise RuntimeError(f"load generator failed:\n{r.stderr[-4000:]}")
-    out = json.loads(r.stdout)
+    out = run_loadgen(plan_file, p["seconds"])
     return float(out["rtt"]["scan"]["p50"])
 
 
